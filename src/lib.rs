@@ -1,8 +1,11 @@
 //! sessiontop: a terminal dashboard for the Redis databases that web applications keep their
 //! user sessions in.
 //!
-//! Data flows one way: Redis -> collectors -> model -> view; user intent flows back as
-//! key -> action -> command.
+//! Data flows one way: Redis -> collectors ([`collect`]) -> [`model`] -> view; user intent flows
+//! back as key -> action ([`action`]) -> command.
 
 pub mod decode;
+pub mod link;
+pub mod local_redis;
+pub mod target;
 pub mod text;

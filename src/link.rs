@@ -1,0 +1,284 @@
+//! One connection to Redis, as sessiontop uses it: commands and pipelines whose failures are
+//! sorted into what they mean for the program (the connection is gone, the password is wrong,
+//! this one command is denied or unknown), and a count of every command sent, so that
+//! sessiontop can show its own load on the server.
+//!
+//! A denied or unknown command is a [`Failure`] of that command only; a pipeline returns each
+//! command's reply separately so that one refused command costs one field, not the poll.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::aio::MultiplexedConnection;
+use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
+
+/// Counts the commands sessiontop sends, across all its connections.
+#[derive(Debug, Clone, Default)]
+pub struct LoadCounter(Arc<AtomicU64>);
+
+impl LoadCounter {
+    pub fn add(&self, commands: u64) {
+        self.0.fetch_add(commands, Ordering::Relaxed);
+    }
+
+    /// Commands sent since the counter was made.
+    pub fn total(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What went wrong with a command, sorted by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The connection is unusable (refused, dropped, timed out, TLS): reconnect.
+    #[error("{0}")]
+    Connection(String),
+    /// The server refused the credentials: retrying will not help until they change.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The user may not run this command or touch this key (`NOPERM`).
+    #[error("{command} denied: {detail}")]
+    Denied { command: String, detail: String },
+    /// The server does not know the command: renamed or disabled (ElastiCache disables
+    /// `CONFIG`), or too old.
+    #[error("{command} is not available on this server")]
+    Unknown { command: String },
+    /// Any other error reply, for this command only (`WRONGTYPE`, `LOADING`, …).
+    #[error("{command} failed: {code} {detail}")]
+    Server { command: String, code: String, detail: String },
+    /// A reply of a shape the command never gives.
+    #[error("unexpected reply to {0}")]
+    Protocol(String),
+}
+
+impl Failure {
+    /// Whether the connection must be re-established before anything else can be sent.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Failure::Connection(_) | Failure::Auth(_))
+    }
+
+    /// Whether the failure means "this feature is unavailable here" rather than an error.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Failure::Denied { .. } | Failure::Unknown { .. })
+    }
+
+    pub(crate) fn from_redis(command: &str, e: &redis::RedisError) -> Self {
+        let command = command.to_ascii_uppercase();
+        let detail = e.detail().unwrap_or_default().to_string();
+        match e.kind() {
+            ErrorKind::AuthenticationFailed => Failure::Auth(auth_detail(e)),
+            ErrorKind::Server(ServerErrorKind::NoPerm) => Failure::Denied { command, detail },
+            _ if e.code() == Some("WRONGPASS") || e.code() == Some("NOAUTH") => Failure::Auth(auth_detail(e)),
+            ErrorKind::Parse => {
+                Failure::Connection("the reply is not Redis protocol (is this a Redis port? TLS needs rediss://)".into())
+            }
+            ErrorKind::Io | ErrorKind::Client | ErrorKind::InvalidClientConfig => {
+                Failure::Connection(connection_detail(e))
+            }
+            _ if e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() => {
+                Failure::Connection(connection_detail(e))
+            }
+            ErrorKind::Server(_) | ErrorKind::Extension => match e.code() {
+                Some(code) => Self::from_code(&command, code, &detail),
+                None => Failure::Server { command, code: "ERR".into(), detail },
+            },
+            _ => Failure::Connection(connection_detail(e)),
+        }
+    }
+
+    fn from_server_error(command: &str, e: &redis::ServerError) -> Self {
+        Self::from_code(&command.to_ascii_uppercase(), e.code(), e.details().unwrap_or_default())
+    }
+
+    fn from_code(command: &str, code: &str, detail: &str) -> Self {
+        let command = command.to_string();
+        match code {
+            "NOPERM" => Failure::Denied { command, detail: detail.to_string() },
+            "WRONGPASS" | "NOAUTH" => Failure::Auth(format!("{code} {detail}")),
+            "ERR" if detail.starts_with("unknown command") || detail.starts_with("unknown subcommand") => {
+                Failure::Unknown { command }
+            }
+            _ => Failure::Server { command, code: code.to_string(), detail: detail.to_string() },
+        }
+    }
+}
+
+fn auth_detail(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (_, Some(detail)) => detail.to_string(),
+        _ => "the server refused the user name or password".to_string(),
+    }
+}
+
+fn connection_detail(e: &redis::RedisError) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    if e.is_connection_refusal() {
+        return "connection refused".to_string();
+    }
+    let text = e.to_string();
+    // The crate's I/O errors read "… - IoError: Connection refused (os error 111)"; keep the cause.
+    match text.rsplit_once(": ") {
+        Some((_, cause)) if !cause.is_empty() => cause.to_string(),
+        _ => text,
+    }
+}
+
+/// One reply of a pipeline: the value, or what went wrong with that command alone.
+pub type Reply = Result<redis::Value, Failure>;
+
+/// A connection with failure sorting and command counting.
+#[derive(Clone)]
+pub struct Link {
+    conn: MultiplexedConnection,
+    load: LoadCounter,
+}
+
+impl Link {
+    pub(crate) fn new(conn: MultiplexedConnection, load: LoadCounter) -> Self {
+        Link { conn, load }
+    }
+
+    /// Sends one command.
+    pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, Failure> {
+        self.load.add(1);
+        let name = command_name(cmd);
+        cmd.query_async::<T>(&mut self.conn).await.map_err(|e| Failure::from_redis(&name, &e))
+    }
+
+    /// Sends a pipeline in one round trip and returns each command's own reply. The outer
+    /// error is only for failures of the connection itself.
+    pub async fn pipeline(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
+        if pipe.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load.add(pipe.len() as u64);
+        let names: Vec<String> = pipe.cmd_iter().map(command_name).collect();
+        let mut pipe = pipe.clone();
+        let values: Vec<redis::Value> = pipe
+            .ignore_errors()
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| Failure::from_redis(names.first().map_or("PIPELINE", String::as_str), &e))?;
+        if values.len() != names.len() {
+            return Err(Failure::Protocol(format!("pipeline of {} commands", names.len())));
+        }
+        Ok(values
+            .into_iter()
+            .zip(&names)
+            .map(|(value, name)| match value {
+                redis::Value::ServerError(e) => Err(Failure::from_server_error(name, &e)),
+                other => Ok(other),
+            })
+            .collect())
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC` and returns their replies.
+    pub async fn transaction(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
+        let mut atomic = pipe.clone();
+        atomic.atomic();
+        // MULTI and EXEC are commands too.
+        self.load.add(2);
+        self.pipeline(&atomic).await
+    }
+}
+
+fn command_name(cmd: &redis::Cmd) -> String {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(String::from_utf8_lossy(bytes).to_ascii_uppercase()),
+        _ => None,
+    });
+    let first = args.next().unwrap_or_default();
+    // Name the subcommand too for the commands that have them (`MEMORY USAGE`, `CONFIG GET`).
+    if matches!(first.as_str(), "MEMORY" | "CONFIG" | "OBJECT" | "CLIENT" | "SLOWLOG" | "LATENCY" | "ACL")
+        && let Some(sub) = args.next()
+    {
+        return format!("{first} {sub}");
+    }
+    first
+}
+
+/// Readers for reply values. They return `None` for nil and for shapes a command cannot give,
+/// so a surprising reply costs the one field it was for.
+pub mod reply {
+    use redis::Value;
+
+    use super::{Failure, Reply};
+
+    pub fn int(r: &Reply) -> Option<i64> {
+        match r {
+            Ok(Value::Int(i)) => Some(*i),
+            Ok(Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            Ok(Value::SimpleString(s)) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn float(r: &Reply) -> Option<f64> {
+        match r {
+            Ok(Value::Double(f)) => Some(*f),
+            Ok(Value::Int(i)) => Some(*i as f64),
+            Ok(Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn bytes(r: Reply) -> Option<Vec<u8>> {
+        match r {
+            Ok(Value::BulkString(b)) => Some(b),
+            Ok(Value::SimpleString(s)) => Some(s.into_bytes()),
+            Ok(Value::VerbatimString { text, .. }) => Some(text.into_bytes()),
+            _ => None,
+        }
+    }
+
+    pub fn string(r: Reply) -> Option<String> {
+        bytes(r).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// An array reply as its elements (nil elements kept as `Value::Nil`).
+    pub fn array(r: Reply) -> Option<Vec<Value>> {
+        match r {
+            Ok(Value::Array(items)) | Ok(Value::Set(items)) => Some(items),
+            Ok(Value::Map(pairs)) => Some(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            _ => None,
+        }
+    }
+
+    /// An array reply's elements as bytes, skipping nil.
+    pub fn byte_list(r: Reply) -> Option<Vec<Option<Vec<u8>>>> {
+        array(r).map(|items| items.into_iter().map(|v| bytes(Ok(v))).collect())
+    }
+
+    /// The failure of a reply, if it is one.
+    pub fn failure(r: &Reply) -> Option<&Failure> {
+        r.as_ref().err()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_include_subcommands() {
+        assert_eq!(command_name(redis::cmd("memory").arg("usage").arg("k")), "MEMORY USAGE");
+        assert_eq!(command_name(redis::cmd("hgetall").arg("k")), "HGETALL");
+    }
+
+    #[test]
+    fn server_codes_sort_into_failures() {
+        assert_eq!(
+            Failure::from_code("CONFIG GET", "ERR", "unknown command 'CONFIG', with args beginning with: "),
+            Failure::Unknown { command: "CONFIG GET".into() }
+        );
+        assert!(matches!(
+            Failure::from_code("MEMORY USAGE", "NOPERM", "this user has no permissions"),
+            Failure::Denied { .. }
+        ));
+        assert!(Failure::from_code("GET", "WRONGPASS", "invalid").is_connection());
+        assert!(matches!(Failure::from_code("GET", "WRONGTYPE", "Operation"), Failure::Server { .. }));
+    }
+}

@@ -7,5 +7,6 @@
 pub mod decode;
 pub mod link;
 pub mod local_redis;
+pub mod schema;
 pub mod target;
 pub mod text;

@@ -1,0 +1,702 @@
+//! What a session is in a given application's key layout: which key makes it live, which keys
+//! belong to it, where its stage and last interaction are written, and which index lists it.
+//!
+//! Layouts are data, not code: the two built-ins (`trt`, `flask`) are TOML files compiled into
+//! the binary, and a third application's layout is one more file passed as `--schema PATH`.
+
+pub mod detect;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The built-in layouts, as shipped.
+pub const BUILTIN_TRT: &str = include_str!("schema/trt.toml");
+pub const BUILTIN_FLASK: &str = include_str!("schema/flask.toml");
+
+/// Which family a layout belongs to; `custom` for user files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaKind {
+    Trt,
+    Flask,
+    Custom,
+}
+
+impl SchemaKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaKind::Trt => "trt",
+            SchemaKind::Flask => "flask",
+            SchemaKind::Custom => "custom",
+        }
+    }
+}
+
+/// The Redis type of a session's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Hash,
+    String,
+    List,
+    Set,
+    Zset,
+}
+
+/// What a part of a session holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PartRole {
+    /// A list of exchanges, newest first.
+    History,
+    /// Metadata written once.
+    Meta,
+    #[default]
+    Data,
+}
+
+/// How a related key family follows its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Lives and dies with the session: expired, persisted and deleted with it.
+    #[default]
+    Session,
+    /// Short-lived by design (locks, rate-limit counters): deleted with the session, never
+    /// given its TTL or made persistent.
+    Ephemeral,
+}
+
+/// Where a session's idle time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleSource {
+    /// The last-interaction field, or the index score.
+    LastInteraction,
+    /// `lifetime - TTL`, for stores that rewrite the key with a fresh TTL on every request.
+    Ttl,
+}
+
+/// How timestamps without an offset are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NaiveTime {
+    /// The local time of the machine sessiontop runs on.
+    #[default]
+    Local,
+    Utc,
+}
+
+/// What an index's score means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreMeaning {
+    /// Epoch seconds of the session's last interaction.
+    LastInteraction,
+    /// Anything else: the index only lists ids.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    name: String,
+    #[serde(default = "custom_kind")]
+    kind: SchemaKind,
+    #[serde(default)]
+    prefix: String,
+    session: SessionFile,
+    index: Option<IndexFile>,
+    #[serde(default)]
+    fields: FieldsFile,
+    idle: Option<IdleFile>,
+    #[serde(default)]
+    parts: Vec<PartFile>,
+    #[serde(default)]
+    related: Vec<RelatedFile>,
+    #[serde(default)]
+    workflow: WorkflowFile,
+}
+
+fn custom_kind() -> SchemaKind {
+    SchemaKind::Custom
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionFile {
+    key: String,
+    #[serde(rename = "type")]
+    ty: KeyType,
+    #[serde(default)]
+    id_excludes: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexFile {
+    key: String,
+    score: ScoreMeaning,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FieldsFile {
+    #[serde(default)]
+    stage: Vec<String>,
+    #[serde(default)]
+    substate: Vec<String>,
+    #[serde(default)]
+    status: Vec<String>,
+    #[serde(default)]
+    last_interaction: Vec<String>,
+    #[serde(default)]
+    naive_time: NaiveTime,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdleFile {
+    from: IdleSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartFile {
+    name: String,
+    key: String,
+    #[serde(rename = "type")]
+    ty: KeyType,
+    #[serde(default)]
+    role: PartRole,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelatedFile {
+    name: String,
+    pattern: String,
+    #[serde(default)]
+    lifecycle: Lifecycle,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WorkflowFile {
+    #[serde(default)]
+    stages: Vec<String>,
+    #[serde(default)]
+    substates: Vec<String>,
+    #[serde(default, rename = "final")]
+    finals: Vec<String>,
+}
+
+/// Why a layout could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read schema file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid schema {name}: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// One piece of a key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Prefix,
+    Id,
+    /// `*` in a related-key pattern: any text.
+    Any,
+}
+
+/// A key template such as `{prefix}session:{id}:state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTemplate {
+    source: String,
+    pieces: Vec<Piece>,
+}
+
+impl KeyTemplate {
+    fn parse(source: &str, allow_any: bool) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = source;
+        while !rest.is_empty() {
+            let piece = if let Some(r) = rest.strip_prefix("{prefix}") {
+                rest = r;
+                Some(Piece::Prefix)
+            } else if let Some(r) = rest.strip_prefix("{id}") {
+                rest = r;
+                Some(Piece::Id)
+            } else if let Some(r) = rest.strip_prefix('*') {
+                if !allow_any {
+                    return Err(format!("'{source}': `*` is only allowed in related-key patterns"));
+                }
+                rest = r;
+                Some(Piece::Any)
+            } else {
+                let mut chars = rest.chars();
+                if let Some(c) = chars.next() {
+                    if c == '{' {
+                        return Err(format!("'{source}': only {{prefix}} and {{id}} may appear in braces"));
+                    }
+                    literal.push(c);
+                }
+                rest = chars.as_str();
+                None
+            };
+            if let Some(piece) = piece {
+                if !literal.is_empty() {
+                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(piece);
+            }
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
+        if pieces.iter().filter(|p| **p == Piece::Id).count() > 1 {
+            return Err(format!("'{source}': {{id}} may appear only once"));
+        }
+        Ok(KeyTemplate { source: source.to_string(), pieces })
+    }
+
+    /// The template as written in the schema.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn has_id(&self) -> bool {
+        self.pieces.contains(&Piece::Id)
+    }
+
+    /// Whether the template names one key (no `*`).
+    pub fn is_exact(&self) -> bool {
+        !self.pieces.contains(&Piece::Any)
+    }
+
+    /// The key for a session (`*` pieces are left as `*`; use [`Self::scan_pattern`] for them).
+    pub fn key(&self, prefix: &str, id: &str) -> String {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Prefix => out.push_str(prefix),
+                Piece::Id => out.push_str(id),
+                Piece::Any => out.push('*'),
+            }
+        }
+        out
+    }
+
+    /// A `SCAN MATCH` pattern: with `id = None` every session's key, else one session's keys.
+    /// Literal text is glob-escaped, so an id with `*` or `[` matches only itself.
+    pub fn scan_pattern(&self, prefix: &str, id: Option<&str>) -> String {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => out.push_str(&glob_escape(s)),
+                Piece::Prefix => out.push_str(&glob_escape(prefix)),
+                Piece::Id => match id {
+                    Some(id) => out.push_str(&glob_escape(id)),
+                    None => out.push('*'),
+                },
+                Piece::Any => out.push('*'),
+            }
+        }
+        out
+    }
+
+    /// The session id in `key`, when the key fits this template. `excludes` lists characters an
+    /// id cannot contain.
+    pub fn match_id<'k>(&self, prefix: &str, key: &'k str, excludes: &str) -> Option<&'k str> {
+        // Templates are `text {id} text` once the prefix is substituted; `*` pieces (related
+        // patterns) are matched by `matches`, not here.
+        let mut before = String::new();
+        let mut after = String::new();
+        let mut seen_id = false;
+        for piece in &self.pieces {
+            let target = if seen_id { &mut after } else { &mut before };
+            match piece {
+                Piece::Literal(s) => target.push_str(s),
+                Piece::Prefix => target.push_str(prefix),
+                Piece::Id => seen_id = true,
+                Piece::Any => return None,
+            }
+        }
+        let id = key.strip_prefix(before.as_str())?.strip_suffix(after.as_str())?;
+        if id.is_empty() || id.chars().any(|c| excludes.contains(c)) {
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Whether `key` fits the template for this session (with `*` matching any text).
+    pub fn matches(&self, prefix: &str, id: &str, key: &str) -> bool {
+        let literals: Vec<String> = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(s) => s.clone(),
+                Piece::Prefix => prefix.to_string(),
+                Piece::Id => id.to_string(),
+                Piece::Any => "\0*".to_string(),
+            })
+            .collect();
+        glob_match(&literals, key)
+    }
+}
+
+/// Matches `key` against pieces where `"\0*"` stands for any text and everything else is literal.
+fn glob_match(pieces: &[String], key: &str) -> bool {
+    match pieces.split_first() {
+        None => key.is_empty(),
+        Some((first, rest)) if first == "\0*" => {
+            (0..=key.len()).filter(|i| key.is_char_boundary(*i)).any(|i| glob_match(rest, &key[i..]))
+        }
+        Some((first, rest)) => key.strip_prefix(first.as_str()).is_some_and(|k| glob_match(rest, k)),
+    }
+}
+
+/// Escapes the glob characters of `SCAN MATCH` (`*`, `?`, `[`, `]`, `\`).
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One key of a session other than its primary key (history list, meta hash, …).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub template: KeyTemplate,
+    pub ty: KeyType,
+    pub role: PartRole,
+}
+
+/// A family of keys that belong to a session without being part of its data.
+#[derive(Debug, Clone)]
+pub struct Related {
+    pub name: String,
+    pub template: KeyTemplate,
+    pub lifecycle: Lifecycle,
+}
+
+/// The index sorted set of a layout.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub key: String,
+    pub score: ScoreMeaning,
+}
+
+/// Where the fields that describe a session are (hash fields, or dotted paths in a payload).
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    pub stage: Vec<String>,
+    pub substate: Vec<String>,
+    pub status: Vec<String>,
+    pub last_interaction: Vec<String>,
+    pub naive_time: NaiveTime,
+}
+
+impl Fields {
+    /// Every field name the census reads from a hash, in a fixed order.
+    pub fn all(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for f in self.stage.iter().chain(&self.substate).chain(&self.status).chain(&self.last_interaction) {
+            if !out.contains(&f.as_str()) {
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// A session layout with its prefix applied.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub name: String,
+    pub kind: SchemaKind,
+    pub prefix: String,
+    pub session_key: KeyTemplate,
+    pub session_type: KeyType,
+    /// Characters a session id cannot contain.
+    pub id_excludes: String,
+    pub index: Option<Index>,
+    pub fields: Fields,
+    pub idle: IdleSource,
+    pub parts: Vec<Part>,
+    pub related: Vec<Related>,
+    /// Stages and substates in workflow order, for the per-stage bar.
+    pub stages: Vec<String>,
+    pub substates: Vec<String>,
+    /// Stages or substates at which a session is done (never "stalled").
+    pub finals: Vec<String>,
+}
+
+/// Options that change a layout after it is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub prefix: Option<String>,
+    /// `--stage-field`: a dotted path that replaces the layout's stage fields.
+    pub stage_field: Option<String>,
+}
+
+impl Schema {
+    /// Parses a layout from TOML text.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, SchemaError> {
+        let file: SchemaFile = toml::from_str(text).map_err(|e| SchemaError::Invalid {
+            name: "file".into(),
+            reason: e.message().to_string(),
+        })?;
+        let name = file.name.clone();
+        let invalid = |reason: String| SchemaError::Invalid { name: name.clone(), reason };
+
+        let session_key = KeyTemplate::parse(&file.session.key, false).map_err(invalid)?;
+        if !session_key.has_id() {
+            return Err(invalid(format!("session key '{}' has no {{id}}", file.session.key)));
+        }
+        let prefix = overrides.prefix.clone().unwrap_or(file.prefix);
+        let index = match file.index {
+            Some(ix) => {
+                let template = KeyTemplate::parse(&ix.key, false).map_err(invalid)?;
+                if template.has_id() {
+                    return Err(invalid(format!("index key '{}' cannot contain {{id}}", ix.key)));
+                }
+                Some(Index { key: template.key(&prefix, ""), score: ix.score })
+            }
+            None => None,
+        };
+        let parts = file
+            .parts
+            .into_iter()
+            .map(|p| {
+                let template = KeyTemplate::parse(&p.key, false)?;
+                if !template.has_id() {
+                    return Err(format!("part '{}' key '{}' has no {{id}}", p.name, p.key));
+                }
+                Ok(Part { name: p.name, template, ty: p.ty, role: p.role })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(invalid)?;
+        let related = file
+            .related
+            .into_iter()
+            .map(|r| {
+                let template = KeyTemplate::parse(&r.pattern, true)?;
+                if !template.has_id() {
+                    return Err(format!("related '{}' pattern '{}' has no {{id}}", r.name, r.pattern));
+                }
+                Ok(Related { name: r.name, template, lifecycle: r.lifecycle })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(invalid)?;
+        let mut fields = Fields {
+            stage: file.fields.stage,
+            substate: file.fields.substate,
+            status: file.fields.status,
+            last_interaction: file.fields.last_interaction,
+            naive_time: file.fields.naive_time,
+        };
+        if let Some(stage) = &overrides.stage_field {
+            fields.stage = vec![stage.clone()];
+        }
+        let idle = match file.idle {
+            Some(idle) => idle.from,
+            None if !fields.last_interaction.is_empty() => IdleSource::LastInteraction,
+            None if index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction) => {
+                IdleSource::LastInteraction
+            }
+            None => IdleSource::Ttl,
+        };
+        Ok(Schema {
+            name: file.name,
+            kind: file.kind,
+            prefix,
+            session_key,
+            session_type: file.session.ty,
+            id_excludes: file.session.id_excludes,
+            index,
+            fields,
+            idle,
+            parts,
+            related,
+            stages: file.workflow.stages,
+            substates: file.workflow.substates,
+            finals: file.workflow.finals,
+        })
+    }
+
+    /// A built-in layout by name.
+    pub fn builtin(kind: SchemaKind, overrides: &Overrides) -> Result<Self, SchemaError> {
+        let text = match kind {
+            SchemaKind::Trt => BUILTIN_TRT,
+            SchemaKind::Flask => BUILTIN_FLASK,
+            SchemaKind::Custom => {
+                return Err(SchemaError::Invalid { name: "custom".into(), reason: "pass a file".into() });
+            }
+        };
+        Self::from_toml(text, overrides)
+    }
+
+    /// Loads a layout file.
+    pub fn from_file(path: &Path, overrides: &Overrides) -> Result<Self, SchemaError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SchemaError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        Self::from_toml(&text, overrides).map_err(|e| match e {
+            SchemaError::Invalid { reason, .. } => {
+                SchemaError::Invalid { name: path.display().to_string(), reason }
+            }
+            other => other,
+        })
+    }
+
+    /// The primary key of a session.
+    pub fn session_key(&self, id: &str) -> String {
+        self.session_key.key(&self.prefix, id)
+    }
+
+    /// The session id in `key`, when `key` is a session's primary key.
+    pub fn session_id<'k>(&self, key: &'k str) -> Option<&'k str> {
+        self.session_key.match_id(&self.prefix, key, &self.id_excludes)
+    }
+
+    /// The `SCAN MATCH` pattern for every session's primary key.
+    pub fn session_scan_pattern(&self) -> String {
+        self.session_key.scan_pattern(&self.prefix, None)
+    }
+
+    /// Whether a stage or substate ends the workflow.
+    pub fn is_final(&self, stage: Option<&str>, substate: Option<&str>) -> bool {
+        [stage, substate].into_iter().flatten().any(|s| self.finals.iter().any(|f| f == s))
+    }
+
+    /// The history part, when the layout has one.
+    pub fn history(&self) -> Option<&Part> {
+        self.parts.iter().find(|p| p.role == PartRole::History)
+    }
+
+    /// Related families whose keys are found by attributing scanned keys to sessions: the
+    /// `{prefix}…:{id}` style families that end in the id.
+    pub fn related_by_suffix(&self) -> impl Iterator<Item = &Related> {
+        self.related.iter().filter(|r| matches!(r.template.pieces.last(), Some(Piece::Id)))
+    }
+}
+
+/// Which layout to use, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Builtin(SchemaKind),
+    File(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => Choice::Auto,
+            "trt" => Choice::Builtin(SchemaKind::Trt),
+            "flask" => Choice::Builtin(SchemaKind::Flask),
+            path if path.ends_with(".toml") => Choice::File(path.into()),
+            other => return Err(format!("'{other}' is not auto, trt, flask or a .toml file")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trt() -> Schema {
+        Schema::builtin(SchemaKind::Trt, &Overrides::default()).unwrap()
+    }
+
+    fn flask(prefix: &str) -> Schema {
+        Schema::builtin(SchemaKind::Flask, &Overrides { prefix: Some(prefix.into()), ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn builtins_load_with_their_defaults() {
+        let t = trt();
+        assert_eq!((t.kind, t.prefix.as_str()), (SchemaKind::Trt, "trt:"));
+        assert_eq!(t.session_key("user_1234"), "trt:session:user_1234:state");
+        assert_eq!(t.index.as_ref().unwrap().key, "trt:active_sessions");
+        assert_eq!(t.idle, IdleSource::LastInteraction);
+        assert_eq!(t.history().unwrap().template.key("trt:", "u"), "trt:session:u:history");
+        let f = Schema::builtin(SchemaKind::Flask, &Overrides::default()).unwrap();
+        assert_eq!((f.kind, f.prefix.as_str(), f.idle), (SchemaKind::Flask, "session:", IdleSource::Ttl));
+        assert!(f.index.is_none());
+    }
+
+    #[test]
+    fn session_ids_come_out_of_keys() {
+        let t = trt();
+        assert_eq!(t.session_id("trt:session:user_1234:state"), Some("user_1234"));
+        assert_eq!(t.session_id("trt:session:a:b:state"), Some("a:b"));
+        assert_eq!(t.session_id("trt:session:user_1234:history"), None);
+        assert_eq!(t.session_id("trt:session::state"), None);
+        let f = flask("chatmrpt:");
+        assert_eq!(f.session_id("chatmrpt:7c6jMfKivIBH2MwYM1VdPBwWagCCw_0q1idEtMeBUrE").map(str::len), Some(43));
+        assert_eq!(f.session_id("chatmrpt:analysis_complete:abc"), None, "a further ':' is not a session");
+        assert_eq!(f.session_id("other:abc"), None);
+    }
+
+    #[test]
+    fn scan_patterns_escape_literal_glob_characters() {
+        let t = trt();
+        assert_eq!(t.session_scan_pattern(), "trt:session:*:state");
+        let rl = &t.related[1];
+        assert_eq!(rl.template.scan_pattern("trt:", Some("we*ird[1]")), "trt:ratelimit:we\\*ird\\[1\\]:*");
+        assert!(rl.template.matches("trt:", "u1", "trt:ratelimit:u1:29301"));
+        assert!(!rl.template.matches("trt:", "u1", "trt:ratelimit:u10:29301"));
+        let f = flask("chatmrpt:");
+        assert_eq!(f.related[0].template.scan_pattern("chatmrpt:", Some("sid")), "chatmrpt:*:sid");
+        assert!(f.related[0].template.matches("chatmrpt:", "sid", "chatmrpt:analysis_complete:sid"));
+        assert_eq!(f.related_by_suffix().count(), 1);
+        assert_eq!(t.related_by_suffix().count(), 1, "the lock family ends in the id");
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let f = Schema::builtin(
+            SchemaKind::Flask,
+            &Overrides { prefix: Some("myapp:sess:".into()), stage_field: Some("wf.step".into()) },
+        )
+        .unwrap();
+        assert_eq!(f.session_key("x"), "myapp:sess:x");
+        assert_eq!(f.fields.stage, ["wf.step"]);
+    }
+
+    #[test]
+    fn finals_match_stage_or_substate() {
+        let t = trt();
+        assert!(t.is_final(Some("stage_1_safety_building"), Some("stage_1_complete")));
+        assert!(!t.is_final(Some("stage_1_safety_building"), Some("3.1_assess_readiness")));
+        assert!(!t.is_final(None, None));
+    }
+
+    #[test]
+    fn bad_schema_files_say_what_is_wrong() {
+        let err = Schema::from_toml("name = \"x\"\n[session]\nkey = \"{prefix}all\"\ntype = \"hash\"\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no {id}"), "{err}");
+        let err = Schema::from_toml("name = 1", &Overrides::default()).unwrap_err().to_string();
+        assert!(err.starts_with("invalid schema"), "{err}");
+        let err = Schema::from_toml(
+            "name = \"x\"\n[session]\nkey = \"{pfx}{id}\"\ntype = \"hash\"\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("braces"), "{err}");
+    }
+}

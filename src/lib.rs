@@ -4,9 +4,13 @@
 //! Data flows one way: Redis -> collectors ([`collect`]) -> [`model`] -> view; user intent flows
 //! back as key -> action ([`action`]) -> command.
 
+pub mod action;
+pub mod collect;
 pub mod decode;
 pub mod link;
 pub mod local_redis;
+pub mod model;
+pub mod present;
 pub mod schema;
 pub mod target;
 pub mod text;

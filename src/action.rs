@@ -1,0 +1,311 @@
+//! Writes to Redis: expire, persist and delete a session. Each is planned first (the exact keys
+//! it will touch, which the user confirms), refused under `--read-only`, written to the audit
+//! log before and after, run atomically in `MULTI`/`EXEC`, and read back.
+//!
+//! Must never write anything the plan did not list, and never write when read-only.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::collect::census::Budget;
+use crate::collect::inspect::{SessionKey, find_keys};
+use crate::link::{Failure, Link, reply};
+use crate::schema::{Lifecycle, Schema};
+
+/// A write the user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "action", content = "seconds")]
+pub enum WriteKind {
+    /// Give the session's keys this TTL in seconds.
+    Expire(i64),
+    /// Remove the TTL of the session's keys.
+    Persist,
+    /// Remove every key of the session and its index entry.
+    Delete,
+}
+
+impl WriteKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            WriteKind::Expire(_) => "expire",
+            WriteKind::Persist => "persist",
+            WriteKind::Delete => "delete",
+        }
+    }
+}
+
+/// Exactly what a write will touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub id: String,
+    pub kind: WriteKind,
+    /// Keys the write changes.
+    pub keys: Vec<SessionKey>,
+    /// Keys of the session the write leaves alone (locks and counters are never given the
+    /// session's TTL or made persistent).
+    pub untouched: Vec<SessionKey>,
+    /// The index whose entry for `id` the write removes.
+    pub index: Option<String>,
+}
+
+impl WritePlan {
+    /// Whether the plan changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.index.is_none()
+    }
+}
+
+/// What a write did, as read back afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteOutcome {
+    pub session: String,
+    pub action: &'static str,
+    /// Each changed key with its state after the write: `deleted`, `persistent`, `ttl 60s`, or
+    /// `still present` when a delete did not take.
+    pub keys: Vec<(String, String)>,
+    pub index_entry_removed: bool,
+}
+
+impl WriteOutcome {
+    /// One line for the user.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{} session '{}': {} key{}",
+            past(self.action),
+            crate::text::escape_str(&self.session),
+            self.keys.len(),
+            if self.keys.len() == 1 { "" } else { "s" }
+        );
+        if self.index_entry_removed {
+            line.push_str(" and its index entry");
+        }
+        line
+    }
+}
+
+fn past(verb: &str) -> &'static str {
+    match verb {
+        "expire" => "expired",
+        "persist" => "persisted",
+        _ => "deleted",
+    }
+}
+
+/// Why a write did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("refused: sessiontop is read-only for this target (--read-only or read_only in the config)")]
+    ReadOnly,
+    #[error("no session '{0}' under this layout and prefix")]
+    NoSession(String),
+    #[error("cannot write the audit log {path}: {reason}; refusing to write to Redis unaudited")]
+    Audit { path: String, reason: String },
+    #[error("{0}")]
+    Redis(#[from] Failure),
+    #[error("the write did not complete: {0}")]
+    Incomplete(String),
+}
+
+/// Performs writes for one target.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    read_only: bool,
+    audit: AuditLog,
+    target_url: String,
+}
+
+impl Writer {
+    pub fn new(read_only: bool, audit: AuditLog, target_url: impl Into<String>) -> Self {
+        Writer { read_only, audit, target_url: target_url.into() }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Lists exactly what `kind` would change for session `id`.
+    pub async fn plan(
+        &self,
+        link: &mut Link,
+        schema: &Schema,
+        id: &str,
+        kind: WriteKind,
+        budget: &mut Budget,
+        scan_count: usize,
+    ) -> Result<WritePlan, WriteError> {
+        let (keys, score) = find_keys(link, schema, id, budget, scan_count, None).await?;
+        if keys.is_empty() && score.is_none() {
+            return Err(WriteError::NoSession(crate::text::escape_str(id)));
+        }
+        let (keys, untouched) = match kind {
+            WriteKind::Delete => (keys, Vec::new()),
+            _ => keys.into_iter().partition(|k| k.lifecycle == Lifecycle::Session),
+        };
+        let index = match kind {
+            WriteKind::Delete if score.is_some() => schema.index.as_ref().map(|i| i.key.clone()),
+            _ => None,
+        };
+        Ok(WritePlan { id: id.to_string(), kind, keys, untouched, index })
+    }
+
+    /// Carries out a plan the user confirmed.
+    pub async fn execute(&self, link: &mut Link, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
+        if self.read_only {
+            return Err(WriteError::ReadOnly);
+        }
+        if plan.is_empty() {
+            return Err(WriteError::NoSession(crate::text::escape_str(&plan.id)));
+        }
+        let keys: Vec<&str> = plan.keys.iter().map(|k| k.key.as_str()).collect();
+        self.audit.record(&AuditRecord::new(&self.target_url, plan, "begin", None))?;
+
+        let mut pipe = redis::pipe();
+        match plan.kind {
+            WriteKind::Expire(seconds) => {
+                for key in &keys {
+                    pipe.cmd("EXPIRE").arg(*key).arg(seconds);
+                }
+            }
+            WriteKind::Persist => {
+                for key in &keys {
+                    pipe.cmd("PERSIST").arg(*key);
+                }
+            }
+            WriteKind::Delete => {
+                if !keys.is_empty() {
+                    pipe.cmd("UNLINK").arg(&keys);
+                }
+                if let Some(index) = &plan.index {
+                    pipe.cmd("ZREM").arg(index).arg(&plan.id);
+                }
+            }
+        }
+        let result = link.transaction(&pipe).await;
+        let outcome = match result {
+            Ok(replies) => match replies.iter().find_map(|r| r.as_ref().err()) {
+                Some(failure) => Err(WriteError::Incomplete(failure.to_string())),
+                None => self.read_back(link, plan).await,
+            },
+            Err(failure) => Err(WriteError::Redis(failure)),
+        };
+        let note = match &outcome {
+            Ok(o) => o.summary(),
+            Err(e) => format!("failed: {e}"),
+        };
+        self.audit.record(&AuditRecord::new(&self.target_url, plan, "end", Some(note)))?;
+        outcome
+    }
+
+    /// Reads back each key's state after a write.
+    async fn read_back(&self, link: &mut Link, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
+        let mut pipe = redis::pipe();
+        for k in &plan.keys {
+            pipe.cmd("PTTL").arg(&k.key);
+        }
+        if let Some(index) = &plan.index {
+            pipe.cmd("ZSCORE").arg(index).arg(&plan.id);
+        }
+        let replies = link.pipeline(&pipe).await?;
+        let keys = plan
+            .keys
+            .iter()
+            .zip(&replies)
+            .map(|(k, r)| {
+                let state = match reply::int(r) {
+                    Some(-2) => "deleted".to_string(),
+                    Some(-1) => "persistent".to_string(),
+                    Some(ms) => format!("ttl {}s", (ms + 999) / 1000),
+                    None => "unknown".to_string(),
+                };
+                (k.key.clone(), state)
+            })
+            .collect::<Vec<_>>();
+        let index_entry_removed = plan.index.is_some() && replies.last().is_some_and(|r| matches!(r, Ok(redis::Value::Nil)));
+        if plan.kind == WriteKind::Delete
+            && let Some((key, _)) = keys.iter().find(|(_, s)| s != "deleted")
+        {
+            return Err(WriteError::Incomplete(format!("{key} is still present")));
+        }
+        Ok(WriteOutcome { session: plan.id.clone(), action: plan.kind.verb(), keys, index_entry_removed })
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Serialize)]
+struct AuditRecord<'a> {
+    time: String,
+    user: String,
+    target: &'a str,
+    phase: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<i64>,
+    session: &'a str,
+    keys: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+}
+
+impl<'a> AuditRecord<'a> {
+    fn new(target: &'a str, plan: &'a WritePlan, phase: &'a str, outcome: Option<String>) -> Self {
+        AuditRecord {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default(),
+            target,
+            phase,
+            action: plan.kind.verb(),
+            seconds: match plan.kind {
+                WriteKind::Expire(s) => Some(s),
+                _ => None,
+            },
+            session: &plan.id,
+            keys: plan.keys.iter().map(|k| k.key.as_str()).collect(),
+            index: plan.index.as_deref(),
+            outcome,
+        }
+    }
+}
+
+/// An append-only file of JSON lines, one before and one after every write.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        AuditLog { path: path.into() }
+    }
+
+    /// `$XDG_STATE_HOME/sessiontop/audit.log`, else `~/.local/state/sessiontop/audit.log`.
+    pub fn default_path() -> Option<PathBuf> {
+        let state = std::env::var_os("XDG_STATE_HOME")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+        Some(state.join("sessiontop").join("audit.log"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn record(&self, record: &AuditRecord<'_>) -> Result<(), WriteError> {
+        let fail = |reason: String| WriteError::Audit { path: self.path.display().to_string(), reason };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut line = serde_json::to_string(record).map_err(|e| fail(e.to_string()))?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| fail(e.to_string()))?;
+        file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| fail(e.to_string()))
+    }
+}

@@ -1,0 +1,470 @@
+//! Background collection: tasks that poll Redis on a budget and send owned, typed [`Update`]s
+//! to whoever holds the model. Nothing here is shared with the view.
+//!
+//! Two tasks, each with its own connection so a long census never delays the server panel:
+//! - the poller: connection state, layout detection, `INFO`/`DBSIZE`, the visible page of
+//!   sessions, the open inspector, and the writes the user confirmed;
+//! - the census: pass after pass over every session, in bounded batches under a budget.
+//!
+//! A lost connection is reported as [`LinkState::Reconnecting`] and retried with backoff; the
+//! tasks never end on their own.
+
+pub mod census;
+pub mod inspect;
+pub mod read;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::action::{WriteKind, WritePlan, Writer};
+use crate::model::PlanReply;
+use crate::link::{Failure, Link, LoadCounter};
+use crate::model::{LinkState, Millis, Update};
+use crate::schema::detect::{self, Detection};
+use crate::schema::{Choice, Overrides, Schema};
+use crate::target::Target;
+use census::{Budget, CensusOptions};
+use inspect::SessionKey;
+use read::{Interner, ReadOptions};
+
+/// Time between server and page polls.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Rest between census passes.
+pub const DEFAULT_CENSUS_PAUSE: Duration = Duration::from_secs(10);
+/// Sessions listed before the census has any (most recent first, from the index).
+pub const DEFAULT_PAGE_SIZE: usize = 200;
+/// How often the inspector looks again for wildcard related keys (a keyspace `SCAN`).
+pub const RELATED_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest time between two polls, however many refreshes are asked for.
+const MIN_POLL_GAP: Duration = Duration::from_millis(250);
+/// Reconnect backoff: first delay, and the longest.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Retry interval after the server refused the credentials.
+const AUTH_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The current time, as the model counts it.
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// How much and how often to collect.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    pub poll_interval: Duration,
+    pub census_pause: Duration,
+    pub census: CensusOptions,
+    pub page_size: usize,
+}
+
+/// What the view asks the collectors for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Poll now.
+    Refresh,
+    /// The ids currently on screen: their details are read every poll.
+    Viewport(Vec<String>),
+    /// Open (or, with `None`, close) the inspector on a session.
+    Inspect(Option<String>),
+    /// Work out exactly what a write would change, for the confirmation dialog.
+    Plan { id: String, kind: WriteKind },
+    /// Carry out a plan the user confirmed.
+    Execute(WritePlan),
+}
+
+/// Handles to the running tasks; dropping it stops them.
+pub struct Collector {
+    pub requests: mpsc::UnboundedSender<Request>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What both tasks need.
+#[derive(Clone)]
+struct Shared {
+    target: Target,
+    load: LoadCounter,
+    updates: mpsc::UnboundedSender<Update>,
+    options: CollectOptions,
+}
+
+/// Starts the tasks. Updates arrive on the returned receiver.
+pub fn spawn(
+    target: Target,
+    choice: Choice,
+    overrides: Overrides,
+    options: CollectOptions,
+    writer: Writer,
+    load: LoadCounter,
+) -> (Collector, mpsc::UnboundedReceiver<Update>) {
+    let (updates, receiver) = mpsc::unbounded_channel();
+    let (requests, request_rx) = mpsc::unbounded_channel();
+    let (schema_tx, schema_rx) = watch::channel::<Option<Arc<Schema>>>(None);
+    let shared = Shared { target, load, updates, options };
+    let poller = tokio::spawn(poller(shared.clone(), choice, overrides, writer, request_rx, schema_tx));
+    let census = tokio::spawn(census_loop(shared, schema_rx));
+    (Collector { requests, tasks: vec![poller, census] }, receiver)
+}
+
+impl Shared {
+    fn send(&self, update: Update) {
+        // The receiver is gone only when the program is ending.
+        let _ = self.updates.send(update);
+    }
+}
+
+/// Backoff before reconnect attempt `attempt` (1-based): doubling from [`BACKOFF_MIN`] to
+/// [`BACKOFF_MAX`], with jitter so several sessiontops do not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(BACKOFF_MAX);
+    base.mul_f64(0.75 + fastrand::f64() * 0.5).min(BACKOFF_MAX)
+}
+
+/// The layout to use: the one asked for, or what detection found.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Schema { schema: Box<Schema>, note: Option<String> },
+    /// Detection found nothing (yet): the note says what was sampled.
+    NotDetected { note: String },
+}
+
+/// Resolves `--schema`: loads a built-in or a file, or samples the keyspace.
+pub async fn resolve_schema(link: &mut Link, choice: &Choice, overrides: &Overrides) -> Result<Resolved, ResolveError> {
+    match choice {
+        Choice::Builtin(kind) => Ok(Resolved::Schema { schema: Box::new(Schema::builtin(*kind, overrides)?), note: None }),
+        Choice::File(path) => Ok(Resolved::Schema { schema: Box::new(Schema::from_file(path, overrides)?), note: None }),
+        Choice::Auto => match detect::detect(link, overrides).await? {
+            Some(detection) => {
+                tracing::info!("{}", detection.describe());
+                let note = format!("detected from {}", detection.evidence());
+                let Detection { schema, .. } = detection;
+                Ok(Resolved::Schema { schema: Box::new(schema), note: Some(note) })
+            }
+            None => Ok(Resolved::NotDetected {
+                note: format!(
+                    "no session layout recognised in a sample of up to {} keys{}; pass --schema trt|flask|FILE.toml",
+                    detect::SAMPLE_KEYS,
+                    overrides.prefix.as_ref().map(|p| format!(" under prefix '{p}'")).unwrap_or_default()
+                ),
+            }),
+        },
+    }
+}
+
+/// Why a layout could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
+    #[error(transparent)]
+    Redis(#[from] Failure),
+}
+
+async fn poller(
+    shared: Shared,
+    choice: Choice,
+    overrides: Overrides,
+    writer: Writer,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    schema_tx: watch::Sender<Option<Arc<Schema>>>,
+) {
+    let mut state = PollerState::default();
+    let mut attempt: u32 = 0;
+    loop {
+        let failure = match shared.target.connect(shared.load.clone()).await {
+            Ok(mut link) => {
+                attempt = 0;
+                shared.send(Update::Link(LinkState::Connected { since: now_millis() }));
+                run_connected(&shared, &mut link, &choice, &overrides, &writer, &mut requests, &schema_tx, &mut state)
+                    .await
+            }
+            Err(failure) => failure,
+        };
+        attempt += 1;
+        let (delay, link_state) = match &failure {
+            Failure::Auth(error) => (
+                AUTH_RETRY_INTERVAL,
+                LinkState::AuthFailed { error: error.clone(), retry_at: now_millis() + AUTH_RETRY_INTERVAL.as_millis() as i64 },
+            ),
+            other => {
+                let delay = backoff(attempt);
+                let retry_at = now_millis() + delay.as_millis() as i64;
+                (delay, LinkState::Reconnecting { attempt, retry_at, error: other.to_string() })
+            }
+        };
+        tracing::warn!(attempt, ?delay, error = %failure, "connection lost");
+        shared.send(Update::Link(link_state));
+        // While waiting, answer requests that need no connection; `Refresh` retries at once.
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                request = requests.recv() => match request {
+                    None => return,
+                    Some(Request::Refresh) => break,
+                    Some(other) => state.note_offline(&shared, other),
+                },
+            }
+        }
+    }
+}
+
+/// What the poller remembers across reconnects.
+#[derive(Default)]
+struct PollerState {
+    schema: Option<Arc<Schema>>,
+    viewport: Vec<String>,
+    inspecting: Option<String>,
+    /// Wildcard related keys of the inspected session, and when they were looked for.
+    related: Option<(String, Vec<SessionKey>, Instant)>,
+    interner: Interner,
+}
+
+impl PollerState {
+    /// Keeps what a request asks for until the connection is back; writes are refused.
+    fn note_offline(&mut self, shared: &Shared, request: Request) {
+        match request {
+            Request::Refresh => {}
+            Request::Viewport(ids) => self.viewport = ids,
+            Request::Inspect(id) => self.inspecting = id,
+            Request::Plan { id, kind } => {
+                let _ = shared.updates.send(Update::Plan(PlanReply::Failed {
+                    id,
+                    kind,
+                    error: "not connected to Redis".into(),
+                }));
+            }
+            Request::Execute(plan) => shared.send(Update::WriteDone {
+                message: format!("{} of '{}' not done: not connected to Redis", plan.kind.verb(), plan.id),
+                ok: false,
+            }),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_connected(
+    shared: &Shared,
+    link: &mut Link,
+    choice: &Choice,
+    overrides: &Overrides,
+    writer: &Writer,
+    requests: &mut mpsc::UnboundedReceiver<Request>,
+    schema_tx: &watch::Sender<Option<Arc<Schema>>>,
+    state: &mut PollerState,
+) -> Failure {
+    loop {
+        if state.schema.is_none() {
+            match resolve_schema(link, choice, overrides).await {
+                Ok(Resolved::Schema { schema, note }) => {
+                    shared.send(Update::Schema {
+                        name: schema.name.clone(),
+                        kind: schema.kind,
+                        prefix: schema.prefix.clone(),
+                        note,
+                    });
+                    let schema: Arc<Schema> = Arc::from(schema);
+                    state.schema = Some(schema.clone());
+                    let _ = schema_tx.send(Some(schema));
+                }
+                Ok(Resolved::NotDetected { note }) => shared.send(Update::SchemaUnknown { note }),
+                Err(ResolveError::Redis(f)) if f.is_connection() => return f,
+                Err(e) => shared.send(Update::SchemaUnknown { note: e.to_string() }),
+            }
+        }
+        if let Err(f) = poll_once(shared, link, state).await {
+            if f.is_connection() {
+                return f;
+            }
+            shared.send(Update::Notice(f.to_string()));
+        }
+        let last_poll = Instant::now();
+
+        // Wait for the next poll, answering requests meanwhile.
+        let deadline = tokio::time::Instant::now() + shared.options.poll_interval;
+        loop {
+            let request = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                request = requests.recv() => request,
+            };
+            let Some(request) = request else {
+                return Failure::Connection("sessiontop is stopping".into());
+            };
+            let poll_now = match request {
+                Request::Refresh => true,
+                Request::Viewport(ids) => {
+                    state.viewport = ids;
+                    false
+                }
+                Request::Inspect(id) => {
+                    let changed = state.inspecting != id;
+                    state.inspecting = id;
+                    changed && state.inspecting.is_some()
+                }
+                Request::Plan { id, kind } => {
+                    let reply = match &state.schema {
+                        Some(schema) => {
+                            let mut budget = Budget::new(shared.options.census.budget_per_sec);
+                            match writer.plan(link, schema, &id, kind, &mut budget, shared.options.census.scan_count).await {
+                                Ok(plan) => PlanReply::Ready(plan),
+                                Err(crate::action::WriteError::Redis(f)) if f.is_connection() => return f,
+                                Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
+                            }
+                        }
+                        None => PlanReply::Failed { id, kind, error: "the session layout is not known yet".into() },
+                    };
+                    let _ = shared.updates.send(Update::Plan(reply));
+                    false
+                }
+                Request::Execute(plan) => {
+                    let (message, ok) = match writer.execute(link, &plan).await {
+                        Ok(outcome) => (outcome.summary(), true),
+                        Err(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+                            shared.send(Update::WriteDone {
+                                message: format!("{} of '{}' failed: {f}", plan.kind.verb(), plan.id),
+                                ok: false,
+                            });
+                            return f;
+                        }
+                        Err(e) => (format!("{} of '{}' failed: {e}", plan.kind.verb(), plan.id), false),
+                    };
+                    tracing::info!(%message, "write");
+                    shared.send(Update::WriteDone { message, ok });
+                    true
+                }
+            };
+            if poll_now {
+                tokio::time::sleep(MIN_POLL_GAP.saturating_sub(last_poll.elapsed())).await;
+                break;
+            }
+        }
+    }
+}
+
+/// One poll: server statistics, the visible page, the inspector.
+async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) -> Result<(), Failure> {
+    let (stats, unavailable) = server::poll(link).await?;
+    shared.send(Update::Server { stats: Box::new(stats), unavailable });
+    let Some(schema) = state.schema.clone() else { return Ok(()) };
+
+    let max_value_bytes = shared.options.census.max_value_bytes;
+    let mut ids = state.viewport.clone();
+    let mut scores = None;
+    if ids.is_empty() {
+        // Nothing on screen yet: the most recent sessions from the index.
+        if let Some(index) = &schema.index {
+            let flat: Vec<(String, f64)> = link
+                .query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(shared.options.page_size.saturating_sub(1)).arg("WITHSCORES"))
+                .await?;
+            scores = Some(flat.iter().map(|(_, s)| Some(*s)).collect::<Vec<_>>());
+            ids = flat.into_iter().map(|(id, _)| id).collect();
+        }
+    }
+    if !ids.is_empty() {
+        let batch = read::read_rows(
+            link,
+            &schema,
+            &ids,
+            scores.as_deref(),
+            ReadOptions { memory: true, max_value_bytes },
+            &mut state.interner,
+            now_millis(),
+        )
+        .await?;
+        shared.send(Update::Page { rows: batch.rows, unavailable: batch.unavailable });
+        if !batch.missing.is_empty() {
+            shared.send(Update::Gone { ids: batch.missing });
+        }
+    }
+
+    if let Some(id) = state.inspecting.clone() {
+        let fresh = state
+            .related
+            .as_ref()
+            .filter(|(rid, _, at)| *rid == id && at.elapsed() < RELATED_RESCAN_INTERVAL)
+            .map(|(_, keys, _)| keys.clone());
+        let related = match fresh {
+            Some(keys) => keys,
+            None => {
+                let mut budget = Budget::new(shared.options.census.budget_per_sec);
+                let keys = inspect::scan_related(link, &schema, &id, &mut budget, shared.options.census.scan_count).await?;
+                state.related = Some((id.clone(), keys.clone(), Instant::now()));
+                keys
+            }
+        };
+        let mut budget = Budget::new(0);
+        let (keys, score) = inspect::find_keys(link, &schema, &id, &mut budget, 0, Some(&related)).await?;
+        let report = inspect::inspect(link, &schema, &id, &keys, score, max_value_bytes, now_millis()).await?;
+        shared.send(Update::Inspect(Box::new(report)));
+    }
+    Ok(())
+}
+
+async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<Schema>>>) {
+    let schema = loop {
+        if let Some(schema) = schema_rx.borrow_and_update().clone() {
+            break schema;
+        }
+        if schema_rx.changed().await.is_err() {
+            return;
+        }
+    };
+    let mut generation: u64 = 0;
+    let mut attempt: u32 = 0;
+    loop {
+        let mut link = match shared.target.connect(shared.load.clone()).await {
+            Ok(link) => link,
+            Err(failure) => {
+                attempt += 1;
+                tracing::debug!(%failure, "census cannot connect");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        loop {
+            generation += 1;
+            let updates = shared.updates.clone();
+            let result = census::run_pass(&mut link, &schema, shared.options.census, generation, now_millis, |p| {
+                let _ = updates.send(Update::CensusBatch {
+                    generation,
+                    rows: p.rows,
+                    partial: p.tally.clone(),
+                    progress: p.fraction,
+                });
+            })
+            .await;
+            match result {
+                Ok(outcome) => {
+                    tracing::debug!(generation, duration = ?outcome.duration, total = outcome.tally.total, "census pass");
+                    shared.send(Update::CensusDone {
+                        generation,
+                        tally: outcome.tally,
+                        duration_ms: outcome.duration.as_millis() as u64,
+                        orphan_ids: outcome.orphan_ids,
+                    });
+                    tokio::time::sleep(shared.options.census_pause).await;
+                }
+                Err(failure) if failure.is_connection() => {
+                    tracing::debug!(%failure, "census connection lost");
+                    break;
+                }
+                Err(failure) => {
+                    shared.send(Update::Notice(format!("census: {failure}")));
+                    tokio::time::sleep(shared.options.census_pause).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The command line: every subcommand and flag, with the defaults the README lists.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::schema::Choice;
+
+/// A terminal dashboard for the Redis databases that web applications keep their user sessions in.
+#[derive(Debug, Parser)]
+#[command(name = "sessiontop", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a throwaway redis-server filled with sessions of both layouts and live traffic,
+    /// and open the dashboard on it.
+    Demo(DemoArgs),
+    /// One full poll and census, printed as text or JSON.
+    Snapshot(SnapshotArgs),
+    /// Everything about one session: keys, decoded state and payload, history.
+    Inspect(InspectArgs),
+    /// Give every key of a session a TTL of SECONDS.
+    Expire(ExpireArgs),
+    /// Remove the TTL from every key of a session.
+    Persist(IdArgs),
+    /// Delete every key of a session and its index entry, atomically.
+    Delete(DeleteArgs),
+}
+
+/// Options shared by every command (they may be given before or after it).
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Redis URL: redis://, rediss:// (TLS) or redis+unix://. Default: the --target's URL, then
+    /// $REDIS_URL, then the config's default_target, then redis://127.0.0.1:6379.
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// A named target from the config file.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Config file. Default: $XDG_CONFIG_HOME/sessiontop/config.toml (~/.config/...).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// ACL user name (overrides the URL's).
+    #[arg(long, global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// Read the password from FILE (overrides the URL's; $REDISCLI_AUTH is used when neither gives one).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Database number (overrides the URL's).
+    #[arg(long, global = true, value_name = "N")]
+    pub db: Option<i64>,
+    /// CA certificate (PEM) to verify a rediss:// server with, instead of the system roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Do not verify the rediss:// server's certificate.
+    #[arg(long, global = true)]
+    pub tls_insecure: bool,
+    /// How long connecting may take.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub connect_timeout: Duration,
+    /// How long one reply may take.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub response_timeout: Duration,
+    /// Session layout: auto (sample the keyspace), trt, flask, or a schema file PATH.toml.
+    #[arg(long, global = true, value_name = "SCHEMA", default_value = "auto")]
+    pub schema: Choice,
+    /// Key prefix of the layout (default: the layout's own, or the detected one).
+    #[arg(long, global = true, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Field holding the stage (dotted path), instead of the layout's.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub stage_field: Option<String>,
+    /// Session lifetime for idle = lifetime - TTL (default: the largest TTL seen).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub session_lifetime: Option<Duration>,
+    /// A session idle longer than this, not at a final stage, is stalled.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    pub stuck_after: Duration,
+    /// COUNT for SCAN and ZSCAN: sessions per census batch.
+    #[arg(long, global = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub scan_count: u32,
+    /// Commands per second the census may send (0: no limit).
+    #[arg(long, global = true, value_name = "N", default_value_t = 20_000)]
+    pub budget: u32,
+    /// The most bytes of one value read from Redis; larger values are shown cut, with their size.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_value_bytes: u64,
+    /// Refuse every write (expire, persist, delete).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Audit log of writes (JSON lines). Default: $XDG_STATE_HOME/sessiontop/audit.log.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Write logs to FILE (never to the screen). Level from $SESSIONTOP_LOG (default info).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Time between polls of the server and the visible sessions.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the URL and keep the store and traffic running until Ctrl-C, without the dashboard.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// The redis-server binary (default: from PATH).
+    #[arg(long, value_name = "PATH")]
+    pub redis_server: Option<PathBuf>,
+    /// TRT sessions to start with (and three quarters as many Flask sessions).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub sessions: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Sessions listed, most recently active first.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Session id.
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Session id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// Session id.
+    pub id: String,
+    /// New TTL in seconds.
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub seconds: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Session id.
+    pub id: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 1d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        _ => return Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m, h or d)")),
+    };
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
+        return Err(format!("'{text}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

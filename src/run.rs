@@ -1,0 +1,133 @@
+//! Runs a parsed command line: sets up logging, builds the setup and dispatches to the
+//! dashboard, the demo or a headless command. Errors come back as one line and an exit code.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::action::WriteKind;
+use crate::cli::{Cli, Command};
+use crate::headless::{self, HeadlessError};
+use crate::setup::Setup;
+
+/// A failure at the program's edge: the line to print and the exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub message: String,
+    pub code: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for Exit {
+    fn from(e: E) -> Self {
+        Exit { message: e.to_string(), code: 1 }
+    }
+}
+
+fn headless_exit(e: HeadlessError) -> Exit {
+    Exit { code: e.exit_code() as u8, message: e.to_string() }
+}
+
+/// Writes logs to `path` (never to the terminal); the level comes from `$SESSIONTOP_LOG`.
+pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
+    let Some(path) = path else { return Ok(()) };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Exit { message: format!("cannot open log file {}: {e}", path.display()), code: 1 })?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESSIONTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> Result<(), Exit> {
+    if let Some(Command::Demo(args)) = &cli.command {
+        return crate::demo::run(&cli.global, args).await.map_err(Exit::from);
+    }
+    let setup = Setup::new(&cli.global)?;
+    let Some(command) = cli.command else {
+        return Err(Exit {
+            message: "the dashboard is not available in this build; use a subcommand (see --help)".into(),
+            code: 2,
+        });
+    };
+    // Refuse writes before connecting, so read-only is obviously safe.
+    if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
+        return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
+    }
+    let mut session = headless::open(&setup).await.map_err(headless_exit)?;
+    // What detection chose is said once the command has succeeded; a failure says it in its
+    // own line instead, so failures stay one line.
+    let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.layout()));
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::Demo(_) => unreachable!("handled above"),
+        Command::Snapshot(args) => {
+            let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(headless_exit)?;
+            if args.json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&headless::snapshot_json(&data, &setup))?)?;
+            } else {
+                write!(stdout, "{}", headless::snapshot_text(&data))?;
+            }
+        }
+        Command::Inspect(args) => {
+            let (report, model) = headless::inspect(&setup, &mut session, &args.id).await.map_err(headless_exit)?;
+            if args.json {
+                let json = headless::inspect_json(&report, &model, &session.schema);
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
+            } else {
+                write!(stdout, "{}", headless::inspect_text(&report, &model))?;
+            }
+        }
+        Command::Expire(args) => {
+            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Expire(args.seconds), |_| Ok(()))
+                .await
+                .map_err(headless_exit)?;
+            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+        }
+        Command::Persist(args) => {
+            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Persist, |_| Ok(()))
+                .await
+                .map_err(headless_exit)?;
+            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+        }
+        Command::Delete(args) => {
+            let yes = args.yes;
+            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Delete, |plan| {
+                if yes {
+                    return Ok(());
+                }
+                confirm_on_terminal(&headless::plan_text(plan))
+            })
+            .await
+            .map_err(headless_exit)?;
+            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+        }
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Shows the plan and asks on the terminal; refuses when stdin is not one. Default: no.
+fn confirm_on_terminal(plan: &str) -> Result<(), HeadlessError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(HeadlessError::Refused(
+            "refusing to delete without confirmation: stdin is not a terminal (pass --yes)".into(),
+        ));
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{plan}Delete? [y/N] ");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(HeadlessError::Refused("not deleted".into())),
+    }
+}

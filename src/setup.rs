@@ -1,0 +1,121 @@
+//! From the command line and the config file to what the program runs with: the target, the
+//! layout choice, collection limits and the writer. The one place where flags, config and
+//! environment meet, so their precedence is decided once.
+
+use std::time::Duration;
+
+use crate::action::{AuditLog, Writer};
+use crate::cli::Global;
+use crate::collect::census::CensusOptions;
+use crate::collect::{CollectOptions, DEFAULT_CENSUS_PAUSE, DEFAULT_PAGE_SIZE};
+use crate::config::{self, ConfigError};
+use crate::link::LoadCounter;
+use crate::model::{ModelSettings, TargetInfo};
+use crate::schema::{Choice, Overrides, Schema};
+use crate::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
+
+/// Everything a command needs to run.
+#[derive(Debug)]
+pub struct Setup {
+    pub target: Target,
+    pub target_info: TargetInfo,
+    pub choice: Choice,
+    pub overrides: Overrides,
+    pub collect: CollectOptions,
+    pub lifetime_s: Option<i64>,
+    pub stuck_after_s: i64,
+    pub writer: Writer,
+    pub load: LoadCounter,
+}
+
+/// Why the program cannot start with these settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("invalid --schema in the config: {0}")]
+    Schema(String),
+}
+
+impl Setup {
+    /// Builds the setup. Precedence for the URL: `--url`, the `--target`'s, `$REDIS_URL`, the
+    /// config's `default_target`, then [`DEFAULT_URL`]. A target marked read-only stays
+    /// read-only whatever the flags say.
+    pub fn new(global: &Global) -> Result<Setup, SetupError> {
+        let loaded = config::load(global.config.as_deref())?;
+        let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+        let named = match (&global.target, &global.url, &env_url) {
+            (Some(name), _, _) => Some(name.clone()),
+            (None, None, None) => loaded.config.default_target.clone(),
+            _ => None,
+        };
+        let target_config = match &named {
+            Some(name) => Some(loaded.target(name)?.clone()),
+            None => None,
+        };
+        let tc = target_config.clone().unwrap_or_default();
+        let url = global
+            .url
+            .clone()
+            .or_else(|| target_config.as_ref().map(|t| t.url.clone()))
+            .or(env_url)
+            .unwrap_or_else(|| DEFAULT_URL.to_string());
+        let spec = TargetSpec {
+            name: named.clone(),
+            url,
+            user: global.user.clone().or(tc.user),
+            password_file: global.password_file.clone().or(tc.password_file),
+            env_password: std::env::var("REDISCLI_AUTH").ok(),
+            db: global.db.or(tc.db),
+            tls_ca: global.tls_ca.clone().or(tc.tls_ca),
+            tls_insecure: global.tls_insecure || tc.tls_insecure,
+            connect_timeout: Some(global.connect_timeout),
+            response_timeout: Some(global.response_timeout),
+        };
+        let target = Target::from_spec(&spec)?;
+        let read_only = global.read_only || tc.read_only;
+        let choice = match (&global.schema, &tc.schema) {
+            (Choice::Auto, Some(configured)) => configured.parse().map_err(SetupError::Schema)?,
+            (given, _) => given.clone(),
+        };
+        let overrides = Overrides {
+            prefix: global.prefix.clone().or(tc.prefix),
+            stage_field: global.stage_field.clone(),
+        };
+        let collect = CollectOptions {
+            poll_interval: global.poll_interval.max(Duration::from_millis(200)),
+            census_pause: DEFAULT_CENSUS_PAUSE,
+            census: CensusOptions {
+                scan_count: global.scan_count as usize,
+                budget_per_sec: global.budget,
+                max_value_bytes: global.max_value_bytes,
+            },
+            page_size: DEFAULT_PAGE_SIZE,
+        };
+        let audit = global
+            .audit_log
+            .clone()
+            .or_else(AuditLog::default_path)
+            .unwrap_or_else(|| "sessiontop-audit.log".into());
+        let writer = Writer::new(read_only, AuditLog::new(audit), target.redacted_url());
+        let target_info = TargetInfo { url: target.redacted_url().to_string(), name: named, read_only };
+        Ok(Setup {
+            target,
+            target_info,
+            choice,
+            overrides,
+            collect,
+            lifetime_s: global.session_lifetime.map(|d| d.as_secs() as i64),
+            stuck_after_s: global.stuck_after.as_secs() as i64,
+            writer,
+            load: LoadCounter::default(),
+        })
+    }
+
+    /// Model settings once the layout is known.
+    pub fn model_settings(&self, schema: &Schema) -> ModelSettings {
+        crate::model::Model::settings_for(schema, self.lifetime_s, self.stuck_after_s)
+    }
+}

@@ -1,0 +1,170 @@
+//! The harness: a real `redis-server` per test (unix socket, no persistence, killed on drop),
+//! writers that issue the same commands the two applications issue, and the binary.
+
+use std::path::PathBuf;
+
+use redis::Commands;
+use sessiontop::local_redis::{LocalRedis, Options};
+
+/// A fresh server for one test. Fails with the install hint when `redis-server` is missing.
+pub fn server() -> LocalRedis {
+    server_with(&[])
+}
+
+pub fn server_with(extra_args: &[&str]) -> LocalRedis {
+    LocalRedis::start(Options { extra_args: extra_args.iter().map(|s| s.to_string()).collect(), ..Options::default() })
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn conn(server: &LocalRedis) -> redis::Connection {
+    redis::Client::open(server.socket_url()).unwrap().get_connection().unwrap()
+}
+
+/// The binary, pointed at `url`, with an audit log in a temporary directory and no
+/// environment that could point it elsewhere.
+pub fn sessiontop(url: &str, audit_dir: &tempfile::TempDir) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_sessiontop"));
+    cmd.env_remove("REDIS_URL")
+        .env_remove("REDISCLI_AUTH")
+        .env("XDG_CONFIG_HOME", audit_dir.path())
+        .env("XDG_STATE_HOME", audit_dir.path())
+        .arg("--url")
+        .arg(url)
+        .arg("--audit-log")
+        .arg(audit_path(audit_dir));
+    cmd
+}
+
+pub fn audit_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("audit.log")
+}
+
+/// Runs a command expected to succeed and parses its stdout as JSON.
+pub fn json(cmd: &mut assert_cmd::Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn now_epoch() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// Naive local ISO 8601 with microseconds, as Python's `datetime.now().isoformat()` writes it.
+pub fn naive_local(epoch: f64) -> String {
+    let t = chrono::DateTime::from_timestamp_micros((epoch * 1e6) as i64).unwrap().with_timezone(&chrono::Local);
+    t.naive_local().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// One turn of the TRT service, command for command as its `RedisSessionManager` does it:
+/// `save_session_state` (HSET mapping, EXPIRE, ZADD index) then `add_conversation_exchange`
+/// (LPUSH, LTRIM 0 49, EXPIRE); on the first turn the meta hash (written once, TTL from creation).
+pub fn trt_turn(con: &mut redis::Connection, prefix: &str, id: &str, substate: &str, at_epoch: f64, first: bool) {
+    let state = format!("{prefix}session:{id}:state");
+    let history = format!("{prefix}session:{id}:history");
+    let iso = naive_local(at_epoch);
+    let completion = r#"{"goal_stated": true, "vision_accepted": true, "problem_identified": false}"#;
+    let _: () = con
+        .hset_multiple(
+            &state,
+            &[
+                ("session_id", id),
+                ("current_stage", "stage_1_safety_building"),
+                ("current_substate", substate),
+                ("body_questions_asked", "2"),
+                ("stage_1_completion", completion),
+                ("last_interaction", iso.as_str()),
+                ("created_at", iso.as_str()),
+            ],
+        )
+        .unwrap();
+    let _: () = con.expire(&state, 86_400).unwrap();
+    let _: () = con.zadd(format!("{prefix}active_sessions"), id, at_epoch).unwrap();
+    let entry = serde_json::json!({
+        "client_input": "I feel it in my chest",
+        "therapist_response": "Where in your chest?",
+        "navigation_decision": "body_location",
+        "current_substate": substate,
+        "timestamp": iso,
+    })
+    .to_string();
+    let _: () = con.lpush(&history, entry).unwrap();
+    let _: () = con.ltrim(&history, 0, 49).unwrap();
+    let _: () = con.expire(&history, 86_400).unwrap();
+    if first {
+        let meta = format!("{prefix}session:{id}:meta");
+        let _: () = con.hset_multiple(&meta, &[("created_at", iso.as_str()), ("created_via", "input_endpoint")]).unwrap();
+        let _: () = con.expire(&meta, 86_400).unwrap();
+    }
+}
+
+/// Flask-Session's write: `SET {prefix}{sid} <payload> EX <lifetime>`.
+pub fn flask_set(con: &mut redis::Connection, prefix: &str, sid: &str, payload: &[u8], ttl: u64) {
+    let _: () = redis::cmd("SET").arg(format!("{prefix}{sid}")).arg(payload).arg("EX").arg(ttl).query(con).unwrap();
+}
+
+/// A ChatMRPT session payload in msgpack (Flask-Session 0.7+).
+pub fn chatmrpt_msgpack(stage: Option<&str>, messages: i64) -> Vec<u8> {
+    let mut entries = vec![
+        (rmpv::Value::from("session_id"), rmpv::Value::from("1b9f3c2e-4f51-4b7e-9c4a-2d0e8f1a6b3c")),
+        (rmpv::Value::from("data_loaded"), rmpv::Value::Boolean(stage.is_some())),
+        (rmpv::Value::from("tpr_session_id"), rmpv::Value::Nil),
+        (rmpv::Value::from("message_count"), rmpv::Value::from(messages)),
+    ];
+    if let Some(stage) = stage {
+        entries.push((rmpv::Value::from("workflow_stage"), rmpv::Value::from(stage)));
+    }
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &rmpv::Value::Map(entries)).unwrap();
+    out
+}
+
+/// A ChatMRPT session payload as Flask-Session 0.6 pickled it.
+pub fn chatmrpt_pickle(stage: Option<&str>, messages: i64) -> Vec<u8> {
+    use sessiontop::demo::pickle::{Py, dict};
+    let mut fields = vec![
+        ("session_id".to_string(), Py::Str("9d3c7a10-5b8e-4d2f-a1c6-7e4b2f9d0c15".into())),
+        ("data_loaded".to_string(), Py::Bool(stage.is_some())),
+        ("tpr_session_id".to_string(), Py::None),
+        ("message_count".to_string(), Py::Int(messages)),
+    ];
+    if let Some(stage) = stage {
+        fields.push(("workflow_stage".to_string(), Py::Str(stage.into())));
+    }
+    dict(&fields)
+}
+
+/// A real captured Flask-Session value from `tests/data/flask-session-payloads.txt`.
+pub fn payload(name: &str) -> Vec<u8> {
+    let text = include_str!("../data/flask-session-payloads.txt");
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(" = ")))
+        .unwrap_or_else(|| panic!("no payload {name}"));
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
+
+/// A 43-character Flask-Session id.
+pub fn sid(n: u32) -> String {
+    format!("{:0>43}", format!("sid{n}_AbCdEf-gh"))
+}
+
+/// Every key with its type and TTL, sorted: what a write test compares before and after.
+pub fn keyspace(con: &mut redis::Connection) -> Vec<(String, String, i64)> {
+    let keys: Vec<String> = con.scan::<String>().unwrap().map(Result::unwrap).collect();
+    let mut out: Vec<(String, String, i64)> = keys
+        .into_iter()
+        .map(|k| {
+            let t: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
+            let ttl: i64 = con.ttl(&k).unwrap();
+            (k, t, ttl)
+        })
+        .collect();
+    out.sort();
+    out
+}

@@ -1,0 +1,177 @@
+//! Bad input ends in one clear line and a non-zero exit; a denied or unknown command costs one
+//! field, not the run.
+
+use redis::Commands;
+
+use crate::common::*;
+
+/// Runs the binary and checks the failure is one clean line: no panic, no backtrace.
+fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
+    let out = cmd.env("RUST_BACKTRACE", "1").output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.starts_with("sessiontop: "), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+fn bin() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_sessiontop"));
+    cmd.env_remove("REDIS_URL").env_remove("REDISCLI_AUTH");
+    cmd
+}
+
+#[test]
+fn bad_urls_are_named_without_their_password() {
+    for (url, expect) in [
+        ("redis://user:hunter2@localhost:notaport", "invalid Redis URL 'redis://user:***@localhost:notaport'"),
+        ("http://user:hunter2@localhost", "unsupported scheme 'http'"),
+        ("localhost:6379", "unsupported scheme 'localhost'"),
+        ("redis://:hunter2@host/notadb", "invalid Redis URL"),
+    ] {
+        let stderr = fails(bin().args(["--url", url, "snapshot"]), 1);
+        assert!(stderr.contains(expect), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_refused_connection_is_one_line() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let stderr = fails(bin().args(["--url", &url, "snapshot"]), 1);
+    assert!(stderr.contains(&format!("cannot connect to redis://:***@127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+}
+
+#[test]
+fn a_server_that_went_away_is_one_line() {
+    let mut server = server();
+    let url = server.socket_url();
+    server.stop();
+    let stderr = fails(bin().args(["--url", &url, "snapshot"]), 1);
+    assert!(stderr.contains("cannot connect to redis+unix://"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_password_is_named_and_never_echoed() {
+    let server = server_with(&["--requirepass", "right-password"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = format!("redis+unix://{}?pass=wrong-password", server.socket_path().display());
+    let stderr = fails(bin().args(["--url", &wrong, "snapshot"]), 1);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("wrong-password") && !stderr.contains("right-password"), "{stderr}");
+
+    // The right password from a file, from $REDISCLI_AUTH, and none at all.
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "right-password\n").unwrap();
+    let mut con = redis::Client::open(format!("{}?pass=right-password", server.socket_url())).unwrap().get_connection().unwrap();
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let ok = bin().args(["--url", &server.socket_url(), "--password-file", file.to_str().unwrap(), "snapshot"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = bin().env("REDISCLI_AUTH", "right-password").args(["--url", &server.socket_url(), "snapshot"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let stderr = fails(bin().args(["--url", &server.socket_url(), "snapshot"]), 1);
+    assert!(stderr.contains("authentication failed") || stderr.contains("NOAUTH"), "{stderr}");
+    let stderr = fails(bin().args(["--url", &server.socket_url(), "--password-file", "/nonexistent/pw", "snapshot"]), 1);
+    assert!(stderr.contains("cannot read password file /nonexistent/pw"), "{stderr}");
+}
+
+#[test]
+fn unknown_session_ids_and_usage_errors() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [&["inspect", "nobody"][..], &["expire", "nobody", "10"], &["persist", "nobody"], &["delete", "nobody", "--yes"]] {
+        let stderr = fails(sessiontop(&server.socket_url(), &dir).args(cmd), 1);
+        assert!(stderr.contains("no session 'nobody'"), "{stderr}");
+    }
+    let out = sessiontop(&server.socket_url(), &dir).args(["expire", "u1", "-5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    let stderr = fails(sessiontop(&server.socket_url(), &dir).args(["--schema", "/nonexistent.toml", "snapshot"]), 1);
+    assert!(stderr.contains("cannot read schema file /nonexistent.toml"), "{stderr}");
+}
+
+#[test]
+fn renamed_config_and_a_user_without_memory_degrade_one_field() {
+    // ElastiCache disables CONFIG; sessiontop never needs it.
+    let server = server_with(&["--rename-command", "CONFIG", ""]);
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch() - 30.0, true);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("dash")
+        .arg("on")
+        .arg(">dashpw")
+        .arg("~*")
+        .arg("+@read")
+        .arg("+info")
+        .arg("+dbsize")
+        .arg("+ping")
+        .arg("+scan")
+        .arg("-memory")
+        .query(&mut con)
+        .unwrap();
+    let url = format!("{}?user=dash&pass=dashpw", server.socket_url());
+    let dir = tempfile::tempdir().unwrap();
+    let snap = json(sessiontop(&url, &dir).args(["snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["total"], 1);
+    assert_eq!(snap["sessions"]["items"][0]["memory_bytes"], serde_json::Value::Null);
+    let unavailable = snap["sessions"]["unavailable"].as_array().unwrap();
+    assert!(unavailable.iter().any(|u| u.as_str().unwrap().starts_with("MEMORY USAGE denied")), "{unavailable:?}");
+    assert!(snap["server"]["used_memory_bytes"].as_u64().is_some());
+    let report = json(sessiontop(&url, &dir).args(["inspect", "u1", "--json"]));
+    assert_eq!(report["keys"][0]["memory_bytes"], serde_json::Value::Null);
+    assert_eq!(report["state"]["current_substate"], "1.1_goal_and_vision");
+}
+
+#[test]
+fn a_user_without_info_still_sees_sessions() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("noinfo")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@read")
+        .arg("+scan")
+        .arg("-info")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = json(sessiontop(&format!("{}?user=noinfo&pass=pw", server.socket_url()), &dir).args(["snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["total"], 1);
+    assert_eq!(snap["server"]["redis_version"], serde_json::Value::Null, "unknown, not invented");
+    let unavailable = snap["server"]["unavailable"].as_array().unwrap();
+    assert!(unavailable.iter().any(|u| u.as_str().unwrap().starts_with("INFO denied")), "{unavailable:?}");
+}
+
+#[test]
+fn noperm_on_the_session_keys_is_one_line() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("other")
+        .arg("on")
+        .arg(">pw")
+        .arg("~other:*")
+        .arg("+@all")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?user=other&pass=pw", server.socket_url());
+    let stderr = fails(sessiontop(&url, &dir).args(["--schema", "trt", "snapshot"]), 1);
+    assert!(stderr.contains("denied"), "{stderr}");
+    let stderr = fails(sessiontop(&url, &dir).args(["--schema", "trt", "delete", "u1", "--yes"]), 1);
+    assert!(stderr.contains("denied"), "{stderr}");
+    assert!(con.exists::<_, bool>("trt:session:u1:state").unwrap());
+}

@@ -1,0 +1,6 @@
+//! Integration tests against a real `redis-server` that each test starts for itself.
+
+mod common;
+mod engine;
+mod failures;
+mod writes;

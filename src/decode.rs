@@ -87,10 +87,10 @@ fn guess_order(bytes: &[u8]) -> [Format; 3] {
 /// other UTF-8 stays a string, anything else stays bytes.
 pub fn decode_text(bytes: &[u8]) -> Value {
     let trimmed = bytes.trim_ascii_start();
-    if matches!(trimmed.first(), Some(b'{' | b'[')) {
-        if let Ok(value) = json::decode(bytes) {
-            return value;
-        }
+    if matches!(trimmed.first(), Some(b'{' | b'['))
+        && let Ok(value) = json::decode(bytes)
+    {
+        return value;
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Value::Str(s.to_string()),

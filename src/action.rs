@@ -161,7 +161,7 @@ impl Writer {
         let keys: Vec<&str> = plan.keys.iter().map(|k| k.key.as_str()).collect();
         self.audit.record(&AuditRecord::new(&self.target_url, plan, "begin", None))?;
 
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::link::pipe();
         match plan.kind {
             WriteKind::Expire(seconds) => {
                 for key in &keys {
@@ -200,7 +200,7 @@ impl Writer {
 
     /// Reads back each key's state after a write.
     async fn read_back(&self, link: &mut Link, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::link::pipe();
         for k in &plan.keys {
             pipe.cmd("PTTL").arg(&k.key);
         }
@@ -222,7 +222,8 @@ impl Writer {
                 (k.key.clone(), state)
             })
             .collect::<Vec<_>>();
-        let index_entry_removed = plan.index.is_some() && replies.last().is_some_and(|r| matches!(r, Ok(redis::Value::Nil)));
+        let index_entry_removed =
+            plan.index.is_some() && replies.last().is_some_and(|r| matches!(r, Ok(redis::Value::Nil)));
         if plan.kind == WriteKind::Delete
             && let Some((key, _)) = keys.iter().find(|(_, s)| s != "deleted")
         {
@@ -301,11 +302,8 @@ impl AuditLog {
         }
         let mut line = serde_json::to_string(record).map_err(|e| fail(e.to_string()))?;
         line.push('\n');
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| fail(e.to_string()))?;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| fail(e.to_string()))?;
         file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| fail(e.to_string()))
     }
 }

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::action::{WriteKind, WritePlan, Writer};
-use crate::model::PlanReply;
 use crate::link::{Failure, Link, LoadCounter};
+use crate::model::PlanReply;
 use crate::model::{LinkState, Millis, Update};
 use crate::schema::detect::{self, Detection};
 use crate::schema::{Choice, Overrides, Schema};
@@ -134,16 +134,25 @@ pub fn backoff(attempt: u32) -> Duration {
 /// The layout to use: the one asked for, or what detection found.
 #[derive(Debug, Clone)]
 pub enum Resolved {
-    Schema { schema: Box<Schema>, note: Option<String> },
+    Schema {
+        schema: Box<Schema>,
+        note: Option<String>,
+    },
     /// Detection found nothing (yet): the note says what was sampled.
-    NotDetected { note: String },
+    NotDetected {
+        note: String,
+    },
 }
 
 /// Resolves `--schema`: loads a built-in or a file, or samples the keyspace.
 pub async fn resolve_schema(link: &mut Link, choice: &Choice, overrides: &Overrides) -> Result<Resolved, ResolveError> {
     match choice {
-        Choice::Builtin(kind) => Ok(Resolved::Schema { schema: Box::new(Schema::builtin(*kind, overrides)?), note: None }),
-        Choice::File(path) => Ok(Resolved::Schema { schema: Box::new(Schema::from_file(path, overrides)?), note: None }),
+        Choice::Builtin(kind) => {
+            Ok(Resolved::Schema { schema: Box::new(Schema::builtin(*kind, overrides)?), note: None })
+        }
+        Choice::File(path) => {
+            Ok(Resolved::Schema { schema: Box::new(Schema::from_file(path, overrides)?), note: None })
+        }
         Choice::Auto => match detect::detect(link, overrides).await? {
             Some(detection) => {
                 tracing::info!("{}", detection.describe());
@@ -195,7 +204,10 @@ async fn poller(
         let (delay, link_state) = match &failure {
             Failure::Auth(error) => (
                 AUTH_RETRY_INTERVAL,
-                LinkState::AuthFailed { error: error.clone(), retry_at: now_millis() + AUTH_RETRY_INTERVAL.as_millis() as i64 },
+                LinkState::AuthFailed {
+                    error: error.clone(),
+                    retry_at: now_millis() + AUTH_RETRY_INTERVAL.as_millis() as i64,
+                },
             ),
             other => {
                 let delay = backoff(attempt);
@@ -316,7 +328,10 @@ async fn run_connected(
                     let reply = match &state.schema {
                         Some(schema) => {
                             let mut budget = Budget::new(shared.options.census.budget_per_sec);
-                            match writer.plan(link, schema, &id, kind, &mut budget, shared.options.census.scan_count).await {
+                            match writer
+                                .plan(link, schema, &id, kind, &mut budget, shared.options.census.scan_count)
+                                .await
+                            {
                                 Ok(plan) => PlanReply::Ready(plan),
                                 Err(crate::action::WriteError::Redis(f)) if f.is_connection() => return f,
                                 Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
@@ -365,7 +380,13 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
         // Nothing on screen yet: the most recent sessions from the index.
         if let Some(index) = &schema.index {
             let flat: Vec<(String, f64)> = link
-                .query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(shared.options.page_size.saturating_sub(1)).arg("WITHSCORES"))
+                .query(
+                    redis::cmd("ZREVRANGE")
+                        .arg(&index.key)
+                        .arg(0)
+                        .arg(shared.options.page_size.saturating_sub(1))
+                        .arg("WITHSCORES"),
+                )
                 .await?;
             scores = Some(flat.iter().map(|(_, s)| Some(*s)).collect::<Vec<_>>());
             ids = flat.into_iter().map(|(id, _)| id).collect();
@@ -377,7 +398,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             &schema,
             &ids,
             scores.as_deref(),
-            ReadOptions { memory: true, max_value_bytes },
+            ReadOptions { page: true, max_value_bytes },
             &mut state.interner,
             now_millis(),
         )
@@ -398,7 +419,8 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             Some(keys) => keys,
             None => {
                 let mut budget = Budget::new(shared.options.census.budget_per_sec);
-                let keys = inspect::scan_related(link, &schema, &id, &mut budget, shared.options.census.scan_count).await?;
+                let keys =
+                    inspect::scan_related(link, &schema, &id, &mut budget, shared.options.census.scan_count).await?;
                 state.related = Some((id.clone(), keys.clone(), Instant::now()));
                 keys
             }
@@ -423,8 +445,13 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
     let mut generation: u64 = 0;
     let mut attempt: u32 = 0;
     loop {
-        let mut link = match shared.target.connect(shared.load.clone()).await {
-            Ok(link) => link,
+        let connected = async {
+            let link = shared.target.connect(shared.load.clone()).await?;
+            let walk_link = shared.target.connect(shared.load.clone()).await?;
+            Ok::<_, Failure>((link, walk_link))
+        };
+        let (mut link, walk_link) = match connected.await {
+            Ok(links) => links,
             Err(failure) => {
                 attempt += 1;
                 tracing::debug!(%failure, "census cannot connect");
@@ -436,14 +463,22 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
         loop {
             generation += 1;
             let updates = shared.updates.clone();
-            let result = census::run_pass(&mut link, &schema, shared.options.census, generation, now_millis, |p| {
-                let _ = updates.send(Update::CensusBatch {
-                    generation,
-                    rows: p.rows,
-                    partial: p.tally.clone(),
-                    progress: p.fraction,
-                });
-            })
+            let result = census::run_pass(
+                &mut link,
+                walk_link.clone(),
+                &schema,
+                shared.options.census,
+                generation,
+                now_millis,
+                |p| {
+                    let _ = updates.send(Update::CensusBatch {
+                        generation,
+                        rows: p.rows,
+                        partial: p.tally.clone(),
+                        progress: p.fraction,
+                    });
+                },
+            )
             .await;
             match result {
                 Ok(outcome) => {

@@ -237,14 +237,26 @@ impl Simulator {
         pipe.cmd("PERSIST").arg(format!("{TRT_PREFIX}session:no_ttl_user:state"));
 
         let sid = flask_sid(&mut self.rng);
-        pipe.cmd("SET").arg(format!("{FLASK_PREFIX}{sid}")).arg(b"\x80\x04\x95garbage\xff\xfe".as_slice()).arg("EX").arg(LIFETIME_S);
+        pipe.cmd("SET")
+            .arg(format!("{FLASK_PREFIX}{sid}"))
+            .arg(b"\x80\x04\x95garbage\xff\xfe".as_slice())
+            .arg("EX")
+            .arg(LIFETIME_S);
         let hostile = rmpv::Value::Map(vec![
             (rmpv::Value::from("workflow_stage"), rmpv::Value::from("uploaded\u{1b}[2J\u{1b}]0;pwned\u{7}")),
             (rmpv::Value::from("data_analysis_filename"), rmpv::Value::from("\u{202e}xslx.exe")),
         ]);
-        pipe.cmd("SET").arg(format!("{FLASK_PREFIX}{}", flask_sid(&mut self.rng))).arg(msgpack(&hostile)).arg("EX").arg(LIFETIME_S - 120);
+        pipe.cmd("SET")
+            .arg(format!("{FLASK_PREFIX}{}", flask_sid(&mut self.rng)))
+            .arg(msgpack(&hostile))
+            .arg("EX")
+            .arg(LIFETIME_S - 120);
         let big = format!("{{\"workflow_stage\":\"uploaded\",\"df\":\"{}\"}}", "x".repeat(2 << 20));
-        pipe.cmd("SET").arg(format!("{FLASK_PREFIX}{}", flask_sid(&mut self.rng))).arg(big).arg("EX").arg(LIFETIME_S - 300);
+        pipe.cmd("SET")
+            .arg(format!("{FLASK_PREFIX}{}", flask_sid(&mut self.rng)))
+            .arg(big)
+            .arg("EX")
+            .arg(LIFETIME_S - 300);
 
         for n in 0..20 {
             let sid = flask_sid(&mut self.rng);
@@ -337,11 +349,8 @@ fn write_trt_turn(
     let meta = format!("{TRT_PREFIX}session:{id}:meta");
     let ttl = (LIFETIME_S - age).max(1);
     let done = (step + 1) * COMPLETION_KEYS.len() / TRT_SUBSTATES.len();
-    let completion: serde_json::Map<String, serde_json::Value> = COMPLETION_KEYS
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.to_string(), serde_json::Value::Bool(i < done)))
-        .collect();
+    let completion: serde_json::Map<String, serde_json::Value> =
+        COMPLETION_KEYS.iter().enumerate().map(|(i, k)| (k.to_string(), serde_json::Value::Bool(i < done))).collect();
     let substate = TRT_SUBSTATES[step.min(TRT_SUBSTATES.len() - 1)];
     pipe.cmd("HSET")
         .arg(&state)
@@ -508,7 +517,8 @@ mod tests {
     #[test]
     fn demo_payloads_decode_with_the_real_decoders() {
         let mut rng = fastrand::Rng::with_seed(1);
-        let user = FlaskUser { sid: flask_sid(&mut rng), stage: 2, messages: 9, pickle: true, session_id: uuid4(&mut rng) };
+        let user =
+            FlaskUser { sid: flask_sid(&mut rng), stage: 2, messages: 9, pickle: true, session_id: uuid4(&mut rng) };
         let fields = flask_fields(&user, FLASK_STAGES[2], &mut rng);
         for bytes in [pickle::dict(&fields), msgpack(&to_msgpack(&fields))] {
             let decoded = crate::decode::decode_payload(&bytes).unwrap();

@@ -85,10 +85,11 @@ impl Session {
 
 /// Connects and resolves the layout.
 pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
-    let mut link = setup.target.connect(setup.load.clone()).await.map_err(|failure| HeadlessError::Connect {
-        url: setup.target.redacted_url().to_string(),
-        failure,
-    })?;
+    let mut link = setup
+        .target
+        .connect(setup.load.clone())
+        .await
+        .map_err(|failure| HeadlessError::Connect { url: setup.target.redacted_url().to_string(), failure })?;
     let resolved = collect::resolve_schema(&mut link, &setup.choice, &setup.overrides).await.map_err(|e| match e {
         // A server that wants a password answers the first command, not the connection.
         collect::ResolveError::Redis(failure @ Failure::Auth(_)) => {
@@ -125,9 +126,15 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
 
+    let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut batches = Vec::new();
-    let outcome = census::run_pass(link, &schema, setup.collect.census, 1, now_millis, |p| {
-        batches.push(Update::CensusBatch { generation: 1, rows: p.rows, partial: p.tally.clone(), progress: p.fraction });
+    let outcome = census::run_pass(link, walk_link, &schema, setup.collect.census, 1, now_millis, |p| {
+        batches.push(Update::CensusBatch {
+            generation: 1,
+            rows: p.rows,
+            partial: p.tally.clone(),
+            progress: p.fraction,
+        });
     })
     .await?;
     for batch in batches {
@@ -142,14 +149,22 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
     });
     model.tick(now_millis(), setup.load.total());
 
-    // The most recently active sessions, re-read with their memory.
-    let mut rows: Vec<&SessionRow> = model.sessions.values().collect();
-    rows.sort_by(|a, b| {
-        let (ia, ib) = (model.idle_seconds(a), model.idle_seconds(b));
-        ia.is_none().cmp(&ib.is_none()).then(ia.cmp(&ib)).then(a.id.cmp(&b.id))
-    });
-    let ids: Vec<String> = rows.iter().take(limit).map(|r| r.id.clone()).collect();
-    let read = ReadOptions { memory: true, max_value_bytes: setup.collect.census.max_value_bytes };
+    // The most recently active sessions (unknown idle last), re-read with their memory.
+    let mut rows: Vec<(bool, i64, &str)> = model
+        .sessions
+        .values()
+        .map(|r| {
+            let idle = model.idle_seconds(r);
+            (idle.is_none(), idle.unwrap_or(0), r.id.as_str())
+        })
+        .collect();
+    if rows.len() > limit && limit > 0 {
+        rows.select_nth_unstable(limit - 1);
+    }
+    rows.truncate(limit);
+    rows.sort_unstable();
+    let ids: Vec<String> = rows.iter().map(|(_, _, id)| id.to_string()).collect();
+    let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
     let batch = read_rows(link, &schema, &ids, None, read, &mut Interner::default(), now_millis()).await?;
     model.apply(Update::Page { rows: batch.rows, unavailable: batch.unavailable });
     let items = ids.iter().filter_map(|id| model.sessions.get(id).cloned()).collect();
@@ -400,7 +415,8 @@ pub async fn inspect(setup: &Setup, session: &mut Session, id: &str) -> Result<(
     }
     let now = now_millis();
     let report =
-        inspect::inspect(&mut session.link, schema, id, &keys, score, setup.collect.census.max_value_bytes, now).await?;
+        inspect::inspect(&mut session.link, schema, id, &keys, score, setup.collect.census.max_value_bytes, now)
+            .await?;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(schema), now);
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))

@@ -5,18 +5,18 @@
 //! back as key -> action ([`action`]) -> command.
 
 pub mod action;
+pub mod cli;
 pub mod collect;
+pub mod config;
 pub mod decode;
+pub mod demo;
+pub mod headless;
 pub mod link;
 pub mod local_redis;
 pub mod model;
-pub mod schema;
-pub mod target;
-pub mod text;
-pub mod cli;
-pub mod config;
-pub mod demo;
-pub mod headless;
 pub mod present;
 pub mod run;
+pub mod schema;
 pub mod setup;
+pub mod target;
+pub mod text;

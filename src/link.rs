@@ -69,9 +69,9 @@ impl Failure {
             ErrorKind::AuthenticationFailed => Failure::Auth(auth_detail(e)),
             ErrorKind::Server(ServerErrorKind::NoPerm) => Failure::Denied { command, detail },
             _ if e.code() == Some("WRONGPASS") || e.code() == Some("NOAUTH") => Failure::Auth(auth_detail(e)),
-            ErrorKind::Parse => {
-                Failure::Connection("the reply is not Redis protocol (is this a Redis port? TLS needs rediss://)".into())
-            }
+            ErrorKind::Parse => Failure::Connection(
+                "the reply is not Redis protocol (is this a Redis port? TLS needs rediss://)".into(),
+            ),
             ErrorKind::Io | ErrorKind::Client | ErrorKind::InvalidClientConfig => {
                 Failure::Connection(connection_detail(e))
             }
@@ -129,6 +129,14 @@ fn connection_detail(e: &redis::RedisError) -> String {
 /// One reply of a pipeline: the value, or what went wrong with that command alone.
 pub type Reply = Result<redis::Value, Failure>;
 
+/// A pipeline whose commands fail one by one: a server error costs its own reply only.
+/// Build every pipeline sent through [`Link::pipeline`] with this.
+pub fn pipe() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    pipe
+}
+
 /// A connection with failure sorting and command counting.
 #[derive(Clone)]
 pub struct Link {
@@ -148,28 +156,27 @@ impl Link {
         cmd.query_async::<T>(&mut self.conn).await.map_err(|e| Failure::from_redis(&name, &e))
     }
 
-    /// Sends a pipeline in one round trip and returns each command's own reply. The outer
-    /// error is only for failures of the connection itself.
+    /// Sends a pipeline (built with [`pipe`]) in one round trip and returns each command's own
+    /// reply. The outer error is only for failures of the connection itself.
     pub async fn pipeline(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
         if pipe.is_empty() {
             return Ok(Vec::new());
         }
         self.load.add(pipe.len() as u64);
-        let names: Vec<String> = pipe.cmd_iter().map(command_name).collect();
-        let mut pipe = pipe.clone();
-        let values: Vec<redis::Value> = pipe
-            .ignore_errors()
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| Failure::from_redis(names.first().map_or("PIPELINE", String::as_str), &e))?;
-        if values.len() != names.len() {
-            return Err(Failure::Protocol(format!("pipeline of {} commands", names.len())));
+        let first = || pipe.cmd_iter().next().map_or_else(|| "PIPELINE".to_string(), command_name);
+        let values: Vec<redis::Value> =
+            pipe.query_async(&mut self.conn).await.map_err(|e| Failure::from_redis(&first(), &e))?;
+        if values.len() != pipe.len() {
+            return Err(Failure::Protocol(format!("pipeline of {} commands", pipe.len())));
         }
         Ok(values
             .into_iter()
-            .zip(&names)
-            .map(|(value, name)| match value {
-                redis::Value::ServerError(e) => Err(Failure::from_server_error(name, &e)),
+            .enumerate()
+            .map(|(i, value)| match value {
+                redis::Value::ServerError(e) => {
+                    let name = pipe.cmd_iter().nth(i).map(command_name).unwrap_or_default();
+                    Err(Failure::from_server_error(&name, &e))
+                }
                 other => Ok(other),
             })
             .collect())
@@ -178,7 +185,7 @@ impl Link {
     /// Runs commands atomically in `MULTI`/`EXEC` and returns their replies.
     pub async fn transaction(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
         let mut atomic = pipe.clone();
-        atomic.atomic();
+        atomic.atomic().ignore_errors();
         // MULTI and EXEC are commands too.
         self.load.add(2);
         self.pipeline(&atomic).await

@@ -152,10 +152,9 @@ impl LocalRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         stop_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| LocalRedisError::Spawn {
-            binary: self.binary.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| LocalRedisError::Spawn { binary: self.binary.display().to_string(), reason: e.to_string() })?;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if ping(&socket) {

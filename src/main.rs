@@ -11,11 +11,7 @@ use sessiontop::text;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = run::init_logging(cli.global.log.as_deref()).and_then(|()| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(Exit::from)?
-            .block_on(run::run(cli))
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Exit::from)?.block_on(run::run(cli))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -327,11 +327,20 @@ impl Default for Trends {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
     Connecting,
-    Connected { since: Millis },
+    Connected {
+        since: Millis,
+    },
     /// Lost; the next attempt is at `retry_at`.
-    Reconnecting { attempt: u32, retry_at: Millis, error: String },
+    Reconnecting {
+        attempt: u32,
+        retry_at: Millis,
+        error: String,
+    },
     /// The server refused the credentials; retried slowly in case they are fixed server-side.
-    AuthFailed { error: String, retry_at: Millis },
+    AuthFailed {
+        error: String,
+        retry_at: Millis,
+    },
 }
 
 /// A decoded part of a session, or why it did not decode (with the raw bytes kept).
@@ -391,19 +400,47 @@ impl SessionReport {
 pub enum Update {
     Link(LinkState),
     /// Which layout is in use (after `--schema` or detection), with the detector's note.
-    Schema { name: String, kind: crate::schema::SchemaKind, prefix: String, note: Option<String> },
+    Schema {
+        name: String,
+        kind: crate::schema::SchemaKind,
+        prefix: String,
+        note: Option<String>,
+    },
     /// The layout could not be detected (yet).
-    SchemaUnknown { note: String },
-    Server { stats: Box<ServerStats>, unavailable: Vec<String> },
+    SchemaUnknown {
+        note: String,
+    },
+    Server {
+        stats: Box<ServerStats>,
+        unavailable: Vec<String>,
+    },
     /// Fresh details of some sessions (the visible page).
-    Page { rows: Vec<SessionRow>, unavailable: Vec<String> },
+    Page {
+        rows: Vec<SessionRow>,
+        unavailable: Vec<String>,
+    },
     /// Sessions whose primary key was found gone by the page poll.
-    Gone { ids: Vec<String> },
-    CensusBatch { generation: u64, rows: Vec<SessionRow>, partial: CensusTally, progress: Option<f64> },
-    CensusDone { generation: u64, tally: CensusTally, duration_ms: u64, orphan_ids: Vec<String> },
+    Gone {
+        ids: Vec<String>,
+    },
+    CensusBatch {
+        generation: u64,
+        rows: Vec<SessionRow>,
+        partial: CensusTally,
+        progress: Option<f64>,
+    },
+    CensusDone {
+        generation: u64,
+        tally: CensusTally,
+        duration_ms: u64,
+        orphan_ids: Vec<String>,
+    },
     Inspect(Box<SessionReport>),
     /// A write finished: one line for the user, and whether it succeeded.
-    WriteDone { message: String, ok: bool },
+    WriteDone {
+        message: String,
+        ok: bool,
+    },
     /// A non-fatal problem worth a line on screen.
     Notice(String),
     /// The answer to a request to plan a write (for its confirmation dialog).
@@ -584,6 +621,7 @@ impl Model {
                 self.census.generation = generation;
                 self.census.partial = partial;
                 self.census.progress = progress;
+                self.sessions.reserve(rows.len());
                 for row in rows {
                     match self.sessions.get_mut(&row.id) {
                         // Keep what only the page poll reads.
@@ -684,9 +722,7 @@ impl Model {
             .into_iter()
             .flatten()
             .any(|s| self.settings.finals.iter().any(|f| f == s));
-        in_workflow
-            && !is_final
-            && self.idle_seconds(row).is_some_and(|idle| idle > self.settings.stuck_after_s)
+        in_workflow && !is_final && self.idle_seconds(row).is_some_and(|idle| idle > self.settings.stuck_after_s)
     }
 
     /// Live sessions whose primary key has no TTL.
@@ -740,8 +776,12 @@ mod tests {
         assert_eq!(Ttl::ExpiresAt(10_500).seconds_left(10_000), Some(1));
         assert_eq!(Ttl::ExpiresAt(5).seconds_left(10_000), Some(0));
 
-        let settings =
-            ModelSettings { idle: IdleSource::Ttl, lifetime_s: Some(86_400), finals: vec!["done".into()], ..Default::default() };
+        let settings = ModelSettings {
+            idle: IdleSource::Ttl,
+            lifetime_s: Some(86_400),
+            finals: vec!["done".into()],
+            ..Default::default()
+        };
         let mut m = Model::new(TargetInfo::default(), settings, 1_000_000);
         let mut row = SessionRow::new("s");
         row.ttl = Ttl::ExpiresAt(1_000_000 + 86_000 * 1000);
@@ -765,7 +805,12 @@ mod tests {
             partial: CensusTally::default(),
             progress: None,
         });
-        m.apply(Update::CensusBatch { generation: 2, rows: vec![row("a", 2)], partial: CensusTally::default(), progress: None });
+        m.apply(Update::CensusBatch {
+            generation: 2,
+            rows: vec![row("a", 2)],
+            partial: CensusTally::default(),
+            progress: None,
+        });
         m.apply(Update::CensusDone {
             generation: 2,
             tally: CensusTally { total: 1, ..Default::default() },

@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(e.reply.as_deref(), Some("Where in your chest?"));
         assert_eq!(e.decision.as_deref(), Some("body_location"));
         assert_eq!(e.when.as_deref(), Some("2025-10-17T16:49:03.004211"));
-        assert_eq!(e.other, vec![("rag_query".to_string(), "\"dr_q_location\"".to_string())]);
+        assert_eq!(e.other, vec![("rag_query".to_string(), "dr_q_location".to_string())]);
     }
 
     #[test]

@@ -35,11 +35,7 @@ pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
         .map_err(|e| Exit { message: format!("cannot open log file {}: {e}", path.display()), code: 1 })?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESSIONTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
     Ok(())
 }
 

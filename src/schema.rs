@@ -280,6 +280,12 @@ impl KeyTemplate {
     /// The key for a session (`*` pieces are left as `*`; use [`Self::scan_pattern`] for them).
     pub fn key(&self, prefix: &str, id: &str) -> String {
         let mut out = String::new();
+        self.write_key(&mut out, prefix, id);
+        out
+    }
+
+    /// Appends the key for a session to `out` (for building many keys in one buffer).
+    pub fn write_key(&self, out: &mut String, prefix: &str, id: &str) {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
@@ -288,7 +294,6 @@ impl KeyTemplate {
                 Piece::Any => out.push('*'),
             }
         }
-        out
     }
 
     /// A `SCAN MATCH` pattern: with `id = None` every session's key, else one session's keys.
@@ -406,19 +411,6 @@ pub struct Fields {
     pub naive_time: NaiveTime,
 }
 
-impl Fields {
-    /// Every field name the census reads from a hash, in a fixed order.
-    pub fn all(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for f in self.stage.iter().chain(&self.substate).chain(&self.status).chain(&self.last_interaction) {
-            if !out.contains(&f.as_str()) {
-                out.push(f);
-            }
-        }
-        out
-    }
-}
-
 /// A session layout with its prefix applied.
 #[derive(Debug, Clone)]
 pub struct Schema {
@@ -452,10 +444,8 @@ pub struct Overrides {
 impl Schema {
     /// Parses a layout from TOML text.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, SchemaError> {
-        let file: SchemaFile = toml::from_str(text).map_err(|e| SchemaError::Invalid {
-            name: "file".into(),
-            reason: e.message().to_string(),
-        })?;
+        let file: SchemaFile = toml::from_str(text)
+            .map_err(|e| SchemaError::Invalid { name: "file".into(), reason: e.message().to_string() })?;
         let name = file.name.clone();
         let invalid = |reason: String| SchemaError::Invalid { name: name.clone(), reason };
 
@@ -551,9 +541,7 @@ impl Schema {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SchemaError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         Self::from_toml(&text, overrides).map_err(|e| match e {
-            SchemaError::Invalid { reason, .. } => {
-                SchemaError::Invalid { name: path.display().to_string(), reason }
-            }
+            SchemaError::Invalid { reason, .. } => SchemaError::Invalid { name: path.display().to_string(), reason },
             other => other,
         })
     }
@@ -685,18 +673,19 @@ mod tests {
 
     #[test]
     fn bad_schema_files_say_what_is_wrong() {
-        let err = Schema::from_toml("name = \"x\"\n[session]\nkey = \"{prefix}all\"\ntype = \"hash\"\n", &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("has no {id}"), "{err}");
-        let err = Schema::from_toml("name = 1", &Overrides::default()).unwrap_err().to_string();
-        assert!(err.starts_with("invalid schema"), "{err}");
         let err = Schema::from_toml(
-            "name = \"x\"\n[session]\nkey = \"{pfx}{id}\"\ntype = \"hash\"\n",
+            "name = \"x\"\n[session]\nkey = \"{prefix}all\"\ntype = \"hash\"\n",
             &Overrides::default(),
         )
         .unwrap_err()
         .to_string();
+        assert!(err.contains("has no {id}"), "{err}");
+        let err = Schema::from_toml("name = 1", &Overrides::default()).unwrap_err().to_string();
+        assert!(err.starts_with("invalid schema"), "{err}");
+        let err =
+            Schema::from_toml("name = \"x\"\n[session]\nkey = \"{pfx}{id}\"\ntype = \"hash\"\n", &Overrides::default())
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("braces"), "{err}");
     }
 }

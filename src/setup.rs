@@ -80,10 +80,8 @@ impl Setup {
             (Choice::Auto, Some(configured)) => configured.parse().map_err(SetupError::Schema)?,
             (given, _) => given.clone(),
         };
-        let overrides = Overrides {
-            prefix: global.prefix.clone().or(tc.prefix),
-            stage_field: global.stage_field.clone(),
-        };
+        let overrides =
+            Overrides { prefix: global.prefix.clone().or(tc.prefix), stage_field: global.stage_field.clone() };
         let collect = CollectOptions {
             poll_interval: global.poll_interval.max(Duration::from_millis(200)),
             census_pause: DEFAULT_CENSUS_PAUSE,
@@ -94,11 +92,8 @@ impl Setup {
             },
             page_size: DEFAULT_PAGE_SIZE,
         };
-        let audit = global
-            .audit_log
-            .clone()
-            .or_else(AuditLog::default_path)
-            .unwrap_or_else(|| "sessiontop-audit.log".into());
+        let audit =
+            global.audit_log.clone().or_else(AuditLog::default_path).unwrap_or_else(|| "sessiontop-audit.log".into());
         let writer = Writer::new(read_only, AuditLog::new(audit), target.redacted_url());
         let target_info = TargetInfo { url: target.redacted_url().to_string(), name: named, read_only };
         Ok(Setup {

@@ -77,9 +77,7 @@ impl Target {
         let parsed = url::Url::parse(&spec.url).map_err(|e| bad(e.to_string()))?;
         let scheme = parsed.scheme().to_string();
         if !matches!(scheme.as_str(), "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys") {
-            return Err(bad(format!(
-                "unsupported scheme '{scheme}' (use redis://, rediss:// or redis+unix://)"
-            )));
+            return Err(bad(format!("unsupported scheme '{scheme}' (use redis://, rediss:// or redis+unix://)")));
         }
         if matches!(scheme.as_str(), "redis" | "rediss" | "valkey" | "valkeys") && parsed.host_str().is_none() {
             return Err(bad("missing host".into()));
@@ -123,15 +121,11 @@ impl Target {
 
         let client = match &spec.tls_ca {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| TargetError::CaFile {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| TargetError::CaFile { path: path.display().to_string(), reason: e.to_string() })?;
                 let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
-                redis::Client::build_with_tls(info, certs).map_err(|e| TargetError::CaFile {
-                    path: path.display().to_string(),
-                    reason: describe(&e),
-                })?
+                redis::Client::build_with_tls(info, certs)
+                    .map_err(|e| TargetError::CaFile { path: path.display().to_string(), reason: describe(&e) })?
             }
             None => redis::Client::open(info).map_err(|e| bad(describe(&e)))?,
         };

@@ -65,7 +65,7 @@ pub async fn find_keys(
     let mut seen = std::collections::HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
 
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::link::pipe();
     for c in &candidates {
         pipe.cmd("EXISTS").arg(&c.key);
     }
@@ -101,7 +101,9 @@ pub async fn scan_related(
             cursor = next;
             for key in keys {
                 let Ok(key) = String::from_utf8(key) else { continue };
-                if related.template.matches(&schema.prefix, id, &key) && !found.iter().any(|k: &SessionKey| k.key == key) {
+                if related.template.matches(&schema.prefix, id, &key)
+                    && !found.iter().any(|k: &SessionKey| k.key == key)
+                {
                     found.push(SessionKey {
                         key,
                         role: related.name.clone(),
@@ -131,7 +133,7 @@ pub async fn inspect(
     let mut unavailable: Vec<String> = Vec::new();
 
     // Round trip 1: what each key is.
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::link::pipe();
     for k in keys {
         pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key).cmd("MEMORY").arg("USAGE").arg(&k.key);
     }
@@ -165,11 +167,13 @@ pub async fn inspect(
     }
 
     // Round trip 2: each key's length and (capped) contents, by type.
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::link::pipe();
     for (r, _) in &reports {
         let key = &r.key;
         match r.redis_type.as_str() {
-            "string" => pipe.cmd("STRLEN").arg(key).cmd("GETRANGE").arg(key).arg(0).arg(max_value_bytes.saturating_sub(1)),
+            "string" => {
+                pipe.cmd("STRLEN").arg(key).cmd("GETRANGE").arg(key).arg(0).arg(max_value_bytes.saturating_sub(1))
+            }
             "hash" => pipe.cmd("HLEN").arg(key).cmd("HSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS),
             "list" => pipe.cmd("LLEN").arg(key).cmd("LRANGE").arg(key).arg(0).arg(MAX_ITEMS - 1),
             "set" => pipe.cmd("SCARD").arg(key).cmd("SSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS),
@@ -191,7 +195,8 @@ pub async fn inspect(
             history_total = length;
             continue;
         }
-        let (content, truncated) = read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
+        let (content, truncated) =
+            read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
         report.content = content;
         report.truncated = truncated;
     }
@@ -201,7 +206,7 @@ pub async fn inspect(
         schema,
         &[id.to_string()],
         None,
-        ReadOptions { memory: true, max_value_bytes },
+        ReadOptions { page: true, max_value_bytes },
         &mut Interner::default(),
         now,
     )
@@ -252,7 +257,9 @@ fn read_content(
             if is_primary {
                 return match decode::decode_payload(&bytes) {
                     Ok(d) => (Some(Decodedish::Value { format: Some(d.format), value: d.value }), false),
-                    Err(e) => (Some(Decodedish::Undecodable { reason: e.reason, raw: bytes, total_len: length }), false),
+                    Err(e) => {
+                        (Some(Decodedish::Undecodable { reason: e.reason, raw: bytes, total_len: length }), false)
+                    }
                 };
             }
             (Some(Decodedish::Value { format: None, value: decode::decode_text(&bytes) }), false)

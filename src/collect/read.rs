@@ -1,6 +1,7 @@
 //! Reading sessions' rows: one pipelined round trip for a whole batch of ids, the same for the
 //! census, the visible page and the inspector, so that every view agrees on what a field means.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -54,8 +55,10 @@ pub struct Batch {
 /// Options for reading rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
-    /// Also read `MEMORY USAGE` of every key of the session (the visible page only).
-    pub memory: bool,
+    /// A page read (the visible sessions, a snapshot's items, the inspector): also read
+    /// `MEMORY USAGE` of every key and the status field. The census reads neither: it counts
+    /// neither, and leaving them out keeps a pass over every session cheap.
+    pub page: bool,
     /// The most bytes of a payload to read.
     pub max_value_bytes: u64,
 }
@@ -71,28 +74,57 @@ pub async fn read_rows(
     interner: &mut Interner,
     now: Millis,
 ) -> Result<Batch, Failure> {
-    let plan = Plan::new(schema, options, scores.is_none());
-    let mut pipe = redis::pipe();
-    for id in ids {
-        plan.add(&mut pipe, schema, id, options);
-    }
+    let (prepared, pipe) = Prepared::new(schema, ids, scores.is_none(), options);
     let replies = link.pipeline(&pipe).await?;
-    // A denied read of the session's own keys makes every row meaningless; only MEMORY USAGE
-    // (the one optional read) may be denied.
-    if let Some(failure) = replies.iter().find_map(|r| match r {
-        Err(f @ Failure::Denied { command, .. }) if command != "MEMORY USAGE" => Some(f.clone()),
-        _ => None,
-    }) {
-        return Err(failure);
+    prepared.parse(schema, ids, scores, replies, interner, now)
+}
+
+/// The pipeline that reads a batch of sessions, ready to send; [`Prepared::parse`] reads its
+/// replies. Split so that a census can have one batch on the server while it parses another.
+pub struct Prepared {
+    plan: Plan,
+    options: ReadOptions,
+}
+
+impl Prepared {
+    /// The reader and the pipeline to send.
+    pub fn new(schema: &Schema, ids: &[String], need_score: bool, options: ReadOptions) -> (Prepared, redis::Pipeline) {
+        let plan = Plan::new(schema, options, need_score);
+        let mut pipe = crate::link::pipe();
+        let mut key = String::new();
+        for id in ids {
+            plan.add(&mut pipe, schema, id, options, &mut key);
+        }
+        (Prepared { plan, options }, pipe)
     }
-    let mut replies = replies.into_iter();
-    let mut batch = Batch::default();
-    for (i, id) in ids.iter().enumerate() {
-        let own: Vec<Reply> = replies.by_ref().take(plan.per_session).collect();
-        let known_score = scores.and_then(|s| s.get(i).copied().flatten());
-        plan.parse(schema, id, own, known_score, options, interner, now, &mut batch);
+
+    /// Turns the replies into rows.
+    pub fn parse(
+        &self,
+        schema: &Schema,
+        ids: &[String],
+        scores: Option<&[Option<f64>]>,
+        mut replies: Vec<Reply>,
+        interner: &mut Interner,
+        now: Millis,
+    ) -> Result<Batch, Failure> {
+        // A denied read of the session's own keys makes every row meaningless; only MEMORY
+        // USAGE (the one optional read) may be denied.
+        if let Some(failure) = replies.iter().find_map(|r| match r {
+            Err(f @ Failure::Denied { command, .. }) if command != "MEMORY USAGE" => Some(f.clone()),
+            _ => None,
+        }) {
+            return Err(failure);
+        }
+        let plan = &self.plan;
+        let mut batch = Batch::default();
+        batch.rows.reserve(ids.len());
+        for (i, (id, own)) in ids.iter().zip(replies.chunks_mut(plan.per_session)).enumerate() {
+            let known_score = scores.and_then(|s| s.get(i).copied().flatten());
+            plan.parse(schema, id, own, known_score, self.options, interner, now, &mut batch);
+        }
+        Ok(batch)
     }
-    Ok(batch)
 }
 
 /// The commands read for each session, in order.
@@ -106,10 +138,11 @@ struct Plan {
 
 impl Plan {
     fn new(schema: &Schema, options: ReadOptions, need_score: bool) -> Plan {
-        let fields = hash_fields(schema);
-        let zscore = need_score && schema.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
+        let scored = schema.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
+        let fields = hash_fields(schema, !scored, options.page);
+        let zscore = need_score && scored;
         let history = schema.history().is_some();
-        let memory_keys = if options.memory { 1 + schema.parts.len() } else { 0 };
+        let memory_keys = if options.page { 1 + schema.parts.len() } else { 0 };
         let primary = match schema.session_type {
             KeyType::Hash if !fields.is_empty() => 2, // HMGET, PTTL
             KeyType::String => 3,                     // PTTL, STRLEN, GETRANGE
@@ -119,20 +152,27 @@ impl Plan {
         Plan { fields, zscore, history, memory_keys, per_session }
     }
 
-    fn add(&self, pipe: &mut redis::Pipeline, schema: &Schema, id: &str, options: ReadOptions) {
-        let key = schema.session_key(id);
+    fn add(&self, pipe: &mut redis::Pipeline, schema: &Schema, id: &str, options: ReadOptions, key: &mut String) {
+        key.clear();
+        schema.session_key.write_key(key, &schema.prefix, id);
+        let key = key.as_str();
         match schema.session_type {
             KeyType::Hash if !self.fields.is_empty() => {
-                pipe.cmd("HMGET").arg(&key).arg(&self.fields);
-                pipe.cmd("PTTL").arg(&key);
+                let size = key.len() + self.fields.iter().map(String::len).sum::<usize>() + 8;
+                let mut hmget = redis::Cmd::with_capacity(2 + self.fields.len(), size);
+                hmget.arg("HMGET").arg(key).arg(&self.fields);
+                pipe.add_command(hmget);
+                let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
+                pttl.arg("PTTL").arg(key);
+                pipe.add_command(pttl);
             }
             KeyType::String => {
-                pipe.cmd("PTTL").arg(&key);
-                pipe.cmd("STRLEN").arg(&key);
-                pipe.cmd("GETRANGE").arg(&key).arg(0).arg(options.max_value_bytes.saturating_sub(1));
+                pipe.cmd("PTTL").arg(key);
+                pipe.cmd("STRLEN").arg(key);
+                pipe.cmd("GETRANGE").arg(key).arg(0).arg(options.max_value_bytes.saturating_sub(1));
             }
             _ => {
-                pipe.cmd("PTTL").arg(&key);
+                pipe.cmd("PTTL").arg(key);
             }
         }
         if self.zscore
@@ -146,7 +186,7 @@ impl Plan {
             pipe.cmd("LLEN").arg(part.template.key(&schema.prefix, id));
         }
         if self.memory_keys > 0 {
-            pipe.cmd("MEMORY").arg("USAGE").arg(&key);
+            pipe.cmd("MEMORY").arg("USAGE").arg(key);
             for part in &schema.parts {
                 pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&schema.prefix, id));
             }
@@ -158,29 +198,23 @@ impl Plan {
         &self,
         schema: &Schema,
         id: &str,
-        replies: Vec<Reply>,
+        replies: &mut [Reply],
         known_score: Option<f64>,
         options: ReadOptions,
         interner: &mut Interner,
         now: Millis,
         batch: &mut Batch,
     ) {
-        let mut replies = replies.into_iter();
-        let mut next = || replies.next().unwrap_or(Err(Failure::Protocol("pipeline".into())));
+        let mut replies = replies.iter_mut();
+        let mut next = || replies.next().map_or_else(|| Err(Failure::Protocol("pipeline".into())), take_reply);
         let mut row = SessionRow::new(id);
-        let mut source: Option<Value> = None;
+        let mut source: Option<Source<'_>> = None;
         let pttl;
         match schema.session_type {
             KeyType::Hash if !self.fields.is_empty() => {
                 let values = reply::byte_list(next()).unwrap_or_default();
                 pttl = reply::int(&next());
-                let map = self
-                    .fields
-                    .iter()
-                    .zip(values)
-                    .filter_map(|(f, v)| Some((Value::Str(f.clone()), decode::decode_text(&v?))))
-                    .collect();
-                source = Some(Value::Map(map));
+                source = Some(Source::Hash { names: &self.fields, values });
             }
             KeyType::String => {
                 pttl = reply::int(&next());
@@ -196,7 +230,7 @@ impl Plan {
                         ));
                     } else {
                         match decode::decode_payload(&bytes) {
-                            Ok(decoded) => source = Some(decoded.value),
+                            Ok(decoded) => source = Some(Source::Payload(decoded.value)),
                             Err(e) => {
                                 batch.undecodable += 1;
                                 row.decode_error = Some(e.reason);
@@ -215,9 +249,10 @@ impl Plan {
             let mut total: Option<u64> = None;
             for _ in 0..self.memory_keys {
                 let r = next();
-                match &r {
-                    Err(f) if f.is_unavailable() => note_unavailable(&mut batch.unavailable, f),
-                    _ => {}
+                if let Err(f) = &r
+                    && f.is_unavailable()
+                {
+                    note_unavailable(&mut batch.unavailable, f);
                 }
                 if let Some(n) = reply::int(&r) {
                     total = Some(total.unwrap_or(0) + n.max(0) as u64);
@@ -231,20 +266,64 @@ impl Plan {
             return;
         }
         row.ttl = Ttl::from_pttl(pttl, now);
-        if let Some(source) = &source {
-            let field = |paths: &[String]| first_text(source, paths);
-            row.stage = field(&schema.fields.stage).map(|s| interner.get(&s));
-            row.substate = field(&schema.fields.substate).map(|s| interner.get(&s));
-            row.status = field(&schema.fields.status).map(|s| interner.get(&s));
-            row.last_interaction =
-                field(&schema.fields.last_interaction).and_then(|t| parse_time(&t, schema.fields.naive_time));
-        }
         // The index score is exact epoch time; the field may be naive local time.
-        if let Some(score) = score.filter(|s| s.is_finite() && *s > 0.0) {
+        let score = score.filter(|s| s.is_finite() && *s > 0.0);
+        if let Some(source) = &source {
+            row.stage = source.text(&schema.fields.stage).map(|s| interner.get(&s));
+            row.substate = source.text(&schema.fields.substate).map(|s| interner.get(&s));
+            if options.page {
+                row.status = source.text(&schema.fields.status).map(|s| interner.get(&s));
+            }
+            if score.is_none() {
+                row.last_interaction =
+                    source.text(&schema.fields.last_interaction).and_then(|t| parse_time(&t, schema.fields.naive_time));
+            }
+        }
+        if let Some(score) = score {
             row.last_interaction = Some((score * 1000.0) as Millis);
         }
         batch.rows.push(row);
     }
+}
+
+/// Where a session's fields are read from.
+enum Source<'a> {
+    /// Hash fields as read by `HMGET` (absent fields are `None`), in the order of `names`.
+    Hash { names: &'a [String], values: Vec<Option<Vec<u8>>> },
+    /// A decoded payload.
+    Payload(Value),
+}
+
+impl Source<'_> {
+    /// The first of `paths` that holds a non-empty scalar. A plain hash field is read as text
+    /// (borrowed, so interning it costs no allocation); a dotted path `a.b` looks up `b` in the
+    /// JSON held by field `a`.
+    fn text(&self, paths: &[String]) -> Option<Cow<'_, str>> {
+        paths.iter().find_map(|path| match self {
+            Source::Hash { names, values } => {
+                let field = |name: &str| names.iter().position(|n| n == name).and_then(|i| values.get(i)?.as_deref());
+                match field(path) {
+                    Some(bytes) => Some(String::from_utf8_lossy(bytes)),
+                    None => {
+                        let (head, rest) = path.split_once('.')?;
+                        decode::decode_text(field(head)?).get_path(rest)?.as_scalar_text().map(Cow::Owned)
+                    }
+                }
+                .filter(|s| !s.is_empty())
+            }
+            Source::Payload(value) => value
+                .get(path)
+                .or_else(|| value.get_path(path))?
+                .as_scalar_text()
+                .filter(|s| !s.is_empty())
+                .map(Cow::Owned),
+        })
+    }
+}
+
+/// Moves a reply out of the batch's reply list.
+fn take_reply(r: &mut Reply) -> Reply {
+    std::mem::replace(r, Ok(redis::Value::Nil))
 }
 
 fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
@@ -255,25 +334,27 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
 }
 
 /// Hash fields to `HMGET`: each path, and the head of a dotted path (`a` for `a.b`), whose JSON
-/// value the rest of the path is looked up in.
-fn hash_fields(schema: &Schema) -> Vec<String> {
+/// value the rest of the path is looked up in. The last-interaction fields are read only when
+/// the index does not score last interaction (its score is exact; the field may be naive);
+/// the status fields only for a page read.
+fn hash_fields(schema: &Schema, last_interaction: bool, status: bool) -> Vec<String> {
+    let f = &schema.fields;
+    let mut paths: Vec<&String> = f.stage.iter().chain(&f.substate).collect();
+    if status {
+        paths.extend(&f.status);
+    }
+    if last_interaction {
+        paths.extend(&f.last_interaction);
+    }
     let mut out: Vec<String> = Vec::new();
-    for path in schema.fields.all() {
-        for candidate in [Some(path), path.split_once('.').map(|(head, _)| head)].into_iter().flatten() {
+    for path in paths {
+        for candidate in [Some(path.as_str()), path.split_once('.').map(|(head, _)| head)].into_iter().flatten() {
             if !out.iter().any(|f| f == candidate) {
                 out.push(candidate.to_string());
             }
         }
     }
     out
-}
-
-/// The first of `paths` that holds a non-empty scalar in `source`.
-fn first_text(source: &Value, paths: &[String]) -> Option<String> {
-    paths.iter().find_map(|path| {
-        let value = source.get(path).or_else(|| source.get_path(path))?;
-        value.as_scalar_text().filter(|s| !s.is_empty())
-    })
 }
 
 /// Reads a timestamp as applications write it: epoch seconds (or milliseconds), RFC 3339, or
@@ -321,13 +402,12 @@ mod tests {
             &crate::schema::Overrides { stage_field: Some("stage_1_completion.phase".into()), ..Default::default() },
         )
         .unwrap();
-        let fields = hash_fields(&schema);
+        let fields = hash_fields(&schema, false, true);
         assert!(fields.contains(&"stage_1_completion".to_string()));
         assert!(fields.contains(&"stage_1_completion.phase".to_string()));
-        let source = Value::Map(vec![(
-            Value::Str("stage_1_completion".into()),
-            decode::decode_text(br#"{"phase": "body"}"#),
-        )]);
-        assert_eq!(first_text(&source, &schema.fields.stage).as_deref(), Some("body"));
+        assert!(!fields.contains(&"last_interaction".to_string()), "the index score is read instead");
+        let names = ["stage_1_completion".to_string(), "stage_1_completion.phase".to_string()];
+        let source = Source::Hash { names: &names, values: vec![Some(br#"{"phase": "body"}"#.to_vec()), None] };
+        assert_eq!(source.text(&schema.fields.stage).as_deref(), Some("body"));
     }
 }

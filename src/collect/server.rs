@@ -7,7 +7,7 @@ use crate::model::ServerStats;
 /// Reads the server's statistics. Only a connection failure is an error; a denied or unknown
 /// command leaves its fields unknown and says why in the second value.
 pub async fn poll(link: &mut Link) -> Result<(ServerStats, Vec<String>), Failure> {
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::link::pipe();
     pipe.cmd("INFO").cmd("DBSIZE");
     let mut replies = link.pipeline(&pipe).await?.into_iter();
     let info = replies.next().unwrap_or(Err(Failure::Protocol("INFO".into())));

@@ -53,10 +53,7 @@ fn timestamp(data: &[u8]) -> Option<String> {
             let v = u64::from_be_bytes(data.try_into().ok()?);
             ((v & 0x3_ffff_ffff) as i64, (v >> 34) as u32)
         }
-        12 => (
-            i64::from_be_bytes(data[4..12].try_into().ok()?),
-            u32::from_be_bytes(data[0..4].try_into().ok()?),
-        ),
+        12 => (i64::from_be_bytes(data[4..12].try_into().ok()?), u32::from_be_bytes(data[0..4].try_into().ok()?)),
         _ => return None,
     };
     if nanos >= 1_000_000_000 {

@@ -33,16 +33,27 @@ pub enum Value {
     /// ISO 8601 time of day, `12:34:56.789000`.
     Time(String),
     /// A Python `timedelta`, normalised as Python does: `0 <= seconds < 86400`, `0 <= micros < 10^6`.
-    TimeDelta { days: i64, seconds: i64, micros: i64 },
+    TimeDelta {
+        days: i64,
+        seconds: i64,
+        micros: i64,
+    },
     /// A `decimal.Decimal`, as the digits Python would print.
     Decimal(String),
     /// A `uuid.UUID`, canonical lowercase hyphenated form.
     Uuid(String),
     /// An instance of a class sessiontop does not interpret: its dotted name, the arguments it was
     /// built from and the state it was given. Shown as `<module.Class …>`, never run.
-    Object { class: String, args: Vec<Value>, state: Option<Box<Value>> },
+    Object {
+        class: String,
+        args: Vec<Value>,
+        state: Option<Box<Value>>,
+    },
     /// A msgpack extension type other than the timestamp (-1).
-    Ext { type_id: i8, data: Vec<u8> },
+    Ext {
+        type_id: i8,
+        data: Vec<u8>,
+    },
 }
 
 impl Value {
@@ -79,10 +90,7 @@ impl Value {
 
     /// Whether the value is a container that the inspector shows as a foldable node.
     pub fn is_container(&self) -> bool {
-        matches!(
-            self,
-            Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::Map(_) | Value::Object { .. }
-        )
+        matches!(self, Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::Map(_) | Value::Object { .. })
     }
 
     /// Number of direct children, for fold labels such as `{11}`.
@@ -111,14 +119,12 @@ impl Value {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => json!(i),
             Value::BigInt(s) | Value::Decimal(s) | Value::Uuid(s) => J::String(s.clone()),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(J::Number)
-                .unwrap_or_else(|| J::String(f.to_string())),
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| J::String(f.to_string()))
+            }
             Value::Str(s) => J::String(s.clone()),
             Value::Bytes(b) => json!({ "$bytes": text::escape_bytes(b) }),
-            Value::List(v) | Value::Tuple(v) | Value::Set(v) => {
-                J::Array(v.iter().map(Value::to_json).collect())
-            }
+            Value::List(v) | Value::Tuple(v) | Value::Set(v) => J::Array(v.iter().map(Value::to_json).collect()),
             Value::Map(m) => J::Object(
                 m.iter()
                     .map(|(k, v)| {

@@ -32,15 +32,19 @@ pub struct Detection {
 impl Detection {
     /// One line for the user: what was picked and on what evidence.
     pub fn describe(&self) -> String {
-        format!("detected layout {} with prefix '{}' ({})", self.schema.kind.name(), self.schema.prefix, self.evidence())
+        format!(
+            "detected layout {} with prefix '{}' ({})",
+            self.schema.kind.name(),
+            self.schema.prefix,
+            self.evidence()
+        )
     }
 
     /// The evidence alone: `440 of 2000 sampled keys; also seen: flask 'chatmrpt:' (433)`.
     pub fn evidence(&self) -> String {
         let mut line = format!("{} of {} sampled keys", self.matched, self.sampled);
         if !self.others.is_empty() {
-            let others: Vec<String> =
-                self.others.iter().map(|(k, p, n)| format!("{} '{p}' ({n})", k.name())).collect();
+            let others: Vec<String> = self.others.iter().map(|(k, p, n)| format!("{} '{p}' ({n})", k.name())).collect();
             line.push_str(&format!("; also seen: {}", others.join(", ")));
         }
         line
@@ -62,7 +66,7 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
             link.query(redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(SCAN_COUNT)).await?;
         cursor = next;
         let keys: Vec<String> = keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::link::pipe();
         for key in &keys {
             pipe.cmd("TYPE").arg(key);
         }
@@ -108,7 +112,11 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
 fn infer_prefix(schema: &Schema, key: &str, redis_type: &str) -> Option<String> {
     let type_fits = matches!(
         (schema.session_type, redis_type),
-        (KeyType::Hash, "hash") | (KeyType::String, "string") | (KeyType::List, "list") | (KeyType::Set, "set") | (KeyType::Zset, "zset")
+        (KeyType::Hash, "hash")
+            | (KeyType::String, "string")
+            | (KeyType::List, "list")
+            | (KeyType::Set, "set")
+            | (KeyType::Zset, "zset")
     );
     if !type_fits {
         return None;

@@ -42,12 +42,7 @@ pub fn audit_path(dir: &tempfile::TempDir) -> PathBuf {
 /// Runs a command expected to succeed and parses its stdout as JSON.
 pub fn json(cmd: &mut assert_cmd::Command) -> serde_json::Value {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
@@ -98,7 +93,8 @@ pub fn trt_turn(con: &mut redis::Connection, prefix: &str, id: &str, substate: &
     let _: () = con.expire(&history, 86_400).unwrap();
     if first {
         let meta = format!("{prefix}session:{id}:meta");
-        let _: () = con.hset_multiple(&meta, &[("created_at", iso.as_str()), ("created_via", "input_endpoint")]).unwrap();
+        let _: () =
+            con.hset_multiple(&meta, &[("created_at", iso.as_str()), ("created_via", "input_endpoint")]).unwrap();
         let _: () = con.expire(&meta, 86_400).unwrap();
     }
 }

@@ -47,10 +47,7 @@ fn trt_snapshot_counts_stages_ttls_idle_history_and_orphans() {
     assert_eq!(s["no_ttl"], 1);
     assert_eq!(s["undecodable"], 0);
     assert_eq!(s["by_stage"], json!({"stage_1_safety_building": 3}));
-    assert_eq!(
-        s["by_substate"],
-        json!({"1.2_problem_and_body": 1, "3.1_assess_readiness": 1, "stage_1_complete": 1})
-    );
+    assert_eq!(s["by_substate"], json!({"1.2_problem_and_body": 1, "3.1_assess_readiness": 1, "stage_1_complete": 1}));
     assert_eq!(s["orphan_ids"], json!(["gone_1", "gone_2"]));
     assert_eq!(s["stalled"], 1, "only the session idle 30 min mid-workflow is stalled");
 
@@ -73,7 +70,10 @@ fn trt_snapshot_counts_stages_ttls_idle_history_and_orphans() {
     // Items are most recently active first.
     let ids: Vec<&str> = s["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["user_1234", "9f1c2d3e-4b5a-4c6d-8e7f-a0b1c2d3e4f5", "user_77"]);
-    assert!(snap["server"]["redis_version"].as_str().unwrap().starts_with('7') || snap["server"]["redis_version"].is_string());
+    assert!(
+        snap["server"]["redis_version"].as_str().unwrap().starts_with('7')
+            || snap["server"]["redis_version"].is_string()
+    );
     assert_eq!(snap["server"]["db_keys"], 11);
     assert_eq!(snap["server"]["maxmemory_bytes"], 0);
     assert_eq!(snap["target"]["url"], server.socket_url());
@@ -126,7 +126,8 @@ fn flask_msgpack_and_pickle_sessions_in_one_database() {
     assert_eq!(bad["last_interaction"], serde_json::Value::Null, "Flask-Session keeps no last-interaction field");
 
     // Without --session-lifetime, the lifetime is the largest TTL seen.
-    let snap = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "--prefix", p, "snapshot", "--json"]));
+    let snap =
+        json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "--prefix", p, "snapshot", "--json"]));
     assert!(close(&snap["sessions"]["lifetime_seconds"], 86_400, 2));
 }
 
@@ -180,7 +181,8 @@ fn inspect_decodes_real_flask_payloads() {
     flask_set(&mut con, "session:", &sid(1), &payload("pickle_p4_full_0.6.0"), 1800);
     flask_set(&mut con, "session:", &sid(2), &payload("msgpack_full_0.8.0"), 1800);
     let dir = tempfile::tempdir().unwrap();
-    let pickled = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(1), "--json"]));
+    let pickled =
+        json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(1), "--json"]));
     assert_eq!(pickled["payload_format"], "pickle");
     assert_eq!(pickled["state"]["name"], "Zoë");
     assert_eq!(pickled["state"]["login_at"], "2024-05-17T12:34:56.789000");
@@ -272,12 +274,8 @@ lifecycle = "ephemeral"
 "#,
     )
     .unwrap();
-    let snap = json(sessiontop(&server.socket_url(), &dir).args([
-        "--schema",
-        schema.to_str().unwrap(),
-        "snapshot",
-        "--json",
-    ]));
+    let snap =
+        json(sessiontop(&server.socket_url(), &dir).args(["--schema", schema.to_str().unwrap(), "snapshot", "--json"]));
     assert_eq!(snap["schema"]["kind"], "custom");
     assert_eq!(snap["sessions"]["total"], 3);
     assert_eq!(snap["sessions"]["by_stage"], json!({"checkout": 3}));
@@ -309,5 +307,48 @@ fn hostile_values_never_reach_the_terminal_raw() {
     }
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "snapshot", "--json"]));
     assert_eq!(snap["sessions"]["oversized"], 1);
-    assert_eq!(snap["sessions"]["by_stage"], json!({"up\u{1b}[2J\u{1b}]0;pwned\u{7}loaded": 1}), "JSON keeps the exact value, escaped by JSON");
+    assert_eq!(
+        snap["sessions"]["by_stage"],
+        json!({"up\u{1b}[2J\u{1b}]0;pwned\u{7}loaded": 1}),
+        "JSON keeps the exact value, escaped by JSON"
+    );
+}
+
+#[test]
+fn the_index_walk_counts_ties_across_pages_exactly_once() {
+    let server = server();
+    let mut con = conn(&server);
+    // 2,345 sessions and 55 orphans all saved in the same instant: every page boundary of a
+    // walk in pages of 100 falls inside one run of equal scores.
+    let mut pipe = redis::pipe();
+    for n in 0..2400 {
+        let id = format!("u{n:04}");
+        if n < 2345 {
+            pipe.cmd("HSET")
+                .arg(format!("trt:session:{id}:state"))
+                .arg("current_stage")
+                .arg("s")
+                .arg("current_substate")
+                .arg("a")
+                .ignore();
+            pipe.cmd("EXPIRE").arg(format!("trt:session:{id}:state")).arg(3600).ignore();
+        }
+        pipe.cmd("ZADD").arg("trt:active_sessions").arg(1_700_000_000.25).arg(&id).ignore();
+    }
+    let () = pipe.query(&mut con).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for count in ["100", "1000", "7"] {
+        let snap = json(sessiontop(&server.socket_url(), &dir).args([
+            "--schema",
+            "trt",
+            "--scan-count",
+            count,
+            "snapshot",
+            "--json",
+        ]));
+        assert_eq!(snap["sessions"]["total"], 2345, "scan count {count}");
+        assert_eq!(snap["sessions"]["orphaned"], 55, "scan count {count}");
+        assert_eq!(snap["sessions"]["by_substate"], json!({"a": 2345}));
+        assert_eq!(snap["census"]["examined"], 2400);
+    }
 }

@@ -68,15 +68,24 @@ fn a_wrong_password_is_named_and_never_echoed() {
     // The right password from a file, from $REDISCLI_AUTH, and none at all.
     let file = dir.path().join("pw");
     std::fs::write(&file, "right-password\n").unwrap();
-    let mut con = redis::Client::open(format!("{}?pass=right-password", server.socket_url())).unwrap().get_connection().unwrap();
+    let mut con =
+        redis::Client::open(format!("{}?pass=right-password", server.socket_url())).unwrap().get_connection().unwrap();
     trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
-    let ok = bin().args(["--url", &server.socket_url(), "--password-file", file.to_str().unwrap(), "snapshot"]).output().unwrap();
+    let ok = bin()
+        .args(["--url", &server.socket_url(), "--password-file", file.to_str().unwrap(), "snapshot"])
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let ok = bin().env("REDISCLI_AUTH", "right-password").args(["--url", &server.socket_url(), "snapshot"]).output().unwrap();
+    let ok = bin()
+        .env("REDISCLI_AUTH", "right-password")
+        .args(["--url", &server.socket_url(), "snapshot"])
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let stderr = fails(bin().args(["--url", &server.socket_url(), "snapshot"]), 1);
     assert!(stderr.contains("authentication failed") || stderr.contains("NOAUTH"), "{stderr}");
-    let stderr = fails(bin().args(["--url", &server.socket_url(), "--password-file", "/nonexistent/pw", "snapshot"]), 1);
+    let stderr =
+        fails(bin().args(["--url", &server.socket_url(), "--password-file", "/nonexistent/pw", "snapshot"]), 1);
     assert!(stderr.contains("cannot read password file /nonexistent/pw"), "{stderr}");
 }
 
@@ -86,7 +95,12 @@ fn unknown_session_ids_and_usage_errors() {
     let mut con = conn(&server);
     trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
     let dir = tempfile::tempdir().unwrap();
-    for cmd in [&["inspect", "nobody"][..], &["expire", "nobody", "10"], &["persist", "nobody"], &["delete", "nobody", "--yes"]] {
+    for cmd in [
+        &["inspect", "nobody"][..],
+        &["expire", "nobody", "10"],
+        &["persist", "nobody"],
+        &["delete", "nobody", "--yes"],
+    ] {
         let stderr = fails(sessiontop(&server.socket_url(), &dir).args(cmd), 1);
         assert!(stderr.contains("no session 'nobody'"), "{stderr}");
     }
@@ -146,7 +160,8 @@ fn a_user_without_info_still_sees_sessions() {
         .query(&mut con)
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let snap = json(sessiontop(&format!("{}?user=noinfo&pass=pw", server.socket_url()), &dir).args(["snapshot", "--json"]));
+    let snap =
+        json(sessiontop(&format!("{}?user=noinfo&pass=pw", server.socket_url()), &dir).args(["snapshot", "--json"]));
     assert_eq!(snap["sessions"]["total"], 1);
     assert_eq!(snap["server"]["redis_version"], serde_json::Value::Null, "unknown, not invented");
     let unavailable = snap["server"]["unavailable"].as_array().unwrap();

@@ -7,11 +7,7 @@ use crate::common::*;
 
 /// Keys of other sessions and applications must come out of a write as they went in.
 fn others(con: &mut redis::Connection, session: &str) -> Vec<(String, String, bool)> {
-    keyspace(con)
-        .into_iter()
-        .filter(|(k, _, _)| !k.contains(session))
-        .map(|(k, t, ttl)| (k, t, ttl >= 0))
-        .collect()
+    keyspace(con).into_iter().filter(|(k, _, _)| !k.contains(session)).map(|(k, t, ttl)| (k, t, ttl >= 0)).collect()
 }
 
 fn fill(con: &mut redis::Connection) {
@@ -155,7 +151,7 @@ fn read_only_changes_nothing_and_exits_2() {
         .args(["delete", "target", "--yes"]);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(con.exists::<_, bool>("trt:session:target:state").unwrap(), true);
+    assert!(con.exists::<_, bool>("trt:session:target:state").unwrap());
 }
 
 #[test]
@@ -167,5 +163,5 @@ fn delete_without_yes_refuses_when_stdin_is_not_a_terminal() {
     let out = sessiontop(&server.socket_url(), &dir).args(["delete", "target"]).write_stdin("y\n").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a terminal"));
-    assert_eq!(con.exists::<_, bool>("trt:session:target:state").unwrap(), true);
+    assert!(con.exists::<_, bool>("trt:session:target:state").unwrap());
 }

@@ -83,7 +83,7 @@ pub struct Global {
     /// A session idle longer than this, not at a final stage, is stalled.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
     pub stuck_after: Duration,
-    /// COUNT for SCAN and ZSCAN: sessions per census batch.
+    /// Sessions per census batch: COUNT for SCAN, LIMIT for the index walk.
     #[arg(long, global = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub scan_count: u32,
     /// Commands per second the census may send (0: no limit).

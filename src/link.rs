@@ -120,10 +120,18 @@ fn connection_detail(e: &redis::RedisError) -> String {
     }
     let text = e.to_string();
     // The crate's I/O errors read "… - IoError: Connection refused (os error 111)"; keep the cause.
-    match text.rsplit_once(": ") {
+    let cause = match text.rsplit_once(": ") {
         Some((_, cause)) if !cause.is_empty() => cause.to_string(),
-        _ => text,
+        _ => text.clone(),
+    };
+    if text.contains("certificate")
+        || ["UnknownIssuer", "NotValidForName", "Expired", "BadSignature"].contains(&cause.as_str())
+    {
+        return format!(
+            "TLS: the server's certificate was not accepted ({cause}); pass --tls-ca FILE, or --tls-insecure"
+        );
     }
+    cause
 }
 
 /// One reply of a pipeline: the value, or what went wrong with that command alone.

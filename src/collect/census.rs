@@ -2,7 +2,7 @@
 //! commands-per-second budget, counting sessions by stage and substate, keys without TTL,
 //! undecodable payloads and orphaned index entries.
 //!
-//! Layouts with an index are walked with `ZSCAN` over the index (which also finds the orphans);
+//! Layouts with an index are walked over the index in score order (which also finds the orphans);
 //! others with `SCAN MATCH` over the session key pattern. Either way each batch of ids costs one
 //! pipelined round trip for their fields. Never `KEYS`, never a whole-keyspace read at once.
 
@@ -23,7 +23,7 @@ pub const ORPHAN_IDS_KEPT: usize = 1000;
 /// Limits on the Redis work a census does.
 #[derive(Debug, Clone, Copy)]
 pub struct CensusOptions {
-    /// `COUNT` for `SCAN`/`ZSCAN`: the batch size.
+    /// The batch size: `COUNT` for `SCAN`, `LIMIT` for the index walk.
     pub scan_count: usize,
     /// Commands per second the census may send; 0 for no limit.
     pub budget_per_sec: u32,
@@ -330,7 +330,8 @@ impl std::hash::Hasher for IdentityHasher {
 
 struct Pass {
     tally: CensusTally,
-    /// Hashes of ids already counted: `SCAN` and `ZSCAN` may return an element twice.
+    /// Hashes of ids already counted: `SCAN` may return a key twice, and the index walk meets a
+    /// session again when it is saved during the pass.
     seen: HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>,
     hasher: RandomState,
     orphan_ids: Vec<String>,
@@ -339,7 +340,7 @@ struct Pass {
 }
 
 impl Pass {
-    /// Drops ids this pass has already seen (`SCAN` and `ZSCAN` may return one twice) and
+    /// Drops ids this pass has already seen and
     /// counts the page as examined.
     fn admit(&mut self, page: &mut Page) {
         self.tally.examined += page.examined;

@@ -64,7 +64,7 @@ pub struct ReadOptions {
 }
 
 /// Reads the rows of `ids` in one pipeline. `scores` are index scores already known (from a
-/// `ZSCAN`); when absent and the index scores last interaction, `ZSCORE` is read too.
+/// walk of the index); when absent and the index scores last interaction, `ZSCORE` is read too.
 pub async fn read_rows(
     link: &mut Link,
     schema: &Schema,

@@ -101,6 +101,10 @@ pub struct Global {
     /// Write logs to FILE (never to the screen). Level from $SESSIONTOP_LOG (default info).
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Dashboard theme: default, light, high-contrast, production, or a theme file PATH.toml.
+    /// Default: the target's theme, then the config's, then default. NO_COLOR turns colours off.
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub poll_interval: Duration,

@@ -235,6 +235,8 @@ async fn poller(
 /// What the poller remembers across reconnects.
 #[derive(Default)]
 struct PollerState {
+    /// sessiontop's own process, sampled every poll.
+    own: Option<OwnProcess>,
     schema: Option<Arc<Schema>>,
     viewport: Vec<String>,
     inspecting: Option<String>,
@@ -280,12 +282,7 @@ async fn run_connected(
         if state.schema.is_none() {
             match resolve_schema(link, choice, overrides).await {
                 Ok(Resolved::Schema { schema, note }) => {
-                    shared.send(Update::Schema {
-                        name: schema.name.clone(),
-                        kind: schema.kind,
-                        prefix: schema.prefix.clone(),
-                        note,
-                    });
+                    shared.send(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, note))));
                     let schema: Arc<Schema> = Arc::from(schema);
                     state.schema = Some(schema.clone());
                     let _ = schema_tx.send(Some(schema));
@@ -367,8 +364,33 @@ async fn run_connected(
     }
 }
 
+/// Samples sessiontop's own CPU and memory (sysinfo), so the engineer can see what watching costs.
+struct OwnProcess {
+    system: sysinfo::System,
+    pid: sysinfo::Pid,
+}
+
+impl OwnProcess {
+    fn new() -> Option<OwnProcess> {
+        Some(OwnProcess { system: sysinfo::System::new().ok()?, pid: sysinfo::get_current_pid().ok()? })
+    }
+
+    fn sample(&mut self) -> Option<Update> {
+        let refresh = sysinfo::ProcessRefreshKind::nothing().with_cpu().with_memory();
+        self.system.refresh_processes_specifics(sysinfo::ProcessesToUpdate::Some(&[self.pid]), true, refresh);
+        let process = self.system.process(self.pid)?;
+        Some(Update::OwnProcess { cpu_percent: process.cpu_usage(), rss_bytes: process.memory() })
+    }
+}
+
 /// One poll: server statistics, the visible page, the inspector.
 async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) -> Result<(), Failure> {
+    if state.own.is_none() {
+        state.own = OwnProcess::new();
+    }
+    if let Some(update) = state.own.as_mut().and_then(OwnProcess::sample) {
+        shared.send(update);
+    }
     let (stats, unavailable) = server::poll(link).await?;
     shared.send(Update::Server { stats: Box::new(stats), unavailable });
     let Some(schema) = state.schema.clone() else { return Ok(()) };

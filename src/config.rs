@@ -14,6 +14,11 @@ use serde::Deserialize;
 pub struct Config {
     /// Target used when neither `--target` nor `--url` is given.
     pub default_target: Option<String>,
+    /// Theme name or file, unless the target or `--theme` says otherwise.
+    pub theme: Option<String>,
+    /// Key bindings: action name to keys (`quit = ["q", "ctrl-c"]`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
 }
@@ -36,6 +41,8 @@ pub struct TargetConfig {
     /// `auto`, `trt`, `flask` or a schema file.
     pub schema: Option<String>,
     pub prefix: Option<String>,
+    /// A theme for this target, so that production looks like production.
+    pub theme: Option<String>,
 }
 
 /// Why the config could not be used.
@@ -111,6 +118,7 @@ mod tests {
             read_only = true
             schema = "flask"
             prefix = "chatmrpt:"
+            theme = "production"
             [targets.staging]
             url = "redis://staging:6379/0"
             "#,

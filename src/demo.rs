@@ -66,6 +66,8 @@ pub enum DemoError {
     Setup(#[from] crate::setup::SetupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Dashboard(#[from] crate::dashboard::DashboardError),
 }
 
 /// Runs the demo until Ctrl-C (or until the dashboard is closed).
@@ -89,15 +91,27 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
         }
     });
 
-    println!("sessiontop demo: redis-server at {url} (data in {})", server.dir().display());
-    println!("  in another terminal: sessiontop --url {url}");
-    println!("  press Ctrl-C to stop; nothing is left running afterwards");
-    let _ = args.no_tui;
-    let _ = global;
-    wait_for_stop().await?;
+    let result = if args.no_tui {
+        println!("sessiontop demo: redis-server at {url} (data in {})", server.dir().display());
+        println!("  in another terminal: sessiontop --url {url}");
+        println!("  press Ctrl-C to stop; nothing is left running afterwards");
+        wait_for_stop().await.map_err(DemoError::from)
+    } else {
+        let mut global = global.clone();
+        global.url = Some(url.clone());
+        global.target = None;
+        let setup = crate::setup::Setup::new(&global)?;
+        tokio::select! {
+            result = crate::dashboard::run(setup) => result.map_err(DemoError::from),
+            _ = wait_for_stop() => Ok(()),
+        }
+    };
     simulator.abort();
     drop(server);
-    Ok(())
+    if !args.no_tui {
+        println!("sessiontop demo: stopped the demo store at {url}");
+    }
+    result
 }
 
 async fn wait_for_stop() -> std::io::Result<()> {

@@ -116,12 +116,7 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
     let schema = session.schema.clone();
     let link = &mut session.link;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(&schema), now_millis());
-    model.apply(Update::Schema {
-        name: schema.name.clone(),
-        kind: schema.kind,
-        prefix: schema.prefix.clone(),
-        note: session.note.clone(),
-    });
+    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, session.note.clone()))));
     model.apply(Update::Link(crate::model::LinkState::Connected { since: model.now }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });

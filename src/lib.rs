@@ -5,12 +5,15 @@
 //! back as key -> action ([`action`]) -> command.
 
 pub mod action;
+pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod dashboard;
 pub mod decode;
 pub mod demo;
 pub mod headless;
+pub mod keymap;
 pub mod link;
 pub mod local_redis;
 pub mod model;
@@ -20,3 +23,5 @@ pub mod schema;
 pub mod setup;
 pub mod target;
 pub mod text;
+pub mod theme;
+pub mod ui;

@@ -365,6 +365,9 @@ pub struct KeyReport {
     pub content: Option<Decodedish>,
     /// Whether `content` holds only the first part of the value (capped).
     pub truncated: bool,
+    /// The contents as stored, for the raw view: the value, or each field, entry or member
+    /// (labelled with its field name or index).
+    pub raw: Vec<(Option<String>, Vec<u8>)>,
 }
 
 /// Everything about one session, for `inspect` and the inspector.
@@ -377,6 +380,8 @@ pub struct SessionReport {
     pub index_score: Option<f64>,
     /// History entries, newest first (capped).
     pub history: Vec<Value>,
+    /// The same entries as stored, for the raw view.
+    pub history_raw: Vec<Vec<u8>>,
     pub history_total: u64,
     pub observed_at: Millis,
     /// Fields that could not be read, with why (`MEMORY USAGE denied`).
@@ -400,12 +405,7 @@ impl SessionReport {
 pub enum Update {
     Link(LinkState),
     /// Which layout is in use (after `--schema` or detection), with the detector's note.
-    Schema {
-        name: String,
-        kind: crate::schema::SchemaKind,
-        prefix: String,
-        note: Option<String>,
-    },
+    Schema(Box<SchemaInfo>),
     /// The layout could not be detected (yet).
     SchemaUnknown {
         note: String,
@@ -445,6 +445,11 @@ pub enum Update {
     Notice(String),
     /// The answer to a request to plan a write (for its confirmation dialog).
     Plan(PlanReply),
+    /// sessiontop's own process: CPU share and resident memory.
+    OwnProcess {
+        cpu_percent: f32,
+        rss_bytes: u64,
+    },
 }
 
 /// What a write would change, or why it cannot be planned.
@@ -462,13 +467,33 @@ pub struct TargetInfo {
     pub read_only: bool,
 }
 
-/// The layout in use, as shown.
+/// The layout in use, as shown, with what the model needs of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfo {
     pub name: String,
     pub kind: crate::schema::SchemaKind,
     pub prefix: String,
+    /// What detection saw, when the layout was detected.
     pub note: Option<String>,
+    pub idle: IdleSource,
+    pub finals: Vec<String>,
+    pub stages: Vec<String>,
+    pub substates: Vec<String>,
+}
+
+impl SchemaInfo {
+    pub fn new(schema: &Schema, note: Option<String>) -> SchemaInfo {
+        SchemaInfo {
+            name: schema.name.clone(),
+            kind: schema.kind,
+            prefix: schema.prefix.clone(),
+            note,
+            idle: schema.idle,
+            finals: schema.finals.clone(),
+            stages: schema.stages.clone(),
+            substates: schema.substates.clone(),
+        }
+    }
 }
 
 /// Settings the model needs to derive figures.
@@ -534,6 +559,8 @@ pub struct Model {
     /// Commands sessiontop has sent, and when that was last sampled.
     own_commands: Option<(Millis, u64)>,
     pub own_commands_per_sec: Option<f64>,
+    /// sessiontop's own CPU share (percent of one core) and resident memory.
+    pub own_process: Option<(f32, u64)>,
 }
 
 impl Model {
@@ -558,6 +585,7 @@ impl Model {
             notices: Vec::new(),
             own_commands: None,
             own_commands_per_sec: None,
+            own_process: None,
         }
     }
 
@@ -596,9 +624,13 @@ impl Model {
     pub fn apply(&mut self, update: Update) {
         match update {
             Update::Link(state) => self.link = state,
-            Update::Schema { name, kind, prefix, note } => {
-                self.schema = Some(SchemaInfo { name, kind, prefix, note: note.clone() });
-                self.schema_note = note;
+            Update::Schema(info) => {
+                self.settings.idle = info.idle;
+                self.settings.finals = info.finals.clone();
+                self.settings.stages = info.stages.clone();
+                self.settings.substates = info.substates.clone();
+                self.schema_note = info.note.clone();
+                self.schema = Some(*info);
             }
             Update::SchemaUnknown { note } => self.schema_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
@@ -649,6 +681,7 @@ impl Model {
             }
             Update::Inspect(report) => self.inspect = Some(*report),
             Update::Plan(reply) => self.plan = Some(reply),
+            Update::OwnProcess { cpu_percent, rss_bytes } => self.own_process = Some((cpu_percent, rss_bytes)),
             Update::WriteDone { message, .. } | Update::Notice(message) => {
                 self.notices.push((self.now, message));
                 if self.notices.len() > NOTICE_CAPACITY {

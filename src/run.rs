@@ -46,10 +46,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     }
     let setup = Setup::new(&cli.global)?;
     let Some(command) = cli.command else {
-        return Err(Exit {
-            message: "the dashboard is not available in this build; use a subcommand (see --help)".into(),
-            code: 2,
-        });
+        return crate::dashboard::run(setup).await.map_err(Exit::from);
     };
     // Refuse writes before connecting, so read-only is obviously safe.
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {

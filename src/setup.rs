@@ -26,6 +26,10 @@ pub struct Setup {
     pub stuck_after_s: i64,
     pub writer: Writer,
     pub load: LoadCounter,
+    /// The theme's name or file: `--theme`, the target's, the config's, else `default`.
+    pub theme: String,
+    /// The config's `[keys]` table.
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Why the program cannot start with these settings.
@@ -96,6 +100,12 @@ impl Setup {
             global.audit_log.clone().or_else(AuditLog::default_path).unwrap_or_else(|| "sessiontop-audit.log".into());
         let writer = Writer::new(read_only, AuditLog::new(audit), target.redacted_url());
         let target_info = TargetInfo { url: target.redacted_url().to_string(), name: named, read_only };
+        let theme = global
+            .theme
+            .clone()
+            .or(tc.theme)
+            .or_else(|| loaded.config.theme.clone())
+            .unwrap_or_else(|| "default".to_string());
         Ok(Setup {
             target,
             target_info,
@@ -106,6 +116,8 @@ impl Setup {
             stuck_after_s: global.stuck_after.as_secs() as i64,
             writer,
             load: LoadCounter::default(),
+            theme,
+            keys: loaded.config.keys.clone(),
         })
     }
 

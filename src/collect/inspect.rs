@@ -162,6 +162,7 @@ pub async fn inspect(
             length: None,
             content: None,
             truncated: false,
+            raw: Vec::new(),
         };
         reports.push((report, k.part));
     }
@@ -183,22 +184,25 @@ pub async fn inspect(
     }
     let replies = link.pipeline(&pipe).await?;
     let mut history = Vec::new();
+    let mut history_raw = Vec::new();
     let mut history_total = 0;
     for ((report, part), pair) in reports.iter_mut().zip(replies.chunks(2)) {
         let (Some(len), Some(content)) = (pair.first(), pair.get(1)) else { continue };
         report.length = reply::int(len).map(|n| n.max(0) as u64);
         let length = report.length.unwrap_or(0);
         if *part == Some(PartRole::History) {
-            let entries = reply::byte_list(content.clone()).unwrap_or_default();
+            let entries: Vec<Vec<u8>> =
+                reply::byte_list(content.clone()).unwrap_or_default().into_iter().flatten().collect();
             report.truncated = (entries.len() as u64) < length;
-            history = entries.into_iter().flatten().map(|e| decode::decode_text(&e)).collect();
+            history = entries.iter().map(|e| decode::decode_text(e)).collect();
+            history_raw = entries;
             history_total = length;
             continue;
         }
-        let (content, truncated) =
-            read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
-        report.content = content;
-        report.truncated = truncated;
+        let read = read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
+        report.content = read.content;
+        report.truncated = read.truncated;
+        report.raw = read.raw;
     }
 
     let batch = read_rows(
@@ -226,43 +230,46 @@ pub async fn inspect(
         keys: reports.into_iter().map(|(r, _)| r).collect(),
         index_score: score,
         history,
+        history_raw,
         history_total,
         observed_at: now,
         unavailable,
     })
 }
 
+/// A key's contents, decoded and as stored.
+struct Read {
+    content: Option<Decodedish>,
+    truncated: bool,
+    raw: Vec<(Option<String>, Vec<u8>)>,
+}
+
 /// Decodes a key's contents by type. A primary string is a session payload; other strings and
 /// hash fields are text that may hold JSON.
-fn read_content(
-    redis_type: &str,
-    is_primary: bool,
-    content: &Reply,
-    length: u64,
-    max_value_bytes: u64,
-) -> (Option<Decodedish>, bool) {
+fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64, max_value_bytes: u64) -> Read {
     match redis_type {
         "string" => {
             let bytes = reply::bytes(content.clone()).unwrap_or_default();
-            let truncated = length > bytes.len() as u64;
-            if truncated {
+            let raw = vec![(None, bytes.clone())];
+            if length > bytes.len() as u64 {
                 let reason = format!(
                     "{} exceeds the read cap of {}; showing the first {} bytes undecoded",
                     crate::text::human_bytes(length),
                     crate::text::human_bytes(max_value_bytes),
                     bytes.len()
                 );
-                return (Some(Decodedish::Undecodable { reason, raw: bytes, total_len: length }), true);
+                let content = Some(Decodedish::Undecodable { reason, raw: bytes, total_len: length });
+                return Read { content, truncated: true, raw };
             }
-            if is_primary {
-                return match decode::decode_payload(&bytes) {
-                    Ok(d) => (Some(Decodedish::Value { format: Some(d.format), value: d.value }), false),
-                    Err(e) => {
-                        (Some(Decodedish::Undecodable { reason: e.reason, raw: bytes, total_len: length }), false)
-                    }
-                };
-            }
-            (Some(Decodedish::Value { format: None, value: decode::decode_text(&bytes) }), false)
+            let content = if is_primary {
+                match decode::decode_payload(&bytes) {
+                    Ok(d) => Decodedish::Value { format: Some(d.format), value: d.value },
+                    Err(e) => Decodedish::Undecodable { reason: e.reason, raw: bytes, total_len: length },
+                }
+            } else {
+                Decodedish::Value { format: None, value: decode::decode_text(&bytes) }
+            };
+            Read { content: Some(content), truncated: false, raw }
         }
         "hash" | "zset" | "set" | "list" => {
             let items = reply::array(content.clone()).unwrap_or_default();
@@ -274,22 +281,28 @@ fn read_content(
                 },
                 _ => items,
             };
-            let text = |v: redis::Value| reply::bytes(Ok(v)).map(|b| decode::decode_text(&b)).unwrap_or(Value::Null);
-            let value = match redis_type {
+            let items: Vec<Vec<u8>> = items.into_iter().map(|v| reply::bytes(Ok(v)).unwrap_or_default()).collect();
+            let text = |b: &[u8]| decode::decode_text(b);
+            let (value, raw) = match redis_type {
                 "hash" | "zset" => {
-                    let mut pairs = Vec::with_capacity(items.len() / 2);
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        pairs.push((text(k), text(v)));
-                    }
-                    Value::Map(pairs)
+                    let pairs: Vec<(&Vec<u8>, &Vec<u8>)> =
+                        items.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect();
+                    let value = Value::Map(pairs.iter().map(|(k, v)| (text(k), text(v))).collect());
+                    let raw = pairs.iter().map(|(k, v)| (Some(crate::text::escape_bytes(k)), (*v).clone())).collect();
+                    (value, raw)
                 }
-                "set" => Value::Set(items.into_iter().map(text).collect()),
-                _ => Value::List(items.into_iter().map(text).collect()),
+                "set" => (
+                    Value::Set(items.iter().map(|b| text(b)).collect()),
+                    items.iter().map(|b| (None, b.clone())).collect(),
+                ),
+                _ => (
+                    Value::List(items.iter().map(|b| text(b)).collect()),
+                    items.iter().enumerate().map(|(i, b)| (Some(i.to_string()), b.clone())).collect(),
+                ),
             };
             let shown = value.len() as u64;
-            (Some(Decodedish::Value { format: None, value }), shown < length)
+            Read { content: Some(Decodedish::Value { format: None, value }), truncated: shown < length, raw }
         }
-        _ => (None, false),
+        _ => Read { content: None, truncated: false, raw: Vec::new() },
     }
 }

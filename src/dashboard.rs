@@ -1,0 +1,194 @@
+//! The dashboard's runtime: the terminal, the event loop and the collectors, wired together.
+//!
+//! Input is read on its own thread and answered at once; collector updates are applied as
+//! they come; the screen is redrawn only when something changed, at most every
+//! [`FRAME_INTERVAL`]. The terminal is restored on every way out: normal exit, error (the
+//! [`TerminalGuard`] drop) and panic (the hook).
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::{cursor, execute};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::collect::{self, CollectOptions, Request, now_millis};
+use crate::keymap::Keymap;
+use crate::model::{Model, ModelSettings};
+use crate::setup::Setup;
+use crate::theme::{self, Theme};
+
+/// The shortest time between two frames.
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// How often the clock moves (TTL countdowns, reconnect countdowns).
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the input thread waits for an event before checking whether to stop.
+const INPUT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why the dashboard could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error("the dashboard needs a terminal; use a subcommand such as `snapshot` in scripts")]
+    NotATerminal,
+    #[error("terminal: {0}")]
+    Terminal(#[from] io::Error),
+    #[error(transparent)]
+    Theme(#[from] theme::ThemeError),
+    #[error("{0}")]
+    Keys(String),
+    #[error("internal error: a background task panicked (the message is above)")]
+    Panicked,
+}
+
+/// Set by the panic hook, so the event loop stops drawing to a restored terminal.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Restores the terminal: leaves raw mode, the alternate screen and mouse capture.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+    let _ = io::stdout().flush();
+}
+
+/// Puts the terminal into dashboard mode and restores it when dropped.
+pub struct TerminalGuard;
+
+impl TerminalGuard {
+    pub fn enter() -> io::Result<TerminalGuard> {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::SeqCst);
+            restore_terminal();
+            tracing::error!("panic: {info}");
+            hook(info);
+        }));
+        enable_raw_mode()?;
+        let guard = TerminalGuard;
+        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// The theme the setup names, without colours under `NO_COLOR`.
+pub fn load_theme(setup: &Setup) -> Result<Theme, theme::ThemeError> {
+    let theme = Theme::load(&setup.theme)?;
+    Ok(if theme::no_color_requested() { theme.without_colors() } else { theme })
+}
+
+/// Runs the dashboard until the user quits.
+pub async fn run(setup: Setup) -> Result<(), DashboardError> {
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(DashboardError::NotATerminal);
+    }
+    let theme = load_theme(&setup)?;
+    let keymap = Keymap::with_overrides(&setup.keys).map_err(DashboardError::Keys)?;
+    let options = CollectOptions { ..setup.collect.clone() };
+    let settings =
+        ModelSettings { lifetime_s: setup.lifetime_s, stuck_after_s: setup.stuck_after_s, ..ModelSettings::default() };
+    let model = Model::new(setup.target_info.clone(), settings, now_millis());
+    let (collector, mut updates) = collect::spawn(
+        setup.target.clone(),
+        setup.choice.clone(),
+        setup.overrides.clone(),
+        options,
+        setup.writer.clone(),
+        setup.load.clone(),
+    );
+
+    let guard = TerminalGuard::enter()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    let size = terminal.size()?;
+    let mut app = App::new(model, keymap, (size.width, size.height));
+
+    let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(INPUT_POLL_INTERVAL) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if input_tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+
+    let send = |requests: Vec<Request>| {
+        for r in requests {
+            let _ = collector.requests.send(r);
+        }
+    };
+    let mut tick = tokio::time::interval(TICK_INTERVAL);
+    let mut dirty = true;
+    let mut last_draw = tokio::time::Instant::now() - FRAME_INTERVAL;
+    let result = loop {
+        if PANICKED.load(Ordering::SeqCst) {
+            break Err(DashboardError::Panicked);
+        }
+        if app.quit {
+            break Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        if dirty && now.duration_since(last_draw) >= FRAME_INTERVAL {
+            terminal.draw(|frame| crate::ui::draw(frame, &app, &theme))?;
+            dirty = false;
+            last_draw = now;
+        }
+        let next_frame = last_draw + FRAME_INTERVAL;
+        tokio::select! {
+            biased;
+            Some(ev) = input.recv() => {
+                let requests = match ev {
+                    Event::Key(key) => app.on_key(key),
+                    Event::Mouse(mouse) => app.on_mouse(mouse),
+                    Event::Resize(w, h) => app.on_resize(w, h),
+                    _ => Vec::new(),
+                };
+                send(requests);
+                dirty = true;
+            }
+            Some(update) = updates.recv() => {
+                send(app.on_update(update));
+                // Apply whatever else is waiting before drawing.
+                while let Ok(update) = updates.try_recv() {
+                    send(app.on_update(update));
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                send(app.on_tick(now_millis(), setup.load.total()));
+                dirty = true;
+            }
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    drop(collector);
+    drop(terminal);
+    drop(guard);
+    let _ = reader.join();
+    result
+}

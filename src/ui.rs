@@ -1,0 +1,243 @@
+//! Drawing: a pure function of the [`App`] and the [`Theme`]. No I/O, no clock, no Redis: the
+//! time shown is the model's. One widget per panel, each given exactly what it draws.
+//!
+//! The layout is its own pure function ([`overview_areas`], [`inspector_areas`]) so that the
+//! app can page and map mouse clicks with the same geometry the screen uses.
+
+pub mod census;
+pub mod dialog;
+pub mod footer;
+pub mod header;
+pub mod inspector;
+pub mod server;
+pub mod sessions;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Span;
+
+use crate::app::{App, View};
+use crate::theme::Theme;
+
+/// Width from which the server and census panels sit side by side.
+const WIDE: u16 = 140;
+/// Height from which the census panel has room for one bar per stage.
+const TALL: u16 = 32;
+
+/// Where the overview's panels go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverviewAreas {
+    pub header: Rect,
+    pub server: Rect,
+    pub census: Rect,
+    pub table: Rect,
+    pub footer: Rect,
+}
+
+/// Height of the census panel: a totals line and, when tall enough, a bar per stage.
+fn census_height(area: Rect) -> u16 {
+    if area.height >= TALL { 11 } else { 4 }
+}
+
+pub fn overview_areas(area: Rect) -> OverviewAreas {
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)]).areas(area);
+    let server_height = if area.height >= TALL { 6 } else { 5 };
+    let (server, census, table) = if area.width >= WIDE {
+        let top = server_height.max(census_height(area));
+        let [top, table] = Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(body);
+        let [server, census] = Layout::horizontal([Constraint::Percentage(56), Constraint::Fill(1)]).areas(top);
+        (server, census, table)
+    } else {
+        let [server, census, table] = Layout::vertical([
+            Constraint::Length(server_height),
+            Constraint::Length(census_height(area)),
+            Constraint::Fill(1),
+        ])
+        .areas(body);
+        (server, census, table)
+    };
+    OverviewAreas { header, server, census, table, footer }
+}
+
+/// Rows of sessions the table shows (inside its border, below its header).
+pub fn table_rows(area: Rect) -> usize {
+    usize::from(overview_areas(area).table.height.saturating_sub(3))
+}
+
+/// Where the inspector's parts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectorAreas {
+    pub header: Rect,
+    pub summary: Rect,
+    pub keys: Rect,
+    pub tree: Rect,
+    pub history: Rect,
+    pub footer: Rect,
+}
+
+pub fn inspector_areas(area: Rect, key_count: usize) -> InspectorAreas {
+    let keys_height = (key_count as u16 + 3).clamp(4, if area.height >= TALL { 9 } else { 5 });
+    let [header, summary, keys, panes, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(keys_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [tree, history] = if area.width >= WIDE {
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Fill(1)]).areas(panes)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(panes)
+    };
+    InspectorAreas { header, summary, keys, tree, history, footer }
+}
+
+/// Lines a scrolling inspector pane shows at a terminal size, for paging.
+pub fn inspector_pane_rows(size: (u16, u16)) -> usize {
+    let areas = inspector_areas(Rect::new(0, 0, size.0, size.1), 4);
+    usize::from(areas.tree.height.saturating_sub(2))
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
+    let area = frame.area();
+    let model = app.shown();
+    match app.view {
+        View::Overview => {
+            let a = overview_areas(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
+            frame.render_widget(
+                server::ServerPanel { model, theme, focused: app.focus == crate::app::Focus::Server },
+                a.server,
+            );
+            frame.render_widget(
+                census::CensusPanel {
+                    model,
+                    theme,
+                    stalled: app.table.stalled,
+                    stalled_by: &app.table.stalled_by,
+                    tall: area.height >= TALL,
+                },
+                a.census,
+            );
+            frame.render_widget(
+                sessions::SessionsTable {
+                    model,
+                    table: &app.table,
+                    theme,
+                    focused: app.focus == crate::app::Focus::Sessions,
+                },
+                a.table,
+            );
+            frame.render_widget(footer::Footer { app, theme }, a.footer);
+        }
+        View::Inspector => {
+            let keys = model.inspect.as_ref().map_or(0, |r| r.keys.len());
+            let a = inspector_areas(area, keys);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
+            if let Some(state) = &app.inspector {
+                let lines = app.tree_lines();
+                inspector::render(frame, &a, model, state, &lines, theme);
+            }
+            frame.render_widget(footer::Footer { app, theme }, a.footer);
+        }
+    }
+    if app.help {
+        frame.render_widget(dialog::Help { keymap: &app.keymap, theme }, area);
+    }
+    if let Some(d) = &app.dialog {
+        frame.render_widget(dialog::DialogView { dialog: d, theme }, area);
+    }
+}
+
+/// A trend as block characters, the last `width` points scaled between their min and max.
+pub fn spark(points: &[f64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &points[points.len().saturating_sub(width)..];
+    if shown.is_empty() {
+        return String::new();
+    }
+    let (min, max) = shown.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    shown
+        .iter()
+        .map(|v| {
+            if (max - min).abs() < f64::EPSILON {
+                return if max > 0.0 { BARS[3] } else { BARS[0] };
+            }
+            let i = ((v - min) / (max - min) * 7.0).round() as usize;
+            BARS[i.min(7)]
+        })
+        .collect()
+}
+
+/// A horizontal bar of `fraction` over `width` cells, in eighths.
+pub fn bar(fraction: f64, width: usize) -> String {
+    const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let mut out = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) && out.chars().count() < width {
+        out.push(PARTS[eighths % 8]);
+    }
+    let len = out.chars().count();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+    out
+}
+
+/// Spans that fit `width` cells: whole segments (a value with its separator) are dropped,
+/// lowest priority first, so what remains still reads as sentences.
+pub fn fit(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'static>> {
+    let seg_width = |spans: &[Span<'static>]| spans.iter().map(Span::width).sum::<usize>();
+    let mut kept: Vec<(usize, u8, Vec<Span<'static>>)> =
+        segments.into_iter().enumerate().map(|(i, (p, s))| (i, p, s)).collect();
+    while kept.len() > 1 && kept.iter().map(|(_, _, s)| seg_width(s)).sum::<usize>() > width {
+        let Some(lowest) =
+            kept.iter().enumerate().min_by_key(|(_, (i, p, _))| (*p, std::cmp::Reverse(*i))).map(|(j, _)| j)
+        else {
+            break;
+        };
+        kept.remove(lowest);
+    }
+    kept.into_iter().flat_map(|(_, _, s)| s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparks_and_bars() {
+        assert_eq!(spark(&[0.0, 1.0, 2.0, 3.0], 10), "▁▃▆█");
+        assert_eq!(spark(&[5.0, 5.0], 10), "▄▄");
+        assert_eq!(spark(&[1.0, 2.0, 3.0], 2), "▁█");
+        assert_eq!(bar(0.5, 4), "██  ");
+        assert_eq!(bar(1.0, 3), "███");
+        assert_eq!(bar(0.0, 3), "   ");
+        assert_eq!(bar(0.1, 5).chars().count(), 5);
+    }
+
+    #[test]
+    fn layouts_fit_small_and_large_terminals() {
+        for (w, h) in [(80, 24), (160, 48), (200, 60), (60, 15)] {
+            let a = overview_areas(Rect::new(0, 0, w, h));
+            assert_eq!(a.header.height, 1);
+            assert_eq!(a.footer.y, h - 1);
+            assert!(a.table.height >= 3, "{w}x{h}: {a:?}");
+            let i = inspector_areas(Rect::new(0, 0, w, h), 4);
+            assert!(i.tree.height >= 2 && i.history.height >= 2, "{w}x{h}: {i:?}");
+        }
+        assert_eq!(table_rows(Rect::new(0, 0, 80, 24)), 10);
+    }
+
+    #[test]
+    fn fit_drops_low_priority_segments_first() {
+        let segs = vec![
+            (3, vec![Span::raw("aaaa")]),
+            (1, vec![Span::raw(" | "), Span::raw("bbbb")]),
+            (2, vec![Span::raw(" | "), Span::raw("cc")]),
+        ];
+        let kept: Vec<String> = fit(segs, 9).into_iter().map(|s| s.content.to_string()).collect();
+        assert_eq!(kept, ["aaaa", " | ", "cc"]);
+    }
+}

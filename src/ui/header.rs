@@ -1,0 +1,110 @@
+//! The header line: what is being watched, its health, and what watching costs.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use super::fit;
+use crate::model::{LinkState, Model};
+use crate::text;
+use crate::theme::{Role, Theme};
+
+pub struct Header<'a> {
+    pub model: &'a Model,
+    pub theme: &'a Theme,
+    pub frozen: bool,
+}
+
+/// The connection's health as shown: text and role.
+pub fn link_text(model: &Model) -> (String, Role) {
+    match &model.link {
+        LinkState::Connecting => ("… connecting".into(), Role::Warn),
+        LinkState::Connected { .. } => ("● connected".into(), Role::Ok),
+        LinkState::Reconnecting { attempt, retry_at, error } => {
+            let wait = ((retry_at - model.now).max(0) + 999) / 1000;
+            (
+                format!(
+                    "◌ reconnecting: attempt {attempt}, next in {wait}s ({})",
+                    text::clip(&text::escape_str(error), 40)
+                ),
+                Role::Crit,
+            )
+        }
+        LinkState::AuthFailed { error, retry_at } => {
+            let wait = ((retry_at - model.now).max(0) + 999) / 1000;
+            (format!("✗ auth failed: {} (retry in {wait}s)", text::clip(&text::escape_str(error), 40)), Role::Crit)
+        }
+    }
+}
+
+impl Widget for Header<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (m, theme) = (self.model, self.theme);
+        let base = theme.style(Role::Header);
+        buf.set_style(area, base);
+        let on = |role: Role| -> Style {
+            // Problem colours keep the header's background so they read as part of it.
+            let s = theme.style(role);
+            if theme.has_colors() { base.fg(s.fg.unwrap_or_default()).add_modifier(Modifier::BOLD) } else { s }
+        };
+        let badge =
+            |text: String| Span::styled(format!(" {text} "), base.add_modifier(Modifier::BOLD | Modifier::REVERSED));
+        let part = |text: String| vec![Span::styled(" │ ", base), Span::styled(text, base)];
+        let mut segments: Vec<(u8, Vec<Span<'static>>)> = Vec::new();
+        segments.push((10, vec![Span::styled(" sessiontop ", base.add_modifier(Modifier::BOLD))]));
+        if let Some(banner) = &theme.banner {
+            segments.push((10, vec![badge(banner.clone())]));
+        }
+        let target = match &m.target.name {
+            Some(name) => text::escape_str(name),
+            None => text::clip(&text::escape_str(&m.target.url), 40),
+        };
+        segments.push((7, vec![Span::styled(format!(" {target}"), base)]));
+        if let Some(s) = &m.server {
+            let version = format!(
+                "Redis {} {}",
+                s.redis_version.as_deref().map_or("?".into(), text::escape_str),
+                s.role.as_deref().map_or(String::new(), text::escape_str)
+            );
+            segments.push((5, part(version)));
+            if let Some(up) = s.uptime_seconds {
+                segments.push((2, vec![Span::styled(format!(" up {}", text::human_duration(up as i64)), base)]));
+            }
+        }
+        let (link, role) = link_text(m);
+        let mut link_spans = vec![Span::styled(" │ ", base), Span::styled(link, on(role))];
+        if m.is_stale()
+            && let Some(at) = m.server_at
+        {
+            link_spans
+                .push(Span::styled(format!(" stale {}", text::human_duration((m.now - at) / 1000)), on(Role::Warn)));
+        }
+        segments.push((10, link_spans));
+        let layout = match &m.schema {
+            Some(s) => format!("{} '{}'", s.kind.name(), text::escape_str(&s.prefix)),
+            None => "layout: detecting".into(),
+        };
+        segments.push((6, part(layout)));
+        if m.target.read_only {
+            segments.push((10, vec![Span::raw(" "), badge("READ-ONLY".into())]));
+        }
+        if self.frozen {
+            segments.push((10, vec![Span::raw(" "), badge("FROZEN".into())]));
+        }
+        let own = match (m.own_commands_per_sec, m.own_process) {
+            (Some(rate), Some((cpu, rss))) => {
+                format!("own {rate:.0} cmd/s · {cpu:.1}% cpu · {}", text::human_bytes(rss))
+            }
+            (Some(rate), None) => format!("own {rate:.0} cmd/s"),
+            _ => "own —".into(),
+        };
+        segments.push((4, part(own)));
+        let clock = chrono::DateTime::from_timestamp_millis(m.now)
+            .map(|t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        segments.push((1, part(clock)));
+        Line::from(fit(segments, usize::from(area.width))).render(area, buf);
+    }
+}

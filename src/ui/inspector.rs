@@ -1,0 +1,348 @@
+//! The inspector: one session's keys, its decoded contents as a folding tree (or raw), and its
+//! history as a transcript, newest first. It refreshes while open.
+
+use std::collections::HashSet;
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
+
+use super::InspectorAreas;
+use crate::app::{InspectorState, Pane};
+use crate::model::{Decodedish, KeyReport, Model, SessionReport};
+use crate::present::{self, Exchange};
+use crate::text;
+use crate::theme::{Role, Theme};
+
+/// Characters of one raw value shown before it is cut (with its size stated).
+const RAW_MAX_CHARS: usize = 400;
+
+/// One line of the inspector's tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeLine {
+    pub depth: usize,
+    pub label: Option<String>,
+    pub text: String,
+    /// Identifies the node across refreshes, for folding.
+    pub path: String,
+    pub foldable: bool,
+    pub folded: bool,
+    pub role: Role,
+}
+
+/// The tree of a report's keys and contents, folded as `folded` says. History is not in it;
+/// it has its own pane.
+pub fn tree_lines(report: &SessionReport, raw: bool, folded: &HashSet<String>) -> Vec<TreeLine> {
+    let mut out = Vec::new();
+    for key in report.keys.iter().filter(|k| k.content.is_some() || !k.raw.is_empty()) {
+        let path = text::escape_str(&key.key);
+        let is_folded = folded.contains(&path);
+        out.push(TreeLine {
+            depth: 0,
+            label: Some(text::escape_str(&key.role)),
+            text: key_summary(key),
+            path: path.clone(),
+            foldable: true,
+            folded: is_folded,
+            role: Role::Accent,
+        });
+        if is_folded {
+            continue;
+        }
+        if raw {
+            for (i, (label, bytes)) in key.raw.iter().enumerate() {
+                out.push(TreeLine {
+                    depth: 1,
+                    label: label.clone(),
+                    text: raw_text(bytes),
+                    path: format!("{path}/#{i}"),
+                    foldable: false,
+                    folded: false,
+                    role: Role::Text,
+                });
+            }
+            continue;
+        }
+        match &key.content {
+            Some(Decodedish::Value { format, value }) => {
+                if let Some(f) = format {
+                    out.push(leaf(1, Some("format".into()), f.name().into(), format!("{path}/=format"), Role::Muted));
+                }
+                let outline = present::outline(value);
+                // The container itself is the key's line; its children hang below it.
+                let skip = usize::from(value.is_container() && !value.is_empty());
+                let mut stack: Vec<String> = Vec::new();
+                let mut hidden_until: Option<usize> = None;
+                for (i, line) in outline.iter().enumerate().skip(skip) {
+                    let depth = line.depth.saturating_sub(skip) + 1;
+                    stack.truncate(depth - 1);
+                    stack.push(line.label.clone().unwrap_or_default());
+                    if hidden_until.is_some_and(|end| i <= end) {
+                        continue;
+                    }
+                    let node = format!("{path}/{}", stack.join("/"));
+                    let is_folded = line.descendants > 0 && folded.contains(&node);
+                    if is_folded {
+                        hidden_until = Some(i + line.descendants);
+                    }
+                    out.push(TreeLine {
+                        depth,
+                        label: line.label.clone(),
+                        text: line.text.clone(),
+                        path: node,
+                        foldable: line.descendants > 0,
+                        folded: is_folded,
+                        role: Role::Text,
+                    });
+                }
+            }
+            Some(Decodedish::Undecodable { reason, raw, total_len }) => {
+                out.push(leaf(
+                    1,
+                    Some("undecodable".into()),
+                    text::escape_str(reason),
+                    format!("{path}/=error"),
+                    Role::Crit,
+                ));
+                let cut = if (raw.len() as u64) < *total_len { " (cut)" } else { "" };
+                out.push(leaf(
+                    1,
+                    Some(format!("raw {}{cut}", text::human_bytes(*total_len))),
+                    raw_text(raw),
+                    format!("{path}/=raw"),
+                    Role::Muted,
+                ));
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+fn leaf(depth: usize, label: Option<String>, text: String, path: String, role: Role) -> TreeLine {
+    TreeLine { depth, label, text, path, foldable: false, folded: false, role }
+}
+
+fn key_summary(key: &KeyReport) -> String {
+    let length = key.length.map(|n| format!(", {n}{}", if key.truncated { " (cut)" } else { "" })).unwrap_or_default();
+    format!("{} ({}{length})", text::escape_str(&key.key), key.redis_type)
+}
+
+/// Raw bytes, escaped and cut with their size stated.
+fn raw_text(bytes: &[u8]) -> String {
+    let escaped = text::escape_bytes(bytes);
+    if escaped.chars().count() > RAW_MAX_CHARS {
+        format!("{} ({} in all)", text::clip(&escaped, RAW_MAX_CHARS), text::human_bytes(bytes.len() as u64))
+    } else {
+        escaped
+    }
+}
+
+/// Draws the inspector into its areas.
+pub fn render(
+    frame: &mut Frame<'_>,
+    areas: &InspectorAreas,
+    model: &Model,
+    state: &InspectorState,
+    lines: &[TreeLine],
+    t: &Theme,
+) {
+    let report = model.inspect.as_ref().filter(|r| r.id == state.id);
+    let title = Line::from(vec![
+        Span::styled(" session ", t.style(Role::Title)),
+        Span::styled(format!("{} ", text::escape_str(&state.id)), t.style(Role::Accent)),
+    ]);
+    let summary_block = Block::default().borders(Borders::TOP).border_style(t.style(Role::Border)).title(title);
+    let Some(report) = report else {
+        let message = if model.is_stale() { "not connected: waiting for Redis…" } else { "loading…" };
+        frame.render_widget(
+            Paragraph::new(Span::styled(message, t.style(Role::Muted))).block(summary_block),
+            areas.summary,
+        );
+        return;
+    };
+    frame.render_widget(Paragraph::new(summary(report, model, t)).block(summary_block), areas.summary);
+    frame.render_widget(keys_table(report, state, t), areas.keys);
+
+    let focus = |pane: Pane| if state.pane == pane { t.style(Role::Accent) } else { t.style(Role::Border) };
+    let tree_title = if state.raw { " raw " } else { " contents " };
+    let tree_block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(focus(Pane::Tree))
+        .title(Span::styled(tree_title, t.style(Role::Title)));
+    let rows = usize::from(areas.tree.height.saturating_sub(2));
+    let tree: Vec<Line> = lines
+        .iter()
+        .enumerate()
+        .skip(state.tree_offset)
+        .take(rows)
+        .map(|(i, l)| {
+            let marker = match (l.foldable, l.folded) {
+                (true, true) => "▸ ",
+                (true, false) => "▾ ",
+                _ => "  ",
+            };
+            let mut spans = vec![Span::raw("  ".repeat(l.depth)), Span::styled(marker, t.style(Role::Muted))];
+            if let Some(label) = &l.label {
+                spans.push(Span::styled(
+                    format!("{label}: "),
+                    t.style(if l.depth == 0 { Role::Accent } else { Role::Muted }),
+                ));
+            }
+            spans.push(Span::styled(l.text.clone(), t.style(l.role)));
+            let line = Line::from(spans);
+            if state.pane == Pane::Tree && i == state.tree_cursor { line.style(t.style(Role::Selection)) } else { line }
+        })
+        .collect();
+    let tree = if tree.is_empty() { vec![Line::from(Span::styled("no contents", t.style(Role::Muted)))] } else { tree };
+    frame.render_widget(Paragraph::new(tree).block(tree_block), areas.tree);
+
+    let history_title = Line::from(vec![
+        Span::styled(" history ", t.style(Role::Title)),
+        Span::styled(
+            format!(
+                "{}{} newest first ",
+                report.history_total,
+                if (report.history.len() as u64) < report.history_total {
+                    format!(" (first {} read)", report.history.len())
+                } else {
+                    String::new()
+                }
+            ),
+            t.style(Role::Muted),
+        ),
+    ]);
+    let history_block = Block::default().borders(Borders::ALL).border_style(focus(Pane::History)).title(history_title);
+    frame.render_widget(
+        Paragraph::new(transcript(report, state, t)).block(history_block).wrap(Wrap { trim: false }),
+        areas.history,
+    );
+}
+
+fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>> {
+    let r = &report.row;
+    let muted = |s: &str| Span::styled(s.to_string(), t.style(Role::Muted));
+    let value = |s: String| Span::styled(s, t.style(Role::Text));
+    let mut first = vec![
+        muted("stage "),
+        value(format!("{} / {}", present::or_dash(r.stage.as_deref()), present::or_dash(r.substate.as_deref()))),
+        muted("   idle "),
+        value(present::idle_text(model.idle_seconds(r))),
+        muted("   ttl "),
+        value(present::ttl_text(r.ttl, model.now)),
+        muted("   history "),
+        value(r.history_len.map_or("—".into(), |n| n.to_string())),
+        muted("   memory "),
+        value(r.memory_bytes.map_or("—".into(), text::human_bytes)),
+    ];
+    if let Some(status) = &r.status {
+        first.extend([muted("   status "), value(text::escape_str(status))]);
+    }
+    let mut second = Vec::new();
+    if !report.exists() {
+        second.push(Span::styled("✗ gone: no keys and no index entry (expired or deleted)", t.style(Role::Crit)));
+    } else if report.is_orphan() {
+        second.push(Span::styled("⚠ orphaned: the index lists it but its keys are gone", t.style(Role::Warn)));
+    } else if model.is_stalled(r) {
+        second.push(Span::styled(
+            format!("⚠ stalled: idle longer than {} mid-workflow", text::human_duration(model.settings.stuck_after_s)),
+            t.style(Role::Warn),
+        ));
+    }
+    if let Some(e) = &r.decode_error {
+        second.push(Span::styled(format!("✗ {}", text::clip(&text::escape_str(e), 120)), t.style(Role::Crit)));
+    }
+    for u in &report.unavailable {
+        second.push(Span::styled(format!("  {}", text::escape_str(u)), t.style(Role::Warn)));
+    }
+    vec![Line::from(first), Line::from(second)]
+}
+
+fn keys_table<'a>(report: &'a SessionReport, state: &InspectorState, t: &Theme) -> Table<'a> {
+    let border = if state.pane == Pane::Keys { t.style(Role::Accent) } else { t.style(Role::Border) };
+    let header = Row::new(
+        ["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"].map(|h| Cell::from(Span::styled(h, t.style(Role::Muted)))),
+    );
+    let rows: Vec<Row> = report
+        .keys
+        .iter()
+        .skip(state.keys_offset.min(report.keys.len().saturating_sub(1)))
+        .map(|k| {
+            let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
+            Row::new(vec![
+                Cell::from(text::escape_str(&k.role)),
+                Cell::from(text::escape_str(&k.key)),
+                Cell::from(k.redis_type.clone()),
+                right(present::ttl_text(k.ttl, report.observed_at)),
+                right(k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { "+" } else { "" }))),
+                right(k.memory_bytes.map_or("—".into(), text::human_bytes)),
+            ])
+            .style(t.style(Role::Text))
+        })
+        .collect();
+    let title = Span::styled(format!(" keys {} ", report.keys.len()), t.style(Role::Title));
+    Table::new(
+        rows,
+        [
+            Constraint::Length(14),
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(9),
+        ],
+    )
+    .header(header)
+    .block(Block::default().borders(Borders::ALL).border_style(border).title(title))
+}
+
+fn transcript<'a>(report: &SessionReport, state: &InspectorState, t: &Theme) -> Vec<Line<'a>> {
+    if report.history.is_empty() {
+        return vec![Line::from(Span::styled("no history", t.style(Role::Muted)))];
+    }
+    let mut lines = Vec::new();
+    if state.raw {
+        for (i, raw) in report.history_raw.iter().enumerate().skip(state.history_offset) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{i:>3} "), t.style(Role::Muted)),
+                Span::raw(raw_text(raw)),
+            ]));
+        }
+        return lines;
+    }
+    for (i, entry) in report.history.iter().enumerate().skip(state.history_offset) {
+        let e = Exchange::from_value(entry);
+        let mut head = vec![
+            Span::styled(format!("{:>3} ", i), t.style(Role::Muted)),
+            Span::styled(format!("[{}]", e.when.as_deref().unwrap_or("—")), t.style(Role::Muted)),
+        ];
+        if let Some(d) = &e.decision {
+            head.push(Span::styled(format!(" {d}"), t.style(Role::Accent).add_modifier(Modifier::BOLD)));
+        }
+        if let Some(s) = &e.substate {
+            head.push(Span::styled(format!(" ({s})"), t.style(Role::Muted)));
+        }
+        lines.push(Line::from(head));
+        if let Some(c) = &e.client {
+            lines.push(Line::from(vec![
+                Span::styled("    client ", t.style(Role::Muted)),
+                Span::styled(c.clone(), t.style(Role::Text)),
+            ]));
+        }
+        if let Some(r) = &e.reply {
+            lines.push(Line::from(vec![
+                Span::styled("    reply  ", t.style(Role::Muted)),
+                Span::styled(r.clone(), t.style(Role::Ok)),
+            ]));
+        }
+        for (k, v) in &e.other {
+            lines.push(Line::from(vec![
+                Span::styled(format!("    {k}: "), t.style(Role::Muted)),
+                Span::styled(v.clone(), t.style(Role::Text)),
+            ]));
+        }
+    }
+    lines
+}

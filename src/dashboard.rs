@@ -179,6 +179,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
                 dirty = true;
             }
             _ = tick.tick() => {
+                app.model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
                 send(app.on_tick(now_millis(), setup.load.total()));
                 dirty = true;
             }

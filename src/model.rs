@@ -537,6 +537,9 @@ pub struct Model {
     pub target: TargetInfo,
     pub settings: ModelSettings,
     pub now: Millis,
+    /// The local time zone's offset from UTC, in seconds, for the clock on screen; set by the
+    /// runtime, so views never read the system time zone.
+    pub utc_offset_s: i32,
     pub link: LinkState,
     pub schema: Option<SchemaInfo>,
     pub schema_note: Option<String>,
@@ -569,6 +572,7 @@ impl Model {
             target,
             settings,
             now,
+            utc_offset_s: 0,
             link: LinkState::Connecting,
             schema: None,
             schema_note: None,

@@ -17,24 +17,22 @@ pub struct Header<'a> {
     pub frozen: bool,
 }
 
-/// The connection's health as shown: text and role.
-pub fn link_text(model: &Model) -> (String, Role) {
+/// The connection's health as shown: the state, why (when it is down), and its role.
+pub fn link_text(model: &Model) -> (String, Option<String>, Role) {
     match &model.link {
-        LinkState::Connecting => ("… connecting".into(), Role::Warn),
-        LinkState::Connected { .. } => ("● connected".into(), Role::Ok),
+        LinkState::Connecting => ("… connecting".into(), None, Role::Warn),
+        LinkState::Connected { .. } => ("● connected".into(), None, Role::Ok),
         LinkState::Reconnecting { attempt, retry_at, error } => {
             let wait = ((retry_at - model.now).max(0) + 999) / 1000;
             (
-                format!(
-                    "◌ reconnecting: attempt {attempt}, next in {wait}s ({})",
-                    text::clip(&text::escape_str(error), 40)
-                ),
+                format!("◌ reconnecting: attempt {attempt}, next in {wait}s"),
+                Some(text::clip(&text::escape_str(error), 40)),
                 Role::Crit,
             )
         }
         LinkState::AuthFailed { error, retry_at } => {
             let wait = ((retry_at - model.now).max(0) + 999) / 1000;
-            (format!("✗ auth failed: {} (retry in {wait}s)", text::clip(&text::escape_str(error), 40)), Role::Crit)
+            (format!("✗ auth failed, retry in {wait}s"), Some(text::clip(&text::escape_str(error), 40)), Role::Crit)
         }
     }
 }
@@ -73,15 +71,19 @@ impl Widget for Header<'_> {
                 segments.push((2, vec![Span::styled(format!(" up {}", text::human_duration(up as i64)), base)]));
             }
         }
-        let (link, role) = link_text(m);
-        let mut link_spans = vec![Span::styled(" │ ", base), Span::styled(link, on(role))];
+        // The connection's state is what matters most when something is wrong: it is the last
+        // thing to go when the line is short.
+        let (link, why, role) = link_text(m);
+        segments.push((12, vec![Span::styled(" │ ", base), Span::styled(link, on(role))]));
+        if let Some(why) = why {
+            segments.push((6, vec![Span::styled(format!(" ({why})"), on(role))]));
+        }
         if m.is_stale()
             && let Some(at) = m.server_at
         {
-            link_spans
-                .push(Span::styled(format!(" stale {}", text::human_duration((m.now - at) / 1000)), on(Role::Warn)));
+            let stale = format!(" stale {}", text::human_duration((m.now - at) / 1000));
+            segments.push((11, vec![Span::styled(stale, on(Role::Warn))]));
         }
-        segments.push((10, link_spans));
         let layout = match &m.schema {
             Some(s) => format!("{} '{}'", s.kind.name(), text::escape_str(&s.prefix)),
             None => "layout: detecting".into(),
@@ -102,7 +104,8 @@ impl Widget for Header<'_> {
         };
         segments.push((4, part(own)));
         let clock = chrono::DateTime::from_timestamp_millis(m.now)
-            .map(|t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+            .zip(chrono::FixedOffset::east_opt(m.utc_offset_s))
+            .map(|(t, offset)| t.with_timezone(&offset).format("%H:%M:%S").to_string())
             .unwrap_or_default();
         segments.push((1, part(clock)));
         Line::from(fit(segments, usize::from(area.width))).render(area, buf);

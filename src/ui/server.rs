@@ -66,7 +66,7 @@ impl Widget for ServerPanel<'_> {
             Role::Text,
             tr.hit_rate.points(),
         );
-        let keys = item("keys", n(s.db_keys), Role::Text, tr.db_keys.points());
+        let keys = item("in db", n(s.db_keys), Role::Text, tr.db_keys.points());
         let evicting = tr.evicted_per_poll.last().unwrap_or(0.0) > 0.0;
         let evicted = item(
             "evicted",

@@ -1,0 +1,301 @@
+//! Hand-built models for the view tests: fixed times, fixed data, so renders are repeatable.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use sessiontop::app::App;
+use sessiontop::decode::Value;
+use sessiontop::keymap::Keymap;
+use sessiontop::model::{
+    CensusTally, Decodedish, KeyReport, LinkState, Model, ModelSettings, SchemaInfo, ServerStats, SessionReport,
+    SessionRow, TargetInfo, Ttl, Update,
+};
+use sessiontop::schema::{IdleSource, SchemaKind};
+use sessiontop::theme::Theme;
+
+/// 2026-11-21T14:00:00Z.
+pub const NOW: i64 = 1_795_269_600_000;
+
+pub const SUBSTATES: [&str; 7] = [
+    "1.1_goal_and_vision",
+    "1.1.5_psycho_education",
+    "1.2_problem_and_body",
+    "3.1_assess_readiness",
+    "3.1.5_alpha_permission",
+    "3.2_alpha_sequence",
+    "stage_1_complete",
+];
+
+pub fn settings() -> ModelSettings {
+    ModelSettings {
+        idle: IdleSource::LastInteraction,
+        lifetime_s: None,
+        stuck_after_s: 900,
+        finals: vec!["stage_1_complete".into()],
+        stages: vec!["stage_1_safety_building".into()],
+        substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn target(read_only: bool) -> TargetInfo {
+    TargetInfo { url: "rediss://ops:***@sessions.cache.example:6379".into(), name: None, read_only }
+}
+
+/// A model before anything was heard from Redis.
+pub fn loading() -> Model {
+    Model::new(target(false), settings(), NOW)
+}
+
+pub fn schema_info() -> SchemaInfo {
+    SchemaInfo {
+        name: "trt".into(),
+        kind: SchemaKind::Trt,
+        prefix: "trt:".into(),
+        note: Some("detected from 1462 of 2000 sampled keys".into()),
+        idle: IdleSource::LastInteraction,
+        finals: vec!["stage_1_complete".into()],
+        stages: vec!["stage_1_safety_building".into()],
+        substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn server(used: u64, max: u64) -> ServerStats {
+    ServerStats::from_info(&format!(
+        "redis_version:7.0.15\r\nrole:master\r\nconnected_slaves:1\r\nuptime_in_seconds:273600\r\nconnected_clients:42\r\n\
+         blocked_clients:1\r\nused_memory:{used}\r\nused_memory_peak:{}\r\nused_memory_rss:{}\r\nmaxmemory:{max}\r\n\
+         maxmemory_policy:allkeys-lru\r\nmem_fragmentation_ratio:1.23\r\ninstantaneous_ops_per_sec:1834\r\n\
+         keyspace_hits:98000\r\nkeyspace_misses:2000\r\nevicted_keys:0\r\nexpired_keys:5120\r\n\
+         db0:keys=9030,expires=9001,avg_ttl=62613027\r\n",
+        used + used / 10,
+        used + used / 4
+    ))
+}
+
+pub fn row(id: &str, substate: &str, idle_s: i64, ttl: Ttl, history: u64, memory: u64) -> SessionRow {
+    SessionRow {
+        stage: Some("stage_1_safety_building".into()),
+        substate: Some(substate.into()),
+        last_interaction: Some(NOW - idle_s * 1000),
+        ttl,
+        history_len: Some(history),
+        memory_bytes: Some(memory),
+        generation: 1,
+        ..SessionRow::new(id)
+    }
+}
+
+pub fn ttl_in(seconds: i64) -> Ttl {
+    Ttl::ExpiresAt(NOW + seconds * 1000)
+}
+
+/// A connected model with server statistics, trends, a complete census and `n` sessions,
+/// including one of each problem: stalled, no TTL, undecodable.
+pub fn connected(n: usize, used: u64, max: u64) -> Model {
+    let mut m = Model::new(target(false), settings(), NOW - 60_000);
+    m.apply(Update::Link(LinkState::Connected { since: NOW - 3_600_000 }));
+    m.apply(Update::Schema(Box::new(schema_info())));
+    // A minute of polls so the trends have a shape.
+    for i in 0..30u64 {
+        let mut s = server(used - (30 - i) * 10_000, max);
+        s.db_keys = Some(9000 + i * 2);
+        s.ops_per_sec = Some(1500 + (i * 37) % 400);
+        s.connected_clients = Some(40 + i % 5);
+        s.expired_keys = Some(5000 + i * 4);
+        m.apply(Update::Server { stats: Box::new(s), unavailable: vec![] });
+    }
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let substate = SUBSTATES[i % SUBSTATES.len()];
+        rows.push(row(
+            &format!("user_{:04}", 1000 + i),
+            substate,
+            (i as i64) * 7 + 2,
+            ttl_in(86_400 - (i as i64) * 7),
+            (i % 50) as u64,
+            1800 + (i as u64 % 9) * 250,
+        ));
+    }
+    rows.push(row("stalled_user", "3.1_assess_readiness", 2400, ttl_in(84_000), 9, 3081));
+    rows.push(row("forever_user", "1.2_problem_and_body", 30, Ttl::Persistent, 4, 2210));
+    let mut broken = row("bad\u{1b}[2Jpayload", "1.1_goal_and_vision", 45, ttl_in(86_000), 0, 512);
+    broken.stage = None;
+    broken.substate = None;
+    broken.decode_error = Some("not JSON, msgpack or pickle (msgpack: invalid marker at byte 0)".into());
+    rows.push(broken);
+    let mut tally = CensusTally {
+        total: rows.len() as u64,
+        no_ttl: 1,
+        orphaned: 5,
+        undecodable: 1,
+        examined: rows.len() as u64 + 5,
+        ..Default::default()
+    };
+    for r in &rows {
+        match &r.substate {
+            Some(s) => *tally.by_substate.entry(s.to_string()).or_default() += 1,
+            None => tally.no_stage += 1,
+        }
+        if let Some(s) = &r.stage {
+            *tally.by_stage.entry(s.to_string()).or_default() += 1;
+        }
+    }
+    m.apply(Update::CensusBatch { generation: 1, rows, partial: tally.clone(), progress: Some(1.0) });
+    m.apply(Update::CensusDone { generation: 1, tally, duration_ms: 212, orphan_ids: vec![] });
+    for i in 0..30 {
+        m.tick(NOW - 60_000 + i * 2000, (i * 180) as u64);
+    }
+    m.apply(Update::OwnProcess { cpu_percent: 0.7, rss_bytes: 21 << 20 });
+    m.tick(NOW, 11_000);
+    m
+}
+
+fn text_value(s: &str) -> Value {
+    Value::Str(s.into())
+}
+
+/// The inspector's report of one TRT session with a few turns of history.
+pub fn report() -> SessionReport {
+    let state = Value::Map(vec![
+        (text_value("session_id"), text_value("user_1234")),
+        (text_value("current_stage"), text_value("stage_1_safety_building")),
+        (text_value("current_substate"), text_value("1.2_problem_and_body")),
+        (text_value("body_questions_asked"), text_value("2")),
+        (
+            text_value("stage_1_completion"),
+            Value::Map(vec![
+                (text_value("goal_stated"), Value::Bool(true)),
+                (text_value("vision_accepted"), Value::Bool(true)),
+                (text_value("problem_identified"), Value::Bool(false)),
+            ]),
+        ),
+        (text_value("last_interaction"), text_value("2026-11-21T13:57:41.004211")),
+    ]);
+    let turn = |client: &str, reply: &str, decision: &str, at: &str| {
+        Value::Map(vec![
+            (text_value("client_input"), text_value(client)),
+            (text_value("therapist_response"), text_value(reply)),
+            (text_value("navigation_decision"), text_value(decision)),
+            (text_value("current_substate"), text_value("1.2_problem_and_body")),
+            (text_value("timestamp"), text_value(at)),
+        ])
+    };
+    let history = vec![
+        turn(
+            "In my chest, mostly",
+            "Can you stay with that sensation for a moment?",
+            "body_location",
+            "2026-11-21T13:57:41",
+        ),
+        turn(
+            "I get a tight feeling before meetings",
+            "Where do you notice that tightness?",
+            "explore_problem",
+            "2026-11-21T13:55:02",
+        ),
+        turn(
+            "I want to feel calmer at work",
+            "What would calmer look like for you?",
+            "explore_goal",
+            "2026-11-21T13:52:10",
+        ),
+    ];
+    let key = |key: &str, role: &str, ty: &str, length: u64, memory: u64, content: Option<Decodedish>| KeyReport {
+        raw: match &content {
+            Some(Decodedish::Value { value: Value::Map(fields), .. }) => fields
+                .iter()
+                .map(|(k, v)| {
+                    let stored = match v {
+                        Value::Str(s) => s.clone(),
+                        other => other.to_json().to_string(),
+                    };
+                    (Some(k.inline(40)), stored.into_bytes())
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        key: key.into(),
+        role: role.into(),
+        redis_type: ty.into(),
+        ttl: ttl_in(86_261),
+        memory_bytes: Some(memory),
+        length: Some(length),
+        content,
+        truncated: false,
+    };
+    SessionReport {
+        id: "user_1234".into(),
+        row: row("user_1234", "1.2_problem_and_body", 139, ttl_in(86_261), 3, 3174),
+        keys: vec![
+            key(
+                "trt:session:user_1234:state",
+                "primary",
+                "hash",
+                6,
+                1240,
+                Some(Decodedish::Value { format: None, value: state }),
+            ),
+            key("trt:session:user_1234:history", "history", "list", 3, 1782, None),
+            key(
+                "trt:session:user_1234:meta",
+                "meta",
+                "hash",
+                2,
+                152,
+                Some(Decodedish::Value {
+                    format: None,
+                    value: Value::Map(vec![
+                        (text_value("created_at"), text_value("2026-11-21T13:52:10.112233")),
+                        (text_value("created_via"), text_value("input_endpoint")),
+                    ]),
+                }),
+            ),
+        ],
+        index_score: Some((NOW / 1000 - 139) as f64),
+        history_raw: history.iter().map(|v| v.to_json().to_string().into_bytes()).collect(),
+        history,
+        history_total: 3,
+        observed_at: NOW,
+        unavailable: vec![],
+    }
+}
+
+pub fn app(model: Model, size: (u16, u16)) -> App {
+    let mut app = App::new(model, Keymap::default(), size);
+    app.refresh_order(true);
+    app
+}
+
+/// Renders the app and returns the screen as text (trailing spaces trimmed) and the buffer.
+pub fn render(app: &App, theme: &Theme) -> (String, Buffer) {
+    let (w, h) = app.size;
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test backend cannot fail");
+    terminal.draw(|f| sessiontop::ui::draw(f, app, theme)).expect("a test backend cannot fail");
+    let buffer = terminal.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    (text, buffer)
+}
+
+/// The first cell showing `symbol` on the row containing `needle`.
+pub fn cell_on_row<'a>(buffer: &'a Buffer, needle: &str, symbol: &str) -> &'a ratatui::buffer::Cell {
+    let area = buffer.area;
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+        if line.contains(needle) {
+            for x in 0..area.width {
+                if buffer[(x, y)].symbol() == symbol {
+                    return &buffer[(x, y)];
+                }
+            }
+        }
+    }
+    panic!("no '{symbol}' on a row with '{needle}'");
+}
+
+pub fn theme() -> Theme {
+    Theme::load("default").expect("built-in theme")
+}

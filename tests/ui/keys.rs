@@ -1,0 +1,316 @@
+//! Update logic without a terminal: keys, mouse, dialogs and collector updates in, state and
+//! requests out.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use sessiontop::action::{WriteKind, WritePlan};
+use sessiontop::app::{App, Dialog, Level, Pane, SortColumn, View};
+use sessiontop::collect::Request;
+use sessiontop::model::{PlanReply, Update};
+
+use crate::fixtures::*;
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Request> {
+    app.on_key(KeyEvent::from(code))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn overview() -> App {
+    app(connected(60, 200 << 20, 0), (160, 48))
+}
+
+#[test]
+fn moving_selects_by_id_and_scrolls() {
+    let mut a = overview();
+    assert_eq!(a.table.sort_column(), SortColumn::Idle);
+    let first = a.table.order[0].clone();
+    assert_eq!(a.table.selected.as_deref(), Some(first.as_str()), "the most recent session is selected");
+    key(&mut a, KeyCode::Char('j'));
+    assert_eq!(a.table.selected.as_ref(), Some(&a.table.order[1]));
+    key(&mut a, KeyCode::Char('G'));
+    assert_eq!(a.table.selected.as_ref(), a.table.order.last());
+    assert!(a.table.offset > 0, "the table scrolled to keep the selection visible");
+    key(&mut a, KeyCode::Char('g'));
+    assert_eq!(a.table.selected.as_ref(), Some(&a.table.order[0]));
+    assert_eq!(a.table.offset, 0);
+    key(&mut a, KeyCode::PageDown);
+    assert_eq!(a.table.selected_index(), Some(a.table_rows()));
+    key(&mut a, KeyCode::Up);
+    assert_eq!(a.table.selected_index(), Some(a.table_rows() - 1));
+}
+
+#[test]
+fn selection_follows_the_session_when_rows_reorder() {
+    let mut a = overview();
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Char('j'));
+    let chosen = a.table.selected.clone().unwrap();
+    // The session is saved again: it becomes the most recent, and stays selected.
+    let mut row = a.model.sessions[&chosen].clone();
+    row.last_interaction = Some(NOW);
+    a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
+    a.on_tick(NOW + 1000, 0);
+    assert_eq!(a.table.selected.as_ref(), Some(&chosen));
+    assert_eq!(a.table.order[0], chosen);
+}
+
+#[test]
+fn filter_narrows_keeps_and_clears() {
+    let mut a = overview();
+    let all = a.table.order.len();
+    key(&mut a, KeyCode::Char('/'));
+    assert!(a.table.editing_filter);
+    typed(&mut a, "STALLED");
+    assert_eq!(a.table.order, vec!["stalled_user".to_string()], "case-insensitive substring of the id");
+    assert_eq!(a.table.selected.as_deref(), Some("stalled_user"));
+    key(&mut a, KeyCode::Enter);
+    assert!(!a.table.editing_filter);
+    assert_eq!(a.table.order.len(), 1, "Enter keeps the filter");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.table.order.len(), all, "Esc clears it");
+
+    key(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "alpha_perm");
+    assert!(a.table.order.iter().all(|id| a.model.sessions[id].substate.as_deref() == Some("3.1.5_alpha_permission")));
+    assert!(!a.table.order.is_empty(), "substates match too");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.table.filter.is_empty());
+}
+
+#[test]
+fn sort_cycles_columns_and_reverses() {
+    let mut a = overview();
+    key(&mut a, KeyCode::Char('s'));
+    assert_eq!(a.table.sort_column(), SortColumn::Ttl);
+    let ttl = |a: &App, id: &str| a.model.sessions[id].ttl.seconds_left(a.model.now).unwrap_or(i64::MAX);
+    assert!(ttl(&a, &a.table.order[0]) <= ttl(&a, &a.table.order[1]));
+    key(&mut a, KeyCode::Char('s'));
+    assert_eq!(a.table.sort_column(), SortColumn::History);
+    let hist = |a: &App, id: &str| a.model.sessions[id].history_len.unwrap_or(0);
+    assert!(hist(&a, &a.table.order[0]) >= hist(&a, &a.table.order[1]), "history starts longest first");
+    key(&mut a, KeyCode::Char('S'));
+    assert!(a.table.reverse);
+    assert!(hist(&a, &a.table.order[0]) <= hist(&a, &a.table.order[1]));
+    for _ in 0..5 {
+        key(&mut a, KeyCode::Char('s'));
+    }
+    assert_eq!(a.table.sort_column(), SortColumn::Idle, "the cycle comes back round");
+}
+
+#[test]
+fn enter_inspects_and_escape_returns() {
+    let mut a = overview();
+    let id = a.table.selected.clone().unwrap();
+    let requests = key(&mut a, KeyCode::Enter);
+    assert!(requests.contains(&Request::Inspect(Some(id.clone()))));
+    assert_eq!(a.view, View::Inspector);
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.inspector.as_ref().unwrap().pane, Pane::History);
+    let requests = key(&mut a, KeyCode::Esc);
+    assert!(requests.contains(&Request::Inspect(None)));
+    assert_eq!(a.view, View::Overview);
+    assert_eq!(a.table.selected.as_deref(), Some(id.as_str()));
+}
+
+#[test]
+fn the_inspector_folds_its_tree() {
+    let mut m = connected(5, 200 << 20, 0);
+    m.apply(Update::Inspect(Box::new(report())));
+    let mut a = app(m, (160, 48));
+    a.table.selected = Some("user_1234".into());
+    key(&mut a, KeyCode::Enter);
+    let before = a.tree_lines().len();
+    key(&mut a, KeyCode::Char(' '));
+    assert_eq!(a.tree_lines().len(), 4, "the first key folded: its line, then meta's line and its two fields remain");
+    key(&mut a, KeyCode::Char(' '));
+    assert_eq!(a.tree_lines().len(), before);
+    // Fold the nested stage_1_completion map: cursor to it, fold.
+    let target = a.tree_lines().iter().position(|l| l.label.as_deref() == Some("stage_1_completion")).unwrap();
+    for _ in 0..target {
+        key(&mut a, KeyCode::Char('j'));
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.tree_lines().len(), before - 3);
+    key(&mut a, KeyCode::Char('v'));
+    assert!(a.inspector.as_ref().unwrap().raw);
+}
+
+fn ready(kind: WriteKind) -> Update {
+    Update::Plan(PlanReply::Ready(WritePlan {
+        id: "stalled_user".into(),
+        kind,
+        keys: vec![],
+        untouched: vec![],
+        index: Some("trt:active_sessions".into()),
+    }))
+}
+
+fn select_stalled(a: &mut App) {
+    a.table.selected = Some("stalled_user".into());
+}
+
+#[test]
+fn delete_asks_with_the_plan_and_defaults_to_no() {
+    let mut a = overview();
+    select_stalled(&mut a);
+    let requests = key(&mut a, KeyCode::Char('d'));
+    assert!(requests.contains(&Request::Plan { id: "stalled_user".into(), kind: WriteKind::Delete }));
+    assert!(matches!(a.dialog, Some(Dialog::Planning { .. })));
+    a.on_update(ready(WriteKind::Delete));
+    assert!(matches!(&a.dialog, Some(Dialog::Confirm { yes: false, .. })));
+    // Enter on the default answer cancels.
+    let requests = key(&mut a, KeyCode::Enter);
+    assert!(!requests.iter().any(|r| matches!(r, Request::Execute(_))));
+    assert!(a.dialog.is_none());
+
+    key(&mut a, KeyCode::Char('d'));
+    a.on_update(ready(WriteKind::Delete));
+    key(&mut a, KeyCode::Right);
+    let requests = key(&mut a, KeyCode::Enter);
+    assert!(
+        requests
+            .iter()
+            .any(|r| matches!(r, Request::Execute(p) if p.id == "stalled_user" && p.kind == WriteKind::Delete))
+    );
+    a.on_update(Update::WriteDone {
+        message: "deleted session 'stalled_user': 3 keys and its index entry".into(),
+        ok: true,
+    });
+    assert_eq!(a.status.as_ref().unwrap().level, Level::Info);
+    assert!(a.status.as_ref().unwrap().text.starts_with("deleted session"));
+}
+
+#[test]
+fn a_plan_that_fails_closes_the_dialog_and_says_why() {
+    let mut a = overview();
+    select_stalled(&mut a);
+    key(&mut a, KeyCode::Char('p'));
+    a.on_update(Update::Plan(PlanReply::Failed {
+        id: "stalled_user".into(),
+        kind: WriteKind::Persist,
+        error: "not connected to Redis".into(),
+    }));
+    assert!(a.dialog.is_none());
+    let status = a.status.as_ref().unwrap();
+    assert_eq!(status.level, Level::Error);
+    assert!(status.text.contains("not connected"), "{}", status.text);
+    // A plan for another session does not open a dialog.
+    key(&mut a, KeyCode::Char('p'));
+    a.on_update(Update::Plan(PlanReply::Ready(WritePlan {
+        id: "someone_else".into(),
+        kind: WriteKind::Persist,
+        keys: vec![],
+        untouched: vec![],
+        index: None,
+    })));
+    assert!(matches!(a.dialog, Some(Dialog::Planning { .. })));
+    key(&mut a, KeyCode::Esc);
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn expire_asks_for_seconds_and_accepts_durations() {
+    let mut a = overview();
+    select_stalled(&mut a);
+    key(&mut a, KeyCode::Char('e'));
+    typed(&mut a, "soon");
+    key(&mut a, KeyCode::Enter);
+    assert!(matches!(&a.dialog, Some(Dialog::ExpireInput { error: Some(_), .. })), "{:?}", a.dialog);
+    for _ in 0..4 {
+        key(&mut a, KeyCode::Backspace);
+    }
+    typed(&mut a, "15m");
+    let requests = key(&mut a, KeyCode::Enter);
+    assert!(requests.contains(&Request::Plan { id: "stalled_user".into(), kind: WriteKind::Expire(900) }));
+    a.on_update(ready(WriteKind::Expire(900)));
+    let requests = key(&mut a, KeyCode::Char('y'));
+    assert!(requests.iter().any(|r| matches!(r, Request::Execute(p) if p.kind == WriteKind::Expire(900))));
+}
+
+#[test]
+fn read_only_write_keys_explain_and_send_nothing() {
+    let mut m = connected(10, 200 << 20, 0);
+    m.target.read_only = true;
+    let mut a = app(m, (160, 48));
+    for c in ['e', 'p', 'd'] {
+        let requests = key(&mut a, KeyCode::Char(c));
+        assert!(!requests.iter().any(|r| matches!(r, Request::Plan { .. } | Request::Execute(_))));
+        assert!(a.dialog.is_none());
+        let status = a.status.as_ref().unwrap();
+        assert_eq!(status.level, Level::Warn);
+        assert!(status.text.starts_with("read-only"), "{}", status.text);
+    }
+}
+
+#[test]
+fn freeze_holds_the_screen_while_the_model_moves_on() {
+    let mut a = overview();
+    key(&mut a, KeyCode::Char('f'));
+    assert!(a.frozen.is_some());
+    let shown = a.shown().sessions.len();
+    let mut row = a.model.sessions["user_1000"].clone();
+    row.id = "brand_new".into();
+    a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
+    assert_eq!(a.shown().sessions.len(), shown, "the frozen screen does not change");
+    assert_eq!(a.model.sessions.len(), shown + 1, "the live model does");
+    key(&mut a, KeyCode::Char('f'));
+    assert!(a.frozen.is_none());
+    assert_eq!(a.shown().sessions.len(), shown + 1);
+}
+
+#[test]
+fn help_quit_refresh_and_ctrl_c() {
+    let mut a = overview();
+    key(&mut a, KeyCode::Char('?'));
+    assert!(a.help);
+    key(&mut a, KeyCode::Char('j'));
+    assert!(!a.help, "any key closes the help");
+    assert!(key(&mut a, KeyCode::Char('r')).contains(&Request::Refresh));
+    key(&mut a, KeyCode::Char('q'));
+    assert!(a.quit);
+
+    let mut a = overview();
+    select_stalled(&mut a);
+    key(&mut a, KeyCode::Char('e'));
+    a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(a.quit, "Ctrl-C quits even from a dialog");
+}
+
+#[test]
+fn the_mouse_wheel_scrolls_and_a_click_selects() {
+    let mut a = overview();
+    let wheel = |kind| MouseEvent { kind, column: 10, row: 20, modifiers: KeyModifiers::NONE };
+    a.on_mouse(wheel(MouseEventKind::ScrollDown));
+    assert_eq!(a.table.selected_index(), Some(1));
+    a.on_mouse(wheel(MouseEventKind::ScrollUp));
+    assert_eq!(a.table.selected_index(), Some(0));
+    // The table's first row is two lines below its top border.
+    let table = sessiontop::ui::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48)).table;
+    a.on_mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 10,
+        row: table.y + 2 + 4,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(a.table.selected_index(), Some(4));
+}
+
+#[test]
+fn the_visible_rows_are_asked_for_and_only_when_they_change() {
+    let mut a = overview();
+    let requests = a.on_tick(NOW + 1000, 0);
+    let Some(Request::Viewport(ids)) = requests.into_iter().find(|r| matches!(r, Request::Viewport(_))) else {
+        panic!("the first tick asks for the visible rows");
+    };
+    assert_eq!(ids.len(), a.table_rows());
+    assert_eq!(ids[0], a.table.order[0]);
+    assert!(!a.on_tick(NOW + 2000, 0).iter().any(|r| matches!(r, Request::Viewport(_))), "unchanged: not asked again");
+    let requests = key(&mut a, KeyCode::Char('j'));
+    assert!(!requests.iter().any(|r| matches!(r, Request::Viewport(_))), "the selection moved within the page");
+    let requests = key(&mut a, KeyCode::PageDown);
+    assert!(requests.iter().any(|r| matches!(r, Request::Viewport(_))), "scrolling shows new rows");
+}

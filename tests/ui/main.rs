@@ -1,0 +1,7 @@
+//! The dashboard without a terminal: update logic driven by key presses and collector updates,
+//! and every view rendered with ratatui's `TestBackend` at 80x24 and 160x48 and checked with
+//! insta snapshots, with the cells whose colour carries meaning asserted explicitly.
+
+mod fixtures;
+mod keys;
+mod views;

@@ -1,0 +1,228 @@
+//! Snapshots of every view at 80x24 and 160x48, and the colours that carry meaning.
+
+use ratatui::style::Color;
+use sessiontop::action::{WriteKind, WritePlan};
+use sessiontop::app::{Dialog, View};
+use sessiontop::collect::inspect::SessionKey;
+use sessiontop::model::{LinkState, Update};
+use sessiontop::schema::Lifecycle;
+use sessiontop::theme::{Role, Theme};
+
+use crate::fixtures::*;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn snapshot(name: &str, app_for: impl Fn((u16, u16)) -> sessiontop::app::App) {
+    snapshot_with(name, &theme(), app_for);
+}
+
+fn snapshot_with(name: &str, theme: &Theme, app_for: impl Fn((u16, u16)) -> sessiontop::app::App) {
+    for size in SIZES {
+        let app = app_for(size);
+        let (text, _) = render(&app, theme);
+        insta::assert_snapshot!(format!("{name}_{}x{}", size.0, size.1), text);
+    }
+}
+
+#[test]
+fn loading_screen() {
+    snapshot("loading", |size| app(loading(), size));
+}
+
+#[test]
+fn empty_database() {
+    snapshot("empty", |size| {
+        let mut m = loading();
+        m.apply(Update::Link(LinkState::Connected { since: NOW }));
+        m.apply(Update::Schema(Box::new(schema_info())));
+        m.apply(Update::Server { stats: Box::new(server(1_300_000, 0)), unavailable: vec![] });
+        m.apply(Update::CensusDone { generation: 1, tally: Default::default(), duration_ms: 3, orphan_ids: vec![] });
+        app(m, size)
+    });
+}
+
+#[test]
+fn many_sessions_with_stuck_rows() {
+    snapshot("overview", |size| app(connected(300, 900 << 20, 1 << 30), size));
+}
+
+#[test]
+fn disconnected_keeps_the_data_and_says_so() {
+    snapshot("disconnected", |size| {
+        let mut m = connected(40, 200 << 20, 0);
+        m.apply(Update::Link(LinkState::Reconnecting {
+            attempt: 3,
+            retry_at: NOW + 4000,
+            error: "connection refused".into(),
+        }));
+        app(m, size)
+    });
+}
+
+fn inspector_app(size: (u16, u16)) -> sessiontop::app::App {
+    let mut m = connected(20, 200 << 20, 0);
+    m.apply(Update::Inspect(Box::new(report())));
+    let mut a = app(m, size);
+    a.table.selected = Some("user_1234".into());
+    let requests = a.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Enter));
+    assert!(requests.contains(&sessiontop::collect::Request::Inspect(Some("user_1234".into()))));
+    assert_eq!(a.view, View::Inspector);
+    a
+}
+
+#[test]
+fn inspector_with_history() {
+    snapshot("inspector", inspector_app);
+}
+
+#[test]
+fn inspector_raw_view() {
+    snapshot("inspector_raw", |size| {
+        let mut a = inspector_app(size);
+        a.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('v')));
+        a
+    });
+}
+
+#[test]
+fn help() {
+    snapshot("help", |size| {
+        let mut a = app(connected(30, 200 << 20, 0), size);
+        a.help = true;
+        a
+    });
+}
+
+fn plan() -> WritePlan {
+    let key = |k: &str, role: &str, lifecycle| SessionKey { key: k.into(), role: role.into(), part: None, lifecycle };
+    WritePlan {
+        id: "stalled_user".into(),
+        kind: WriteKind::Delete,
+        keys: vec![
+            key("trt:session:stalled_user:state", "primary", Lifecycle::Session),
+            key("trt:session:stalled_user:history", "history", Lifecycle::Session),
+            key("trt:session:stalled_user:meta", "meta", Lifecycle::Session),
+            key("trt:lock:stalled_user", "lock", Lifecycle::Ephemeral),
+        ],
+        untouched: vec![],
+        index: Some("trt:active_sessions".into()),
+    }
+}
+
+#[test]
+fn delete_dialog_lists_the_exact_keys() {
+    snapshot("delete_dialog", |size| {
+        let mut a = app(connected(30, 200 << 20, 0), size);
+        a.dialog = Some(Dialog::Confirm { plan: plan(), yes: false });
+        a
+    });
+}
+
+#[test]
+fn expire_dialog() {
+    snapshot("expire_dialog", |size| {
+        let mut a = app(connected(30, 200 << 20, 0), size);
+        a.dialog = Some(Dialog::ExpireInput { id: "stalled_user".into(), input: "15m".into(), error: None });
+        a
+    });
+}
+
+#[test]
+fn read_only_production_target() {
+    let theme = Theme::load("production").unwrap();
+    snapshot_with("read_only_production", &theme, |size| {
+        let mut m = connected(30, 200 << 20, 0);
+        m.target.read_only = true;
+        m.target.name = Some("chatmrpt-production".into());
+        let a = app(m, size);
+        let (text, buffer) = render(&a, &theme);
+        assert!(text.lines().next().unwrap().contains("PRODUCTION"), "{text}");
+        assert!(text.lines().next().unwrap().contains("READ-ONLY"), "{text}");
+        assert_eq!(cell_on_row(&buffer, "READ-ONLY", "R").bg, Color::Red, "the production header is red");
+        a
+    });
+}
+
+fn fg(theme: &Theme, role: Role) -> Color {
+    theme.style(role).fg.expect("colours are on")
+}
+
+#[test]
+fn problem_rows_carry_a_symbol_and_a_colour() {
+    let theme = theme();
+    for size in SIZES {
+        let mut a = app(connected(5, 200 << 20, 0), size);
+        a.table.selected = Some("user_1000".into());
+        let (text, buffer) = render(&a, &theme);
+        assert!(text.contains("stalled_user") && text.contains("forever_user"), "{text}");
+        assert_eq!(cell_on_row(&buffer, "stalled_user", "⚠").fg, fg(&theme, Role::Warn));
+        assert_eq!(cell_on_row(&buffer, "forever_user", "∞").fg, fg(&theme, Role::Warn));
+        assert_eq!(cell_on_row(&buffer, "bad\\x1b[2Jpayload", "✗").fg, fg(&theme, Role::Crit));
+        // The hostile id is shown escaped: no escape character reached the buffer.
+        assert!(!text.contains('\u{1b}'));
+        // The selected row uses the selection colours.
+        assert_eq!(cell_on_row(&buffer, "user_1000", "u").bg, theme.style(Role::Selection).bg.unwrap());
+    }
+}
+
+#[test]
+fn memory_gauge_turns_critical_near_maxmemory_and_says_no_limit_plainly() {
+    let theme = theme();
+    let a = app(connected(5, 980 << 20, 1 << 30), (160, 48));
+    let (_, buffer) = render(&a, &theme);
+    assert_eq!(cell_on_row(&buffer, "memory", "█").fg, fg(&theme, Role::Crit));
+    let a = app(connected(5, 200 << 20, 0), (160, 48));
+    let (text, _) = render(&a, &theme);
+    assert!(text.contains("no limit (maxmemory 0)"), "{text}");
+}
+
+#[test]
+fn reconnecting_is_critical_in_the_header() {
+    let theme = theme();
+    let mut m = connected(5, 200 << 20, 0);
+    m.apply(Update::Link(LinkState::Reconnecting {
+        attempt: 2,
+        retry_at: NOW + 2000,
+        error: "connection refused".into(),
+    }));
+    let (text, buffer) = render(&app(m, (160, 48)), &theme);
+    assert!(
+        text.lines().next().unwrap().contains("reconnecting: attempt 2, next in 2s (connection refused)"),
+        "{text}"
+    );
+    // On a narrow screen the state and staleness stay; the reason goes first.
+    let mut m = connected(5, 200 << 20, 0);
+    m.apply(Update::Link(LinkState::Reconnecting {
+        attempt: 2,
+        retry_at: NOW + 2000,
+        error: "connection refused".into(),
+    }));
+    let (narrow, _) = render(&app(m, (80, 24)), &theme);
+    let header = narrow.lines().next().unwrap();
+    assert!(header.contains("◌ reconnecting: attempt 2, next in 2s") && header.contains("stale"), "{header}");
+    assert_eq!(cell_on_row(&buffer, "reconnecting", "◌").fg, fg(&theme, Role::Crit));
+    assert!(text.contains("stale"), "{text}");
+}
+
+#[test]
+fn no_color_keeps_the_symbols() {
+    let theme = theme().without_colors();
+    let (text, buffer) = render(&app(connected(5, 200 << 20, 0), (160, 48)), &theme);
+    assert!(text.contains('⚠') && text.contains('✗') && text.contains('∞'));
+    let cell = cell_on_row(&buffer, "stalled_user", "⚠");
+    assert_eq!(cell.fg, Color::Reset);
+}
+
+#[test]
+fn every_size_down_to_80x24_renders_without_panicking() {
+    let theme = theme();
+    let overview = connected(120, 500 << 20, 1 << 30);
+    for (w, h) in [(80, 24), (81, 25), (100, 30), (120, 40), (139, 31), (140, 32), (200, 60), (60, 20), (20, 8)] {
+        render(&app(overview.clone(), (w, h)), &theme);
+        render(&inspector_app((w, h)), &theme);
+        let mut a = app(overview.clone(), (w, h));
+        a.help = true;
+        a.dialog = Some(Dialog::Confirm { plan: plan(), yes: true });
+        render(&a, &theme);
+    }
+}

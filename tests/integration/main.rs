@@ -1,6 +1,7 @@
 //! Integration tests against a real `redis-server` that each test starts for itself.
 
 mod common;
+mod e2e;
 mod engine;
 mod failures;
 mod tls;

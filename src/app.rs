@@ -217,8 +217,10 @@ impl App {
             }
             _ => {}
         }
+        // A finished census pass or sessions found gone change the picture: show it at once.
+        let at_once = matches!(update, Update::CensusDone { .. } | Update::Gone { .. });
         self.model.apply(update);
-        self.refresh_order(false);
+        self.refresh_order(at_once);
         self.viewport_request().into_iter().collect()
     }
 
@@ -621,7 +623,11 @@ impl App {
         if self.table.order_inputs.as_ref() == Some(&inputs) {
             return;
         }
-        if !force && self.table.order_inputs.is_some() && model.now - self.table.order_at < ORDER_REFRESH_INTERVAL_MS {
+        // Throttled, except when the table is empty and need not be.
+        let throttled = self.table.order_inputs.is_some()
+            && model.now - self.table.order_at < ORDER_REFRESH_INTERVAL_MS
+            && (!self.table.order.is_empty() || model.sessions.is_empty());
+        if !force && throttled {
             return;
         }
         let order = sorted_ids(model, self.table.sort_column(), self.table.reverse, &self.table.filter);

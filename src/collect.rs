@@ -194,6 +194,8 @@ async fn poller(
         let failure = match shared.target.connect(shared.load.clone()).await {
             Ok(mut link) => {
                 attempt = 0;
+                // A restarted or failed-over server may hold other sessions: look again.
+                state.newest_score = None;
                 shared.send(Update::Link(LinkState::Connected { since: now_millis() }));
                 run_connected(&shared, &mut link, &choice, &overrides, &writer, &mut requests, &schema_tx, &mut state)
                     .await
@@ -237,6 +239,8 @@ async fn poller(
 struct PollerState {
     /// sessiontop's own process, sampled every poll.
     own: Option<OwnProcess>,
+    /// The newest index score seen, so that each poll reads only the sessions saved since.
+    newest_score: Option<f64>,
     schema: Option<Arc<Schema>>,
     viewport: Vec<String>,
     inspecting: Option<String>,
@@ -397,21 +401,39 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
 
     let max_value_bytes = shared.options.census.max_value_bytes;
     let mut ids = state.viewport.clone();
-    let mut scores = None;
-    if ids.is_empty() {
-        // Nothing on screen yet: the most recent sessions from the index.
-        if let Some(index) = &schema.index {
-            let flat: Vec<(String, f64)> = link
-                .query(
-                    redis::cmd("ZREVRANGE")
-                        .arg(&index.key)
-                        .arg(0)
-                        .arg(shared.options.page_size.saturating_sub(1))
-                        .arg("WITHSCORES"),
+    // Sessions saved since the last poll, from an index scored by last interaction: the most
+    // recent first time round, then only what is newer (cheap, and the table stays live
+    // between census passes).
+    if let Some(index) = schema.index.as_ref().filter(|i| i.score == crate::schema::ScoreMeaning::LastInteraction) {
+        let limit = shared.options.page_size;
+        let recent: Vec<(String, f64)> = match state.newest_score {
+            None => {
+                link.query(
+                    redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1)).arg("WITHSCORES"),
                 )
-                .await?;
-            scores = Some(flat.iter().map(|(_, s)| Some(*s)).collect::<Vec<_>>());
-            ids = flat.into_iter().map(|(id, _)| id).collect();
+                .await?
+            }
+            Some(since) => {
+                link.query(
+                    redis::cmd("ZREVRANGEBYSCORE")
+                        .arg(&index.key)
+                        .arg("+inf")
+                        .arg(format!("({since}"))
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit),
+                )
+                .await?
+            }
+        };
+        if let Some(newest) = recent.iter().map(|(_, s)| *s).reduce(f64::max) {
+            state.newest_score = Some(state.newest_score.map_or(newest, |s| s.max(newest)));
+        }
+        for (id, _) in recent {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         }
     }
     if !ids.is_empty() {
@@ -419,7 +441,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             link,
             &schema,
             &ids,
-            scores.as_deref(),
+            None,
             ReadOptions { page: true, max_value_bytes },
             &mut state.interner,
             now_millis(),

@@ -314,3 +314,19 @@ fn the_visible_rows_are_asked_for_and_only_when_they_change() {
     let requests = key(&mut a, KeyCode::PageDown);
     assert!(requests.iter().any(|r| matches!(r, Request::Viewport(_))), "scrolling shows new rows");
 }
+
+#[test]
+fn the_table_fills_as_soon_as_sessions_arrive() {
+    // Within one tick of the model's clock: the empty table must not wait for the throttle.
+    let mut a = app(loading(), (160, 48));
+    let rows = connected(10, 200 << 20, 0).sessions.into_values().collect::<Vec<_>>();
+    a.on_update(Update::CensusBatch {
+        generation: 1,
+        rows: Vec::new(),
+        partial: Default::default(),
+        progress: Some(0.1),
+    });
+    a.on_update(Update::CensusBatch { generation: 1, rows, partial: Default::default(), progress: Some(1.0) });
+    assert_eq!(a.table.order.len(), 13);
+    assert!(a.table.selected.is_some());
+}

@@ -13,9 +13,11 @@ use crate::keymap::{Action, Keymap};
 use crate::model::{Millis, Model, PlanReply, SessionRow, Ttl, Update};
 use crate::ui;
 
-/// Data-driven re-sorting of the session table happens at most this often; what the user
-/// changes (sort, filter) re-sorts at once.
+/// Data-driven re-sorting of the session table happens at most this often, and half a second
+/// less often per 100,000 sessions, so that re-sorting a huge census never makes the keys
+/// slow; what the user changes (sort, filter) re-sorts at once.
 pub const ORDER_REFRESH_INTERVAL_MS: i64 = 500;
+const ORDER_REFRESH_ROWS_PER_STEP: usize = 100_000;
 /// How long a status message stays.
 pub const STATUS_TTL_MS: i64 = 6000;
 
@@ -625,7 +627,8 @@ impl App {
         }
         // Throttled, except when the table is empty and need not be.
         let throttled = self.table.order_inputs.is_some()
-            && model.now - self.table.order_at < ORDER_REFRESH_INTERVAL_MS
+            && model.now - self.table.order_at
+                < ORDER_REFRESH_INTERVAL_MS * (1 + (model.sessions.len() / ORDER_REFRESH_ROWS_PER_STEP) as i64)
             && (!self.table.order.is_empty() || model.sessions.is_empty());
         if !force && throttled {
             return;

@@ -217,6 +217,7 @@ impl App {
                 let level = if *ok { Level::Info } else { Level::Error };
                 self.say(level, crate::text::escape_str(message));
             }
+            Update::Notice(message) => self.say(Level::Warn, crate::text::escape_str(message)),
             _ => {}
         }
         // A finished census pass or sessions found gone change the picture: show it at once.

@@ -34,7 +34,7 @@ const INPUT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Why the dashboard could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
-    #[error("the dashboard needs a terminal; use a subcommand such as `snapshot` in scripts")]
+    #[error("the dashboard needs a terminal (in scripts use `snapshot`, `inspect` or `demo --no-tui`)")]
     NotATerminal,
     #[error("terminal: {0}")]
     Terminal(#[from] io::Error),

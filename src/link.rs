@@ -177,14 +177,12 @@ impl Link {
         if values.len() != pipe.len() {
             return Err(Failure::Protocol(format!("pipeline of {} commands", pipe.len())));
         }
+        // A command's name is only worked out when it failed.
         Ok(values
             .into_iter()
-            .enumerate()
-            .map(|(i, value)| match value {
-                redis::Value::ServerError(e) => {
-                    let name = pipe.cmd_iter().nth(i).map(command_name).unwrap_or_default();
-                    Err(Failure::from_server_error(&name, &e))
-                }
+            .zip(pipe.cmd_iter())
+            .map(|(value, cmd)| match value {
+                redis::Value::ServerError(e) => Err(Failure::from_server_error(&command_name(cmd), &e)),
                 other => Ok(other),
             })
             .collect())

@@ -16,15 +16,7 @@ use sessiontop::theme::Theme;
 /// 2026-11-21T14:00:00Z.
 pub const NOW: i64 = 1_795_269_600_000;
 
-pub const SUBSTATES: [&str; 7] = [
-    "1.1_goal_and_vision",
-    "1.1.5_psycho_education",
-    "1.2_problem_and_body",
-    "3.1_assess_readiness",
-    "3.1.5_alpha_permission",
-    "3.2_alpha_sequence",
-    "stage_1_complete",
-];
+pub use sessiontop::demo::TRT_SUBSTATES as SUBSTATES;
 
 pub fn settings() -> ModelSettings {
     ModelSettings {

@@ -330,3 +330,14 @@ fn the_table_fills_as_soon_as_sessions_arrive() {
     assert_eq!(a.table.order.len(), 13);
     assert!(a.table.selected.is_some());
 }
+
+#[test]
+fn collector_notices_reach_the_footer() {
+    let mut a = overview();
+    a.on_update(Update::Notice("census: ZCARD denied: this user has no permissions".into()));
+    let status = a.status.as_ref().expect("a notice is shown");
+    assert_eq!(status.level, Level::Warn);
+    assert!(status.text.contains("ZCARD denied"));
+    let (text, _) = render(&a, &theme());
+    assert!(text.lines().last().unwrap().contains("census: ZCARD denied"), "{text}");
+}

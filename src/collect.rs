@@ -41,6 +41,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 200;
 pub const RELATED_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 /// The shortest time between two polls, however many refreshes are asked for.
 const MIN_POLL_GAP: Duration = Duration::from_millis(250);
+/// How often to sample the keyspace again while no layout is recognised.
+const DETECT_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 /// Reconnect backoff: first delay, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -196,6 +198,7 @@ async fn poller(
                 attempt = 0;
                 // A restarted or failed-over server may hold other sessions: look again.
                 state.newest_score = None;
+                state.detected_at = None;
                 shared.send(Update::Link(LinkState::Connected { since: now_millis() }));
                 run_connected(&shared, &mut link, &choice, &overrides, &writer, &mut requests, &schema_tx, &mut state)
                     .await
@@ -241,6 +244,8 @@ struct PollerState {
     own: Option<OwnProcess>,
     /// The newest index score seen, so that each poll reads only the sessions saved since.
     newest_score: Option<f64>,
+    /// When the layout was last looked for, while none is known.
+    detected_at: Option<Instant>,
     schema: Option<Arc<Schema>>,
     viewport: Vec<String>,
     inspecting: Option<String>,
@@ -283,7 +288,9 @@ async fn run_connected(
     state: &mut PollerState,
 ) -> Failure {
     loop {
-        if state.schema.is_none() {
+        let detect_due = state.detected_at.is_none_or(|at| at.elapsed() >= DETECT_RETRY_INTERVAL);
+        if state.schema.is_none() && detect_due {
+            state.detected_at = Some(Instant::now());
             match resolve_schema(link, choice, overrides).await {
                 Ok(Resolved::Schema { schema, note }) => {
                     shared.send(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, note))));

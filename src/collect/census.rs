@@ -360,14 +360,24 @@ impl Pass {
         let t = &mut self.tally;
         t.total += 1;
         match &row.stage {
-            Some(stage) => *t.by_stage.entry(stage.to_string()).or_default() += 1,
+            Some(stage) => bump(&mut t.by_stage, stage),
             None => t.no_stage += 1,
         }
         if let Some(sub) = &row.substate {
-            *t.by_substate.entry(sub.to_string()).or_default() += 1;
+            bump(&mut t.by_substate, sub);
         }
         if row.ttl == Ttl::Persistent {
             t.no_ttl += 1;
+        }
+    }
+}
+
+/// Counts one more of `key`, allocating its text only the first time it is seen.
+fn bump(counts: &mut std::collections::BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
         }
     }
 }

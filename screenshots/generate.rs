@@ -20,7 +20,7 @@ use sessiontop::collect::{self, Request};
 use sessiontop::keymap::Keymap;
 use sessiontop::link::LoadCounter;
 use sessiontop::local_redis::{LocalRedis, Options};
-use sessiontop::model::{Model, ModelSettings, Update};
+use sessiontop::model::{Model, Update};
 use sessiontop::setup::Setup;
 use sessiontop::target::{Target, TargetSpec};
 use sessiontop::theme::Theme;
@@ -58,9 +58,7 @@ async fn run() -> Result<(), String> {
     let cli =
         Cli::parse_from(["sessiontop", "--url", url.as_str(), "--audit-log", "/dev/null", "--poll-interval", "500ms"]);
     let setup = Setup::new(&cli.global).map_err(|e| e.to_string())?;
-    let settings =
-        ModelSettings { lifetime_s: setup.lifetime_s, stuck_after_s: setup.stuck_after_s, ..ModelSettings::default() };
-    let model = Model::new(setup.target_info.clone(), settings, collect::now_millis());
+    let model = Model::new(setup.target_info.clone(), setup.model_settings(), collect::now_millis());
     let (collector, mut updates) = collect::spawn(
         setup.target.clone(),
         setup.choice.clone(),

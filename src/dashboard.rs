@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::app::App;
 use crate::collect::{self, CollectOptions, Request, now_millis};
 use crate::keymap::Keymap;
-use crate::model::{Model, ModelSettings};
+use crate::model::Model;
 use crate::setup::Setup;
 use crate::theme::{self, Theme};
 
@@ -96,9 +96,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let theme = load_theme(&setup)?;
     let keymap = Keymap::with_overrides(&setup.keys).map_err(DashboardError::Keys)?;
     let options = CollectOptions { ..setup.collect.clone() };
-    let settings =
-        ModelSettings { lifetime_s: setup.lifetime_s, stuck_after_s: setup.stuck_after_s, ..ModelSettings::default() };
-    let model = Model::new(setup.target_info.clone(), settings, now_millis());
+    let model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
     let (collector, mut updates) = collect::spawn(
         setup.target.clone(),
         setup.choice.clone(),

@@ -115,7 +115,7 @@ pub struct SnapshotData {
 pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Result<SnapshotData, HeadlessError> {
     let schema = session.schema.clone();
     let link = &mut session.link;
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(&schema), now_millis());
+    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
     model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, session.note.clone()))));
     model.apply(Update::Link(crate::model::LinkState::Connected { since: model.now }));
     let (stats, unavailable) = server::poll(link).await?;
@@ -412,7 +412,8 @@ pub async fn inspect(setup: &Setup, session: &mut Session, id: &str) -> Result<(
     let report =
         inspect::inspect(&mut session.link, schema, id, &keys, score, setup.collect.census.max_value_bytes, now)
             .await?;
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(schema), now);
+    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now);
+    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(schema, session.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))
 }

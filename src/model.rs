@@ -593,18 +593,6 @@ impl Model {
         }
     }
 
-    /// Settings for a layout.
-    pub fn settings_for(schema: &Schema, lifetime_s: Option<i64>, stuck_after_s: i64) -> ModelSettings {
-        ModelSettings {
-            idle: schema.idle,
-            lifetime_s,
-            stuck_after_s,
-            finals: schema.finals.clone(),
-            stages: schema.stages.clone(),
-            substates: schema.substates.clone(),
-        }
-    }
-
     /// Advances the model's clock and samples sessiontop's own command count.
     pub fn tick(&mut self, now: Millis, own_commands_total: u64) {
         self.now = now;

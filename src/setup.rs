@@ -11,7 +11,7 @@ use crate::collect::{CollectOptions, DEFAULT_CENSUS_PAUSE, DEFAULT_PAGE_SIZE};
 use crate::config::{self, ConfigError};
 use crate::link::LoadCounter;
 use crate::model::{ModelSettings, TargetInfo};
-use crate::schema::{Choice, Overrides, Schema};
+use crate::schema::{Choice, Overrides};
 use crate::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
 
 /// Everything a command needs to run.
@@ -121,8 +121,9 @@ impl Setup {
         })
     }
 
-    /// Model settings once the layout is known.
-    pub fn model_settings(&self, schema: &Schema) -> ModelSettings {
-        crate::model::Model::settings_for(schema, self.lifetime_s, self.stuck_after_s)
+    /// The model settings the command line gives; the layout's own (idle rule, final and
+    /// ordered stages) arrive with [`crate::model::Update::Schema`].
+    pub fn model_settings(&self) -> ModelSettings {
+        ModelSettings { lifetime_s: self.lifetime_s, stuck_after_s: self.stuck_after_s, ..ModelSettings::default() }
     }
 }

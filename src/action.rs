@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::collect::census::Budget;
 use crate::collect::inspect::{SessionKey, find_keys};
 use crate::link::{Failure, Link, reply};
+use crate::names::{Key, SessionId};
 use crate::schema::{Lifecycle, Schema};
 
 /// A write the user can ask for.
@@ -39,7 +40,7 @@ impl WriteKind {
 /// Exactly what a write will touch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritePlan {
-    pub id: String,
+    pub id: SessionId,
     pub kind: WriteKind,
     /// Keys the write changes.
     pub keys: Vec<SessionKey>,
@@ -60,11 +61,11 @@ impl WritePlan {
 /// What a write did, as read back afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WriteOutcome {
-    pub session: String,
+    pub session: SessionId,
     pub action: &'static str,
     /// Each changed key with its state after the write: `deleted`, `persistent`, `ttl 60s`, or
     /// `still present` when a delete did not take.
-    pub keys: Vec<(String, String)>,
+    pub keys: Vec<(Key, String)>,
     pub index_entry_removed: bool,
 }
 
@@ -74,7 +75,7 @@ impl WriteOutcome {
         let mut line = format!(
             "{} session '{}': {} key{}",
             past(self.action),
-            crate::text::escape_str(&self.session),
+            self.session,
             self.keys.len(),
             if self.keys.len() == 1 { "" } else { "s" }
         );
@@ -104,6 +105,9 @@ pub enum WriteError {
     Audit { path: String, reason: String },
     #[error("{0}")]
     Redis(#[from] Failure),
+    /// Redis refused the transaction as it was queued: nothing was changed.
+    #[error("Redis refused it, nothing was changed: {0}")]
+    Refused(Failure),
     #[error("the write did not complete: {0}")]
     Incomplete(String),
 }
@@ -130,14 +134,14 @@ impl Writer {
         &self,
         link: &mut Link,
         schema: &Schema,
-        id: &str,
+        id: &SessionId,
         kind: WriteKind,
         budget: &mut Budget,
         scan_count: usize,
     ) -> Result<WritePlan, WriteError> {
         let (keys, score) = find_keys(link, schema, id, budget, scan_count, None).await?;
         if keys.is_empty() && score.is_none() {
-            return Err(WriteError::NoSession(crate::text::escape_str(id)));
+            return Err(WriteError::NoSession(id.escaped()));
         }
         let (keys, untouched) = match kind {
             WriteKind::Delete => (keys, Vec::new()),
@@ -147,7 +151,7 @@ impl Writer {
             WriteKind::Delete if score.is_some() => schema.index.as_ref().map(|i| i.key.clone()),
             _ => None,
         };
-        Ok(WritePlan { id: id.to_string(), kind, keys, untouched, index })
+        Ok(WritePlan { id: id.clone(), kind, keys, untouched, index })
     }
 
     /// Carries out a plan the user confirmed.
@@ -156,9 +160,9 @@ impl Writer {
             return Err(WriteError::ReadOnly);
         }
         if plan.is_empty() {
-            return Err(WriteError::NoSession(crate::text::escape_str(&plan.id)));
+            return Err(WriteError::NoSession(plan.id.escaped()));
         }
-        let keys: Vec<&str> = plan.keys.iter().map(|k| k.key.as_str()).collect();
+        let keys: Vec<&Key> = plan.keys.iter().map(|k| &k.key).collect();
         self.audit.record(&AuditRecord::new(&self.target_url, plan, "begin", None))?;
 
         let mut pipe = crate::link::pipe();
@@ -184,6 +188,10 @@ impl Writer {
         }
         let result = link.transaction(&pipe).await;
         let outcome = match result {
+            Ok(replies) if !replies.is_empty() && replies.iter().all(Result::is_err) => {
+                let failure = replies.into_iter().find_map(Result::err).unwrap_or(Failure::Protocol("EXEC".into()));
+                Err(WriteError::Refused(failure))
+            }
             Ok(replies) => match replies.iter().find_map(|r| r.as_ref().err()) {
                 Some(failure) => Err(WriteError::Incomplete(failure.to_string())),
                 None => self.read_back(link, plan).await,
@@ -243,8 +251,9 @@ struct AuditRecord<'a> {
     action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     seconds: Option<i64>,
-    session: &'a str,
-    keys: Vec<&'a str>,
+    /// Escaped, as every id and key shown anywhere.
+    session: String,
+    keys: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,7 +264,7 @@ impl<'a> AuditRecord<'a> {
     fn new(target: &'a str, plan: &'a WritePlan, phase: &'a str, outcome: Option<String>) -> Self {
         AuditRecord {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default(),
+            user: who_am_i(),
             target,
             phase,
             action: plan.kind.verb(),
@@ -263,12 +272,48 @@ impl<'a> AuditRecord<'a> {
                 WriteKind::Expire(s) => Some(s),
                 _ => None,
             },
-            session: &plan.id,
-            keys: plan.keys.iter().map(|k| k.key.as_str()).collect(),
+            session: plan.id.escaped(),
+            keys: plan.keys.iter().map(|k| k.key.escaped()).collect(),
             index: plan.index.as_deref(),
             outcome,
         }
     }
+}
+
+/// Who is writing, for the audit log: `$USER`, else `$LOGNAME`, else the account of the
+/// process's user id, else the id itself; never empty.
+fn who_am_i() -> String {
+    if let Some(name) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty())) {
+        return name;
+    }
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers given to it.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) == 0
+            && !found.is_null()
+            && !pw.pw_name.is_null()
+        {
+            let name = std::ffi::CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+        format!("uid {uid}")
+    }
+}
+
+/// Creates `path` for appending, readable and writable by its owner only (0600), and its
+/// missing directories owner-only too (0700): the audit log names sessions, which for
+/// Flask-Session are the users' cookies.
+pub fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
 /// An append-only file of JSON lines, one before and one after every write.
@@ -297,13 +342,9 @@ impl AuditLog {
 
     fn record(&self, record: &AuditRecord<'_>) -> Result<(), WriteError> {
         let fail = |reason: String| WriteError::Audit { path: self.path.display().to_string(), reason };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
         let mut line = serde_json::to_string(record).map_err(|e| fail(e.to_string()))?;
         line.push('\n');
-        let mut file =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| fail(e.to_string()))?;
+        let mut file = open_private(&self.path).map_err(|e| fail(e.to_string()))?;
         file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| fail(e.to_string()))
     }
 }

@@ -11,6 +11,7 @@ use crate::action::{WriteKind, WritePlan};
 use crate::collect::Request;
 use crate::keymap::{Action, Keymap};
 use crate::model::{Millis, Model, PlanReply, SessionRow, Ttl, Update};
+use crate::names::SessionId;
 use crate::ui;
 
 /// Data-driven re-sorting of the session table happens at most this often, and half a second
@@ -92,11 +93,11 @@ pub struct TableState {
     pub reverse: bool,
     pub filter: String,
     pub editing_filter: bool,
-    pub selected: Option<String>,
+    pub selected: Option<SessionId>,
     /// Index of the first visible row.
     pub offset: usize,
     /// Ids in display order (filtered and sorted).
-    pub order: Vec<String>,
+    pub order: Vec<SessionId>,
     /// Stalled sessions, in all and by stage (or substate), counted when the order is.
     pub stalled: usize,
     pub stalled_by: std::collections::BTreeMap<String, usize>,
@@ -119,7 +120,7 @@ impl TableState {
 /// The inspector's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InspectorState {
-    pub id: String,
+    pub id: SessionId,
     pub pane: Pane,
     pub keys_offset: usize,
     pub tree_cursor: usize,
@@ -134,9 +135,9 @@ pub struct InspectorState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dialog {
     /// `e`: how many seconds.
-    ExpireInput { id: String, input: String, error: Option<String> },
+    ExpireInput { id: SessionId, input: String, error: Option<String> },
     /// Waiting for the collector to list what a write would change.
-    Planning { id: String, kind: WriteKind },
+    Planning { id: SessionId, kind: WriteKind },
     /// The exact keys a write will change; `yes` is the highlighted answer (default No).
     Confirm { plan: WritePlan, yes: bool },
 }
@@ -174,7 +175,7 @@ pub struct App {
     /// The terminal's size, for layout and mouse clicks.
     pub size: (u16, u16),
     pub quit: bool,
-    last_viewport: Vec<String>,
+    last_viewport: Vec<SessionId>,
 }
 
 impl App {
@@ -360,7 +361,7 @@ impl App {
         Vec::new()
     }
 
-    fn open_inspector(&mut self, id: String) -> Vec<Request> {
+    fn open_inspector(&mut self, id: SessionId) -> Vec<Request> {
         self.view = View::Inspector;
         self.inspector = Some(InspectorState {
             id: id.clone(),
@@ -383,6 +384,7 @@ impl App {
         let rows = ui::inspector_pane_rows(self.size);
         let lines = self.tree_lines();
         let history = self.shown().inspect.as_ref().map_or(0, |r| r.history.len());
+        let keys = self.shown().inspect.as_ref().map_or(0, |r| r.keys.len());
         let Some(state) = self.inspector.as_mut() else { return Vec::new() };
         let step = |action: Action| -> i64 {
             match action {
@@ -428,7 +430,7 @@ impl App {
                         }
                     }
                     Pane::History => state.history_offset = clamp_add(state.history_offset, delta, history),
-                    Pane::Keys => state.keys_offset = clamp_add(state.keys_offset, delta, usize::MAX),
+                    Pane::Keys => state.keys_offset = clamp_add(state.keys_offset, delta, keys),
                 }
             }
             _ => {}
@@ -447,7 +449,7 @@ impl App {
     }
 
     /// The session a write key acts on: the inspected one, else the selected row.
-    fn write_target(&self) -> Option<String> {
+    fn write_target(&self) -> Option<SessionId> {
         match self.view {
             View::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             View::Overview => self.table.selected.clone(),
@@ -473,7 +475,7 @@ impl App {
         }
     }
 
-    fn request_plan(&mut self, id: String, kind: WriteKind) -> Vec<Request> {
+    fn request_plan(&mut self, id: SessionId, kind: WriteKind) -> Vec<Request> {
         self.dialog = Some(Dialog::Planning { id: id.clone(), kind });
         vec![Request::Plan { id, kind }]
     }
@@ -661,7 +663,7 @@ impl App {
     /// The ids on screen, when they changed since the last request.
     fn viewport_request(&mut self) -> Option<Request> {
         let rows = self.table_rows();
-        let ids: Vec<String> = self.table.order.iter().skip(self.table.offset).take(rows).cloned().collect();
+        let ids: Vec<SessionId> = self.table.order.iter().skip(self.table.offset).take(rows).cloned().collect();
         if ids == self.last_viewport {
             return None;
         }
@@ -670,27 +672,39 @@ impl App {
     }
 }
 
-fn clamp_add(value: usize, delta: i64, len: usize) -> usize {
-    if len == 0 {
-        return 0;
-    }
-    (value as i64).saturating_add(delta).clamp(0, len as i64 - 1) as usize
+/// `value + delta`, kept within `0..len` (0 when `len` is 0). Total: no inputs panic.
+pub fn clamp_add(value: usize, delta: i64, len: usize) -> usize {
+    let last = len.saturating_sub(1);
+    let moved = if delta >= 0 {
+        value.saturating_add(usize::try_from(delta).unwrap_or(usize::MAX))
+    } else {
+        value.saturating_sub(usize::try_from(delta.unsigned_abs()).unwrap_or(usize::MAX))
+    };
+    moved.min(last)
 }
 
 /// Session ids filtered by a case-insensitive substring of id, stage or substate, then sorted.
 /// Unknown values sort last either way; ties fall back to the id, so the order is stable.
-pub fn sorted_ids(model: &Model, column: SortColumn, reverse: bool, filter: &str) -> Vec<String> {
+pub fn sorted_ids(model: &Model, column: SortColumn, reverse: bool, filter: &str) -> Vec<SessionId> {
     let needle = filter.to_lowercase();
+    let id_matches = |id: &SessionId| match id.as_str() {
+        Some(text) if !text.contains('\\') && text.chars().all(|c| !c.is_control()) => {
+            text.to_lowercase().contains(&needle)
+        }
+        // Ids that are shown escaped are matched as shown.
+        _ => id.escaped().to_lowercase().contains(&needle),
+    };
     let matches = |row: &SessionRow| {
         needle.is_empty()
-            || row.id.to_lowercase().contains(&needle)
+            || id_matches(&row.id)
             || row.stage.as_deref().is_some_and(|s| s.to_lowercase().contains(&needle))
             || row.substate.as_deref().is_some_and(|s| s.to_lowercase().contains(&needle))
     };
     let mut rows: Vec<&SessionRow> = model.sessions.values().filter(|r| matches(r)).collect();
     let number = |row: &SessionRow| -> Option<i64> {
         match column {
-            SortColumn::Idle => model.idle_seconds(row),
+            // Least idle first: the most recent activity, exactly (idle seconds tie within one).
+            SortColumn::Idle => model.activity(row).map(|a| a.saturating_neg()),
             SortColumn::Ttl => match row.ttl {
                 Ttl::Persistent => Some(i64::MAX),
                 ttl => ttl.seconds_left(model.now),

@@ -24,6 +24,7 @@ use crate::action::{WriteKind, WritePlan, Writer};
 use crate::link::{Failure, Link, LoadCounter};
 use crate::model::PlanReply;
 use crate::model::{LinkState, Millis, Update};
+use crate::names::SessionId;
 use crate::schema::detect::{self, Detection};
 use crate::schema::{Choice, Overrides, Schema};
 use crate::target::Target;
@@ -69,11 +70,11 @@ pub enum Request {
     /// Poll now.
     Refresh,
     /// The ids currently on screen: their details are read every poll.
-    Viewport(Vec<String>),
+    Viewport(Vec<SessionId>),
     /// Open (or, with `None`, close) the inspector on a session.
-    Inspect(Option<String>),
+    Inspect(Option<SessionId>),
     /// Work out exactly what a write would change, for the confirmation dialog.
-    Plan { id: String, kind: WriteKind },
+    Plan { id: SessionId, kind: WriteKind },
     /// Carry out a plan the user confirmed.
     Execute(WritePlan),
 }
@@ -193,9 +194,9 @@ async fn poller(
     let mut state = PollerState::default();
     let mut attempt: u32 = 0;
     loop {
+        state.polled = false;
         let failure = match shared.target.connect(shared.load.clone()).await {
             Ok(mut link) => {
-                attempt = 0;
                 // A restarted or failed-over server may hold other sessions: look again.
                 state.newest_score = None;
                 state.detected_at = None;
@@ -205,6 +206,11 @@ async fn poller(
             }
             Err(failure) => failure,
         };
+        // The backoff starts over only after a connection that worked: one that drops at
+        // once (or fails every poll) is retried ever more slowly.
+        if state.polled {
+            attempt = 0;
+        }
         attempt += 1;
         let (delay, link_state) = match &failure {
             Failure::Auth(error) => (
@@ -240,6 +246,8 @@ async fn poller(
 /// What the poller remembers across reconnects.
 #[derive(Default)]
 struct PollerState {
+    /// Whether a poll has succeeded on the current connection.
+    polled: bool,
     /// sessiontop's own process, sampled every poll.
     own: Option<OwnProcess>,
     /// The newest index score seen, so that each poll reads only the sessions saved since.
@@ -247,10 +255,10 @@ struct PollerState {
     /// When the layout was last looked for, while none is known.
     detected_at: Option<Instant>,
     schema: Option<Arc<Schema>>,
-    viewport: Vec<String>,
-    inspecting: Option<String>,
+    viewport: Vec<SessionId>,
+    inspecting: Option<SessionId>,
     /// Wildcard related keys of the inspected session, and when they were looked for.
-    related: Option<(String, Vec<SessionKey>, Instant)>,
+    related: Option<(SessionId, Vec<SessionKey>, Instant)>,
     interner: Interner,
 }
 
@@ -303,11 +311,10 @@ async fn run_connected(
                 Err(e) => shared.send(Update::SchemaUnknown { note: e.to_string() }),
             }
         }
-        if let Err(f) = poll_once(shared, link, state).await {
-            if f.is_connection() {
-                return f;
-            }
-            shared.send(Update::Notice(f.to_string()));
+        match poll_once(shared, link, state).await {
+            Ok(()) => state.polled = true,
+            Err(f) if f.is_connection() => return f,
+            Err(f) => shared.send(Update::Notice(f.to_string())),
         }
         let last_poll = Instant::now();
 
@@ -413,7 +420,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     // between census passes).
     if let Some(index) = schema.index.as_ref().filter(|i| i.score == crate::schema::ScoreMeaning::LastInteraction) {
         let limit = shared.options.page_size;
-        let recent: Vec<(String, f64)> = match state.newest_score {
+        let recent: Vec<(Vec<u8>, f64)> = match state.newest_score {
             None => {
                 link.query(
                     redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1)).arg("WITHSCORES"),
@@ -438,6 +445,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             state.newest_score = Some(state.newest_score.map_or(newest, |s| s.max(newest)));
         }
         for (id, _) in recent {
+            let id = SessionId::from(id);
             if !ids.contains(&id) {
                 ids.push(id);
             }
@@ -447,7 +455,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
         let batch = read::read_rows(
             link,
             &schema,
-            &ids,
+            ids,
             None,
             ReadOptions { page: true, max_value_bytes },
             &mut state.interner,
@@ -505,12 +513,16 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
             Ok(links) => links,
             Err(failure) => {
                 attempt += 1;
+                let delay = backoff(attempt);
                 tracing::debug!(%failure, "census cannot connect");
-                tokio::time::sleep(backoff(attempt)).await;
+                shared.send(Update::CensusProblem(format!(
+                    "cannot connect: {failure}; retrying in {}s",
+                    delay.as_secs_f64().ceil()
+                )));
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
-        attempt = 0;
         loop {
             generation += 1;
             let updates = shared.updates.clone();
@@ -533,6 +545,7 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
             .await;
             match result {
                 Ok(outcome) => {
+                    attempt = 0;
                     tracing::debug!(generation, duration = ?outcome.duration, total = outcome.tally.total, "census pass");
                     shared.send(Update::CensusDone {
                         generation,
@@ -543,12 +556,20 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
                     tokio::time::sleep(shared.options.census_pause).await;
                 }
                 Err(failure) if failure.is_connection() => {
+                    attempt += 1;
+                    let delay = backoff(attempt);
                     tracing::debug!(%failure, "census connection lost");
+                    shared.send(Update::CensusProblem(format!(
+                        "connection lost: {failure}; retrying in {}s",
+                        delay.as_secs_f64().ceil()
+                    )));
+                    tokio::time::sleep(delay).await;
                     break;
                 }
                 Err(failure) => {
-                    shared.send(Update::Notice(format!("census: {failure}")));
-                    tokio::time::sleep(shared.options.census_pause).await;
+                    attempt += 1;
+                    shared.send(Update::CensusProblem(format!("{failure}")));
+                    tokio::time::sleep(shared.options.census_pause.max(backoff(attempt))).await;
                 }
             }
         }

@@ -8,11 +8,12 @@ use serde_json::{Value as J, json};
 
 use crate::action::{WriteError, WriteKind, WriteOutcome, WritePlan};
 use crate::collect::census::{self, Budget};
-use crate::collect::read::{Interner, ReadOptions, read_rows};
+use crate::collect::read::{Interner, LABEL_MAX_CHARS, ReadOptions, read_rows};
 use crate::collect::{self, Resolved, inspect, now_millis, server};
 use crate::decode::Value;
 use crate::link::{Failure, Link};
 use crate::model::{Decodedish, Model, SessionReport, SessionRow, Ttl, Update};
+use crate::names::SessionId;
 use crate::present::{self, Exchange};
 use crate::schema::Schema;
 use crate::setup::Setup;
@@ -66,18 +67,25 @@ impl HeadlessError {
 /// A connection and the layout in use.
 pub struct Session {
     pub link: Link,
-    pub schema: Schema,
-    /// What detection said, for stderr.
+    /// `None` when `--schema auto` recognised no layout (an empty or unfamiliar keyspace).
+    pub schema: Option<Schema>,
+    /// What detection said: the evidence for the layout it chose, or why it chose none.
     pub note: Option<String>,
 }
 
 impl Session {
+    /// The layout, or why there is none.
+    pub fn schema(&self) -> Result<&Schema, HeadlessError> {
+        self.schema.as_ref().ok_or_else(|| HeadlessError::NotDetected(self.note.clone().unwrap_or_default()))
+    }
+
     /// `trt, prefix 'trt:' (detected from …)`, for messages.
     pub fn layout(&self) -> String {
+        let Some(schema) = &self.schema else { return "none".into() };
         format!(
             "{}, prefix '{}'{}",
-            self.schema.kind.name(),
-            text::escape_str(&self.schema.prefix),
+            schema.kind.name(),
+            text::escape_str(&schema.prefix),
             self.note.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
         )
     }
@@ -97,29 +105,45 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
         }
         other => HeadlessError::Resolve(other),
     })?;
-    match resolved {
-        Resolved::Schema { schema, note } => Ok(Session { link, schema: *schema, note }),
-        Resolved::NotDetected { note } => Err(HeadlessError::NotDetected(note)),
-    }
+    Ok(match resolved {
+        Resolved::Schema { schema, note } => Session { link, schema: Some(*schema), note },
+        Resolved::NotDetected { note } => Session { link, schema: None, note: Some(note) },
+    })
 }
 
 /// A full poll and census, as the model holds it, plus the sessions to list.
 pub struct SnapshotData {
     pub model: Model,
-    pub schema: Schema,
+    /// `None` when no layout was recognised: the server alone is reported.
+    pub schema: Option<Schema>,
+    /// What detection said.
+    pub detection: Option<String>,
     pub items: Vec<SessionRow>,
-    pub census_duration_ms: u64,
+    pub census_duration_ms: Option<u64>,
 }
 
-/// One full poll and census.
+/// One full poll and census. Without a layout (an empty keyspace under `--schema auto`), the
+/// server alone: no session is invented.
 pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Result<SnapshotData, HeadlessError> {
-    let schema = session.schema.clone();
     let link = &mut session.link;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
-    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, session.note.clone()))));
     model.apply(Update::Link(crate::model::LinkState::Connected { since: model.now }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
+    let Some(schema) = session.schema.clone() else {
+        if let Some(note) = &session.note {
+            model.apply(Update::SchemaUnknown { note: note.clone() });
+        }
+        model.tick(now_millis(), setup.load.total());
+        return Ok(SnapshotData {
+            model,
+            schema: None,
+            detection: session.note.clone(),
+            items: Vec::new(),
+            census_duration_ms: None,
+        });
+    };
+    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, session.note.clone()))));
 
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut batches = Vec::new();
@@ -144,29 +168,42 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
     });
     model.tick(now_millis(), setup.load.total());
 
-    // The most recently active sessions (unknown idle last), re-read with their memory.
-    let mut rows: Vec<(bool, i64, &str)> = model
-        .sessions
-        .values()
-        .map(|r| {
-            let idle = model.idle_seconds(r);
-            (idle.is_none(), idle.unwrap_or(0), r.id.as_str())
-        })
-        .collect();
-    if rows.len() > limit && limit > 0 {
-        rows.select_nth_unstable(limit - 1);
-    }
-    rows.truncate(limit);
-    rows.sort_unstable();
-    let ids: Vec<String> = rows.iter().map(|(_, _, id)| id.to_string()).collect();
+    let ids = most_recent(&model, limit);
     let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
-    let batch = read_rows(link, &schema, &ids, None, read, &mut Interner::default(), now_millis()).await?;
+    let batch = read_rows(link, &schema, ids.clone(), None, read, &mut Interner::default(), now_millis()).await?;
     model.apply(Update::Page { rows: batch.rows, unavailable: batch.unavailable });
     let items = ids.iter().filter_map(|id| model.sessions.get(id).cloned()).collect();
-    Ok(SnapshotData { model, schema, items, census_duration_ms })
+    Ok(SnapshotData {
+        model,
+        schema: Some(schema),
+        detection: session.note.clone(),
+        items,
+        census_duration_ms: Some(census_duration_ms),
+    })
 }
 
-fn rfc3339(ms: i64) -> Option<String> {
+/// The `limit` most recently active sessions, by their exact last activity (unknown last; ties
+/// by id).
+pub fn most_recent(model: &Model, limit: usize) -> Vec<SessionId> {
+    let key = |r: &SessionRow| {
+        let activity = model.activity(r);
+        (activity.is_none(), std::cmp::Reverse(activity.unwrap_or(0)))
+    };
+    let mut rows: Vec<&SessionRow> = model.sessions.values().collect();
+    let order = |a: &&SessionRow, b: &&SessionRow| key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id));
+    if rows.len() > limit && limit > 0 {
+        rows.select_nth_unstable_by(limit - 1, order);
+    }
+    rows.truncate(limit);
+    rows.sort_unstable_by(order);
+    rows.into_iter().map(|r| r.id.clone()).collect()
+}
+
+fn rfc3339(us: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+fn rfc3339_ms(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
@@ -201,22 +238,53 @@ pub fn snapshot_json(data: &SnapshotData, setup: &Setup) -> J {
     let s = m.server.clone().unwrap_or_default();
     let totals = m.census.totals();
     let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
+    let schema = data.schema.as_ref().map(|schema| {
+        json!({
+            "kind": schema.kind.name(),
+            "name": schema.name,
+            "prefix": schema.prefix,
+            "index": schema.index.as_ref().map(|i| i.key.clone()),
+            "detection": data.detection,
+        })
+    });
+    let sessions = data.schema.as_ref().map(|_| {
+        json!({
+            "total": totals.total,
+            "by_stage": totals.by_stage,
+            "by_substate": totals.by_substate,
+            "no_stage": totals.no_stage,
+            "no_ttl": totals.no_ttl,
+            "orphaned": totals.orphaned,
+            "undecodable": totals.undecodable,
+            "oversized": totals.oversized,
+            "vanished": totals.vanished,
+            "stalled": stalled,
+            "stuck_after_seconds": m.settings.stuck_after_s,
+            "lifetime_seconds": m.lifetime_s(),
+            "orphan_ids": m.census.orphan_ids,
+            "unavailable": m.session_unavailable,
+            "items": data.items.iter().map(|r| row_json(m, r)).collect::<Vec<_>>(),
+        })
+    });
+    let census = data.schema.as_ref().map(|_| {
+        json!({
+            "examined": totals.examined,
+            "duration_ms": data.census_duration_ms,
+            "scan_count": setup.collect.census.scan_count,
+            "budget_per_sec": setup.collect.census.budget_per_sec,
+        })
+    });
     json!({
         "sessiontop_version": env!("CARGO_PKG_VERSION"),
-        "taken_at": rfc3339(m.now),
+        "taken_at": rfc3339_ms(m.now),
         "target": {
             "url": m.target.url,
             "name": m.target.name,
             "db": setup.target.db(),
             "read_only": m.target.read_only,
         },
-        "schema": {
-            "kind": data.schema.kind.name(),
-            "name": data.schema.name,
-            "prefix": data.schema.prefix,
-            "index": data.schema.index.as_ref().map(|i| i.key.clone()),
-            "detection": m.schema_note,
-        },
+        "schema": schema,
+        "detection": data.detection,
         "server": {
             "redis_version": s.redis_version,
             "redis_mode": s.redis_mode,
@@ -243,28 +311,8 @@ pub fn snapshot_json(data: &SnapshotData, setup: &Setup) -> J {
             })).collect::<Vec<_>>(),
             "unavailable": m.server_unavailable,
         },
-        "sessions": {
-            "total": totals.total,
-            "by_stage": totals.by_stage,
-            "by_substate": totals.by_substate,
-            "no_stage": totals.no_stage,
-            "no_ttl": totals.no_ttl,
-            "orphaned": totals.orphaned,
-            "undecodable": totals.undecodable,
-            "oversized": totals.oversized,
-            "stalled": stalled,
-            "stuck_after_seconds": m.settings.stuck_after_s,
-            "lifetime_seconds": m.lifetime_s(),
-            "orphan_ids": m.census.orphan_ids,
-            "unavailable": m.session_unavailable,
-            "items": data.items.iter().map(|r| row_json(m, r)).collect::<Vec<_>>(),
-        },
-        "census": {
-            "examined": totals.examined,
-            "duration_ms": data.census_duration_ms,
-            "scan_count": setup.collect.census.scan_count,
-            "budget_per_sec": setup.collect.census.budget_per_sec,
-        },
+        "sessions": sessions,
+        "census": census,
         "own_load": { "commands_sent": setup.load.total() },
     })
 }
@@ -276,13 +324,24 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     let s = m.server.clone().unwrap_or_default();
     let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), text::grouped);
     let _ = writeln!(out, "target    {}", text::escape_str(&m.target.url));
-    let _ = writeln!(
-        out,
-        "layout    {}, prefix '{}'{}",
-        data.schema.kind.name(),
-        text::escape_str(&data.schema.prefix),
-        m.schema_note.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
-    );
+    match &data.schema {
+        Some(schema) => {
+            let _ = writeln!(
+                out,
+                "layout    {}, prefix '{}'{}",
+                schema.kind.name(),
+                text::escape_str(&schema.prefix),
+                data.detection.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "layout    none yet: {}",
+                data.detection.as_deref().map_or_else(|| "not detected".into(), text::escape_str)
+            );
+        }
+    }
     let memory = match (s.used_memory_bytes, s.maxmemory_bytes) {
         (Some(used), Some(0)) => format!("{} (no limit)", text::human_bytes(used)),
         (Some(used), Some(max)) => format!("{} of {}", text::human_bytes(used), text::human_bytes(max)),
@@ -313,6 +372,10 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     for u in &m.server_unavailable {
         let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
     }
+    if data.schema.is_none() {
+        let _ = writeln!(out, "sessions  none counted: waiting for session keys to appear");
+        return out;
+    }
     let t = m.census.totals();
     let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
     let _ = writeln!(
@@ -328,21 +391,26 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     );
     let _ = writeln!(
         out,
-        "census    {} entries examined in {:.2} s",
+        "census    {} entries examined in {:.2} s{}",
         text::grouped(t.examined),
-        data.census_duration_ms as f64 / 1000.0
+        data.census_duration_ms.unwrap_or(0) as f64 / 1000.0,
+        if t.vanished > 0 { format!(" ({} gone while counting)", text::grouped(t.vanished)) } else { String::new() }
     );
     for (title, counts, none) in [("by stage", &t.by_stage, Some(t.no_stage)), ("by substate", &t.by_substate, None)] {
         if counts.is_empty() && none.unwrap_or(0) == 0 {
             continue;
         }
         let _ = writeln!(out, "{title}");
-        let width = counts.keys().map(|k| text::escape_str(k).chars().count()).max().unwrap_or(6).max(6);
-        for (k, n) in counts {
-            let _ = writeln!(out, "  {:<width$}  {:>9}", text::escape_str(k), text::grouped(*n));
+        let labels: Vec<(String, u64)> = counts
+            .iter()
+            .map(|(k, n)| (text::clip_sized(&text::escape_str(k), TEXT_CELL_CHARS).into_owned(), *n))
+            .collect();
+        let width = labels.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(6).max(6);
+        for (k, n) in &labels {
+            let _ = writeln!(out, "  {}  {:>9}", text::pad(k, width), text::grouped(*n));
         }
         if let Some(n) = none.filter(|n| *n > 0) {
-            let _ = writeln!(out, "  {:<width$}  {:>9}", "(none)", text::grouped(n));
+            let _ = writeln!(out, "  {}  {:>9}", text::pad("(none)", width), text::grouped(n));
         }
     }
     let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(t.total));
@@ -351,15 +419,15 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
         .iter()
         .map(|r| {
             [
-                text::clip(&text::escape_str(&r.id), 44),
-                present::or_dash(r.stage.as_deref()),
-                present::or_dash(r.substate.as_deref()),
+                text::clip_sized(&r.id.escaped(), 44).into_owned(),
+                text::clip_sized(&present::or_dash(r.stage.as_deref()), TEXT_CELL_CHARS).into_owned(),
+                text::clip_sized(&present::or_dash(r.substate.as_deref()), TEXT_CELL_CHARS).into_owned(),
                 present::idle_text(m.idle_seconds(r)),
                 present::ttl_text(r.ttl, m.now),
                 r.history_len.map_or("—".into(), |n| n.to_string()),
                 r.memory_bytes.map_or("—".into(), text::human_bytes),
                 match (m.is_stalled(r), r.ttl == Ttl::Persistent, &r.decode_error) {
-                    (_, _, Some(e)) => format!("undecodable: {}", text::clip(&text::escape_str(e), 60)),
+                    (_, _, Some(e)) => format!("unreadable: {}", text::clip(&text::escape_str(e), 100)),
                     (true, _, _) => "stalled".into(),
                     (_, true, _) => "no TTL".into(),
                     _ => String::new(),
@@ -370,6 +438,10 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     out.push_str(&table(&["ID", "STAGE", "SUBSTATE", "IDLE", "TTL", "HISTORY", "MEMORY", "NOTE"], &rows));
     out
 }
+
+/// The most characters of one value in a text table; longer values are cut with their size.
+/// Room for a row's labels, which are already cut with their size at [`LABEL_MAX_CHARS`].
+const TEXT_CELL_CHARS: usize = LABEL_MAX_CHARS + 20;
 
 /// Left-aligned columns separated by two spaces.
 fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
@@ -383,10 +455,11 @@ fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
     let line = |out: &mut String, cells: Vec<&str>| {
         let mut l = String::from(" ");
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            l.push(' ');
             if i + 1 == N {
-                l.push_str(&format!(" {cell}"));
+                l.push_str(cell);
             } else {
-                l.push_str(&format!(" {cell:<w$}"));
+                l.push_str(&text::pad(cell, *w));
             }
         }
         out.push_str(l.trim_end());
@@ -400,13 +473,18 @@ fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
 }
 
 /// Everything about one session.
-pub async fn inspect(setup: &Setup, session: &mut Session, id: &str) -> Result<(SessionReport, Model), HeadlessError> {
-    let schema = &session.schema;
+pub async fn inspect(
+    setup: &Setup,
+    session: &mut Session,
+    id: &SessionId,
+) -> Result<(SessionReport, Model), HeadlessError> {
+    let schema =
+        session.schema.as_ref().ok_or_else(|| HeadlessError::NotDetected(session.note.clone().unwrap_or_default()))?;
     let mut budget = Budget::new(setup.collect.census.budget_per_sec);
     let (keys, score) =
         inspect::find_keys(&mut session.link, schema, id, &mut budget, setup.collect.census.scan_count, None).await?;
     if keys.is_empty() && score.is_none() {
-        return Err(HeadlessError::NoSession { id: text::escape_str(id), layout: session.layout() });
+        return Err(HeadlessError::NoSession { id: id.escaped(), layout: session.layout() });
     }
     let now = now_millis();
     let report =
@@ -438,7 +516,7 @@ pub fn inspect_json(report: &SessionReport, model: &Model, schema: &Schema) -> J
         .keys
         .iter()
         .filter(|k| k.role != "primary" && k.content.is_some())
-        .map(|k| (k.key.clone(), content_json(&k.content).0))
+        .map(|k| (k.key.escaped(), content_json(&k.content).0))
         .collect();
     json!({
         "id": report.id,
@@ -470,7 +548,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
     let mut out = String::new();
     let r = &report.row;
     let now = report.observed_at;
-    let _ = writeln!(out, "session   {}", text::escape_str(&report.id));
+    let _ = writeln!(out, "session   {}", report.id);
     if report.is_orphan() {
         let _ = writeln!(out, "          orphaned: the index lists it but its keys are gone");
     }
@@ -497,8 +575,8 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
         .map(|k| {
             [
                 text::escape_str(&k.role),
-                text::escape_str(&k.key),
-                k.redis_type.clone(),
+                text::clip_sized(&k.key.escaped(), 120).into_owned(),
+                text::escape_str(&k.redis_type),
                 present::ttl_text(k.ttl, now),
                 k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { " (cut)" } else { "" })),
                 k.memory_bytes.map_or("—".into(), text::human_bytes),
@@ -508,7 +586,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
     out.push_str(&table(&["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"], &rows));
     for k in &report.keys {
         let Some(content) = &k.content else { continue };
-        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), text::escape_str(&k.key));
+        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), text::clip_sized(&k.key.escaped(), 120));
         match content {
             Decodedish::Value { format, value } => {
                 if let Some(f) = format {
@@ -576,7 +654,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
 pub async fn write(
     setup: &Setup,
     session: &mut Session,
-    id: &str,
+    id: &SessionId,
     kind: WriteKind,
     confirm: impl FnOnce(&WritePlan) -> Result<(), HeadlessError>,
 ) -> Result<WriteOutcome, HeadlessError> {
@@ -585,16 +663,17 @@ pub async fn write(
         return Err(HeadlessError::Write(WriteError::ReadOnly));
     }
     let mut budget = Budget::new(setup.collect.census.budget_per_sec);
+    let schema = session.schema()?.clone();
     let plan = setup
         .writer
-        .plan(&mut session.link, &session.schema, id, kind, &mut budget, setup.collect.census.scan_count)
+        .plan(&mut session.link, &schema, id, kind, &mut budget, setup.collect.census.scan_count)
         .await
         .map_err(|e| HeadlessError::from_write(e, session))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(
             "nothing to {} for session '{}': it has no keys of its own{}",
             kind.verb(),
-            text::escape_str(id),
+            id,
             if plan.untouched.is_empty() { "" } else { " (locks and counters are left to expire)" }
         )));
     }
@@ -605,15 +684,15 @@ pub async fn write(
 /// The plan as lines for a confirmation prompt.
 pub fn plan_text(plan: &WritePlan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} session '{}':", plan.kind.verb(), text::escape_str(&plan.id));
+    let _ = writeln!(out, "{} session '{}':", plan.kind.verb(), plan.id);
     for k in &plan.keys {
-        let _ = writeln!(out, "  {}  ({})", text::escape_str(&k.key), text::escape_str(&k.role));
+        let _ = writeln!(out, "  {}  ({})", k.key, text::escape_str(&k.role));
     }
     if let Some(index) = &plan.index {
-        let _ = writeln!(out, "  index entry '{}' in {}", text::escape_str(&plan.id), text::escape_str(index));
+        let _ = writeln!(out, "  index entry '{}' in {}", plan.id, text::escape_str(index));
     }
     for k in &plan.untouched {
-        let _ = writeln!(out, "  left alone: {}  ({})", text::escape_str(&k.key), text::escape_str(&k.role));
+        let _ = writeln!(out, "  left alone: {}  ({})", k.key, text::escape_str(&k.role));
     }
     out
 }
@@ -623,7 +702,7 @@ pub fn outcome_text(outcome: &WriteOutcome) -> String {
     let mut out = outcome.summary();
     out.push('\n');
     for (key, state) in &outcome.keys {
-        let _ = writeln!(out, "  {}  {state}", text::escape_str(key));
+        let _ = writeln!(out, "  {key}  {state}");
     }
     out
 }

@@ -17,6 +17,7 @@ pub mod keymap;
 pub mod link;
 pub mod local_redis;
 pub mod model;
+pub mod names;
 pub mod present;
 pub mod run;
 pub mod schema;

@@ -62,7 +62,7 @@ impl Failure {
         matches!(self, Failure::Denied { .. } | Failure::Unknown { .. })
     }
 
-    pub(crate) fn from_redis(command: &str, e: &redis::RedisError) -> Self {
+    pub fn from_redis(command: &str, e: &redis::RedisError) -> Self {
         let command = command.to_ascii_uppercase();
         let detail = e.detail().unwrap_or_default().to_string();
         match e.kind() {
@@ -86,7 +86,7 @@ impl Failure {
         }
     }
 
-    fn from_server_error(command: &str, e: &redis::ServerError) -> Self {
+    pub(crate) fn from_server_error(command: &str, e: &redis::ServerError) -> Self {
         Self::from_code(&command.to_ascii_uppercase(), e.code(), e.details().unwrap_or_default())
     }
 
@@ -95,6 +95,10 @@ impl Failure {
         match code {
             "NOPERM" => Failure::Denied { command, detail: detail.to_string() },
             "WRONGPASS" | "NOAUTH" => Failure::Auth(format!("{code} {detail}")),
+            // Said once, before the server closes the connection.
+            "ERR" if detail.starts_with("max number of clients") => {
+                Failure::Connection(format!("the server refused the connection: {code} {detail}"))
+            }
             "ERR" if detail.starts_with("unknown command") || detail.starts_with("unknown subcommand") => {
                 Failure::Unknown { command }
             }
@@ -157,11 +161,18 @@ impl Link {
         Link { conn, load }
     }
 
-    /// Sends one command.
+    /// Sends one command. A reply of a shape `T` cannot hold (text that is not UTF-8, say) is
+    /// a [`Failure::Protocol`] of this command only: the connection is fine.
     pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, Failure> {
         self.load.add(1);
-        let name = command_name(cmd);
-        cmd.query_async::<T>(&mut self.conn).await.map_err(|e| Failure::from_redis(&name, &e))
+        let value = cmd
+            .query_async::<redis::Value>(&mut self.conn)
+            .await
+            .map_err(|e| Failure::from_redis(&command_name(cmd), &e))?;
+        match value {
+            redis::Value::ServerError(e) => Err(Failure::from_server_error(&command_name(cmd), &e)),
+            value => T::from_redis_value(value).map_err(|e| Failure::Protocol(format!("{} ({e})", command_name(cmd)))),
+        }
     }
 
     /// Sends a pipeline (built with [`pipe`]) in one round trip and returns each command's own
@@ -188,13 +199,35 @@ impl Link {
             .collect())
     }
 
-    /// Runs commands atomically in `MULTI`/`EXEC` and returns their replies.
+    /// Runs commands atomically in `MULTI`/`EXEC` and returns their replies. The transaction is
+    /// sent as one pipeline of its own (`MULTI`, the commands, `EXEC`), so that when Redis
+    /// refuses a command as it is queued (`NOPERM`, `READONLY`, `OOM`) and discards the whole
+    /// transaction, the reply for that command says why rather than only `EXECABORT`.
     pub async fn transaction(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
-        let mut atomic = pipe.clone();
-        atomic.atomic().ignore_errors();
-        // MULTI and EXEC are commands too.
-        self.load.add(2);
-        self.pipeline(&atomic).await
+        let mut wrapped = self::pipe();
+        wrapped.cmd("MULTI");
+        for cmd in pipe.cmd_iter() {
+            wrapped.add_command(cmd.clone());
+        }
+        wrapped.cmd("EXEC");
+        let mut replies = self.pipeline(&wrapped).await?;
+        let exec = replies.pop().unwrap_or_else(|| Err(Failure::Protocol("EXEC".into())));
+        let queued: Vec<Reply> = replies.into_iter().skip(1).collect();
+        let refused = queued.iter().find_map(|r| r.as_ref().err().cloned());
+        match (exec, refused) {
+            // Redis discarded the transaction: every command carries the refusal that caused it.
+            (_, Some(refusal)) => Ok(queued.iter().map(|_| Err(refusal.clone())).collect()),
+            (Ok(redis::Value::Array(results)), None) if results.len() == queued.len() => Ok(results
+                .into_iter()
+                .zip(pipe.cmd_iter())
+                .map(|(value, cmd)| match value {
+                    redis::Value::ServerError(e) => Err(Failure::from_server_error(&command_name(cmd), &e)),
+                    other => Ok(other),
+                })
+                .collect()),
+            (Err(failure), None) => Err(failure),
+            (Ok(_), None) => Err(Failure::Protocol("EXEC".into())),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
-            eprintln!("sessiontop: {}", text::escape_str(&exit.message));
+            eprintln!("sessiontop: {}", text::sanitize_line(&exit.message));
             ExitCode::from(exit.code)
         }
     }

@@ -11,10 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::decode::{Format, Value};
+use crate::names::{Key, SessionId};
 use crate::schema::{IdleSource, Schema};
 
 /// Epoch milliseconds.
 pub type Millis = i64;
+/// Epoch microseconds: last-interaction times keep the precision of the index score, so the
+/// most recently active sessions are told apart within a second.
+pub type Micros = i64;
 
 /// How long a session's keys live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,25 +54,26 @@ impl Ttl {
 /// sessions fits in memory. Strings that repeat across sessions (stages) are shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
-    pub id: String,
+    pub id: SessionId,
     pub stage: Option<Arc<str>>,
     pub substate: Option<Arc<str>>,
     pub status: Option<Arc<str>>,
     /// From the last-interaction field, or the index score.
-    pub last_interaction: Option<Millis>,
+    pub last_interaction: Option<Micros>,
     /// TTL of the session's primary key.
     pub ttl: Ttl,
     pub history_len: Option<u64>,
     /// `MEMORY USAGE` summed over the session's keys; only read for the visible page.
     pub memory_bytes: Option<u64>,
-    /// Why the session's payload or fields did not decode.
+    /// Why the session's payload or fields could not be read or decoded (over the read cap,
+    /// not a format sessiontop reads, the wrong type).
     pub decode_error: Option<String>,
     /// The census generation that last saw this session.
     pub generation: u64,
 }
 
 impl SessionRow {
-    pub fn new(id: impl Into<String>) -> Self {
+    pub fn new(id: impl Into<SessionId>) -> Self {
         SessionRow {
             id: id.into(),
             stage: None,
@@ -103,7 +108,10 @@ pub struct CensusTally {
     pub oversized: u64,
     /// The largest TTL seen, in milliseconds: the default session lifetime for `lifetime - TTL`.
     pub max_ttl_ms: i64,
-    /// Index entries or keys examined.
+    /// Session keys found gone between the walk of the keyspace and their read (expired or
+    /// deleted meanwhile; a walk of the index counts those as orphaned).
+    pub vanished: u64,
+    /// Distinct index entries or session keys examined: live + orphaned + vanished.
     pub examined: u64,
 }
 
@@ -123,7 +131,9 @@ pub struct CensusState {
     /// When the last complete pass finished.
     pub completed_at: Option<Millis>,
     /// Ids of orphaned index entries from the last pass (capped).
-    pub orphan_ids: Vec<String>,
+    pub orphan_ids: Vec<SessionId>,
+    /// Why the census is not making progress (cannot connect, a pass failed), until it does.
+    pub problem: Option<String>,
 }
 
 impl CensusState {
@@ -353,7 +363,7 @@ pub enum Decodedish {
 /// One key of a session, for the inspector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyReport {
-    pub key: String,
+    pub key: Key,
     /// `primary`, a part name (`history`, `meta`) or a related family name (`lock`).
     pub role: String,
     pub redis_type: String,
@@ -373,7 +383,7 @@ pub struct KeyReport {
 /// Everything about one session, for `inspect` and the inspector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionReport {
-    pub id: String,
+    pub id: SessionId,
     pub row: SessionRow,
     pub keys: Vec<KeyReport>,
     /// The session's score in the index, when it has an entry there.
@@ -421,7 +431,7 @@ pub enum Update {
     },
     /// Sessions whose primary key was found gone by the page poll.
     Gone {
-        ids: Vec<String>,
+        ids: Vec<SessionId>,
     },
     CensusBatch {
         generation: u64,
@@ -433,9 +443,11 @@ pub enum Update {
         generation: u64,
         tally: CensusTally,
         duration_ms: u64,
-        orphan_ids: Vec<String>,
+        orphan_ids: Vec<SessionId>,
     },
     Inspect(Box<SessionReport>),
+    /// The census cannot get on: why, shown until its next batch arrives.
+    CensusProblem(String),
     /// A write finished: one line for the user, and whether it succeeded.
     WriteDone {
         message: String,
@@ -456,7 +468,7 @@ pub enum Update {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanReply {
     Ready(crate::action::WritePlan),
-    Failed { id: String, kind: crate::action::WriteKind, error: String },
+    Failed { id: SessionId, kind: crate::action::WriteKind, error: String },
 }
 
 /// Facts about the target that do not change while sessiontop runs.
@@ -549,7 +561,7 @@ pub struct Model {
     /// Server fields that could not be read, with why.
     pub server_unavailable: Vec<String>,
     pub trends: Trends,
-    pub sessions: HashMap<String, SessionRow>,
+    pub sessions: HashMap<SessionId, SessionRow>,
     /// Bumped whenever `sessions` changes, so views can cache their ordering.
     pub sessions_version: u64,
     pub census: CensusState,
@@ -641,7 +653,9 @@ impl Model {
                 }
                 self.sessions_version += 1;
             }
+            Update::CensusProblem(reason) => self.census.problem = Some(reason),
             Update::CensusBatch { generation, rows, partial, progress } => {
+                self.census.problem = None;
                 self.census.generation = generation;
                 self.census.partial = partial;
                 self.census.progress = progress;
@@ -662,6 +676,7 @@ impl Model {
                 self.sessions_version += 1;
             }
             Update::CensusDone { generation, tally, duration_ms, orphan_ids } => {
+                self.census.problem = None;
                 // Sessions not seen by this pass have expired or been deleted.
                 self.sessions.retain(|_, row| row.generation >= generation);
                 self.trends.sessions.push(tally.total as f64);
@@ -731,11 +746,24 @@ impl Model {
     /// Seconds since the session's last interaction, by the layout's rule; `None` if unknown.
     pub fn idle_seconds(&self, row: &SessionRow) -> Option<i64> {
         match self.settings.idle {
-            IdleSource::LastInteraction => row.last_interaction.map(|t| ((self.now - t) / 1000).max(0)),
+            IdleSource::LastInteraction => row.last_interaction.map(|t| ((self.now * 1000 - t) / 1_000_000).max(0)),
             IdleSource::Ttl => {
                 let left = row.ttl.seconds_left(self.now)?;
                 Some((self.lifetime_s()? - left).max(0))
             }
+        }
+    }
+
+    /// When the session was last active, exactly, for ordering by recency (larger is more
+    /// recent): the last interaction in microseconds, or, where idle time comes from the TTL,
+    /// when the key expires (a later expiry means a later request). `None` when unknown.
+    pub fn activity(&self, row: &SessionRow) -> Option<i64> {
+        match self.settings.idle {
+            IdleSource::LastInteraction => row.last_interaction,
+            IdleSource::Ttl => match row.ttl {
+                Ttl::ExpiresAt(at) => Some(at.saturating_mul(1000)),
+                _ => None,
+            },
         }
     }
 
@@ -842,8 +870,8 @@ mod tests {
             duration_ms: 5,
             orphan_ids: vec![],
         });
-        assert!(m.sessions.contains_key("a"));
-        assert!(!m.sessions.contains_key("b"));
+        assert!(m.sessions.contains_key(&b"a"[..]));
+        assert!(!m.sessions.contains_key(&b"b"[..]));
         assert_eq!(m.census.totals().total, 1);
     }
 

@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::action::WriteKind;
 use crate::cli::{Cli, Command};
 use crate::headless::{self, HeadlessError};
+use crate::names::SessionId;
 use crate::setup::Setup;
 
 /// A failure at the program's edge: the line to print and the exit code.
@@ -68,36 +69,48 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             }
         }
         Command::Inspect(args) => {
-            let (report, model) = headless::inspect(&setup, &mut session, &args.id).await.map_err(headless_exit)?;
+            let (report, model) = headless::inspect(&setup, &mut session, &SessionId::from_escaped(&args.id))
+                .await
+                .map_err(headless_exit)?;
             if args.json {
-                let json = headless::inspect_json(&report, &model, &session.schema);
+                let json = headless::inspect_json(&report, &model, session.schema().map_err(headless_exit)?);
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
             } else {
                 write!(stdout, "{}", headless::inspect_text(&report, &model))?;
             }
         }
         Command::Expire(args) => {
-            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Expire(args.seconds), |_| Ok(()))
-                .await
-                .map_err(headless_exit)?;
+            let outcome = headless::write(
+                &setup,
+                &mut session,
+                &SessionId::from_escaped(&args.id),
+                WriteKind::Expire(args.seconds),
+                |_| Ok(()),
+            )
+            .await
+            .map_err(headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
         Command::Persist(args) => {
-            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Persist, |_| Ok(()))
+            let outcome =
+                headless::write(&setup, &mut session, &SessionId::from_escaped(&args.id), WriteKind::Persist, |_| {
+                    Ok(())
+                })
                 .await
                 .map_err(headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
         Command::Delete(args) => {
             let yes = args.yes;
-            let outcome = headless::write(&setup, &mut session, &args.id, WriteKind::Delete, |plan| {
-                if yes {
-                    return Ok(());
-                }
-                confirm_on_terminal(&headless::plan_text(plan))
-            })
-            .await
-            .map_err(headless_exit)?;
+            let outcome =
+                headless::write(&setup, &mut session, &SessionId::from_escaped(&args.id), WriteKind::Delete, |plan| {
+                    if yes {
+                        return Ok(());
+                    }
+                    confirm_on_terminal(&headless::plan_text(plan))
+                })
+                .await
+                .map_err(headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
     }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::names::{Key, SessionId};
+
 /// The built-in layouts, as shipped.
 pub const BUILTIN_TRT: &str = include_str!("schema/trt.toml");
 pub const BUILTIN_FLASK: &str = include_str!("schema/flask.toml");
@@ -278,37 +280,37 @@ impl KeyTemplate {
     }
 
     /// The key for a session (`*` pieces are left as `*`; use [`Self::scan_pattern`] for them).
-    pub fn key(&self, prefix: &str, id: &str) -> String {
-        let mut out = String::new();
+    pub fn key(&self, prefix: &str, id: &[u8]) -> Key {
+        let mut out = Vec::new();
         self.write_key(&mut out, prefix, id);
-        out
+        Key::from(out)
     }
 
     /// Appends the key for a session to `out` (for building many keys in one buffer).
-    pub fn write_key(&self, out: &mut String, prefix: &str, id: &str) {
+    pub fn write_key(&self, out: &mut Vec<u8>, prefix: &str, id: &[u8]) {
         for piece in &self.pieces {
             match piece {
-                Piece::Literal(s) => out.push_str(s),
-                Piece::Prefix => out.push_str(prefix),
-                Piece::Id => out.push_str(id),
-                Piece::Any => out.push('*'),
+                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
+                Piece::Id => out.extend_from_slice(id),
+                Piece::Any => out.push(b'*'),
             }
         }
     }
 
     /// A `SCAN MATCH` pattern: with `id = None` every session's key, else one session's keys.
     /// Literal text is glob-escaped, so an id with `*` or `[` matches only itself.
-    pub fn scan_pattern(&self, prefix: &str, id: Option<&str>) -> String {
-        let mut out = String::new();
+    pub fn scan_pattern(&self, prefix: &str, id: Option<&[u8]>) -> Vec<u8> {
+        let mut out = Vec::new();
         for piece in &self.pieces {
             match piece {
-                Piece::Literal(s) => out.push_str(&glob_escape(s)),
-                Piece::Prefix => out.push_str(&glob_escape(prefix)),
+                Piece::Literal(s) => glob_escape_into(&mut out, s.as_bytes()),
+                Piece::Prefix => glob_escape_into(&mut out, prefix.as_bytes()),
                 Piece::Id => match id {
-                    Some(id) => out.push_str(&glob_escape(id)),
-                    None => out.push('*'),
+                    Some(id) => glob_escape_into(&mut out, id),
+                    None => out.push(b'*'),
                 },
-                Piece::Any => out.push('*'),
+                Piece::Any => out.push(b'*'),
             }
         }
         out
@@ -316,65 +318,122 @@ impl KeyTemplate {
 
     /// The session id in `key`, when the key fits this template. `excludes` lists characters an
     /// id cannot contain.
-    pub fn match_id<'k>(&self, prefix: &str, key: &'k str, excludes: &str) -> Option<&'k str> {
+    pub fn match_id<'k>(&self, prefix: &str, key: &'k [u8], excludes: &str) -> Option<&'k [u8]> {
         // Templates are `text {id} text` once the prefix is substituted; `*` pieces (related
         // patterns) are matched by `matches`, not here.
-        let mut before = String::new();
-        let mut after = String::new();
+        let mut before = Vec::new();
+        let mut after = Vec::new();
         let mut seen_id = false;
         for piece in &self.pieces {
             let target = if seen_id { &mut after } else { &mut before };
             match piece {
-                Piece::Literal(s) => target.push_str(s),
-                Piece::Prefix => target.push_str(prefix),
+                Piece::Literal(s) => target.extend_from_slice(s.as_bytes()),
+                Piece::Prefix => target.extend_from_slice(prefix.as_bytes()),
                 Piece::Id => seen_id = true,
                 Piece::Any => return None,
             }
         }
-        let id = key.strip_prefix(before.as_str())?.strip_suffix(after.as_str())?;
-        if id.is_empty() || id.chars().any(|c| excludes.contains(c)) {
-            return None;
-        }
-        Some(id)
+        let id = key.strip_prefix(before.as_slice())?.strip_suffix(after.as_slice())?;
+        (!id.is_empty() && !has_excluded(id, excludes)).then_some(id)
     }
 
     /// Whether `key` fits the template for this session (with `*` matching any text).
-    pub fn matches(&self, prefix: &str, id: &str, key: &str) -> bool {
-        let literals: Vec<String> = self
-            .pieces
+    pub fn matches(&self, prefix: &str, id: &[u8], key: &[u8]) -> bool {
+        let pieces = self.glob_pieces(prefix, Some(id));
+        glob_match(&pieces, key)
+    }
+
+    /// Every id for which `key` fits the template, shortest first. A key of a pattern with `*`
+    /// next to `{id}` can fit several ids (`{prefix}ratelimit:{id}:*` fits `abc` and `abc:def` for
+    /// `…:abc:def:7`); the caller decides whose it is.
+    pub fn possible_ids<'k>(&self, prefix: &str, key: &'k [u8], excludes: &str) -> Vec<&'k [u8]> {
+        let Some(at) = self.pieces.iter().position(|p| *p == Piece::Id) else { return Vec::new() };
+        let (before, after) = (&self.pieces[..at], &self.pieces[at + 1..]);
+        let to_glob = |pieces: &[Piece]| -> Vec<Glob> {
+            pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Literal(s) => Glob::Text(s.as_bytes().to_vec()),
+                    Piece::Prefix => Glob::Text(prefix.as_bytes().to_vec()),
+                    Piece::Any | Piece::Id => Glob::Any,
+                })
+                .collect()
+        };
+        let (before, after) = (to_glob(before), to_glob(after));
+        let mut out = Vec::new();
+        for start in 0..=key.len() {
+            if !glob_match(&before, &key[..start]) {
+                continue;
+            }
+            for end in start + 1..=key.len() {
+                let id = &key[start..end];
+                if !has_excluded(id, excludes) && glob_match(&after, &key[end..]) {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort_by_key(|id| id.len());
+        out.dedup();
+        out
+    }
+
+    fn glob_pieces(&self, prefix: &str, id: Option<&[u8]>) -> Vec<Glob> {
+        self.pieces
             .iter()
             .map(|p| match p {
-                Piece::Literal(s) => s.clone(),
-                Piece::Prefix => prefix.to_string(),
-                Piece::Id => id.to_string(),
-                Piece::Any => "\0*".to_string(),
+                Piece::Literal(s) => Glob::Text(s.as_bytes().to_vec()),
+                Piece::Prefix => Glob::Text(prefix.as_bytes().to_vec()),
+                Piece::Id => id.map_or(Glob::Any, |id| Glob::Text(id.to_vec())),
+                Piece::Any => Glob::Any,
             })
-            .collect();
-        glob_match(&literals, key)
+            .collect()
     }
 }
 
-/// Matches `key` against pieces where `"\0*"` stands for any text and everything else is literal.
-fn glob_match(pieces: &[String], key: &str) -> bool {
+/// Whether an id holds a character the layout says ids cannot contain.
+fn has_excluded(id: &[u8], excludes: &str) -> bool {
+    excludes.chars().any(|c| {
+        let mut buf = [0; 4];
+        let c = c.encode_utf8(&mut buf).as_bytes();
+        id.windows(c.len()).any(|w| w == c)
+    })
+}
+
+/// A piece of a key pattern: literal bytes, or any bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Glob {
+    Text(Vec<u8>),
+    Any,
+}
+
+/// Matches `key` against pieces where [`Glob::Any`] stands for any bytes.
+fn glob_match(pieces: &[Glob], key: &[u8]) -> bool {
     match pieces.split_first() {
         None => key.is_empty(),
-        Some((first, rest)) if first == "\0*" => {
-            (0..=key.len()).filter(|i| key.is_char_boundary(*i)).any(|i| glob_match(rest, &key[i..]))
+        Some((Glob::Any, rest)) => {
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=key.len()).any(|i| glob_match(rest, &key[i..]))
         }
-        Some((first, rest)) => key.strip_prefix(first.as_str()).is_some_and(|k| glob_match(rest, k)),
+        Some((Glob::Text(text), rest)) => key.strip_prefix(text.as_slice()).is_some_and(|k| glob_match(rest, k)),
     }
 }
 
 /// Escapes the glob characters of `SCAN MATCH` (`*`, `?`, `[`, `]`, `\`).
-pub fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+pub fn glob_escape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    glob_escape_into(&mut out, s);
     out
+}
+
+fn glob_escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
 }
 
 /// One key of a session other than its primary key (history list, meta hash, …).
@@ -460,7 +519,10 @@ impl Schema {
                 if template.has_id() {
                     return Err(invalid(format!("index key '{}' cannot contain {{id}}", ix.key)));
                 }
-                Some(Index { key: template.key(&prefix, ""), score: ix.score })
+                Some(Index {
+                    key: String::from_utf8_lossy(template.key(&prefix, b"").as_bytes()).into_owned(),
+                    score: ix.score,
+                })
             }
             None => None,
         };
@@ -547,17 +609,17 @@ impl Schema {
     }
 
     /// The primary key of a session.
-    pub fn session_key(&self, id: &str) -> String {
-        self.session_key.key(&self.prefix, id)
+    pub fn session_key(&self, id: &SessionId) -> Key {
+        self.session_key.key(&self.prefix, id.as_bytes())
     }
 
     /// The session id in `key`, when `key` is a session's primary key.
-    pub fn session_id<'k>(&self, key: &'k str) -> Option<&'k str> {
+    pub fn session_id<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
         self.session_key.match_id(&self.prefix, key, &self.id_excludes)
     }
 
     /// The `SCAN MATCH` pattern for every session's primary key.
-    pub fn session_scan_pattern(&self) -> String {
+    pub fn session_scan_pattern(&self) -> Vec<u8> {
         self.session_key.scan_pattern(&self.prefix, None)
     }
 
@@ -615,10 +677,10 @@ mod tests {
     fn builtins_load_with_their_defaults() {
         let t = trt();
         assert_eq!((t.kind, t.prefix.as_str()), (SchemaKind::Trt, "trt:"));
-        assert_eq!(t.session_key("user_1234"), "trt:session:user_1234:state");
+        assert_eq!(t.session_key(&"user_1234".into()), Key::from("trt:session:user_1234:state"));
         assert_eq!(t.index.as_ref().unwrap().key, "trt:active_sessions");
         assert_eq!(t.idle, IdleSource::LastInteraction);
-        assert_eq!(t.history().unwrap().template.key("trt:", "u"), "trt:session:u:history");
+        assert_eq!(t.history().unwrap().template.key("trt:", b"u"), Key::from("trt:session:u:history"));
         let f = Schema::builtin(SchemaKind::Flask, &Overrides::default()).unwrap();
         assert_eq!((f.kind, f.prefix.as_str(), f.idle), (SchemaKind::Flask, "session:", IdleSource::Ttl));
         assert!(f.index.is_none());
@@ -627,29 +689,44 @@ mod tests {
     #[test]
     fn session_ids_come_out_of_keys() {
         let t = trt();
-        assert_eq!(t.session_id("trt:session:user_1234:state"), Some("user_1234"));
-        assert_eq!(t.session_id("trt:session:a:b:state"), Some("a:b"));
-        assert_eq!(t.session_id("trt:session:user_1234:history"), None);
-        assert_eq!(t.session_id("trt:session::state"), None);
+        assert_eq!(t.session_id(b"trt:session:user_1234:state"), Some(&b"user_1234"[..]));
+        assert_eq!(t.session_id(b"trt:session:a:b:state"), Some(&b"a:b"[..]));
+        assert_eq!(t.session_id(b"trt:session:bad\xff:state"), Some(&b"bad\xff"[..]), "ids are bytes");
+        assert_eq!(t.session_id(b"trt:session:user_1234:history"), None);
+        assert_eq!(t.session_id(b"trt:session::state"), None);
         let f = flask("chatmrpt:");
-        assert_eq!(f.session_id("chatmrpt:7c6jMfKivIBH2MwYM1VdPBwWagCCw_0q1idEtMeBUrE").map(str::len), Some(43));
-        assert_eq!(f.session_id("chatmrpt:analysis_complete:abc"), None, "a further ':' is not a session");
-        assert_eq!(f.session_id("other:abc"), None);
+        assert_eq!(f.session_id(b"chatmrpt:7c6jMfKivIBH2MwYM1VdPBwWagCCw_0q1idEtMeBUrE").map(<[u8]>::len), Some(43));
+        assert_eq!(f.session_id(b"chatmrpt:analysis_complete:abc"), None, "a further ':' is not a session");
+        assert_eq!(f.session_id(b"other:abc"), None);
     }
 
     #[test]
     fn scan_patterns_escape_literal_glob_characters() {
         let t = trt();
-        assert_eq!(t.session_scan_pattern(), "trt:session:*:state");
+        assert_eq!(t.session_scan_pattern(), b"trt:session:*:state");
         let rl = &t.related[1];
-        assert_eq!(rl.template.scan_pattern("trt:", Some("we*ird[1]")), "trt:ratelimit:we\\*ird\\[1\\]:*");
-        assert!(rl.template.matches("trt:", "u1", "trt:ratelimit:u1:29301"));
-        assert!(!rl.template.matches("trt:", "u1", "trt:ratelimit:u10:29301"));
+        assert_eq!(rl.template.scan_pattern("trt:", Some(b"we*ird[1]")), b"trt:ratelimit:we\\*ird\\[1\\]:*");
+        assert!(rl.template.matches("trt:", b"u1", b"trt:ratelimit:u1:29301"));
+        assert!(!rl.template.matches("trt:", b"u1", b"trt:ratelimit:u10:29301"));
         let f = flask("chatmrpt:");
-        assert_eq!(f.related[0].template.scan_pattern("chatmrpt:", Some("sid")), "chatmrpt:*:sid");
-        assert!(f.related[0].template.matches("chatmrpt:", "sid", "chatmrpt:analysis_complete:sid"));
+        assert_eq!(f.related[0].template.scan_pattern("chatmrpt:", Some(b"sid")), b"chatmrpt:*:sid");
+        assert!(f.related[0].template.matches("chatmrpt:", b"sid", b"chatmrpt:analysis_complete:sid"));
         assert_eq!(f.related_by_suffix().count(), 1);
         assert_eq!(t.related_by_suffix().count(), 1, "the lock family ends in the id");
+    }
+
+    #[test]
+    fn a_wildcard_key_can_fit_several_ids() {
+        let t = trt();
+        let rl = &t.related[1].template;
+        let ids = rl.possible_ids("trt:", b"trt:ratelimit:abc:def:29000001", "");
+        assert_eq!(ids, [&b"abc"[..], b"abc:def"]);
+        assert_eq!(rl.possible_ids("trt:", b"trt:ratelimit:u1:7", ""), [&b"u1"[..]]);
+        assert!(rl.possible_ids("trt:", b"other:u1:7", "").is_empty());
+        let f = flask("chatmrpt:");
+        let flags = &f.related[0].template;
+        assert_eq!(flags.possible_ids("chatmrpt:", b"chatmrpt:a:b:sid", ":"), [&b"sid"[..]], "flask ids have no ':'");
+        assert_eq!(flags.possible_ids("chatmrpt:", b"chatmrpt:a:b:sid", ""), [&b"sid"[..], b"b:sid"]);
     }
 
     #[test]
@@ -659,7 +736,7 @@ mod tests {
             &Overrides { prefix: Some("myapp:sess:".into()), stage_field: Some("wf.step".into()) },
         )
         .unwrap();
-        assert_eq!(f.session_key("x"), "myapp:sess:x");
+        assert_eq!(f.session_key(&"x".into()), Key::from("myapp:sess:x"));
         assert_eq!(f.fields.stage, ["wf.step"]);
     }
 

@@ -57,6 +57,96 @@ fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
+/// The bytes an escaped form stands for: the inverse of [`escape_bytes`] (`\\`, `\n`, `\r`,
+/// `\t`, `\xNN`, `\u{…}`). A backslash that starts no such escape stands for itself, so text
+/// typed without escapes (`a\b`) means what it says.
+pub fn unescape(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let (decoded, used): (Option<Vec<u8>>, usize) = match rest.as_bytes().first() {
+            Some(b'\\') => (Some(vec![b'\\']), 1),
+            Some(b'n') => (Some(vec![b'\n']), 1),
+            Some(b'r') => (Some(vec![b'\r']), 1),
+            Some(b't') => (Some(vec![b'\t']), 1),
+            Some(b'x') => match rest.get(1..3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) if rest.as_bytes()[1..3].iter().all(u8::is_ascii_hexdigit) => (Some(vec![b]), 3),
+                _ => (None, 0),
+            },
+            Some(b'u') => match rest.strip_prefix("u{").and_then(|r| r.split_once('}')) {
+                Some((hex, _)) if !hex.is_empty() && hex.len() <= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                        Some(c) => (Some(c.to_string().into_bytes()), hex.len() + 3),
+                        None => (None, 0),
+                    }
+                }
+                _ => (None, 0),
+            },
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(d) => {
+                out.extend_from_slice(&d);
+                i += 1 + used;
+            }
+            None => {
+                out.push(b'\\');
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Replaces what could move the cursor or reorder text in a line that is already readable
+/// (an error message built from escaped parts): control characters and bidi controls only, so
+/// the escapes already in it are not escaped again.
+pub fn sanitize_line(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() || is_bidi_or_invisible(c)) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() || is_bidi_or_invisible(c) {
+            push_escaped(&mut out, c.encode_utf8(&mut [0; 4]));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Cuts `s` to about `max_chars` characters; when it was longer, the cut ends in `…` and says
+/// how long the whole was (`abc… (70,000 chars)`), so a cut value is never mistaken for the
+/// value. The result is at most `max_chars` plus the note.
+pub fn clip_sized(s: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    // Counting stops early: a value is only walked as far as the cut.
+    if s.len() <= max_chars || s.chars().nth(max_chars).is_none() {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let total = s.chars().count();
+    let mut cut: String = s.chars().take(max_chars.saturating_sub(1)).collect();
+    let _ = write!(cut, "… ({} chars)", grouped(total as u64));
+    std::borrow::Cow::Owned(cut)
+}
+
+/// Pads `s` with spaces to `width` characters (never cuts). Unlike `format!("{s:<width$}")`, any
+/// width works.
+pub fn pad(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    let mut out = String::with_capacity(s.len() + width.saturating_sub(len));
+    out.push_str(s);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+    out
+}
+
 /// Cuts `s` to at most `max_chars` characters, ending in `…` when it was longer.
 pub fn clip(s: &str, max_chars: usize) -> String {
     if s.chars().count() <= max_chars {
@@ -128,6 +218,33 @@ mod tests {
     fn invalid_utf8_becomes_hex_escapes_and_valid_text_is_kept() {
         assert_eq!(escape_bytes(b"Zo\xc3\xab \xff\xfe ok"), "Zoë \\xff\\xfe ok");
         assert_eq!(escape_bytes(b"a\\b"), "a\\\\b");
+    }
+
+    #[test]
+    fn unescape_inverts_escape_and_keeps_stray_backslashes() {
+        for bytes in [&b"bad\xff\xfeid"[..], b"a\\b\\\\", b"\x1b[31m\r\n\t", "\u{9b}\u{202e}x".as_bytes(), b"\\x41"] {
+            assert_eq!(unescape(&escape_bytes(bytes)), bytes, "{:?}", escape_bytes(bytes));
+        }
+        assert_eq!(unescape("a\\b"), b"a\\b", "no escape: the backslash stands for itself");
+        assert_eq!(unescape("x\\xZZ\\u{zz}\\"), b"x\\xZZ\\u{zz}\\");
+        assert_eq!(unescape("\\u{110000}"), b"\\u{110000}", "not a character");
+    }
+
+    #[test]
+    fn sanitize_keeps_escapes_and_removes_controls() {
+        assert_eq!(sanitize_line("no session 'a\\\\b'"), "no session 'a\\\\b'");
+        assert_eq!(sanitize_line("x\u{1b}[2J\u{202e}"), "x\\x1b[2J\\u{202e}");
+    }
+
+    #[test]
+    fn clip_sized_says_how_long_the_whole_was() {
+        assert_eq!(clip_sized("short", 10), "short");
+        let long = "s".repeat(70_000);
+        let cut = clip_sized(&long, 20);
+        assert!(cut.starts_with("sssssssssssssssssss…"), "{cut}");
+        assert!(cut.ends_with("(70,000 chars)"), "{cut}");
+        assert_eq!(pad("ab", 4), "ab  ");
+        assert_eq!(pad(&long, 3).len(), 70_000);
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::read::{Interner, Prepared, ReadOptions};
+use super::read::{Interner, Prepared, Probe, ReadOptions};
 use crate::link::{Failure, Link};
 use crate::model::{CensusTally, Millis, SessionRow, Ttl};
+use crate::names::SessionId;
 use crate::schema::Schema;
 
 /// How many orphaned ids a pass keeps for display (all are counted).
@@ -73,16 +74,14 @@ pub struct Progress<'a> {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub tally: CensusTally,
-    pub orphan_ids: Vec<String>,
+    pub orphan_ids: Vec<SessionId>,
     pub duration: Duration,
 }
 
 /// One page of ids from the index or the keyspace.
 struct Page {
-    ids: Vec<String>,
+    ids: Vec<SessionId>,
     scores: Option<Vec<Option<f64>>>,
-    /// Entries the page examined (index members, or keys matched).
-    examined: u64,
     /// Where the next page starts; `None` after the last page.
     next: Option<Position>,
     fraction: Option<f64>,
@@ -106,7 +105,7 @@ enum Walk {
     /// the walk moves to a higher score and is met again (and counted once).
     Index { key: String, size: u64 },
     /// `SCAN MATCH` over the keyspace of `keys` keys.
-    Keys { pattern: String, keys: Option<u64> },
+    Keys { pattern: Vec<u8>, keys: Option<u64> },
 }
 
 impl Walk {
@@ -142,8 +141,7 @@ impl Walk {
                     if Some(&score) == last_score.as_ref() {
                         same_as_last += 1;
                     }
-                    let Ok(id) = String::from_utf8(member) else { continue };
-                    ids.push(id);
+                    ids.push(SessionId::from(member));
                     scores.push(std::str::from_utf8(&score).ok().and_then(|s| s.parse::<f64>().ok()));
                 }
                 let next = match last_score.map(|s| String::from_utf8_lossy(&s).into_owned()) {
@@ -153,20 +151,16 @@ impl Walk {
                     }
                     _ => None,
                 };
-                Ok(Page { ids, scores: Some(scores), examined: returned as u64, next, fraction: None })
+                Ok(Page { ids, scores: Some(scores), next, fraction: None })
             }
             (Walk::Keys { pattern, keys }, Position::Cursor(cursor)) => {
                 let (next, found): (u64, Vec<Vec<u8>>) = link
                     .query(redis::cmd("SCAN").arg(*cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count))
                     .await?;
-                let examined = found.len() as u64;
-                let ids = found
-                    .iter()
-                    .filter_map(|k| schema.session_id(std::str::from_utf8(k).ok()?).map(str::to_string))
-                    .collect();
+                let ids = found.iter().filter_map(|k| schema.session_id(k).map(SessionId::from)).collect();
                 let fraction = if next == 0 { Some(1.0) } else { keys.map(|n| scan_fraction(next, n)) };
                 let next = (next != 0).then_some(Position::Cursor(next));
-                Ok(Page { ids, scores: None, examined, next, fraction })
+                Ok(Page { ids, scores: None, next, fraction })
             }
             _ => Err(Failure::Protocol("census walk position".into())),
         }
@@ -217,7 +211,8 @@ pub async fn run_pass(
         },
     };
     let is_index = matches!(walk, Walk::Index { .. });
-    let per_session = commands_per_session(schema);
+    let per_session = super::read::commands_per_session(schema);
+    let shared_schema = std::sync::Arc::new(schema.clone());
 
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
     let walker = tokio::spawn({
@@ -254,16 +249,20 @@ pub async fn run_pass(
             pass.budget.take(1 + page.ids.len() * per_session).await;
             let (prepared, pipe) = Prepared::new(schema, &page.ids, page.scores.is_none(), read);
             let mut reader = link.clone();
-            let task =
-                tokio::spawn(
-                    async move { if pipe.is_empty() { Ok(Vec::new()) } else { reader.pipeline(&pipe).await } },
-                );
-            in_flight.push_back((page, prepared, task));
+            let (task_schema, ids, scores) = (shared_schema.clone(), std::mem::take(&mut page.ids), page.scores.take());
+            // Both round trips of a batch, and decoding its payloads, run in the batch's own task.
+            let task = tokio::spawn(async move {
+                let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
+                let mut probe = prepared.probe(&task_schema, ids, scores, replies)?;
+                probe.fetch_fields(&mut reader).await?;
+                Ok(probe)
+            });
+            in_flight.push_back((page, task));
         }
-        let Some((page, prepared, task)) = in_flight.pop_front() else { break };
-        let replies = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
+        let Some((page, task)) = in_flight.pop_front() else { break };
+        let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
         let read_at = now();
-        let batch = prepared.parse(schema, &page.ids, page.scores.as_deref(), replies, &mut pass.interner, read_at)?;
+        let batch = probe.finish(&mut pass.interner, read_at);
         let mut rows = batch.rows;
         for row in &mut rows {
             row.generation = generation;
@@ -278,6 +277,8 @@ pub async fn run_pass(
             pass.tally.orphaned += batch.missing.len() as u64;
             let room = ORPHAN_IDS_KEPT.saturating_sub(pass.orphan_ids.len());
             pass.orphan_ids.extend(batch.missing.into_iter().take(room));
+        } else {
+            pass.tally.vanished += batch.missing.len() as u64;
         }
         let fraction = match (&walk, page.fraction) {
             (Walk::Index { size, .. }, _) => Some((pass.tally.examined as f64 / *size as f64).min(1.0)),
@@ -289,7 +290,7 @@ pub async fn run_pass(
 }
 
 /// A page whose reads are on the server.
-type InFlight = (Page, Prepared, JoinHandle<Result<Vec<crate::link::Reply>, Failure>>);
+type InFlight = (Page, JoinHandle<Result<Probe, Failure>>);
 
 /// Aborts a task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -298,16 +299,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// The commands [`read_rows`] sends per session without `MEMORY USAGE`, for the budget.
-fn commands_per_session(schema: &Schema) -> usize {
-    let primary = match schema.session_type {
-        crate::schema::KeyType::String => 3,
-        crate::schema::KeyType::Hash => 2,
-        _ => 1,
-    };
-    primary + usize::from(schema.history().is_some())
 }
 
 /// Hashes a `u64` that is already a hash by using it as it is.
@@ -334,20 +325,20 @@ struct Pass {
     /// session again when it is saved during the pass.
     seen: HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>,
     hasher: RandomState,
-    orphan_ids: Vec<String>,
+    orphan_ids: Vec<SessionId>,
     interner: Interner,
     budget: Budget,
 }
 
 impl Pass {
-    /// Drops ids this pass has already seen and
-    /// counts the page as examined.
+    /// Drops ids this pass has already seen and counts the rest as examined, so that every id
+    /// examined ends up live, orphaned or vanished, exactly once.
     fn admit(&mut self, page: &mut Page) {
-        self.tally.examined += page.examined;
         let mut keep = Vec::with_capacity(page.ids.len());
         for id in &page.ids {
             keep.push(self.seen.insert(self.hasher.hash_one(id)));
         }
+        self.tally.examined += keep.iter().filter(|k| **k).count() as u64;
         let mut flags = keep.iter();
         page.ids.retain(|_| *flags.next().unwrap_or(&false));
         if let Some(scores) = &mut page.scores {

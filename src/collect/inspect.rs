@@ -2,23 +2,41 @@
 //! payload, and the history newest first. Also finds a session's keys for the writes, so that
 //! what `delete` removes is exactly what `inspect` shows.
 //!
-//! Every read is capped: at most [`MAX_ITEMS`] fields, entries or members per key and
-//! `max_value_bytes` of a string, with the cut stated.
+//! Every read is capped, and the cut is stated:
+//! - a string: `GETRANGE` of at most `max_value_bytes`;
+//! - a hash: read whole when its measured memory fits the cap; otherwise its field names (at
+//!   most [`MAX_ITEMS`]), each field's size (`HSTRLEN`), and only the fields within the cap, up
+//!   to [`READ_BUDGET_FACTOR`] times the cap in all;
+//! - a list, set or sorted set: a window of at most [`MAX_ITEMS`] items, read only when its
+//!   measured memory (`MEMORY USAGE … SAMPLES`, exact up to [`MAX_ITEMS`] items) fits the cap;
+//!   Redis has no per-item size for these types, so a larger one is not read.
+//!
+//! A key of a wildcard family (`{prefix}ratelimit:{id}:*`) that could also belong to a longer
+//! id which is a live session is that session's, not this one's.
+
+use std::collections::HashSet;
 
 use super::census::Budget;
 use super::read::{Interner, ReadOptions, read_rows};
 use crate::decode::{self, Value};
 use crate::link::{Failure, Link, Reply, reply};
-use crate::model::{Decodedish, KeyReport, Millis, SessionReport, SessionRow, Ttl};
-use crate::schema::{Lifecycle, PartRole, Schema};
+use crate::model::{Decodedish, KeyReport, Micros, Millis, SessionReport, SessionRow, Ttl};
+use crate::names::{Key, SessionId};
+use crate::schema::{KeyTemplate, Lifecycle, PartRole, Schema};
+use crate::text;
 
 /// The most fields, entries or members read from one key.
 pub const MAX_ITEMS: usize = 1000;
+/// All the hash fields read from one key may add up to this many times the read cap.
+pub const READ_BUDGET_FACTOR: u64 = 4;
+/// Keys longer than this are not searched for the other ids they could belong to; a wildcard
+/// key that long is left out of the session rather than risk taking another session's key.
+const MAX_AMBIGUOUS_KEY_LEN: usize = 1024;
 
 /// A key that belongs to a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionKey {
-    pub key: String,
+    pub key: Key,
     /// `primary`, a part name or a related family name.
     pub role: String,
     pub part: Option<PartRole>,
@@ -31,11 +49,12 @@ pub struct SessionKey {
 pub async fn find_keys(
     link: &mut Link,
     schema: &Schema,
-    id: &str,
+    id: &SessionId,
     budget: &mut Budget,
     scan_count: usize,
     known_related: Option<&[SessionKey]>,
 ) -> Result<(Vec<SessionKey>, Option<f64>), Failure> {
+    let raw = id.as_bytes();
     let mut candidates = vec![SessionKey {
         key: schema.session_key(id),
         role: "primary".into(),
@@ -44,7 +63,7 @@ pub async fn find_keys(
     }];
     for part in &schema.parts {
         candidates.push(SessionKey {
-            key: part.template.key(&schema.prefix, id),
+            key: part.template.key(&schema.prefix, raw),
             role: part.name.clone(),
             part: Some(part.role),
             lifecycle: Lifecycle::Session,
@@ -52,7 +71,7 @@ pub async fn find_keys(
     }
     for related in schema.related.iter().filter(|r| r.template.is_exact()) {
         candidates.push(SessionKey {
-            key: related.template.key(&schema.prefix, id),
+            key: related.template.key(&schema.prefix, raw),
             role: related.name.clone(),
             part: None,
             lifecycle: related.lifecycle,
@@ -62,7 +81,7 @@ pub async fn find_keys(
         Some(known) => candidates.extend(known.iter().cloned()),
         None => candidates.extend(scan_related(link, schema, id, budget, scan_count).await?),
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
 
     let mut pipe = crate::link::pipe();
@@ -77,21 +96,98 @@ pub async fn find_keys(
         return Err(failure.clone());
     }
     let score = schema.index.as_ref().and_then(|_| replies.last().and_then(reply::float));
-    let keys = candidates.into_iter().zip(&replies).filter(|(_, r)| reply::int(r) == Some(1)).map(|(c, _)| c).collect();
+    let keys: Vec<SessionKey> =
+        candidates.into_iter().zip(&replies).filter(|(_, r)| reply::int(r) == Some(1)).map(|(c, _)| c).collect();
+    let keys = drop_keys_of_longer_ids(link, schema, id, keys).await?;
     Ok((keys, score))
+}
+
+/// The template a session key was named by.
+fn template_of<'s>(schema: &'s Schema, key: &SessionKey) -> Option<&'s KeyTemplate> {
+    if key.role == "primary" {
+        return None;
+    }
+    schema
+        .parts
+        .iter()
+        .filter(|p| Some(p.role) == key.part && p.name == key.role)
+        .map(|p| &p.template)
+        .chain(schema.related.iter().filter(|r| r.name == key.role).map(|r| &r.template))
+        .next()
+}
+
+/// Leaves out keys that could also be named for a longer id which is a live session (its
+/// primary key or index entry exists): `trt:ratelimit:abc:def:7` is `abc:def`'s when that
+/// session exists, not `abc`'s. One pipelined round trip, only when such ids are possible.
+async fn drop_keys_of_longer_ids(
+    link: &mut Link,
+    schema: &Schema,
+    id: &SessionId,
+    keys: Vec<SessionKey>,
+) -> Result<Vec<SessionKey>, Failure> {
+    // For each key, the longer ids it could belong to (or None: too long to tell).
+    let mut rivals: Vec<Option<Vec<SessionId>>> = Vec::with_capacity(keys.len());
+    let mut asked: Vec<SessionId> = Vec::new();
+    for key in &keys {
+        let Some(template) = template_of(schema, key) else {
+            rivals.push(Some(Vec::new()));
+            continue;
+        };
+        if key.key.len() > MAX_AMBIGUOUS_KEY_LEN {
+            rivals.push(if template.is_exact() { Some(Vec::new()) } else { None });
+            continue;
+        }
+        let longer: Vec<SessionId> = template
+            .possible_ids(&schema.prefix, key.key.as_bytes(), &schema.id_excludes)
+            .into_iter()
+            .filter(|other| other.len() > id.len())
+            .map(SessionId::from)
+            .collect();
+        for other in &longer {
+            if !asked.contains(other) {
+                asked.push(other.clone());
+            }
+        }
+        rivals.push(Some(longer));
+    }
+    let mut live: HashSet<SessionId> = HashSet::new();
+    if !asked.is_empty() {
+        let mut pipe = crate::link::pipe();
+        for other in &asked {
+            pipe.cmd("EXISTS").arg(schema.session_key(other));
+            if let Some(index) = &schema.index {
+                pipe.cmd("ZSCORE").arg(&index.key).arg(other);
+            }
+        }
+        let replies = link.pipeline(&pipe).await?;
+        let per = 1 + usize::from(schema.index.is_some());
+        for (other, r) in asked.into_iter().zip(replies.chunks(per)) {
+            let exists = r.first().and_then(reply::int) == Some(1);
+            let indexed = r.get(1).and_then(reply::float).is_some();
+            if exists || indexed {
+                live.insert(other);
+            }
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .zip(rivals)
+        .filter(|(_, rivals)| rivals.as_ref().is_some_and(|r| !r.iter().any(|o| live.contains(o))))
+        .map(|(k, _)| k)
+        .collect())
 }
 
 /// Keys of the session's wildcard related families (`{prefix}ratelimit:{id}:*`).
 pub async fn scan_related(
     link: &mut Link,
     schema: &Schema,
-    id: &str,
+    id: &SessionId,
     budget: &mut Budget,
     scan_count: usize,
 ) -> Result<Vec<SessionKey>, Failure> {
-    let mut found = Vec::new();
+    let mut found: Vec<SessionKey> = Vec::new();
     for related in schema.related.iter().filter(|r| !r.template.is_exact()) {
-        let pattern = related.template.scan_pattern(&schema.prefix, Some(id));
+        let pattern = related.template.scan_pattern(&schema.prefix, Some(id.as_bytes()));
         let mut cursor: u64 = 0;
         loop {
             budget.take(1).await;
@@ -100,12 +196,11 @@ pub async fn scan_related(
                 .await?;
             cursor = next;
             for key in keys {
-                let Ok(key) = String::from_utf8(key) else { continue };
-                if related.template.matches(&schema.prefix, id, &key)
-                    && !found.iter().any(|k: &SessionKey| k.key == key)
+                if related.template.matches(&schema.prefix, id.as_bytes(), &key)
+                    && !found.iter().any(|k| k.key.as_bytes() == key.as_slice())
                 {
                     found.push(SessionKey {
-                        key,
+                        key: Key::from(key),
                         role: related.name.clone(),
                         part: None,
                         lifecycle: related.lifecycle,
@@ -120,25 +215,35 @@ pub async fn scan_related(
     Ok(found)
 }
 
+/// What round trip 1 said of a key.
+struct Seen {
+    report: KeyReport,
+    part: Option<PartRole>,
+    memory: Option<u64>,
+}
+
 /// Reads everything about one session. `keys` and `score` come from [`find_keys`].
 pub async fn inspect(
     link: &mut Link,
     schema: &Schema,
-    id: &str,
+    id: &SessionId,
     keys: &[SessionKey],
     score: Option<f64>,
     max_value_bytes: u64,
     now: Millis,
 ) -> Result<SessionReport, Failure> {
     let mut unavailable: Vec<String> = Vec::new();
+    let samples = MAX_ITEMS.to_string();
 
-    // Round trip 1: what each key is.
+    // Round trip 1: what each key is, and how much memory it takes (exact up to MAX_ITEMS
+    // items, which is what bounds the reads of lists, sets and sorted sets).
     let mut pipe = crate::link::pipe();
     for k in keys {
-        pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key).cmd("MEMORY").arg("USAGE").arg(&k.key);
+        pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key);
+        pipe.cmd("MEMORY").arg("USAGE").arg(&k.key).arg("SAMPLES").arg(&samples);
     }
     let replies = link.pipeline(&pipe).await?;
-    let mut reports: Vec<(KeyReport, Option<PartRole>)> = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     for (k, r) in keys.iter().zip(replies.chunks(3)) {
         let redis_type = r.first().and_then(|t| reply::string(t.clone())).unwrap_or_else(|| "unknown".into());
         if redis_type == "none" {
@@ -147,9 +252,8 @@ pub async fn inspect(
         let memory = r.get(2).and_then(|m| {
             if let Err(f) = m
                 && f.is_unavailable()
-                && !unavailable.contains(&f.to_string())
             {
-                unavailable.push(f.to_string());
+                note(&mut unavailable, f.to_string());
             }
             reply::int(m).map(|n| n.max(0) as u64)
         });
@@ -164,51 +268,86 @@ pub async fn inspect(
             truncated: false,
             raw: Vec::new(),
         };
-        reports.push((report, k.part));
+        // The history part is only read as history when it is the list the layout says.
+        let part = k.part.filter(|p| *p != PartRole::History || report.redis_type == "list");
+        if k.part == Some(PartRole::History) && part.is_none() {
+            note(
+                &mut unavailable,
+                format!(
+                    "history key {} is a {}, not a list: shown as a key, not as history",
+                    k.key.escaped(),
+                    text::escape_str(&report.redis_type)
+                ),
+            );
+        }
+        seen.push(Seen { report, part, memory });
     }
 
-    // Round trip 2: each key's length and (capped) contents, by type.
+    // Round trip 2: each key's length and, where its size allows, its contents.
     let mut pipe = crate::link::pipe();
-    for (r, _) in &reports {
-        let key = &r.key;
-        match r.redis_type.as_str() {
-            "string" => {
-                pipe.cmd("STRLEN").arg(key).cmd("GETRANGE").arg(key).arg(0).arg(max_value_bytes.saturating_sub(1))
-            }
-            "hash" => pipe.cmd("HLEN").arg(key).cmd("HSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS),
-            "list" => pipe.cmd("LLEN").arg(key).cmd("LRANGE").arg(key).arg(0).arg(MAX_ITEMS - 1),
-            "set" => pipe.cmd("SCARD").arg(key).cmd("SSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS),
-            "zset" => pipe.cmd("ZCARD").arg(key).cmd("ZRANGE").arg(key).arg(0).arg(MAX_ITEMS - 1).arg("WITHSCORES"),
-            _ => pipe.cmd("EXISTS").arg(key).cmd("EXISTS").arg(key),
-        };
+    let mut plans: Vec<ContentPlan> = Vec::with_capacity(seen.len());
+    for s in &seen {
+        let plan = ContentPlan::new(&s.report.redis_type, s.memory, max_value_bytes);
+        plan.add(&mut pipe, &s.report.redis_type, &s.report.key, max_value_bytes);
+        plans.push(plan);
     }
     let replies = link.pipeline(&pipe).await?;
     let mut history = Vec::new();
     let mut history_raw = Vec::new();
     let mut history_total = 0;
-    for ((report, part), pair) in reports.iter_mut().zip(replies.chunks(2)) {
-        let (Some(len), Some(content)) = (pair.first(), pair.get(1)) else { continue };
+    let mut pending_hashes: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+    for (i, ((s, plan), pair)) in seen.iter_mut().zip(&plans).zip(replies.chunks(2)).enumerate() {
+        let (Some(len), content) = (pair.first(), pair.get(1)) else { continue };
+        let report = &mut s.report;
         report.length = reply::int(len).map(|n| n.max(0) as u64);
         let length = report.length.unwrap_or(0);
-        if *part == Some(PartRole::History) {
-            let entries: Vec<Vec<u8>> =
-                reply::byte_list(content.clone()).unwrap_or_default().into_iter().flatten().collect();
-            report.truncated = (entries.len() as u64) < length;
-            history = entries.iter().map(|e| decode::decode_text(e)).collect();
-            history_raw = entries;
-            history_total = length;
-            continue;
+        match plan {
+            ContentPlan::Whole if report.redis_type == "list" && s.part == Some(PartRole::History) => {
+                let entries: Vec<Vec<u8>> =
+                    content.cloned().and_then(reply::byte_list).unwrap_or_default().into_iter().flatten().collect();
+                report.truncated = (entries.len() as u64) < length;
+                history = entries.iter().map(|e| decode::decode_text(e)).collect();
+                history_raw = entries;
+                history_total = length;
+            }
+            ContentPlan::Whole => {
+                let Some(content) = content else { continue };
+                let read = read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
+                report.content = read.content;
+                report.truncated = read.truncated;
+                report.raw = read.raw;
+            }
+            ContentPlan::FieldsByName => {
+                let names: Vec<Vec<u8>> =
+                    content.cloned().and_then(reply::byte_list).unwrap_or_default().into_iter().flatten().collect();
+                if let Some(Err(f)) = content
+                    && f.is_unavailable()
+                {
+                    report.content = Some(not_read(format!("fields not listed: {f}"), length));
+                    report.truncated = length > 0;
+                    continue;
+                }
+                pending_hashes.push((i, names));
+            }
+            ContentPlan::Unread { reason } => {
+                if s.part == Some(PartRole::History) {
+                    history_total = length;
+                    note(&mut unavailable, format!("history not read: {reason}"));
+                }
+                report.content = Some(not_read(reason.clone(), length));
+                report.truncated = length > 0;
+            }
         }
-        let read = read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
-        report.content = read.content;
-        report.truncated = read.truncated;
-        report.raw = read.raw;
+    }
+    for (i, names) in pending_hashes {
+        let report = &mut seen[i].report;
+        read_hash_by_field(link, report, names, max_value_bytes).await?;
     }
 
     let batch = read_rows(
         link,
         schema,
-        &[id.to_string()],
+        vec![id.clone()],
         None,
         ReadOptions { page: true, max_value_bytes },
         &mut Interner::default(),
@@ -216,18 +355,16 @@ pub async fn inspect(
     )
     .await?;
     for u in batch.unavailable {
-        if !unavailable.contains(&u) {
-            unavailable.push(u);
-        }
+        note(&mut unavailable, u);
     }
-    let mut row = batch.rows.into_iter().next().unwrap_or_else(|| SessionRow::new(id));
+    let mut row = batch.rows.into_iter().next().unwrap_or_else(|| SessionRow::new(id.clone()));
     if row.last_interaction.is_none() {
-        row.last_interaction = score.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1000.0) as Millis);
+        row.last_interaction = score.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as Micros);
     }
     Ok(SessionReport {
-        id: id.to_string(),
+        id: id.clone(),
         row,
-        keys: reports.into_iter().map(|(r, _)| r).collect(),
+        keys: seen.into_iter().map(|s| s.report).collect(),
         index_score: score,
         history,
         history_raw,
@@ -235,6 +372,139 @@ pub async fn inspect(
         observed_at: now,
         unavailable,
     })
+}
+
+fn note(list: &mut Vec<String>, text: String) {
+    if !list.contains(&text) {
+        list.push(text);
+    }
+}
+
+/// A value that was not read, with why: shown in place of the contents.
+fn not_read(reason: String, total_len: u64) -> Decodedish {
+    Decodedish::Undecodable { reason, raw: Vec::new(), total_len }
+}
+
+/// How a key's contents are read in round trip 2.
+#[derive(Debug, Clone, PartialEq)]
+enum ContentPlan {
+    /// The whole value (a string up to the cap; a collection that fits the cap).
+    Whole,
+    /// A hash over the cap: its field names now, then each field's size, then the fields that fit.
+    FieldsByName,
+    /// Not read, for this reason.
+    Unread { reason: String },
+}
+
+impl ContentPlan {
+    fn new(redis_type: &str, memory: Option<u64>, cap: u64) -> ContentPlan {
+        let fits = memory.is_some_and(|m| m <= cap);
+        match redis_type {
+            "string" => ContentPlan::Whole,
+            "hash" if fits => ContentPlan::Whole,
+            "hash" => ContentPlan::FieldsByName,
+            "list" | "set" | "zset" if fits => ContentPlan::Whole,
+            "list" | "set" | "zset" => ContentPlan::Unread {
+                reason: match memory {
+                    Some(m) => format!(
+                        "{} in all, over the read cap of {}; not read (Redis has no size per {} item; raise --max-value-bytes to read it)",
+                        text::human_bytes(m),
+                        text::human_bytes(cap),
+                        redis_type
+                    ),
+                    None => "its size cannot be measured (MEMORY USAGE is unavailable), so it is not read".into(),
+                },
+            },
+            _ => ContentPlan::Unread { reason: format!("a {} key is not read", text::escape_str(redis_type)) },
+        }
+    }
+
+    /// The length command and the content command: two commands per key, always.
+    fn add(&self, pipe: &mut redis::Pipeline, redis_type: &str, key: &Key, cap: u64) {
+        let last = MAX_ITEMS - 1;
+        match (redis_type, self) {
+            ("string", _) => pipe.cmd("STRLEN").arg(key).cmd("GETRANGE").arg(key).arg(0).arg(cap.saturating_sub(1)),
+            ("hash", ContentPlan::Whole) => {
+                pipe.cmd("HLEN").arg(key).cmd("HSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS)
+            }
+            ("hash", ContentPlan::FieldsByName) => pipe.cmd("HLEN").arg(key).cmd("HRANDFIELD").arg(key).arg(MAX_ITEMS),
+            ("list", ContentPlan::Whole) => pipe.cmd("LLEN").arg(key).cmd("LRANGE").arg(key).arg(0).arg(last),
+            ("set", ContentPlan::Whole) => {
+                pipe.cmd("SCARD").arg(key).cmd("SSCAN").arg(key).arg(0).arg("COUNT").arg(MAX_ITEMS)
+            }
+            ("zset", ContentPlan::Whole) => {
+                pipe.cmd("ZCARD").arg(key).cmd("ZRANGE").arg(key).arg(0).arg(last).arg("WITHSCORES")
+            }
+            ("list", _) => pipe.cmd("LLEN").arg(key).cmd("EXISTS").arg(key),
+            ("set", _) => pipe.cmd("SCARD").arg(key).cmd("EXISTS").arg(key),
+            ("zset", _) => pipe.cmd("ZCARD").arg(key).cmd("EXISTS").arg(key),
+            _ => pipe.cmd("EXISTS").arg(key).cmd("EXISTS").arg(key),
+        };
+    }
+}
+
+/// Round trip 3 and 4 for a hash over the cap: each field's size, then the fields that fit.
+async fn read_hash_by_field(
+    link: &mut Link,
+    report: &mut KeyReport,
+    mut names: Vec<Vec<u8>>,
+    cap: u64,
+) -> Result<(), Failure> {
+    names.sort();
+    names.dedup();
+    let length = report.length.unwrap_or(0);
+    let mut pipe = crate::link::pipe();
+    for name in &names {
+        pipe.cmd("HSTRLEN").arg(&report.key).arg(name);
+    }
+    let sizes: Vec<u64> =
+        link.pipeline(&pipe).await?.iter().map(|r| reply::int(r).unwrap_or(0).max(0) as u64).collect();
+    let budget = cap.saturating_mul(READ_BUDGET_FACTOR);
+    let mut spent = 0u64;
+    let mut wanted = Vec::new();
+    for (name, size) in names.iter().zip(&sizes) {
+        if *size <= cap && spent + size <= budget {
+            spent += size;
+            wanted.push(name.clone());
+        }
+    }
+    let mut values: Vec<Option<Vec<u8>>> = Vec::new();
+    if !wanted.is_empty() {
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(&report.key);
+        for name in &wanted {
+            hmget.arg(name);
+        }
+        values = link.query::<Vec<Option<Vec<u8>>>>(&hmget).await?;
+    }
+    let mut read = values.into_iter();
+    let mut map = Vec::with_capacity(names.len());
+    let mut raw = Vec::with_capacity(names.len());
+    let mut cut = 0;
+    for (name, size) in names.iter().zip(&sizes) {
+        let label = text::escape_bytes(name);
+        let value = if wanted.contains(name) { read.next().flatten() } else { None };
+        match value {
+            Some(bytes) => {
+                map.push((decode::decode_text(name), decode::decode_text(&bytes)));
+                raw.push((Some(label), bytes));
+            }
+            None => {
+                cut += 1;
+                let why = if *size > cap {
+                    format!("<{}: not read, over the read cap of {}>", text::human_bytes(*size), text::human_bytes(cap))
+                } else {
+                    format!("<{}: not read, the key's read budget is spent>", text::human_bytes(*size))
+                };
+                map.push((decode::decode_text(name), Value::Str(why.clone())));
+                raw.push((Some(label), why.into_bytes()));
+            }
+        }
+    }
+    report.truncated = cut > 0 || (names.len() as u64) < length;
+    report.content = Some(Decodedish::Value { format: None, value: Value::Map(map) });
+    report.raw = raw;
+    Ok(())
 }
 
 /// A key's contents, decoded and as stored.
@@ -253,10 +523,10 @@ fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64
             let raw = vec![(None, bytes.clone())];
             if length > bytes.len() as u64 {
                 let reason = format!(
-                    "{} exceeds the read cap of {}; showing the first {} bytes undecoded",
-                    crate::text::human_bytes(length),
-                    crate::text::human_bytes(max_value_bytes),
-                    bytes.len()
+                    "{} exceeds the read cap of {}; showing the first {} undecoded",
+                    text::human_bytes(length),
+                    text::human_bytes(max_value_bytes),
+                    text::human_bytes(bytes.len() as u64)
                 );
                 let content = Some(Decodedish::Undecodable { reason, raw: bytes, total_len: length });
                 return Read { content, truncated: true, raw };

@@ -1,7 +1,13 @@
-//! Reading sessions' rows: one pipelined round trip for a whole batch of ids, the same for the
-//! census, the visible page and the inspector, so that every view agrees on what a field means.
+//! Reading sessions' rows, the same for the census, the visible page and the inspector, so that
+//! every view agrees on what a field means.
+//!
+//! A batch of ids costs one pipelined round trip that reads each session's TTL, list lengths,
+//! index score and the *sizes* of its hash fields (`HSTRLEN`), and, for hash layouts, a second
+//! that reads only the fields within `--max-value-bytes` (`HMGET`), in chunks of a bounded
+//! number of bytes. A string payload is read with `GETRANGE` up to the cap. So no value larger
+//! than the cap is ever sent by Redis, and what a batch holds in memory is bounded too: the
+//! labels a row keeps (stage, substate, status) are cut to [`LABEL_MAX_CHARS`], with their size.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,8 +15,9 @@ use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::decode::{self, Value};
 use crate::link::{Failure, Link, Reply, reply};
-use crate::model::{Millis, SessionRow, Ttl};
-use crate::schema::{KeyType, NaiveTime, Schema, ScoreMeaning};
+use crate::model::{Micros, Millis, SessionRow, Ttl};
+use crate::names::SessionId;
+use crate::schema::{Fields, KeyType, NaiveTime, Schema, ScoreMeaning};
 use crate::text;
 
 /// Shares the text of values that repeat across sessions (stages, substates, statuses), so a
@@ -23,6 +30,14 @@ pub struct Interner {
 /// Distinct values kept shared; beyond this (a field that is unique per session) values are
 /// simply allocated.
 const INTERNER_CAPACITY: usize = 10_000;
+
+/// The longest stage, substate or status a row keeps, in characters; longer values are cut and
+/// say how long they were, so a hostile value costs a bounded row.
+pub const LABEL_MAX_CHARS: usize = 48;
+
+/// Bytes of hash fields asked for in one round trip of the second read: a batch whose fields are
+/// large is read in several smaller round trips rather than one huge reply.
+const FIELD_CHUNK_BYTES: u64 = 4 << 20;
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Arc<str> {
@@ -43,8 +58,8 @@ pub struct Batch {
     /// Sessions whose primary key exists.
     pub rows: Vec<SessionRow>,
     /// Ids whose primary key is gone.
-    pub missing: Vec<String>,
-    /// Payloads over the read cap (also in `rows`, with a decode error).
+    pub missing: Vec<SessionId>,
+    /// Sessions with a payload or field over the read cap (also in `rows`, with the reason).
     pub oversized: u64,
     /// Payloads that did not decode (also in `rows`, with a decode error).
     pub undecodable: u64,
@@ -59,55 +74,60 @@ pub struct ReadOptions {
     /// `MEMORY USAGE` of every key and the status field. The census reads neither: it counts
     /// neither, and leaving them out keeps a pass over every session cheap.
     pub page: bool,
-    /// The most bytes of a payload to read.
+    /// The most bytes of one value to read.
     pub max_value_bytes: u64,
 }
 
-/// Reads the rows of `ids` in one pipeline. `scores` are index scores already known (from a
-/// walk of the index); when absent and the index scores last interaction, `ZSCORE` is read too.
+/// Reads the rows of `ids`. `scores` are index scores already known (from a walk of the index);
+/// when absent and the index scores last interaction, `ZSCORE` is read too.
 pub async fn read_rows(
     link: &mut Link,
     schema: &Schema,
-    ids: &[String],
-    scores: Option<&[Option<f64>]>,
+    ids: Vec<SessionId>,
+    scores: Option<Vec<Option<f64>>>,
     options: ReadOptions,
     interner: &mut Interner,
     now: Millis,
 ) -> Result<Batch, Failure> {
-    let (prepared, pipe) = Prepared::new(schema, ids, scores.is_none(), options);
+    let (prepared, pipe) = Prepared::new(schema, &ids, scores.is_none(), options);
     let replies = link.pipeline(&pipe).await?;
-    prepared.parse(schema, ids, scores, replies, interner, now)
+    let mut probe = prepared.probe(schema, ids, scores, replies)?;
+    probe.fetch_fields(link).await?;
+    Ok(probe.finish(interner, now))
 }
 
-/// The pipeline that reads a batch of sessions, ready to send; [`Prepared::parse`] reads its
-/// replies. Split so that a census can have one batch on the server while it parses another.
+/// The first round trip of a batch, ready to send; [`Prepared::probe`] reads its replies. Split
+/// so that a census can have one batch on the server while it reads another.
 pub struct Prepared {
-    plan: Plan,
+    plan: Arc<Plan>,
     options: ReadOptions,
 }
 
 impl Prepared {
     /// The reader and the pipeline to send.
-    pub fn new(schema: &Schema, ids: &[String], need_score: bool, options: ReadOptions) -> (Prepared, redis::Pipeline) {
+    pub fn new(
+        schema: &Schema,
+        ids: &[SessionId],
+        need_score: bool,
+        options: ReadOptions,
+    ) -> (Prepared, redis::Pipeline) {
         let plan = Plan::new(schema, options, need_score);
         let mut pipe = crate::link::pipe();
-        let mut key = String::new();
+        let mut key = Vec::new();
         for id in ids {
             plan.add(&mut pipe, schema, id, options, &mut key);
         }
-        (Prepared { plan, options }, pipe)
+        (Prepared { plan: Arc::new(plan), options }, pipe)
     }
 
-    /// Turns the replies into rows.
-    pub fn parse(
+    /// Reads the first round trip's replies: TTLs, lengths, sizes, and any payloads (decoded).
+    pub fn probe(
         &self,
         schema: &Schema,
-        ids: &[String],
-        scores: Option<&[Option<f64>]>,
+        ids: Vec<SessionId>,
+        scores: Option<Vec<Option<f64>>>,
         mut replies: Vec<Reply>,
-        interner: &mut Interner,
-        now: Millis,
-    ) -> Result<Batch, Failure> {
+    ) -> Result<Probe, Failure> {
         // A denied read of the session's own keys makes every row meaningless; only MEMORY
         // USAGE (the one optional read) may be denied.
         if let Some(failure) = replies.iter().find_map(|r| match r {
@@ -117,19 +137,188 @@ impl Prepared {
             return Err(failure);
         }
         let plan = &self.plan;
-        let mut batch = Batch::default();
-        batch.rows.reserve(ids.len());
-        for (i, (id, own)) in ids.iter().zip(replies.chunks_mut(plan.per_session)).enumerate() {
-            let known_score = scores.and_then(|s| s.get(i).copied().flatten());
-            plan.parse(schema, id, own, known_score, self.options, interner, now, &mut batch);
+        let mut probe = Probe {
+            plan: plan.clone(),
+            options: self.options,
+            sessions: Vec::with_capacity(ids.len()),
+            oversized: 0,
+            undecodable: 0,
+            unavailable: Vec::new(),
+            fields: schema.fields.clone(),
+            key_template: schema.session_key.clone(),
+            prefix: schema.prefix.clone(),
+        };
+        if replies.len() < ids.len() * plan.per_session {
+            return Err(Failure::Protocol("pipeline".into()));
         }
-        Ok(batch)
+        for (i, (id, own)) in ids.into_iter().zip(replies.chunks_mut(plan.per_session)).enumerate() {
+            let known_score = scores.as_ref().and_then(|s| s.get(i).copied().flatten());
+            let probed = plan.probe(id, own, known_score, self.options, &mut probe);
+            probe.sessions.push(probed);
+        }
+        Ok(probe)
     }
+}
+
+/// A batch after its first round trip: what is known of each session, and which hash fields
+/// are still to be read.
+pub struct Probe {
+    plan: Arc<Plan>,
+    options: ReadOptions,
+    sessions: Vec<Probed>,
+    oversized: u64,
+    undecodable: u64,
+    unavailable: Vec<String>,
+    fields: Fields,
+    key_template: crate::schema::KeyTemplate,
+    prefix: String,
+}
+
+/// One session after the first round trip.
+struct Probed {
+    id: SessionId,
+    pttl: Option<i64>,
+    score: Option<f64>,
+    history_len: Option<u64>,
+    memory_bytes: Option<u64>,
+    /// `HSTRLEN` of each of the plan's hash fields, until they are read.
+    field_lens: Vec<u64>,
+    labels: Labels,
+    /// Why the session's data could not be read or decoded.
+    problem: Option<String>,
+}
+
+/// The texts a row is made of, already cut to [`LABEL_MAX_CHARS`].
+#[derive(Debug, Default)]
+struct Labels {
+    stage: Option<String>,
+    substate: Option<String>,
+    status: Option<String>,
+    last_interaction: Option<String>,
+}
+
+impl Probe {
+    /// The second round trip(s): the hash fields within the cap, in chunks of at most
+    /// [`FIELD_CHUNK_BYTES`]. Nothing to do for other layouts.
+    pub async fn fetch_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let plan = self.plan.clone();
+        if plan.fields.is_empty() || plan.primary != Primary::Hash {
+            return Ok(());
+        }
+        let cap = self.options.max_value_bytes;
+        // (session, fields to read) in order, grouped into chunks by their known sizes.
+        let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, s) in self.sessions.iter_mut().enumerate() {
+            if s.pttl == Some(-2) || s.problem.is_some() {
+                continue;
+            }
+            let mut fields = Vec::new();
+            for (f, len) in s.field_lens.iter().enumerate() {
+                match *len {
+                    0 => {}
+                    n if n > cap => {
+                        s.problem.get_or_insert_with(|| {
+                            format!(
+                                "field '{}' is {}, over the read cap of {}; not read",
+                                text::escape_str(&plan.fields[f]),
+                                text::human_bytes(n),
+                                text::human_bytes(cap)
+                            )
+                        });
+                    }
+                    _ => fields.push(f),
+                }
+            }
+            if s.problem.is_some() {
+                self.oversized += 1;
+            }
+            if !fields.is_empty() {
+                wanted.push((i, fields));
+            }
+        }
+        let mut start = 0;
+        while start < wanted.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            let mut pipe = crate::link::pipe();
+            let mut key = Vec::new();
+            while end < wanted.len() && (end == start || bytes < FIELD_CHUNK_BYTES) {
+                let (i, fields) = &wanted[end];
+                let s = &self.sessions[*i];
+                bytes += fields.iter().map(|f| s.field_lens[*f]).sum::<u64>();
+                key.clear();
+                self.key_template.write_key(&mut key, &self.prefix, s.id.as_bytes());
+                let mut hmget = redis::cmd("HMGET");
+                hmget.arg(&key);
+                for f in fields {
+                    hmget.arg(&plan.fields[*f]);
+                }
+                pipe.add_command(hmget);
+                end += 1;
+            }
+            let replies = link.pipeline(&pipe).await?;
+            for ((i, fields), r) in wanted[start..end].iter().zip(replies) {
+                let values = reply::byte_list(r).unwrap_or_default();
+                let names: Vec<&str> = fields.iter().map(|f| plan.fields[*f].as_str()).collect();
+                let source = Source::Hash { names: &names, values };
+                let s = &mut self.sessions[*i];
+                s.labels = labels(&source, &self.fields, self.options.page);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The rows, with repeating labels shared through `interner`.
+    pub fn finish(self, interner: &mut Interner, now: Millis) -> Batch {
+        let mut batch = Batch {
+            rows: Vec::with_capacity(self.sessions.len()),
+            missing: Vec::new(),
+            oversized: self.oversized,
+            undecodable: self.undecodable,
+            unavailable: self.unavailable,
+        };
+        let naive = self.fields.naive_time;
+        for s in self.sessions {
+            if s.pttl == Some(-2) {
+                batch.missing.push(s.id);
+                continue;
+            }
+            let mut row = SessionRow::new(s.id);
+            row.ttl = Ttl::from_pttl(s.pttl, now);
+            row.history_len = s.history_len;
+            row.memory_bytes = s.memory_bytes;
+            row.decode_error = s.problem;
+            row.stage = s.labels.stage.map(|t| interner.get(&t));
+            row.substate = s.labels.substate.map(|t| interner.get(&t));
+            row.status = s.labels.status.map(|t| interner.get(&t));
+            // The index score is exact epoch time; the field may be naive local time.
+            row.last_interaction = match s.score.filter(|s| s.is_finite() && *s > 0.0) {
+                Some(score) => Some((score * 1e6) as Micros),
+                None => s.labels.last_interaction.and_then(|t| parse_time(&t, naive)),
+            };
+            batch.rows.push(row);
+        }
+        batch
+    }
+}
+
+/// How a session's primary key is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Primary {
+    /// `PTTL` and `HSTRLEN` of each field; the fields themselves in the second round trip.
+    Hash,
+    /// `PTTL`, `STRLEN` and `GETRANGE` up to the cap.
+    String,
+    /// `PTTL` only.
+    TtlOnly,
 }
 
 /// The commands read for each session, in order.
 struct Plan {
+    /// Hash fields that may be read.
     fields: Vec<String>,
+    primary: Primary,
     zscore: bool,
     history: bool,
     memory_keys: usize,
@@ -143,37 +332,42 @@ impl Plan {
         let zscore = need_score && scored;
         let history = schema.history().is_some();
         let memory_keys = if options.page { 1 + schema.parts.len() } else { 0 };
-        let primary = match schema.session_type {
-            KeyType::Hash if !fields.is_empty() => 2, // HMGET, PTTL
-            KeyType::String => 3,                     // PTTL, STRLEN, GETRANGE
-            _ => 1,                                   // PTTL
+        let (primary, commands) = match schema.session_type {
+            KeyType::Hash if !fields.is_empty() => (Primary::Hash, 1 + fields.len()), // PTTL, HSTRLEN…
+            KeyType::String => (Primary::String, 3),                                  // PTTL, STRLEN, GETRANGE
+            _ => (Primary::TtlOnly, 1),                                               // PTTL
         };
-        let per_session = primary + usize::from(zscore) + usize::from(history) + memory_keys;
-        Plan { fields, zscore, history, memory_keys, per_session }
+        let per_session = commands + usize::from(zscore) + usize::from(history) + memory_keys;
+        Plan { fields, primary, zscore, history, memory_keys, per_session }
     }
 
-    fn add(&self, pipe: &mut redis::Pipeline, schema: &Schema, id: &str, options: ReadOptions, key: &mut String) {
+    fn add(
+        &self,
+        pipe: &mut redis::Pipeline,
+        schema: &Schema,
+        id: &SessionId,
+        options: ReadOptions,
+        key: &mut Vec<u8>,
+    ) {
         key.clear();
-        schema.session_key.write_key(key, &schema.prefix, id);
-        let key = key.as_str();
-        match schema.session_type {
-            KeyType::Hash if !self.fields.is_empty() => {
-                let size = key.len() + self.fields.iter().map(String::len).sum::<usize>() + 8;
-                let mut hmget = redis::Cmd::with_capacity(2 + self.fields.len(), size);
-                hmget.arg("HMGET").arg(key).arg(&self.fields);
-                pipe.add_command(hmget);
-                let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
-                pttl.arg("PTTL").arg(key);
-                pipe.add_command(pttl);
+        schema.session_key.write_key(key, &schema.prefix, id.as_bytes());
+        let key = key.as_slice();
+        let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
+        pttl.arg("PTTL").arg(key);
+        pipe.add_command(pttl);
+        match self.primary {
+            Primary::Hash => {
+                for field in &self.fields {
+                    let mut hstrlen = redis::Cmd::with_capacity(3, key.len() + field.len() + 7);
+                    hstrlen.arg("HSTRLEN").arg(key).arg(field);
+                    pipe.add_command(hstrlen);
+                }
             }
-            KeyType::String => {
-                pipe.cmd("PTTL").arg(key);
+            Primary::String => {
                 pipe.cmd("STRLEN").arg(key);
                 pipe.cmd("GETRANGE").arg(key).arg(0).arg(options.max_value_bytes.saturating_sub(1));
             }
-            _ => {
-                pipe.cmd("PTTL").arg(key);
-            }
+            Primary::TtlOnly => {}
         }
         if self.zscore
             && let Some(index) = &schema.index
@@ -183,67 +377,82 @@ impl Plan {
         if self.history
             && let Some(part) = schema.history()
         {
-            pipe.cmd("LLEN").arg(part.template.key(&schema.prefix, id));
+            pipe.cmd("LLEN").arg(part.template.key(&schema.prefix, id.as_bytes()));
         }
         if self.memory_keys > 0 {
             pipe.cmd("MEMORY").arg("USAGE").arg(key);
             for part in &schema.parts {
-                pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&schema.prefix, id));
+                pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&schema.prefix, id.as_bytes()));
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn parse(
+    fn probe(
         &self,
-        schema: &Schema,
-        id: &str,
+        id: SessionId,
         replies: &mut [Reply],
         known_score: Option<f64>,
         options: ReadOptions,
-        interner: &mut Interner,
-        now: Millis,
-        batch: &mut Batch,
-    ) {
+        batch: &mut Probe,
+    ) -> Probed {
         let mut replies = replies.iter_mut();
         let mut next = || replies.next().map_or_else(|| Err(Failure::Protocol("pipeline".into())), take_reply);
-        let mut row = SessionRow::new(id);
-        let mut source: Option<Source<'_>> = None;
-        let pttl;
-        match schema.session_type {
-            KeyType::Hash if !self.fields.is_empty() => {
-                let values = reply::byte_list(next()).unwrap_or_default();
-                pttl = reply::int(&next());
-                source = Some(Source::Hash { names: &self.fields, values });
+        let pttl = reply::int(&next());
+        let mut probed = Probed {
+            id,
+            pttl,
+            score: known_score,
+            history_len: None,
+            memory_bytes: None,
+            field_lens: Vec::new(),
+            labels: Labels::default(),
+            problem: None,
+        };
+        match self.primary {
+            Primary::Hash => {
+                probed.field_lens.reserve(self.fields.len());
+                for _ in &self.fields {
+                    let r = next();
+                    if let Err(Failure::Server { code, .. }) = &r
+                        && code == "WRONGTYPE"
+                        && pttl != Some(-2)
+                    {
+                        probed.problem.get_or_insert_with(|| "the session key is not a hash".into());
+                    }
+                    probed.field_lens.push(reply::int(&r).unwrap_or(0).max(0) as u64);
+                }
             }
-            KeyType::String => {
-                pttl = reply::int(&next());
+            Primary::String => {
                 let len = reply::int(&next()).unwrap_or(0).max(0) as u64;
                 let bytes = reply::bytes(next()).unwrap_or_default();
                 if pttl != Some(-2) {
                     if len > options.max_value_bytes {
                         batch.oversized += 1;
-                        row.decode_error = Some(format!(
+                        probed.problem = Some(format!(
                             "payload of {} exceeds the read cap of {}; not decoded",
                             text::human_bytes(len),
                             text::human_bytes(options.max_value_bytes)
                         ));
                     } else {
                         match decode::decode_payload(&bytes) {
-                            Ok(decoded) => source = Some(Source::Payload(decoded.value)),
+                            Ok(decoded) => {
+                                probed.labels = labels(&Source::Payload(decoded.value), &batch.fields, options.page)
+                            }
                             Err(e) => {
                                 batch.undecodable += 1;
-                                row.decode_error = Some(e.reason);
+                                probed.problem = Some(e.reason);
                             }
                         }
                     }
                 }
             }
-            _ => pttl = reply::int(&next()),
+            Primary::TtlOnly => {}
         }
-        let score = if self.zscore { reply::float(&next()) } else { known_score };
+        if self.zscore {
+            probed.score = reply::float(&next());
+        }
         if self.history {
-            row.history_len = reply::int(&next()).map(|n| n.max(0) as u64);
+            probed.history_len = reply::int(&next()).map(|n| n.max(0) as u64);
         }
         if self.memory_keys > 0 {
             let mut total: Option<u64> = None;
@@ -258,65 +467,50 @@ impl Plan {
                     total = Some(total.unwrap_or(0) + n.max(0) as u64);
                 }
             }
-            row.memory_bytes = total;
+            probed.memory_bytes = total;
         }
+        probed
+    }
+}
 
-        if pttl == Some(-2) {
-            batch.missing.push(id.to_string());
-            return;
-        }
-        row.ttl = Ttl::from_pttl(pttl, now);
-        // The index score is exact epoch time; the field may be naive local time.
-        let score = score.filter(|s| s.is_finite() && *s > 0.0);
-        if let Some(source) = &source {
-            row.stage = source.text(&schema.fields.stage).map(|s| interner.get(&s));
-            row.substate = source.text(&schema.fields.substate).map(|s| interner.get(&s));
-            if options.page {
-                row.status = source.text(&schema.fields.status).map(|s| interner.get(&s));
-            }
-            if score.is_none() {
-                row.last_interaction =
-                    source.text(&schema.fields.last_interaction).and_then(|t| parse_time(&t, schema.fields.naive_time));
-            }
-        }
-        if let Some(score) = score {
-            row.last_interaction = Some((score * 1000.0) as Millis);
-        }
-        batch.rows.push(row);
+/// The row's texts from where the session keeps them.
+fn labels(source: &Source<'_>, fields: &Fields, page: bool) -> Labels {
+    let cut = |t: String| text::clip_sized(&t, LABEL_MAX_CHARS).into_owned();
+    Labels {
+        stage: source.text(&fields.stage).map(cut),
+        substate: source.text(&fields.substate).map(cut),
+        status: if page { source.text(&fields.status).map(cut) } else { None },
+        last_interaction: source.text(&fields.last_interaction).map(cut),
     }
 }
 
 /// Where a session's fields are read from.
 enum Source<'a> {
     /// Hash fields as read by `HMGET` (absent fields are `None`), in the order of `names`.
-    Hash { names: &'a [String], values: Vec<Option<Vec<u8>>> },
+    Hash { names: &'a [&'a str], values: Vec<Option<Vec<u8>>> },
     /// A decoded payload.
     Payload(Value),
 }
 
 impl Source<'_> {
-    /// The first of `paths` that holds a non-empty scalar. A plain hash field is read as text
-    /// (borrowed, so interning it costs no allocation); a dotted path `a.b` looks up `b` in the
-    /// JSON held by field `a`.
-    fn text(&self, paths: &[String]) -> Option<Cow<'_, str>> {
+    /// The first of `paths` that holds a non-empty scalar. A plain hash field is read as text; a
+    /// dotted path `a.b` looks up `b` in the JSON held by field `a`.
+    fn text(&self, paths: &[String]) -> Option<String> {
         paths.iter().find_map(|path| match self {
             Source::Hash { names, values } => {
-                let field = |name: &str| names.iter().position(|n| n == name).and_then(|i| values.get(i)?.as_deref());
+                let field = |name: &str| names.iter().position(|n| *n == name).and_then(|i| values.get(i)?.as_deref());
                 match field(path) {
-                    Some(bytes) => Some(String::from_utf8_lossy(bytes)),
+                    Some(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
                     None => {
                         let (head, rest) = path.split_once('.')?;
-                        decode::decode_text(field(head)?).get_path(rest)?.as_scalar_text().map(Cow::Owned)
+                        decode::decode_text(field(head)?).get_path(rest)?.as_scalar_text()
                     }
                 }
                 .filter(|s| !s.is_empty())
             }
-            Source::Payload(value) => value
-                .get(path)
-                .or_else(|| value.get_path(path))?
-                .as_scalar_text()
-                .filter(|s| !s.is_empty())
-                .map(Cow::Owned),
+            Source::Payload(value) => {
+                value.get(path).or_else(|| value.get_path(path))?.as_scalar_text().filter(|s| !s.is_empty())
+            }
         })
     }
 }
@@ -331,6 +525,13 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
     if !list.contains(&text) {
         list.push(text);
     }
+}
+
+/// The commands the first round trip sends per session without `MEMORY USAGE`, plus the one
+/// `HMGET` of the second, for the census budget.
+pub fn commands_per_session(schema: &Schema) -> usize {
+    let plan = Plan::new(schema, ReadOptions { page: false, max_value_bytes: 1 }, false);
+    plan.per_session + usize::from(plan.primary == Primary::Hash)
 }
 
 /// Hash fields to `HMGET`: each path, and the head of a dotted path (`a` for `a.b`), whose JSON
@@ -358,24 +559,24 @@ fn hash_fields(schema: &Schema, last_interaction: bool, status: bool) -> Vec<Str
 }
 
 /// Reads a timestamp as applications write it: epoch seconds (or milliseconds), RFC 3339, or
-/// ISO 8601 without an offset (read as local time or UTC, per the layout).
-pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Millis> {
+/// ISO 8601 without an offset (read as local time or UTC, per the layout). Microseconds.
+pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
     let text = text.trim();
     if let Ok(n) = text.parse::<f64>() {
         if !n.is_finite() || n <= 0.0 {
             return None;
         }
-        return Some(if n > 1e11 { n as Millis } else { (n * 1000.0) as Millis });
+        return Some(if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros });
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_millis());
+        return Some(t.timestamp_micros());
     }
     let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?;
     match naive {
-        NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_millis()),
-        NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_millis()),
+        NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
+        NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
     }
 }
 
@@ -385,12 +586,12 @@ mod tests {
 
     #[test]
     fn times_in_every_shape_applications_write() {
-        assert_eq!(parse_time("1715949296", NaiveTime::Utc), Some(1_715_949_296_000));
-        assert_eq!(parse_time("1715949296.5", NaiveTime::Utc), Some(1_715_949_296_500));
-        assert_eq!(parse_time("1715949296500", NaiveTime::Utc), Some(1_715_949_296_500));
-        assert_eq!(parse_time("2024-05-17T12:34:56.789+00:00", NaiveTime::Local), Some(1_715_949_296_789));
-        assert_eq!(parse_time("2024-05-17T12:34:56.789000", NaiveTime::Utc), Some(1_715_949_296_789));
-        assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000));
+        assert_eq!(parse_time("1715949296", NaiveTime::Utc), Some(1_715_949_296_000_000));
+        assert_eq!(parse_time("1715949296.5", NaiveTime::Utc), Some(1_715_949_296_500_000));
+        assert_eq!(parse_time("1715949296500", NaiveTime::Utc), Some(1_715_949_296_500_000));
+        assert_eq!(parse_time("2024-05-17T12:34:56.789+00:00", NaiveTime::Local), Some(1_715_949_296_789_000));
+        assert_eq!(parse_time("2024-05-17T12:34:56.789012", NaiveTime::Utc), Some(1_715_949_296_789_012));
+        assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000_000));
         assert_eq!(parse_time("yesterday", NaiveTime::Utc), None);
         assert_eq!(parse_time("-5", NaiveTime::Utc), None);
     }
@@ -406,8 +607,22 @@ mod tests {
         assert!(fields.contains(&"stage_1_completion".to_string()));
         assert!(fields.contains(&"stage_1_completion.phase".to_string()));
         assert!(!fields.contains(&"last_interaction".to_string()), "the index score is read instead");
-        let names = ["stage_1_completion".to_string(), "stage_1_completion.phase".to_string()];
+        let names = ["stage_1_completion", "stage_1_completion.phase"];
         let source = Source::Hash { names: &names, values: vec![Some(br#"{"phase": "body"}"#.to_vec()), None] };
         assert_eq!(source.text(&schema.fields.stage).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn labels_are_cut_with_their_size() {
+        let schema =
+            crate::schema::Schema::builtin(crate::schema::SchemaKind::Trt, &crate::schema::Overrides::default())
+                .unwrap();
+        let names = ["current_stage", "current_substate"];
+        let long = "s".repeat(70_000).into_bytes();
+        let source = Source::Hash { names: &names, values: vec![Some(b"stage".to_vec()), Some(long)] };
+        let l = labels(&source, &schema.fields, true);
+        assert_eq!(l.stage.as_deref(), Some("stage"));
+        let sub = l.substate.unwrap();
+        assert!(sub.chars().count() < LABEL_MAX_CHARS + 20 && sub.ends_with("(70,000 chars)"), "{sub}");
     }
 }

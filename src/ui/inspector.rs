@@ -37,7 +37,7 @@ pub struct TreeLine {
 pub fn tree_lines(report: &SessionReport, raw: bool, folded: &HashSet<String>) -> Vec<TreeLine> {
     let mut out = Vec::new();
     for key in report.keys.iter().filter(|k| k.content.is_some() || !k.raw.is_empty()) {
-        let path = text::escape_str(&key.key);
+        let path = key.key.escaped();
         let is_folded = folded.contains(&path);
         out.push(TreeLine {
             depth: 0,
@@ -127,7 +127,7 @@ fn leaf(depth: usize, label: Option<String>, text: String, path: String, role: R
 
 fn key_summary(key: &KeyReport) -> String {
     let length = key.length.map(|n| format!(", {n}{}", if key.truncated { " (cut)" } else { "" })).unwrap_or_default();
-    format!("{} ({}{length})", text::escape_str(&key.key), key.redis_type)
+    format!("{} ({}{length})", text::clip_sized(&key.key.escaped(), 120), text::escape_str(&key.redis_type))
 }
 
 /// Raw bytes, escaped and cut with their size stated.
@@ -152,7 +152,7 @@ pub fn render(
     let report = model.inspect.as_ref().filter(|r| r.id == state.id);
     let title = Line::from(vec![
         Span::styled(" session ", t.style(Role::Title)),
-        Span::styled(format!("{} ", text::escape_str(&state.id)), t.style(Role::Accent)),
+        Span::styled(format!("{} ", text::clip_sized(&state.id.escaped(), 100)), t.style(Role::Accent)),
     ]);
     let summary_block = Block::default().borders(Borders::TOP).border_style(t.style(Role::Border)).title(title);
     let Some(report) = report else {
@@ -273,7 +273,7 @@ fn keys_table<'a>(report: &'a SessionReport, state: &InspectorState, t: &Theme) 
             let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
             Row::new(vec![
                 Cell::from(text::escape_str(&k.role)),
-                Cell::from(text::escape_str(&k.key)),
+                Cell::from(text::clip_sized(&k.key.escaped(), 200).into_owned()),
                 Cell::from(k.redis_type.clone()),
                 right(present::ttl_text(k.ttl, report.observed_at)),
                 right(k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { "+" } else { "" }))),

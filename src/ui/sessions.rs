@@ -104,7 +104,7 @@ impl Widget for SessionsTable<'_> {
             Layout::horizontal(widths).spacing(1).split(inner).iter().map(|r| usize::from(r.width)).collect();
         let cut = |i: usize, s: String| text::clip(&s, columns.get(i).copied().unwrap_or(usize::MAX));
         let rows_shown = usize::from(inner.height.saturating_sub(1));
-        let selected = state.selected.as_deref();
+        let selected = state.selected.as_ref();
         let rows: Vec<Row> = state
             .order
             .iter()
@@ -117,11 +117,11 @@ impl Widget for SessionsTable<'_> {
                     Some((_, role)) => t.style(role),
                     None => t.style(Role::Text),
                 };
-                let style = if Some(row.id.as_str()) == selected { t.style(Role::Selection) } else { base };
+                let style = if Some(&row.id) == selected { t.style(Role::Selection) } else { base };
                 let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
                 Row::new(vec![
                     Cell::from(mark.map_or(" ", |(symbol, _)| symbol)),
-                    Cell::from(cut(1, text::escape_str(&row.id))),
+                    Cell::from(cut(1, row.id.escaped())),
                     Cell::from(cut(2, present::or_dash(row.stage.as_deref()))),
                     Cell::from(cut(3, present::or_dash(row.substate.as_deref()))),
                     right(present::idle_text(m.idle_seconds(row))),

@@ -234,13 +234,26 @@ fn auto_detection_picks_layout_and_prefix() {
 
 #[test]
 fn an_empty_database_is_not_guessed() {
+    // A store just flushed or restarted after a deploy: the server is reported, no session is
+    // invented, and the evidence says why there is no layout yet.
     let server = server();
     let dir = tempfile::tempdir().unwrap();
+    let snap = json(sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]));
+    assert_eq!(snap["schema"], serde_json::Value::Null);
+    assert_eq!(snap["sessions"], serde_json::Value::Null);
+    let detection = snap["detection"].as_str().unwrap();
+    assert!(detection.contains("no session layout recognised") && detection.contains("--schema"), "{detection}");
+    assert!(snap["server"]["redis_version"].is_string());
     let out = sessiontop(&server.socket_url(), &dir).args(["snapshot"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("layout    none yet: no session layout recognised"), "{text}");
+    // Commands about one session still need a layout, and say so in one line.
+    let out = sessiontop(&server.socket_url(), &dir).args(["inspect", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("no session layout recognised") && stderr.contains("--schema"), "{stderr}");
+    assert!(stderr.contains("no session layout recognised"), "{stderr}");
 }
 
 #[test]

@@ -4,5 +4,6 @@ mod common;
 mod e2e;
 mod engine;
 mod failures;
+mod hardening;
 mod tls;
 mod writes;

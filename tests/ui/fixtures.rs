@@ -67,7 +67,7 @@ pub fn row(id: &str, substate: &str, idle_s: i64, ttl: Ttl, history: u64, memory
     SessionRow {
         stage: Some("stage_1_safety_building".into()),
         substate: Some(substate.into()),
-        last_interaction: Some(NOW - idle_s * 1000),
+        last_interaction: Some((NOW - idle_s * 1000) * 1000),
         ttl,
         history_len: Some(history),
         memory_bytes: Some(memory),

@@ -6,6 +6,7 @@ use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{App, Dialog, Level, Pane, SortColumn, View};
 use sessiontop::collect::Request;
 use sessiontop::model::{PlanReply, Update};
+use sessiontop::names::SessionId;
 
 use crate::fixtures::*;
 
@@ -28,7 +29,7 @@ fn moving_selects_by_id_and_scrolls() {
     let mut a = overview();
     assert_eq!(a.table.sort_column(), SortColumn::Idle);
     let first = a.table.order[0].clone();
-    assert_eq!(a.table.selected.as_deref(), Some(first.as_str()), "the most recent session is selected");
+    assert_eq!(a.table.selected.as_ref(), Some(&first), "the most recent session is selected");
     key(&mut a, KeyCode::Char('j'));
     assert_eq!(a.table.selected.as_ref(), Some(&a.table.order[1]));
     key(&mut a, KeyCode::Char('G'));
@@ -51,7 +52,7 @@ fn selection_follows_the_session_when_rows_reorder() {
     let chosen = a.table.selected.clone().unwrap();
     // The session is saved again: it becomes the most recent, and stays selected.
     let mut row = a.model.sessions[&chosen].clone();
-    row.last_interaction = Some(NOW);
+    row.last_interaction = Some(NOW * 1000);
     a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
     a.on_tick(NOW + 1000, 0);
     assert_eq!(a.table.selected.as_ref(), Some(&chosen));
@@ -66,7 +67,7 @@ fn filter_narrows_keeps_and_clears() {
     assert!(a.table.editing_filter);
     typed(&mut a, "STALLED");
     assert_eq!(a.table.order, vec!["stalled_user".to_string()], "case-insensitive substring of the id");
-    assert_eq!(a.table.selected.as_deref(), Some("stalled_user"));
+    assert_eq!(a.table.selected.as_ref().map(|s| s.to_string()).as_deref(), Some("stalled_user"));
     key(&mut a, KeyCode::Enter);
     assert!(!a.table.editing_filter);
     assert_eq!(a.table.order.len(), 1, "Enter keeps the filter");
@@ -86,11 +87,11 @@ fn sort_cycles_columns_and_reverses() {
     let mut a = overview();
     key(&mut a, KeyCode::Char('s'));
     assert_eq!(a.table.sort_column(), SortColumn::Ttl);
-    let ttl = |a: &App, id: &str| a.model.sessions[id].ttl.seconds_left(a.model.now).unwrap_or(i64::MAX);
+    let ttl = |a: &App, id: &SessionId| a.model.sessions[id].ttl.seconds_left(a.model.now).unwrap_or(i64::MAX);
     assert!(ttl(&a, &a.table.order[0]) <= ttl(&a, &a.table.order[1]));
     key(&mut a, KeyCode::Char('s'));
     assert_eq!(a.table.sort_column(), SortColumn::History);
-    let hist = |a: &App, id: &str| a.model.sessions[id].history_len.unwrap_or(0);
+    let hist = |a: &App, id: &SessionId| a.model.sessions[id].history_len.unwrap_or(0);
     assert!(hist(&a, &a.table.order[0]) >= hist(&a, &a.table.order[1]), "history starts longest first");
     key(&mut a, KeyCode::Char('S'));
     assert!(a.table.reverse);
@@ -113,7 +114,7 @@ fn enter_inspects_and_escape_returns() {
     let requests = key(&mut a, KeyCode::Esc);
     assert!(requests.contains(&Request::Inspect(None)));
     assert_eq!(a.view, View::Overview);
-    assert_eq!(a.table.selected.as_deref(), Some(id.as_str()));
+    assert_eq!(a.table.selected.as_ref(), Some(&id));
 }
 
 #[test]
@@ -252,7 +253,7 @@ fn freeze_holds_the_screen_while_the_model_moves_on() {
     key(&mut a, KeyCode::Char('f'));
     assert!(a.frozen.is_some());
     let shown = a.shown().sessions.len();
-    let mut row = a.model.sessions["user_1000"].clone();
+    let mut row = a.model.sessions[&b"user_1000"[..]].clone();
     row.id = "brand_new".into();
     a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
     assert_eq!(a.shown().sessions.len(), shown, "the frozen screen does not change");

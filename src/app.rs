@@ -12,6 +12,7 @@ use crate::collect::Request;
 use crate::keymap::{Action, Keymap};
 use crate::model::{Millis, Model, PlanReply, SessionRow, Ttl, Update};
 use crate::names::SessionId;
+use crate::tree::{self, TreeLine};
 use crate::ui;
 
 /// Data-driven re-sorting of the session table happens at most this often, and half a second
@@ -129,6 +130,9 @@ pub struct InspectorState {
     /// Paths of folded tree nodes.
     pub folded: HashSet<String>,
     pub raw: bool,
+    /// The tree as folded, built when the report, the folds or the raw view change (never per
+    /// frame or per key).
+    pub lines: Vec<TreeLine>,
 }
 
 /// A dialog over the screen.
@@ -223,7 +227,11 @@ impl App {
         }
         // A finished census pass or sessions found gone change the picture: show it at once.
         let at_once = matches!(update, Update::CensusDone { .. } | Update::Gone { .. });
+        let report = matches!(update, Update::Inspect(_));
         self.model.apply(update);
+        if report && self.frozen.is_none() {
+            self.rebuild_tree();
+        }
         self.refresh_order(at_once);
         self.viewport_request().into_iter().collect()
     }
@@ -311,6 +319,7 @@ impl App {
                 } else {
                     self.say(Level::Info, "resumed");
                 }
+                self.rebuild_tree();
                 self.refresh_order(true);
                 Vec::new()
             }
@@ -372,17 +381,18 @@ impl App {
             history_offset: 0,
             folded: HashSet::new(),
             raw: false,
+            lines: Vec::new(),
         });
         // Forget a report about another session.
         if self.model.inspect.as_ref().is_some_and(|r| r.id != id) {
             self.model.inspect = None;
         }
+        self.rebuild_tree();
         vec![Request::Inspect(Some(id))]
     }
 
     fn on_inspector_action(&mut self, action: Action) -> Vec<Request> {
         let rows = ui::inspector_pane_rows(self.size);
-        let lines = self.tree_lines();
         let history = self.shown().inspect.as_ref().map_or(0, |r| r.history.len());
         let keys = self.shown().inspect.as_ref().map_or(0, |r| r.keys.len());
         let Some(state) = self.inspector.as_mut() else { return Vec::new() };
@@ -410,19 +420,24 @@ impl App {
                     Pane::History => Pane::Keys,
                 }
             }
-            Action::Raw => state.raw = !state.raw,
+            Action::Raw => {
+                state.raw = !state.raw;
+                self.rebuild_tree();
+            }
             Action::Fold | Action::Inspect if state.pane == Pane::Tree => {
-                if let Some(line) = lines.get(state.tree_cursor).filter(|l| l.foldable)
-                    && !state.folded.remove(&line.path)
-                {
-                    state.folded.insert(line.path.clone());
+                if let Some(line) = state.lines.get(state.tree_cursor).filter(|l| l.foldable) {
+                    let path = line.path.clone();
+                    if !state.folded.remove(&path) {
+                        state.folded.insert(path);
+                    }
+                    self.rebuild_tree();
                 }
             }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
                 let delta = step(action);
                 match state.pane {
                     Pane::Tree => {
-                        state.tree_cursor = clamp_add(state.tree_cursor, delta, lines.len());
+                        state.tree_cursor = clamp_add(state.tree_cursor, delta, state.lines.len());
                         if state.tree_cursor < state.tree_offset {
                             state.tree_offset = state.tree_cursor;
                         } else if state.tree_cursor >= state.tree_offset + rows.max(1) {
@@ -439,12 +454,20 @@ impl App {
     }
 
     /// The inspector's tree as currently folded.
-    pub fn tree_lines(&self) -> Vec<ui::inspector::TreeLine> {
-        match (&self.inspector, &self.shown().inspect) {
-            (Some(state), Some(report)) if report.id == state.id => {
-                ui::inspector::tree_lines(report, state.raw, &state.folded)
-            }
+    pub fn tree_lines(&self) -> &[TreeLine] {
+        self.inspector.as_ref().map_or(&[], |state| state.lines.as_slice())
+    }
+
+    /// Builds the inspector's tree from the report shown, as folded; keeps the cursor on a line.
+    fn rebuild_tree(&mut self) {
+        let lines = match (&self.inspector, &self.shown().inspect) {
+            (Some(state), Some(report)) if report.id == state.id => tree::tree_lines(report, state.raw, &state.folded),
             _ => Vec::new(),
+        };
+        if let Some(state) = self.inspector.as_mut() {
+            state.tree_cursor = state.tree_cursor.min(lines.len().saturating_sub(1));
+            state.tree_offset = state.tree_offset.min(state.tree_cursor);
+            state.lines = lines;
         }
     }
 

@@ -592,7 +592,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
                 if let Some(f) = format {
                     let _ = writeln!(out, "  format: {}", f.name());
                 }
-                for line in present::outline(value).iter().skip(usize::from(value.is_container())) {
+                for line in present::outline(value).iter().skip(usize::from(present::skips_root(value))) {
                     let indent = "  ".repeat(line.depth.max(1));
                     match &line.label {
                         Some(label) => {

@@ -25,4 +25,5 @@ pub mod setup;
 pub mod target;
 pub mod text;
 pub mod theme;
+pub mod tree;
 pub mod ui;

@@ -41,42 +41,68 @@ pub struct OutlineLine {
 
 /// The deepest level an outline goes to; deeper values are shown inline.
 const OUTLINE_MAX_DEPTH: usize = 12;
-/// Characters of a leaf shown before it is cut.
+/// Characters of a leaf shown before it is cut (with its size).
 const LEAF_MAX_CHARS: usize = 240;
+/// Children of one container an outline lists; the rest are counted on one line.
+pub const OUTLINE_MAX_CHILDREN: usize = 200;
+/// Lines an outline holds in all; a value that needs more ends with a line saying so. The
+/// inspector and `inspect` show what fits here, so a huge payload costs a bounded tree.
+pub const OUTLINE_MAX_LINES: usize = 5000;
 
-/// Flattens a value into indented lines, containers before their children.
+/// Flattens a value into indented lines, containers before their children, at most
+/// [`OUTLINE_MAX_CHILDREN`] children per container and [`OUTLINE_MAX_LINES`] lines in all.
 pub fn outline(value: &Value) -> Vec<OutlineLine> {
     let mut lines = Vec::new();
     push_outline(&mut lines, None, value, 0);
+    if lines.len() >= OUTLINE_MAX_LINES {
+        lines.push(OutlineLine {
+            depth: 0,
+            label: None,
+            text: format!("… cut at {} lines", text::grouped(OUTLINE_MAX_LINES as u64)),
+            descendants: 0,
+        });
+    }
     lines
 }
 
 fn push_outline(lines: &mut Vec<OutlineLine>, label: Option<String>, value: &Value, depth: usize) {
+    if lines.len() >= OUTLINE_MAX_LINES {
+        return;
+    }
     if !value.is_container() || value.is_empty() || depth >= OUTLINE_MAX_DEPTH {
-        lines.push(OutlineLine { depth, label, text: value.inline(LEAF_MAX_CHARS), descendants: 0 });
+        lines.push(OutlineLine { depth, label, text: leaf_text(value), descendants: 0 });
         return;
     }
     let at = lines.len();
     lines.push(OutlineLine { depth, label, text: container_summary(value), descendants: 0 });
+    let more = |lines: &mut Vec<OutlineLine>, shown: usize, total: usize| {
+        if total > shown && lines.len() < OUTLINE_MAX_LINES {
+            let text = format!("… {} more", text::grouped((total - shown) as u64));
+            lines.push(OutlineLine { depth: depth + 1, label: None, text, descendants: 0 });
+        }
+    };
     match value {
         Value::Map(entries) => {
-            for (k, v) in entries {
+            for (k, v) in entries.iter().take(OUTLINE_MAX_CHILDREN) {
                 let key = match k {
-                    Value::Str(s) => text::escape_str(s),
+                    Value::Str(s) => text::clip_sized(&text::escape_str(s), 60).into_owned(),
                     other => other.inline(60),
                 };
                 push_outline(lines, Some(key), v, depth + 1);
             }
+            more(lines, OUTLINE_MAX_CHILDREN, entries.len());
         }
         Value::List(items) | Value::Tuple(items) | Value::Set(items) => {
-            for (i, v) in items.iter().enumerate() {
+            for (i, v) in items.iter().enumerate().take(OUTLINE_MAX_CHILDREN) {
                 push_outline(lines, Some(i.to_string()), v, depth + 1);
             }
+            more(lines, OUTLINE_MAX_CHILDREN, items.len());
         }
         Value::Object { args, state, .. } => {
-            for (i, a) in args.iter().enumerate() {
+            for (i, a) in args.iter().enumerate().take(OUTLINE_MAX_CHILDREN) {
                 push_outline(lines, Some(format!("arg {i}")), a, depth + 1);
             }
+            more(lines, OUTLINE_MAX_CHILDREN, args.len());
             if let Some(state) = state {
                 push_outline(lines, Some("state".into()), state, depth + 1);
             }
@@ -84,6 +110,28 @@ fn push_outline(lines: &mut Vec<OutlineLine>, label: Option<String>, value: &Val
         _ => {}
     }
     lines[at].descendants = lines.len() - at - 1;
+}
+
+/// Whether an outline of `value` is shown without its first line, under a line that already
+/// names the container (a key's line): maps, lists, tuples and sets. An object is never
+/// skipped: its `<module.Class …>` line is what says what it is.
+pub fn skips_root(value: &Value) -> bool {
+    matches!(value, Value::Map(_) | Value::List(_) | Value::Tuple(_) | Value::Set(_)) && !value.is_empty()
+}
+
+/// A leaf inline; a long string is cut with its size.
+fn leaf_text(value: &Value) -> String {
+    match value {
+        Value::Str(s) if s.len() > LEAF_MAX_CHARS => {
+            format!("\"{}\"", text::clip_sized(&text::escape_str(s), LEAF_MAX_CHARS))
+        }
+        Value::Bytes(b) if b.len() > LEAF_MAX_CHARS => format!(
+            "b\"{}\" ({})",
+            text::clip(&text::escape_bytes(&b[..LEAF_MAX_CHARS.min(b.len())]), LEAF_MAX_CHARS),
+            text::human_bytes(b.len() as u64)
+        ),
+        other => other.inline(LEAF_MAX_CHARS),
+    }
 }
 
 fn container_summary(value: &Value) -> String {
@@ -110,6 +158,9 @@ pub struct Exchange {
     pub other: Vec<(String, String)>,
 }
 
+/// Characters of one field of a history entry shown (a reply is a paragraph, not a novel).
+const EXCHANGE_MAX_CHARS: usize = 2000;
+
 const CLIENT_KEYS: [&str; 4] = ["client_input", "user_input", "input", "message"];
 const REPLY_KEYS: [&str; 4] = ["therapist_response", "response", "reply", "assistant"];
 const DECISION_KEYS: [&str; 2] = ["navigation_decision", "decision"];
@@ -129,7 +180,7 @@ impl Exchange {
                 _ => "",
             };
             let text = match v {
-                Value::Str(s) => text::escape_str(s),
+                Value::Str(s) => text::clip_sized(&text::escape_str(s), EXCHANGE_MAX_CHARS).into_owned(),
                 other => other.inline(LEAF_MAX_CHARS),
             };
             let slot = if CLIENT_KEYS.contains(&key) {
@@ -184,6 +235,20 @@ mod tests {
                 (3, Some("c"), "true", 0),
             ]
         );
+    }
+
+    #[test]
+    fn outlines_are_bounded_and_say_what_they_left_out() {
+        let huge = Value::List((0..500_000).map(Value::Int).collect());
+        let lines = outline(&huge);
+        assert_eq!(lines.len(), 1 + OUTLINE_MAX_CHILDREN + 1);
+        assert_eq!(lines.last().unwrap().text, "… 499,800 more");
+        let wide = Value::List((0..400).map(|_| Value::List((0..400).map(Value::Int).collect())).collect());
+        let lines = outline(&wide);
+        assert!(lines.len() <= OUTLINE_MAX_LINES + 1, "{}", lines.len());
+        assert_eq!(lines.last().unwrap().text, "… cut at 5,000 lines");
+        let long = outline(&Value::Str("y".repeat(70_000)));
+        assert!(long[0].text.ends_with("(70,000 chars)\""), "{}", long[0].text);
     }
 
     #[test]

@@ -138,8 +138,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
             let a = inspector_areas(area, keys);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
             if let Some(state) = &app.inspector {
-                let lines = app.tree_lines();
-                inspector::render(frame, &a, model, state, &lines, theme);
+                inspector::render(frame, &a, model, state, app.tree_lines(), theme);
             }
             frame.render_widget(footer::Footer { app, theme }, a.footer);
         }

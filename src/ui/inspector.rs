@@ -1,8 +1,6 @@
 //! The inspector: one session's keys, its decoded contents as a folding tree (or raw), and its
 //! history as a transcript, newest first. It refreshes while open.
 
-use std::collections::HashSet;
-
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint};
 use ratatui::style::Modifier;
@@ -11,134 +9,11 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use super::InspectorAreas;
 use crate::app::{InspectorState, Pane};
-use crate::model::{Decodedish, KeyReport, Model, SessionReport};
+use crate::model::{Model, SessionReport};
 use crate::present::{self, Exchange};
 use crate::text;
 use crate::theme::{Role, Theme};
-
-/// Characters of one raw value shown before it is cut (with its size stated).
-const RAW_MAX_CHARS: usize = 400;
-
-/// One line of the inspector's tree.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TreeLine {
-    pub depth: usize,
-    pub label: Option<String>,
-    pub text: String,
-    /// Identifies the node across refreshes, for folding.
-    pub path: String,
-    pub foldable: bool,
-    pub folded: bool,
-    pub role: Role,
-}
-
-/// The tree of a report's keys and contents, folded as `folded` says. History is not in it;
-/// it has its own pane.
-pub fn tree_lines(report: &SessionReport, raw: bool, folded: &HashSet<String>) -> Vec<TreeLine> {
-    let mut out = Vec::new();
-    for key in report.keys.iter().filter(|k| k.content.is_some() || !k.raw.is_empty()) {
-        let path = key.key.escaped();
-        let is_folded = folded.contains(&path);
-        out.push(TreeLine {
-            depth: 0,
-            label: Some(text::escape_str(&key.role)),
-            text: key_summary(key),
-            path: path.clone(),
-            foldable: true,
-            folded: is_folded,
-            role: Role::Accent,
-        });
-        if is_folded {
-            continue;
-        }
-        if raw {
-            for (i, (label, bytes)) in key.raw.iter().enumerate() {
-                out.push(TreeLine {
-                    depth: 1,
-                    label: label.clone(),
-                    text: raw_text(bytes),
-                    path: format!("{path}/#{i}"),
-                    foldable: false,
-                    folded: false,
-                    role: Role::Text,
-                });
-            }
-            continue;
-        }
-        match &key.content {
-            Some(Decodedish::Value { format, value }) => {
-                if let Some(f) = format {
-                    out.push(leaf(1, Some("format".into()), f.name().into(), format!("{path}/=format"), Role::Muted));
-                }
-                let outline = present::outline(value);
-                // The container itself is the key's line; its children hang below it.
-                let skip = usize::from(value.is_container() && !value.is_empty());
-                let mut stack: Vec<String> = Vec::new();
-                let mut hidden_until: Option<usize> = None;
-                for (i, line) in outline.iter().enumerate().skip(skip) {
-                    let depth = line.depth.saturating_sub(skip) + 1;
-                    stack.truncate(depth - 1);
-                    stack.push(line.label.clone().unwrap_or_default());
-                    if hidden_until.is_some_and(|end| i <= end) {
-                        continue;
-                    }
-                    let node = format!("{path}/{}", stack.join("/"));
-                    let is_folded = line.descendants > 0 && folded.contains(&node);
-                    if is_folded {
-                        hidden_until = Some(i + line.descendants);
-                    }
-                    out.push(TreeLine {
-                        depth,
-                        label: line.label.clone(),
-                        text: line.text.clone(),
-                        path: node,
-                        foldable: line.descendants > 0,
-                        folded: is_folded,
-                        role: Role::Text,
-                    });
-                }
-            }
-            Some(Decodedish::Undecodable { reason, raw, total_len }) => {
-                out.push(leaf(
-                    1,
-                    Some("undecodable".into()),
-                    text::escape_str(reason),
-                    format!("{path}/=error"),
-                    Role::Crit,
-                ));
-                let cut = if (raw.len() as u64) < *total_len { " (cut)" } else { "" };
-                out.push(leaf(
-                    1,
-                    Some(format!("raw {}{cut}", text::human_bytes(*total_len))),
-                    raw_text(raw),
-                    format!("{path}/=raw"),
-                    Role::Muted,
-                ));
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-fn leaf(depth: usize, label: Option<String>, text: String, path: String, role: Role) -> TreeLine {
-    TreeLine { depth, label, text, path, foldable: false, folded: false, role }
-}
-
-fn key_summary(key: &KeyReport) -> String {
-    let length = key.length.map(|n| format!(", {n}{}", if key.truncated { " (cut)" } else { "" })).unwrap_or_default();
-    format!("{} ({}{length})", text::clip_sized(&key.key.escaped(), 120), text::escape_str(&key.redis_type))
-}
-
-/// Raw bytes, escaped and cut with their size stated.
-fn raw_text(bytes: &[u8]) -> String {
-    let escaped = text::escape_bytes(bytes);
-    if escaped.chars().count() > RAW_MAX_CHARS {
-        format!("{} ({} in all)", text::clip(&escaped, RAW_MAX_CHARS), text::human_bytes(bytes.len() as u64))
-    } else {
-        escaped
-    }
-}
+use crate::tree::{TreeLine, raw_text};
 
 /// Draws the inspector into its areas.
 pub fn render(

@@ -295,3 +295,31 @@ pub fn setup_for(url: &str, dir: &tempfile::TempDir) -> sessiontop::setup::Setup
             .unwrap();
     sessiontop::setup::Setup::new(&cli.global).unwrap()
 }
+
+#[test]
+fn a_huge_payload_prints_a_bounded_outline_and_a_pickled_class_is_named() {
+    let server = server();
+    let mut con = conn(&server);
+    // 500,000 small integers: half a megabyte of msgpack, under the read cap.
+    let mut packed = vec![0xdd];
+    packed.extend_from_slice(&500_000u32.to_be_bytes());
+    packed.extend(std::iter::repeat_n(0x07, 500_000));
+    let mut payload = vec![0x81, 0xa4];
+    payload.extend_from_slice(b"rows");
+    payload.extend_from_slice(&packed);
+    flask_set(&mut con, "session:", &sid(1), &payload, 3600);
+    // What a hostile pickle looks like: posix.system("touch /tmp/x"), never run.
+    flask_set(&mut con, "session:", &sid(2), b"\x80\x02cposix\nsystem\nX\x0c\x00\x00\x00touch /tmp/x\x85R.", 3600);
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(1)]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() < 400, "{} lines", text.lines().count());
+    assert!(text.contains("… 499,800 more"), "the cut is said");
+
+    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(2)]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("<posix.system"), "the class is shown, not only its argument:\n{text}");
+}

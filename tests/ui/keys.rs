@@ -342,3 +342,31 @@ fn collector_notices_reach_the_footer() {
     let (text, _) = render(&a, &theme());
     assert!(text.lines().last().unwrap().contains("census: ZCARD denied"), "{text}");
 }
+
+#[test]
+fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
+    use sessiontop::decode::Value;
+    use sessiontop::model::Decodedish;
+    let mut report = report();
+    report.keys[0].content = Some(Decodedish::Value {
+        format: None,
+        value: Value::Map(vec![(Value::Str("rows".into()), Value::List((0..500_000).map(Value::Int).collect()))]),
+    });
+    let mut m = connected(5, 200 << 20, 0);
+    m.apply(Update::Inspect(Box::new(report.clone())));
+    let mut a = app(m, (160, 48));
+    a.table.selected = Some("user_1234".into());
+    key(&mut a, KeyCode::Enter);
+    let lines = a.tree_lines().len();
+    assert!(lines < 300, "{lines} lines for 500,000 items");
+    assert!(a.tree_lines().iter().any(|l| l.text == "… 499,800 more"));
+    // Moving the cursor or drawing does not build the tree again; a new report does.
+    let built = a.tree_lines().as_ptr();
+    for _ in 0..20 {
+        key(&mut a, KeyCode::Char('j'));
+    }
+    let _ = render(&a, &theme());
+    assert_eq!(a.tree_lines().as_ptr(), built);
+    a.on_update(Update::Inspect(Box::new(report)));
+    assert_ne!(a.tree_lines().as_ptr(), built);
+}

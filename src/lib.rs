@@ -15,6 +15,7 @@ pub mod demo;
 pub mod headless;
 pub mod keymap;
 pub mod link;
+pub mod local_file;
 pub mod local_redis;
 pub mod model;
 pub mod names;

@@ -90,7 +90,7 @@ impl Failure {
         Self::from_code(&command.to_ascii_uppercase(), e.code(), e.details().unwrap_or_default())
     }
 
-    fn from_code(command: &str, code: &str, detail: &str) -> Self {
+    pub(crate) fn from_code(command: &str, code: &str, detail: &str) -> Self {
         let command = command.to_string();
         match code {
             "NOPERM" => Failure::Denied { command, detail: detail.to_string() },

@@ -26,13 +26,27 @@ fn headless_exit(e: HeadlessError) -> Exit {
     Exit { code: e.exit_code() as u8, message: e.to_string() }
 }
 
+/// A failure of Redis itself, named with the target it came from (`timed out` alone would not
+/// say which server, nor, for a write, that it may still happen).
+fn redis_exit(setup: &Setup) -> impl Fn(HeadlessError) -> Exit + '_ {
+    move |e| {
+        let url = setup.target.redacted_url();
+        let message = match &e {
+            HeadlessError::Redis(f) => format!("{url}: {f}"),
+            HeadlessError::Write(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+                format!("{url}: {f}; the write may or may not have happened (see the audit log and inspect)")
+            }
+            HeadlessError::Write(crate::action::WriteError::Redis(f)) => format!("{url}: {f}"),
+            _ => e.to_string(),
+        };
+        Exit { code: e.exit_code() as u8, message }
+    }
+}
+
 /// Writes logs to `path` (never to the terminal); the level comes from `$SESSIONTOP_LOG`.
 pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
     let Some(path) = path else { return Ok(()) };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    let file = crate::action::open_private(path)
         .map_err(|e| Exit { message: format!("cannot open log file {}: {e}", path.display()), code: 1 })?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESSIONTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -53,7 +67,8 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
         return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
     }
-    let mut session = headless::open(&setup).await.map_err(headless_exit)?;
+    let mut session = headless::open(&setup).await.map_err(redis_exit(&setup))?;
+    let headless_exit = redis_exit(&setup);
     // What detection chose is said once the command has succeeded; a failure says it in its
     // own line instead, so failures stay one line.
     let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.layout()));
@@ -61,7 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     match command {
         Command::Demo(_) => unreachable!("handled above"),
         Command::Snapshot(args) => {
-            let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(headless_exit)?;
+            let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(&headless_exit)?;
             if args.json {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&headless::snapshot_json(&data, &setup))?)?;
             } else {
@@ -71,9 +86,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Inspect(args) => {
             let (report, model) = headless::inspect(&setup, &mut session, &SessionId::from_escaped(&args.id))
                 .await
-                .map_err(headless_exit)?;
+                .map_err(&headless_exit)?;
             if args.json {
-                let json = headless::inspect_json(&report, &model, session.schema().map_err(headless_exit)?);
+                let json = headless::inspect_json(&report, &model, session.schema().map_err(&headless_exit)?);
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
             } else {
                 write!(stdout, "{}", headless::inspect_text(&report, &model))?;
@@ -88,7 +103,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 |_| Ok(()),
             )
             .await
-            .map_err(headless_exit)?;
+            .map_err(&headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
         Command::Persist(args) => {
@@ -97,7 +112,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                     Ok(())
                 })
                 .await
-                .map_err(headless_exit)?;
+                .map_err(&headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
         Command::Delete(args) => {
@@ -110,7 +125,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                     confirm_on_terminal(&headless::plan_text(plan))
                 })
                 .await
-                .map_err(headless_exit)?;
+                .map_err(&headless_exit)?;
             write!(stdout, "{}", headless::outcome_text(&outcome))?;
         }
     }

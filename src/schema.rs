@@ -600,8 +600,8 @@ impl Schema {
 
     /// Loads a layout file.
     pub fn from_file(path: &Path, overrides: &Overrides) -> Result<Self, SchemaError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SchemaError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        let text = crate::local_file::read_text(path, crate::local_file::TEXT_MAX_BYTES)
+            .map_err(|reason| SchemaError::Read { path: path.display().to_string(), reason })?;
         Self::from_toml(&text, overrides).map_err(|e| match e {
             SchemaError::Invalid { reason, .. } => SchemaError::Invalid { name: path.display().to_string(), reason },
             other => other,

@@ -20,6 +20,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// crate's 500 ms default, and a timed-out reply would be mistaken for an outage.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long to wait for a server's unasked greeting when finding out why it closed a connection.
+const GREETING_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// What the user asked to connect to, before validation.
 #[derive(Debug, Clone, Default)]
 pub struct TargetSpec {
@@ -52,13 +55,33 @@ pub enum TargetError {
 }
 
 /// A validated target: the client to connect with and how to show it.
+///
+/// The client connects bare (no `AUTH`, no `SELECT`, nothing sent on its own); sessiontop then
+/// authenticates and selects the database itself, one command at a time, so that whatever the
+/// server says first (a wrong password, `max number of clients reached`, a database out of
+/// range) reaches the user as the server said it.
 #[derive(Clone)]
 pub struct Target {
     client: redis::Client,
     redacted: String,
     name: Option<String>,
     db: i64,
+    /// User and password for `AUTH`; a user without a password authenticates with an empty
+    /// one (which an ACL user marked `nopass` accepts).
+    auth: Option<(Option<String>, String)>,
+    /// Where to look for a greeting the server sent before closing (plain TCP and unix).
+    probe: Option<ProbeAddr>,
+    tls: bool,
+    /// A TLS target's host and port, to ask in plain text whether it is a plain Redis port.
+    tls_addr: Option<(String, u16)>,
     config: AsyncConnectionConfig,
+}
+
+/// A plain address to open a raw connection to.
+#[derive(Debug, Clone)]
+enum ProbeAddr {
+    Tcp(String, u16),
+    Unix(PathBuf),
 }
 
 impl std::fmt::Debug for Target {
@@ -94,24 +117,34 @@ impl Target {
         // include the URL itself, so they are safe to pass on.
         let mut info: ConnectionInfo = spec.url.as_str().into_connection_info().map_err(|e| bad(describe(&e)))?;
 
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = &spec.user {
-            settings = settings.set_username(user);
-        }
+        let settings = info.redis_settings().clone();
+        let user = spec.user.clone().or_else(|| settings.username().map(str::to_string));
         let file_password = match &spec.password_file {
             Some(path) => Some(read_password_file(path)?),
             None => None,
         };
-        match (file_password, settings.password().is_some(), &spec.env_password) {
-            (Some(pw), _, _) => settings = settings.set_password(pw),
-            (None, false, Some(pw)) if !pw.is_empty() => settings = settings.set_password(pw),
-            _ => {}
+        let password = file_password
+            .or_else(|| settings.password().map(str::to_string))
+            .or_else(|| spec.env_password.clone().filter(|pw| !pw.is_empty()));
+        let auth = match (user, password) {
+            (user, Some(password)) => Some((user, password)),
+            (Some(user), None) => Some((Some(user), String::new())),
+            (None, None) => None,
+        };
+        let db = spec.db.unwrap_or(settings.db());
+        if db < 0 {
+            return Err(bad(format!("database {db} is not a database number (0 or more)")));
         }
-        if let Some(db) = spec.db {
-            settings = settings.set_db(db);
-        }
-        let db = settings.db();
-        info = info.set_redis_settings(settings);
+        info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name());
+        let probe = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Some(ProbeAddr::Tcp(host.clone(), *port)),
+            ConnectionAddr::Unix(path) => Some(ProbeAddr::Unix(path.clone())),
+            _ => None,
+        };
+        let tls_addr = match info.addr() {
+            ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+            _ => None,
+        };
 
         if spec.tls_insecure
             && let ConnectionAddr::TcpTls { host, port, tls_params, .. } = info.addr().clone()
@@ -121,8 +154,15 @@ impl Target {
 
         let client = match &spec.tls_ca {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| TargetError::CaFile { path: path.display().to_string(), reason: e.to_string() })?;
+                let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
+                let pem = crate::local_file::read(path, crate::local_file::CERTIFICATES_MAX_BYTES).map_err(ca_error)?;
+                let count =
+                    <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
+                        .filter(Result::is_ok)
+                        .count();
+                if count == 0 {
+                    return Err(ca_error("no PEM certificate in it".into()));
+                }
                 let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
                 redis::Client::build_with_tls(info, certs)
                     .map_err(|e| TargetError::CaFile { path: path.display().to_string(), reason: describe(&e) })?
@@ -134,7 +174,17 @@ impl Target {
             .set_connection_timeout(Some(spec.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)))
             .set_response_timeout(Some(spec.response_timeout.unwrap_or(DEFAULT_RESPONSE_TIMEOUT)));
 
-        Ok(Target { client, redacted: with_db(&redacted, spec.db), name: spec.name.clone(), db, config })
+        Ok(Target {
+            client,
+            redacted: with_db(&redacted, spec.db),
+            name: spec.name.clone(),
+            db,
+            auth,
+            probe,
+            tls: is_tls,
+            tls_addr,
+            config,
+        })
     }
 
     /// The URL with any password replaced by `***`.
@@ -152,14 +202,123 @@ impl Target {
         self.db
     }
 
-    /// Opens one multiplexed connection; commands sent on it are counted in `load`.
+    /// Opens one multiplexed connection, authenticates and selects the database; commands
+    /// sent on it are counted in `load`. Connections are named `sessiontop` (`CLIENT LIST`
+    /// shows whose they are) and, on Redis 7.2+, do not touch the keys they read (`CLIENT
+    /// NO-TOUCH`), so reading sessions leaves their LRU/LFU standing as it was.
     pub async fn connect(&self, load: LoadCounter) -> Result<Link, Failure> {
-        let conn: MultiplexedConnection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(|e| Failure::from_redis("connect", &e))?;
-        Ok(Link::new(conn, load))
+        let conn: MultiplexedConnection =
+            match self.client.get_multiplexed_async_connection_with_config(&self.config).await {
+                Ok(conn) => conn,
+                Err(e) => return Err(self.explain(Failure::from_redis("connect", &e)).await),
+            };
+        let mut link = Link::new(conn, load);
+        let greeting = match &self.auth {
+            Some((user, password)) => {
+                let mut auth = redis::cmd("AUTH");
+                if let Some(user) = user {
+                    auth.arg(user);
+                }
+                auth.arg(password);
+                link.query::<redis::Value>(&auth).await
+            }
+            None => link.query::<redis::Value>(&redis::cmd("PING")).await,
+        };
+        match greeting {
+            Ok(_) => {}
+            Err(Failure::Server { code, detail, .. }) if code == "ERR" && detail.contains("AUTH") => {
+                return Err(Failure::Auth(format!("{code} {detail}")));
+            }
+            Err(f) if f.is_connection() => return Err(self.explain(f).await),
+            Err(f) => return Err(Failure::Connection(f.to_string())),
+        }
+        if self.db != 0 {
+            match link.query::<redis::Value>(redis::cmd("SELECT").arg(self.db)).await {
+                Ok(_) => {}
+                Err(f) if f.is_connection() => return Err(f),
+                Err(f) => return Err(Failure::Connection(f.to_string())),
+            }
+        }
+        // Courtesies that an older server or a narrow ACL may refuse; nothing depends on them.
+        let mut pipe = crate::link::pipe();
+        pipe.cmd("CLIENT").arg("SETNAME").arg("sessiontop");
+        pipe.cmd("CLIENT").arg("NO-TOUCH").arg("ON");
+        link.pipeline(&pipe).await?;
+        Ok(link)
+    }
+
+    /// A connection failure with what can be learnt about it: the line a server sends before
+    /// it closes a connection it will not serve (`ERR max number of clients reached`), or a
+    /// hint when a plain connection met a TLS port (or the other way round).
+    async fn explain(&self, failure: Failure) -> Failure {
+        let Failure::Connection(detail) = &failure else { return failure };
+        let lower = detail.to_ascii_lowercase();
+        if self.tls {
+            let garbled = ["corrupt message", "invalidcontenttype", "wrong version number", "received plaintext"]
+                .iter()
+                .any(|s| lower.contains(s));
+            // A plain Redis port waits for the end of a line that a TLS greeting never sends.
+            if garbled || (lower.contains("timed out") && self.answers_plain_ping().await) {
+                return Failure::Connection(format!(
+                    "{detail} (the server did not answer in TLS, but answers plain Redis: use redis://)"
+                ));
+            }
+            return failure;
+        }
+        let closed = ["reset by peer", "broken pipe", "unexpected end of file", "connection closed", "terminated"]
+            .iter()
+            .any(|s| lower.contains(s));
+        if !closed {
+            return failure;
+        }
+        if let Some(line) = self.greeting().await {
+            return match Failure::from_code(
+                "connect",
+                line.split_once(' ').map_or(line.as_str(), |(c, _)| c),
+                line.split_once(' ').map_or("", |(_, d)| d),
+            ) {
+                Failure::Server { code, detail, .. } => {
+                    Failure::Connection(format!("the server refused the connection: {code} {detail}"))
+                }
+                other => other,
+            };
+        }
+        Failure::Connection(format!(
+            "{detail} (the server closed the connection at once: if it only speaks TLS, use rediss://)"
+        ))
+    }
+
+    /// Whether the TLS target's port answers a plain `PING` (in any Redis way).
+    async fn answers_plain_ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Some((host, port)) = self.tls_addr.clone() else { return false };
+        let ask = async move {
+            let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut buf = [0u8; 64];
+            let n = stream.read(&mut buf).await.ok()?;
+            Some(matches!(buf.get(..n.min(1)), Some([b'+' | b'-'])))
+        };
+        tokio::time::timeout(GREETING_TIMEOUT, ask).await.ok().flatten().unwrap_or(false)
+    }
+
+    /// What the server says unasked on a fresh raw connection, within a moment: Redis greets
+    /// a connection it will not serve with one error line before closing it.
+    async fn greeting(&self) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        let probe = self.probe.clone()?;
+        let read = async move {
+            let mut buf = vec![0u8; 512];
+            let n = match probe {
+                ProbeAddr::Tcp(host, port) => {
+                    tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?.read(&mut buf).await.ok()?
+                }
+                ProbeAddr::Unix(path) => tokio::net::UnixStream::connect(path).await.ok()?.read(&mut buf).await.ok()?,
+            };
+            let line = String::from_utf8_lossy(&buf[..n]).lines().next()?.to_string();
+            line.strip_prefix('-').map(|l| crate::text::escape_str(l.trim()))
+        };
+        tokio::time::timeout(GREETING_TIMEOUT, read).await.ok().flatten()
     }
 }
 
@@ -171,8 +330,8 @@ fn with_db(redacted: &str, db: Option<i64>) -> String {
 }
 
 fn read_password_file(path: &Path) -> Result<String, TargetError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| TargetError::PasswordFile { path: path.display().to_string(), reason: e.to_string() })?;
+    let text = crate::local_file::read_text(path, crate::local_file::PASSWORD_MAX_BYTES)
+        .map_err(|reason| TargetError::PasswordFile { path: path.display().to_string(), reason })?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 

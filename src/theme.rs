@@ -101,8 +101,8 @@ impl Theme {
     pub fn load(name_or_path: &str) -> Result<Theme, ThemeError> {
         if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ThemeError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+            let text = crate::local_file::read_text(path, crate::local_file::TEXT_MAX_BYTES)
+                .map_err(|reason| ThemeError::Read { path: path.display().to_string(), reason })?;
             return Theme::parse(&text, name_or_path);
         }
         let (_, text) = BUILTIN

@@ -5,5 +5,6 @@ mod e2e;
 mod engine;
 mod failures;
 mod hardening;
+mod reasons;
 mod tls;
 mod writes;

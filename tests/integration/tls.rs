@@ -71,5 +71,7 @@ fn rediss_with_a_ca_file_insecure_mode_and_an_untrusted_certificate() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("use rediss://"), "a TLS port reached in plain text says so: {stderr}");
 }

@@ -1,0 +1,160 @@
+//! Failures keep the server's reason and name the target: a write refused inside `MULTI`, a
+//! full server, a TLS mix-up, a user without a password, a file that never ends.
+
+use redis::Commands;
+use sessiontop::local_redis::{Listen, LocalRedis, Options};
+
+use crate::common::*;
+
+fn one_line(out: &std::process::Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("sessiontop: ") && !stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_write_refused_inside_multi_keeps_its_reason_and_is_audited() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("nounlink")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@all")
+        .arg("-unlink")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?user=nounlink&pass=pw", server.socket_url());
+    let out = sessiontop(&url, &dir).args(["delete", "u1", "--yes"]).output().unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("UNLINK denied") && stderr.contains("no permissions"), "the refusal's reason: {stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(con.exists::<_, bool>("trt:session:u1:state").unwrap());
+    let audit = std::fs::read_to_string(audit_path(&dir)).unwrap();
+    let end: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(end["phase"], "end");
+    assert!(end["outcome"].as_str().unwrap().contains("UNLINK denied"), "{end}");
+}
+
+#[test]
+fn a_full_server_says_so_rather_than_broken_pipe() {
+    let server = server_with(&["--maxclients", "1"]);
+    let _only = conn(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "trt", "snapshot"]).output().unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("max number of clients reached"), "{stderr}");
+    assert!(stderr.contains(&server.socket_url()), "names the target: {stderr}");
+}
+
+#[test]
+fn rediss_to_a_plain_port_says_so() {
+    let server = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url().replace("redis://", "rediss://");
+    let out = sessiontop(&url, &dir).args(["--tls-insecure", "--connect-timeout", "1s", "snapshot"]).output().unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("use redis://"), "{stderr}");
+}
+
+#[test]
+fn a_user_without_a_password_authenticates_as_that_user() {
+    let server = server_with(&["--requirepass", "defaultpw"]);
+    let mut con =
+        redis::Client::open(format!("{}?pass=defaultpw", server.socket_url())).unwrap().get_connection().unwrap();
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("watcher")
+        .arg("on")
+        .arg("nopass")
+        .arg("~*")
+        .arg("+@read")
+        .arg("+@connection")
+        .arg("+info")
+        .arg("+client")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("locked")
+        .arg("on")
+        .arg(">secret")
+        .arg("+@all")
+        .arg("~*")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = json(sessiontop(&server.socket_url(), &dir).args(["--user", "watcher", "snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["total"], 1, "authenticated as watcher, not as the default user");
+    let out = sessiontop(&server.socket_url(), &dir).args(["--user", "locked", "snapshot"]).output().unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+}
+
+#[test]
+fn files_that_never_end_are_refused_at_once() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--password-file", "--config", "--tls-ca"] {
+        let url = if flag == "--tls-ca" { "rediss://localhost:1".to_string() } else { server.socket_url() };
+        let out = sessiontop(&url, &dir).args([flag, "/dev/zero", "snapshot"]).output().unwrap();
+        let stderr = one_line(&out, 1);
+        assert!(stderr.contains("larger than"), "{flag}: {stderr}");
+    }
+    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "/dev/zero.toml", "snapshot"]).output().unwrap();
+    one_line(&out, 1);
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let out = sessiontop("rediss://localhost:1", &dir)
+        .args(["--tls-ca", empty.to_str().unwrap(), "snapshot"])
+        .output()
+        .unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+}
+
+#[test]
+fn the_audit_log_and_the_log_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("state/sessiontop/audit.log");
+    let log = dir.path().join("logs/sessiontop.log");
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
+        .env_remove("REDIS_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["--url", &server.socket_url(), "--audit-log", audit.to_str().unwrap()])
+        .args(["--log", log.to_str().unwrap(), "delete", "u1", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&audit), 0o600);
+    assert_eq!(mode(audit.parent().unwrap()), 0o700);
+    assert_eq!(mode(&log), 0o600);
+    assert_eq!(mode(log.parent().unwrap()), 0o700);
+}
+
+#[test]
+fn a_write_that_times_out_names_the_target() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE").query(&mut con).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir)
+        .args(["--response-timeout", "300ms", "delete", "u1", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("timed out") && stderr.contains(&server.socket_url()), "{stderr}");
+}

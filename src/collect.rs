@@ -44,6 +44,9 @@ pub const RELATED_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 const MIN_POLL_GAP: Duration = Duration::from_millis(250);
 /// How often to sample the keyspace again while no layout is recognised.
 const DETECT_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+/// How often while the keyspace is empty: a sample of nothing costs one `SCAN`, and sessions
+/// should show as soon as a restarted application writes them.
+const DETECT_EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(3);
 /// Reconnect backoff: first delay, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -141,9 +144,11 @@ pub enum Resolved {
         schema: Box<Schema>,
         note: Option<String>,
     },
-    /// Detection found nothing (yet): the note says what was sampled.
+    /// Detection found nothing (yet): the note says what was sampled; `empty` when the sample
+    /// found no key at all (a store just flushed or restarted).
     NotDetected {
         note: String,
+        empty: bool,
     },
 }
 
@@ -157,18 +162,28 @@ pub async fn resolve_schema(link: &mut Link, choice: &Choice, overrides: &Overri
             Ok(Resolved::Schema { schema: Box::new(Schema::from_file(path, overrides)?), note: None })
         }
         Choice::Auto => match detect::detect(link, overrides).await? {
-            Some(detection) => {
+            detect::Sample::Found(detection) => {
                 tracing::info!("{}", detection.describe());
                 let note = format!("detected from {}", detection.evidence());
-                let Detection { schema, .. } = detection;
+                let Detection { schema, .. } = *detection;
                 Ok(Resolved::Schema { schema: Box::new(schema), note: Some(note) })
             }
-            None => Ok(Resolved::NotDetected {
+            detect::Sample::Nothing { sampled: 0 } => Ok(Resolved::NotDetected {
+                note: "no session layout recognised: the database is empty; waiting for sessions to appear \
+                       (or pass --schema trt|flask|FILE.toml)"
+                    .into(),
+                empty: true,
+            }),
+            detect::Sample::Nothing { sampled } => Ok(Resolved::NotDetected {
                 note: format!(
-                    "no session layout recognised in a sample of up to {} keys{}; pass --schema trt|flask|FILE.toml",
-                    detect::SAMPLE_KEYS,
-                    overrides.prefix.as_ref().map(|p| format!(" under prefix '{p}'")).unwrap_or_default()
+                    "no session layout recognised in a sample of {sampled} keys{}; pass --schema trt|flask|FILE.toml",
+                    overrides
+                        .prefix
+                        .as_ref()
+                        .map(|p| format!(" under prefix '{}'", crate::text::escape_str(p)))
+                        .unwrap_or_default()
                 ),
+                empty: false,
             }),
         },
     }
@@ -248,6 +263,8 @@ async fn poller(
 struct PollerState {
     /// Whether a poll has succeeded on the current connection.
     polled: bool,
+    /// Whether the last look for a layout found no key at all.
+    keyspace_empty: bool,
     /// sessiontop's own process, sampled every poll.
     own: Option<OwnProcess>,
     /// The newest index score seen, so that each poll reads only the sessions saved since.
@@ -296,7 +313,8 @@ async fn run_connected(
     state: &mut PollerState,
 ) -> Failure {
     loop {
-        let detect_due = state.detected_at.is_none_or(|at| at.elapsed() >= DETECT_RETRY_INTERVAL);
+        let retry = if state.keyspace_empty { DETECT_EMPTY_RETRY_INTERVAL } else { DETECT_RETRY_INTERVAL };
+        let detect_due = state.detected_at.is_none_or(|at| at.elapsed() >= retry);
         if state.schema.is_none() && detect_due {
             state.detected_at = Some(Instant::now());
             match resolve_schema(link, choice, overrides).await {
@@ -306,7 +324,10 @@ async fn run_connected(
                     state.schema = Some(schema.clone());
                     let _ = schema_tx.send(Some(schema));
                 }
-                Ok(Resolved::NotDetected { note }) => shared.send(Update::SchemaUnknown { note }),
+                Ok(Resolved::NotDetected { note, empty }) => {
+                    state.keyspace_empty = empty;
+                    shared.send(Update::SchemaUnknown { note });
+                }
                 Err(ResolveError::Redis(f)) if f.is_connection() => return f,
                 Err(e) => shared.send(Update::SchemaUnknown { note: e.to_string() }),
             }
@@ -329,7 +350,11 @@ async fn run_connected(
                 return Failure::Connection("sessiontop is stopping".into());
             };
             let poll_now = match request {
-                Request::Refresh => true,
+                Request::Refresh => {
+                    // Asked to look again now: that includes looking for the layout.
+                    state.detected_at = None;
+                    true
+                }
                 Request::Viewport(ids) => {
                     state.viewport = ids;
                     false

@@ -107,7 +107,7 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
     })?;
     Ok(match resolved {
         Resolved::Schema { schema, note } => Session { link, schema: Some(*schema), note },
-        Resolved::NotDetected { note } => Session { link, schema: None, note: Some(note) },
+        Resolved::NotDetected { note, .. } => Session { link, schema: None, note: Some(note) },
     })
 }
 

@@ -51,9 +51,19 @@ impl Detection {
     }
 }
 
-/// Samples the keyspace and returns the best-fitting built-in layout, or `None` when no
-/// sampled key fits one (an empty database, or a layout that needs `--schema`).
-pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Detection>, Failure> {
+/// What a sample of the keyspace found.
+#[derive(Debug, Clone)]
+pub enum Sample {
+    Found(Box<Detection>),
+    /// No sampled key fits a built-in layout: an empty database (`sampled == 0`), or a layout
+    /// that needs `--schema`.
+    Nothing {
+        sampled: usize,
+    },
+}
+
+/// Samples the keyspace and returns the best-fitting built-in layout.
+pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Failure> {
     let candidates = [
         Schema::builtin(SchemaKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
         Schema::builtin(SchemaKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
@@ -65,6 +75,9 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
         let (next, keys): (u64, Vec<Vec<u8>>) =
             link.query(redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(SCAN_COUNT)).await?;
         cursor = next;
+        // Layouts are told apart by key shapes, which are text; a key that is not UTF-8 is
+        // sampled but fits no shape.
+        sampled += keys.len();
         let keys: Vec<String> = keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
         let mut pipe = crate::link::pipe();
         for key in &keys {
@@ -84,7 +97,6 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
                 }
             }
         }
-        sampled += keys.len();
         if cursor == 0 || sampled >= SAMPLE_KEYS {
             break;
         }
@@ -97,7 +109,7 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
     // Most sessions first (only a layout's primary keys are counted), then trt before flask.
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let Some(((best, prefix), matched)) = ranked.first().cloned() else {
-        return Ok(None);
+        return Ok(Sample::Nothing { sampled });
     };
     let mut schema = candidates[best].clone();
     if overrides.prefix.is_none() {
@@ -105,7 +117,7 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Option<Det
             .map_err(|e| Failure::Protocol(e.to_string()))?;
     }
     let others = ranked.iter().skip(1).map(|((i, p), n)| (candidates[*i].kind, p.clone(), *n)).collect();
-    Ok(Some(Detection { schema, matched, sampled, others }))
+    Ok(Sample::Found(Box::new(Detection { schema, matched, sampled, others })))
 }
 
 /// The prefix under which `key` would be a session primary key of `schema`.

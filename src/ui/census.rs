@@ -71,6 +71,11 @@ impl Widget for CensusPanel<'_> {
                 head.push(count(totals.oversized, "oversized", Role::Warn, 6));
             }
         }
+        if let Some(problem) = &m.census.problem {
+            // Why the counts are not moving comes first: a stall must never look like progress.
+            let why = format!("✗ census: {}  ", text::clip(&text::escape_str(problem), 100));
+            head.insert(0, (11, vec![Span::styled(why, t.style(Role::Crit))]));
+        }
         match (&m.census.complete, m.census.progress) {
             (Some(_), _) => {
                 let ago = m.census.completed_at.map(|at| text::human_duration((m.now - at) / 1000)).unwrap_or_default();

@@ -158,3 +158,87 @@ fn a_write_that_times_out_names_the_target() {
     let stderr = one_line(&out, 1);
     assert!(stderr.contains("timed out") && stderr.contains(&server.socket_url()), "{stderr}");
 }
+
+/// The dashboard's census when the server has no connection left for it: the reason reaches
+/// the model (and so the screen), with its retry.
+#[test]
+fn a_census_without_a_connection_says_why() {
+    use sessiontop::collect::{self, CollectOptions};
+    use sessiontop::model::Update;
+    let server = server_with(&["--maxclients", "2"]);
+    {
+        let mut con = conn(&server);
+        trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let setup = crate::hardening::setup_for(&server.socket_url(), &dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let problem = runtime.block_on(async {
+        let options = CollectOptions { poll_interval: std::time::Duration::from_millis(200), ..setup.collect.clone() };
+        let (_collector, mut updates) = collect::spawn(
+            setup.target.clone(),
+            setup.choice.clone(),
+            setup.overrides.clone(),
+            options,
+            setup.writer.clone(),
+            setup.load.clone(),
+        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await {
+                Ok(Some(Update::CensusProblem(reason))) => return Some(reason),
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        None
+    });
+    let problem = problem.expect("the census said why it cannot start");
+    assert!(problem.contains("max number of clients reached") && problem.contains("retrying in"), "{problem}");
+}
+
+/// A store just flushed or restarted after a deploy: the dashboard's collectors report the
+/// server, say they are waiting for sessions, and pick the layout up when keys appear.
+#[test]
+fn an_empty_store_is_watched_until_sessions_appear() {
+    use sessiontop::collect::{self, CollectOptions, Request};
+    use sessiontop::model::Update;
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = crate::hardening::setup_for(&server.socket_url(), &dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (waiting, server_seen, layout) = runtime.block_on(async {
+        let options = CollectOptions { poll_interval: std::time::Duration::from_millis(200), ..setup.collect.clone() };
+        let (collector, mut updates) = collect::spawn(
+            setup.target.clone(),
+            setup.choice.clone(),
+            setup.overrides.clone(),
+            options,
+            setup.writer.clone(),
+            setup.load.clone(),
+        );
+        let (mut waiting, mut server_seen, mut layout) = (None, false, None);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline && layout.is_none() {
+            let Ok(Some(update)) = tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await else {
+                break;
+            };
+            match update {
+                Update::SchemaUnknown { note } if waiting.is_none() => {
+                    waiting = Some(note);
+                    let mut con = conn(&server);
+                    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
+                    let _ = collector.requests.send(Request::Refresh);
+                }
+                Update::Server { .. } => server_seen = true,
+                Update::Schema(info) => layout = Some(info.name.clone()),
+                _ => {}
+            }
+        }
+        (waiting, server_seen, layout)
+    });
+    let waiting = waiting.expect("said it is waiting");
+    assert!(waiting.contains("empty") && waiting.contains("waiting for sessions"), "{waiting}");
+    assert!(server_seen, "the server panel is filled meanwhile");
+    assert_eq!(layout.as_deref(), Some("trt"));
+}

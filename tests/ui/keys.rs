@@ -370,3 +370,31 @@ fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
     a.on_update(Update::Inspect(Box::new(report)));
     assert_ne!(a.tree_lines().as_ptr(), built);
 }
+
+#[test]
+fn a_stalled_census_says_why_instead_of_starting() {
+    let mut m = loading();
+    m.apply(Update::Link(sessiontop::model::LinkState::Connected { since: NOW }));
+    m.apply(Update::Schema(Box::new(schema_info())));
+    let mut a = app(m, (160, 48));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("starting…"), "{text}");
+    a.on_update(Update::CensusProblem(
+        "cannot connect: the server refused the connection: ERR max number of clients reached; retrying in 4s".into(),
+    ));
+    let (text, buffer) = render(&a, &theme());
+    assert!(text.contains("✗ census: cannot connect: the server refused the connection"), "{text}");
+    assert_eq!(
+        cell_on_row(&buffer, "census: cannot connect", "✗").fg,
+        theme().style(sessiontop::theme::Role::Crit).fg.unwrap()
+    );
+    // The next batch clears it.
+    a.on_update(Update::CensusBatch {
+        generation: 1,
+        rows: vec![],
+        partial: sessiontop::model::CensusTally::default(),
+        progress: Some(0.5),
+    });
+    let (text, _) = render(&a, &theme());
+    assert!(!text.contains("✗ census"), "{text}");
+}

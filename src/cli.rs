@@ -54,7 +54,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Database number (overrides the URL's).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub db: Option<i64>,
     /// CA certificate (PEM) to verify a rediss:// server with, instead of the system roots.
     #[arg(long, global = true, value_name = "FILE")]
@@ -63,10 +63,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub tls_insecure: bool,
     /// How long connecting may take.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "5s")]
     pub connect_timeout: Duration,
     /// How long one reply may take.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10s")]
     pub response_timeout: Duration,
     /// Session layout: auto (sample the keyspace), trt, flask, or a schema file PATH.toml.
     #[arg(long, global = true, value_name = "SCHEMA", default_value = "auto")]
@@ -90,7 +90,8 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N", default_value_t = 20_000)]
     pub budget: u32,
     /// The most bytes of one value read from Redis; larger values are shown cut, with their size.
-    #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    /// At most 512 MiB, the largest value Redis holds.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=MAX_VALUE_BYTES_LIMIT))]
     pub max_value_bytes: u64,
     /// Refuse every write (expire, persist, delete).
     #[arg(long, global = true)]
@@ -166,6 +167,18 @@ pub struct DeleteArgs {
     pub yes: bool,
 }
 
+/// The largest `--max-value-bytes`: Redis's own limit on one value (`proto-max-bulk-len`).
+pub const MAX_VALUE_BYTES_LIMIT: u64 = 512 << 20;
+
+/// A duration that must be more than zero (a timeout of 0 would mean every command fails).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("'{text}' must be more than 0 (a timeout of 0 would fail every command)"));
+    }
+    Ok(d)
+}
+
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -198,6 +211,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

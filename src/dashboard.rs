@@ -111,6 +111,9 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     terminal.clear()?;
     let size = terminal.size()?;
     let mut app = App::new(model, keymap, (size.width, size.height));
+    for w in &setup.warnings {
+        app.on_update(crate::model::Update::Notice(w.clone()));
+    }
 
     let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,12 +4,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use sessiontop::cli::Cli;
 use sessiontop::run::{self, Exit};
 use sessiontop::text;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = run::init_logging(cli.global.log.as_deref()).and_then(|()| {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Exit::from)?.block_on(run::run(cli))
     });
@@ -20,4 +24,34 @@ fn main() -> ExitCode {
             ExitCode::from(exit.code)
         }
     }
+}
+
+/// `--help` and `--version` print as clap prints them; any other problem with the command line
+/// is one `sessiontop:` line with a hint, and exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
+    let hint = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("tip: "))
+        .map(|t| format!("; {}", t.trim_start_matches("tip: ")))
+        .unwrap_or_default();
+    eprintln!("sessiontop: {}{hint} (see sessiontop --help)", text::sanitize_line(&first));
+    ExitCode::from(2)
 }

@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::headless::{self, HeadlessError};
 use crate::names::SessionId;
 use crate::setup::Setup;
+use crate::text;
 
 /// A failure at the program's edge: the line to print and the exit code.
 #[derive(Debug)]
@@ -61,8 +62,17 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     }
     let setup = Setup::new(&cli.global)?;
     let Some(command) = cli.command else {
-        return crate::dashboard::run(setup).await.map_err(Exit::from);
+        let warnings = setup.warnings.clone();
+        let result = crate::dashboard::run(setup).await.map_err(Exit::from);
+        // Said on screen while it ran; said again where it stays once the screen is gone.
+        for w in warnings {
+            eprintln!("sessiontop: warning: {w}");
+        }
+        return result;
     };
+    for w in &setup.warnings {
+        eprintln!("sessiontop: warning: {w}");
+    }
     // Refuse writes before connecting, so read-only is obviously safe.
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
         return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
@@ -78,7 +88,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Snapshot(args) => {
             let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(&headless_exit)?;
             if args.json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&headless::snapshot_json(&data, &setup))?)?;
+                writeln!(stdout, "{}", text::json_pretty(&headless::snapshot_json(&data, &setup)))?;
             } else {
                 write!(stdout, "{}", headless::snapshot_text(&data))?;
             }
@@ -89,7 +99,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 .map_err(&headless_exit)?;
             if args.json {
                 let json = headless::inspect_json(&report, &model, session.schema().map_err(&headless_exit)?);
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
+                writeln!(stdout, "{}", text::json_pretty(&json))?;
             } else {
                 write!(stdout, "{}", headless::inspect_text(&report, &model))?;
             }

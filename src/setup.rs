@@ -30,6 +30,8 @@ pub struct Setup {
     pub theme: String,
     /// The config's `[keys]` table.
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Things worth saying once before running (a password typed where `ps` shows it).
+    pub warnings: Vec<String>,
 }
 
 /// Why the program cannot start with these settings.
@@ -106,7 +108,15 @@ impl Setup {
             .or(tc.theme)
             .or_else(|| loaded.config.theme.clone())
             .unwrap_or_else(|| "default".to_string());
+        let mut warnings = Vec::new();
+        if global.url.as_deref().is_some_and(crate::target::has_password) {
+            warnings.push(
+                "the password in --url is visible to other users of this machine (ps); use --password-file or $REDISCLI_AUTH"
+                    .to_string(),
+            );
+        }
         Ok(Setup {
+            warnings,
             target,
             target_info,
             choice,

@@ -352,6 +352,11 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Whether a URL holds a password (`redis://user:pw@host`, `?password=`/`?pass=`).
+pub fn has_password(url: &str) -> bool {
+    redact_url(url) != url
+}
+
 /// Replaces the password in a URL with `***`, also when the URL does not parse: the text
 /// between `scheme://` and the last `@` before the host is treated as `user:password`, and a
 /// `pass=` query parameter (unix-socket URLs) is redacted too.
@@ -404,6 +409,13 @@ mod tests {
         // Unparseable URLs are redacted as text.
         assert_eq!(redact_url("redis://u:pw@host:notaport"), "redis://u:***@host:notaport");
         assert_eq!(redact_url("redis://u:p@ss@host"), "redis://u:***@host");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_noticed() {
+        assert!(has_password("redis://:pw@h"));
+        assert!(has_password("redis+unix:///s?pass=pw"));
+        assert!(!has_password("redis://user@h:6379/0"));
     }
 
     #[test]

@@ -266,3 +266,80 @@ mod tests {
         assert_eq!(grouped(12), "12");
     }
 }
+
+/// Pretty JSON that is as terminal-safe as the rest of the output: besides what JSON itself
+/// escapes, DEL, the C1 controls and the bidi and invisible characters are written as `\uXXXX`,
+/// so `--json` on a terminal cannot reorder text or send a control sequence. The JSON means the
+/// same; only how it is spelled changes.
+pub fn json_pretty(value: &serde_json::Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::with_capacity(256);
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, SafeFormatter(serde_json::ser::PrettyFormatter::new()));
+    // Serializing a `Value` into memory cannot fail.
+    let _ = value.serialize(&mut ser);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+struct SafeFormatter<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+impl serde_json::ser::Formatter for SafeFormatter<'_> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_control() || is_bidi_or_invisible(c) {
+                w.write_all(fragment[start..i].as_bytes())?;
+                write!(w, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(fragment[start..].as_bytes())
+    }
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_what_a_terminal_would_obey() {
+        let v = serde_json::json!({"a\u{202e}": "x\u{7f}y\u{9b}2J\u{200b}\u{1b}z", "n": [1, 2]});
+        let text = json_pretty(&v);
+        assert!(!text.chars().any(|c| (c.is_control() && c != '\n') || is_bidi_or_invisible(c)), "{text:?}");
+        assert!(
+            text.contains("\\u202e")
+                && text.contains("\\u007f")
+                && text.contains("\\u009b")
+                && text.contains("\\u001b")
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v, "the same JSON, spelled safely");
+    }
+}

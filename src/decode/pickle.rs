@@ -815,9 +815,13 @@ impl Parts {
         match (class, self.args.as_mut_slice()) {
             ("datetime.datetime", [stamp, tz @ ..]) => {
                 let [y0, y1, month, day, h, m, s, u0, u1, u2] = state_bytes(stamp)?;
-                let date = date_text(u16::from_be_bytes([y0, y1]), month & 0x7f, day)?;
-                let time = time_text(h, m, s, u32::from_be_bytes([0, u0, u1, u2]))?;
-                with_zone(class, format!("{date}T{time}"), tz, Value::DateTime)
+                let (year, us) = (u16::from_be_bytes([y0, y1]), u32::from_be_bytes([0, u0, u1, u2]));
+                let date = date_text(year, month & 0x7f, day)?;
+                let time = time_text(h, m, s, us)?;
+                let local = chrono::NaiveDate::from_ymd_opt(i32::from(year), u32::from(month & 0x7f), u32::from(day))
+                    .and_then(|d| d.and_hms_micro_opt(u32::from(h), u32::from(m), u32::from(s), us))
+                    .map(|t| (t, month & 0x80 != 0));
+                with_zone(class, format!("{date}T{time}"), tz, local, Value::DateTime)
             }
             ("datetime.date", [stamp]) => {
                 let [y0, y1, month, day] = state_bytes(stamp)?;
@@ -826,7 +830,7 @@ impl Parts {
             ("datetime.time", [stamp, tz @ ..]) => {
                 let [h, m, s, u0, u1, u2] = state_bytes(stamp)?;
                 let time = time_text(h & 0x7f, m, s, u32::from_be_bytes([0, u0, u1, u2]))?;
-                with_zone(class, time, tz, Value::Time)
+                with_zone(class, time, tz, None, Value::Time)
             }
             ("datetime.timedelta", [Value::Int(d), Value::Int(s), Value::Int(us)]) => {
                 let total = micros(*d, *s, *us);
@@ -922,9 +926,19 @@ impl Parts {
     }
 }
 
-/// A datetime or time with its zone: an offset for `datetime.timezone`, `[name]` for a ZoneInfo.
-/// With an unknown tzinfo the time is kept beside it rather than shown as naive.
-fn with_zone(class: &str, text: String, tz: &[Value], wrap: fn(String) -> Value) -> Option<Value> {
+/// A datetime or time with its zone, always as ISO 8601 with its offset: `+05:30` for a
+/// `datetime.timezone`; for a `ZoneInfo`, the offset the zone has at that local time (from the
+/// IANA database compiled in, so the answer does not depend on the machine) followed by the
+/// zone's name as RFC 9557 writes it (`2025-07-23T10:15:00+01:00[Africa/Lagos]`). A zone the
+/// database does not know, a time of day in a zone (no offset without a date, as in Python),
+/// or any other tzinfo keeps the time beside its tzinfo rather than invent an offset.
+fn with_zone(
+    class: &str,
+    text: String,
+    tz: &[Value],
+    local: Option<(chrono::NaiveDateTime, bool)>,
+    wrap: fn(String) -> Value,
+) -> Option<Value> {
     let tz = match tz {
         [] | [Value::Null] => return Some(wrap(text)),
         [tz] => tz,
@@ -933,7 +947,9 @@ fn with_zone(class: &str, text: String, tz: &[Value], wrap: fn(String) -> Value)
     let suffix = match tz {
         Value::Object { class, args, .. } => match (class.as_str(), args.as_slice()) {
             ("datetime.timezone", [offset, ..]) => utc_offset(offset),
-            ("zoneinfo.ZoneInfo", [Value::Str(key), ..]) => Some(format!("[{key}]")),
+            ("zoneinfo.ZoneInfo", [Value::Str(key), ..]) => {
+                local.and_then(|(at, fold)| zone_offset(key, at, fold)).map(|offset| format!("{offset}[{key}]"))
+            }
             _ => None,
         },
         _ => None,
@@ -942,6 +958,28 @@ fn with_zone(class: &str, text: String, tz: &[Value], wrap: fn(String) -> Value)
         Some(suffix) => wrap(text + &suffix),
         None => Value::Object { class: class.into(), args: vec![wrap(text), tz.clone()], state: None },
     })
+}
+
+/// The offset `zone` has at local time `at`, as `+01:00`. `fold` picks the second of two
+/// readings of a repeated hour, as Python's `fold=1` does; in a skipped hour the offset before
+/// the change applies, as Python's does for `fold=0`.
+fn zone_offset(zone: &str, at: chrono::NaiveDateTime, fold: bool) -> Option<String> {
+    use chrono::{Offset, TimeZone};
+    let tz: chrono_tz::Tz = zone.parse().ok()?;
+    let seconds = match tz.offset_from_local_datetime(&at) {
+        chrono::LocalResult::Single(o) => o.fix().local_minus_utc(),
+        chrono::LocalResult::Ambiguous(first, second) => if fold { second } else { first }.fix().local_minus_utc(),
+        chrono::LocalResult::None => {
+            let before = at - chrono::Duration::hours(3);
+            tz.offset_from_local_datetime(&before).earliest()?.fix().local_minus_utc()
+        }
+    };
+    let delta = Value::TimeDelta {
+        days: i64::from(seconds.div_euclid(86_400)),
+        seconds: i64::from(seconds.rem_euclid(86_400)),
+        micros: 0,
+    };
+    utc_offset(&delta)
 }
 
 /// Python's `isoformat` offset: `+05:30`, `-08:00`, with seconds and micros only when present.
@@ -1236,9 +1274,18 @@ mod tests {
     }
 
     #[test]
-    fn zoneinfo_datetime_keeps_the_zone_name() {
-        let expected = map(vec![("t", Value::DateTime("2024-05-17T12:34:56[Europe/Berlin]".into()))]);
+    fn zoneinfo_datetime_has_its_offset_and_its_zone_name() {
+        let expected = map(vec![("t", Value::DateTime("2024-05-17T12:34:56+02:00[Europe/Berlin]".into()))]);
         assert_eq!(decode(&sample("pickle_p4_zoneinfo")).unwrap(), expected);
+        let at = |h| chrono::NaiveDate::from_ymd_opt(2025, 7, 23).unwrap().and_hms_opt(h, 15, 0).unwrap();
+        assert_eq!(zone_offset("Africa/Lagos", at(10), false).as_deref(), Some("+01:00"));
+        assert_eq!(zone_offset("Asia/Kolkata", at(10), false).as_deref(), Some("+05:30"));
+        assert_eq!(zone_offset("America/New_York", at(10), false).as_deref(), Some("-04:00"));
+        // 2024-11-03 01:30 happens twice in New York; fold picks the second.
+        let twice = chrono::NaiveDate::from_ymd_opt(2024, 11, 3).unwrap().and_hms_opt(1, 30, 0).unwrap();
+        assert_eq!(zone_offset("America/New_York", twice, false).as_deref(), Some("-04:00"));
+        assert_eq!(zone_offset("America/New_York", twice, true).as_deref(), Some("-05:00"));
+        assert_eq!(zone_offset("Mars/Olympus_Mons", at(10), false), None);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum Value {
     /// A mapping in source order; keys need not be strings.
     Map(Vec<(Value, Value)>),
     /// ISO 8601 text, with its offset when the source was aware (`2024-05-17T12:34:56.789000+00:00`);
-    /// a named zone follows in brackets (`…+02:00[Europe/Berlin]`) when only its name is known.
+    /// a `ZoneInfo` zone's name follows its offset in brackets, as RFC 9557 writes it
+    /// (`…+02:00[Europe/Berlin]`).
     DateTime(String),
     /// ISO 8601 date, `2024-05-17`.
     Date(String),

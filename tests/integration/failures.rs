@@ -8,13 +8,18 @@ use crate::common::*;
 /// Runs the binary and checks the failure is one clean line: no panic, no backtrace.
 fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
     let out = cmd.env("RUST_BACKTRACE", "1").output().unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stderr = without_warnings(&String::from_utf8(out.stderr).unwrap());
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
     assert!(stderr.starts_with("sessiontop: "), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
     assert!(out.stdout.is_empty());
     stderr
+}
+
+/// Stderr without the warning a password typed in `--url` earns (said once, on its own line).
+pub fn without_warnings(stderr: &str) -> String {
+    stderr.lines().filter(|l| !l.starts_with("sessiontop: warning:")).map(|l| format!("{l}\n")).collect()
 }
 
 fn bin() -> assert_cmd::Command {
@@ -35,6 +40,26 @@ fn bad_urls_are_named_without_their_password() {
         assert!(stderr.contains(expect), "{url}: {stderr}");
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
+}
+
+#[test]
+fn a_password_typed_in_the_url_is_warned_about_once_and_never_shown() {
+    let server = server_with(&["--requirepass", "hunter2"]);
+    let url = format!("{}?pass=hunter2", server.socket_url());
+    let out = bin().args(["--url", &url, "--schema", "trt", "snapshot", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sessiontop: warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("--password-file") && warnings[0].contains("REDISCLI_AUTH"), "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+    let out = bin()
+        .env("REDISCLI_AUTH", "hunter2")
+        .args(["--url", &server.socket_url(), "--schema", "trt", "snapshot"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8(out.stderr).unwrap().contains("warning"), "a password from the environment: no warning");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use sessiontop::local_redis::{Listen, LocalRedis, Options};
 use crate::common::*;
 
 fn one_line(out: &std::process::Output, code: i32) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = crate::failures::without_warnings(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(code), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("sessiontop: ") && !stderr.contains("panicked"), "{stderr}");
@@ -241,4 +241,71 @@ fn an_empty_store_is_watched_until_sessions_appear() {
     assert!(waiting.contains("empty") && waiting.contains("waiting for sessions"), "{waiting}");
     assert!(server_seen, "the server panel is filled meanwhile");
     assert_eq!(layout.as_deref(), Some("trt"));
+}
+
+#[test]
+fn small_things_said_right() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now - 5.0, true);
+    // A history key of the wrong type, a stage with a bidi override, a Python JSON payload.
+    trt_turn(&mut con, "trt:", "odd", "1.1_goal_and_vision", now - 3.0, true);
+    let _: () = con.del("trt:session:odd:history").unwrap();
+    let _: () = con.hset("trt:session:odd:history", "not", "a list").unwrap();
+    let _: () = con.hset("trt:session:odd:state", "current_substate", "evil\u{202e}txt").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // An id with a backslash is escaped once in the message.
+    let out = sessiontop(&server.socket_url(), &dir).args(["inspect", "a\\b"]).output().unwrap();
+    let stderr = one_line(&out, 1);
+    assert!(stderr.contains("no session 'a\\\\b'") && !stderr.contains("a\\\\\\\\b"), "{stderr}");
+
+    for args in [
+        &["--db", "-1", "snapshot"][..],
+        &["--response-timeout", "0", "snapshot"],
+        &["--connect-timeout", "0s", "snapshot"],
+        &["--max-value-bytes", "18446744073709551615", "snapshot"],
+        &["snapshot", "--limit", "many"],
+    ] {
+        let out = sessiontop(&server.socket_url(), &dir).args(args).output().unwrap();
+        let stderr = one_line(&out, 2);
+        assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+    }
+
+    let report = json(sessiontop(&server.socket_url(), &dir).args(["inspect", "odd", "--json"]));
+    assert_eq!(report["history_total"], 0, "a hash is not history: {report}");
+    assert_eq!(report["history"], serde_json::json!([]));
+    let history_key = report["keys"].as_array().unwrap().iter().find(|k| k["role"] == "history").unwrap();
+    assert_eq!(history_key["type"], "hash");
+    assert_eq!(
+        report["parts"]["trt:session:odd:history"],
+        serde_json::json!({"not": "a list"}),
+        "shown as the key it is"
+    );
+    assert!(report["unavailable"].to_string().contains("is a hash, not a list"), "{}", report["unavailable"]);
+
+    // JSON on a terminal carries no raw bidi override from Redis.
+    let out = sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{202e}') && text.contains("evil\\u202etxt"), "escaped inside the JSON string");
+
+    // Python's json.dumps with NaN and Infinity is JSON enough.
+    flask_set(&mut con, "session:", &sid(9), br#"{"workflow_stage": "uploaded", "score": NaN, "max": Infinity}"#, 600);
+    let report = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(9), "--json"]));
+    assert_eq!(report["payload_format"], "json");
+    assert_eq!(report["state"]["score"], "NaN");
+    assert_eq!(report["decode_error"], serde_json::Value::Null);
+
+    // The audit log names a user even where $USER and $LOGNAME are unset.
+    let out = sessiontop(&server.socket_url(), &dir)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args(["delete", "u1", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let audit = std::fs::read_to_string(audit_path(&dir)).unwrap();
+    let begin: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert!(!begin["user"].as_str().unwrap().is_empty(), "{begin}");
 }

@@ -5,6 +5,7 @@ mod e2e;
 mod engine;
 mod failures;
 mod hardening;
+mod hostile;
 mod reasons;
 mod tls;
 mod writes;

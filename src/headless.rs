@@ -419,7 +419,7 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
         .iter()
         .map(|r| {
             [
-                text::clip_sized(&r.id.escaped(), 44).into_owned(),
+                r.id.escaped_short(44),
                 text::clip_sized(&present::or_dash(r.stage.as_deref()), TEXT_CELL_CHARS).into_owned(),
                 text::clip_sized(&present::or_dash(r.substate.as_deref()), TEXT_CELL_CHARS).into_owned(),
                 present::idle_text(m.idle_seconds(r)),
@@ -575,7 +575,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
         .map(|k| {
             [
                 text::escape_str(&k.role),
-                text::clip_sized(&k.key.escaped(), 120).into_owned(),
+                k.key.escaped_short(120),
                 text::escape_str(&k.redis_type),
                 present::ttl_text(k.ttl, now),
                 k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { " (cut)" } else { "" })),
@@ -586,7 +586,7 @@ pub fn inspect_text(report: &SessionReport, model: &Model) -> String {
     out.push_str(&table(&["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"], &rows));
     for k in &report.keys {
         let Some(content) = &k.content else { continue };
-        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), text::clip_sized(&k.key.escaped(), 120));
+        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), k.key.escaped_short(120));
         match content {
             Decodedish::Value { format, value } => {
                 if let Some(f) = format {

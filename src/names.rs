@@ -35,6 +35,23 @@ macro_rules! byte_name {
                 crate::text::escape_bytes(&self.0)
             }
 
+            /// The escaped form cut to about `max_chars` characters for a narrow place (a table
+            /// cell, a title), saying the whole length when cut. Only what is shown is escaped,
+            /// so a hostile id of a megabyte costs a cell, not a megabyte per frame.
+            pub fn escaped_short(&self, max_chars: usize) -> String {
+                let head = &self.0[..self.0.len().min(max_chars.saturating_mul(4))];
+                let escaped = crate::text::escape_bytes(head);
+                if head.len() < self.0.len() || escaped.chars().count() > max_chars {
+                    format!(
+                        "{} ({})",
+                        crate::text::clip(&escaped, max_chars),
+                        crate::text::human_bytes(self.0.len() as u64)
+                    )
+                } else {
+                    escaped
+                }
+            }
+
             /// The text when it is UTF-8.
             pub fn as_str(&self) -> Option<&str> {
                 std::str::from_utf8(&self.0).ok()
@@ -151,6 +168,14 @@ mod tests {
         }
         assert_eq!(SessionId::from_escaped("bad\\xff\\xfeid").as_bytes(), b"bad\xff\xfeid");
         assert_eq!(SessionId::from(&b"bad\xff"[..]).to_string(), "bad\\xff");
+    }
+
+    #[test]
+    fn long_ids_are_shown_short_with_their_size() {
+        let id = SessionId::from("x".repeat(200_000));
+        let short = id.escaped_short(20);
+        assert!(short.starts_with("xxxxxxxxxxxxxxxxxxx…") && short.ends_with("(195.3 KiB)"), "{short}");
+        assert_eq!(SessionId::from("abc").escaped_short(20), "abc");
     }
 
     #[test]

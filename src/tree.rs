@@ -121,7 +121,7 @@ fn leaf(depth: usize, label: Option<String>, text: String, path: String, role: R
 
 fn key_summary(key: &KeyReport) -> String {
     let length = key.length.map(|n| format!(", {n}{}", if key.truncated { " (cut)" } else { "" })).unwrap_or_default();
-    format!("{} ({}{length})", text::clip_sized(&key.key.escaped(), 120), text::escape_str(&key.redis_type))
+    format!("{} ({}{length})", key.key.escaped_short(120), text::escape_str(&key.redis_type))
 }
 
 /// Raw bytes, escaped and cut with their size stated. Only the start is escaped: a value of a

@@ -18,8 +18,10 @@ use crate::model::{CensusTally, Millis, SessionRow, Ttl};
 use crate::names::SessionId;
 use crate::schema::Schema;
 
-/// How many orphaned ids a pass keeps for display (all are counted).
+/// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids
+/// in all (an index can hold members of any size).
 pub const ORPHAN_IDS_KEPT: usize = 1000;
+pub const ORPHAN_ID_BYTES_KEPT: usize = 1 << 20;
 
 /// Limits on the Redis work a census does.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +196,7 @@ pub async fn run_pass(
         seen: HashSet::default(),
         hasher: RandomState::new(),
         orphan_ids: Vec::new(),
+        orphan_bytes: 0,
         interner: Interner::default(),
         budget: Budget::new(options.budget_per_sec),
     };
@@ -275,8 +278,12 @@ pub async fn run_pass(
         // entries without keys are orphans.
         if is_index {
             pass.tally.orphaned += batch.missing.len() as u64;
-            let room = ORPHAN_IDS_KEPT.saturating_sub(pass.orphan_ids.len());
-            pass.orphan_ids.extend(batch.missing.into_iter().take(room));
+            for id in batch.missing {
+                if pass.orphan_ids.len() < ORPHAN_IDS_KEPT && pass.orphan_bytes + id.len() <= ORPHAN_ID_BYTES_KEPT {
+                    pass.orphan_bytes += id.len();
+                    pass.orphan_ids.push(id);
+                }
+            }
         } else {
             pass.tally.vanished += batch.missing.len() as u64;
         }
@@ -326,6 +333,7 @@ struct Pass {
     seen: HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>,
     hasher: RandomState,
     orphan_ids: Vec<SessionId>,
+    orphan_bytes: usize,
     interner: Interner,
     budget: Budget,
 }

@@ -32,7 +32,7 @@ impl Widget for DialogView<'_> {
                 let mut lines = vec![
                     Line::from(vec![
                         Span::styled("expire session ", t.style(Role::Text)),
-                        Span::styled(text::clip_sized(&id.escaped(), 80).into_owned(), t.style(Role::Accent)),
+                        Span::styled(id.escaped_short(80), t.style(Role::Accent)),
                         Span::styled(" in:", t.style(Role::Text)),
                     ]),
                     Line::from(vec![
@@ -52,7 +52,7 @@ impl Widget for DialogView<'_> {
             Dialog::Planning { id, kind } => (
                 format!(" {} ", kind.verb()),
                 vec![Line::from(Span::styled(
-                    format!("finding every key of '{}'…  (Esc cancels)", text::clip_sized(&id.escaped(), 80)),
+                    format!("finding every key of '{}'…  (Esc cancels)", id.escaped_short(80)),
                     t.style(Role::Muted),
                 ))],
                 Role::Accent,
@@ -65,14 +65,14 @@ impl Widget for DialogView<'_> {
                 };
                 let mut lines = vec![Line::from(vec![
                     Span::styled("session ", t.style(Role::Text)),
-                    Span::styled(text::clip_sized(&plan.id.escaped(), 80).into_owned(), t.style(Role::Accent)),
+                    Span::styled(plan.id.escaped_short(80), t.style(Role::Accent)),
                     Span::styled(format!(": {question}"), t.style(Role::Text)),
                 ])];
                 let verb_role = if plan.kind == WriteKind::Delete { Role::Crit } else { Role::Warn };
                 for k in &plan.keys {
                     lines.push(Line::from(vec![
                         Span::styled("  • ", t.style(verb_role)),
-                        Span::styled(text::clip_sized(&k.key.escaped(), 100).into_owned(), t.style(Role::Text)),
+                        Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
                         Span::styled(format!("  {}", text::escape_str(&k.role)), t.style(Role::Muted)),
                     ]));
                 }
@@ -84,11 +84,7 @@ impl Widget for DialogView<'_> {
                 }
                 for k in &plan.untouched {
                     lines.push(Line::from(Span::styled(
-                        format!(
-                            "    left alone: {} ({})",
-                            text::clip_sized(&k.key.escaped(), 100),
-                            text::escape_str(&k.role)
-                        ),
+                        format!("    left alone: {} ({})", k.key.escaped_short(100), text::escape_str(&k.role)),
                         t.style(Role::Muted),
                     )));
                 }

@@ -27,7 +27,7 @@ pub fn render(
     let report = model.inspect.as_ref().filter(|r| r.id == state.id);
     let title = Line::from(vec![
         Span::styled(" session ", t.style(Role::Title)),
-        Span::styled(format!("{} ", text::clip_sized(&state.id.escaped(), 100)), t.style(Role::Accent)),
+        Span::styled(format!("{} ", state.id.escaped_short(100)), t.style(Role::Accent)),
     ]);
     let summary_block = Block::default().borders(Borders::TOP).border_style(t.style(Role::Border)).title(title);
     let Some(report) = report else {
@@ -148,7 +148,7 @@ fn keys_table<'a>(report: &'a SessionReport, state: &InspectorState, t: &Theme) 
             let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
             Row::new(vec![
                 Cell::from(text::escape_str(&k.role)),
-                Cell::from(text::clip_sized(&k.key.escaped(), 200).into_owned()),
+                Cell::from(k.key.escaped_short(200)),
                 Cell::from(k.redis_type.clone()),
                 right(present::ttl_text(k.ttl, report.observed_at)),
                 right(k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { "+" } else { "" }))),

@@ -121,7 +121,7 @@ impl Widget for SessionsTable<'_> {
                 let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
                 Row::new(vec![
                     Cell::from(mark.map_or(" ", |(symbol, _)| symbol)),
-                    Cell::from(cut(1, row.id.escaped())),
+                    Cell::from(cut(1, row.id.escaped_short(120))),
                     Cell::from(cut(2, present::or_dash(row.stage.as_deref()))),
                     Cell::from(cut(3, present::or_dash(row.substate.as_deref()))),
                     right(present::idle_text(m.idle_seconds(row))),

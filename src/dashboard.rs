@@ -18,7 +18,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::app::App;
-use crate::collect::{self, CollectOptions, Request, now_millis};
+use crate::collect::{Request, now_millis};
 use crate::keymap::Keymap;
 use crate::model::Model;
 use crate::setup::Setup;
@@ -95,16 +95,8 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     }
     let theme = load_theme(&setup)?;
     let keymap = Keymap::with_overrides(&setup.keys).map_err(DashboardError::Keys)?;
-    let options = CollectOptions { ..setup.collect.clone() };
     let model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
-    let (collector, mut updates) = collect::spawn(
-        setup.target.clone(),
-        setup.choice.clone(),
-        setup.overrides.clone(),
-        options,
-        setup.writer.clone(),
-        setup.load.clone(),
-    );
+    let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
 
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;

@@ -131,6 +131,22 @@ impl Setup {
         })
     }
 
+    /// Starts the dashboard's collectors on this target with `options` (the setup's own, or
+    /// faster ones in tests).
+    pub fn spawn_collectors(
+        &self,
+        options: CollectOptions,
+    ) -> (crate::collect::Collector, tokio::sync::mpsc::UnboundedReceiver<crate::model::Update>) {
+        crate::collect::spawn(
+            self.target.clone(),
+            self.choice.clone(),
+            self.overrides.clone(),
+            options,
+            self.writer.clone(),
+            self.load.clone(),
+        )
+    }
+
     /// The model settings the command line gives; the layout's own (idle rule, final and
     /// ordered stages) arrive with [`crate::model::Update::Schema`].
     pub fn model_settings(&self) -> ModelSettings {

@@ -164,3 +164,19 @@ pub fn keyspace(con: &mut redis::Connection) -> Vec<(String, String, i64)> {
     out.sort();
     out
 }
+
+/// The setup the binary builds from this command line (`--url URL`, the audit log in `dir`,
+/// then `args`).
+pub fn setup_for(url: &str, dir: &tempfile::TempDir, args: &[&str]) -> sessiontop::setup::Setup {
+    use clap::Parser;
+    let audit = audit_path(dir);
+    let mut argv = vec!["sessiontop", "--url", url, "--audit-log", audit.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let cli = sessiontop::cli::Cli::try_parse_from(argv).unwrap();
+    sessiontop::setup::Setup::new(&cli.global).unwrap()
+}
+
+/// Collector options for tests: the setup's, polling every `poll`.
+pub fn fast(setup: &sessiontop::setup::Setup, poll: std::time::Duration) -> sessiontop::collect::CollectOptions {
+    sessiontop::collect::CollectOptions { poll_interval: poll, census_pause: poll, ..setup.collect.clone() }
+}

@@ -214,7 +214,7 @@ fn values_too_long_for_a_table_are_cut_with_their_size() {
 /// they run: the page keeps being read, the census counts it, and the connection never drops.
 #[test]
 fn a_binary_id_never_sends_the_collectors_into_a_reconnect_loop() {
-    use sessiontop::collect::{self, CollectOptions, Request};
+    use sessiontop::collect::Request;
     use sessiontop::model::{LinkState, Update};
 
     let server = server();
@@ -223,22 +223,10 @@ fn a_binary_id_never_sends_the_collectors_into_a_reconnect_loop() {
     trt_turn(&mut con, "trt:", "plain", "1.1_goal_and_vision", now - 30.0, true);
     plant_binary_trt(&mut con, b"bad\xff\xfeid", now - 10.0);
     let dir = tempfile::tempdir().unwrap();
-    let setup = setup_for(&server.socket_url(), &dir);
+    let setup = setup_for(&server.socket_url(), &dir, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let seen = runtime.block_on(async {
-        let options = CollectOptions {
-            poll_interval: std::time::Duration::from_millis(100),
-            census_pause: std::time::Duration::from_millis(100),
-            ..setup.collect.clone()
-        };
-        let (collector, mut updates) = collect::spawn(
-            setup.target.clone(),
-            setup.choice.clone(),
-            setup.overrides.clone(),
-            options,
-            setup.writer.clone(),
-            setup.load.clone(),
-        );
+        let (collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));
         let mut seen = Seen::default();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         while tokio::time::Instant::now() < deadline && !(seen.pages_with_binary >= 3 && seen.second_binary_paged) {
@@ -284,16 +272,6 @@ struct Seen {
     second_binary_paged: bool,
     census_totals: Vec<u64>,
     notices: Vec<String>,
-}
-
-/// The setup the binary builds from this command line.
-pub fn setup_for(url: &str, dir: &tempfile::TempDir) -> sessiontop::setup::Setup {
-    use clap::Parser;
-    let audit = audit_path(dir);
-    let cli =
-        sessiontop::cli::Cli::try_parse_from(["sessiontop", "--url", url, "--audit-log", audit.to_str().unwrap()])
-            .unwrap();
-    sessiontop::setup::Setup::new(&cli.global).unwrap()
 }
 
 #[test]

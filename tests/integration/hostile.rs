@@ -133,7 +133,7 @@ fn hostile_data_through_the_headless_commands() {
 /// in turn: updates keep coming, the connection is never dropped, nothing panics.
 #[test]
 fn hostile_data_through_the_dashboards_collectors() {
-    use sessiontop::collect::{self, CollectOptions, Request};
+    use sessiontop::collect::Request;
     use sessiontop::model::{LinkState, Update};
     use sessiontop::names::SessionId;
 
@@ -143,22 +143,10 @@ fn hostile_data_through_the_dashboards_collectors() {
         plant_everything(&mut con).0
     };
     let dir = tempfile::tempdir().unwrap();
-    let setup = crate::hardening::setup_for(&server.socket_url(), &dir);
+    let setup = setup_for(&server.socket_url(), &dir, &["--schema", "trt"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (reports, reconnects, passes) = runtime.block_on(async {
-        let options = CollectOptions {
-            poll_interval: std::time::Duration::from_millis(100),
-            census_pause: std::time::Duration::from_millis(100),
-            ..setup.collect.clone()
-        };
-        let (collector, mut updates) = collect::spawn(
-            setup.target.clone(),
-            sessiontop::schema::Choice::Builtin(sessiontop::schema::SchemaKind::Trt),
-            setup.overrides.clone(),
-            options,
-            setup.writer.clone(),
-            setup.load.clone(),
-        );
+        let (collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));
         let (mut reports, mut reconnects, mut passes) = (Vec::new(), Vec::new(), 0);
         let mut queue = ids.iter();
         let mut current = queue.next().cloned();

@@ -163,7 +163,6 @@ fn a_write_that_times_out_names_the_target() {
 /// the model (and so the screen), with its retry.
 #[test]
 fn a_census_without_a_connection_says_why() {
-    use sessiontop::collect::{self, CollectOptions};
     use sessiontop::model::Update;
     let server = server_with(&["--maxclients", "2"]);
     {
@@ -171,18 +170,10 @@ fn a_census_without_a_connection_says_why() {
         trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
     }
     let dir = tempfile::tempdir().unwrap();
-    let setup = crate::hardening::setup_for(&server.socket_url(), &dir);
+    let setup = setup_for(&server.socket_url(), &dir, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let problem = runtime.block_on(async {
-        let options = CollectOptions { poll_interval: std::time::Duration::from_millis(200), ..setup.collect.clone() };
-        let (_collector, mut updates) = collect::spawn(
-            setup.target.clone(),
-            setup.choice.clone(),
-            setup.overrides.clone(),
-            options,
-            setup.writer.clone(),
-            setup.load.clone(),
-        );
+        let (_collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await {
@@ -201,22 +192,14 @@ fn a_census_without_a_connection_says_why() {
 /// server, say they are waiting for sessions, and pick the layout up when keys appear.
 #[test]
 fn an_empty_store_is_watched_until_sessions_appear() {
-    use sessiontop::collect::{self, CollectOptions, Request};
+    use sessiontop::collect::Request;
     use sessiontop::model::Update;
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let setup = crate::hardening::setup_for(&server.socket_url(), &dir);
+    let setup = setup_for(&server.socket_url(), &dir, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (waiting, server_seen, layout) = runtime.block_on(async {
-        let options = CollectOptions { poll_interval: std::time::Duration::from_millis(200), ..setup.collect.clone() };
-        let (collector, mut updates) = collect::spawn(
-            setup.target.clone(),
-            setup.choice.clone(),
-            setup.overrides.clone(),
-            options,
-            setup.writer.clone(),
-            setup.load.clone(),
-        );
+        let (collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));
         let (mut waiting, mut server_seen, mut layout) = (None, false, None);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
         while tokio::time::Instant::now() < deadline && layout.is_none() {

@@ -168,7 +168,7 @@ fn load(con: &mut redis::Connection, sessions: usize) {
 fn time_snapshot(url: &str, sessions: usize) -> (Duration, Duration, i64) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_sessiontop"))
-        .args(["--url", url, "--schema", "trt", "--budget", "0", "snapshot", "--json", "--limit", "20"])
+        .args(["--url", url, "--layout", "trt", "--budget", "0", "snapshot", "--json", "--limit", "20"])
         .env_remove("REDIS_URL")
         .output()
         .unwrap();

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::collect::census::Budget;
 use crate::collect::inspect::{SessionKey, find_keys};
+use crate::layout::{Layout, Lifecycle};
 use crate::link::{Failure, Link, reply};
 use crate::names::{Key, SessionId};
-use crate::schema::{Lifecycle, Schema};
 
 /// A write the user can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,13 +133,13 @@ impl Writer {
     pub async fn plan(
         &self,
         link: &mut Link,
-        schema: &Schema,
+        layout: &Layout,
         id: &SessionId,
         kind: WriteKind,
         budget: &mut Budget,
         scan_count: usize,
     ) -> Result<WritePlan, WriteError> {
-        let (keys, score) = find_keys(link, schema, id, budget, scan_count, None).await?;
+        let (keys, score) = find_keys(link, layout, id, budget, scan_count, None).await?;
         if keys.is_empty() && score.is_none() {
             return Err(WriteError::NoSession(id.escaped()));
         }
@@ -148,7 +148,7 @@ impl Writer {
             _ => keys.into_iter().partition(|k| k.lifecycle == Lifecycle::Session),
         };
         let index = match kind {
-            WriteKind::Delete if score.is_some() => schema.index.as_ref().map(|i| i.key.clone()),
+            WriteKind::Delete if score.is_some() => layout.index.as_ref().map(|i| i.key.clone()),
             _ => None,
         };
         Ok(WritePlan { id: id.clone(), kind, keys, untouched, index })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::schema::Choice;
+use crate::layout::Choice;
 
 /// A terminal dashboard for the Redis databases that web applications keep their user sessions in.
 #[derive(Debug, Parser)]
@@ -68,9 +68,9 @@ pub struct Global {
     /// How long one reply may take.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10s")]
     pub response_timeout: Duration,
-    /// Session layout: auto (sample the keyspace), trt, flask, or a schema file PATH.toml.
-    #[arg(long, global = true, value_name = "SCHEMA", default_value = "auto")]
-    pub schema: Choice,
+    /// Session layout: auto (sample the keyspace), trt, flask, or a layout file PATH.toml.
+    #[arg(long, global = true, value_name = "LAYOUT", default_value = "auto", alias = "schema")]
+    pub layout: Choice,
     /// Key prefix of the layout (default: the layout's own, or the detected one).
     #[arg(long, global = true, value_name = "P")]
     pub prefix: Option<String>,
@@ -81,8 +81,8 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub session_lifetime: Option<Duration>,
     /// A session idle longer than this, not at a final stage, is stalled.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
-    pub stuck_after: Duration,
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "15m", alias = "stuck-after")]
+    pub stalled_after: Duration,
     /// Sessions per census batch: COUNT for SCAN, LIMIT for the index walk.
     #[arg(long, global = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub scan_count: u32,

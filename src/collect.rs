@@ -21,12 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::action::{WriteKind, WritePlan, Writer};
+use crate::layout::detect::{self, Detection};
+use crate::layout::{Choice, Layout, Overrides};
 use crate::link::{Failure, Link, LoadCounter};
 use crate::model::PlanReply;
 use crate::model::{LinkState, Millis, Update};
 use crate::names::SessionId;
-use crate::schema::detect::{self, Detection};
-use crate::schema::{Choice, Overrides, Schema};
 use crate::target::Target;
 use census::{Budget, CensusOptions};
 use inspect::SessionKey;
@@ -116,10 +116,10 @@ pub fn spawn(
 ) -> (Collector, mpsc::UnboundedReceiver<Update>) {
     let (updates, receiver) = mpsc::unbounded_channel();
     let (requests, request_rx) = mpsc::unbounded_channel();
-    let (schema_tx, schema_rx) = watch::channel::<Option<Arc<Schema>>>(None);
+    let (layout_tx, layout_rx) = watch::channel::<Option<Arc<Layout>>>(None);
     let shared = Shared { target, load, updates, options };
-    let poller = tokio::spawn(poller(shared.clone(), choice, overrides, writer, request_rx, schema_tx));
-    let census = tokio::spawn(census_loop(shared, schema_rx));
+    let poller = tokio::spawn(poller(shared.clone(), choice, overrides, writer, request_rx, layout_tx));
+    let census = tokio::spawn(census_loop(shared, layout_rx));
     (Collector { requests, tasks: vec![poller, census] }, receiver)
 }
 
@@ -140,8 +140,8 @@ pub fn backoff(attempt: u32) -> Duration {
 /// The layout to use: the one asked for, or what detection found.
 #[derive(Debug, Clone)]
 pub enum Resolved {
-    Schema {
-        schema: Box<Schema>,
+    Layout {
+        layout: Box<Layout>,
         note: Option<String>,
     },
     /// Detection found nothing (yet): the note says what was sampled; `empty` when the sample
@@ -152,31 +152,31 @@ pub enum Resolved {
     },
 }
 
-/// Resolves `--schema`: loads a built-in or a file, or samples the keyspace.
-pub async fn resolve_schema(link: &mut Link, choice: &Choice, overrides: &Overrides) -> Result<Resolved, ResolveError> {
+/// Resolves `--layout`: loads a built-in or a file, or samples the keyspace.
+pub async fn resolve_layout(link: &mut Link, choice: &Choice, overrides: &Overrides) -> Result<Resolved, ResolveError> {
     match choice {
         Choice::Builtin(kind) => {
-            Ok(Resolved::Schema { schema: Box::new(Schema::builtin(*kind, overrides)?), note: None })
+            Ok(Resolved::Layout { layout: Box::new(Layout::builtin(*kind, overrides)?), note: None })
         }
         Choice::File(path) => {
-            Ok(Resolved::Schema { schema: Box::new(Schema::from_file(path, overrides)?), note: None })
+            Ok(Resolved::Layout { layout: Box::new(Layout::from_file(path, overrides)?), note: None })
         }
         Choice::Auto => match detect::detect(link, overrides).await? {
             detect::Sample::Found(detection) => {
                 tracing::info!("{}", detection.describe());
                 let note = format!("detected from {}", detection.evidence());
-                let Detection { schema, .. } = *detection;
-                Ok(Resolved::Schema { schema: Box::new(schema), note: Some(note) })
+                let Detection { layout, .. } = *detection;
+                Ok(Resolved::Layout { layout: Box::new(layout), note: Some(note) })
             }
             detect::Sample::Nothing { sampled: 0 } => Ok(Resolved::NotDetected {
                 note: "no session layout recognised: the database is empty; waiting for sessions to appear \
-                       (or pass --schema trt|flask|FILE.toml)"
+                       (or pass --layout trt|flask|FILE.toml)"
                     .into(),
                 empty: true,
             }),
             detect::Sample::Nothing { sampled } => Ok(Resolved::NotDetected {
                 note: format!(
-                    "no session layout recognised in a sample of {sampled} keys{}; pass --schema trt|flask|FILE.toml",
+                    "no session layout recognised in a sample of {sampled} keys{}; pass --layout trt|flask|FILE.toml",
                     overrides
                         .prefix
                         .as_ref()
@@ -193,7 +193,7 @@ pub async fn resolve_schema(link: &mut Link, choice: &Choice, overrides: &Overri
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(transparent)]
-    Schema(#[from] crate::schema::SchemaError),
+    Layout(#[from] crate::layout::LayoutError),
     #[error(transparent)]
     Redis(#[from] Failure),
 }
@@ -204,7 +204,7 @@ async fn poller(
     overrides: Overrides,
     writer: Writer,
     mut requests: mpsc::UnboundedReceiver<Request>,
-    schema_tx: watch::Sender<Option<Arc<Schema>>>,
+    layout_tx: watch::Sender<Option<Arc<Layout>>>,
 ) {
     let mut state = PollerState::default();
     let mut attempt: u32 = 0;
@@ -216,7 +216,7 @@ async fn poller(
                 state.newest_score = None;
                 state.detected_at = None;
                 shared.send(Update::Link(LinkState::Connected { since: now_millis() }));
-                run_connected(&shared, &mut link, &choice, &overrides, &writer, &mut requests, &schema_tx, &mut state)
+                run_connected(&shared, &mut link, &choice, &overrides, &writer, &mut requests, &layout_tx, &mut state)
                     .await
             }
             Err(failure) => failure,
@@ -271,7 +271,7 @@ struct PollerState {
     newest_score: Option<f64>,
     /// When the layout was last looked for, while none is known.
     detected_at: Option<Instant>,
-    schema: Option<Arc<Schema>>,
+    layout: Option<Arc<Layout>>,
     viewport: Vec<SessionId>,
     inspecting: Option<SessionId>,
     /// Wildcard related keys of the inspected session, and when they were looked for.
@@ -309,27 +309,27 @@ async fn run_connected(
     overrides: &Overrides,
     writer: &Writer,
     requests: &mut mpsc::UnboundedReceiver<Request>,
-    schema_tx: &watch::Sender<Option<Arc<Schema>>>,
+    layout_tx: &watch::Sender<Option<Arc<Layout>>>,
     state: &mut PollerState,
 ) -> Failure {
     loop {
         let retry = if state.keyspace_empty { DETECT_EMPTY_RETRY_INTERVAL } else { DETECT_RETRY_INTERVAL };
         let detect_due = state.detected_at.is_none_or(|at| at.elapsed() >= retry);
-        if state.schema.is_none() && detect_due {
+        if state.layout.is_none() && detect_due {
             state.detected_at = Some(Instant::now());
-            match resolve_schema(link, choice, overrides).await {
-                Ok(Resolved::Schema { schema, note }) => {
-                    shared.send(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, note))));
-                    let schema: Arc<Schema> = Arc::from(schema);
-                    state.schema = Some(schema.clone());
-                    let _ = schema_tx.send(Some(schema));
+            match resolve_layout(link, choice, overrides).await {
+                Ok(Resolved::Layout { layout, note }) => {
+                    shared.send(Update::Layout(Box::new(crate::model::LayoutInfo::new(&layout, note))));
+                    let layout: Arc<Layout> = Arc::from(layout);
+                    state.layout = Some(layout.clone());
+                    let _ = layout_tx.send(Some(layout));
                 }
                 Ok(Resolved::NotDetected { note, empty }) => {
                     state.keyspace_empty = empty;
-                    shared.send(Update::SchemaUnknown { note });
+                    shared.send(Update::LayoutUnknown { note });
                 }
                 Err(ResolveError::Redis(f)) if f.is_connection() => return f,
-                Err(e) => shared.send(Update::SchemaUnknown { note: e.to_string() }),
+                Err(e) => shared.send(Update::LayoutUnknown { note: e.to_string() }),
             }
         }
         match poll_once(shared, link, state).await {
@@ -365,11 +365,11 @@ async fn run_connected(
                     changed && state.inspecting.is_some()
                 }
                 Request::Plan { id, kind } => {
-                    let reply = match &state.schema {
-                        Some(schema) => {
+                    let reply = match &state.layout {
+                        Some(layout) => {
                             let mut budget = Budget::new(shared.options.census.budget_per_sec);
                             match writer
-                                .plan(link, schema, &id, kind, &mut budget, shared.options.census.scan_count)
+                                .plan(link, layout, &id, kind, &mut budget, shared.options.census.scan_count)
                                 .await
                             {
                                 Ok(plan) => PlanReply::Ready(plan),
@@ -436,14 +436,14 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     }
     let (stats, unavailable) = server::poll(link).await?;
     shared.send(Update::Server { stats: Box::new(stats), unavailable });
-    let Some(schema) = state.schema.clone() else { return Ok(()) };
+    let Some(layout) = state.layout.clone() else { return Ok(()) };
 
     let max_value_bytes = shared.options.census.max_value_bytes;
     let mut ids = state.viewport.clone();
     // Sessions saved since the last poll, from an index scored by last interaction: the most
     // recent first time round, then only what is newer (cheap, and the table stays live
     // between census passes).
-    if let Some(index) = schema.index.as_ref().filter(|i| i.score == crate::schema::ScoreMeaning::LastInteraction) {
+    if let Some(index) = layout.index.as_ref().filter(|i| i.score == crate::layout::ScoreMeaning::LastInteraction) {
         let limit = shared.options.page_size;
         let recent: Vec<(Vec<u8>, f64)> = match state.newest_score {
             None => {
@@ -479,7 +479,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     if !ids.is_empty() {
         let batch = read::read_rows(
             link,
-            &schema,
+            &layout,
             ids,
             None,
             ReadOptions { page: true, max_value_bytes },
@@ -504,25 +504,25 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             None => {
                 let mut budget = Budget::new(shared.options.census.budget_per_sec);
                 let keys =
-                    inspect::scan_related(link, &schema, &id, &mut budget, shared.options.census.scan_count).await?;
+                    inspect::scan_related(link, &layout, &id, &mut budget, shared.options.census.scan_count).await?;
                 state.related = Some((id.clone(), keys.clone(), Instant::now()));
                 keys
             }
         };
         let mut budget = Budget::new(0);
-        let (keys, score) = inspect::find_keys(link, &schema, &id, &mut budget, 0, Some(&related)).await?;
-        let report = inspect::inspect(link, &schema, &id, &keys, score, max_value_bytes, now_millis()).await?;
+        let (keys, score) = inspect::find_keys(link, &layout, &id, &mut budget, 0, Some(&related)).await?;
+        let report = inspect::inspect(link, &layout, &id, &keys, score, max_value_bytes, now_millis()).await?;
         shared.send(Update::Inspect(Box::new(report)));
     }
     Ok(())
 }
 
-async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<Schema>>>) {
-    let schema = loop {
-        if let Some(schema) = schema_rx.borrow_and_update().clone() {
-            break schema;
+async fn census_loop(shared: Shared, mut layout_rx: watch::Receiver<Option<Arc<Layout>>>) {
+    let layout = loop {
+        if let Some(layout) = layout_rx.borrow_and_update().clone() {
+            break layout;
         }
-        if schema_rx.changed().await.is_err() {
+        if layout_rx.changed().await.is_err() {
             return;
         }
     };
@@ -554,7 +554,7 @@ async fn census_loop(shared: Shared, mut schema_rx: watch::Receiver<Option<Arc<S
             let result = census::run_pass(
                 &mut link,
                 walk_link.clone(),
-                &schema,
+                &layout,
                 shared.options.census,
                 generation,
                 now_millis,

@@ -16,9 +16,10 @@ pub struct Config {
     pub default_target: Option<String>,
     /// Theme name or file, unless the target or `--theme` says otherwise.
     pub theme: Option<String>,
-    /// Key bindings: action name to keys (`quit = ["q", "ctrl-c"]`).
-    #[serde(default)]
-    pub keys: BTreeMap<String, Vec<String>>,
+    /// Key bindings: action name to key presses (`quit = ["q", "ctrl-c"]`). `[keys]`, the
+    /// table's old name, is read too.
+    #[serde(default, alias = "keys")]
+    pub bindings: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
 }
@@ -38,8 +39,9 @@ pub struct TargetConfig {
     /// Refuse every write to this target, whatever the command line says.
     #[serde(default)]
     pub read_only: bool,
-    /// `auto`, `trt`, `flask` or a schema file.
-    pub schema: Option<String>,
+    /// `auto`, `trt`, `flask` or a layout file (`schema`, its old name, is read too).
+    #[serde(alias = "schema")]
+    pub layout: Option<String>,
     pub prefix: Option<String>,
     /// A theme for this target, so that production looks like production.
     pub theme: Option<String>,
@@ -116,7 +118,7 @@ mod tests {
             url = "rediss://ops@cache.example:6379"
             password_file = "/run/secrets/redis"
             read_only = true
-            schema = "flask"
+            layout = "flask"
             prefix = "chatmrpt:"
             theme = "production"
             [targets.staging]

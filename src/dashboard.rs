@@ -94,7 +94,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         return Err(DashboardError::NotATerminal);
     }
     let theme = load_theme(&setup)?;
-    let keymap = Keymap::with_overrides(&setup.keys).map_err(DashboardError::Keys)?;
+    let keymap = Keymap::with_overrides(&setup.bindings).map_err(DashboardError::Keys)?;
     let model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
     let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
 

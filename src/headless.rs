@@ -11,11 +11,11 @@ use crate::collect::census::{self, Budget};
 use crate::collect::read::{Interner, LABEL_MAX_CHARS, ReadOptions, read_rows};
 use crate::collect::{self, Resolved, inspect, now_millis, server};
 use crate::decode::Value;
+use crate::layout::Layout;
 use crate::link::{Failure, Link};
 use crate::model::{Decodedish, Model, SessionReport, SessionRow, Ttl, Update};
 use crate::names::SessionId;
 use crate::present::{self, Exchange};
-use crate::schema::Schema;
 use crate::setup::Setup;
 use crate::text;
 
@@ -58,7 +58,7 @@ impl From<Failure> for HeadlessError {
 impl HeadlessError {
     fn from_write(e: WriteError, session: &Session) -> Self {
         match e {
-            WriteError::NoSession(id) => HeadlessError::NoSession { id, layout: session.layout() },
+            WriteError::NoSession(id) => HeadlessError::NoSession { id, layout: session.describe_layout() },
             other => HeadlessError::Write(other),
         }
     }
@@ -67,25 +67,25 @@ impl HeadlessError {
 /// A connection and the layout in use.
 pub struct Session {
     pub link: Link,
-    /// `None` when `--schema auto` recognised no layout (an empty or unfamiliar keyspace).
-    pub schema: Option<Schema>,
+    /// `None` when `--layout auto` recognised no layout (an empty or unfamiliar keyspace).
+    pub layout: Option<Layout>,
     /// What detection said: the evidence for the layout it chose, or why it chose none.
     pub note: Option<String>,
 }
 
 impl Session {
     /// The layout, or why there is none.
-    pub fn schema(&self) -> Result<&Schema, HeadlessError> {
-        self.schema.as_ref().ok_or_else(|| HeadlessError::NotDetected(self.note.clone().unwrap_or_default()))
+    pub fn layout(&self) -> Result<&Layout, HeadlessError> {
+        self.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(self.note.clone().unwrap_or_default()))
     }
 
     /// `trt, prefix 'trt:' (detected from …)`, for messages.
-    pub fn layout(&self) -> String {
-        let Some(schema) = &self.schema else { return "none".into() };
+    pub fn describe_layout(&self) -> String {
+        let Some(layout) = &self.layout else { return "none".into() };
         format!(
             "{}, prefix '{}'{}",
-            schema.kind.name(),
-            text::escape_str(&schema.prefix),
+            layout.kind.name(),
+            text::escape_str(&layout.prefix),
             self.note.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
         )
     }
@@ -98,7 +98,7 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
         .connect(setup.load.clone())
         .await
         .map_err(|failure| HeadlessError::Connect { url: setup.target.redacted_url().to_string(), failure })?;
-    let resolved = collect::resolve_schema(&mut link, &setup.choice, &setup.overrides).await.map_err(|e| match e {
+    let resolved = collect::resolve_layout(&mut link, &setup.choice, &setup.overrides).await.map_err(|e| match e {
         // A server that wants a password answers the first command, not the connection.
         collect::ResolveError::Redis(failure @ Failure::Auth(_)) => {
             HeadlessError::Connect { url: setup.target.redacted_url().to_string(), failure }
@@ -106,8 +106,8 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
         other => HeadlessError::Resolve(other),
     })?;
     Ok(match resolved {
-        Resolved::Schema { schema, note } => Session { link, schema: Some(*schema), note },
-        Resolved::NotDetected { note, .. } => Session { link, schema: None, note: Some(note) },
+        Resolved::Layout { layout, note } => Session { link, layout: Some(*layout), note },
+        Resolved::NotDetected { note, .. } => Session { link, layout: None, note: Some(note) },
     })
 }
 
@@ -115,14 +115,14 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
 pub struct SnapshotData {
     pub model: Model,
     /// `None` when no layout was recognised: the server alone is reported.
-    pub schema: Option<Schema>,
+    pub layout: Option<Layout>,
     /// What detection said.
     pub detection: Option<String>,
     pub items: Vec<SessionRow>,
     pub census_duration_ms: Option<u64>,
 }
 
-/// One full poll and census. Without a layout (an empty keyspace under `--schema auto`), the
+/// One full poll and census. Without a layout (an empty keyspace under `--layout auto`), the
 /// server alone: no session is invented.
 pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Result<SnapshotData, HeadlessError> {
     let link = &mut session.link;
@@ -130,24 +130,24 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
     model.apply(Update::Link(crate::model::LinkState::Connected { since: model.now }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
-    let Some(schema) = session.schema.clone() else {
+    let Some(layout) = session.layout.clone() else {
         if let Some(note) = &session.note {
-            model.apply(Update::SchemaUnknown { note: note.clone() });
+            model.apply(Update::LayoutUnknown { note: note.clone() });
         }
         model.tick(now_millis(), setup.load.total());
         return Ok(SnapshotData {
             model,
-            schema: None,
+            layout: None,
             detection: session.note.clone(),
             items: Vec::new(),
             census_duration_ms: None,
         });
     };
-    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(&schema, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::model::LayoutInfo::new(&layout, session.note.clone()))));
 
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut batches = Vec::new();
-    let outcome = census::run_pass(link, walk_link, &schema, setup.collect.census, 1, now_millis, |p| {
+    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, now_millis, |p| {
         batches.push(Update::CensusBatch {
             generation: 1,
             rows: p.rows,
@@ -170,12 +170,12 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
 
     let ids = most_recent(&model, limit);
     let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
-    let batch = read_rows(link, &schema, ids.clone(), None, read, &mut Interner::default(), now_millis()).await?;
+    let batch = read_rows(link, &layout, ids.clone(), None, read, &mut Interner::default(), now_millis()).await?;
     model.apply(Update::Page { rows: batch.rows, unavailable: batch.unavailable });
     let items = ids.iter().filter_map(|id| model.sessions.get(id).cloned()).collect();
     Ok(SnapshotData {
         model,
-        schema: Some(schema),
+        layout: Some(layout),
         detection: session.note.clone(),
         items,
         census_duration_ms: Some(census_duration_ms),
@@ -238,16 +238,16 @@ pub fn snapshot_json(data: &SnapshotData, setup: &Setup) -> J {
     let s = m.server.clone().unwrap_or_default();
     let totals = m.census.totals();
     let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
-    let schema = data.schema.as_ref().map(|schema| {
+    let layout = data.layout.as_ref().map(|layout| {
         json!({
-            "kind": schema.kind.name(),
-            "name": schema.name,
-            "prefix": schema.prefix,
-            "index": schema.index.as_ref().map(|i| i.key.clone()),
+            "kind": layout.kind.name(),
+            "name": layout.name,
+            "prefix": layout.prefix,
+            "index": layout.index.as_ref().map(|i| i.key.clone()),
             "detection": data.detection,
         })
     });
-    let sessions = data.schema.as_ref().map(|_| {
+    let sessions = data.layout.as_ref().map(|_| {
         json!({
             "total": totals.total,
             "by_stage": totals.by_stage,
@@ -259,14 +259,14 @@ pub fn snapshot_json(data: &SnapshotData, setup: &Setup) -> J {
             "oversized": totals.oversized,
             "vanished": totals.vanished,
             "stalled": stalled,
-            "stuck_after_seconds": m.settings.stuck_after_s,
+            "stalled_after_seconds": m.settings.stalled_after_s,
             "lifetime_seconds": m.lifetime_s(),
             "orphan_ids": m.census.orphan_ids,
             "unavailable": m.session_unavailable,
             "items": data.items.iter().map(|r| row_json(m, r)).collect::<Vec<_>>(),
         })
     });
-    let census = data.schema.as_ref().map(|_| {
+    let census = data.layout.as_ref().map(|_| {
         json!({
             "examined": totals.examined,
             "duration_ms": data.census_duration_ms,
@@ -283,7 +283,7 @@ pub fn snapshot_json(data: &SnapshotData, setup: &Setup) -> J {
             "db": setup.target.db(),
             "read_only": m.target.read_only,
         },
-        "schema": schema,
+        "layout": layout,
         "detection": data.detection,
         "server": {
             "redis_version": s.redis_version,
@@ -324,13 +324,13 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     let s = m.server.clone().unwrap_or_default();
     let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), text::grouped);
     let _ = writeln!(out, "target    {}", text::escape_str(&m.target.url));
-    match &data.schema {
-        Some(schema) => {
+    match &data.layout {
+        Some(layout) => {
             let _ = writeln!(
                 out,
                 "layout    {}, prefix '{}'{}",
-                schema.kind.name(),
-                text::escape_str(&schema.prefix),
+                layout.kind.name(),
+                text::escape_str(&layout.prefix),
                 data.detection.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
             );
         }
@@ -372,7 +372,7 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
     for u in &m.server_unavailable {
         let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
     }
-    if data.schema.is_none() {
+    if data.layout.is_none() {
         let _ = writeln!(out, "sessions  none counted: waiting for session keys to appear");
         return out;
     }
@@ -387,7 +387,7 @@ pub fn snapshot_text(data: &SnapshotData) -> String {
         text::grouped(t.undecodable),
         text::grouped(t.oversized),
         text::grouped(stalled as u64),
-        text::human_duration(m.settings.stuck_after_s),
+        text::human_duration(m.settings.stalled_after_s),
     );
     let _ = writeln!(
         out,
@@ -478,20 +478,20 @@ pub async fn inspect(
     session: &mut Session,
     id: &SessionId,
 ) -> Result<(SessionReport, Model), HeadlessError> {
-    let schema =
-        session.schema.as_ref().ok_or_else(|| HeadlessError::NotDetected(session.note.clone().unwrap_or_default()))?;
+    let layout =
+        session.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(session.note.clone().unwrap_or_default()))?;
     let mut budget = Budget::new(setup.collect.census.budget_per_sec);
     let (keys, score) =
-        inspect::find_keys(&mut session.link, schema, id, &mut budget, setup.collect.census.scan_count, None).await?;
+        inspect::find_keys(&mut session.link, layout, id, &mut budget, setup.collect.census.scan_count, None).await?;
     if keys.is_empty() && score.is_none() {
-        return Err(HeadlessError::NoSession { id: id.escaped(), layout: session.layout() });
+        return Err(HeadlessError::NoSession { id: id.escaped(), layout: session.describe_layout() });
     }
     let now = now_millis();
     let report =
-        inspect::inspect(&mut session.link, schema, id, &keys, score, setup.collect.census.max_value_bytes, now)
+        inspect::inspect(&mut session.link, layout, id, &keys, score, setup.collect.census.max_value_bytes, now)
             .await?;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now);
-    model.apply(Update::Schema(Box::new(crate::model::SchemaInfo::new(schema, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::model::LayoutInfo::new(layout, session.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))
 }
@@ -509,7 +509,7 @@ fn content_json(content: &Option<Decodedish>) -> (J, J, J) {
 }
 
 /// The inspect report as JSON.
-pub fn inspect_json(report: &SessionReport, model: &Model, schema: &Schema) -> J {
+pub fn inspect_json(report: &SessionReport, model: &Model, layout: &Layout) -> J {
     let primary = report.keys.iter().find(|k| k.role == "primary");
     let (state, format, decode_error) = content_json(&primary.and_then(|k| k.content.clone()));
     let parts: serde_json::Map<String, J> = report
@@ -520,7 +520,7 @@ pub fn inspect_json(report: &SessionReport, model: &Model, schema: &Schema) -> J
         .collect();
     json!({
         "id": report.id,
-        "schema": { "kind": schema.kind.name(), "prefix": schema.prefix },
+        "layout": { "kind": layout.kind.name(), "prefix": layout.prefix },
         "orphaned": report.is_orphan(),
         "index_score": report.index_score,
         "session": row_json(model, &report.row),
@@ -663,10 +663,10 @@ pub async fn write(
         return Err(HeadlessError::Write(WriteError::ReadOnly));
     }
     let mut budget = Budget::new(setup.collect.census.budget_per_sec);
-    let schema = session.schema()?.clone();
+    let layout = session.layout()?.clone();
     let plan = setup
         .writer
-        .plan(&mut session.link, &schema, id, kind, &mut budget, setup.collect.census.scan_count)
+        .plan(&mut session.link, &layout, id, kind, &mut budget, setup.collect.census.scan_count)
         .await
         .map_err(|e| HeadlessError::from_write(e, session))?;
     if plan.keys.is_empty() && plan.index.is_none() {

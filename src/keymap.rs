@@ -1,4 +1,4 @@
-//! Keys and what they do. The defaults can be changed in the config file's `[keys]` table
+//! Keys and what they do. The defaults can be changed in the config file's `[bindings]` table
 //! (`quit = ["q", "ctrl-c"]`); the help screen and the footer are built from the live keymap, so
 //! they always tell the truth.
 
@@ -165,14 +165,14 @@ impl Action {
 
 /// A key, as written in the config (`j`, `G`, `ctrl-c`, `enter`, `pagedown`, `f5`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key {
+pub struct KeyPress {
     code: KeyCode,
     ctrl: bool,
     alt: bool,
 }
 
-impl Key {
-    pub fn parse(text: &str) -> Result<Key, String> {
+impl KeyPress {
+    pub fn parse(text: &str) -> Result<KeyPress, String> {
         let mut ctrl = false;
         let mut alt = false;
         let mut rest = text;
@@ -209,12 +209,12 @@ impl Key {
             single if single.chars().count() == 1 => KeyCode::Char(single.chars().next().unwrap_or(' ')),
             _ => return Err(format!("'{text}' is not a key (use e.g. j, G, ctrl-c, enter, pagedown, f5)")),
         };
-        Ok(Key { code, ctrl, alt })
+        Ok(KeyPress { code, ctrl, alt })
     }
 
-    fn from_event(event: &KeyEvent) -> Key {
+    fn from_event(event: &KeyEvent) -> KeyPress {
         // Shifted letters arrive as upper-case characters; the SHIFT flag adds nothing.
-        Key {
+        KeyPress {
             code: event.code,
             ctrl: event.modifiers.contains(KeyModifiers::CONTROL),
             alt: event.modifiers.contains(KeyModifiers::ALT),
@@ -254,21 +254,21 @@ impl Key {
 /// Actions to keys, and back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
-    bindings: BTreeMap<Action, Vec<Key>>,
+    bindings: BTreeMap<Action, Vec<KeyPress>>,
 }
 
 impl Default for Keymap {
     fn default() -> Self {
         let bindings = Action::ALL
             .iter()
-            .map(|a| (*a, a.defaults().iter().filter_map(|k| Key::parse(k).ok()).collect()))
+            .map(|a| (*a, a.defaults().iter().filter_map(|k| KeyPress::parse(k).ok()).collect()))
             .collect();
         Keymap { bindings }
     }
 }
 
 impl Keymap {
-    /// The defaults with the config's `[keys]` table applied: each named action gets exactly the
+    /// The defaults with the config's `[bindings]` table applied: each named action gets exactly the
     /// keys listed. A key bound to two actions is an error.
     pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Keymap, String> {
         let mut keymap = Keymap::default();
@@ -276,8 +276,8 @@ impl Keymap {
             let action = Action::ALL
                 .iter()
                 .find(|a| a.name() == name)
-                .ok_or_else(|| format!("[keys]: unknown action '{name}'"))?;
-            let keys = keys.iter().map(|k| Key::parse(k)).collect::<Result<Vec<_>, _>>()?;
+                .ok_or_else(|| format!("[bindings]: unknown action '{name}'"))?;
+            let keys = keys.iter().map(|k| KeyPress::parse(k)).collect::<Result<Vec<_>, _>>()?;
             keymap.bindings.insert(*action, keys);
         }
         let mut seen: BTreeMap<String, Action> = BTreeMap::new();
@@ -285,7 +285,7 @@ impl Keymap {
             for key in keys {
                 if let Some(other) = seen.insert(key.label(), *action) {
                     return Err(format!(
-                        "[keys]: '{}' is bound to both {} and {}",
+                        "[bindings]: '{}' is bound to both {} and {}",
                         key.label(),
                         other.name(),
                         action.name()
@@ -298,7 +298,7 @@ impl Keymap {
 
     /// The action a key press asks for.
     pub fn action(&self, event: &KeyEvent) -> Option<Action> {
-        let key = Key::from_event(event);
+        let key = KeyPress::from_event(event);
         self.bindings.iter().find(|(_, keys)| keys.contains(&key)).map(|(a, _)| *a)
     }
 
@@ -306,7 +306,7 @@ impl Keymap {
     pub fn label(&self, action: Action) -> String {
         self.bindings
             .get(&action)
-            .map(|keys| keys.iter().map(Key::label).collect::<Vec<_>>().join("/"))
+            .map(|keys| keys.iter().map(KeyPress::label).collect::<Vec<_>>().join("/"))
             .unwrap_or_default()
     }
 
@@ -354,7 +354,7 @@ mod tests {
         let mut bad = BTreeMap::new();
         bad.insert("explode".to_string(), vec!["x".to_string()]);
         assert!(Keymap::with_overrides(&bad).unwrap_err().contains("unknown action 'explode'"));
-        assert!(Key::parse("ctrl-").is_err());
-        assert_eq!(Key::parse("f5").unwrap().label(), "F5");
+        assert!(KeyPress::parse("ctrl-").is_err());
+        assert_eq!(KeyPress::parse("f5").unwrap().label(), "F5");
     }
 }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::decode::{Format, Value};
+use crate::layout::{IdleSource, Layout};
 use crate::names::{Key, SessionId};
-use crate::schema::{IdleSource, Schema};
 
 /// Epoch milliseconds.
 pub type Millis = i64;
@@ -414,10 +414,10 @@ impl SessionReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
     Link(LinkState),
-    /// Which layout is in use (after `--schema` or detection), with the detector's note.
-    Schema(Box<SchemaInfo>),
+    /// Which layout is in use (after `--layout` or detection), with the detector's note.
+    Layout(Box<LayoutInfo>),
     /// The layout could not be detected (yet).
-    SchemaUnknown {
+    LayoutUnknown {
         note: String,
     },
     Server {
@@ -481,9 +481,9 @@ pub struct TargetInfo {
 
 /// The layout in use, as shown, with what the model needs of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SchemaInfo {
+pub struct LayoutInfo {
     pub name: String,
-    pub kind: crate::schema::SchemaKind,
+    pub kind: crate::layout::LayoutKind,
     pub prefix: String,
     /// What detection saw, when the layout was detected.
     pub note: Option<String>,
@@ -493,17 +493,17 @@ pub struct SchemaInfo {
     pub substates: Vec<String>,
 }
 
-impl SchemaInfo {
-    pub fn new(schema: &Schema, note: Option<String>) -> SchemaInfo {
-        SchemaInfo {
-            name: schema.name.clone(),
-            kind: schema.kind,
-            prefix: schema.prefix.clone(),
+impl LayoutInfo {
+    pub fn new(layout: &Layout, note: Option<String>) -> LayoutInfo {
+        LayoutInfo {
+            name: layout.name.clone(),
+            kind: layout.kind,
+            prefix: layout.prefix.clone(),
             note,
-            idle: schema.idle,
-            finals: schema.finals.clone(),
-            stages: schema.stages.clone(),
-            substates: schema.substates.clone(),
+            idle: layout.idle,
+            finals: layout.finals.clone(),
+            stages: layout.stages.clone(),
+            substates: layout.substates.clone(),
         }
     }
 }
@@ -515,8 +515,8 @@ pub struct ModelSettings {
     pub idle: IdleSource,
     /// `--session-lifetime`; else the largest TTL the census saw.
     pub lifetime_s: Option<i64>,
-    /// `--stuck-after`.
-    pub stuck_after_s: i64,
+    /// `--stalled-after`.
+    pub stalled_after_s: i64,
     /// Final stages/substates of the layout (never stalled).
     pub finals: Vec<String>,
     /// Stages and substates in workflow order, for the per-stage bar.
@@ -529,7 +529,7 @@ impl Default for ModelSettings {
         ModelSettings {
             idle: IdleSource::LastInteraction,
             lifetime_s: None,
-            stuck_after_s: DEFAULT_STUCK_AFTER_S,
+            stalled_after_s: DEFAULT_STALLED_AFTER_S,
             finals: Vec::new(),
             stages: Vec::new(),
             substates: Vec::new(),
@@ -538,7 +538,7 @@ impl Default for ModelSettings {
 }
 
 /// Idle time after which a session not at a final stage counts as stalled.
-pub const DEFAULT_STUCK_AFTER_S: i64 = 15 * 60;
+pub const DEFAULT_STALLED_AFTER_S: i64 = 15 * 60;
 
 /// How many recent notices the model keeps.
 const NOTICE_CAPACITY: usize = 20;
@@ -553,8 +553,8 @@ pub struct Model {
     /// runtime, so views never read the system time zone.
     pub utc_offset_s: i32,
     pub link: LinkState,
-    pub schema: Option<SchemaInfo>,
-    pub schema_note: Option<String>,
+    pub layout: Option<LayoutInfo>,
+    pub layout_note: Option<String>,
     pub server: Option<ServerStats>,
     /// When `server` was read.
     pub server_at: Option<Millis>,
@@ -586,8 +586,8 @@ impl Model {
             now,
             utc_offset_s: 0,
             link: LinkState::Connecting,
-            schema: None,
-            schema_note: None,
+            layout: None,
+            layout_note: None,
             server: None,
             server_at: None,
             server_unavailable: Vec::new(),
@@ -628,15 +628,15 @@ impl Model {
     pub fn apply(&mut self, update: Update) {
         match update {
             Update::Link(state) => self.link = state,
-            Update::Schema(info) => {
+            Update::Layout(info) => {
                 self.settings.idle = info.idle;
                 self.settings.finals = info.finals.clone();
                 self.settings.stages = info.stages.clone();
                 self.settings.substates = info.substates.clone();
-                self.schema_note = info.note.clone();
-                self.schema = Some(*info);
+                self.layout_note = info.note.clone();
+                self.layout = Some(*info);
             }
-            Update::SchemaUnknown { note } => self.schema_note = Some(note),
+            Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
             Update::Page { rows, unavailable } => {
                 let generation = self.census.generation;
@@ -768,14 +768,14 @@ impl Model {
     }
 
     /// Whether a session looks stalled: in a workflow stage that is not final, and idle longer
-    /// than `--stuck-after`.
+    /// than `--stalled-after`.
     pub fn is_stalled(&self, row: &SessionRow) -> bool {
         let in_workflow = row.stage.is_some() || row.substate.is_some();
         let is_final = [row.stage.as_deref(), row.substate.as_deref()]
             .into_iter()
             .flatten()
             .any(|s| self.settings.finals.iter().any(|f| f == s));
-        in_workflow && !is_final && self.idle_seconds(row).is_some_and(|idle| idle > self.settings.stuck_after_s)
+        in_workflow && !is_final && self.idle_seconds(row).is_some_and(|idle| idle > self.settings.stalled_after_s)
     }
 
     /// Live sessions whose primary key has no TTL.

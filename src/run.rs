@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let headless_exit = redis_exit(&setup);
     // What detection chose is said once the command has succeeded; a failure says it in its
     // own line instead, so failures stay one line.
-    let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.layout()));
+    let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.describe_layout()));
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Demo(_) => unreachable!("handled above"),
@@ -98,7 +98,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 .await
                 .map_err(&headless_exit)?;
             if args.json {
-                let json = headless::inspect_json(&report, &model, session.schema().map_err(&headless_exit)?);
+                let json = headless::inspect_json(&report, &model, session.layout().map_err(&headless_exit)?);
                 writeln!(stdout, "{}", text::json_pretty(&json))?;
             } else {
                 write!(stdout, "{}", headless::inspect_text(&report, &model))?;

@@ -9,9 +9,9 @@ use crate::cli::Global;
 use crate::collect::census::CensusOptions;
 use crate::collect::{CollectOptions, DEFAULT_CENSUS_PAUSE, DEFAULT_PAGE_SIZE};
 use crate::config::{self, ConfigError};
+use crate::layout::{Choice, Overrides};
 use crate::link::LoadCounter;
 use crate::model::{ModelSettings, TargetInfo};
-use crate::schema::{Choice, Overrides};
 use crate::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
 
 /// Everything a command needs to run.
@@ -23,13 +23,13 @@ pub struct Setup {
     pub overrides: Overrides,
     pub collect: CollectOptions,
     pub lifetime_s: Option<i64>,
-    pub stuck_after_s: i64,
+    pub stalled_after_s: i64,
     pub writer: Writer,
     pub load: LoadCounter,
     /// The theme's name or file: `--theme`, the target's, the config's, else `default`.
     pub theme: String,
-    /// The config's `[keys]` table.
-    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// The config's `[bindings]` table.
+    pub bindings: std::collections::BTreeMap<String, Vec<String>>,
     /// Things worth saying once before running (a password typed where `ps` shows it).
     pub warnings: Vec<String>,
 }
@@ -41,8 +41,8 @@ pub enum SetupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("invalid --schema in the config: {0}")]
-    Schema(String),
+    #[error("invalid --layout in the config: {0}")]
+    Layout(String),
 }
 
 impl Setup {
@@ -82,8 +82,8 @@ impl Setup {
         };
         let target = Target::from_spec(&spec)?;
         let read_only = global.read_only || tc.read_only;
-        let choice = match (&global.schema, &tc.schema) {
-            (Choice::Auto, Some(configured)) => configured.parse().map_err(SetupError::Schema)?,
+        let choice = match (&global.layout, &tc.layout) {
+            (Choice::Auto, Some(configured)) => configured.parse().map_err(SetupError::Layout)?,
             (given, _) => given.clone(),
         };
         let overrides =
@@ -123,11 +123,11 @@ impl Setup {
             overrides,
             collect,
             lifetime_s: global.session_lifetime.map(|d| d.as_secs() as i64),
-            stuck_after_s: global.stuck_after.as_secs() as i64,
+            stalled_after_s: global.stalled_after.as_secs() as i64,
             writer,
             load: LoadCounter::default(),
             theme,
-            keys: loaded.config.keys.clone(),
+            bindings: loaded.config.bindings.clone(),
         })
     }
 
@@ -148,8 +148,8 @@ impl Setup {
     }
 
     /// The model settings the command line gives; the layout's own (idle rule, final and
-    /// ordered stages) arrive with [`crate::model::Update::Schema`].
+    /// ordered stages) arrive with [`crate::model::Update::Layout`].
     pub fn model_settings(&self) -> ModelSettings {
-        ModelSettings { lifetime_s: self.lifetime_s, stuck_after_s: self.stuck_after_s, ..ModelSettings::default() }
+        ModelSettings { lifetime_s: self.lifetime_s, stalled_after_s: self.stalled_after_s, ..ModelSettings::default() }
     }
 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::read::{Interner, Prepared, Probe, ReadOptions};
+use crate::layout::Layout;
 use crate::link::{Failure, Link};
 use crate::model::{CensusTally, Millis, SessionRow, Ttl};
 use crate::names::SessionId;
-use crate::schema::Schema;
 
 /// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids
 /// in all (an index can hold members of any size).
@@ -118,7 +118,7 @@ impl Walk {
         }
     }
 
-    async fn fetch(&self, link: &mut Link, schema: &Schema, at: &Position, count: usize) -> Result<Page, Failure> {
+    async fn fetch(&self, link: &mut Link, layout: &Layout, at: &Position, count: usize) -> Result<Page, Failure> {
         match (self, at) {
             (Walk::Index { key, .. }, Position::Score { min, offset }) => {
                 let flat: Vec<Vec<u8>> = link
@@ -159,7 +159,7 @@ impl Walk {
                 let (next, found): (u64, Vec<Vec<u8>>) = link
                     .query(redis::cmd("SCAN").arg(*cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count))
                     .await?;
-                let ids = found.iter().filter_map(|k| schema.session_id(k).map(SessionId::from)).collect();
+                let ids = found.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)).collect();
                 let fraction = if next == 0 { Some(1.0) } else { keys.map(|n| scan_fraction(next, n)) };
                 let next = (next != 0).then_some(Position::Cursor(next));
                 Ok(Page { ids, scores: None, next, fraction })
@@ -184,7 +184,7 @@ const BATCHES_IN_FLIGHT: usize = 2;
 pub async fn run_pass(
     link: &mut Link,
     walk_link: Link,
-    schema: &Schema,
+    layout: &Layout,
     options: CensusOptions,
     generation: u64,
     now: impl Fn() -> Millis,
@@ -202,28 +202,28 @@ pub async fn run_pass(
     };
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes };
     // An index that does not exist (yet) is no reason to miss the sessions: fall back to SCAN.
-    let index_size: Option<u64> = match &schema.index {
+    let index_size: Option<u64> = match &layout.index {
         Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
         None => None,
     };
-    let walk = match (&schema.index, index_size) {
+    let walk = match (&layout.index, index_size) {
         (Some(index), Some(size)) => Walk::Index { key: index.key.clone(), size },
         _ => Walk::Keys {
-            pattern: schema.session_scan_pattern(),
+            pattern: layout.session_scan_pattern(),
             keys: link.query::<u64>(&redis::cmd("DBSIZE")).await.ok(),
         },
     };
     let is_index = matches!(walk, Walk::Index { .. });
-    let per_session = super::read::commands_per_session(schema);
-    let shared_schema = std::sync::Arc::new(schema.clone());
+    let per_session = super::read::commands_per_session(layout);
+    let shared_layout = std::sync::Arc::new(layout.clone());
 
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
     let walker = tokio::spawn({
-        let (walk, schema, mut walk_link) = (walk.clone(), schema.clone(), walk_link);
+        let (walk, layout, mut walk_link) = (walk.clone(), layout.clone(), walk_link);
         async move {
             let mut at = walk.start();
             loop {
-                let page = walk.fetch(&mut walk_link, &schema, &at, options.scan_count).await;
+                let page = walk.fetch(&mut walk_link, &layout, &at, options.scan_count).await;
                 let next = page.as_ref().ok().and_then(|p| p.next.clone());
                 if pages_tx.send(page).await.is_err() {
                     break;
@@ -250,13 +250,13 @@ pub async fn run_pass(
             walk_done = page.next.is_none();
             pass.admit(&mut page);
             pass.budget.take(1 + page.ids.len() * per_session).await;
-            let (prepared, pipe) = Prepared::new(schema, &page.ids, page.scores.is_none(), read);
+            let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
             let mut reader = link.clone();
-            let (task_schema, ids, scores) = (shared_schema.clone(), std::mem::take(&mut page.ids), page.scores.take());
+            let (task_layout, ids, scores) = (shared_layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
             // Both round trips of a batch, and decoding its payloads, run in the batch's own task.
             let task = tokio::spawn(async move {
                 let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
-                let mut probe = prepared.probe(&task_schema, ids, scores, replies)?;
+                let mut probe = prepared.probe(&task_layout, ids, scores, replies)?;
                 probe.fetch_fields(&mut reader).await?;
                 Ok(probe)
             });

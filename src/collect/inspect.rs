@@ -19,10 +19,10 @@ use std::collections::HashSet;
 use super::census::Budget;
 use super::read::{Interner, ReadOptions, read_rows};
 use crate::decode::{self, Value};
+use crate::layout::{KeyTemplate, Layout, Lifecycle, PartRole};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::model::{Decodedish, KeyReport, Micros, Millis, SessionReport, SessionRow, Ttl};
 use crate::names::{Key, SessionId};
-use crate::schema::{KeyTemplate, Lifecycle, PartRole, Schema};
 use crate::text;
 
 /// The most fields, entries or members read from one key.
@@ -48,7 +48,7 @@ pub struct SessionKey {
 /// lists them.
 pub async fn find_keys(
     link: &mut Link,
-    schema: &Schema,
+    layout: &Layout,
     id: &SessionId,
     budget: &mut Budget,
     scan_count: usize,
@@ -56,22 +56,22 @@ pub async fn find_keys(
 ) -> Result<(Vec<SessionKey>, Option<f64>), Failure> {
     let raw = id.as_bytes();
     let mut candidates = vec![SessionKey {
-        key: schema.session_key(id),
+        key: layout.session_key(id),
         role: "primary".into(),
         part: None,
         lifecycle: Lifecycle::Session,
     }];
-    for part in &schema.parts {
+    for part in &layout.parts {
         candidates.push(SessionKey {
-            key: part.template.key(&schema.prefix, raw),
+            key: part.template.key(&layout.prefix, raw),
             role: part.name.clone(),
             part: Some(part.role),
             lifecycle: Lifecycle::Session,
         });
     }
-    for related in schema.related.iter().filter(|r| r.template.is_exact()) {
+    for related in layout.related.iter().filter(|r| r.template.is_exact()) {
         candidates.push(SessionKey {
-            key: related.template.key(&schema.prefix, raw),
+            key: related.template.key(&layout.prefix, raw),
             role: related.name.clone(),
             part: None,
             lifecycle: related.lifecycle,
@@ -79,7 +79,7 @@ pub async fn find_keys(
     }
     match known_related {
         Some(known) => candidates.extend(known.iter().cloned()),
-        None => candidates.extend(scan_related(link, schema, id, budget, scan_count).await?),
+        None => candidates.extend(scan_related(link, layout, id, budget, scan_count).await?),
     }
     let mut seen = HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
@@ -88,31 +88,31 @@ pub async fn find_keys(
     for c in &candidates {
         pipe.cmd("EXISTS").arg(&c.key);
     }
-    if let Some(index) = &schema.index {
+    if let Some(index) = &layout.index {
         pipe.cmd("ZSCORE").arg(&index.key).arg(id);
     }
     let replies = link.pipeline(&pipe).await?;
     if let Some(failure) = replies.iter().find_map(|r| r.as_ref().err().filter(|f| f.is_unavailable())) {
         return Err(failure.clone());
     }
-    let score = schema.index.as_ref().and_then(|_| replies.last().and_then(reply::float));
+    let score = layout.index.as_ref().and_then(|_| replies.last().and_then(reply::float));
     let keys: Vec<SessionKey> =
         candidates.into_iter().zip(&replies).filter(|(_, r)| reply::int(r) == Some(1)).map(|(c, _)| c).collect();
-    let keys = drop_keys_of_longer_ids(link, schema, id, keys).await?;
+    let keys = drop_keys_of_longer_ids(link, layout, id, keys).await?;
     Ok((keys, score))
 }
 
 /// The template a session key was named by.
-fn template_of<'s>(schema: &'s Schema, key: &SessionKey) -> Option<&'s KeyTemplate> {
+fn template_of<'s>(layout: &'s Layout, key: &SessionKey) -> Option<&'s KeyTemplate> {
     if key.role == "primary" {
         return None;
     }
-    schema
+    layout
         .parts
         .iter()
         .filter(|p| Some(p.role) == key.part && p.name == key.role)
         .map(|p| &p.template)
-        .chain(schema.related.iter().filter(|r| r.name == key.role).map(|r| &r.template))
+        .chain(layout.related.iter().filter(|r| r.name == key.role).map(|r| &r.template))
         .next()
 }
 
@@ -121,7 +121,7 @@ fn template_of<'s>(schema: &'s Schema, key: &SessionKey) -> Option<&'s KeyTempla
 /// session exists, not `abc`'s. One pipelined round trip, only when such ids are possible.
 async fn drop_keys_of_longer_ids(
     link: &mut Link,
-    schema: &Schema,
+    layout: &Layout,
     id: &SessionId,
     keys: Vec<SessionKey>,
 ) -> Result<Vec<SessionKey>, Failure> {
@@ -129,7 +129,7 @@ async fn drop_keys_of_longer_ids(
     let mut rivals: Vec<Option<Vec<SessionId>>> = Vec::with_capacity(keys.len());
     let mut asked: Vec<SessionId> = Vec::new();
     for key in &keys {
-        let Some(template) = template_of(schema, key) else {
+        let Some(template) = template_of(layout, key) else {
             rivals.push(Some(Vec::new()));
             continue;
         };
@@ -138,7 +138,7 @@ async fn drop_keys_of_longer_ids(
             continue;
         }
         let longer: Vec<SessionId> = template
-            .possible_ids(&schema.prefix, key.key.as_bytes(), &schema.id_excludes)
+            .possible_ids(&layout.prefix, key.key.as_bytes(), &layout.id_excludes)
             .into_iter()
             .filter(|other| other.len() > id.len())
             .map(SessionId::from)
@@ -154,13 +154,13 @@ async fn drop_keys_of_longer_ids(
     if !asked.is_empty() {
         let mut pipe = crate::link::pipe();
         for other in &asked {
-            pipe.cmd("EXISTS").arg(schema.session_key(other));
-            if let Some(index) = &schema.index {
+            pipe.cmd("EXISTS").arg(layout.session_key(other));
+            if let Some(index) = &layout.index {
                 pipe.cmd("ZSCORE").arg(&index.key).arg(other);
             }
         }
         let replies = link.pipeline(&pipe).await?;
-        let per = 1 + usize::from(schema.index.is_some());
+        let per = 1 + usize::from(layout.index.is_some());
         for (other, r) in asked.into_iter().zip(replies.chunks(per)) {
             let exists = r.first().and_then(reply::int) == Some(1);
             let indexed = r.get(1).and_then(reply::float).is_some();
@@ -180,14 +180,14 @@ async fn drop_keys_of_longer_ids(
 /// Keys of the session's wildcard related families (`{prefix}ratelimit:{id}:*`).
 pub async fn scan_related(
     link: &mut Link,
-    schema: &Schema,
+    layout: &Layout,
     id: &SessionId,
     budget: &mut Budget,
     scan_count: usize,
 ) -> Result<Vec<SessionKey>, Failure> {
     let mut found: Vec<SessionKey> = Vec::new();
-    for related in schema.related.iter().filter(|r| !r.template.is_exact()) {
-        let pattern = related.template.scan_pattern(&schema.prefix, Some(id.as_bytes()));
+    for related in layout.related.iter().filter(|r| !r.template.is_exact()) {
+        let pattern = related.template.scan_pattern(&layout.prefix, Some(id.as_bytes()));
         let mut cursor: u64 = 0;
         loop {
             budget.take(1).await;
@@ -196,7 +196,7 @@ pub async fn scan_related(
                 .await?;
             cursor = next;
             for key in keys {
-                if related.template.matches(&schema.prefix, id.as_bytes(), &key)
+                if related.template.matches(&layout.prefix, id.as_bytes(), &key)
                     && !found.iter().any(|k| k.key.as_bytes() == key.as_slice())
                 {
                     found.push(SessionKey {
@@ -225,7 +225,7 @@ struct Seen {
 /// Reads everything about one session. `keys` and `score` come from [`find_keys`].
 pub async fn inspect(
     link: &mut Link,
-    schema: &Schema,
+    layout: &Layout,
     id: &SessionId,
     keys: &[SessionKey],
     score: Option<f64>,
@@ -346,7 +346,7 @@ pub async fn inspect(
 
     let batch = read_rows(
         link,
-        schema,
+        layout,
         vec![id.clone()],
         None,
         ReadOptions { page: true, max_value_bytes },

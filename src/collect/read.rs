@@ -14,10 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::decode::{self, Value};
+use crate::layout::{Fields, KeyType, Layout, NaiveTime, ScoreMeaning};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::model::{Micros, Millis, SessionRow, Ttl};
 use crate::names::SessionId;
-use crate::schema::{Fields, KeyType, NaiveTime, Schema, ScoreMeaning};
 use crate::text;
 
 /// Shares the text of values that repeat across sessions (stages, substates, statuses), so a
@@ -82,16 +82,16 @@ pub struct ReadOptions {
 /// when absent and the index scores last interaction, `ZSCORE` is read too.
 pub async fn read_rows(
     link: &mut Link,
-    schema: &Schema,
+    layout: &Layout,
     ids: Vec<SessionId>,
     scores: Option<Vec<Option<f64>>>,
     options: ReadOptions,
     interner: &mut Interner,
     now: Millis,
 ) -> Result<Batch, Failure> {
-    let (prepared, pipe) = Prepared::new(schema, &ids, scores.is_none(), options);
+    let (prepared, pipe) = Prepared::new(layout, &ids, scores.is_none(), options);
     let replies = link.pipeline(&pipe).await?;
-    let mut probe = prepared.probe(schema, ids, scores, replies)?;
+    let mut probe = prepared.probe(layout, ids, scores, replies)?;
     probe.fetch_fields(link).await?;
     Ok(probe.finish(interner, now))
 }
@@ -106,16 +106,16 @@ pub struct Prepared {
 impl Prepared {
     /// The reader and the pipeline to send.
     pub fn new(
-        schema: &Schema,
+        layout: &Layout,
         ids: &[SessionId],
         need_score: bool,
         options: ReadOptions,
     ) -> (Prepared, redis::Pipeline) {
-        let plan = Plan::new(schema, options, need_score);
+        let plan = Plan::new(layout, options, need_score);
         let mut pipe = crate::link::pipe();
         let mut key = Vec::new();
         for id in ids {
-            plan.add(&mut pipe, schema, id, options, &mut key);
+            plan.add(&mut pipe, layout, id, options, &mut key);
         }
         (Prepared { plan: Arc::new(plan), options }, pipe)
     }
@@ -123,7 +123,7 @@ impl Prepared {
     /// Reads the first round trip's replies: TTLs, lengths, sizes, and any payloads (decoded).
     pub fn probe(
         &self,
-        schema: &Schema,
+        layout: &Layout,
         ids: Vec<SessionId>,
         scores: Option<Vec<Option<f64>>>,
         mut replies: Vec<Reply>,
@@ -144,9 +144,9 @@ impl Prepared {
             oversized: 0,
             undecodable: 0,
             unavailable: Vec::new(),
-            fields: schema.fields.clone(),
-            key_template: schema.session_key.clone(),
-            prefix: schema.prefix.clone(),
+            fields: layout.fields.clone(),
+            key_template: layout.session_key.clone(),
+            prefix: layout.prefix.clone(),
         };
         if replies.len() < ids.len() * plan.per_session {
             return Err(Failure::Protocol("pipeline".into()));
@@ -170,7 +170,7 @@ pub struct Probe {
     undecodable: u64,
     unavailable: Vec<String>,
     fields: Fields,
-    key_template: crate::schema::KeyTemplate,
+    key_template: crate::layout::KeyTemplate,
     prefix: String,
 }
 
@@ -326,13 +326,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(schema: &Schema, options: ReadOptions, need_score: bool) -> Plan {
-        let scored = schema.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
-        let fields = hash_fields(schema, !scored, options.page);
+    fn new(layout: &Layout, options: ReadOptions, need_score: bool) -> Plan {
+        let scored = layout.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
+        let fields = hash_fields(layout, !scored, options.page);
         let zscore = need_score && scored;
-        let history = schema.history().is_some();
-        let memory_keys = if options.page { 1 + schema.parts.len() } else { 0 };
-        let (primary, commands) = match schema.session_type {
+        let history = layout.history().is_some();
+        let memory_keys = if options.page { 1 + layout.parts.len() } else { 0 };
+        let (primary, commands) = match layout.session_type {
             KeyType::Hash if !fields.is_empty() => (Primary::Hash, 1 + fields.len()), // PTTL, HSTRLEN…
             KeyType::String => (Primary::String, 3),                                  // PTTL, STRLEN, GETRANGE
             _ => (Primary::TtlOnly, 1),                                               // PTTL
@@ -344,13 +344,13 @@ impl Plan {
     fn add(
         &self,
         pipe: &mut redis::Pipeline,
-        schema: &Schema,
+        layout: &Layout,
         id: &SessionId,
         options: ReadOptions,
         key: &mut Vec<u8>,
     ) {
         key.clear();
-        schema.session_key.write_key(key, &schema.prefix, id.as_bytes());
+        layout.session_key.write_key(key, &layout.prefix, id.as_bytes());
         let key = key.as_slice();
         let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
         pttl.arg("PTTL").arg(key);
@@ -370,19 +370,19 @@ impl Plan {
             Primary::TtlOnly => {}
         }
         if self.zscore
-            && let Some(index) = &schema.index
+            && let Some(index) = &layout.index
         {
             pipe.cmd("ZSCORE").arg(&index.key).arg(id);
         }
         if self.history
-            && let Some(part) = schema.history()
+            && let Some(part) = layout.history()
         {
-            pipe.cmd("LLEN").arg(part.template.key(&schema.prefix, id.as_bytes()));
+            pipe.cmd("LLEN").arg(part.template.key(&layout.prefix, id.as_bytes()));
         }
         if self.memory_keys > 0 {
             pipe.cmd("MEMORY").arg("USAGE").arg(key);
-            for part in &schema.parts {
-                pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&schema.prefix, id.as_bytes()));
+            for part in &layout.parts {
+                pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes()));
             }
         }
     }
@@ -529,8 +529,8 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
 
 /// The commands the first round trip sends per session without `MEMORY USAGE`, plus the one
 /// `HMGET` of the second, for the census budget.
-pub fn commands_per_session(schema: &Schema) -> usize {
-    let plan = Plan::new(schema, ReadOptions { page: false, max_value_bytes: 1 }, false);
+pub fn commands_per_session(layout: &Layout) -> usize {
+    let plan = Plan::new(layout, ReadOptions { page: false, max_value_bytes: 1 }, false);
     plan.per_session + usize::from(plan.primary == Primary::Hash)
 }
 
@@ -538,8 +538,8 @@ pub fn commands_per_session(schema: &Schema) -> usize {
 /// value the rest of the path is looked up in. The last-interaction fields are read only when
 /// the index does not score last interaction (its score is exact; the field may be naive);
 /// the status fields only for a page read.
-fn hash_fields(schema: &Schema, last_interaction: bool, status: bool) -> Vec<String> {
-    let f = &schema.fields;
+fn hash_fields(layout: &Layout, last_interaction: bool, status: bool) -> Vec<String> {
+    let f = &layout.fields;
     let mut paths: Vec<&String> = f.stage.iter().chain(&f.substate).collect();
     if status {
         paths.extend(&f.status);
@@ -598,29 +598,29 @@ mod tests {
 
     #[test]
     fn dotted_stage_paths_read_their_head_field() {
-        let schema = crate::schema::Schema::builtin(
-            crate::schema::SchemaKind::Trt,
-            &crate::schema::Overrides { stage_field: Some("stage_1_completion.phase".into()), ..Default::default() },
+        let layout = crate::layout::Layout::builtin(
+            crate::layout::LayoutKind::Trt,
+            &crate::layout::Overrides { stage_field: Some("stage_1_completion.phase".into()), ..Default::default() },
         )
         .unwrap();
-        let fields = hash_fields(&schema, false, true);
+        let fields = hash_fields(&layout, false, true);
         assert!(fields.contains(&"stage_1_completion".to_string()));
         assert!(fields.contains(&"stage_1_completion.phase".to_string()));
         assert!(!fields.contains(&"last_interaction".to_string()), "the index score is read instead");
         let names = ["stage_1_completion", "stage_1_completion.phase"];
         let source = Source::Hash { names: &names, values: vec![Some(br#"{"phase": "body"}"#.to_vec()), None] };
-        assert_eq!(source.text(&schema.fields.stage).as_deref(), Some("body"));
+        assert_eq!(source.text(&layout.fields.stage).as_deref(), Some("body"));
     }
 
     #[test]
     fn labels_are_cut_with_their_size() {
-        let schema =
-            crate::schema::Schema::builtin(crate::schema::SchemaKind::Trt, &crate::schema::Overrides::default())
+        let layout =
+            crate::layout::Layout::builtin(crate::layout::LayoutKind::Trt, &crate::layout::Overrides::default())
                 .unwrap();
         let names = ["current_stage", "current_substate"];
         let long = "s".repeat(70_000).into_bytes();
         let source = Source::Hash { names: &names, values: vec![Some(b"stage".to_vec()), Some(long)] };
-        let l = labels(&source, &schema.fields, true);
+        let l = labels(&source, &layout.fields, true);
         assert_eq!(l.stage.as_deref(), Some("stage"));
         let sub = l.substate.unwrap();
         assert!(sub.chars().count() < LABEL_MAX_CHARS + 20 && sub.ends_with("(70,000 chars)"), "{sub}");

@@ -53,7 +53,7 @@ impl Widget for CensusPanel<'_> {
         let mut lines = Vec::new();
 
         let mut head: Vec<(u8, Vec<Span<'static>>)> = Vec::new();
-        if m.schema.is_some() {
+        if m.layout.is_some() {
             let count = |n: u64, what: &str, role: Role, priority: u8| {
                 let role = if n > 0 { role } else { Role::Muted };
                 let priority = if n > 0 { priority } else { 2 };
@@ -89,9 +89,9 @@ impl Widget for CensusPanel<'_> {
                     (10, vec![Span::styled(format!("{:>3.0}% ▕{}▏ ", p * 100.0, bar(p, 8)), t.style(Role::Accent))]),
                 );
             }
-            (None, None) if m.schema.is_some() => head.push((1, vec![Span::styled("starting…", t.style(Role::Muted))])),
+            (None, None) if m.layout.is_some() => head.push((1, vec![Span::styled("starting…", t.style(Role::Muted))])),
             (None, None) => {
-                let note = m.schema_note.as_deref().unwrap_or("detecting the session layout…");
+                let note = m.layout_note.as_deref().unwrap_or("detecting the session layout…");
                 head.push((10, vec![Span::styled(text::escape_str(note), t.style(Role::Muted))]));
             }
         }

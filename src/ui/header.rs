@@ -84,7 +84,7 @@ impl Widget for Header<'_> {
             let stale = format!(" stale {}", text::human_duration((m.now - at) / 1000));
             segments.push((11, vec![Span::styled(stale, on(Role::Warn))]));
         }
-        let layout = match &m.schema {
+        let layout = match &m.layout {
             Some(s) => format!("{} '{}'", s.kind.name(), text::escape_str(&s.prefix)),
             None => "layout: detecting".into(),
         };

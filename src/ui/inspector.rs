@@ -122,7 +122,10 @@ fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>
         second.push(Span::styled("⚠ orphaned: the index lists it but its keys are gone", t.style(Role::Warn)));
     } else if model.is_stalled(r) {
         second.push(Span::styled(
-            format!("⚠ stalled: idle longer than {} mid-workflow", text::human_duration(model.settings.stuck_after_s)),
+            format!(
+                "⚠ stalled: idle longer than {} mid-workflow",
+                text::human_duration(model.settings.stalled_after_s)
+            ),
             t.style(Role::Warn),
         ));
     }

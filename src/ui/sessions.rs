@@ -58,8 +58,8 @@ impl Widget for SessionsTable<'_> {
         block.render(area, buf);
 
         if state.order.is_empty() {
-            let message = if m.schema.is_none() {
-                m.schema_note.clone().unwrap_or_else(|| "waiting for the session layout…".into())
+            let message = if m.layout.is_none() {
+                m.layout_note.clone().unwrap_or_else(|| "waiting for the session layout…".into())
             } else if !state.filter.is_empty() {
                 format!("no session matches '{}'", state.filter)
             } else if m.census.complete.is_none() {

@@ -39,8 +39,8 @@ fn trt_snapshot_counts_stages_ttls_idle_history_and_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]));
 
-    assert_eq!(snap["schema"]["kind"], "trt");
-    assert_eq!(snap["schema"]["prefix"], "trt:");
+    assert_eq!(snap["layout"]["kind"], "trt");
+    assert_eq!(snap["layout"]["prefix"], "trt:");
     let s = &snap["sessions"];
     assert_eq!(s["total"], 3, "orphaned index entries are not live sessions");
     assert_eq!(s["orphaned"], 2);
@@ -100,7 +100,7 @@ fn flask_msgpack_and_pickle_sessions_in_one_database() {
 
     let dir = tempfile::tempdir().unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args([
-        "--schema",
+        "--layout",
         "flask",
         "--prefix",
         p,
@@ -127,7 +127,7 @@ fn flask_msgpack_and_pickle_sessions_in_one_database() {
 
     // Without --session-lifetime, the lifetime is the largest TTL seen.
     let snap =
-        json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "--prefix", p, "snapshot", "--json"]));
+        json(sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "--prefix", p, "snapshot", "--json"]));
     assert!(close(&snap["sessions"]["lifetime_seconds"], 86_400, 2));
 }
 
@@ -182,14 +182,14 @@ fn inspect_decodes_real_flask_payloads() {
     flask_set(&mut con, "session:", &sid(2), &payload("msgpack_full_0.8.0"), 1800);
     let dir = tempfile::tempdir().unwrap();
     let pickled =
-        json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(1), "--json"]));
+        json(sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "inspect", &sid(1), "--json"]));
     assert_eq!(pickled["payload_format"], "pickle");
     assert_eq!(pickled["state"]["name"], "Zoë");
     assert_eq!(pickled["state"]["login_at"], "2024-05-17T12:34:56.789000");
     assert_eq!(pickled["state"]["login_at_utc"], "2024-05-17T12:34:56.789000+00:00");
     assert_eq!(pickled["state"]["raw"], json!({"$bytes": "\\x00\\x01bytes"}));
     assert_eq!(pickled["state"]["nested"]["prefs"]["n"], 3.5);
-    let packed = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(2), "--json"]));
+    let packed = json(sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "inspect", &sid(2), "--json"]));
     assert_eq!(packed["payload_format"], "msgpack");
     assert_eq!(packed["state"]["login_at_utc"], "2024-05-17T12:34:56.789000+00:00", "timestamp extension");
     assert_eq!(packed["state"]["big"], 1_099_511_627_776u64);
@@ -210,8 +210,8 @@ fn auto_detection_picks_layout_and_prefix() {
     }
     let _: () = con.rpush("rq:queue:default", "job").unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]));
-    assert_eq!(snap["schema"]["kind"], "flask");
-    assert_eq!(snap["schema"]["prefix"], "chatmrpt:");
+    assert_eq!(snap["layout"]["kind"], "flask");
+    assert_eq!(snap["layout"]["prefix"], "chatmrpt:");
     assert_eq!(snap["sessions"]["total"], 30);
 
     // Add more TRT sessions under a different prefix: TRT wins, with its prefix.
@@ -220,8 +220,8 @@ fn auto_detection_picks_layout_and_prefix() {
     }
     let out = sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]).output().unwrap();
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(snap["schema"]["kind"], "trt");
-    assert_eq!(snap["schema"]["prefix"], "app:trt:");
+    assert_eq!(snap["layout"]["kind"], "trt");
+    assert_eq!(snap["layout"]["prefix"], "app:trt:");
     assert_eq!(snap["sessions"]["total"], 40);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("layout trt, prefix 'app:trt:' (detected from"), "{stderr}");
@@ -229,7 +229,7 @@ fn auto_detection_picks_layout_and_prefix() {
 
     // A prefix narrows detection.
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["--prefix", "chatmrpt:", "snapshot", "--json"]));
-    assert_eq!(snap["schema"]["kind"], "flask");
+    assert_eq!(snap["layout"]["kind"], "flask");
 }
 
 #[test]
@@ -239,10 +239,10 @@ fn an_empty_database_is_not_guessed() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]));
-    assert_eq!(snap["schema"], serde_json::Value::Null);
+    assert_eq!(snap["layout"], serde_json::Value::Null);
     assert_eq!(snap["sessions"], serde_json::Value::Null);
     let detection = snap["detection"].as_str().unwrap();
-    assert!(detection.contains("no session layout recognised") && detection.contains("--schema"), "{detection}");
+    assert!(detection.contains("no session layout recognised") && detection.contains("--layout"), "{detection}");
     assert!(snap["server"]["redis_version"].is_string());
     let out = sessiontop(&server.socket_url(), &dir).args(["snapshot"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -257,7 +257,7 @@ fn an_empty_database_is_not_guessed() {
 }
 
 #[test]
-fn a_custom_schema_file_needs_no_code() {
+fn a_custom_layout_file_needs_no_code() {
     let server = server();
     let mut con = conn(&server);
     // An express-session-like store: JSON strings under `sess:`, with a status field.
@@ -267,9 +267,9 @@ fn a_custom_schema_file_needs_no_code() {
     }
     let _: () = con.set_ex("sess:lock:1", "x", 10).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let schema = dir.path().join("express.toml");
+    let layout = dir.path().join("express.toml");
     std::fs::write(
-        &schema,
+        &layout,
         r#"
 name = "express"
 prefix = "sess:"
@@ -288,8 +288,8 @@ lifecycle = "ephemeral"
     )
     .unwrap();
     let snap =
-        json(sessiontop(&server.socket_url(), &dir).args(["--schema", schema.to_str().unwrap(), "snapshot", "--json"]));
-    assert_eq!(snap["schema"]["kind"], "custom");
+        json(sessiontop(&server.socket_url(), &dir).args(["--layout", layout.to_str().unwrap(), "snapshot", "--json"]));
+    assert_eq!(snap["layout"]["kind"], "custom");
     assert_eq!(snap["sessions"]["total"], 3);
     assert_eq!(snap["sessions"]["by_stage"], json!({"checkout": 3}));
     assert_eq!(item(&snap, "3")["status"], "closed");
@@ -309,16 +309,16 @@ fn hostile_values_never_reach_the_terminal_raw() {
     flask_set(&mut con, "session:", &sid(1), &vec![b'x'; 3 << 20], 100);
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        vec!["--schema", "flask", "snapshot"],
-        vec!["--schema", "flask", "inspect", "evil\u{1b}[31m"],
-        vec!["--schema", "flask", "inspect", &sid(1)],
+        vec!["--layout", "flask", "snapshot"],
+        vec!["--layout", "flask", "inspect", "evil\u{1b}[31m"],
+        vec!["--layout", "flask", "inspect", &sid(1)],
     ] {
         let out = sessiontop(&server.socket_url(), &dir).args(&args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(!out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07), "{args:?} printed a control byte");
         assert!(out.stdout.len() < 64 << 10, "{args:?} printed {} bytes", out.stdout.len());
     }
-    let snap = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "snapshot", "--json"]));
+    let snap = json(sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "snapshot", "--json"]));
     assert_eq!(snap["sessions"]["oversized"], 1);
     assert_eq!(
         snap["sessions"]["by_stage"],
@@ -352,7 +352,7 @@ fn the_index_walk_counts_ties_across_pages_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     for count in ["100", "1000", "7"] {
         let snap = json(sessiontop(&server.socket_url(), &dir).args([
-            "--schema",
+            "--layout",
             "trt",
             "--scan-count",
             count,

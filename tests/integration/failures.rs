@@ -46,7 +46,7 @@ fn bad_urls_are_named_without_their_password() {
 fn a_password_typed_in_the_url_is_warned_about_once_and_never_shown() {
     let server = server_with(&["--requirepass", "hunter2"]);
     let url = format!("{}?pass=hunter2", server.socket_url());
-    let out = bin().args(["--url", &url, "--schema", "trt", "snapshot", "--json"]).output().unwrap();
+    let out = bin().args(["--url", &url, "--layout", "trt", "snapshot", "--json"]).output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sessiontop: warning:")).collect();
@@ -55,7 +55,7 @@ fn a_password_typed_in_the_url_is_warned_about_once_and_never_shown() {
     assert!(!stderr.contains("hunter2"));
     let out = bin()
         .env("REDISCLI_AUTH", "hunter2")
-        .args(["--url", &server.socket_url(), "--schema", "trt", "snapshot"])
+        .args(["--url", &server.socket_url(), "--layout", "trt", "snapshot"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -131,8 +131,8 @@ fn unknown_session_ids_and_usage_errors() {
     }
     let out = sessiontop(&server.socket_url(), &dir).args(["expire", "u1", "-5"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "clap usage error");
-    let stderr = fails(sessiontop(&server.socket_url(), &dir).args(["--schema", "/nonexistent.toml", "snapshot"]), 1);
-    assert!(stderr.contains("cannot read schema file /nonexistent.toml"), "{stderr}");
+    let stderr = fails(sessiontop(&server.socket_url(), &dir).args(["--layout", "/nonexistent.toml", "snapshot"]), 1);
+    assert!(stderr.contains("cannot read layout file /nonexistent.toml"), "{stderr}");
 }
 
 #[test]
@@ -209,9 +209,39 @@ fn noperm_on_the_session_keys_is_one_line() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{}?user=other&pass=pw", server.socket_url());
-    let stderr = fails(sessiontop(&url, &dir).args(["--schema", "trt", "snapshot"]), 1);
+    let stderr = fails(sessiontop(&url, &dir).args(["--layout", "trt", "snapshot"]), 1);
     assert!(stderr.contains("denied"), "{stderr}");
-    let stderr = fails(sessiontop(&url, &dir).args(["--schema", "trt", "delete", "u1", "--yes"]), 1);
+    let stderr = fails(sessiontop(&url, &dir).args(["--layout", "trt", "delete", "u1", "--yes"]), 1);
     assert!(stderr.contains("denied"), "{stderr}");
     assert!(con.exists::<_, bool>("trt:session:u1:state").unwrap());
+}
+
+#[test]
+fn old_spellings_of_flags_and_config_still_work() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch() - 3600.0, true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_target = \"t\"\n[keys]\nquit = [\"x\"]\n[targets.t]\nurl = \"{}\"\nschema = \"trt\"\n",
+            server.socket_url()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", config.to_str().unwrap(), "--stuck-after", "10m", "snapshot", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["layout"]["kind"], "trt");
+    assert_eq!(snap["layout"]["detection"], serde_json::Value::Null, "given in the config, not detected");
+    assert_eq!(snap["sessions"]["stalled_after_seconds"], 600);
+    assert_eq!(snap["sessions"]["stalled"], 1);
+    let out = bin().args(["--url", &server.socket_url(), "--schema", "flask", "snapshot", "--json"]).output().unwrap();
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["layout"]["kind"], "flask");
 }

@@ -83,7 +83,7 @@ fn a_binary_flask_key_is_a_session_too() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args([
-        "--schema",
+        "--layout",
         "flask",
         "--prefix",
         "chatmrpt:",
@@ -290,13 +290,13 @@ fn a_huge_payload_prints_a_bounded_outline_and_a_pickled_class_is_named() {
     flask_set(&mut con, "session:", &sid(2), b"\x80\x02cposix\nsystem\nX\x0c\x00\x00\x00touch /tmp/x\x85R.", 3600);
     let dir = tempfile::tempdir().unwrap();
 
-    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(1)]).output().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "inspect", &sid(1)]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().count() < 400, "{} lines", text.lines().count());
     assert!(text.contains("… 499,800 more"), "the cut is said");
 
-    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(2)]).output().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "inspect", &sid(2)]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("<posix.system"), "the class is shown, not only its argument:\n{text}");

@@ -91,12 +91,12 @@ fn hostile_data_through_the_headless_commands() {
     let dir = tempfile::tempdir().unwrap();
     let url = server.socket_url();
 
-    for args in [&["--schema", "trt", "snapshot", "--json"][..], &["--schema", "trt", "snapshot"]] {
+    for args in [&["--layout", "trt", "snapshot", "--json"][..], &["--layout", "trt", "snapshot"]] {
         let out = sessiontop(&url, &dir).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stdout.len() < 256 << 10, "{args:?}: {} bytes", out.stdout.len());
     }
-    let snap = json(sessiontop(&url, &dir).args(["--schema", "trt", "snapshot", "--json"]));
+    let snap = json(sessiontop(&url, &dir).args(["--layout", "trt", "snapshot", "--json"]));
     let s = &snap["sessions"];
     let accounted = s["total"].as_u64().unwrap() + s["orphaned"].as_u64().unwrap() + s["vanished"].as_u64().unwrap();
     assert_eq!(accounted, snap["census"]["examined"].as_u64().unwrap(), "the counts add up: {s}");
@@ -104,7 +104,7 @@ fn hostile_data_through_the_headless_commands() {
     for id in &ids {
         for json_flag in [true, false] {
             let mut cmd = sessiontop(&url, &dir);
-            cmd.args(["--schema", "trt", "inspect", id]);
+            cmd.args(["--layout", "trt", "inspect", id]);
             if json_flag {
                 cmd.arg("--json");
             }
@@ -117,11 +117,11 @@ fn hostile_data_through_the_headless_commands() {
             }
         }
     }
-    let out = sessiontop(&url, &dir).args(["--schema", "flask", "--prefix", "chatmrpt:", "snapshot"]).output().unwrap();
+    let out = sessiontop(&url, &dir).args(["--layout", "flask", "--prefix", "chatmrpt:", "snapshot"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for n in 0..flask_sessions {
         let out = sessiontop(&url, &dir)
-            .args(["--schema", "flask", "--prefix", "chatmrpt:", "inspect", &sid(n)])
+            .args(["--layout", "flask", "--prefix", "chatmrpt:", "inspect", &sid(n)])
             .output()
             .unwrap();
         assert!(out.status.success(), "{n}: {}", String::from_utf8_lossy(&out.stderr));
@@ -143,7 +143,7 @@ fn hostile_data_through_the_dashboards_collectors() {
         plant_everything(&mut con).0
     };
     let dir = tempfile::tempdir().unwrap();
-    let setup = setup_for(&server.socket_url(), &dir, &["--schema", "trt"]);
+    let setup = setup_for(&server.socket_url(), &dir, &["--layout", "trt"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (reports, reconnects, passes) = runtime.block_on(async {
         let (collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));

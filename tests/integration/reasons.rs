@@ -47,7 +47,7 @@ fn a_full_server_says_so_rather_than_broken_pipe() {
     let server = server_with(&["--maxclients", "1"]);
     let _only = conn(&server);
     let dir = tempfile::tempdir().unwrap();
-    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "trt", "snapshot"]).output().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--layout", "trt", "snapshot"]).output().unwrap();
     let stderr = one_line(&out, 1);
     assert!(stderr.contains("max number of clients reached"), "{stderr}");
     assert!(stderr.contains(&server.socket_url()), "names the target: {stderr}");
@@ -108,7 +108,7 @@ fn files_that_never_end_are_refused_at_once() {
         let stderr = one_line(&out, 1);
         assert!(stderr.contains("larger than"), "{flag}: {stderr}");
     }
-    let out = sessiontop(&server.socket_url(), &dir).args(["--schema", "/dev/zero.toml", "snapshot"]).output().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--layout", "/dev/zero.toml", "snapshot"]).output().unwrap();
     one_line(&out, 1);
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
@@ -207,14 +207,14 @@ fn an_empty_store_is_watched_until_sessions_appear() {
                 break;
             };
             match update {
-                Update::SchemaUnknown { note } if waiting.is_none() => {
+                Update::LayoutUnknown { note } if waiting.is_none() => {
                     waiting = Some(note);
                     let mut con = conn(&server);
                     trt_turn(&mut con, "trt:", "u1", "1.1_goal_and_vision", now_epoch(), true);
                     let _ = collector.requests.send(Request::Refresh);
                 }
                 Update::Server { .. } => server_seen = true,
-                Update::Schema(info) => layout = Some(info.name.clone()),
+                Update::Layout(info) => layout = Some(info.name.clone()),
                 _ => {}
             }
         }
@@ -275,7 +275,7 @@ fn small_things_said_right() {
 
     // Python's json.dumps with NaN and Infinity is JSON enough.
     flask_set(&mut con, "session:", &sid(9), br#"{"workflow_stage": "uploaded", "score": NaN, "max": Infinity}"#, 600);
-    let report = json(sessiontop(&server.socket_url(), &dir).args(["--schema", "flask", "inspect", &sid(9), "--json"]));
+    let report = json(sessiontop(&server.socket_url(), &dir).args(["--layout", "flask", "inspect", &sid(9), "--json"]));
     assert_eq!(report["payload_format"], "json");
     assert_eq!(report["state"]["score"], "NaN");
     assert_eq!(report["decode_error"], serde_json::Value::Null);

@@ -108,7 +108,7 @@ fn flask_delete_takes_the_flag_keys_beside_the_session() {
     let _: () = con.set_ex(format!("{p}analysis_complete:{}", sid(2)), "1", 86_400).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = sessiontop(&server.socket_url(), &dir)
-        .args(["--schema", "flask", "--prefix", p, "delete", &sid(1), "--yes"])
+        .args(["--layout", "flask", "--prefix", p, "delete", &sid(1), "--yes"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

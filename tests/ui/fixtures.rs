@@ -6,11 +6,11 @@ use ratatui::buffer::Buffer;
 use sessiontop::app::App;
 use sessiontop::decode::Value;
 use sessiontop::keymap::Keymap;
+use sessiontop::layout::{IdleSource, LayoutKind};
 use sessiontop::model::{
-    CensusTally, Decodedish, KeyReport, LinkState, Model, ModelSettings, SchemaInfo, ServerStats, SessionReport,
+    CensusTally, Decodedish, KeyReport, LayoutInfo, LinkState, Model, ModelSettings, ServerStats, SessionReport,
     SessionRow, TargetInfo, Ttl, Update,
 };
-use sessiontop::schema::{IdleSource, SchemaKind};
 use sessiontop::theme::Theme;
 
 /// 2026-11-21T14:00:00Z.
@@ -22,7 +22,7 @@ pub fn settings() -> ModelSettings {
     ModelSettings {
         idle: IdleSource::LastInteraction,
         lifetime_s: None,
-        stuck_after_s: 900,
+        stalled_after_s: 900,
         finals: vec!["stage_1_complete".into()],
         stages: vec!["stage_1_safety_building".into()],
         substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
@@ -38,10 +38,10 @@ pub fn loading() -> Model {
     Model::new(target(false), settings(), NOW)
 }
 
-pub fn schema_info() -> SchemaInfo {
-    SchemaInfo {
+pub fn layout_info() -> LayoutInfo {
+    LayoutInfo {
         name: "trt".into(),
-        kind: SchemaKind::Trt,
+        kind: LayoutKind::Trt,
         prefix: "trt:".into(),
         note: Some("detected from 1462 of 2000 sampled keys".into()),
         idle: IdleSource::LastInteraction,
@@ -85,7 +85,7 @@ pub fn ttl_in(seconds: i64) -> Ttl {
 pub fn connected(n: usize, used: u64, max: u64) -> Model {
     let mut m = Model::new(target(false), settings(), NOW - 60_000);
     m.apply(Update::Link(LinkState::Connected { since: NOW - 3_600_000 }));
-    m.apply(Update::Schema(Box::new(schema_info())));
+    m.apply(Update::Layout(Box::new(layout_info())));
     // A minute of polls so the trends have a shape.
     for i in 0..30u64 {
         let mut s = server(used - (30 - i) * 10_000, max);

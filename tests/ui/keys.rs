@@ -375,7 +375,7 @@ fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
 fn a_stalled_census_says_why_instead_of_starting() {
     let mut m = loading();
     m.apply(Update::Link(sessiontop::model::LinkState::Connected { since: NOW }));
-    m.apply(Update::Schema(Box::new(schema_info())));
+    m.apply(Update::Layout(Box::new(layout_info())));
     let mut a = app(m, (160, 48));
     let (text, _) = render(&a, &theme());
     assert!(text.contains("starting…"), "{text}");

@@ -7,11 +7,11 @@ use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{App, View};
 use sessiontop::collect::inspect::SessionKey;
 use sessiontop::decode::Value;
+use sessiontop::layout::Lifecycle;
 use sessiontop::model::{
     CensusTally, Decodedish, KeyReport, LinkState, PlanReply, SessionReport, SessionRow, Ttl, Update,
 };
 use sessiontop::names::{Key, SessionId};
-use sessiontop::schema::Lifecycle;
 
 use crate::fixtures::*;
 

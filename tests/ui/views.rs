@@ -4,8 +4,8 @@ use ratatui::style::Color;
 use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{Dialog, View};
 use sessiontop::collect::inspect::SessionKey;
+use sessiontop::layout::Lifecycle;
 use sessiontop::model::{LinkState, Update};
-use sessiontop::schema::Lifecycle;
 use sessiontop::theme::{Role, Theme};
 
 use crate::fixtures::*;
@@ -34,7 +34,7 @@ fn empty_database() {
     snapshot("empty", |size| {
         let mut m = loading();
         m.apply(Update::Link(LinkState::Connected { since: NOW }));
-        m.apply(Update::Schema(Box::new(schema_info())));
+        m.apply(Update::Layout(Box::new(layout_info())));
         m.apply(Update::Server { stats: Box::new(server(1_300_000, 0)), unavailable: vec![] });
         m.apply(Update::CensusDone { generation: 1, tally: Default::default(), duration_ms: 3, orphan_ids: vec![] });
         app(m, size)

@@ -1,4 +1,4 @@
-//! `--schema auto`: samples the keyspace with `SCAN` and picks the built-in layout and prefix
+//! `--layout auto`: samples the keyspace with `SCAN` and picks the built-in layout and prefix
 //! that most sampled keys fit.
 //!
 //! Bounded: at most [`SAMPLE_KEYS`] keys over at most [`MAX_SCAN_CALLS`] `SCAN` calls, with one
@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{KeyType, Overrides, Piece, Schema, SchemaKind};
+use super::{KeyType, Layout, LayoutKind, Overrides, Piece};
 use crate::link::{Failure, Link, reply};
 
 /// How many keys the sample may hold.
@@ -20,13 +20,13 @@ const SCAN_COUNT: usize = 500;
 #[derive(Debug, Clone)]
 pub struct Detection {
     /// The chosen layout, with the detected prefix.
-    pub schema: Schema,
+    pub layout: Layout,
     /// Sampled keys that fit the chosen layout.
     pub matched: usize,
     /// Keys sampled.
     pub sampled: usize,
     /// Other layouts seen in the sample, most keys first: kind, prefix, keys.
-    pub others: Vec<(SchemaKind, String, usize)>,
+    pub others: Vec<(LayoutKind, String, usize)>,
 }
 
 impl Detection {
@@ -34,8 +34,8 @@ impl Detection {
     pub fn describe(&self) -> String {
         format!(
             "detected layout {} with prefix '{}' ({})",
-            self.schema.kind.name(),
-            self.schema.prefix,
+            self.layout.kind.name(),
+            self.layout.prefix,
             self.evidence()
         )
     }
@@ -56,7 +56,7 @@ impl Detection {
 pub enum Sample {
     Found(Box<Detection>),
     /// No sampled key fits a built-in layout: an empty database (`sampled == 0`), or a layout
-    /// that needs `--schema`.
+    /// that needs `--layout`.
     Nothing {
         sampled: usize,
     },
@@ -65,8 +65,8 @@ pub enum Sample {
 /// Samples the keyspace and returns the best-fitting built-in layout.
 pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Failure> {
     let candidates = [
-        Schema::builtin(SchemaKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
-        Schema::builtin(SchemaKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
+        Layout::builtin(LayoutKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
+        Layout::builtin(LayoutKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
     ];
     let mut counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
     let mut sampled = 0;
@@ -89,8 +89,8 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Fa
         }
         for (key, ty) in keys.iter().zip(types) {
             let ty = reply::string(ty).unwrap_or_default();
-            for (i, schema) in candidates.iter().enumerate() {
-                if let Some(prefix) = infer_prefix(schema, key, &ty)
+            for (i, layout) in candidates.iter().enumerate() {
+                if let Some(prefix) = infer_prefix(layout, key, &ty)
                     && overrides.prefix.as_ref().is_none_or(|p| *p == prefix)
                 {
                     *counts.entry((i, prefix)).or_default() += 1;
@@ -111,19 +111,19 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Fa
     let Some(((best, prefix), matched)) = ranked.first().cloned() else {
         return Ok(Sample::Nothing { sampled });
     };
-    let mut schema = candidates[best].clone();
+    let mut layout = candidates[best].clone();
     if overrides.prefix.is_none() {
-        schema = Schema::builtin(schema.kind, &Overrides { prefix: Some(prefix), ..overrides.clone() })
+        layout = Layout::builtin(layout.kind, &Overrides { prefix: Some(prefix), ..overrides.clone() })
             .map_err(|e| Failure::Protocol(e.to_string()))?;
     }
     let others = ranked.iter().skip(1).map(|((i, p), n)| (candidates[*i].kind, p.clone(), *n)).collect();
-    Ok(Sample::Found(Box::new(Detection { schema, matched, sampled, others })))
+    Ok(Sample::Found(Box::new(Detection { layout, matched, sampled, others })))
 }
 
-/// The prefix under which `key` would be a session primary key of `schema`.
-fn infer_prefix(schema: &Schema, key: &str, redis_type: &str) -> Option<String> {
+/// The prefix under which `key` would be a session primary key of `layout`.
+fn infer_prefix(layout: &Layout, key: &str, redis_type: &str) -> Option<String> {
     let type_fits = matches!(
-        (schema.session_type, redis_type),
+        (layout.session_type, redis_type),
         (KeyType::Hash, "hash")
             | (KeyType::String, "string")
             | (KeyType::List, "list")
@@ -133,7 +133,7 @@ fn infer_prefix(schema: &Schema, key: &str, redis_type: &str) -> Option<String> 
     if !type_fits {
         return None;
     }
-    match schema.session_key.pieces.as_slice() {
+    match layout.session_key.pieces.as_slice() {
         // `{prefix}text{id}text`: the first occurrence of the text before the id ends the prefix.
         [Piece::Prefix, Piece::Literal(before), Piece::Id, Piece::Literal(after)] => {
             let body = key.strip_suffix(after.as_str())?;
@@ -169,8 +169,8 @@ mod tests {
     #[test]
     fn prefixes_are_inferred_from_key_shapes() {
         let o = Overrides::default();
-        let trt = Schema::builtin(SchemaKind::Trt, &o).unwrap();
-        let flask = Schema::builtin(SchemaKind::Flask, &o).unwrap();
+        let trt = Layout::builtin(LayoutKind::Trt, &o).unwrap();
+        let flask = Layout::builtin(LayoutKind::Flask, &o).unwrap();
         assert_eq!(infer_prefix(&trt, "trt:session:user_1:state", "hash").as_deref(), Some("trt:"));
         assert_eq!(infer_prefix(&trt, "app:trt:session:u:state", "hash").as_deref(), Some("app:trt:"));
         assert_eq!(infer_prefix(&trt, "trt:session:user_1:state", "string"), None);

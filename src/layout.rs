@@ -2,7 +2,7 @@
 //! belong to it, where its stage and last interaction are written, and which index lists it.
 //!
 //! Layouts are data, not code: the two built-ins (`trt`, `flask`) are TOML files compiled into
-//! the binary, and a third application's layout is one more file passed as `--schema PATH`.
+//! the binary, and a third application's layout is one more file passed as `--layout PATH`.
 
 pub mod detect;
 
@@ -13,24 +13,24 @@ use serde::Deserialize;
 use crate::names::{Key, SessionId};
 
 /// The built-in layouts, as shipped.
-pub const BUILTIN_TRT: &str = include_str!("schema/trt.toml");
-pub const BUILTIN_FLASK: &str = include_str!("schema/flask.toml");
+pub const BUILTIN_TRT: &str = include_str!("layout/trt.toml");
+pub const BUILTIN_FLASK: &str = include_str!("layout/flask.toml");
 
 /// Which family a layout belongs to; `custom` for user files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SchemaKind {
+pub enum LayoutKind {
     Trt,
     Flask,
     Custom,
 }
 
-impl SchemaKind {
+impl LayoutKind {
     pub fn name(self) -> &'static str {
         match self {
-            SchemaKind::Trt => "trt",
-            SchemaKind::Flask => "flask",
-            SchemaKind::Custom => "custom",
+            LayoutKind::Trt => "trt",
+            LayoutKind::Flask => "flask",
+            LayoutKind::Custom => "custom",
         }
     }
 }
@@ -102,10 +102,10 @@ pub enum ScoreMeaning {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SchemaFile {
+struct LayoutFile {
     name: String,
     #[serde(default = "custom_kind")]
-    kind: SchemaKind,
+    kind: LayoutKind,
     #[serde(default)]
     prefix: String,
     session: SessionFile,
@@ -121,8 +121,8 @@ struct SchemaFile {
     workflow: WorkflowFile,
 }
 
-fn custom_kind() -> SchemaKind {
-    SchemaKind::Custom
+fn custom_kind() -> LayoutKind {
+    LayoutKind::Custom
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,10 +196,10 @@ struct WorkflowFile {
 
 /// Why a layout could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    #[error("cannot read schema file {path}: {reason}")]
+pub enum LayoutError {
+    #[error("cannot read layout file {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("invalid schema {name}: {reason}")]
+    #[error("invalid layout {name}: {reason}")]
     Invalid { name: String, reason: String },
 }
 
@@ -265,7 +265,7 @@ impl KeyTemplate {
         Ok(KeyTemplate { source: source.to_string(), pieces })
     }
 
-    /// The template as written in the schema.
+    /// The template as written in the layout.
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -472,9 +472,9 @@ pub struct Fields {
 
 /// A session layout with its prefix applied.
 #[derive(Debug, Clone)]
-pub struct Schema {
+pub struct Layout {
     pub name: String,
-    pub kind: SchemaKind,
+    pub kind: LayoutKind,
     pub prefix: String,
     pub session_key: KeyTemplate,
     pub session_type: KeyType,
@@ -500,13 +500,13 @@ pub struct Overrides {
     pub stage_field: Option<String>,
 }
 
-impl Schema {
+impl Layout {
     /// Parses a layout from TOML text.
-    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, SchemaError> {
-        let file: SchemaFile = toml::from_str(text)
-            .map_err(|e| SchemaError::Invalid { name: "file".into(), reason: e.message().to_string() })?;
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, LayoutError> {
+        let file: LayoutFile = toml::from_str(text)
+            .map_err(|e| LayoutError::Invalid { name: "file".into(), reason: e.message().to_string() })?;
         let name = file.name.clone();
-        let invalid = |reason: String| SchemaError::Invalid { name: name.clone(), reason };
+        let invalid = |reason: String| LayoutError::Invalid { name: name.clone(), reason };
 
         let session_key = KeyTemplate::parse(&file.session.key, false).map_err(invalid)?;
         if !session_key.has_id() {
@@ -568,7 +568,7 @@ impl Schema {
             }
             None => IdleSource::Ttl,
         };
-        Ok(Schema {
+        Ok(Layout {
             name: file.name,
             kind: file.kind,
             prefix,
@@ -587,23 +587,23 @@ impl Schema {
     }
 
     /// A built-in layout by name.
-    pub fn builtin(kind: SchemaKind, overrides: &Overrides) -> Result<Self, SchemaError> {
+    pub fn builtin(kind: LayoutKind, overrides: &Overrides) -> Result<Self, LayoutError> {
         let text = match kind {
-            SchemaKind::Trt => BUILTIN_TRT,
-            SchemaKind::Flask => BUILTIN_FLASK,
-            SchemaKind::Custom => {
-                return Err(SchemaError::Invalid { name: "custom".into(), reason: "pass a file".into() });
+            LayoutKind::Trt => BUILTIN_TRT,
+            LayoutKind::Flask => BUILTIN_FLASK,
+            LayoutKind::Custom => {
+                return Err(LayoutError::Invalid { name: "custom".into(), reason: "pass a file".into() });
             }
         };
         Self::from_toml(text, overrides)
     }
 
     /// Loads a layout file.
-    pub fn from_file(path: &Path, overrides: &Overrides) -> Result<Self, SchemaError> {
+    pub fn from_file(path: &Path, overrides: &Overrides) -> Result<Self, LayoutError> {
         let text = crate::local_file::read_text(path, crate::local_file::TEXT_MAX_BYTES)
-            .map_err(|reason| SchemaError::Read { path: path.display().to_string(), reason })?;
+            .map_err(|reason| LayoutError::Read { path: path.display().to_string(), reason })?;
         Self::from_toml(&text, overrides).map_err(|e| match e {
-            SchemaError::Invalid { reason, .. } => SchemaError::Invalid { name: path.display().to_string(), reason },
+            LayoutError::Invalid { reason, .. } => LayoutError::Invalid { name: path.display().to_string(), reason },
             other => other,
         })
     }
@@ -644,7 +644,7 @@ impl Schema {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     Auto,
-    Builtin(SchemaKind),
+    Builtin(LayoutKind),
     File(std::path::PathBuf),
 }
 
@@ -653,8 +653,8 @@ impl std::str::FromStr for Choice {
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
             "auto" => Choice::Auto,
-            "trt" => Choice::Builtin(SchemaKind::Trt),
-            "flask" => Choice::Builtin(SchemaKind::Flask),
+            "trt" => Choice::Builtin(LayoutKind::Trt),
+            "flask" => Choice::Builtin(LayoutKind::Flask),
             path if path.ends_with(".toml") => Choice::File(path.into()),
             other => return Err(format!("'{other}' is not auto, trt, flask or a .toml file")),
         })
@@ -665,24 +665,24 @@ impl std::str::FromStr for Choice {
 mod tests {
     use super::*;
 
-    fn trt() -> Schema {
-        Schema::builtin(SchemaKind::Trt, &Overrides::default()).unwrap()
+    fn trt() -> Layout {
+        Layout::builtin(LayoutKind::Trt, &Overrides::default()).unwrap()
     }
 
-    fn flask(prefix: &str) -> Schema {
-        Schema::builtin(SchemaKind::Flask, &Overrides { prefix: Some(prefix.into()), ..Default::default() }).unwrap()
+    fn flask(prefix: &str) -> Layout {
+        Layout::builtin(LayoutKind::Flask, &Overrides { prefix: Some(prefix.into()), ..Default::default() }).unwrap()
     }
 
     #[test]
     fn builtins_load_with_their_defaults() {
         let t = trt();
-        assert_eq!((t.kind, t.prefix.as_str()), (SchemaKind::Trt, "trt:"));
+        assert_eq!((t.kind, t.prefix.as_str()), (LayoutKind::Trt, "trt:"));
         assert_eq!(t.session_key(&"user_1234".into()), Key::from("trt:session:user_1234:state"));
         assert_eq!(t.index.as_ref().unwrap().key, "trt:active_sessions");
         assert_eq!(t.idle, IdleSource::LastInteraction);
         assert_eq!(t.history().unwrap().template.key("trt:", b"u"), Key::from("trt:session:u:history"));
-        let f = Schema::builtin(SchemaKind::Flask, &Overrides::default()).unwrap();
-        assert_eq!((f.kind, f.prefix.as_str(), f.idle), (SchemaKind::Flask, "session:", IdleSource::Ttl));
+        let f = Layout::builtin(LayoutKind::Flask, &Overrides::default()).unwrap();
+        assert_eq!((f.kind, f.prefix.as_str(), f.idle), (LayoutKind::Flask, "session:", IdleSource::Ttl));
         assert!(f.index.is_none());
     }
 
@@ -731,8 +731,8 @@ mod tests {
 
     #[test]
     fn overrides_apply() {
-        let f = Schema::builtin(
-            SchemaKind::Flask,
+        let f = Layout::builtin(
+            LayoutKind::Flask,
             &Overrides { prefix: Some("myapp:sess:".into()), stage_field: Some("wf.step".into()) },
         )
         .unwrap();
@@ -749,18 +749,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_schema_files_say_what_is_wrong() {
-        let err = Schema::from_toml(
+    fn bad_layout_files_say_what_is_wrong() {
+        let err = Layout::from_toml(
             "name = \"x\"\n[session]\nkey = \"{prefix}all\"\ntype = \"hash\"\n",
             &Overrides::default(),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("has no {id}"), "{err}");
-        let err = Schema::from_toml("name = 1", &Overrides::default()).unwrap_err().to_string();
-        assert!(err.starts_with("invalid schema"), "{err}");
+        let err = Layout::from_toml("name = 1", &Overrides::default()).unwrap_err().to_string();
+        assert!(err.starts_with("invalid layout"), "{err}");
         let err =
-            Schema::from_toml("name = \"x\"\n[session]\nkey = \"{pfx}{id}\"\ntype = \"hash\"\n", &Overrides::default())
+            Layout::from_toml("name = \"x\"\n[session]\nkey = \"{pfx}{id}\"\ntype = \"hash\"\n", &Overrides::default())
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("braces"), "{err}");

@@ -9,54 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::collect::census::Budget;
-use crate::collect::inspect::{SessionKey, find_keys};
+use crate::domain::SessionKey;
 use crate::layout::{Layout, Lifecycle};
 use crate::link::{Failure, Link, reply};
+use crate::msg::{WriteKind, WritePlan};
 use crate::names::{Key, SessionId};
-
-/// A write the user can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "action", content = "seconds")]
-pub enum WriteKind {
-    /// Give the session's keys this TTL in seconds.
-    Expire(i64),
-    /// Remove the TTL of the session's keys.
-    Persist,
-    /// Remove every key of the session and its index entry.
-    Delete,
-}
-
-impl WriteKind {
-    pub fn verb(self) -> &'static str {
-        match self {
-            WriteKind::Expire(_) => "expire",
-            WriteKind::Persist => "persist",
-            WriteKind::Delete => "delete",
-        }
-    }
-}
-
-/// Exactly what a write will touch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WritePlan {
-    pub id: SessionId,
-    pub kind: WriteKind,
-    /// Keys the write changes.
-    pub keys: Vec<SessionKey>,
-    /// Keys of the session the write leaves alone (locks and counters are never given the
-    /// session's TTL or made persistent).
-    pub untouched: Vec<SessionKey>,
-    /// The index whose entry for `id` the write removes.
-    pub index: Option<String>,
-}
-
-impl WritePlan {
-    /// Whether the plan changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.index.is_none()
-    }
-}
 
 /// What a write did, as read back afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,17 +86,16 @@ impl Writer {
         self.read_only
     }
 
-    /// Lists exactly what `kind` would change for session `id`.
-    pub async fn plan(
+    /// Lists exactly what `kind` would change for session `id`, given the session's keys that
+    /// exist and its index score (as the collectors' `find_keys` finds them).
+    pub fn plan(
         &self,
-        link: &mut Link,
         layout: &Layout,
         id: &SessionId,
         kind: WriteKind,
-        budget: &mut Budget,
-        scan_count: usize,
+        keys: Vec<SessionKey>,
+        score: Option<f64>,
     ) -> Result<WritePlan, WriteError> {
-        let (keys, score) = find_keys(link, layout, id, budget, scan_count, None).await?;
         if keys.is_empty() && score.is_none() {
             return Err(WriteError::NoSession(id.escaped()));
         }

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::action::{WriteKind, WritePlan};
-use crate::collect::Request;
+use crate::domain::{Millis, SessionRow, Ttl};
 use crate::keymap::{Action, Keymap};
-use crate::model::{Millis, Model, PlanReply, SessionRow, Ttl, Update};
+use crate::model::Model;
+use crate::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
 use crate::names::SessionId;
+use crate::screen;
 use crate::tree::{self, TreeLine};
-use crate::ui;
 
 /// Data-driven re-sorting of the session table happens at most this often, and half a second
 /// less often per 100,000 sessions, so that re-sorting a huge census never makes the keys
@@ -392,7 +392,7 @@ impl App {
     }
 
     fn on_inspector_action(&mut self, action: Action) -> Vec<Request> {
-        let rows = ui::inspector_pane_rows(self.size);
+        let rows = screen::inspector_pane_rows(self.size);
         let history = self.shown().inspect.as_ref().map_or(0, |r| r.history.len());
         let keys = self.shown().inspect.as_ref().map_or(0, |r| r.keys.len());
         let Some(state) = self.inspector.as_mut() else { return Vec::new() };
@@ -585,7 +585,7 @@ impl App {
             MouseEventKind::ScrollDown => self.on_action(Action::Down),
             MouseEventKind::ScrollUp => self.on_action(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if self.view == View::Overview => {
-                let table = ui::overview_areas(self.area()).table;
+                let table = screen::overview_areas(self.area()).table;
                 let first_row = table.y + 2; // border and header
                 let position = Position::new(event.column, event.row);
                 if table.contains(position) && event.row >= first_row {
@@ -609,7 +609,7 @@ impl App {
 
     /// Rows the session table shows at the current size.
     pub fn table_rows(&self) -> usize {
-        ui::table_rows(self.area())
+        screen::table_rows(self.area())
     }
 
     fn move_selection(&mut self, delta: i64) {

@@ -20,16 +20,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::action::{WriteKind, WritePlan, Writer};
+use crate::action::Writer;
+use crate::domain::{LinkState, Millis, SessionKey};
 use crate::layout::detect::{self, Detection};
 use crate::layout::{Choice, Layout, Overrides};
 use crate::link::{Failure, Link, LoadCounter};
-use crate::model::PlanReply;
-use crate::model::{LinkState, Millis, Update};
+use crate::msg::{PlanReply, Request, Update};
 use crate::names::SessionId;
 use crate::target::Target;
 use census::{Budget, CensusOptions};
-use inspect::SessionKey;
 use read::{Interner, ReadOptions};
 
 /// Time between server and page polls.
@@ -65,21 +64,6 @@ pub struct CollectOptions {
     pub census_pause: Duration,
     pub census: CensusOptions,
     pub page_size: usize,
-}
-
-/// What the view asks the collectors for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// Poll now.
-    Refresh,
-    /// The ids currently on screen: their details are read every poll.
-    Viewport(Vec<SessionId>),
-    /// Open (or, with `None`, close) the inspector on a session.
-    Inspect(Option<SessionId>),
-    /// Work out exactly what a write would change, for the confirmation dialog.
-    Plan { id: SessionId, kind: WriteKind },
-    /// Carry out a plan the user confirmed.
-    Execute(WritePlan),
 }
 
 /// Handles to the running tasks; dropping it stops them.
@@ -319,7 +303,7 @@ async fn run_connected(
             state.detected_at = Some(Instant::now());
             match resolve_layout(link, choice, overrides).await {
                 Ok(Resolved::Layout { layout, note }) => {
-                    shared.send(Update::Layout(Box::new(crate::model::LayoutInfo::new(&layout, note))));
+                    shared.send(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, note))));
                     let layout: Arc<Layout> = Arc::from(layout);
                     state.layout = Some(layout.clone());
                     let _ = layout_tx.send(Some(layout));
@@ -368,13 +352,14 @@ async fn run_connected(
                     let reply = match &state.layout {
                         Some(layout) => {
                             let mut budget = Budget::new(shared.options.census.budget_per_sec);
-                            match writer
-                                .plan(link, layout, &id, kind, &mut budget, shared.options.census.scan_count)
-                                .await
-                            {
-                                Ok(plan) => PlanReply::Ready(plan),
-                                Err(crate::action::WriteError::Redis(f)) if f.is_connection() => return f,
-                                Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
+                            let scan_count = shared.options.census.scan_count;
+                            match inspect::find_keys(link, layout, &id, &mut budget, scan_count, None).await {
+                                Ok((keys, score)) => match writer.plan(layout, &id, kind, keys, score) {
+                                    Ok(plan) => PlanReply::Ready(plan),
+                                    Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
+                                },
+                                Err(f) if f.is_connection() => return f,
+                                Err(f) => PlanReply::Failed { id, kind, error: f.to_string() },
                             }
                         }
                         None => PlanReply::Failed { id, kind, error: "the session layout is not known yet".into() },

@@ -18,9 +18,10 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::app::App;
-use crate::collect::{Request, now_millis};
+use crate::collect::now_millis;
 use crate::keymap::Keymap;
 use crate::model::Model;
+use crate::msg::Request;
 use crate::setup::Setup;
 use crate::theme::{self, Theme};
 
@@ -104,7 +105,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let size = terminal.size()?;
     let mut app = App::new(model, keymap, (size.width, size.height));
     for w in &setup.warnings {
-        app.on_update(crate::model::Update::Notice(w.clone()));
+        app.on_update(crate::msg::Update::Notice(w.clone()));
     }
 
     let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();

@@ -6,14 +6,16 @@ use std::fmt::Write as _;
 
 use serde_json::{Value as J, json};
 
-use crate::action::{WriteError, WriteKind, WriteOutcome, WritePlan};
+use crate::action::{WriteError, WriteOutcome};
 use crate::collect::census::{self, Budget};
 use crate::collect::read::{Interner, LABEL_MAX_CHARS, ReadOptions, read_rows};
 use crate::collect::{self, Resolved, inspect, now_millis, server};
 use crate::decode::Value;
+use crate::domain::{Decodedish, SessionReport, SessionRow, Ttl};
 use crate::layout::Layout;
 use crate::link::{Failure, Link};
-use crate::model::{Decodedish, Model, SessionReport, SessionRow, Ttl, Update};
+use crate::model::Model;
+use crate::msg::{Update, WriteKind, WritePlan};
 use crate::names::SessionId;
 use crate::present::{self, Exchange};
 use crate::setup::Setup;
@@ -127,7 +129,7 @@ pub struct SnapshotData {
 pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Result<SnapshotData, HeadlessError> {
     let link = &mut session.link;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
-    model.apply(Update::Link(crate::model::LinkState::Connected { since: model.now }));
+    model.apply(Update::Link(crate::domain::LinkState::Connected { since: model.now }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
     let Some(layout) = session.layout.clone() else {
@@ -143,7 +145,7 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
             census_duration_ms: None,
         });
     };
-    model.apply(Update::Layout(Box::new(crate::model::LayoutInfo::new(&layout, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, session.note.clone()))));
 
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut batches = Vec::new();
@@ -491,7 +493,7 @@ pub async fn inspect(
         inspect::inspect(&mut session.link, layout, id, &keys, score, setup.collect.census.max_value_bytes, now)
             .await?;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now);
-    model.apply(Update::Layout(Box::new(crate::model::LayoutInfo::new(layout, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(layout, session.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))
 }
@@ -664,11 +666,9 @@ pub async fn write(
     }
     let mut budget = Budget::new(setup.collect.census.budget_per_sec);
     let layout = session.layout()?.clone();
-    let plan = setup
-        .writer
-        .plan(&mut session.link, &layout, id, kind, &mut budget, setup.collect.census.scan_count)
-        .await
-        .map_err(|e| HeadlessError::from_write(e, session))?;
+    let scan_count = setup.collect.census.scan_count;
+    let (keys, score) = inspect::find_keys(&mut session.link, &layout, id, &mut budget, scan_count, None).await?;
+    let plan = setup.writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, session))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(
             "nothing to {} for session '{}': it has no keys of its own{}",

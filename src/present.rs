@@ -5,7 +5,7 @@
 //! Every string returned here is terminal-safe (see [`crate::text`]).
 
 use crate::decode::Value;
-use crate::model::{Millis, Ttl};
+use crate::domain::{Millis, Ttl};
 use crate::text;
 
 /// `23h56m`, `no TTL`, or `—` when unknown.

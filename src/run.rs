@@ -3,9 +3,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::action::WriteKind;
 use crate::cli::{Cli, Command};
 use crate::headless::{self, HeadlessError};
+use crate::msg::WriteKind;
 use crate::names::SessionId;
 use crate::setup::Setup;
 use crate::text;

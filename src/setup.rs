@@ -9,9 +9,10 @@ use crate::cli::Global;
 use crate::collect::census::CensusOptions;
 use crate::collect::{CollectOptions, DEFAULT_CENSUS_PAUSE, DEFAULT_PAGE_SIZE};
 use crate::config::{self, ConfigError};
+use crate::domain::TargetInfo;
 use crate::layout::{Choice, Overrides};
 use crate::link::LoadCounter;
-use crate::model::{ModelSettings, TargetInfo};
+use crate::model::ModelSettings;
 use crate::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
 
 /// Everything a command needs to run.
@@ -136,7 +137,7 @@ impl Setup {
     pub fn spawn_collectors(
         &self,
         options: CollectOptions,
-    ) -> (crate::collect::Collector, tokio::sync::mpsc::UnboundedReceiver<crate::model::Update>) {
+    ) -> (crate::collect::Collector, tokio::sync::mpsc::UnboundedReceiver<crate::msg::Update>) {
         crate::collect::spawn(
             self.target.clone(),
             self.choice.clone(),
@@ -148,7 +149,7 @@ impl Setup {
     }
 
     /// The model settings the command line gives; the layout's own (idle rule, final and
-    /// ordered stages) arrive with [`crate::model::Update::Layout`].
+    /// ordered stages) arrive with [`crate::msg::Update::Layout`].
     pub fn model_settings(&self) -> ModelSettings {
         ModelSettings { lifetime_s: self.lifetime_s, stalled_after_s: self.stalled_after_s, ..ModelSettings::default() }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::model::{Decodedish, KeyReport, SessionReport};
+use crate::domain::{Decodedish, KeyReport, SessionReport};
 use crate::present;
 use crate::text;
 use crate::theme::Role;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::read::{Interner, Prepared, Probe, ReadOptions};
+use crate::domain::{CensusTally, Millis, SessionRow, Ttl};
 use crate::layout::Layout;
 use crate::link::{Failure, Link};
-use crate::model::{CensusTally, Millis, SessionRow, Ttl};
 use crate::names::SessionId;
 
 /// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids

@@ -19,9 +19,9 @@ use std::collections::HashSet;
 use super::census::Budget;
 use super::read::{Interner, ReadOptions, read_rows};
 use crate::decode::{self, Value};
+use crate::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
 use crate::layout::{KeyTemplate, Layout, Lifecycle, PartRole};
 use crate::link::{Failure, Link, Reply, reply};
-use crate::model::{Decodedish, KeyReport, Micros, Millis, SessionReport, SessionRow, Ttl};
 use crate::names::{Key, SessionId};
 use crate::text;
 
@@ -32,16 +32,6 @@ pub const READ_BUDGET_FACTOR: u64 = 4;
 /// Keys longer than this are not searched for the other ids they could belong to; a wildcard
 /// key that long is left out of the session rather than risk taking another session's key.
 const MAX_AMBIGUOUS_KEY_LEN: usize = 1024;
-
-/// A key that belongs to a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionKey {
-    pub key: Key,
-    /// `primary`, a part name or a related family name.
-    pub role: String,
-    pub part: Option<PartRole>,
-    pub lifecycle: Lifecycle,
-}
 
 /// A session's keys that exist now, and its index score. Related families with a `*` are
 /// found by a `SCAN MATCH` over the keyspace (under `budget`), unless `known_related` already

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::decode::{self, Value};
+use crate::domain::{Micros, Millis, SessionRow, Ttl};
 use crate::layout::{Fields, KeyType, Layout, NaiveTime, ScoreMeaning};
 use crate::link::{Failure, Link, Reply, reply};
-use crate::model::{Micros, Millis, SessionRow, Ttl};
 use crate::names::SessionId;
 use crate::text;
 

@@ -1,8 +1,8 @@
 //! Server statistics: `INFO` and `DBSIZE` in one round trip. Either may be denied (an ACL user
 //! without `INFO`) without the other being lost.
 
+use crate::info::ServerStats;
 use crate::link::{Failure, Link, reply};
-use crate::model::ServerStats;
 
 /// Reads the server's statistics. Only a connection failure is an error; a denied or unknown
 /// command leaves its fields unknown and says why in the second value.

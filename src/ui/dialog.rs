@@ -6,9 +6,9 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
-use crate::action::WriteKind;
 use crate::app::Dialog;
 use crate::keymap::Keymap;
+use crate::msg::WriteKind;
 use crate::text;
 use crate::theme::{Role, Theme};
 

@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::fit;
-use crate::model::{LinkState, Model};
+use crate::domain::LinkState;
+use crate::model::Model;
 use crate::text;
 use crate::theme::{Role, Theme};
 

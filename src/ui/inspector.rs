@@ -7,10 +7,11 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
-use super::InspectorAreas;
 use crate::app::{InspectorState, Pane};
-use crate::model::{Model, SessionReport};
+use crate::domain::SessionReport;
+use crate::model::Model;
 use crate::present::{self, Exchange};
+use crate::screen::InspectorAreas;
 use crate::text;
 use crate::theme::{Role, Theme};
 use crate::tree::{TreeLine, raw_text};

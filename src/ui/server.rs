@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::{bar, fit, spark};
-use crate::model::{Model, ServerStats};
+use crate::info::ServerStats;
+use crate::model::Model;
 use crate::text;
 use crate::theme::{Role, Theme};
 

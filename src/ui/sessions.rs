@@ -8,7 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
 use crate::app::{SortColumn, TableState};
-use crate::model::{Model, SessionRow, Ttl};
+use crate::domain::{SessionRow, Ttl};
+use crate::model::Model;
 use crate::present;
 use crate::text;
 use crate::theme::{Role, Theme};

@@ -133,8 +133,9 @@ fn hostile_data_through_the_headless_commands() {
 /// in turn: updates keep coming, the connection is never dropped, nothing panics.
 #[test]
 fn hostile_data_through_the_dashboards_collectors() {
-    use sessiontop::collect::Request;
-    use sessiontop::model::{LinkState, Update};
+    use sessiontop::domain::LinkState;
+    use sessiontop::msg::Request;
+    use sessiontop::msg::Update;
     use sessiontop::names::SessionId;
 
     let server = server();

@@ -5,12 +5,14 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use sessiontop::app::App;
 use sessiontop::decode::Value;
+use sessiontop::domain::{
+    CensusTally, Decodedish, KeyReport, LayoutInfo, LinkState, SessionReport, SessionRow, TargetInfo, Ttl,
+};
+use sessiontop::info::ServerStats;
 use sessiontop::keymap::Keymap;
 use sessiontop::layout::{IdleSource, LayoutKind};
-use sessiontop::model::{
-    CensusTally, Decodedish, KeyReport, LayoutInfo, LinkState, Model, ModelSettings, ServerStats, SessionReport,
-    SessionRow, TargetInfo, Ttl, Update,
-};
+use sessiontop::model::{Model, ModelSettings};
+use sessiontop::msg::Update;
 use sessiontop::theme::Theme;
 
 /// 2026-11-21T14:00:00Z.

@@ -2,10 +2,8 @@
 //! requests out.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{App, Dialog, Level, Pane, SortColumn, View};
-use sessiontop::collect::Request;
-use sessiontop::model::{PlanReply, Update};
+use sessiontop::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
 use sessiontop::names::SessionId;
 
 use crate::fixtures::*;
@@ -290,7 +288,7 @@ fn the_mouse_wheel_scrolls_and_a_click_selects() {
     a.on_mouse(wheel(MouseEventKind::ScrollUp));
     assert_eq!(a.table.selected_index(), Some(0));
     // The table's first row is two lines below its top border.
-    let table = sessiontop::ui::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48)).table;
+    let table = sessiontop::screen::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48)).table;
     a.on_mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: 10,
@@ -346,7 +344,7 @@ fn collector_notices_reach_the_footer() {
 #[test]
 fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
     use sessiontop::decode::Value;
-    use sessiontop::model::Decodedish;
+    use sessiontop::domain::Decodedish;
     let mut report = report();
     report.keys[0].content = Some(Decodedish::Value {
         format: None,
@@ -374,7 +372,7 @@ fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
 #[test]
 fn a_stalled_census_says_why_instead_of_starting() {
     let mut m = loading();
-    m.apply(Update::Link(sessiontop::model::LinkState::Connected { since: NOW }));
+    m.apply(Update::Link(sessiontop::domain::LinkState::Connected { since: NOW }));
     m.apply(Update::Layout(Box::new(layout_info())));
     let mut a = app(m, (160, 48));
     let (text, _) = render(&a, &theme());
@@ -392,7 +390,7 @@ fn a_stalled_census_says_why_instead_of_starting() {
     a.on_update(Update::CensusBatch {
         generation: 1,
         rows: vec![],
-        partial: sessiontop::model::CensusTally::default(),
+        partial: sessiontop::domain::CensusTally::default(),
         progress: Some(0.5),
     });
     let (text, _) = render(&a, &theme());

@@ -3,14 +3,11 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use proptest::prelude::*;
-use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{App, View};
-use sessiontop::collect::inspect::SessionKey;
 use sessiontop::decode::Value;
+use sessiontop::domain::{CensusTally, Decodedish, KeyReport, LinkState, SessionKey, SessionReport, SessionRow, Ttl};
 use sessiontop::layout::Lifecycle;
-use sessiontop::model::{
-    CensusTally, Decodedish, KeyReport, LinkState, PlanReply, SessionReport, SessionRow, Ttl, Update,
-};
+use sessiontop::msg::{PlanReply, Update, WriteKind, WritePlan};
 use sessiontop::names::{Key, SessionId};
 
 use crate::fixtures::*;

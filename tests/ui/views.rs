@@ -1,11 +1,10 @@
 //! Snapshots of every view at 80x24 and 160x48, and the colours that carry meaning.
 
 use ratatui::style::Color;
-use sessiontop::action::{WriteKind, WritePlan};
 use sessiontop::app::{Dialog, View};
-use sessiontop::collect::inspect::SessionKey;
+use sessiontop::domain::{LinkState, SessionKey};
 use sessiontop::layout::Lifecycle;
-use sessiontop::model::{LinkState, Update};
+use sessiontop::msg::{Update, WriteKind, WritePlan};
 use sessiontop::theme::{Role, Theme};
 
 use crate::fixtures::*;
@@ -65,7 +64,7 @@ fn inspector_app(size: (u16, u16)) -> sessiontop::app::App {
     let mut a = app(m, size);
     a.table.selected = Some("user_1234".into());
     let requests = a.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Enter));
-    assert!(requests.contains(&sessiontop::collect::Request::Inspect(Some("user_1234".into()))));
+    assert!(requests.contains(&sessiontop::msg::Request::Inspect(Some("user_1234".into()))));
     assert_eq!(a.view, View::Inspector);
     a
 }

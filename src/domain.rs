@@ -1,0 +1,236 @@
+//! What sessiontop knows of the things it watches: a session's row and report, its TTL, what
+//! the census counts, the connection's health, the target and the layout in use. Plain data,
+//! shared by the collectors, the model, the messages and the views; no behaviour beyond
+//! reading itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::decode::{Format, Value};
+use crate::layout::{IdleSource, Layout, Lifecycle, PartRole};
+use crate::names::{Key, SessionId};
+
+/// Epoch milliseconds.
+pub type Millis = i64;
+/// Epoch microseconds: last-interaction times keep the precision of the index score, so the
+/// most recently active sessions are told apart within a second.
+pub type Micros = i64;
+
+/// How long a session's keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Not known (not read yet, or the read failed).
+    Unknown,
+    /// The key exists without an expiry.
+    Persistent,
+    /// The key expires at this instant.
+    ExpiresAt(Millis),
+}
+
+impl Ttl {
+    /// From a `PTTL` reply observed at `now`: -1 is persistent, -2 (missing) is unknown.
+    pub fn from_pttl(pttl: Option<i64>, now: Millis) -> Ttl {
+        match pttl {
+            Some(-1) => Ttl::Persistent,
+            Some(ms) if ms >= 0 => Ttl::ExpiresAt(now + ms),
+            _ => Ttl::Unknown,
+        }
+    }
+
+    /// Whole seconds left at `now` (rounded up, never negative); `None` unless it expires.
+    pub fn seconds_left(self, now: Millis) -> Option<i64> {
+        match self {
+            Ttl::ExpiresAt(at) => Some(((at - now).max(0) + 999) / 1000),
+            _ => None,
+        }
+    }
+}
+
+/// One live session as the census and the page poll see it: small, so that a census of many
+/// sessions fits in memory. Strings that repeat across sessions (stages) are shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: SessionId,
+    pub stage: Option<Arc<str>>,
+    pub substate: Option<Arc<str>>,
+    pub status: Option<Arc<str>>,
+    /// From the last-interaction field, or the index score.
+    pub last_interaction: Option<Micros>,
+    /// TTL of the session's primary key.
+    pub ttl: Ttl,
+    pub history_len: Option<u64>,
+    /// `MEMORY USAGE` summed over the session's keys; only read for the visible page.
+    pub memory_bytes: Option<u64>,
+    /// Why the session's payload or fields could not be read or decoded (over the read cap,
+    /// not a format sessiontop reads, the wrong type).
+    pub decode_error: Option<String>,
+    /// The census generation that last saw this session.
+    pub generation: u64,
+}
+
+impl SessionRow {
+    pub fn new(id: impl Into<SessionId>) -> Self {
+        SessionRow {
+            id: id.into(),
+            stage: None,
+            substate: None,
+            status: None,
+            last_interaction: None,
+            ttl: Ttl::Unknown,
+            history_len: None,
+            memory_bytes: None,
+            decode_error: None,
+            generation: 0,
+        }
+    }
+}
+
+/// What the census counts over all sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CensusTally {
+    /// Live sessions (primary key present).
+    pub total: u64,
+    pub by_stage: BTreeMap<String, u64>,
+    pub by_substate: BTreeMap<String, u64>,
+    /// Live sessions whose stage is not known (field absent or payload undecodable).
+    pub no_stage: u64,
+    /// Live sessions whose primary key has no TTL.
+    pub no_ttl: u64,
+    /// Index entries whose session keys are gone.
+    pub orphaned: u64,
+    /// Live sessions whose payload did not decode.
+    pub undecodable: u64,
+    /// Live sessions whose payload exceeds the read cap.
+    pub oversized: u64,
+    /// The largest TTL seen, in milliseconds: the default session lifetime for `lifetime - TTL`.
+    pub max_ttl_ms: i64,
+    /// Session keys found gone between the walk of the keyspace and their read (expired or
+    /// deleted meanwhile; a walk of the index counts those as orphaned).
+    pub vanished: u64,
+    /// Distinct index entries or session keys examined: live + orphaned + vanished.
+    pub examined: u64,
+}
+
+/// The connection's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Connecting,
+    Connected {
+        since: Millis,
+    },
+    /// Lost; the next attempt is at `retry_at`.
+    Reconnecting {
+        attempt: u32,
+        retry_at: Millis,
+        error: String,
+    },
+    /// The server refused the credentials; retried slowly in case they are fixed server-side.
+    AuthFailed {
+        error: String,
+        retry_at: Millis,
+    },
+}
+
+/// A decoded part of a session, or why it did not decode (with the raw bytes kept).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decodedish {
+    Value { format: Option<Format>, value: Value },
+    Undecodable { reason: String, raw: Vec<u8>, total_len: u64 },
+}
+
+/// One key of a session, for the inspector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyReport {
+    pub key: Key,
+    /// `primary`, a part name (`history`, `meta`) or a related family name (`lock`).
+    pub role: String,
+    pub redis_type: String,
+    pub ttl: Ttl,
+    pub memory_bytes: Option<u64>,
+    /// Length in the key type's unit: bytes, fields, entries or members.
+    pub length: Option<u64>,
+    /// Decoded contents (not for history, which is in `history`).
+    pub content: Option<Decodedish>,
+    /// Whether `content` holds only the first part of the value (capped).
+    pub truncated: bool,
+    /// The contents as stored, for the raw view: the value, or each field, entry or member
+    /// (labelled with its field name or index).
+    pub raw: Vec<(Option<String>, Vec<u8>)>,
+}
+
+/// Everything about one session, for `inspect` and the inspector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionReport {
+    pub id: SessionId,
+    pub row: SessionRow,
+    pub keys: Vec<KeyReport>,
+    /// The session's score in the index, when it has an entry there.
+    pub index_score: Option<f64>,
+    /// History entries, newest first (capped).
+    pub history: Vec<Value>,
+    /// The same entries as stored, for the raw view.
+    pub history_raw: Vec<Vec<u8>>,
+    pub history_total: u64,
+    pub observed_at: Millis,
+    /// Fields that could not be read, with why (`MEMORY USAGE denied`).
+    pub unavailable: Vec<String>,
+}
+
+impl SessionReport {
+    /// Whether anything of the session exists: a key or an index entry.
+    pub fn exists(&self) -> bool {
+        !self.keys.is_empty() || self.index_score.is_some()
+    }
+
+    /// Whether only the index entry is left.
+    pub fn is_orphan(&self) -> bool {
+        self.index_score.is_some() && !self.keys.iter().any(|k| k.role == "primary")
+    }
+}
+
+/// Facts about the target that do not change while sessiontop runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetInfo {
+    pub url: String,
+    pub name: Option<String>,
+    pub read_only: bool,
+}
+
+/// The layout in use, as shown, with what the model needs of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayoutInfo {
+    pub name: String,
+    pub kind: crate::layout::LayoutKind,
+    pub prefix: String,
+    /// What detection saw, when the layout was detected.
+    pub note: Option<String>,
+    pub idle: IdleSource,
+    pub finals: Vec<String>,
+    pub stages: Vec<String>,
+    pub substates: Vec<String>,
+}
+
+impl LayoutInfo {
+    pub fn new(layout: &Layout, note: Option<String>) -> LayoutInfo {
+        LayoutInfo {
+            name: layout.name.clone(),
+            kind: layout.kind,
+            prefix: layout.prefix.clone(),
+            note,
+            idle: layout.idle,
+            finals: layout.finals.clone(),
+            stages: layout.stages.clone(),
+            substates: layout.substates.clone(),
+        }
+    }
+}
+
+/// A key that belongs to a session, as the layout names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    pub key: Key,
+    /// `primary`, a part name or a related family name.
+    pub role: String,
+    pub part: Option<PartRole>,
+    pub lifecycle: Lifecycle,
+}

@@ -1,0 +1,143 @@
+//! What `INFO` and `DBSIZE` say about the server, parsed into typed fields.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// The keyspace line of one database (`db0:keys=3,expires=3,avg_ttl=1729782`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspaceLine {
+    pub db: u32,
+    pub keys: u64,
+    pub expires: u64,
+    pub avg_ttl_ms: u64,
+}
+
+/// What `INFO` and `DBSIZE` said. Every field is optional: a field the server does not report
+/// (or a section the user may not read) stays `None` and is shown as unavailable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerStats {
+    pub redis_version: Option<String>,
+    pub redis_mode: Option<String>,
+    pub os: Option<String>,
+    pub role: Option<String>,
+    pub run_id: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub used_memory_bytes: Option<u64>,
+    pub used_memory_peak_bytes: Option<u64>,
+    pub used_memory_rss_bytes: Option<u64>,
+    pub maxmemory_bytes: Option<u64>,
+    pub maxmemory_policy: Option<String>,
+    pub mem_fragmentation_ratio: Option<f64>,
+    pub connected_clients: Option<u64>,
+    pub blocked_clients: Option<u64>,
+    pub ops_per_sec: Option<u64>,
+    pub total_commands_processed: Option<u64>,
+    pub keyspace_hits: Option<u64>,
+    pub keyspace_misses: Option<u64>,
+    pub evicted_keys: Option<u64>,
+    pub expired_keys: Option<u64>,
+    pub connected_slaves: Option<u64>,
+    pub master_link_status: Option<String>,
+    pub keyspace: Vec<KeyspaceLine>,
+    /// `DBSIZE` of the selected database.
+    pub db_keys: Option<u64>,
+}
+
+impl ServerStats {
+    /// Parses the text of `INFO`. Unknown lines are ignored; malformed numbers stay `None`.
+    pub fn from_info(text: &str) -> ServerStats {
+        let fields: HashMap<&str, &str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+            .collect();
+        let s = |k: &str| fields.get(k).map(|v| v.to_string());
+        let n = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
+        let keyspace = fields
+            .iter()
+            .filter_map(|(k, v)| parse_keyspace(k, v))
+            .collect::<BTreeMap<u32, KeyspaceLine>>()
+            .into_values()
+            .collect();
+        ServerStats {
+            redis_version: s("redis_version"),
+            redis_mode: s("redis_mode"),
+            os: s("os"),
+            role: s("role"),
+            run_id: s("run_id"),
+            uptime_seconds: n("uptime_in_seconds"),
+            used_memory_bytes: n("used_memory"),
+            used_memory_peak_bytes: n("used_memory_peak"),
+            used_memory_rss_bytes: n("used_memory_rss"),
+            maxmemory_bytes: n("maxmemory"),
+            maxmemory_policy: s("maxmemory_policy"),
+            mem_fragmentation_ratio: fields.get("mem_fragmentation_ratio").and_then(|v| v.parse().ok()),
+            connected_clients: n("connected_clients"),
+            blocked_clients: n("blocked_clients"),
+            ops_per_sec: n("instantaneous_ops_per_sec"),
+            total_commands_processed: n("total_commands_processed"),
+            keyspace_hits: n("keyspace_hits"),
+            keyspace_misses: n("keyspace_misses"),
+            evicted_keys: n("evicted_keys"),
+            expired_keys: n("expired_keys"),
+            connected_slaves: n("connected_slaves"),
+            master_link_status: s("master_link_status"),
+            keyspace,
+            db_keys: None,
+        }
+    }
+
+    /// Hits over lookups, when any lookups happened.
+    pub fn hit_rate(&self) -> Option<f64> {
+        let (h, m) = (self.keyspace_hits?, self.keyspace_misses?);
+        (h + m > 0).then(|| h as f64 / (h + m) as f64)
+    }
+
+    /// Used memory over `maxmemory`; `None` when there is no limit (0) or it is unknown.
+    pub fn memory_fraction(&self) -> Option<f64> {
+        let (used, max) = (self.used_memory_bytes?, self.maxmemory_bytes?);
+        (max > 0).then(|| used as f64 / max as f64)
+    }
+}
+
+fn parse_keyspace(key: &str, value: &str) -> Option<(u32, KeyspaceLine)> {
+    let db: u32 = key.strip_prefix("db")?.parse().ok()?;
+    let mut line = KeyspaceLine { db, keys: 0, expires: 0, avg_ttl_ms: 0 };
+    for pair in value.split(',') {
+        let (k, v) = pair.split_once('=')?;
+        let v: u64 = v.parse().ok()?;
+        match k {
+            "keys" => line.keys = v,
+            "expires" => line.expires = v,
+            "avg_ttl" => line.avg_ttl_ms = v,
+            _ => {}
+        }
+    }
+    Some((db, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nrun_id:abc\r\nuptime_in_seconds:42\r\n\
+        # Clients\r\nconnected_clients:3\r\nblocked_clients:0\r\n# Memory\r\nused_memory:1048576\r\nused_memory_peak:2097152\r\n\
+        maxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:5.61\r\n# Stats\r\ninstantaneous_ops_per_sec:12\r\n\
+        keyspace_hits:3\r\nkeyspace_misses:1\r\nevicted_keys:0\r\nexpired_keys:7\r\n# Replication\r\nrole:master\r\n\
+        # Keyspace\r\ndb0:keys=3,expires=2,avg_ttl=1729782\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
+
+    #[test]
+    fn info_parses_into_stats() {
+        let s = ServerStats::from_info(INFO);
+        assert_eq!(s.redis_version.as_deref(), Some("7.0.15"));
+        assert_eq!(s.role.as_deref(), Some("master"));
+        assert_eq!(s.used_memory_bytes, Some(1_048_576));
+        assert_eq!(s.maxmemory_bytes, Some(0));
+        assert_eq!(s.memory_fraction(), None, "maxmemory 0 means no limit");
+        assert_eq!(s.mem_fragmentation_ratio, Some(5.61));
+        assert_eq!(s.hit_rate(), Some(0.75));
+        assert_eq!(s.keyspace.len(), 2);
+        assert_eq!(s.keyspace[0], KeyspaceLine { db: 0, keys: 3, expires: 2, avg_ttl_ms: 1_729_782 });
+        assert_eq!(s.evicted_keys, Some(0));
+        assert_eq!(s.os, None, "absent fields stay unknown");
+    }
+}

@@ -1,0 +1,128 @@
+//! The messages the collectors, the model and the dashboard exchange: updates from Redis,
+//! requests for the collectors, and the writes they plan and carry out. Below every module that
+//! sends or receives them, so none of those modules imports another to talk to it.
+
+use serde::Serialize;
+
+use crate::domain::{CensusTally, LayoutInfo, LinkState, SessionKey, SessionReport, SessionRow};
+use crate::info::ServerStats;
+use crate::names::SessionId;
+
+/// A message from a collector to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Link(LinkState),
+    /// Which layout is in use (after `--layout` or detection), with the detector's note.
+    Layout(Box<LayoutInfo>),
+    /// The layout could not be detected (yet).
+    LayoutUnknown {
+        note: String,
+    },
+    Server {
+        stats: Box<ServerStats>,
+        unavailable: Vec<String>,
+    },
+    /// Fresh details of some sessions (the visible page).
+    Page {
+        rows: Vec<SessionRow>,
+        unavailable: Vec<String>,
+    },
+    /// Sessions whose primary key was found gone by the page poll.
+    Gone {
+        ids: Vec<SessionId>,
+    },
+    CensusBatch {
+        generation: u64,
+        rows: Vec<SessionRow>,
+        partial: CensusTally,
+        progress: Option<f64>,
+    },
+    CensusDone {
+        generation: u64,
+        tally: CensusTally,
+        duration_ms: u64,
+        orphan_ids: Vec<SessionId>,
+    },
+    Inspect(Box<SessionReport>),
+    /// The census cannot get on: why, shown until its next batch arrives.
+    CensusProblem(String),
+    /// A write finished: one line for the user, and whether it succeeded.
+    WriteDone {
+        message: String,
+        ok: bool,
+    },
+    /// A non-fatal problem worth a line on screen.
+    Notice(String),
+    /// The answer to a request to plan a write (for its confirmation dialog).
+    Plan(PlanReply),
+    /// sessiontop's own process: CPU share and resident memory.
+    OwnProcess {
+        cpu_percent: f32,
+        rss_bytes: u64,
+    },
+}
+
+/// What a write would change, or why it cannot be planned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanReply {
+    Ready(WritePlan),
+    Failed { id: SessionId, kind: WriteKind, error: String },
+}
+
+/// What the view asks the collectors for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Poll now.
+    Refresh,
+    /// The ids currently on screen: their details are read every poll.
+    Viewport(Vec<SessionId>),
+    /// Open (or, with `None`, close) the inspector on a session.
+    Inspect(Option<SessionId>),
+    /// Work out exactly what a write would change, for the confirmation dialog.
+    Plan { id: SessionId, kind: WriteKind },
+    /// Carry out a plan the user confirmed.
+    Execute(WritePlan),
+}
+
+/// A write the user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "action", content = "seconds")]
+pub enum WriteKind {
+    /// Give the session's keys this TTL in seconds.
+    Expire(i64),
+    /// Remove the TTL of the session's keys.
+    Persist,
+    /// Remove every key of the session and its index entry.
+    Delete,
+}
+
+impl WriteKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            WriteKind::Expire(_) => "expire",
+            WriteKind::Persist => "persist",
+            WriteKind::Delete => "delete",
+        }
+    }
+}
+
+/// Exactly what a write will touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub id: SessionId,
+    pub kind: WriteKind,
+    /// Keys the write changes.
+    pub keys: Vec<SessionKey>,
+    /// Keys of the session the write leaves alone (locks and counters are never given the
+    /// session's TTL or made persistent).
+    pub untouched: Vec<SessionKey>,
+    /// The index whose entry for `id` the write removes.
+    pub index: Option<String>,
+}
+
+impl WritePlan {
+    /// Whether the plan changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.index.is_none()
+    }
+}

@@ -1,0 +1,104 @@
+//! The screen's geometry: where each panel of the overview and the inspector goes at a
+//! terminal size. A pure function of the size, shared by the drawing and by the update logic
+//! (page sizes, mouse clicks), so that neither needs the other.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+
+/// Width from which the server and census panels sit side by side.
+pub const WIDE: u16 = 140;
+/// Height from which the census panel has room for one bar per stage.
+pub const TALL: u16 = 32;
+
+/// Where the overview's panels go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverviewAreas {
+    pub header: Rect,
+    pub server: Rect,
+    pub census: Rect,
+    pub table: Rect,
+    pub footer: Rect,
+}
+
+/// Height of the census panel: a totals line and, when tall enough, a bar per stage.
+fn census_height(area: Rect) -> u16 {
+    if area.height >= TALL { 11 } else { 4 }
+}
+
+pub fn overview_areas(area: Rect) -> OverviewAreas {
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)]).areas(area);
+    let server_height = if area.height >= TALL { 6 } else { 5 };
+    let (server, census, table) = if area.width >= WIDE {
+        let top = server_height.max(census_height(area));
+        let [top, table] = Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(body);
+        let [server, census] = Layout::horizontal([Constraint::Percentage(56), Constraint::Fill(1)]).areas(top);
+        (server, census, table)
+    } else {
+        let [server, census, table] = Layout::vertical([
+            Constraint::Length(server_height),
+            Constraint::Length(census_height(area)),
+            Constraint::Fill(1),
+        ])
+        .areas(body);
+        (server, census, table)
+    };
+    OverviewAreas { header, server, census, table, footer }
+}
+
+/// Rows of sessions the table shows (inside its border, below its header).
+pub fn table_rows(area: Rect) -> usize {
+    usize::from(overview_areas(area).table.height.saturating_sub(3))
+}
+
+/// Where the inspector's parts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectorAreas {
+    pub header: Rect,
+    pub summary: Rect,
+    pub keys: Rect,
+    pub tree: Rect,
+    pub history: Rect,
+    pub footer: Rect,
+}
+
+pub fn inspector_areas(area: Rect, key_count: usize) -> InspectorAreas {
+    let keys_height = (key_count as u16 + 3).clamp(4, if area.height >= TALL { 9 } else { 5 });
+    let [header, summary, keys, panes, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(keys_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [tree, history] = if area.width >= WIDE {
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Fill(1)]).areas(panes)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(panes)
+    };
+    InspectorAreas { header, summary, keys, tree, history, footer }
+}
+
+/// Lines a scrolling inspector pane shows at a terminal size, for paging.
+pub fn inspector_pane_rows(size: (u16, u16)) -> usize {
+    let areas = inspector_areas(Rect::new(0, 0, size.0, size.1), 4);
+    usize::from(areas.tree.height.saturating_sub(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_fit_small_and_large_terminals() {
+        for (w, h) in [(80, 24), (160, 48), (200, 60), (60, 15)] {
+            let a = overview_areas(Rect::new(0, 0, w, h));
+            assert_eq!(a.header.height, 1);
+            assert_eq!(a.footer.y, h - 1);
+            assert!(a.table.height >= 3, "{w}x{h}: {a:?}");
+            let i = inspector_areas(Rect::new(0, 0, w, h), 4);
+            assert!(i.tree.height >= 2 && i.history.height >= 2, "{w}x{h}: {i:?}");
+        }
+        assert_eq!(table_rows(Rect::new(0, 0, 80, 24)), 10);
+    }
+}

@@ -23,6 +23,7 @@ pub mod local_redis;
 pub mod model;
 pub mod msg;
 pub mod names;
+pub mod output;
 pub mod present;
 pub mod run;
 pub mod screen;

@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 use crate::headless::{self, HeadlessError};
 use crate::msg::WriteKind;
 use crate::names::SessionId;
+use crate::output;
 use crate::setup::Setup;
 use crate::text;
 
@@ -88,9 +89,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Snapshot(args) => {
             let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(&headless_exit)?;
             if args.json {
-                writeln!(stdout, "{}", text::json_pretty(&headless::snapshot_json(&data, &setup)))?;
+                writeln!(stdout, "{}", text::json_pretty(&output::json::snapshot(&data, &setup)))?;
             } else {
-                write!(stdout, "{}", headless::snapshot_text(&data))?;
+                write!(stdout, "{}", output::text::snapshot(&data))?;
             }
         }
         Command::Inspect(args) => {
@@ -98,10 +99,10 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 .await
                 .map_err(&headless_exit)?;
             if args.json {
-                let json = headless::inspect_json(&report, &model, session.layout().map_err(&headless_exit)?);
+                let json = output::json::inspect(&report, &model, session.layout().map_err(&headless_exit)?);
                 writeln!(stdout, "{}", text::json_pretty(&json))?;
             } else {
-                write!(stdout, "{}", headless::inspect_text(&report, &model))?;
+                write!(stdout, "{}", output::text::inspect(&report, &model))?;
             }
         }
         Command::Expire(args) => {
@@ -114,7 +115,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             )
             .await
             .map_err(&headless_exit)?;
-            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+            write!(stdout, "{}", output::text::outcome(&outcome))?;
         }
         Command::Persist(args) => {
             let outcome =
@@ -123,7 +124,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 })
                 .await
                 .map_err(&headless_exit)?;
-            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+            write!(stdout, "{}", output::text::outcome(&outcome))?;
         }
         Command::Delete(args) => {
             let yes = args.yes;
@@ -132,11 +133,11 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                     if yes {
                         return Ok(());
                     }
-                    confirm_on_terminal(&headless::plan_text(plan))
+                    confirm_on_terminal(&output::text::plan(plan))
                 })
                 .await
                 .map_err(&headless_exit)?;
-            write!(stdout, "{}", headless::outcome_text(&outcome))?;
+            write!(stdout, "{}", output::text::outcome(&outcome))?;
         }
     }
     if let Some(note) = note {

@@ -1,0 +1,301 @@
+//! Plain-text output for a terminal: the snapshot, the inspect report, a write's plan and its
+//! outcome. Everything from Redis is escaped and cut with its size.
+
+use std::fmt::Write as _;
+
+use crate::action::WriteOutcome;
+use crate::collect::read::LABEL_MAX_CHARS;
+use crate::domain::{Decodedish, SessionReport, Ttl};
+use crate::headless::SnapshotData;
+use crate::model::Model;
+use crate::msg::WritePlan;
+use crate::present::{self, Exchange};
+use crate::text;
+
+/// The snapshot as text for a terminal.
+pub fn snapshot(data: &SnapshotData) -> String {
+    let m = &data.model;
+    let mut out = String::new();
+    let s = m.server.clone().unwrap_or_default();
+    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), text::grouped);
+    let _ = writeln!(out, "target    {}", text::escape_str(&m.target.url));
+    match &data.layout {
+        Some(layout) => {
+            let _ = writeln!(
+                out,
+                "layout    {}, prefix '{}'{}",
+                layout.kind.name(),
+                text::escape_str(&layout.prefix),
+                data.detection.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "layout    none yet: {}",
+                data.detection.as_deref().map_or_else(|| "not detected".into(), text::escape_str)
+            );
+        }
+    }
+    let memory = match (s.used_memory_bytes, s.maxmemory_bytes) {
+        (Some(used), Some(0)) => format!("{} (no limit)", text::human_bytes(used)),
+        (Some(used), Some(max)) => format!("{} of {}", text::human_bytes(used), text::human_bytes(max)),
+        (Some(used), None) => text::human_bytes(used),
+        _ => "n/a".into(),
+    };
+    let _ = writeln!(
+        out,
+        "server    Redis {} {}, up {}, memory {memory}, peak {}, fragmentation {}, policy {}",
+        s.redis_version.as_deref().map_or("n/a".into(), text::escape_str),
+        s.role.as_deref().map_or("n/a".into(), text::escape_str),
+        s.uptime_seconds.map_or("n/a".into(), |u| text::human_duration(u as i64)),
+        s.used_memory_peak_bytes.map_or("n/a".into(), text::human_bytes),
+        s.mem_fragmentation_ratio.map_or("n/a".into(), |f| format!("{f:.2}")),
+        s.maxmemory_policy.as_deref().map_or("n/a".into(), text::escape_str),
+    );
+    let _ = writeln!(
+        out,
+        "          clients {} ({} blocked), {} ops/s, hit rate {}, evicted {}, expired {}, keys {}",
+        opt(s.connected_clients),
+        opt(s.blocked_clients),
+        opt(s.ops_per_sec),
+        s.hit_rate().map_or("n/a".into(), |h| format!("{:.1}%", h * 100.0)),
+        opt(s.evicted_keys),
+        opt(s.expired_keys),
+        opt(s.db_keys),
+    );
+    for u in &m.server_unavailable {
+        let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
+    }
+    if data.layout.is_none() {
+        let _ = writeln!(out, "sessions  none counted: waiting for session keys to appear");
+        return out;
+    }
+    let t = m.census.totals();
+    let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
+    let _ = writeln!(
+        out,
+        "sessions  {} live, {} orphaned index entries, {} without TTL, {} undecodable, {} oversized, {} stalled (idle > {})",
+        text::grouped(t.total),
+        text::grouped(t.orphaned),
+        text::grouped(t.no_ttl),
+        text::grouped(t.undecodable),
+        text::grouped(t.oversized),
+        text::grouped(stalled as u64),
+        text::human_duration(m.settings.stalled_after_s),
+    );
+    let _ = writeln!(
+        out,
+        "census    {} entries examined in {:.2} s{}",
+        text::grouped(t.examined),
+        data.census_duration_ms.unwrap_or(0) as f64 / 1000.0,
+        if t.vanished > 0 { format!(" ({} gone while counting)", text::grouped(t.vanished)) } else { String::new() }
+    );
+    for (title, counts, none) in [("by stage", &t.by_stage, Some(t.no_stage)), ("by substate", &t.by_substate, None)] {
+        if counts.is_empty() && none.unwrap_or(0) == 0 {
+            continue;
+        }
+        let _ = writeln!(out, "{title}");
+        let labels: Vec<(String, u64)> = counts
+            .iter()
+            .map(|(k, n)| (text::clip_sized(&text::escape_str(k), TEXT_CELL_CHARS).into_owned(), *n))
+            .collect();
+        let width = labels.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(6).max(6);
+        for (k, n) in &labels {
+            let _ = writeln!(out, "  {}  {:>9}", text::pad(k, width), text::grouped(*n));
+        }
+        if let Some(n) = none.filter(|n| *n > 0) {
+            let _ = writeln!(out, "  {}  {:>9}", text::pad("(none)", width), text::grouped(n));
+        }
+    }
+    let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(t.total));
+    let rows: Vec<[String; 8]> = data
+        .items
+        .iter()
+        .map(|r| {
+            [
+                r.id.escaped_short(44),
+                text::clip_sized(&present::or_dash(r.stage.as_deref()), TEXT_CELL_CHARS).into_owned(),
+                text::clip_sized(&present::or_dash(r.substate.as_deref()), TEXT_CELL_CHARS).into_owned(),
+                present::idle_text(m.idle_seconds(r)),
+                present::ttl_text(r.ttl, m.now),
+                r.history_len.map_or("—".into(), |n| n.to_string()),
+                r.memory_bytes.map_or("—".into(), text::human_bytes),
+                match (m.is_stalled(r), r.ttl == Ttl::Persistent, &r.decode_error) {
+                    (_, _, Some(e)) => format!("unreadable: {}", text::clip(&text::escape_str(e), 100)),
+                    (true, _, _) => "stalled".into(),
+                    (_, true, _) => "no TTL".into(),
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["ID", "STAGE", "SUBSTATE", "IDLE", "TTL", "HISTORY", "MEMORY", "NOTE"], &rows));
+    out
+}
+
+/// The most characters of one value in a text table; longer values are cut with their size.
+/// Room for a row's labels, which are already cut with their size at [`LABEL_MAX_CHARS`].
+const TEXT_CELL_CHARS: usize = LABEL_MAX_CHARS + 20;
+
+/// Left-aligned columns separated by two spaces.
+fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut l = String::from(" ");
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            l.push(' ');
+            if i + 1 == N {
+                l.push_str(cell);
+            } else {
+                l.push_str(&text::pad(cell, *w));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, headers.to_vec());
+    for row in rows {
+        line(&mut out, row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// The inspect report as text.
+pub fn inspect(report: &SessionReport, model: &Model) -> String {
+    let mut out = String::new();
+    let r = &report.row;
+    let now = report.observed_at;
+    let _ = writeln!(out, "session   {}", report.id);
+    if report.is_orphan() {
+        let _ = writeln!(out, "          orphaned: the index lists it but its keys are gone");
+    }
+    let _ = writeln!(
+        out,
+        "stage     {} / {}    idle {}    ttl {}    history {}    memory {}",
+        present::or_dash(r.stage.as_deref()),
+        present::or_dash(r.substate.as_deref()),
+        present::idle_text(model.idle_seconds(r)),
+        present::ttl_text(r.ttl, now),
+        r.history_len.map_or("—".into(), |n| n.to_string()),
+        r.memory_bytes.map_or("—".into(), text::human_bytes),
+    );
+    if let Some(last) = r.last_interaction.and_then(super::json::rfc3339) {
+        let _ = writeln!(out, "last      {last}");
+    }
+    for u in &report.unavailable {
+        let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
+    }
+    let _ = writeln!(out, "keys");
+    let rows: Vec<[String; 6]> = report
+        .keys
+        .iter()
+        .map(|k| {
+            [
+                text::escape_str(&k.role),
+                k.key.escaped_short(120),
+                text::escape_str(&k.redis_type),
+                present::ttl_text(k.ttl, now),
+                k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { " (cut)" } else { "" })),
+                k.memory_bytes.map_or("—".into(), text::human_bytes),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"], &rows));
+    for k in &report.keys {
+        let Some(content) = &k.content else { continue };
+        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), k.key.escaped_short(120));
+        match content {
+            Decodedish::Value { format, value } => {
+                if let Some(f) = format {
+                    let _ = writeln!(out, "  format: {}", f.name());
+                }
+                for line in present::outline(value).iter().skip(usize::from(present::skips_root(value))) {
+                    let indent = "  ".repeat(line.depth.max(1));
+                    match &line.label {
+                        Some(label) => {
+                            let _ = writeln!(out, "{indent}{label}: {}", line.text);
+                        }
+                        None => {
+                            let _ = writeln!(out, "{indent}{}", line.text);
+                        }
+                    }
+                }
+            }
+            Decodedish::Undecodable { reason, raw, total_len } => {
+                let _ = writeln!(out, "  undecodable: {}", text::escape_str(reason));
+                let _ = writeln!(
+                    out,
+                    "  raw ({} bytes{}): {}",
+                    total_len,
+                    if (raw.len() as u64) < *total_len { ", cut" } else { "" },
+                    text::clip(&text::escape_bytes(raw), 2000)
+                );
+            }
+        }
+    }
+    if report.history_total > 0 {
+        let _ = writeln!(
+            out,
+            "history ({} entries{}, newest first)",
+            report.history_total,
+            if (report.history.len() as u64) < report.history_total {
+                format!(", first {} shown", report.history.len())
+            } else {
+                String::new()
+            }
+        );
+        for entry in &report.history {
+            let e = Exchange::from_value(entry);
+            let _ = writeln!(
+                out,
+                "  [{}] {}{}",
+                e.when.as_deref().unwrap_or("—"),
+                e.decision.as_deref().unwrap_or(""),
+                e.substate.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()
+            );
+            if let Some(c) = &e.client {
+                let _ = writeln!(out, "      client: {c}");
+            }
+            if let Some(r) = &e.reply {
+                let _ = writeln!(out, "      reply:  {r}");
+            }
+            for (k, v) in &e.other {
+                let _ = writeln!(out, "      {k}: {v}");
+            }
+        }
+    }
+    out
+}
+
+/// The plan as lines for a confirmation prompt.
+pub fn plan(plan: &WritePlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} session '{}':", plan.kind.verb(), plan.id);
+    for k in &plan.keys {
+        let _ = writeln!(out, "  {}  ({})", k.key, text::escape_str(&k.role));
+    }
+    if let Some(index) = &plan.index {
+        let _ = writeln!(out, "  index entry '{}' in {}", plan.id, text::escape_str(index));
+    }
+    for k in &plan.untouched {
+        let _ = writeln!(out, "  left alone: {}  ({})", k.key, text::escape_str(&k.role));
+    }
+    out
+}
+
+/// The write's result as lines.
+pub fn outcome(outcome: &WriteOutcome) -> String {
+    let mut out = outcome.summary();
+    out.push('\n');
+    for (key, state) in &outcome.keys {
+        let _ = writeln!(out, "  {key}  {state}");
+    }
+    out
+}

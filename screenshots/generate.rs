@@ -60,14 +60,7 @@ async fn run() -> Result<(), String> {
         Cli::parse_from(["sessiontop", "--url", url.as_str(), "--audit-log", "/dev/null", "--poll-interval", "500ms"]);
     let setup = Setup::new(&cli.global).map_err(|e| e.to_string())?;
     let model = Model::new(setup.target_info.clone(), setup.model_settings(), collect::now_millis());
-    let (collector, mut updates) = collect::spawn(
-        setup.target.clone(),
-        setup.choice.clone(),
-        setup.overrides.clone(),
-        setup.collect.clone(),
-        setup.writer.clone(),
-        setup.load.clone(),
-    );
+    let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
     let mut app = App::new(model, Keymap::default(), SIZE);
     let send = |requests: Vec<Request>| {
         for r in requests {
@@ -79,7 +72,7 @@ async fn run() -> Result<(), String> {
     // Give the trends a few seconds of history too.
     until(&mut app, &mut updates, &send, &setup, |a| {
         a.model.census.complete.is_some()
-            && a.model.sessions.values().filter(|r| r.memory_bytes.is_some()).count() > 20
+            && a.table.visible().take(a.table_rows()).filter(|r| r.memory_bytes.is_some()).count() > 20
             && a.model.trends.ops_per_sec.points().len() >= 16
             && a.model.own_commands_per_sec.is_some()
     })
@@ -89,11 +82,13 @@ async fn run() -> Result<(), String> {
     write(&out.join("overview.svg"), &app, &dark)?;
     write(&out.join("overview-light.svg"), &app, &light)?;
 
-    // The inspector on a stalled session with history.
+    // The inspector on a stalled session with history: the most idle first, to find one.
+    send(app.on_key(KeyEvent::from(KeyCode::Char('S'))));
     let stalled = app
-        .model
-        .sessions
-        .values()
+        .table
+        .view
+        .window
+        .iter()
         .filter(|r| app.model.is_stalled(r) && r.history_len.unwrap_or(0) >= 5)
         .map(|r| r.id.clone())
         .min()

@@ -7,19 +7,16 @@ use std::collections::HashSet;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::domain::{Millis, SessionRow, Ttl};
+use crate::domain::{Millis, SessionRow};
 use crate::keymap::{Action, Keymap};
 use crate::model::Model;
 use crate::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
 use crate::names::SessionId;
 use crate::screen;
+use crate::store::{self, Engine, Message, Rules, ViewRequest};
+pub use crate::store::{SortColumn, View as TableView};
 use crate::tree::{self, TreeLine};
 
-/// Data-driven re-sorting of the session table happens at most this often, and half a second
-/// less often per 100,000 sessions, so that re-sorting a huge census never makes the keys
-/// slow; what the user changes (sort, filter) re-sorts at once.
-pub const ORDER_REFRESH_INTERVAL_MS: i64 = 500;
-const ORDER_REFRESH_ROWS_PER_STEP: usize = 100_000;
 /// How long a status message stays.
 pub const STATUS_TTL_MS: i64 = 6000;
 
@@ -45,76 +42,70 @@ pub enum Pane {
     History,
 }
 
-/// The session table's columns, in the order `s` cycles through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortColumn {
-    Idle,
-    Ttl,
-    History,
-    Memory,
-    Id,
-    Stage,
-    Substate,
-}
-
-impl SortColumn {
-    pub const ALL: [SortColumn; 7] = [
-        SortColumn::Idle,
-        SortColumn::Ttl,
-        SortColumn::History,
-        SortColumn::Memory,
-        SortColumn::Id,
-        SortColumn::Stage,
-        SortColumn::Substate,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            SortColumn::Id => "ID",
-            SortColumn::Stage => "STAGE",
-            SortColumn::Substate => "SUBSTATE",
-            SortColumn::Idle => "IDLE",
-            SortColumn::Ttl => "TTL",
-            SortColumn::History => "HIST",
-            SortColumn::Memory => "MEMORY",
-        }
-    }
-
-    fn next(self) -> SortColumn {
-        let i = SortColumn::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        SortColumn::ALL[(i + 1) % SortColumn::ALL.len()]
-    }
-}
-
-/// The session table's state. Rows are identified by session id, so updates never move the
-/// selection to another session.
+/// The session table's state: what the user asked for (sort, filter, selection, scroll),
+/// shown at once, and the last view the table engine sent for it. Rows are identified by
+/// session id, so updates never move the selection to another session.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableState {
-    pub sort: Option<SortColumn>,
+    pub sort: SortColumn,
     pub reverse: bool,
     pub filter: String,
     pub editing_filter: bool,
     pub selected: Option<SessionId>,
     /// Index of the first visible row.
     pub offset: usize,
-    /// Ids in display order (filtered and sorted).
-    pub order: Vec<SessionId>,
-    /// Stalled sessions, in all and by stage (or substate), counted when the order is.
-    pub stalled: usize,
-    pub stalled_by: std::collections::BTreeMap<String, usize>,
-    order_inputs: Option<(u64, Option<SortColumn>, bool, String, bool)>,
-    order_at: Millis,
+    /// What the engine last sent: the order's length, a window of rows, stalled counts.
+    pub view: TableView,
+    /// A position to select as soon as a view holds it (a move past the rows at hand).
+    pending: Option<usize>,
+    serial: u64,
 }
 
 impl TableState {
     pub fn sort_column(&self) -> SortColumn {
-        self.sort.unwrap_or(SortColumn::Idle)
+        self.sort
     }
 
-    /// The selected row's index in `order`.
+    /// Rows in the order (after the filter).
+    pub fn len(&self) -> usize {
+        self.view.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.view.len == 0
+    }
+
+    /// The selected row's index in the order.
     pub fn selected_index(&self) -> Option<usize> {
         let id = self.selected.as_ref()?;
-        self.order.iter().position(|o| o == id)
+        self.view.index_of(id).or(self.view.selected_index.filter(|_| self.pending.is_none()))
+    }
+
+    /// The ids of the rows the last view holds, in order (the whole order of a small table).
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.view.window.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// The rows from the first visible one on, as far as the view holds them.
+    pub fn visible(&self) -> impl Iterator<Item = &SessionRow> {
+        let skip = self.offset.saturating_sub(self.view.window_start);
+        self.view.window.iter().skip(skip).filter(move |_| self.offset >= self.view.window_start)
+    }
+}
+
+/// Where the table's rows live: on the engine's own thread (the dashboard), or inline (tests,
+/// screenshots: every view is worked out at once).
+pub enum Table {
+    Inline(Box<Engine>),
+    Thread(store::Worker),
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Table::Inline(_) => "Table::Inline",
+            Table::Thread(_) => "Table::Thread",
+        })
     }
 }
 
@@ -163,11 +154,12 @@ pub struct Status {
 }
 
 /// The whole dashboard state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct App {
     pub model: Model,
-    /// What the screen shows while frozen (`f`); the live model keeps updating underneath.
-    pub frozen: Option<Box<Model>>,
+    /// What the screen shows while frozen (`f`): the model and the table as they were; the
+    /// live ones keep updating underneath.
+    pub frozen: Option<Box<(Model, TableView)>>,
     pub view: View,
     pub focus: Focus,
     pub table: TableState,
@@ -180,11 +172,23 @@ pub struct App {
     pub size: (u16, u16),
     pub quit: bool,
     last_viewport: Vec<SessionId>,
+    table_engine: Table,
+    rules_sent: Option<Rules>,
+    clock_sent: Option<Millis>,
 }
 
 impl App {
+    /// An app whose table is worked out inline, at once (tests and screenshots).
     pub fn new(model: Model, keymap: Keymap, size: (u16, u16)) -> App {
-        App {
+        let mut engine = Engine::new(store::DEFAULT_MAX_ROWS);
+        engine.set_immediate();
+        App::with_table(model, keymap, size, Table::Inline(Box::new(engine)))
+    }
+
+    /// An app whose table lives on `table` (the dashboard's engine thread, sending views back
+    /// to [`App::on_view`]).
+    pub fn with_table(model: Model, keymap: Keymap, size: (u16, u16), table: Table) -> App {
+        let mut app = App {
             model,
             frozen: None,
             view: View::Overview,
@@ -198,12 +202,118 @@ impl App {
             size,
             quit: false,
             last_viewport: Vec::new(),
-        }
+            table_engine: table,
+            rules_sent: None,
+            clock_sent: None,
+        };
+        app.feed_table();
+        app.request_view(true);
+        // Nothing has asked the collectors for the rows on screen yet.
+        app.last_viewport.clear();
+        app
     }
 
     /// The model the screen shows: the frozen copy, or the live one.
     pub fn shown(&self) -> &Model {
-        self.frozen.as_deref().unwrap_or(&self.model)
+        self.frozen.as_deref().map_or(&self.model, |(m, _)| m)
+    }
+
+    /// The table the screen shows: the frozen copy, or the live one.
+    pub fn shown_table(&self) -> &TableView {
+        self.frozen.as_deref().map_or(&self.table.view, |(_, v)| v)
+    }
+
+    /// Sends a message to the table engine.
+    fn send_table(&mut self, message: Message) {
+        match &mut self.table_engine {
+            Table::Inline(engine) => engine.apply(message),
+            Table::Thread(worker) => {
+                // The engine ends only with the program.
+                let _ = worker.messages.send(message);
+            }
+        }
+    }
+
+    /// Passes the rows the model received on to the table, with the rules they are judged by.
+    fn feed_table(&mut self) {
+        for message in std::mem::take(&mut self.model.table_inbox) {
+            self.send_table(message);
+        }
+        if self.clock_sent != Some(self.model.now) {
+            self.clock_sent = Some(self.model.now);
+            self.send_table(Message::Clock(self.model.now));
+        }
+        let totals = self.model.census.totals();
+        let rules = Rules {
+            idle: self.model.settings.idle,
+            lifetime_s: self.model.lifetime_s(),
+            stalled_after_s: self.model.settings.stalled_after_s,
+            finals: self.model.settings.finals.clone(),
+            by_substate: !totals.by_substate.is_empty(),
+        };
+        if self.rules_sent.as_ref() != Some(&rules) {
+            self.rules_sent = Some(rules.clone());
+            self.send_table(Message::Rules(rules));
+        }
+        self.pump_inline();
+    }
+
+    /// Asks the table engine for the view the table state calls for; `follow` keeps the
+    /// selected row on screen.
+    fn request_view(&mut self, follow: bool) {
+        self.table.serial += 1;
+        let request = ViewRequest {
+            sort: self.table.sort,
+            reverse: self.table.reverse,
+            filter: self.table.filter.clone(),
+            offset: self.table.offset,
+            rows: self.table_rows().max(1),
+            selected: self.table.selected.clone(),
+            follow,
+            serial: self.table.serial,
+        };
+        self.send_table(Message::View(request));
+        self.pump_inline();
+    }
+
+    /// An inline engine answers at once.
+    fn pump_inline(&mut self) {
+        let view = match &mut self.table_engine {
+            Table::Inline(engine) => engine.view(std::time::Instant::now()),
+            Table::Thread(_) => None,
+        };
+        if let Some(view) = view {
+            self.apply_view(view);
+        }
+    }
+
+    /// A view from the table engine. Returns requests for the collectors (the rows on screen).
+    pub fn on_view(&mut self, view: TableView) -> Vec<Request> {
+        self.apply_view(view);
+        self.viewport_request().into_iter().collect()
+    }
+
+    fn apply_view(&mut self, view: TableView) {
+        let t = &mut self.table;
+        // Only the answer to the newest request moves the scroll; any answer brings rows.
+        let current = view.serial == t.serial;
+        if current {
+            t.offset = view.offset;
+        }
+        t.view = view;
+        let len = t.view.len;
+        if let Some(target) = t.pending {
+            let target = target.min(len.saturating_sub(1));
+            if let Some(row) = t.view.row_at(target) {
+                t.selected = Some(row.id.clone());
+                t.pending = None;
+            }
+        }
+        if t.pending.is_none() && (t.selected.is_none() || t.view.selected_index.is_none() && current) {
+            // The selected session is gone or filtered out: select what is on screen.
+            t.selected = t.view.row_at(t.offset).or_else(|| t.view.window.first()).map(|r| r.id.clone());
+        }
+        self.keep_selection_visible();
     }
 
     fn say(&mut self, level: Level, text: impl Into<String>) {
@@ -225,14 +335,12 @@ impl App {
             Update::Notice(message) => self.say(Level::Warn, crate::text::escape_str(message)),
             _ => {}
         }
-        // A finished census pass or sessions found gone change the picture: show it at once.
-        let at_once = matches!(update, Update::CensusDone { .. } | Update::Gone { .. });
         let report = matches!(update, Update::Inspect(_));
         self.model.apply(update);
         if report && self.frozen.is_none() {
             self.rebuild_tree();
         }
-        self.refresh_order(at_once);
+        self.feed_table();
         self.viewport_request().into_iter().collect()
     }
 
@@ -257,13 +365,14 @@ impl App {
         if self.status.as_ref().is_some_and(|s| now - s.at > STATUS_TTL_MS) {
             self.status = None;
         }
-        self.refresh_order(false);
+        self.feed_table();
         self.viewport_request().into_iter().collect()
     }
 
     pub fn on_resize(&mut self, width: u16, height: u16) -> Vec<Request> {
         self.size = (width, height);
         self.keep_selection_visible();
+        self.request_view(true);
         self.viewport_request().into_iter().collect()
     }
 
@@ -311,7 +420,7 @@ impl App {
             }
             Action::Freeze => {
                 if self.frozen.take().is_none() {
-                    self.frozen = Some(Box::new(self.model.clone()));
+                    self.frozen = Some(Box::new((self.model.clone(), self.table.view.clone())));
                     self.say(
                         Level::Info,
                         format!("frozen: updates continue underneath; {} to resume", self.keymap.label(Action::Freeze)),
@@ -320,7 +429,6 @@ impl App {
                     self.say(Level::Info, "resumed");
                 }
                 self.rebuild_tree();
-                self.refresh_order(true);
                 Vec::new()
             }
             Action::Expire | Action::Persist | Action::Delete => self.start_write(action),
@@ -347,17 +455,18 @@ impl App {
             }
             Action::Back if !self.table.filter.is_empty() => {
                 self.table.filter.clear();
-                self.refresh_order(true);
+                self.request_view(true);
             }
             Action::Filter => self.table.editing_filter = true,
+            // The header shows the new sort at once; the rows follow when the engine answers.
             Action::SortNext => {
-                self.table.sort = Some(self.table.sort_column().next());
+                self.table.sort = self.table.sort.next();
                 self.table.reverse = false;
-                self.refresh_order(true);
+                self.request_view(true);
             }
             Action::SortReverse => {
                 self.table.reverse = !self.table.reverse;
-                self.refresh_order(true);
+                self.request_view(true);
             }
             Action::NextPanel => {
                 self.focus = match self.focus {
@@ -569,11 +678,9 @@ impl App {
             }
             _ => {}
         }
+        // The text is echoed at once; the rows follow when the engine answers.
         self.table.offset = 0;
-        self.refresh_order(true);
-        if self.table.selected_index().is_none() {
-            self.table.selected = self.table.order.first().cloned();
-        }
+        self.request_view(false);
     }
 
     /// A mouse event: the wheel scrolls, a click selects a row.
@@ -590,8 +697,9 @@ impl App {
                 let position = Position::new(event.column, event.row);
                 if table.contains(position) && event.row >= first_row {
                     let index = self.table.offset + usize::from(event.row - first_row);
-                    if let Some(id) = self.table.order.get(index) {
-                        self.table.selected = Some(id.clone());
+                    if let Some(row) = self.shown_table().row_at(index) {
+                        self.table.selected = Some(row.id.clone());
+                        self.table.pending = None;
                         self.focus = Focus::Sessions;
                     }
                 }
@@ -612,81 +720,50 @@ impl App {
         screen::table_rows(self.area())
     }
 
+    /// Moves the selection: at once when the rows at hand hold the target, else as soon as
+    /// the engine sends them.
     fn move_selection(&mut self, delta: i64) {
-        if self.table.order.is_empty() {
+        let len = self.shown_table().len;
+        if len == 0 {
             return;
         }
-        let current = self.table.selected_index().unwrap_or(0);
-        let next = clamp_add(current, delta, self.table.order.len());
-        self.table.selected = self.table.order.get(next).cloned();
-        self.keep_selection_visible();
+        let current = self.table.pending.or_else(|| self.table.selected_index()).unwrap_or(self.table.offset);
+        let next = clamp_add(current, delta, len);
+        match self.shown_table().row_at(next).map(|r| r.id.clone()) {
+            Some(id) => {
+                self.table.selected = Some(id);
+                self.table.pending = None;
+            }
+            None => self.table.pending = Some(next),
+        }
+        let rows = self.table_rows().max(1);
+        if next < self.table.offset {
+            self.table.offset = next;
+        } else if next >= self.table.offset + rows {
+            self.table.offset = next + 1 - rows;
+        }
+        if self.frozen.is_none() {
+            self.request_view(false);
+        }
     }
 
     fn keep_selection_visible(&mut self) {
         let rows = self.table_rows().max(1);
-        let len = self.table.order.len();
-        let Some(index) = self.table.selected_index() else {
-            self.table.offset = self.table.offset.min(len.saturating_sub(rows));
-            return;
-        };
-        if index < self.table.offset {
-            self.table.offset = index;
-        } else if index >= self.table.offset + rows {
-            self.table.offset = index + 1 - rows;
-        }
-        self.table.offset = self.table.offset.min(len.saturating_sub(rows));
-    }
-
-    /// Recomputes the table order when its inputs changed: at once when `force` (the user
-    /// changed sort or filter), else at most every [`ORDER_REFRESH_INTERVAL_MS`].
-    pub fn refresh_order(&mut self, force: bool) {
-        let model = self.shown();
-        let inputs = (
-            model.sessions_version,
-            self.table.sort,
-            self.table.reverse,
-            self.table.filter.clone(),
-            self.frozen.is_some(),
-        );
-        if self.table.order_inputs.as_ref() == Some(&inputs) {
-            return;
-        }
-        // Throttled, except when the table is empty and need not be.
-        let throttled = self.table.order_inputs.is_some()
-            && model.now - self.table.order_at
-                < ORDER_REFRESH_INTERVAL_MS * (1 + (model.sessions.len() / ORDER_REFRESH_ROWS_PER_STEP) as i64)
-            && (!self.table.order.is_empty() || model.sessions.is_empty());
-        if !force && throttled {
-            return;
-        }
-        let order = sorted_ids(model, self.table.sort_column(), self.table.reverse, &self.table.filter);
-        let by_substate = !model.census.totals().by_substate.is_empty();
-        let mut stalled_by = std::collections::BTreeMap::new();
-        let mut stalled = 0;
-        for row in model.sessions.values().filter(|r| model.is_stalled(r)) {
-            stalled += 1;
-            let key = if by_substate { row.substate.as_deref() } else { row.stage.as_deref() };
-            if let Some(key) = key {
-                *stalled_by.entry(key.to_string()).or_insert(0) += 1;
+        let len = self.table.view.len;
+        if let Some(index) = self.table.pending.or_else(|| self.table.selected_index()) {
+            if index < self.table.offset {
+                self.table.offset = index;
+            } else if index >= self.table.offset + rows {
+                self.table.offset = index + 1 - rows;
             }
         }
-        let now = model.now;
-        self.table.stalled = stalled;
-        self.table.stalled_by = stalled_by;
-        self.table.order = order;
-        self.table.order_inputs = Some(inputs);
-        self.table.order_at = now;
-        if self.table.selected_index().is_none() {
-            self.table.selected =
-                self.table.order.get(self.table.offset).cloned().or_else(|| self.table.order.first().cloned());
-        }
-        self.keep_selection_visible();
+        self.table.offset = self.table.offset.min(len.saturating_sub(rows));
     }
 
     /// The ids on screen, when they changed since the last request.
     fn viewport_request(&mut self) -> Option<Request> {
         let rows = self.table_rows();
-        let ids: Vec<SessionId> = self.table.order.iter().skip(self.table.offset).take(rows).cloned().collect();
+        let ids: Vec<SessionId> = self.table.visible().take(rows).map(|r| r.id.clone()).collect();
         if ids == self.last_viewport {
             return None;
         }
@@ -704,62 +781,4 @@ pub fn clamp_add(value: usize, delta: i64, len: usize) -> usize {
         value.saturating_sub(usize::try_from(delta.unsigned_abs()).unwrap_or(usize::MAX))
     };
     moved.min(last)
-}
-
-/// Session ids filtered by a case-insensitive substring of id, stage or substate, then sorted.
-/// Unknown values sort last either way; ties fall back to the id, so the order is stable.
-pub fn sorted_ids(model: &Model, column: SortColumn, reverse: bool, filter: &str) -> Vec<SessionId> {
-    let needle = filter.to_lowercase();
-    let id_matches = |id: &SessionId| match id.as_str() {
-        Some(text) if !text.contains('\\') && text.chars().all(|c| !c.is_control()) => {
-            text.to_lowercase().contains(&needle)
-        }
-        // Ids that are shown escaped are matched as shown.
-        _ => id.escaped().to_lowercase().contains(&needle),
-    };
-    let matches = |row: &SessionRow| {
-        needle.is_empty()
-            || id_matches(&row.id)
-            || row.stage.as_deref().is_some_and(|s| s.to_lowercase().contains(&needle))
-            || row.substate.as_deref().is_some_and(|s| s.to_lowercase().contains(&needle))
-    };
-    let mut rows: Vec<&SessionRow> = model.sessions.values().filter(|r| matches(r)).collect();
-    let number = |row: &SessionRow| -> Option<i64> {
-        match column {
-            // Least idle first: the most recent activity, exactly (idle seconds tie within one).
-            SortColumn::Idle => model.activity(row).map(|a| a.saturating_neg()),
-            SortColumn::Ttl => match row.ttl {
-                Ttl::Persistent => Some(i64::MAX),
-                ttl => ttl.seconds_left(model.now),
-            },
-            SortColumn::History => row.history_len.map(|n| n as i64),
-            SortColumn::Memory => row.memory_bytes.map(|n| n as i64),
-            _ => None,
-        }
-    };
-    let text = |row: &SessionRow| -> Option<String> {
-        match column {
-            SortColumn::Stage => row.stage.as_deref().map(str::to_string),
-            SortColumn::Substate => row.substate.as_deref().map(str::to_string),
-            _ => None,
-        }
-    };
-    // Numbers the engineer wants high first by default (history, memory) start descending.
-    let descending = matches!(column, SortColumn::History | SortColumn::Memory) != reverse;
-    rows.sort_by(|a, b| {
-        let ordering = match column {
-            SortColumn::Id => a.id.cmp(&b.id),
-            SortColumn::Stage | SortColumn::Substate => {
-                let (x, y) = (text(a), text(b));
-                x.is_none().cmp(&y.is_none()).then_with(|| if descending { y.cmp(&x) } else { x.cmp(&y) })
-            }
-            _ => {
-                let (x, y) = (number(a), number(b));
-                x.is_none().cmp(&y.is_none()).then_with(|| if descending { y.cmp(&x) } else { x.cmp(&y) })
-            }
-        };
-        let ordering = if column == SortColumn::Id && reverse { ordering.reverse() } else { ordering };
-        ordering.then_with(|| a.id.cmp(&b.id))
-    });
-    rows.into_iter().map(|r| r.id.clone()).collect()
 }

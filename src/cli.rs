@@ -106,6 +106,10 @@ pub struct Global {
     /// Default: the target's theme, then the config's, then default. NO_COLOR turns colours off.
     #[arg(long, global = true, value_name = "NAME|PATH")]
     pub theme: Option<String>,
+    /// Sessions the dashboard's table keeps (the most recently active); the census still counts
+    /// every one.
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::store::DEFAULT_MAX_ROWS, value_parser = clap::value_parser!(usize))]
+    pub max_rows: usize,
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub poll_interval: Duration,
@@ -132,6 +136,9 @@ pub struct SnapshotArgs {
     /// Sessions listed, most recently active first.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
+    /// The server and the first page of sessions only, without the census (the first screen).
+    #[arg(long)]
+    pub no_census: bool,
 }
 
 #[derive(Debug, Args)]

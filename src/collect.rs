@@ -173,6 +173,36 @@ pub async fn resolve_layout(link: &mut Link, choice: &Choice, overrides: &Overri
     }
 }
 
+/// The first page of sessions, before any census: the `limit` most recent from an index scored
+/// by last interaction, else the session keys of the first few `SCAN` calls, until `limit` are
+/// found (the caller keeps the most recent of them).
+pub async fn first_page(link: &mut Link, layout: &Layout, limit: usize) -> Result<Vec<SessionId>, Failure> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    if let Some(index) = layout.index.as_ref().filter(|i| i.score == crate::layout::ScoreMeaning::LastInteraction) {
+        let members: Vec<Vec<u8>> =
+            link.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1))).await?;
+        return Ok(members.into_iter().map(SessionId::from).collect());
+    }
+    let pattern = layout.session_scan_pattern();
+    let mut ids = Vec::new();
+    let mut cursor: u64 = 0;
+    for _ in 0..FIRST_PAGE_SCAN_CALLS {
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            link.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000)).await?;
+        ids.extend(keys.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)));
+        cursor = next;
+        if cursor == 0 || ids.len() >= limit {
+            break;
+        }
+    }
+    Ok(ids)
+}
+
+/// `SCAN` calls the first page may take on a layout without an index.
+const FIRST_PAGE_SCAN_CALLS: usize = 10;
+
 /// Why a layout could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {

@@ -17,7 +17,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::App;
+use crate::app::{App, Table};
 use crate::collect::now_millis;
 use crate::keymap::Keymap;
 use crate::model::Model;
@@ -103,7 +103,10 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let size = terminal.size()?;
-    let mut app = App::new(model, keymap, (size.width, size.height));
+    // The table's rows live on the engine's own thread; its views come back on a channel.
+    let (views_tx, mut views) = mpsc::unbounded_channel();
+    let worker = crate::store::spawn(setup.max_rows, move |view| views_tx.send(view).is_ok());
+    let mut app = App::with_table(model, keymap, (size.width, size.height), Table::Thread(worker));
     for w in &setup.warnings {
         app.on_update(crate::msg::Update::Notice(w.clone()));
     }
@@ -162,6 +165,15 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
                     _ => Vec::new(),
                 };
                 send(requests);
+                dirty = true;
+            }
+            Some(view) = views.recv() => {
+                // Only the newest view matters.
+                let mut view = view;
+                while let Ok(newer) = views.try_recv() {
+                    view = newer;
+                }
+                send(app.on_view(view));
                 dirty = true;
             }
             Some(update) = updates.recv() => {

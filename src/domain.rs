@@ -40,7 +40,10 @@ impl Ttl {
     /// Whole seconds left at `now` (rounded up, never negative); `None` unless it expires.
     pub fn seconds_left(self, now: Millis) -> Option<i64> {
         match self {
-            Ttl::ExpiresAt(at) => Some(((at - now).max(0) + 999) / 1000),
+            Ttl::ExpiresAt(at) => {
+                let ms = at.saturating_sub(now).max(0);
+                Some(ms / 1000 + i64::from(ms % 1000 != 0))
+            }
             _ => None,
         }
     }
@@ -233,4 +236,47 @@ pub struct SessionKey {
     pub role: String,
     pub part: Option<PartRole>,
     pub lifecycle: Lifecycle,
+}
+
+/// Idle time after which a session not at a final stage counts as stalled.
+pub const DEFAULT_STALLED_AFTER_S: i64 = 15 * 60;
+
+/// Seconds since a session's last interaction, by the layout's rule: from the last-interaction
+/// time, or `lifetime - TTL` for stores that rewrite the key with a fresh TTL on every request.
+/// `None` when unknown. The one rule, for the model, the table and the headless commands.
+pub fn idle_seconds(
+    idle: IdleSource,
+    last_interaction: Option<Micros>,
+    ttl: Ttl,
+    now: Millis,
+    lifetime_s: Option<i64>,
+) -> Option<i64> {
+    match idle {
+        IdleSource::LastInteraction => {
+            last_interaction.map(|t| (now.saturating_mul(1000).saturating_sub(t) / 1_000_000).max(0))
+        }
+        IdleSource::Ttl => {
+            let left = ttl.seconds_left(now)?;
+            Some(lifetime_s?.saturating_sub(left).max(0))
+        }
+    }
+}
+
+/// When a session was last active, exactly, for ordering by recency (larger is more recent):
+/// the last interaction in microseconds, or, where idle time comes from the TTL, when the key
+/// expires (a later expiry means a later request). `None` when unknown.
+pub fn activity(idle: IdleSource, last_interaction: Option<Micros>, ttl: Ttl) -> Option<i64> {
+    match idle {
+        IdleSource::LastInteraction => last_interaction,
+        IdleSource::Ttl => match ttl {
+            Ttl::ExpiresAt(at) => Some(at.saturating_mul(1000)),
+            _ => None,
+        },
+    }
+}
+
+/// Whether a session looks stalled: in a workflow stage that is not final, and idle longer than
+/// `--stalled-after`.
+pub fn stalled(in_workflow: bool, is_final: bool, idle_seconds: Option<i64>, stalled_after_s: i64) -> bool {
+    in_workflow && !is_final && idle_seconds.is_some_and(|idle| idle > stalled_after_s)
 }

@@ -13,6 +13,7 @@ use crate::model::Model;
 use crate::msg::{Update, WriteKind, WritePlan};
 use crate::names::SessionId;
 use crate::setup::Setup;
+use crate::summary::{StalledCount, TopN};
 use crate::text;
 
 /// Why a headless command failed, and its exit code.
@@ -109,52 +110,80 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
 
 /// A full poll and census, as the model holds it, plus the sessions to list.
 pub struct SnapshotData {
+    /// Server, census totals and settings; judged as of `model.now`, when the snapshot began.
     pub model: Model,
     /// `None` when no layout was recognised: the server alone is reported.
     pub layout: Option<Layout>,
     /// What detection said.
     pub detection: Option<String>,
+    /// The most recently active sessions, most recent first.
     pub items: Vec<SessionRow>,
+    /// Stalled sessions over the whole census (`None` without one).
+    pub stalled: Option<u64>,
+    /// `None` when the census was not run (`--no-census`, or no layout).
     pub census_duration_ms: Option<u64>,
 }
 
-/// One full poll and census. Without a layout (an empty keyspace under `--layout auto`), the
-/// server alone: no session is invented.
-pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Result<SnapshotData, HeadlessError> {
+/// One full poll and census, streamed: the census's counts and the `limit` most recent
+/// sessions are kept, never a row per session, so memory stays bounded whatever the store's
+/// size. With `census` false, the server and the first page of sessions only (the first
+/// screen). Without a layout (an empty keyspace under `--layout auto`), the server alone: no
+/// session is invented.
+pub async fn snapshot(
+    setup: &Setup,
+    session: &mut Session,
+    limit: usize,
+    census: bool,
+) -> Result<SnapshotData, HeadlessError> {
     let link = &mut session.link;
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
-    model.apply(Update::Link(crate::domain::LinkState::Connected { since: model.now }));
+    let started = now_millis();
+    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), started);
+    model.apply(Update::Link(crate::domain::LinkState::Connected { since: started }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
     let Some(layout) = session.layout.clone() else {
         if let Some(note) = &session.note {
             model.apply(Update::LayoutUnknown { note: note.clone() });
         }
-        model.tick(now_millis(), setup.load.total());
         return Ok(SnapshotData {
             model,
             layout: None,
             detection: session.note.clone(),
             items: Vec::new(),
+            stalled: None,
             census_duration_ms: None,
         });
     };
     model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, session.note.clone()))));
+    let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
+    if !census {
+        let ids = collect::first_page(link, &layout, limit).await?;
+        let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
+        model.session_unavailable = batch.unavailable;
+        let mut top = TopN::new(limit, model.settings.idle);
+        for row in &batch.rows {
+            top.offer(row);
+        }
+        return Ok(SnapshotData {
+            model,
+            layout: Some(layout),
+            detection: session.note.clone(),
+            items: top.into_rows(),
+            stalled: None,
+            census_duration_ms: None,
+        });
+    }
 
     let walk_link = setup.target.connect(setup.load.clone()).await?;
-    let mut batches = Vec::new();
+    let mut top = TopN::new(limit, model.settings.idle);
+    let mut stalled = StalledCount::new(model.settings.clone(), started);
     let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, now_millis, |p| {
-        batches.push(Update::CensusBatch {
-            generation: 1,
-            rows: p.rows,
-            partial: p.tally.clone(),
-            progress: p.fraction,
-        });
+        for row in &p.rows {
+            top.offer(row);
+            stalled.see(row);
+        }
     })
     .await?;
-    for batch in batches {
-        model.apply(batch);
-    }
     let census_duration_ms = outcome.duration.as_millis() as u64;
     model.apply(Update::CensusDone {
         generation: 1,
@@ -162,37 +191,26 @@ pub async fn snapshot(setup: &Setup, session: &mut Session, limit: usize) -> Res
         duration_ms: census_duration_ms,
         orphan_ids: outcome.orphan_ids,
     });
-    model.tick(now_millis(), setup.load.total());
+    model.table_inbox.clear();
+    let stalled = stalled.total(model.lifetime_s());
 
-    let ids = most_recent(&model, limit);
-    let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
-    let batch = read_rows(link, &layout, ids.clone(), None, read, &mut Interner::default(), now_millis()).await?;
-    model.apply(Update::Page { rows: batch.rows, unavailable: batch.unavailable });
-    let items = ids.iter().filter_map(|id| model.sessions.get(id).cloned()).collect();
+    // The most recent, read again with what only a page read reads (memory, status).
+    let kept = top.into_rows();
+    let ids: Vec<SessionId> = kept.iter().map(|r| r.id.clone()).collect();
+    let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
+    model.session_unavailable = batch.unavailable;
+    let mut fresh: std::collections::HashMap<SessionId, SessionRow> =
+        batch.rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    // A session that expired since the census is left out; the order is the census's.
+    let items = kept.into_iter().filter_map(|r| fresh.remove(&r.id)).collect();
     Ok(SnapshotData {
         model,
         layout: Some(layout),
         detection: session.note.clone(),
         items,
+        stalled: Some(stalled),
         census_duration_ms: Some(census_duration_ms),
     })
-}
-
-/// The `limit` most recently active sessions, by their exact last activity (unknown last; ties
-/// by id).
-pub fn most_recent(model: &Model, limit: usize) -> Vec<SessionId> {
-    let key = |r: &SessionRow| {
-        let activity = model.activity(r);
-        (activity.is_none(), std::cmp::Reverse(activity.unwrap_or(0)))
-    };
-    let mut rows: Vec<&SessionRow> = model.sessions.values().collect();
-    let order = |a: &&SessionRow, b: &&SessionRow| key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id));
-    if rows.len() > limit && limit > 0 {
-        rows.select_nth_unstable_by(limit - 1, order);
-    }
-    rows.truncate(limit);
-    rows.sort_unstable_by(order);
-    rows.into_iter().map(|r| r.id.clone()).collect()
 }
 
 /// Everything about one session.

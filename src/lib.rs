@@ -29,6 +29,8 @@ pub mod run;
 pub mod screen;
 pub mod series;
 pub mod setup;
+pub mod store;
+pub mod summary;
 pub mod target;
 pub mod text;
 pub mod theme;

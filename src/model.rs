@@ -7,14 +7,13 @@
 //!
 //! Must never do I/O.
 
-use std::collections::HashMap;
-
-use crate::domain::{CensusTally, LayoutInfo, LinkState, Millis, SessionReport, SessionRow, TargetInfo, Ttl};
+use crate::domain::{self, CensusTally, LayoutInfo, LinkState, Millis, SessionReport, SessionRow, TargetInfo, Ttl};
 use crate::info::ServerStats;
 use crate::layout::IdleSource;
 use crate::msg::{PlanReply, Update};
 use crate::names::SessionId;
 use crate::series::Trends;
+use crate::store;
 
 /// Where the census is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,16 +64,13 @@ impl Default for ModelSettings {
         ModelSettings {
             idle: IdleSource::LastInteraction,
             lifetime_s: None,
-            stalled_after_s: DEFAULT_STALLED_AFTER_S,
+            stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
             finals: Vec::new(),
             stages: Vec::new(),
             substates: Vec::new(),
         }
     }
 }
-
-/// Idle time after which a session not at a final stage counts as stalled.
-pub const DEFAULT_STALLED_AFTER_S: i64 = 15 * 60;
 
 /// How many recent notices the model keeps.
 const NOTICE_CAPACITY: usize = 20;
@@ -97,9 +93,9 @@ pub struct Model {
     /// Server fields that could not be read, with why.
     pub server_unavailable: Vec<String>,
     pub trends: Trends,
-    pub sessions: HashMap<SessionId, SessionRow>,
-    /// Bumped whenever `sessions` changes, so views can cache their ordering.
-    pub sessions_version: u64,
+    /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
+    /// thread, in [`crate::store`]); the model only passes them on, so it stays small.
+    pub table_inbox: Vec<store::Message>,
     pub census: CensusState,
     /// Session fields that could not be read (`MEMORY USAGE denied`).
     pub session_unavailable: Vec<String>,
@@ -128,8 +124,7 @@ impl Model {
             server_at: None,
             server_unavailable: Vec::new(),
             trends: Trends::default(),
-            sessions: HashMap::new(),
-            sessions_version: 0,
+            table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
             inspect: None,
@@ -145,8 +140,9 @@ impl Model {
     pub fn tick(&mut self, now: Millis, own_commands_total: u64) {
         self.now = now;
         match self.own_commands {
-            Some((then, before)) if now - then >= 1000 => {
-                let rate = (own_commands_total.saturating_sub(before)) as f64 * 1000.0 / (now - then) as f64;
+            Some((then, before)) if now.saturating_sub(then) >= 1000 => {
+                let rate =
+                    (own_commands_total.saturating_sub(before)) as f64 * 1000.0 / (now.saturating_sub(then)) as f64;
                 self.own_commands_per_sec = Some(rate);
                 self.trends.own_commands_per_sec.push(rate);
                 self.own_commands = Some((now, own_commands_total));
@@ -175,52 +171,27 @@ impl Model {
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
             Update::Page { rows, unavailable } => {
-                let generation = self.census.generation;
-                for mut row in rows {
-                    row.generation = row.generation.max(generation);
-                    self.sessions.insert(row.id.clone(), row);
-                }
+                self.table_inbox.push(store::Message::Rows { rows, generation: None });
                 self.session_unavailable = unavailable;
-                self.sessions_version += 1;
             }
-            Update::Gone { ids } => {
-                for id in ids {
-                    self.sessions.remove(&id);
-                }
-                self.sessions_version += 1;
-            }
+            Update::Gone { ids } => self.table_inbox.push(store::Message::Gone(ids)),
             Update::CensusProblem(reason) => self.census.problem = Some(reason),
             Update::CensusBatch { generation, rows, partial, progress } => {
                 self.census.problem = None;
                 self.census.generation = generation;
                 self.census.partial = partial;
                 self.census.progress = progress;
-                self.sessions.reserve(rows.len());
-                for row in rows {
-                    match self.sessions.get_mut(&row.id) {
-                        // Keep what only the page poll reads.
-                        Some(existing) => {
-                            let memory = existing.memory_bytes;
-                            *existing = row;
-                            existing.memory_bytes = existing.memory_bytes.or(memory);
-                        }
-                        None => {
-                            self.sessions.insert(row.id.clone(), row);
-                        }
-                    }
-                }
-                self.sessions_version += 1;
+                self.table_inbox.push(store::Message::Rows { rows, generation: Some(generation) });
             }
             Update::CensusDone { generation, tally, duration_ms, orphan_ids } => {
                 self.census.problem = None;
                 // Sessions not seen by this pass have expired or been deleted.
-                self.sessions.retain(|_, row| row.generation >= generation);
+                self.table_inbox.push(store::Message::PassDone { generation });
                 self.trends.sessions.push(tally.total as f64);
                 self.census.complete = Some(tally);
                 self.census.last_duration_ms = Some(duration_ms);
                 self.census.completed_at = Some(self.now);
                 self.census.orphan_ids = orphan_ids;
-                self.sessions_version += 1;
             }
             Update::Inspect(report) => self.inspect = Some(*report),
             Update::Plan(reply) => self.plan = Some(reply),
@@ -281,26 +252,12 @@ impl Model {
 
     /// Seconds since the session's last interaction, by the layout's rule; `None` if unknown.
     pub fn idle_seconds(&self, row: &SessionRow) -> Option<i64> {
-        match self.settings.idle {
-            IdleSource::LastInteraction => row.last_interaction.map(|t| ((self.now * 1000 - t) / 1_000_000).max(0)),
-            IdleSource::Ttl => {
-                let left = row.ttl.seconds_left(self.now)?;
-                Some((self.lifetime_s()? - left).max(0))
-            }
-        }
+        domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, self.lifetime_s())
     }
 
-    /// When the session was last active, exactly, for ordering by recency (larger is more
-    /// recent): the last interaction in microseconds, or, where idle time comes from the TTL,
-    /// when the key expires (a later expiry means a later request). `None` when unknown.
+    /// When the session was last active, exactly, for ordering by recency.
     pub fn activity(&self, row: &SessionRow) -> Option<i64> {
-        match self.settings.idle {
-            IdleSource::LastInteraction => row.last_interaction,
-            IdleSource::Ttl => match row.ttl {
-                Ttl::ExpiresAt(at) => Some(at.saturating_mul(1000)),
-                _ => None,
-            },
-        }
+        domain::activity(self.settings.idle, row.last_interaction, row.ttl)
     }
 
     /// Whether a session looks stalled: in a workflow stage that is not final, and idle longer
@@ -311,7 +268,7 @@ impl Model {
             .into_iter()
             .flatten()
             .any(|s| self.settings.finals.iter().any(|f| f == s));
-        in_workflow && !is_final && self.idle_seconds(row).is_some_and(|idle| idle > self.settings.stalled_after_s)
+        domain::stalled(in_workflow, is_final, self.idle_seconds(row), self.settings.stalled_after_s)
     }
 
     /// Live sessions whose primary key has no TTL.
@@ -352,18 +309,11 @@ mod tests {
     }
 
     #[test]
-    fn census_done_drops_sessions_it_did_not_see() {
+    fn rows_are_passed_on_to_the_table() {
         let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
-        let row = |id: &str, generation| SessionRow { generation, ..SessionRow::new(id) };
-        m.apply(Update::CensusBatch {
-            generation: 1,
-            rows: vec![row("a", 1), row("b", 1)],
-            partial: CensusTally::default(),
-            progress: None,
-        });
         m.apply(Update::CensusBatch {
             generation: 2,
-            rows: vec![row("a", 2)],
+            rows: vec![SessionRow::new("a")],
             partial: CensusTally::default(),
             progress: None,
         });
@@ -373,9 +323,11 @@ mod tests {
             duration_ms: 5,
             orphan_ids: vec![],
         });
-        assert!(m.sessions.contains_key(&b"a"[..]));
-        assert!(!m.sessions.contains_key(&b"b"[..]));
         assert_eq!(m.census.totals().total, 1);
+        assert!(matches!(
+            &m.table_inbox[..],
+            [store::Message::Rows { generation: Some(2), .. }, store::Message::PassDone { generation: 2 }]
+        ));
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     match command {
         Command::Demo(_) => unreachable!("handled above"),
         Command::Snapshot(args) => {
-            let data = headless::snapshot(&setup, &mut session, args.limit).await.map_err(&headless_exit)?;
+            let data =
+                headless::snapshot(&setup, &mut session, args.limit, !args.no_census).await.map_err(&headless_exit)?;
             if args.json {
                 writeln!(stdout, "{}", text::json_pretty(&output::json::snapshot(&data, &setup)))?;
             } else {

@@ -33,6 +33,8 @@ pub struct Setup {
     pub bindings: std::collections::BTreeMap<String, Vec<String>>,
     /// Things worth saying once before running (a password typed where `ps` shows it).
     pub warnings: Vec<String>,
+    /// `--max-rows`: sessions the dashboard's table keeps.
+    pub max_rows: usize,
 }
 
 /// Why the program cannot start with these settings.
@@ -118,6 +120,7 @@ impl Setup {
         }
         Ok(Setup {
             warnings,
+            max_rows: global.max_rows,
             target,
             target_info,
             choice,

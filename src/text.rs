@@ -175,7 +175,7 @@ pub fn human_bytes(n: u64) -> String {
 /// A duration in its two largest units: `45s`, `12m05s`, `3h07m`, `2d04h`.
 pub fn human_duration(seconds: i64) -> String {
     if seconds < 0 {
-        return format!("-{}", human_duration(-seconds));
+        return format!("-{}", human_duration(seconds.checked_neg().unwrap_or(i64::MAX)));
     }
     let (d, h, m, s) = (seconds / 86_400, (seconds % 86_400) / 3600, (seconds % 3600) / 60, seconds % 60);
     if d > 0 {

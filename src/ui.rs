@@ -35,8 +35,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
                 census::CensusPanel {
                     model,
                     theme,
-                    stalled: app.table.stalled,
-                    stalled_by: &app.table.stalled_by,
+                    stalled: app.shown_table().stalled,
+                    stalled_by: &app.shown_table().stalled_by,
                     tall: area.height >= TALL,
                 },
                 a.census,
@@ -45,6 +45,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
                 sessions::SessionsTable {
                     model,
                     table: &app.table,
+                    view: app.shown_table(),
                     theme,
                     focused: app.focus == crate::app::Focus::Sessions,
                 },

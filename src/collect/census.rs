@@ -395,7 +395,7 @@ pub fn scan_fraction(cursor: u64, keys: u64) -> f64 {
 fn max_ttl_ms(rows: &[SessionRow], now: Millis) -> i64 {
     rows.iter()
         .filter_map(|r| match r.ttl {
-            Ttl::ExpiresAt(at) => Some(at - now),
+            Ttl::ExpiresAt(at) => Some(at.saturating_sub(now)),
             _ => None,
         })
         .max()

@@ -49,7 +49,9 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
     let m = &data.model;
     let s = m.server.clone().unwrap_or_default();
     let totals = m.census.totals();
-    let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
+    let counted = data.census_duration_ms.is_some();
+    // Counts only a census gives are `null` without one (`--no-census`).
+    let count = |n: J| if counted { n } else { J::Null };
     let layout = data.layout.as_ref().map(|layout| {
         json!({
             "kind": layout.kind.name(),
@@ -61,24 +63,24 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
     });
     let sessions = data.layout.as_ref().map(|_| {
         json!({
-            "total": totals.total,
-            "by_stage": totals.by_stage,
-            "by_substate": totals.by_substate,
-            "no_stage": totals.no_stage,
-            "no_ttl": totals.no_ttl,
-            "orphaned": totals.orphaned,
-            "undecodable": totals.undecodable,
-            "oversized": totals.oversized,
-            "vanished": totals.vanished,
-            "stalled": stalled,
+            "total": count(json!(totals.total)),
+            "by_stage": count(json!(totals.by_stage)),
+            "by_substate": count(json!(totals.by_substate)),
+            "no_stage": count(json!(totals.no_stage)),
+            "no_ttl": count(json!(totals.no_ttl)),
+            "orphaned": count(json!(totals.orphaned)),
+            "undecodable": count(json!(totals.undecodable)),
+            "oversized": count(json!(totals.oversized)),
+            "vanished": count(json!(totals.vanished)),
+            "stalled": data.stalled,
             "stalled_after_seconds": m.settings.stalled_after_s,
             "lifetime_seconds": m.lifetime_s(),
-            "orphan_ids": m.census.orphan_ids,
+            "orphan_ids": count(json!(m.census.orphan_ids)),
             "unavailable": m.session_unavailable,
             "items": data.items.iter().map(|r| row_json(m, r)).collect::<Vec<_>>(),
         })
     });
-    let census = data.layout.as_ref().map(|_| {
+    let census = data.census_duration_ms.map(|_| {
         json!({
             "examined": totals.examined,
             "duration_ms": data.census_duration_ms,

@@ -72,7 +72,11 @@ pub fn snapshot(data: &SnapshotData) -> String {
         return out;
     }
     let t = m.census.totals();
-    let stalled = m.sessions.values().filter(|r| m.is_stalled(r)).count();
+    let Some(stalled) = data.stalled else {
+        let _ = writeln!(out, "sessions  not counted (--no-census): the first page only");
+        out.push_str(&items_table(data));
+        return out;
+    };
     let _ = writeln!(
         out,
         "sessions  {} live, {} orphaned index entries, {} without TTL, {} undecodable, {} oversized, {} stalled (idle > {})",
@@ -81,7 +85,7 @@ pub fn snapshot(data: &SnapshotData) -> String {
         text::grouped(t.no_ttl),
         text::grouped(t.undecodable),
         text::grouped(t.oversized),
-        text::grouped(stalled as u64),
+        text::grouped(stalled),
         text::human_duration(m.settings.stalled_after_s),
     );
     let _ = writeln!(
@@ -109,6 +113,13 @@ pub fn snapshot(data: &SnapshotData) -> String {
         }
     }
     let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(t.total));
+    out.push_str(&items_table(data));
+    out
+}
+
+/// The sessions listed, as a table.
+fn items_table(data: &SnapshotData) -> String {
+    let m = &data.model;
     let rows: Vec<[String; 8]> = data
         .items
         .iter()
@@ -130,8 +141,7 @@ pub fn snapshot(data: &SnapshotData) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["ID", "STAGE", "SUBSTATE", "IDLE", "TTL", "HISTORY", "MEMORY", "NOTE"], &rows));
-    out
+    table(&["ID", "STAGE", "SUBSTATE", "IDLE", "TTL", "HISTORY", "MEMORY", "NOTE"], &rows)
 }
 
 /// The most characters of one value in a text table; longer values are cut with their size.

@@ -78,7 +78,11 @@ impl Widget for CensusPanel<'_> {
         }
         match (&m.census.complete, m.census.progress) {
             (Some(_), _) => {
-                let ago = m.census.completed_at.map(|at| text::human_duration((m.now - at) / 1000)).unwrap_or_default();
+                let ago = m
+                    .census
+                    .completed_at
+                    .map(|at| text::human_duration(m.now.saturating_sub(at) / 1000))
+                    .unwrap_or_default();
                 let took =
                     m.census.last_duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
                 head.push((1, vec![Span::styled(format!("· pass {took}, {ago} ago"), t.style(Role::Muted))]));

@@ -59,7 +59,7 @@ impl Widget for Footer<'_> {
                 Span::styled(" filter ▶ ", t.style(Role::Accent)),
                 Span::styled(format!("{}▏", text::escape_str(&app.table.filter)), t.style(Role::Title)),
                 Span::styled(
-                    format!("  {} sessions match · ⏎ keep · Esc clear", text::grouped(app.table.order.len() as u64)),
+                    format!("  {} sessions match · ⏎ keep · Esc clear", text::grouped(app.table.view.len as u64)),
                     t.style(Role::Muted),
                 ),
             ])

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::fit;
-use crate::domain::LinkState;
+use crate::domain::{LinkState, Ttl};
 use crate::model::Model;
 use crate::text;
 use crate::theme::{Role, Theme};
@@ -24,7 +24,7 @@ pub fn link_text(model: &Model) -> (String, Option<String>, Role) {
         LinkState::Connecting => ("… connecting".into(), None, Role::Warn),
         LinkState::Connected { .. } => ("● connected".into(), None, Role::Ok),
         LinkState::Reconnecting { attempt, retry_at, error } => {
-            let wait = ((retry_at - model.now).max(0) + 999) / 1000;
+            let wait = Ttl::ExpiresAt(*retry_at).seconds_left(model.now).unwrap_or(0);
             (
                 format!("◌ reconnecting: attempt {attempt}, next in {wait}s"),
                 Some(text::clip(&text::escape_str(error), 40)),
@@ -32,7 +32,7 @@ pub fn link_text(model: &Model) -> (String, Option<String>, Role) {
             )
         }
         LinkState::AuthFailed { error, retry_at } => {
-            let wait = ((retry_at - model.now).max(0) + 999) / 1000;
+            let wait = Ttl::ExpiresAt(*retry_at).seconds_left(model.now).unwrap_or(0);
             (format!("✗ auth failed, retry in {wait}s"), Some(text::clip(&text::escape_str(error), 40)), Role::Crit)
         }
     }
@@ -82,7 +82,7 @@ impl Widget for Header<'_> {
         if m.is_stale()
             && let Some(at) = m.server_at
         {
-            let stale = format!(" stale {}", text::human_duration((m.now - at) / 1000));
+            let stale = format!(" stale {}", text::human_duration(m.now.saturating_sub(at) / 1000));
             segments.push((11, vec![Span::styled(stale, on(Role::Warn))]));
         }
         let layout = match &m.layout {

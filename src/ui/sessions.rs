@@ -7,7 +7,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
-use crate::app::{SortColumn, TableState};
+use crate::app::{SortColumn, TableState, TableView};
 use crate::domain::{SessionRow, Ttl};
 use crate::model::Model;
 use crate::present;
@@ -17,6 +17,8 @@ use crate::theme::{Role, Theme};
 pub struct SessionsTable<'a> {
     pub model: &'a Model,
     pub table: &'a TableState,
+    /// The rows as the table engine last sent them (or as frozen).
+    pub view: &'a TableView,
     pub theme: &'a Theme,
     pub focused: bool,
 }
@@ -36,17 +38,25 @@ pub fn row_mark(model: &Model, row: &SessionRow) -> Option<(&'static str, Role)>
 
 impl Widget for SessionsTable<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let (m, t, state) = (self.model, self.theme, self.table);
+        let (m, t, state, view) = (self.model, self.theme, self.table, self.view);
         let column = state.sort_column();
         let arrow = if state.reverse { "▼" } else { "▲" };
         let mut title = vec![
             Span::styled(" sessions ", t.style(Role::Title)),
             Span::styled(
-                format!("{} of {} ", text::grouped(state.order.len() as u64), text::grouped(m.sessions.len() as u64)),
+                format!("{} of {} ", text::grouped(view.len as u64), text::grouped(view.stored as u64)),
                 t.style(Role::Muted),
             ),
             Span::styled(format!("· sort {} {arrow} ", column.title()), t.style(Role::Muted)),
         ];
+        if view.unlisted > 0 {
+            // Past --max-rows the table keeps the most recently active; the census counts all.
+            let all = m.census.totals().total.max(view.stored as u64);
+            title.push(Span::styled(
+                format!("· {} of {} shown (--max-rows) ", text::grouped(view.stored as u64), text::grouped(all)),
+                t.style(Role::Warn),
+            ));
+        }
         if !state.filter.is_empty() || state.editing_filter {
             title.push(Span::styled(format!("· filter '{}' ", text::escape_str(&state.filter)), t.style(Role::Accent)));
         }
@@ -58,7 +68,7 @@ impl Widget for SessionsTable<'_> {
         let inner = block.inner(area);
         block.render(area, buf);
 
-        if state.order.is_empty() {
+        if view.len == 0 {
             let message = if m.layout.is_none() {
                 m.layout_note.clone().unwrap_or_else(|| "waiting for the session layout…".into())
             } else if !state.filter.is_empty() {
@@ -106,12 +116,12 @@ impl Widget for SessionsTable<'_> {
         let cut = |i: usize, s: String| text::clip(&s, columns.get(i).copied().unwrap_or(usize::MAX));
         let rows_shown = usize::from(inner.height.saturating_sub(1));
         let selected = state.selected.as_ref();
-        let rows: Vec<Row> = state
-            .order
+        let first = state.offset.saturating_sub(view.window_start);
+        let rows: Vec<Row> = view
+            .window
             .iter()
-            .skip(state.offset)
-            .take(rows_shown)
-            .filter_map(|id| m.sessions.get(id))
+            .skip(first)
+            .take(if state.offset >= view.window_start { rows_shown } else { 0 })
             .map(|row| {
                 let mark = row_mark(m, row);
                 let base = match mark {

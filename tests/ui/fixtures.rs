@@ -254,9 +254,24 @@ pub fn report() -> SessionReport {
 }
 
 pub fn app(model: Model, size: (u16, u16)) -> App {
-    let mut app = App::new(model, Keymap::default(), size);
-    app.refresh_order(true);
-    app
+    App::new(model, Keymap::default(), size)
+}
+
+/// The rows a model holds for the table (the census batches it was given).
+pub fn rows_of(model: &Model) -> Vec<SessionRow> {
+    model
+        .table_inbox
+        .iter()
+        .flat_map(|m| match m {
+            sessiontop::store::Message::Rows { rows, .. } => rows.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A session's row as the table last showed it.
+pub fn shown_row(app: &App, id: &sessiontop::names::SessionId) -> SessionRow {
+    app.table.view.window.iter().find(|r| &r.id == id).cloned().unwrap_or_else(|| panic!("{id} is not in the view"))
 }
 
 /// Renders the app and returns the screen as text (trailing spaces trimmed) and the buffer.

@@ -26,15 +26,15 @@ fn overview() -> App {
 fn moving_selects_by_id_and_scrolls() {
     let mut a = overview();
     assert_eq!(a.table.sort_column(), SortColumn::Idle);
-    let first = a.table.order[0].clone();
+    let first = a.table.ids()[0].clone();
     assert_eq!(a.table.selected.as_ref(), Some(&first), "the most recent session is selected");
     key(&mut a, KeyCode::Char('j'));
-    assert_eq!(a.table.selected.as_ref(), Some(&a.table.order[1]));
+    assert_eq!(a.table.selected.as_ref(), Some(&a.table.ids()[1]));
     key(&mut a, KeyCode::Char('G'));
-    assert_eq!(a.table.selected.as_ref(), a.table.order.last());
+    assert_eq!(a.table.selected.as_ref(), a.table.ids().last());
     assert!(a.table.offset > 0, "the table scrolled to keep the selection visible");
     key(&mut a, KeyCode::Char('g'));
-    assert_eq!(a.table.selected.as_ref(), Some(&a.table.order[0]));
+    assert_eq!(a.table.selected.as_ref(), Some(&a.table.ids()[0]));
     assert_eq!(a.table.offset, 0);
     key(&mut a, KeyCode::PageDown);
     assert_eq!(a.table.selected_index(), Some(a.table_rows()));
@@ -49,33 +49,33 @@ fn selection_follows_the_session_when_rows_reorder() {
     key(&mut a, KeyCode::Char('j'));
     let chosen = a.table.selected.clone().unwrap();
     // The session is saved again: it becomes the most recent, and stays selected.
-    let mut row = a.model.sessions[&chosen].clone();
+    let mut row = shown_row(&a, &chosen);
     row.last_interaction = Some(NOW * 1000);
     a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
     a.on_tick(NOW + 1000, 0);
     assert_eq!(a.table.selected.as_ref(), Some(&chosen));
-    assert_eq!(a.table.order[0], chosen);
+    assert_eq!(a.table.ids()[0], chosen);
 }
 
 #[test]
 fn filter_narrows_keeps_and_clears() {
     let mut a = overview();
-    let all = a.table.order.len();
+    let all = a.table.len();
     key(&mut a, KeyCode::Char('/'));
     assert!(a.table.editing_filter);
     typed(&mut a, "STALLED");
-    assert_eq!(a.table.order, vec!["stalled_user".to_string()], "case-insensitive substring of the id");
+    assert_eq!(a.table.ids(), vec![SessionId::from("stalled_user")], "case-insensitive substring of the id");
     assert_eq!(a.table.selected.as_ref().map(|s| s.to_string()).as_deref(), Some("stalled_user"));
     key(&mut a, KeyCode::Enter);
     assert!(!a.table.editing_filter);
-    assert_eq!(a.table.order.len(), 1, "Enter keeps the filter");
+    assert_eq!(a.table.len(), 1, "Enter keeps the filter");
     key(&mut a, KeyCode::Esc);
-    assert_eq!(a.table.order.len(), all, "Esc clears it");
+    assert_eq!(a.table.len(), all, "Esc clears it");
 
     key(&mut a, KeyCode::Char('/'));
     typed(&mut a, "alpha_perm");
-    assert!(a.table.order.iter().all(|id| a.model.sessions[id].substate.as_deref() == Some("3.1.5_alpha_permission")));
-    assert!(!a.table.order.is_empty(), "substates match too");
+    assert!(a.table.view.window.iter().all(|r| r.substate.as_deref() == Some("3.1.5_alpha_permission")));
+    assert!(!a.table.is_empty(), "substates match too");
     key(&mut a, KeyCode::Esc);
     assert!(a.table.filter.is_empty());
 }
@@ -85,15 +85,15 @@ fn sort_cycles_columns_and_reverses() {
     let mut a = overview();
     key(&mut a, KeyCode::Char('s'));
     assert_eq!(a.table.sort_column(), SortColumn::Ttl);
-    let ttl = |a: &App, id: &SessionId| a.model.sessions[id].ttl.seconds_left(a.model.now).unwrap_or(i64::MAX);
-    assert!(ttl(&a, &a.table.order[0]) <= ttl(&a, &a.table.order[1]));
+    let ttl = |a: &App, id: &SessionId| shown_row(a, id).ttl.seconds_left(a.model.now).unwrap_or(i64::MAX);
+    assert!(ttl(&a, &a.table.ids()[0]) <= ttl(&a, &a.table.ids()[1]));
     key(&mut a, KeyCode::Char('s'));
     assert_eq!(a.table.sort_column(), SortColumn::History);
-    let hist = |a: &App, id: &SessionId| a.model.sessions[id].history_len.unwrap_or(0);
-    assert!(hist(&a, &a.table.order[0]) >= hist(&a, &a.table.order[1]), "history starts longest first");
+    let hist = |a: &App, id: &SessionId| shown_row(a, id).history_len.unwrap_or(0);
+    assert!(hist(&a, &a.table.ids()[0]) >= hist(&a, &a.table.ids()[1]), "history starts longest first");
     key(&mut a, KeyCode::Char('S'));
     assert!(a.table.reverse);
-    assert!(hist(&a, &a.table.order[0]) <= hist(&a, &a.table.order[1]));
+    assert!(hist(&a, &a.table.ids()[0]) <= hist(&a, &a.table.ids()[1]));
     for _ in 0..5 {
         key(&mut a, KeyCode::Char('s'));
     }
@@ -250,15 +250,15 @@ fn freeze_holds_the_screen_while_the_model_moves_on() {
     let mut a = overview();
     key(&mut a, KeyCode::Char('f'));
     assert!(a.frozen.is_some());
-    let shown = a.shown().sessions.len();
-    let mut row = a.model.sessions[&b"user_1000"[..]].clone();
+    let shown = a.shown_table().stored;
+    let mut row = shown_row(&a, &"user_1000".into());
     row.id = "brand_new".into();
     a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
-    assert_eq!(a.shown().sessions.len(), shown, "the frozen screen does not change");
-    assert_eq!(a.model.sessions.len(), shown + 1, "the live model does");
+    assert_eq!(a.shown_table().stored, shown, "the frozen screen does not change");
+    assert_eq!(a.table.view.stored, shown + 1, "the live table does");
     key(&mut a, KeyCode::Char('f'));
     assert!(a.frozen.is_none());
-    assert_eq!(a.shown().sessions.len(), shown + 1);
+    assert_eq!(a.shown_table().stored, shown + 1);
 }
 
 #[test]
@@ -306,7 +306,7 @@ fn the_visible_rows_are_asked_for_and_only_when_they_change() {
         panic!("the first tick asks for the visible rows");
     };
     assert_eq!(ids.len(), a.table_rows());
-    assert_eq!(ids[0], a.table.order[0]);
+    assert_eq!(ids[0], a.table.ids()[0]);
     assert!(!a.on_tick(NOW + 2000, 0).iter().any(|r| matches!(r, Request::Viewport(_))), "unchanged: not asked again");
     let requests = key(&mut a, KeyCode::Char('j'));
     assert!(!requests.iter().any(|r| matches!(r, Request::Viewport(_))), "the selection moved within the page");
@@ -318,7 +318,7 @@ fn the_visible_rows_are_asked_for_and_only_when_they_change() {
 fn the_table_fills_as_soon_as_sessions_arrive() {
     // Within one tick of the model's clock: the empty table must not wait for the throttle.
     let mut a = app(loading(), (160, 48));
-    let rows = connected(10, 200 << 20, 0).sessions.into_values().collect::<Vec<_>>();
+    let rows = rows_of(&connected(10, 200 << 20, 0));
     a.on_update(Update::CensusBatch {
         generation: 1,
         rows: Vec::new(),
@@ -326,7 +326,7 @@ fn the_table_fills_as_soon_as_sessions_arrive() {
         progress: Some(0.1),
     });
     a.on_update(Update::CensusBatch { generation: 1, rows, partial: Default::default(), progress: Some(1.0) });
-    assert_eq!(a.table.order.len(), 13);
+    assert_eq!(a.table.len(), 13);
     assert!(a.table.selected.is_some());
 }
 

@@ -1,0 +1,984 @@
+//! The sessions table's rows, kept off the UI thread.
+//!
+//! A [`Store`] holds one compact row per session (48 bytes: ids in one arena of bytes, stages
+//! and substates as indices into a table of distinct labels, times and sizes as fixed-size
+//! numbers), found by id through a hash table of row indices. Past `--max-rows` it keeps the
+//! most recently active sessions; the census still counts every one.
+//!
+//! An [`Engine`] owns the store and answers what the table shows: it sorts and filters all rows
+//! (an order of row indices), counts the stalled, and cuts a window of rows around what is on
+//! screen. [`spawn`] runs an engine on its own thread: the dashboard sends it rows and view
+//! requests and gets [`View`]s back, so no key press ever waits for work over all sessions, and
+//! a data-driven re-sort happens at most every [`RESORT_INTERVAL`] (the order shown is never
+//! staler than that plus one sort). Tests run an engine inline.
+//!
+//! Must never do I/O, and never block on the UI.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
+
+use crate::domain::{self, Micros, Millis, SessionRow, Ttl};
+use crate::layout::IdleSource;
+use crate::names::SessionId;
+
+/// How often rows that changed may re-sort the table (a key press re-sorts at once).
+pub const RESORT_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the stalled counts are taken again as time passes.
+const STALLED_INTERVAL: Duration = Duration::from_secs(1);
+/// Rows kept when `--max-rows` is not given.
+pub const DEFAULT_MAX_ROWS: usize = 1_000_000;
+/// The longest id the table keeps (longer ones are counted by the census, not listed).
+const MAX_ID_BYTES: usize = 4096;
+/// The most bytes of ids the table keeps in all.
+const MAX_ARENA_BYTES: usize = 256 << 20;
+/// Distinct stages, substates and statuses the table tells apart; beyond, one shared label.
+const MAX_LABELS: usize = u16::MAX as usize - 1;
+/// Read errors whose text is kept (a store where every payload fails keeps the first ones).
+const MAX_ERROR_TEXTS: usize = 20_000;
+/// Rows around the visible ones that a view carries, so most moves need no new view.
+const WINDOW_MARGIN: usize = 100;
+
+/// The table's columns, in the order `s` cycles through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortColumn {
+    #[default]
+    Idle,
+    Ttl,
+    History,
+    Memory,
+    Id,
+    Stage,
+    Substate,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 7] = [
+        SortColumn::Idle,
+        SortColumn::Ttl,
+        SortColumn::History,
+        SortColumn::Memory,
+        SortColumn::Id,
+        SortColumn::Stage,
+        SortColumn::Substate,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            SortColumn::Id => "ID",
+            SortColumn::Stage => "STAGE",
+            SortColumn::Substate => "SUBSTATE",
+            SortColumn::Idle => "IDLE",
+            SortColumn::Ttl => "TTL",
+            SortColumn::History => "HIST",
+            SortColumn::Memory => "MEMORY",
+        }
+    }
+
+    pub fn next(self) -> SortColumn {
+        let i = SortColumn::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        SortColumn::ALL[(i + 1) % SortColumn::ALL.len()]
+    }
+}
+
+/// What the rules for idle time and stalled sessions need, sent when they change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub idle: IdleSource,
+    pub lifetime_s: Option<i64>,
+    pub stalled_after_s: i64,
+    pub finals: Vec<String>,
+    /// Count stalled sessions by substate (the layout has substates) rather than by stage.
+    pub by_substate: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            idle: IdleSource::LastInteraction,
+            lifetime_s: None,
+            stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
+            finals: Vec::new(),
+            by_substate: false,
+        }
+    }
+}
+
+/// What the table should show: the order and which part of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ViewRequest {
+    pub sort: SortColumn,
+    pub reverse: bool,
+    pub filter: String,
+    /// The first row on screen, and how many rows fit.
+    pub offset: usize,
+    pub rows: usize,
+    /// The selected session; with `follow`, the window moves to keep it on screen.
+    pub selected: Option<SessionId>,
+    pub follow: bool,
+    /// Echoed in the view that answers it.
+    pub serial: u64,
+}
+
+/// What the table shows, as the engine last worked it out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct View {
+    /// The request this answers.
+    pub serial: u64,
+    pub sort: SortColumn,
+    pub reverse: bool,
+    pub filter: String,
+    /// Rows in the order (after the filter).
+    pub len: usize,
+    /// Rows kept in all.
+    pub stored: usize,
+    /// Sessions seen but not kept: past `--max-rows`, or ids too long to list.
+    pub unlisted: u64,
+    /// The first row on screen (the request's, moved to follow the selection).
+    pub offset: usize,
+    /// Where `window` starts in the order.
+    pub window_start: usize,
+    pub window: Vec<SessionRow>,
+    /// Where the selected session is in the order.
+    pub selected_index: Option<usize>,
+    /// Stalled sessions among those kept, in all and by stage (or substate).
+    pub stalled: usize,
+    pub stalled_by: BTreeMap<String, usize>,
+    /// How long the last full sort took, for the footer and the benchmark.
+    pub sort_ms: f64,
+}
+
+impl View {
+    /// The row at a position of the order, if the window holds it.
+    pub fn row_at(&self, index: usize) -> Option<&SessionRow> {
+        index.checked_sub(self.window_start).and_then(|i| self.window.get(i))
+    }
+
+    /// Where a session is in the order, if the window holds it.
+    pub fn index_of(&self, id: &SessionId) -> Option<usize> {
+        self.window.iter().position(|r| &r.id == id).map(|i| self.window_start + i)
+    }
+}
+
+/// A message to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Rows read by the census (with the pass's generation) or the page poll (`None`).
+    Rows {
+        rows: Vec<SessionRow>,
+        generation: Option<u64>,
+    },
+    /// Sessions found gone.
+    Gone(Vec<SessionId>),
+    /// A census pass finished: rows it did not see are gone.
+    PassDone {
+        generation: u64,
+    },
+    Rules(Rules),
+    /// The clock moved (idle times and TTLs count from it).
+    Clock(Millis),
+    View(ViewRequest),
+    /// Forget every row (a new layout).
+    Clear,
+}
+
+/// A row, compact.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    id_at: u32,
+    id_len: u32,
+    /// Microseconds; `i64::MIN` when unknown.
+    last_us: i64,
+    /// Milliseconds; `i64::MIN` unknown, `i64::MAX` no TTL.
+    expires_ms: i64,
+    /// `u32::MAX` when unknown.
+    history: u32,
+    /// Bytes, saturating; `u32::MAX` when unknown.
+    memory: u32,
+    generation: u32,
+    stage: u16,
+    substate: u16,
+    status: u16,
+    flags: u8,
+}
+
+const OCCUPIED: u8 = 1;
+const HAS_ERROR: u8 = 2;
+const UNKNOWN_U32: u32 = u32::MAX;
+
+impl Row {
+    fn ttl(&self) -> Ttl {
+        match self.expires_ms {
+            i64::MIN => Ttl::Unknown,
+            i64::MAX => Ttl::Persistent,
+            at => Ttl::ExpiresAt(at),
+        }
+    }
+
+    fn last(&self) -> Option<Micros> {
+        (self.last_us != i64::MIN).then_some(self.last_us)
+    }
+}
+
+/// Distinct label texts, by small index (0 is "none").
+#[derive(Debug, Default)]
+struct Labels {
+    texts: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u16>,
+}
+
+impl Labels {
+    fn id(&mut self, text: Option<&Arc<str>>) -> u16 {
+        let Some(text) = text else { return 0 };
+        if let Some(id) = self.index.get(text) {
+            return *id;
+        }
+        if self.texts.len() >= MAX_LABELS {
+            return u16::MAX;
+        }
+        self.texts.push(text.clone());
+        let id = self.texts.len() as u16;
+        self.index.insert(text.clone(), id);
+        id
+    }
+
+    fn text(&self, id: u16) -> Option<Arc<str>> {
+        match id {
+            0 => None,
+            u16::MAX => Some(Arc::from("(one of too many distinct values)")),
+            id => self.texts.get(usize::from(id) - 1).cloned(),
+        }
+    }
+}
+
+/// The rows.
+#[derive(Debug, Default)]
+pub struct Store {
+    arena: Vec<u8>,
+    /// Bytes of the arena that belong to removed rows.
+    garbage: usize,
+    rows: Vec<Row>,
+    free: Vec<u32>,
+    table: HashTable<u32>,
+    hasher: std::hash::RandomState,
+    labels: Labels,
+    errors: HashMap<u32, Box<str>>,
+    live: usize,
+    max_rows: usize,
+    /// Below this activity a new row is not kept while the store is full.
+    floor: Option<i64>,
+    unlisted: u64,
+    generation: u32,
+}
+
+impl Store {
+    pub fn new(max_rows: usize) -> Store {
+        Store { max_rows: max_rows.max(1), ..Store::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn id_bytes(&self, row: &Row) -> &[u8] {
+        &self.arena[row.id_at as usize..(row.id_at + row.id_len) as usize]
+    }
+
+    fn find(&self, id: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.table.find(hash, |slot| self.id_bytes(&self.rows[*slot as usize]) == id).copied()
+    }
+
+    /// Adds or replaces a session's row. A census row carries its pass's generation; a page row
+    /// keeps the newest generation and the memory it does not read.
+    pub fn upsert(&mut self, row: SessionRow, census: Option<u64>, rules: &Rules) {
+        let id = row.id.as_bytes();
+        if census.is_some() {
+            self.generation = self.generation.max(census.unwrap_or(0) as u32);
+        }
+        let generation = census.map_or(self.generation, |g| g as u32);
+        let compact = |store: &mut Store, id_at: u32, id_len: u32, old: Option<&Row>| Row {
+            id_at,
+            id_len,
+            last_us: row.last_interaction.unwrap_or(i64::MIN),
+            expires_ms: match row.ttl {
+                Ttl::Unknown => i64::MIN,
+                Ttl::Persistent => i64::MAX,
+                Ttl::ExpiresAt(at) => at.clamp(i64::MIN + 1, i64::MAX - 1),
+            },
+            history: row.history_len.map_or(UNKNOWN_U32, |n| n.min(u64::from(UNKNOWN_U32 - 1)) as u32),
+            memory: row
+                .memory_bytes
+                .map(|n| n.min(u64::from(UNKNOWN_U32 - 1)) as u32)
+                .or_else(|| old.map(|o| o.memory))
+                .unwrap_or(UNKNOWN_U32),
+            generation: generation.max(old.map_or(0, |o| if census.is_some() { 0 } else { o.generation })),
+            stage: store.labels.id(row.stage.as_ref()),
+            substate: store.labels.id(row.substate.as_ref()),
+            status: store.labels.id(row.status.as_ref()),
+            flags: OCCUPIED | if row.decode_error.is_some() { HAS_ERROR } else { 0 },
+        };
+        let slot = match self.find(id) {
+            Some(slot) => {
+                let old = self.rows[slot as usize];
+                self.rows[slot as usize] = compact(self, old.id_at, old.id_len, Some(&old));
+                slot
+            }
+            None => {
+                let activity = domain::activity(rules.idle, row.last_interaction, row.ttl);
+                let below_floor = self.floor.is_some_and(|f| activity.is_none_or(|a| a < f));
+                let full = self.live >= self.max_rows && below_floor;
+                if id.len() > MAX_ID_BYTES || self.arena.len() + id.len() > MAX_ARENA_BYTES || full {
+                    self.unlisted += 1;
+                    return;
+                }
+                let id_at = self.arena.len() as u32;
+                self.arena.extend_from_slice(id);
+                let new = compact(self, id_at, id.len() as u32, None);
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.rows[slot as usize] = new;
+                        slot
+                    }
+                    None => {
+                        self.rows.push(new);
+                        (self.rows.len() - 1) as u32
+                    }
+                };
+                let hash = self.hasher.hash_one(id);
+                let (rows, arena, hasher) = (&self.rows, &self.arena, &self.hasher);
+                self.table.insert_unique(hash, slot, |s| {
+                    let r = &rows[*s as usize];
+                    hasher.hash_one(&arena[r.id_at as usize..(r.id_at + r.id_len) as usize])
+                });
+                self.live += 1;
+                slot
+            }
+        };
+        match row.decode_error {
+            Some(e) if self.errors.len() < MAX_ERROR_TEXTS || self.errors.contains_key(&slot) => {
+                self.errors.insert(slot, crate::text::clip(&e, 300).into_boxed_str());
+            }
+            Some(_) => {}
+            None => {
+                self.errors.remove(&slot);
+            }
+        }
+    }
+
+    /// Removes a session's row.
+    pub fn remove(&mut self, id: &[u8]) -> bool {
+        let Some(slot) = self.find(id) else { return false };
+        let hash = self.hasher.hash_one(id);
+        if let Ok(entry) = self.table.find_entry(hash, |s| *s == slot) {
+            entry.remove();
+        }
+        let row = &mut self.rows[slot as usize];
+        self.garbage += row.id_len as usize;
+        row.flags = 0;
+        self.free.push(slot);
+        self.errors.remove(&slot);
+        self.live -= 1;
+        true
+    }
+
+    /// Removes the rows a census pass did not see (expired or deleted since).
+    pub fn drop_older_than(&mut self, generation: u64) -> usize {
+        let generation = generation as u32;
+        let stale: Vec<Vec<u8>> = self
+            .rows
+            .iter()
+            .filter(|r| r.flags & OCCUPIED != 0 && r.generation < generation)
+            .map(|r| self.id_bytes(r).to_vec())
+            .collect();
+        for id in &stale {
+            self.remove(id);
+        }
+        self.compact_arena();
+        stale.len()
+    }
+
+    /// Keeps the `max_rows` most recently active rows when there are more.
+    pub fn trim(&mut self, rules: &Rules) -> usize {
+        if self.live <= self.max_rows {
+            return 0;
+        }
+        let mut activities: Vec<i64> =
+            self.occupied().map(|(_, r)| self.activity(r, rules).unwrap_or(i64::MIN)).collect();
+        let cut = activities.len() - self.max_rows;
+        let (_, threshold, _) = activities.select_nth_unstable(cut);
+        let threshold = *threshold;
+        let mut over = self.live - self.max_rows;
+        let evict: Vec<Vec<u8>> = self
+            .occupied()
+            .filter(|(_, r)| self.activity(r, rules).unwrap_or(i64::MIN) < threshold)
+            .map(|(_, r)| self.id_bytes(r).to_vec())
+            .collect();
+        for id in &evict {
+            if over == 0 {
+                break;
+            }
+            self.remove(id);
+            self.unlisted += 1;
+            over -= 1;
+        }
+        // Rows at the threshold itself, when too many share it.
+        if over > 0 {
+            let more: Vec<Vec<u8>> = self
+                .occupied()
+                .filter(|(_, r)| self.activity(r, rules).unwrap_or(i64::MIN) == threshold)
+                .take(over)
+                .map(|(_, r)| self.id_bytes(r).to_vec())
+                .collect();
+            for id in &more {
+                self.remove(id);
+                self.unlisted += 1;
+            }
+        }
+        self.floor = Some(threshold);
+        self.compact_arena();
+        evict.len()
+    }
+
+    /// Rewrites the id arena without the bytes of removed rows, once they are half of it.
+    fn compact_arena(&mut self) {
+        if self.garbage < (1 << 20) || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        for row in self.rows.iter_mut().filter(|r| r.flags & OCCUPIED != 0) {
+            let at = arena.len() as u32;
+            arena.extend_from_slice(&self.arena[row.id_at as usize..(row.id_at + row.id_len) as usize]);
+            row.id_at = at;
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    pub fn clear(&mut self) {
+        *self = Store::new(self.max_rows);
+    }
+
+    fn occupied(&self) -> impl Iterator<Item = (u32, &Row)> {
+        self.rows.iter().enumerate().filter(|(_, r)| r.flags & OCCUPIED != 0).map(|(i, r)| (i as u32, r))
+    }
+
+    fn activity(&self, row: &Row, rules: &Rules) -> Option<i64> {
+        domain::activity(rules.idle, row.last(), row.ttl())
+    }
+
+    /// The row of a slot as the views read it.
+    fn session_row(&self, slot: u32) -> SessionRow {
+        let r = &self.rows[slot as usize];
+        SessionRow {
+            id: SessionId::from_bytes(self.id_bytes(r)),
+            stage: self.labels.text(r.stage),
+            substate: self.labels.text(r.substate),
+            status: self.labels.text(r.status),
+            last_interaction: r.last(),
+            ttl: r.ttl(),
+            history_len: (r.history != UNKNOWN_U32).then_some(u64::from(r.history)),
+            memory_bytes: (r.memory != UNKNOWN_U32).then_some(u64::from(r.memory)),
+            decode_error: (r.flags & HAS_ERROR != 0).then(|| {
+                self.errors.get(&slot).map_or_else(|| "not read or not decoded".to_string(), |e| e.to_string())
+            }),
+            generation: u64::from(r.generation),
+        }
+    }
+
+    /// Bytes the store holds, roughly, for the README's figures.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.free.capacity() * 4
+    }
+}
+
+/// The order of the table and what it needs to answer views.
+#[derive(Debug, Default)]
+pub struct Engine {
+    store: Store,
+    rules: Rules,
+    now: Millis,
+    /// Row slots in display order, and each slot's position in it (`u32::MAX`: not shown).
+    order: Vec<u32>,
+    position: Vec<u32>,
+    ordered_by: Option<(SortColumn, bool, String)>,
+    dirty: bool,
+    sorted_at: Option<Instant>,
+    sort_ms: f64,
+    request: ViewRequest,
+    stalled: usize,
+    stalled_by: BTreeMap<String, usize>,
+    counted_at: Option<Instant>,
+    /// Whether anything a view shows changed since the last one.
+    changed: bool,
+    /// Re-sort and count at once, never waiting (an engine run inline, in tests).
+    immediate: bool,
+}
+
+impl Engine {
+    pub fn new(max_rows: usize) -> Engine {
+        Engine { store: Store::new(max_rows), changed: true, ..Engine::default() }
+    }
+
+    /// Works out every view at once instead of every [`RESORT_INTERVAL`]: for an engine run
+    /// inline, whose caller wants the answer now.
+    pub fn set_immediate(&mut self) {
+        self.immediate = true;
+    }
+
+    /// Applies a message; nothing is worked out until [`Engine::view`].
+    pub fn apply(&mut self, message: Message) {
+        match message {
+            Message::Rows { rows, generation } => {
+                for row in rows {
+                    self.store.upsert(row, generation, &self.rules);
+                }
+                if self.store.len() > self.store.max_rows + self.store.max_rows / 16 {
+                    self.store.trim(&self.rules);
+                }
+                self.dirty = true;
+            }
+            Message::Gone(ids) => {
+                for id in ids {
+                    self.dirty |= self.store.remove(id.as_bytes());
+                }
+            }
+            Message::PassDone { generation } => {
+                if self.store.drop_older_than(generation) > 0 {
+                    self.dirty = true;
+                }
+                self.store.trim(&self.rules);
+            }
+            Message::Rules(rules) => {
+                if rules != self.rules {
+                    self.rules = rules;
+                    self.dirty = true;
+                    self.counted_at = None;
+                }
+            }
+            Message::Clock(now) => self.now = now,
+            Message::View(request) => {
+                self.changed = true;
+                self.request = request;
+            }
+            Message::Clear => {
+                self.store.clear();
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Works out what changed and answers with a view when the table should be redrawn. The
+    /// order is recomputed at once when the sort or filter changed, or when the table is
+    /// empty; otherwise at most every [`RESORT_INTERVAL`] after rows changed.
+    pub fn view(&mut self, now: Instant) -> Option<View> {
+        let wanted = (self.request.sort, self.request.reverse, self.request.filter.clone());
+        let inputs_changed = self.ordered_by.as_ref() != Some(&wanted);
+        let resort_due = self.dirty
+            && (self.immediate
+                || self.order.is_empty()
+                || self.sorted_at.is_none_or(|at| now.duration_since(at) >= RESORT_INTERVAL));
+        if inputs_changed || resort_due {
+            let started = Instant::now();
+            self.sort(&wanted);
+            self.sort_ms = started.elapsed().as_secs_f64() * 1000.0;
+            self.ordered_by = Some(wanted);
+            self.sorted_at = Some(now);
+            self.dirty = false;
+            self.changed = true;
+        }
+        if self.immediate || self.counted_at.is_none_or(|at| now.duration_since(at) >= STALLED_INTERVAL) {
+            let before = (self.stalled, self.stalled_by.clone());
+            self.count_stalled();
+            self.counted_at = Some(now);
+            self.changed |= before != (self.stalled, self.stalled_by.clone());
+        }
+        if !self.changed {
+            return None;
+        }
+        self.changed = false;
+        Some(self.window())
+    }
+
+    /// When the engine next has work that is not waiting for a message.
+    pub fn next_due(&self, now: Instant) -> Duration {
+        let mut due =
+            STALLED_INTERVAL.saturating_sub(self.counted_at.map_or(STALLED_INTERVAL, |at| now.duration_since(at)));
+        if self.dirty {
+            let resort =
+                RESORT_INTERVAL.saturating_sub(self.sorted_at.map_or(RESORT_INTERVAL, |at| now.duration_since(at)));
+            due = due.min(resort);
+        }
+        due
+    }
+
+    fn sort(&mut self, (column, reverse, filter): &(SortColumn, bool, String)) {
+        let store = &self.store;
+        let needle = filter.to_lowercase();
+        // Which labels match the filter, once per distinct label.
+        let label_matches: Vec<bool> = if needle.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(false)
+                .chain(store.labels.texts.iter().map(|t| t.to_lowercase().contains(&needle)))
+                .collect()
+        };
+        let label_match = |id: u16| label_matches.get(usize::from(id)).copied().unwrap_or(false);
+        let matches = |row: &Row| {
+            needle.is_empty()
+                || label_match(row.stage)
+                || label_match(row.substate)
+                || id_contains(store.id_bytes(row), needle.as_bytes())
+        };
+        // Label ranks, so text columns sort by number.
+        let ranks: Vec<u32> = match column {
+            SortColumn::Stage | SortColumn::Substate => {
+                let mut sorted: Vec<(usize, &Arc<str>)> = store.labels.texts.iter().enumerate().collect();
+                sorted.sort_by(|a, b| a.1.cmp(b.1));
+                let mut ranks = vec![0u32; store.labels.texts.len() + 1];
+                for (rank, (i, _)) in sorted.into_iter().enumerate() {
+                    ranks[i + 1] = rank as u32;
+                }
+                ranks
+            }
+            _ => Vec::new(),
+        };
+        let descending = matches!(column, SortColumn::History | SortColumn::Memory) != *reverse;
+        let now = self.now;
+        let idle = self.rules.idle;
+        // (primary key, id prefix, slot): unknown values last either way.
+        let key = |row: &Row| -> u64 {
+            let value: Option<u64> = match column {
+                SortColumn::Idle => domain::activity(idle, row.last(), row.ttl()).map(|a| !(a as u64 ^ (1 << 63))),
+                SortColumn::Ttl => match row.ttl() {
+                    Ttl::Persistent => Some(u64::MAX - 1),
+                    Ttl::ExpiresAt(at) => Some(at.saturating_sub(now).max(0) as u64),
+                    Ttl::Unknown => None,
+                },
+                SortColumn::History => (row.history != UNKNOWN_U32).then_some(u64::from(row.history)),
+                SortColumn::Memory => (row.memory != UNKNOWN_U32).then_some(u64::from(row.memory)),
+                SortColumn::Stage => {
+                    (row.stage != 0).then(|| u64::from(ranks.get(usize::from(row.stage)).copied().unwrap_or(u32::MAX)))
+                }
+                SortColumn::Substate => (row.substate != 0)
+                    .then(|| u64::from(ranks.get(usize::from(row.substate)).copied().unwrap_or(u32::MAX))),
+                SortColumn::Id => Some(0),
+            };
+            match value {
+                None => u64::MAX,
+                Some(v) if descending && *column != SortColumn::Id => (u64::MAX - 1) - v.min(u64::MAX - 1),
+                Some(v) => v.min(u64::MAX - 1),
+            }
+        };
+        let mut keyed: Vec<(u64, u64, u32)> = store
+            .occupied()
+            .filter(|(_, r)| matches(r))
+            .map(|(slot, r)| (key(r), id_prefix(store.id_bytes(r)), slot))
+            .collect();
+        let id_reverse = *column == SortColumn::Id && *reverse;
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let by_id = a.1.cmp(&b.1).then_with(|| {
+                    let (x, y) = (&store.rows[a.2 as usize], &store.rows[b.2 as usize]);
+                    store.id_bytes(x).cmp(store.id_bytes(y))
+                });
+                if id_reverse { by_id.reverse() } else { by_id }
+            })
+        });
+        self.order.clear();
+        self.order.extend(keyed.iter().map(|k| k.2));
+        self.position.clear();
+        self.position.resize(store.rows.len(), u32::MAX);
+        for (i, slot) in self.order.iter().enumerate() {
+            self.position[*slot as usize] = i as u32;
+        }
+    }
+
+    fn count_stalled(&mut self) {
+        let store = &self.store;
+        let rules = &self.rules;
+        let finals: Vec<bool> = std::iter::once(false)
+            .chain(store.labels.texts.iter().map(|t| rules.finals.iter().any(|f| **f == **t)))
+            .collect();
+        let is_final = |id: u16| finals.get(usize::from(id)).copied().unwrap_or(false);
+        let lifetime = rules.lifetime_s;
+        let mut by: HashMap<u16, usize> = HashMap::new();
+        let mut total = 0;
+        for (_, row) in store.occupied() {
+            let in_workflow = row.stage != 0 || row.substate != 0;
+            if !in_workflow || is_final(row.stage) || is_final(row.substate) {
+                continue;
+            }
+            let idle = domain::idle_seconds(rules.idle, row.last(), row.ttl(), self.now, lifetime);
+            if domain::stalled(true, false, idle, rules.stalled_after_s) {
+                total += 1;
+                let label = if rules.by_substate { row.substate } else { row.stage };
+                if label != 0 {
+                    *by.entry(label).or_insert(0) += 1;
+                }
+            }
+        }
+        self.stalled = total;
+        self.stalled_by = by.into_iter().filter_map(|(id, n)| Some((store.labels.text(id)?.to_string(), n))).collect();
+    }
+
+    fn window(&self) -> View {
+        let r = &self.request;
+        let len = self.order.len();
+        let selected_index = r
+            .selected
+            .as_ref()
+            .and_then(|id| self.store.find(id.as_bytes()))
+            .and_then(|slot| self.position.get(slot as usize).copied())
+            .filter(|p| *p != u32::MAX)
+            .map(|p| p as usize);
+        let rows = r.rows.max(1);
+        let mut offset = r.offset.min(len.saturating_sub(rows));
+        if r.follow
+            && let Some(i) = selected_index
+        {
+            if i < offset {
+                offset = i;
+            } else if i >= offset + rows {
+                offset = i + 1 - rows;
+            }
+        }
+        let start = offset.saturating_sub(WINDOW_MARGIN);
+        let end = (offset + rows + WINDOW_MARGIN).min(len);
+        let window = self.order[start.min(end)..end].iter().map(|slot| self.store.session_row(*slot)).collect();
+        View {
+            serial: r.serial,
+            sort: r.sort,
+            reverse: r.reverse,
+            filter: r.filter.clone(),
+            len,
+            stored: self.store.len(),
+            unlisted: self.store.unlisted,
+            offset,
+            window_start: start.min(end),
+            window,
+            selected_index,
+            stalled: self.stalled,
+            stalled_by: self.stalled_by.clone(),
+            sort_ms: self.sort_ms,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The first eight bytes of an id as a number that sorts as the bytes do.
+fn id_prefix(id: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = id.len().min(8);
+    buf[..n].copy_from_slice(&id[..n]);
+    u64::from_be_bytes(buf)
+}
+
+/// Whether an id contains `needle` (lowercase), ignoring ASCII case; an id that is shown
+/// escaped is also matched as shown.
+fn id_contains(id: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if id.len() >= needle.len() && id.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)) {
+        return true;
+    }
+    let plain = std::str::from_utf8(id).is_ok_and(|s| !s.contains('\\') && !s.chars().any(char::is_control));
+    !plain && crate::text::escape_bytes(id).to_lowercase().as_bytes().windows(needle.len()).any(|w| w == needle)
+}
+
+/// An engine on its own thread: messages in, views out.
+pub struct Worker {
+    pub messages: mpsc::Sender<Message>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread.
+        let (closed, _) = mpsc::channel();
+        self.messages = closed;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts an engine thread. Views go to `views` (a closure, so the caller chooses the channel
+/// and can wake its own event loop).
+pub fn spawn(max_rows: usize, views: impl Fn(View) -> bool + Send + 'static) -> Worker {
+    let (messages, inbox) = mpsc::channel::<Message>();
+    let thread = std::thread::Builder::new()
+        .name("sessiontop-table".into())
+        .spawn(move || {
+            let mut engine = Engine::new(max_rows);
+            loop {
+                let wait = engine.next_due(Instant::now());
+                match inbox.recv_timeout(wait.max(Duration::from_millis(1))) {
+                    Ok(message) => engine.apply(message),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                // Take everything waiting before working: the newest view request wins.
+                while let Ok(message) = inbox.try_recv() {
+                    engine.apply(message);
+                }
+                if let Some(view) = engine.view(Instant::now())
+                    && !views(view)
+                {
+                    return;
+                }
+            }
+        })
+        .ok();
+    Worker { messages, thread }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, idle_s: i64, stage: &str) -> SessionRow {
+        SessionRow {
+            stage: Some(Arc::from("stage_1")),
+            substate: Some(Arc::from(stage)),
+            last_interaction: Some((1_000_000 - idle_s * 1000) * 1000),
+            ttl: Ttl::ExpiresAt(1_000_000 + 3_600_000),
+            history_len: Some(idle_s as u64),
+            ..SessionRow::new(id)
+        }
+    }
+
+    fn engine(rows: Vec<SessionRow>) -> Engine {
+        let mut e = Engine::new(DEFAULT_MAX_ROWS);
+        e.apply(Message::Clock(1_000_000));
+        e.apply(Message::Rows { rows, generation: Some(1) });
+        e
+    }
+
+    fn ids(v: &View) -> Vec<String> {
+        v.window.iter().map(|r| r.id.escaped()).collect()
+    }
+
+    #[test]
+    fn rows_are_compact() {
+        assert_eq!(std::mem::size_of::<Row>(), 48);
+    }
+
+    #[test]
+    fn sorts_filters_and_follows_the_selection() {
+        let mut e = engine(vec![row("b", 30, "x"), row("a", 10, "y"), row("c", 20, "x"), row("bad\u{1b}", 5, "z")]);
+        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        let v = e.view(Instant::now()).unwrap();
+        assert_eq!(ids(&v), ["bad\\x1b", "a", "c", "b"], "least idle first");
+        e.apply(Message::View(ViewRequest { sort: SortColumn::Id, rows: 10, ..ViewRequest::default() }));
+        assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["a", "b", "bad\\x1b", "c"]);
+        e.apply(Message::View(ViewRequest { sort: SortColumn::History, rows: 10, ..ViewRequest::default() }));
+        assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["b", "c", "a", "bad\\x1b"], "history longest first");
+        e.apply(Message::View(ViewRequest { filter: "Y".into(), rows: 10, ..ViewRequest::default() }));
+        assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["a"], "by substate, any case");
+        e.apply(Message::View(ViewRequest { filter: "\\x1b".into(), rows: 10, ..ViewRequest::default() }));
+        assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["bad\\x1b"], "an escaped id matches as shown");
+        // Following the selection moves the window.
+        let many: Vec<SessionRow> = (0..500).map(|i| row(&format!("u{i:03}"), i, "x")).collect();
+        let mut e = engine(many);
+        let selected = Some(SessionId::from("u400"));
+        e.apply(Message::View(ViewRequest { rows: 10, selected, follow: true, ..ViewRequest::default() }));
+        let v = e.view(Instant::now()).unwrap();
+        assert_eq!(v.selected_index, Some(400));
+        assert_eq!(v.offset, 391);
+        assert_eq!(v.row_at(400).map(|r| r.id.escaped()), Some("u400".into()));
+        assert!(v.window.len() <= 10 + 2 * WINDOW_MARGIN);
+    }
+
+    #[test]
+    fn data_re_sorts_are_throttled_and_sort_changes_are_not() {
+        let mut e = engine(vec![row("a", 10, "x")]);
+        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        let t0 = Instant::now();
+        assert_eq!(e.view(t0).unwrap().len, 1);
+        e.apply(Message::Rows { rows: vec![row("b", 1, "x")], generation: None });
+        let v = e.view(t0 + Duration::from_millis(10));
+        assert!(v.is_none_or(|v| v.len == 1), "rows that change wait for the next re-sort");
+        let v = e.view(t0 + RESORT_INTERVAL).unwrap();
+        assert_eq!(ids(&v), ["b", "a"]);
+        e.apply(Message::Rows { rows: vec![row("c", 0, "x")], generation: None });
+        e.apply(Message::View(ViewRequest { reverse: true, rows: 10, ..ViewRequest::default() }));
+        let v = e.view(t0 + RESORT_INTERVAL + Duration::from_millis(1)).unwrap();
+        assert_eq!(ids(&v), ["a", "b", "c"], "a changed sort re-sorts at once, with the new rows");
+    }
+
+    #[test]
+    fn passes_drop_what_they_did_not_see_and_max_rows_keeps_the_most_recent() {
+        let mut e = engine((0..10).map(|i| row(&format!("u{i}"), i * 10, "x")).collect());
+        e.apply(Message::Rows { rows: vec![row("u1", 10, "x"), row("u2", 20, "x")], generation: Some(2) });
+        e.apply(Message::PassDone { generation: 2 });
+        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["u1", "u2"]);
+
+        let mut e = Engine::new(100);
+        e.apply(Message::Clock(1_000_000));
+        for chunk in (0..1000).collect::<Vec<i64>>().chunks(50) {
+            e.apply(Message::Rows {
+                rows: chunk.iter().map(|i| row(&format!("u{i}"), *i, "x")).collect(),
+                generation: Some(1),
+            });
+        }
+        e.apply(Message::PassDone { generation: 1 });
+        e.apply(Message::View(ViewRequest {
+            rows: 10,
+            sort: SortColumn::Idle,
+            reverse: true,
+            ..ViewRequest::default()
+        }));
+        let v = e.view(Instant::now()).unwrap();
+        assert_eq!(v.stored, 100);
+        assert_eq!(v.unlisted, 900);
+        assert_eq!(v.window.first().map(|r| r.id.escaped()), Some("u99".into()), "the 100 most recent are kept");
+        // A row older than what was kept is not taken in again.
+        e.apply(Message::Rows { rows: vec![row("ancient", 5000, "x")], generation: Some(2) });
+        assert_eq!(e.store().len(), 100);
+    }
+
+    #[test]
+    fn stalled_counts_follow_the_rules_and_the_clock() {
+        let mut e = engine(vec![row("a", 10, "x"), row("b", 2000, "x"), row("c", 3000, "done")]);
+        e.apply(Message::Rules(Rules { finals: vec!["done".into()], by_substate: true, ..Rules::default() }));
+        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        let v = e.view(Instant::now()).unwrap();
+        assert_eq!(v.stalled, 1);
+        assert_eq!(v.stalled_by.get("x"), Some(&1));
+        e.apply(Message::Clock(1_000_000 + 1_000_000));
+        let v = e.view(Instant::now() + STALLED_INTERVAL).unwrap();
+        assert_eq!(v.stalled, 2, "a is idle long enough now");
+    }
+
+    #[test]
+    fn removed_rows_free_their_slots_and_their_ids() {
+        let mut s = Store::new(10);
+        let rules = Rules::default();
+        for i in 0..5 {
+            s.upsert(row(&format!("id{i}"), 1, "x"), Some(1), &rules);
+        }
+        assert!(s.remove(b"id2"));
+        assert!(!s.remove(b"id2"));
+        assert_eq!(s.len(), 4);
+        s.upsert(row("again", 1, "x"), Some(1), &rules);
+        assert_eq!(s.rows.len(), 5, "the slot was reused");
+        assert!(s.find(b"again").is_some() && s.find(b"id2").is_none());
+    }
+}

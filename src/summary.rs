@@ -1,0 +1,193 @@
+//! What a headless command keeps of a census, whatever the store's size: the most recently
+//! active sessions up to a limit, and the stalled sessions counted exactly, without a row per
+//! session.
+//!
+//! Whether a session is stalled depends on "now" and, for stores whose idle time comes from the
+//! TTL, on the session lifetime, which may only be known once the pass is over (the largest TTL
+//! seen). So sessions are counted by the one number the rule needs (idle seconds when the rule
+//! is fixed; TTL seconds left otherwise), and the count is taken at the end.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::domain::{self, Millis, SessionRow, Ttl};
+use crate::layout::IdleSource;
+use crate::model::ModelSettings;
+
+/// Distinct TTLs counted one by one; beyond, neighbouring seconds are counted together.
+const MAX_BUCKETS: usize = 1 << 20;
+
+/// The most recently active sessions, at most `limit`.
+pub struct TopN {
+    limit: usize,
+    idle: IdleSource,
+    heap: BinaryHeap<Reverse<Ranked>>,
+}
+
+/// A row ranked by recency: known activity before unknown, later before earlier, then by id.
+struct Ranked {
+    key: (bool, i64, Reverse<Vec<u8>>),
+    row: SessionRow,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl TopN {
+    pub fn new(limit: usize, idle: IdleSource) -> TopN {
+        TopN { limit, idle, heap: BinaryHeap::with_capacity(limit.min(100_000) + 1) }
+    }
+
+    /// Considers a row; keeps it when it is among the `limit` most recent so far.
+    pub fn offer(&mut self, row: &SessionRow) {
+        if self.limit == 0 {
+            return;
+        }
+        let activity = domain::activity(self.idle, row.last_interaction, row.ttl);
+        let key = (activity.is_some(), activity.unwrap_or(i64::MIN), Reverse(row.id.as_bytes().to_vec()));
+        if self.heap.len() >= self.limit {
+            match self.heap.peek() {
+                Some(Reverse(worst)) if worst.key >= key => return,
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
+        self.heap.push(Reverse(Ranked { key, row: row.clone() }));
+    }
+
+    /// The kept rows, most recent first.
+    pub fn into_rows(self) -> Vec<SessionRow> {
+        let mut rows: Vec<Ranked> = self.heap.into_iter().map(|Reverse(r)| r).collect();
+        rows.sort_by(|a, b| b.key.cmp(&a.key));
+        rows.into_iter().map(|r| r.row).collect()
+    }
+}
+
+/// Counts stalled sessions exactly over a whole pass, judged at `now`.
+pub struct StalledCount {
+    now: Millis,
+    settings: ModelSettings,
+    /// Fixed rule (idle from the last interaction, or a given lifetime): the count itself.
+    counted: u64,
+    /// TTL rule without a given lifetime: sessions by TTL seconds left at `now` (in buckets of
+    /// `bucket` seconds), for the count once the lifetime is known.
+    by_ttl_left: BTreeMap<i64, u64>,
+    bucket: i64,
+}
+
+impl StalledCount {
+    pub fn new(settings: ModelSettings, now: Millis) -> StalledCount {
+        StalledCount { now, settings, counted: 0, by_ttl_left: BTreeMap::new(), bucket: 1 }
+    }
+
+    fn waits_for_lifetime(&self) -> bool {
+        self.settings.idle == IdleSource::Ttl && self.settings.lifetime_s.is_none()
+    }
+
+    pub fn see(&mut self, row: &SessionRow) {
+        let in_workflow = row.stage.is_some() || row.substate.is_some();
+        let is_final = [row.stage.as_deref(), row.substate.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|s| self.settings.finals.iter().any(|f| f == s));
+        if !in_workflow || is_final {
+            return;
+        }
+        if self.waits_for_lifetime() {
+            if let Ttl::ExpiresAt(_) = row.ttl
+                && let Some(left) = row.ttl.seconds_left(self.now)
+            {
+                *self.by_ttl_left.entry(left / self.bucket * self.bucket).or_insert(0) += 1;
+                if self.by_ttl_left.len() > MAX_BUCKETS {
+                    self.coarsen();
+                }
+            }
+            return;
+        }
+        let idle =
+            domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, self.settings.lifetime_s);
+        if domain::stalled(true, false, idle, self.settings.stalled_after_s) {
+            self.counted += 1;
+        }
+    }
+
+    fn coarsen(&mut self) {
+        self.bucket *= 10;
+        let bucket = self.bucket;
+        let old = std::mem::take(&mut self.by_ttl_left);
+        for (left, n) in old {
+            *self.by_ttl_left.entry(left / bucket * bucket).or_insert(0) += n;
+        }
+    }
+
+    /// The count, with the lifetime the pass found (for the TTL rule without a given one).
+    pub fn total(&self, lifetime_s: Option<i64>) -> u64 {
+        if !self.waits_for_lifetime() {
+            return self.counted;
+        }
+        let Some(lifetime) = lifetime_s else { return 0 };
+        // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
+        let below = lifetime - self.settings.stalled_after_s;
+        self.by_ttl_left.range(..below).map(|(_, n)| n).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn row(id: &str, last_s: i64, expires_ms: i64) -> SessionRow {
+        SessionRow {
+            stage: Some(Arc::from("uploaded")),
+            last_interaction: Some(last_s * 1_000_000),
+            ttl: Ttl::ExpiresAt(expires_ms),
+            ..SessionRow::new(id)
+        }
+    }
+
+    #[test]
+    fn keeps_the_most_recent_by_exact_time_and_id() {
+        let mut top = TopN::new(3, IdleSource::LastInteraction);
+        for (id, t) in [("a", 5), ("b", 9), ("c", 1), ("d", 9), ("e", 7), ("f", 2)] {
+            top.offer(&row(id, t, 0));
+        }
+        top.offer(&SessionRow::new("unknown"));
+        let ids: Vec<String> = top.into_rows().iter().map(|r| r.id.escaped()).collect();
+        assert_eq!(ids, ["b", "d", "e"]);
+    }
+
+    #[test]
+    fn stalled_counts_wait_for_the_lifetime_when_it_is_inferred() {
+        let settings = ModelSettings { idle: IdleSource::Ttl, stalled_after_s: 900, ..ModelSettings::default() };
+        let now = 1_000_000_000;
+        let mut count = StalledCount::new(settings.clone(), now);
+        // Seconds left: 100, 80_000, 85_000 and 86_000.
+        for (i, left) in [100, 80_000, 85_000, 86_000].iter().enumerate() {
+            count.see(&row(&i.to_string(), 0, now + left * 1000));
+        }
+        // Lifetime 86,400: idle 86,300, 6,400, 1,400 and 400; three over 900.
+        assert_eq!(count.total(Some(86_400)), 3);
+        let fixed = ModelSettings { lifetime_s: Some(86_400), ..settings };
+        let mut count = StalledCount::new(fixed, now);
+        for (i, left) in [100, 80_000, 85_000, 86_000].iter().enumerate() {
+            count.see(&row(&i.to_string(), 0, now + left * 1000));
+        }
+        assert_eq!(count.total(None), 3);
+    }
+}

@@ -131,8 +131,9 @@ pub struct InspectorState {
 pub enum Dialog {
     /// `e`: how many seconds.
     ExpireInput { id: SessionId, input: String, error: Option<String> },
-    /// Waiting for the collector to list what a write would change.
-    Planning { id: SessionId, kind: WriteKind },
+    /// Waiting for the collector to list what a write would change; `progress` is how far its
+    /// search of the keyspace for the session's wildcard keys has come.
+    Planning { id: SessionId, kind: WriteKind, progress: Option<f64> },
     /// The exact keys a write will change; `yes` is the highlighted answer (default No).
     Confirm { plan: WritePlan, yes: bool },
 }
@@ -333,6 +334,13 @@ impl App {
                 self.say(level, crate::text::escape_str(message));
             }
             Update::Notice(message) => self.say(Level::Warn, crate::text::escape_str(message)),
+            Update::Searching { id, progress } => {
+                if let Some(Dialog::Planning { id: planned, progress: shown, .. }) = self.dialog.as_mut()
+                    && planned == id
+                {
+                    *shown = *progress;
+                }
+            }
             _ => {}
         }
         let report = matches!(update, Update::Inspect(_));
@@ -345,7 +353,7 @@ impl App {
     }
 
     fn on_plan(&mut self, reply: PlanReply) -> Vec<Request> {
-        let Some(Dialog::Planning { id, kind }) = self.dialog.clone() else { return Vec::new() };
+        let Some(Dialog::Planning { id, kind, .. }) = self.dialog.clone() else { return Vec::new() };
         match reply {
             PlanReply::Ready(plan) if plan.id == id && plan.kind == kind => {
                 self.dialog = Some(Dialog::Confirm { plan, yes: false });
@@ -608,7 +616,7 @@ impl App {
     }
 
     fn request_plan(&mut self, id: SessionId, kind: WriteKind) -> Vec<Request> {
-        self.dialog = Some(Dialog::Planning { id: id.clone(), kind });
+        self.dialog = Some(Dialog::Planning { id: id.clone(), kind, progress: None });
         vec![Request::Plan { id, kind }]
     }
 
@@ -637,6 +645,7 @@ impl App {
             Dialog::Planning { .. } => {
                 if key.code == KeyCode::Esc {
                     self.dialog = None;
+                    return vec![Request::CancelPlan];
                 }
             }
             Dialog::Confirm { plan, yes } => match key.code {

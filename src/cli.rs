@@ -86,9 +86,11 @@ pub struct Global {
     /// Sessions per census batch: COUNT for SCAN, LIMIT for the index walk.
     #[arg(long, global = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub scan_count: u32,
-    /// Commands per second the census may send (0: no limit).
-    #[arg(long, global = true, value_name = "N", default_value_t = 20_000)]
-    pub budget: u32,
+    /// What the census (and other work that can wait) may cost Redis: a share of one Redis
+    /// core (`2%`), a command rate (`20000/s`), or `0` for no limit. Default: 2% for the
+    /// dashboard, 50% for one-shot commands.
+    #[arg(long, global = true, value_name = "SHARE|RATE")]
+    pub budget: Option<crate::pace::Budget>,
     /// The most bytes of one value read from Redis; larger values are shown cut, with their size.
     /// At most 512 MiB, the largest value Redis holds.
     #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=MAX_VALUE_BYTES_LIMIT))]

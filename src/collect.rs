@@ -14,21 +14,23 @@ pub mod inspect;
 pub mod read;
 pub mod server;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::action::Writer;
-use crate::domain::{LinkState, Millis, SessionKey};
+use crate::domain::{LinkState, Millis};
 use crate::layout::detect::{self, Detection};
 use crate::layout::{Choice, Layout, Overrides};
 use crate::link::{Failure, Link, LoadCounter};
-use crate::msg::{PlanReply, Request, Update};
+use crate::msg::{PlanReply, Request, Update, WriteKind};
 use crate::names::SessionId;
+use crate::pace::Pacer;
 use crate::target::Target;
-use census::{Budget, CensusOptions};
+use census::CensusOptions;
+use inspect::RelatedSearch;
 use read::{Interner, ReadOptions};
 
 /// Time between server and page polls.
@@ -37,8 +39,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_CENSUS_PAUSE: Duration = Duration::from_secs(10);
 /// Sessions listed before the census has any (most recent first, from the index).
 pub const DEFAULT_PAGE_SIZE: usize = 200;
-/// How often the inspector looks again for wildcard related keys (a keyspace `SCAN`).
-pub const RELATED_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the inspector looks again for wildcard related keys (a whole-keyspace `SCAN`, so
+/// not often).
+pub const RELATED_RESCAN_INTERVAL: Duration = Duration::from_secs(300);
 /// The shortest time between two polls, however many refreshes are asked for.
 const MIN_POLL_GAP: Duration = Duration::from_millis(250);
 /// How often to sample the keyspace again while no layout is recognised.
@@ -87,6 +90,7 @@ struct Shared {
     load: LoadCounter,
     updates: mpsc::UnboundedSender<Update>,
     options: CollectOptions,
+    pacer: Arc<Mutex<Pacer>>,
 }
 
 /// Starts the tasks. Updates arrive on the returned receiver.
@@ -97,11 +101,12 @@ pub fn spawn(
     options: CollectOptions,
     writer: Writer,
     load: LoadCounter,
+    pacer: Arc<Mutex<Pacer>>,
 ) -> (Collector, mpsc::UnboundedReceiver<Update>) {
     let (updates, receiver) = mpsc::unbounded_channel();
     let (requests, request_rx) = mpsc::unbounded_channel();
     let (layout_tx, layout_rx) = watch::channel::<Option<Arc<Layout>>>(None);
-    let shared = Shared { target, load, updates, options };
+    let shared = Shared { target, load, updates, options, pacer };
     let poller = tokio::spawn(poller(shared.clone(), choice, overrides, writer, request_rx, layout_tx));
     let census = tokio::spawn(census_loop(shared, layout_rx));
     (Collector { requests, tasks: vec![poller, census] }, receiver)
@@ -176,21 +181,42 @@ pub async fn resolve_layout(link: &mut Link, choice: &Choice, overrides: &Overri
 /// The first page of sessions, before any census: the `limit` most recent from an index scored
 /// by last interaction, else the session keys of the first few `SCAN` calls, until `limit` are
 /// found (the caller keeps the most recent of them).
-pub async fn first_page(link: &mut Link, layout: &Layout, limit: usize) -> Result<Vec<SessionId>, Failure> {
+pub async fn first_page(
+    link: &mut Link,
+    layout: &Layout,
+    limit: usize,
+    pacer: &std::sync::Mutex<crate::pace::Pacer>,
+    scan_count: usize,
+) -> Result<Vec<SessionId>, Failure> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     if let Some(index) = layout.index.as_ref().filter(|i| i.score == crate::layout::ScoreMeaning::LastInteraction) {
-        let members: Vec<Vec<u8>> =
-            link.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1))).await?;
-        return Ok(members.into_iter().map(SessionId::from).collect());
+        // The newest `limit` members, in pages sized by their cost (a large `--limit` is not
+        // one dear command).
+        let page = pacer.lock().map(|p| p.page_size(crate::pace::Kind::Zrevrange, 1000)).unwrap_or(100);
+        let mut ids = Vec::new();
+        while ids.len() < limit {
+            let start = ids.len();
+            let stop = (start + page).min(limit) - 1;
+            let members: Vec<Vec<u8>> =
+                link.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(start).arg(stop)).await?;
+            let last = members.len() < stop - start + 1;
+            ids.extend(members.into_iter().map(SessionId::from));
+            if last {
+                break;
+            }
+        }
+        return Ok(ids);
     }
     let pattern = layout.session_scan_pattern();
     let mut ids = Vec::new();
     let mut cursor: u64 = 0;
+    // Each SCAN sized by its measured cost, like the census's.
+    let count = pacer.lock().map(|p| p.page_size(crate::pace::Kind::Scan, scan_count)).unwrap_or(100);
     for _ in 0..FIRST_PAGE_SCAN_CALLS {
         let (next, keys): (u64, Vec<Vec<u8>>) =
-            link.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000)).await?;
+            link.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count)).await?;
         ids.extend(keys.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)));
         cursor = next;
         if cursor == 0 || ids.len() >= limit {
@@ -201,7 +227,7 @@ pub async fn first_page(link: &mut Link, layout: &Layout, limit: usize) -> Resul
 }
 
 /// `SCAN` calls the first page may take on a layout without an index.
-const FIRST_PAGE_SCAN_CALLS: usize = 10;
+const FIRST_PAGE_SCAN_CALLS: usize = 50;
 
 /// Why a layout could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -288,8 +314,10 @@ struct PollerState {
     layout: Option<Arc<Layout>>,
     viewport: Vec<SessionId>,
     inspecting: Option<SessionId>,
-    /// Wildcard related keys of the inspected session, and when they were looked for.
-    related: Option<(SessionId, Vec<SessionKey>, Instant)>,
+    /// The search for the inspected session's wildcard related keys, and when it began.
+    related: Option<(RelatedSearch, Instant)>,
+    /// A write being planned: its search for every key of the session goes on across polls.
+    planning: Option<(WriteKind, RelatedSearch)>,
     interner: Interner,
 }
 
@@ -298,6 +326,7 @@ impl PollerState {
     fn note_offline(&mut self, shared: &Shared, request: Request) {
         match request {
             Request::Refresh => {}
+            Request::CancelPlan => self.planning = None,
             Request::Viewport(ids) => self.viewport = ids,
             Request::Inspect(id) => self.inspecting = id,
             Request::Plan { id, kind } => {
@@ -353,12 +382,21 @@ async fn run_connected(
         }
         let last_poll = Instant::now();
 
-        // Wait for the next poll, answering requests meanwhile.
+        // Wait for the next poll, answering requests meanwhile; a write being planned goes on
+        // searching between them.
         let deadline = tokio::time::Instant::now() + shared.options.poll_interval;
         loop {
+            if let Err(f) = advance_plan(shared, link, writer, state).await
+                && f.is_connection()
+            {
+                return f;
+            }
+            let planning = state.planning.is_some();
             let request = tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
+                biased;
                 request = requests.recv() => request,
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = std::future::ready(()), if planning => continue,
             };
             let Some(request) = request else {
                 return Failure::Connection("sessiontop is stopping".into());
@@ -379,22 +417,18 @@ async fn run_connected(
                     changed && state.inspecting.is_some()
                 }
                 Request::Plan { id, kind } => {
-                    let reply = match &state.layout {
-                        Some(layout) => {
-                            let mut budget = Budget::new(shared.options.census.budget_per_sec);
-                            let scan_count = shared.options.census.scan_count;
-                            match inspect::find_keys(link, layout, &id, &mut budget, scan_count, None).await {
-                                Ok((keys, score)) => match writer.plan(layout, &id, kind, keys, score) {
-                                    Ok(plan) => PlanReply::Ready(plan),
-                                    Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
-                                },
-                                Err(f) if f.is_connection() => return f,
-                                Err(f) => PlanReply::Failed { id, kind, error: f.to_string() },
-                            }
+                    match &state.layout {
+                        // Every key, found afresh: the search goes on between polls.
+                        Some(layout) => state.planning = Some((kind, RelatedSearch::new(layout, &id))),
+                        None => {
+                            let error = "the session layout is not known yet".into();
+                            shared.send(Update::Plan(PlanReply::Failed { id, kind, error }));
                         }
-                        None => PlanReply::Failed { id, kind, error: "the session layout is not known yet".into() },
-                    };
-                    let _ = shared.updates.send(Update::Plan(reply));
+                    }
+                    false
+                }
+                Request::CancelPlan => {
+                    state.planning = None;
                     false
                 }
                 Request::Execute(plan) => {
@@ -420,6 +454,50 @@ async fn run_connected(
             }
         }
     }
+}
+
+/// `SCAN`s a plan's search takes before the poller looks at its requests again.
+const SEARCH_CALLS_PER_STEP: usize = 8;
+
+/// Takes a write's search for every key of its session a step further; when it is done, plans
+/// the write and answers the dialog.
+async fn advance_plan(
+    shared: &Shared,
+    link: &mut Link,
+    writer: &Writer,
+    state: &mut PollerState,
+) -> Result<(), Failure> {
+    let (Some(layout), Some((kind, search))) = (state.layout.clone(), state.planning.as_mut()) else { return Ok(()) };
+    let scan_count = shared.options.census.scan_count;
+    let kind = *kind;
+    let done = match search.step(link, &layout, &shared.pacer, scan_count, SEARCH_CALLS_PER_STEP).await {
+        Ok(done) => done,
+        Err(f) => {
+            let (_, search) =
+                state.planning.take().unwrap_or((kind, RelatedSearch::new(&layout, &SessionId::default())));
+            shared.send(Update::Plan(PlanReply::Failed { id: search.id, kind, error: f.to_string() }));
+            return Err(f);
+        }
+    };
+    if !done {
+        shared.send(Update::Searching { id: search.id.clone(), progress: search.progress() });
+        return Ok(());
+    }
+    let Some((kind, search)) = state.planning.take() else { return Ok(()) };
+    let id = search.id.clone();
+    let reply = match inspect::find_keys(link, &layout, &id, &shared.pacer, scan_count, Some(&search.found)).await {
+        Ok((keys, score)) => match writer.plan(&layout, &id, kind, keys, score) {
+            Ok(plan) => PlanReply::Ready(plan),
+            Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
+        },
+        Err(f) => {
+            let failed = PlanReply::Failed { id, kind, error: f.to_string() };
+            shared.send(Update::Plan(failed));
+            return Err(f);
+        }
+    };
+    shared.send(Update::Plan(reply));
+    Ok(())
 }
 
 /// Samples sessiontop's own CPU and memory (sysinfo), so the engineer can see what watching costs.
@@ -451,6 +529,14 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     }
     let (stats, unavailable) = server::poll(link).await?;
     shared.send(Update::Server { stats: Box::new(stats), unavailable });
+    link.sample_costs(&shared.pacer).await?;
+    if let Ok(p) = shared.pacer.lock() {
+        shared.send(Update::OwnLoad {
+            redis_cpu_share: p.share(),
+            budget: p.budget().to_string(),
+            backing_off: p.backing_off(),
+        });
+    }
     let Some(layout) = state.layout.clone() else { return Ok(()) };
 
     let max_value_bytes = shared.options.census.max_value_bytes;
@@ -509,24 +595,26 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     }
 
     if let Some(id) = state.inspecting.clone() {
-        let fresh = state
+        // The search for wildcard keys goes a step further each poll, and starts over now and
+        // then while the inspector stays open.
+        let stale = state
             .related
             .as_ref()
-            .filter(|(rid, _, at)| *rid == id && at.elapsed() < RELATED_RESCAN_INTERVAL)
-            .map(|(_, keys, _)| keys.clone());
-        let related = match fresh {
-            Some(keys) => keys,
-            None => {
-                let mut budget = Budget::new(shared.options.census.budget_per_sec);
-                let keys =
-                    inspect::scan_related(link, &layout, &id, &mut budget, shared.options.census.scan_count).await?;
-                state.related = Some((id.clone(), keys.clone(), Instant::now()));
-                keys
-            }
-        };
-        let mut budget = Budget::new(0);
-        let (keys, score) = inspect::find_keys(link, &layout, &id, &mut budget, 0, Some(&related)).await?;
-        let report = inspect::inspect(link, &layout, &id, &keys, score, max_value_bytes, now_millis()).await?;
+            .is_none_or(|(s, at)| s.id != id || (s.done && at.elapsed() >= RELATED_RESCAN_INTERVAL));
+        if stale {
+            state.related = Some((RelatedSearch::new(&layout, &id), Instant::now()));
+        }
+        let mut progress = None;
+        let mut related = Vec::new();
+        if let Some((search, _)) = state.related.as_mut() {
+            let scan_count = shared.options.census.scan_count;
+            search.step(link, &layout, &shared.pacer, scan_count, SEARCH_CALLS_PER_STEP).await?;
+            progress = (!search.done).then(|| search.progress().unwrap_or(0.0));
+            related = search.found.clone();
+        }
+        let (keys, score) = inspect::find_keys(link, &layout, &id, &shared.pacer, 0, Some(&related)).await?;
+        let mut report = inspect::inspect(link, &layout, &id, &keys, score, max_value_bytes, now_millis()).await?;
+        report.related_search = progress;
         shared.send(Update::Inspect(Box::new(report)));
     }
     Ok(())
@@ -572,7 +660,7 @@ async fn census_loop(shared: Shared, mut layout_rx: watch::Receiver<Option<Arc<L
                 &layout,
                 shared.options.census,
                 generation,
-                now_millis,
+                shared.pacer.clone(),
                 |p| {
                     let _ = updates.send(Update::CensusBatch {
                         generation,

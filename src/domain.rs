@@ -177,6 +177,9 @@ pub struct SessionReport {
     pub observed_at: Millis,
     /// Fields that could not be read, with why (`MEMORY USAGE denied`).
     pub unavailable: Vec<String>,
+    /// How far the search for wildcard related keys has come (`None` once done): until then
+    /// `keys` may lack some of them.
+    pub related_search: Option<f64>,
 }
 
 impl SessionReport {

@@ -3,7 +3,9 @@
 //! [`Model`]; the output module prints it as text or JSON.
 
 use crate::action::{WriteError, WriteOutcome};
-use crate::collect::census::{self, Budget};
+use std::sync::{Arc, Mutex};
+
+use crate::collect::census;
 use crate::collect::read::{Interner, ReadOptions, read_rows};
 use crate::collect::{self, Resolved, inspect, now_millis, server};
 use crate::domain::{SessionReport, SessionRow};
@@ -12,6 +14,7 @@ use crate::link::{Failure, Link};
 use crate::model::Model;
 use crate::msg::{Update, WriteKind, WritePlan};
 use crate::names::SessionId;
+use crate::pace::Pacer;
 use crate::setup::Setup;
 use crate::summary::{StalledCount, TopN};
 use crate::text;
@@ -68,6 +71,8 @@ pub struct Session {
     pub layout: Option<Layout>,
     /// What detection said: the evidence for the layout it chose, or why it chose none.
     pub note: Option<String>,
+    /// Paces the census and the searches by the one-shot budget.
+    pub pacer: Arc<Mutex<Pacer>>,
 }
 
 impl Session {
@@ -102,9 +107,12 @@ pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
         }
         other => HeadlessError::Resolve(other),
     })?;
+    let pacer = setup.pacer(false);
+    // The first look at the costs, so the last can say what this command cost Redis.
+    link.sample_costs_now(&pacer).await?;
     Ok(match resolved {
-        Resolved::Layout { layout, note } => Session { link, layout: Some(*layout), note },
-        Resolved::NotDetected { note, .. } => Session { link, layout: None, note: Some(note) },
+        Resolved::Layout { layout, note } => Session { link, layout: Some(*layout), note, pacer },
+        Resolved::NotDetected { note, .. } => Session { link, layout: None, note: Some(note), pacer },
     })
 }
 
@@ -122,6 +130,10 @@ pub struct SnapshotData {
     pub stalled: Option<u64>,
     /// `None` when the census was not run (`--no-census`, or no layout).
     pub census_duration_ms: Option<u64>,
+    /// The share of one Redis core this snapshot's commands used while it ran (from `INFO
+    /// commandstats`, `None` where that cannot be read), and the budget it ran under.
+    pub redis_cpu_share: Option<f64>,
+    pub budget: String,
 }
 
 /// One full poll and census, streamed: the census's counts and the `limit` most recent
@@ -152,12 +164,14 @@ pub async fn snapshot(
             items: Vec::new(),
             stalled: None,
             census_duration_ms: None,
+            redis_cpu_share: own_share(&mut session.link, &session.pacer).await?,
+            budget: budget(&session.pacer),
         });
     };
     model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, session.note.clone()))));
     let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
     if !census {
-        let ids = collect::first_page(link, &layout, limit).await?;
+        let ids = collect::first_page(link, &layout, limit, &session.pacer, setup.collect.census.scan_count).await?;
         let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
         model.session_unavailable = batch.unavailable;
         let mut top = TopN::new(limit, model.settings.idle);
@@ -171,13 +185,16 @@ pub async fn snapshot(
             items: top.into_rows(),
             stalled: None,
             census_duration_ms: None,
+            redis_cpu_share: own_share(&mut session.link, &session.pacer).await?,
+            budget: budget(&session.pacer),
         });
     }
 
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut top = TopN::new(limit, model.settings.idle);
     let mut stalled = StalledCount::new(model.settings.clone(), started);
-    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, now_millis, |p| {
+    let pacer = session.pacer.clone();
+    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, pacer, |p| {
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
@@ -210,7 +227,19 @@ pub async fn snapshot(
         items,
         stalled: Some(stalled),
         census_duration_ms: Some(census_duration_ms),
+        redis_cpu_share: own_share(link, &session.pacer).await?,
+        budget: budget(&session.pacer),
     })
+}
+
+/// What the command's commands cost Redis since it began: the last look at the costs.
+async fn own_share(link: &mut Link, pacer: &Mutex<Pacer>) -> Result<Option<f64>, Failure> {
+    link.sample_costs_now(pacer).await?;
+    Ok(pacer.lock().ok().and_then(|p| p.share_overall()))
+}
+
+fn budget(pacer: &Mutex<Pacer>) -> String {
+    pacer.lock().map(|p| p.budget().to_string()).unwrap_or_default()
 }
 
 /// Everything about one session.
@@ -221,9 +250,8 @@ pub async fn inspect(
 ) -> Result<(SessionReport, Model), HeadlessError> {
     let layout =
         session.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(session.note.clone().unwrap_or_default()))?;
-    let mut budget = Budget::new(setup.collect.census.budget_per_sec);
-    let (keys, score) =
-        inspect::find_keys(&mut session.link, layout, id, &mut budget, setup.collect.census.scan_count, None).await?;
+    let scan_count = setup.collect.census.scan_count;
+    let (keys, score) = inspect::find_keys(&mut session.link, layout, id, &session.pacer, scan_count, None).await?;
     if keys.is_empty() && score.is_none() {
         return Err(HeadlessError::NoSession { id: id.escaped(), layout: session.describe_layout() });
     }
@@ -249,10 +277,9 @@ pub async fn write(
     if setup.writer.is_read_only() {
         return Err(HeadlessError::Write(WriteError::ReadOnly));
     }
-    let mut budget = Budget::new(setup.collect.census.budget_per_sec);
     let layout = session.layout()?.clone();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&mut session.link, &layout, id, &mut budget, scan_count, None).await?;
+    let (keys, score) = inspect::find_keys(&mut session.link, &layout, id, &session.pacer, scan_count, None).await?;
     let plan = setup.writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, session))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(

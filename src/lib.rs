@@ -24,6 +24,7 @@ pub mod model;
 pub mod msg;
 pub mod names;
 pub mod output;
+pub mod pace;
 pub mod present;
 pub mod run;
 pub mod screen;

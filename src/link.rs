@@ -12,19 +12,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 
-/// Counts the commands sessiontop sends, across all its connections.
+use crate::pace::{Counts, Kind};
+
+/// Counts the commands sessiontop sends, across all its connections, in all and by kind (what
+/// the pacer turns into Redis time).
 #[derive(Debug, Clone, Default)]
-pub struct LoadCounter(Arc<AtomicU64>);
+pub struct LoadCounter(Arc<(AtomicU64, Counts)>);
 
 impl LoadCounter {
     pub fn add(&self, commands: u64) {
-        self.0.fetch_add(commands, Ordering::Relaxed);
+        self.0.0.fetch_add(commands, Ordering::Relaxed);
+    }
+
+    /// Counts one command by its kind.
+    fn count(&self, cmd: &redis::Cmd) {
+        self.add(1);
+        self.0.1.add(kind_of(cmd), 1);
     }
 
     /// Commands sent since the counter was made.
     pub fn total(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.0.load(Ordering::Relaxed)
     }
+
+    /// Commands sent, by kind.
+    pub fn by_kind(&self) -> &Counts {
+        &self.0.1
+    }
+}
+
+/// What a pipeline will cost Redis by the pacer's book, and how many commands it holds.
+pub fn pipeline_cost(pipe: &redis::Pipeline, pacer: &crate::pace::Pacer) -> (f64, u64) {
+    let cost = pipe.cmd_iter().map(|cmd| pacer.cost_us(kind_of(cmd), 1, 1)).sum();
+    (cost, pipe.len() as u64)
+}
+
+/// The kind of a command, from its first two arguments.
+pub fn kind_of(cmd: &redis::Cmd) -> Kind {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let name = args.next().unwrap_or_default();
+    Kind::of(name, args.next())
 }
 
 /// What went wrong with a command, sorted by what the caller should do about it.
@@ -161,10 +191,43 @@ impl Link {
         Link { conn, load }
     }
 
+    /// What this connection (and the others sharing its counter) has sent.
+    pub fn load(&self) -> &LoadCounter {
+        &self.load
+    }
+
+    /// Reads `INFO commandstats` into the pacer when it is due: what each kind of command costs
+    /// Redis, and sessiontop's share. Denied or renamed `INFO` leaves the pacer to round trips.
+    pub async fn sample_costs(&mut self, pacer: &std::sync::Mutex<crate::pace::Pacer>) -> Result<(), Failure> {
+        if !pacer.lock().is_ok_and(|p| p.sample_due()) {
+            return Ok(());
+        }
+        self.sample_costs_now(pacer).await
+    }
+
+    /// Reads `INFO commandstats` into the pacer now (a one-shot command's first and last look).
+    pub async fn sample_costs_now(&mut self, pacer: &std::sync::Mutex<crate::pace::Pacer>) -> Result<(), Failure> {
+        match self.query::<String>(redis::cmd("INFO").arg("commandstats")).await {
+            Ok(text) => {
+                if let Ok(mut p) = pacer.lock() {
+                    p.record_commandstats(&text, self.load.by_kind());
+                }
+                Ok(())
+            }
+            Err(f) if f.is_connection() => Err(f),
+            Err(_) => {
+                if let Ok(mut p) = pacer.lock() {
+                    p.commandstats_unavailable();
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Sends one command. A reply of a shape `T` cannot hold (text that is not UTF-8, say) is
     /// a [`Failure::Protocol`] of this command only: the connection is fine.
     pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, Failure> {
-        self.load.add(1);
+        self.load.count(cmd);
         let value = cmd
             .query_async::<redis::Value>(&mut self.conn)
             .await
@@ -181,7 +244,9 @@ impl Link {
         if pipe.is_empty() {
             return Ok(Vec::new());
         }
-        self.load.add(pipe.len() as u64);
+        for cmd in pipe.cmd_iter() {
+            self.load.count(cmd);
+        }
         let first = || pipe.cmd_iter().next().map_or_else(|| "PIPELINE".to_string(), command_name);
         let values: Vec<redis::Value> =
             pipe.query_async(&mut self.conn).await.map_err(|e| Failure::from_redis(&first(), &e))?;

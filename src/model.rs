@@ -106,6 +106,13 @@ pub struct Model {
     /// Commands sessiontop has sent, and when that was last sampled.
     own_commands: Option<(Millis, u64)>,
     pub own_commands_per_sec: Option<f64>,
+    /// The share of one Redis core sessiontop's commands used lately, the budget in force, and
+    /// whether the pacer is holding back because Redis is slow.
+    pub own_redis_share: Option<f64>,
+    pub budget: Option<String>,
+    pub backing_off: bool,
+    /// How far the search for every key of the session a write is planned for has come.
+    pub search: Option<(SessionId, Option<f64>)>,
     /// sessiontop's own CPU share (percent of one core) and resident memory.
     pub own_process: Option<(f32, u64)>,
 }
@@ -133,6 +140,10 @@ impl Model {
             own_commands: None,
             own_commands_per_sec: None,
             own_process: None,
+            own_redis_share: None,
+            budget: None,
+            backing_off: false,
+            search: None,
         }
     }
 
@@ -176,6 +187,15 @@ impl Model {
             }
             Update::Gone { ids } => self.table_inbox.push(store::Message::Gone(ids)),
             Update::CensusProblem(reason) => self.census.problem = Some(reason),
+            Update::Searching { id, progress } => self.search = Some((id, progress)),
+            Update::OwnLoad { redis_cpu_share, budget, backing_off } => {
+                self.own_redis_share = redis_cpu_share;
+                if let Some(share) = redis_cpu_share {
+                    self.trends.own_redis_share.push(share * 100.0);
+                }
+                self.budget = Some(budget);
+                self.backing_off = backing_off;
+            }
             Update::CensusBatch { generation, rows, partial, progress } => {
                 self.census.problem = None;
                 self.census.generation = generation;

@@ -44,6 +44,18 @@ pub enum Update {
         orphan_ids: Vec<SessionId>,
     },
     Inspect(Box<SessionReport>),
+    /// How far the search for every key of a session being planned for a write has come.
+    Searching {
+        id: SessionId,
+        progress: Option<f64>,
+    },
+    /// What sessiontop's own commands cost Redis lately (`INFO commandstats`), the budget in
+    /// force, and whether the pacer is holding back because Redis is slow.
+    OwnLoad {
+        redis_cpu_share: Option<f64>,
+        budget: String,
+        backing_off: bool,
+    },
     /// The census cannot get on: why, shown until its next batch arrives.
     CensusProblem(String),
     /// A write finished: one line for the user, and whether it succeeded.
@@ -80,6 +92,8 @@ pub enum Request {
     Inspect(Option<SessionId>),
     /// Work out exactly what a write would change, for the confirmation dialog.
     Plan { id: SessionId, kind: WriteKind },
+    /// Stop planning a write (its dialog was closed).
+    CancelPlan,
     /// Carry out a plan the user confirmed.
     Execute(WritePlan),
 }

@@ -57,6 +57,8 @@ pub struct Trends {
     pub db_keys: Series,
     pub sessions: Series,
     pub own_commands_per_sec: Series,
+    /// sessiontop's share of one Redis core, in percent.
+    pub own_redis_share: Series,
 }
 
 impl Default for Trends {
@@ -73,6 +75,7 @@ impl Default for Trends {
             db_keys: s(),
             sessions: s(),
             own_commands_per_sec: s(),
+            own_redis_share: s(),
         }
     }
 }

@@ -2,7 +2,10 @@
 //! layout choice, collection limits and the writer. The one place where flags, config and
 //! environment meet, so their precedence is decided once.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::pace::{Budget, Pacer};
 
 use crate::action::{AuditLog, Writer};
 use crate::cli::Global;
@@ -35,6 +38,8 @@ pub struct Setup {
     pub warnings: Vec<String>,
     /// `--max-rows`: sessions the dashboard's table keeps.
     pub max_rows: usize,
+    /// `--budget`, when given.
+    pub budget: Option<Budget>,
 }
 
 /// Why the program cannot start with these settings.
@@ -94,11 +99,7 @@ impl Setup {
         let collect = CollectOptions {
             poll_interval: global.poll_interval.max(Duration::from_millis(200)),
             census_pause: DEFAULT_CENSUS_PAUSE,
-            census: CensusOptions {
-                scan_count: global.scan_count as usize,
-                budget_per_sec: global.budget,
-                max_value_bytes: global.max_value_bytes,
-            },
+            census: CensusOptions { scan_count: global.scan_count as usize, max_value_bytes: global.max_value_bytes },
             page_size: DEFAULT_PAGE_SIZE,
         };
         let audit =
@@ -121,6 +122,7 @@ impl Setup {
         Ok(Setup {
             warnings,
             max_rows: global.max_rows,
+            budget: global.budget,
             target,
             target_info,
             choice,
@@ -135,8 +137,22 @@ impl Setup {
         })
     }
 
+    /// The budget in force: `--budget`, else the dashboard's or the one-shot commands' default.
+    pub fn budget(&self, dashboard: bool) -> Budget {
+        self.budget.unwrap_or(Budget::Share(if dashboard {
+            crate::pace::DEFAULT_DASHBOARD_SHARE
+        } else {
+            crate::pace::DEFAULT_ONE_SHOT_SHARE
+        }))
+    }
+
+    /// A pacer for this target, by the budget in force.
+    pub fn pacer(&self, dashboard: bool) -> Arc<Mutex<Pacer>> {
+        Pacer::shared(self.budget(dashboard))
+    }
+
     /// Starts the dashboard's collectors on this target with `options` (the setup's own, or
-    /// faster ones in tests).
+    /// faster ones in tests), paced by the dashboard's budget.
     pub fn spawn_collectors(
         &self,
         options: CollectOptions,
@@ -148,6 +164,7 @@ impl Setup {
             options,
             self.writer.clone(),
             self.load.clone(),
+            self.pacer(true),
         )
     }
 

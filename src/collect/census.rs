@@ -1,6 +1,6 @@
-//! The census: one pass over every session of the layout, in bounded batches under a
-//! commands-per-second budget, counting sessions by stage and substate, keys without TTL,
-//! undecodable payloads and orphaned index entries.
+//! The census: one pass over every session of the layout, in bounded batches paced by what
+//! they cost Redis ([`crate::pace`]), counting sessions by stage and substate, keys without
+//! TTL, undecodable payloads and orphaned index entries.
 //!
 //! Layouts with an index are walked over the index in score order (which also finds the orphans);
 //! others with `SCAN MATCH` over the session key pattern. Either way each batch of ids costs one
@@ -17,50 +17,20 @@ use crate::domain::{CensusTally, Millis, SessionRow, Ttl};
 use crate::layout::Layout;
 use crate::link::{Failure, Link};
 use crate::names::SessionId;
+use crate::pace::{self, Kind, Pacer};
 
 /// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids
 /// in all (an index can hold members of any size).
 pub const ORPHAN_IDS_KEPT: usize = 1000;
 pub const ORPHAN_ID_BYTES_KEPT: usize = 1 << 20;
 
-/// Limits on the Redis work a census does.
+/// Limits on the Redis work a census does; how fast it may go is the [`Pacer`]'s.
 #[derive(Debug, Clone, Copy)]
 pub struct CensusOptions {
-    /// The batch size: `COUNT` for `SCAN`, `LIMIT` for the index walk.
+    /// The largest batch: `COUNT` for `SCAN`, `LIMIT` for the index walk (smaller when the
+    /// pacer measures that a page that large would cost Redis too much at once).
     pub scan_count: usize,
-    /// Commands per second the census may send; 0 for no limit.
-    pub budget_per_sec: u32,
     pub max_value_bytes: u64,
-}
-
-/// A token bucket over commands: `take(n)` waits until `n` commands fit in the budget.
-#[derive(Debug)]
-pub struct Budget {
-    rate: f64,
-    available: f64,
-    last: Instant,
-}
-
-impl Budget {
-    pub fn new(per_sec: u32) -> Self {
-        Budget { rate: f64::from(per_sec), available: f64::from(per_sec), last: Instant::now() }
-    }
-
-    /// Waits until `n` more commands are within the budget. A batch larger than one second's
-    /// budget is let through and paid for by waiting afterwards, so batches never stall.
-    pub async fn take(&mut self, n: usize) {
-        if self.rate <= 0.0 {
-            return;
-        }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.available = (self.available + elapsed * self.rate).min(self.rate);
-        self.available -= n as f64;
-        if self.available < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-self.available / self.rate)).await;
-        }
-    }
 }
 
 /// What one pass reports after each batch.
@@ -118,7 +88,26 @@ impl Walk {
         }
     }
 
-    async fn fetch(&self, link: &mut Link, layout: &Layout, at: &Position, count: usize) -> Result<Page, Failure> {
+    async fn fetch(
+        &self,
+        link: &mut Link,
+        layout: &Layout,
+        at: &Position,
+        max: usize,
+        pacer: &std::sync::Mutex<Pacer>,
+    ) -> Result<Page, Failure> {
+        // A page is as large as it may be without one command costing Redis too much, and is
+        // paid for before it is asked for.
+        let kind = if matches!(self, Walk::Index { .. }) { Kind::Zrangebyscore } else { Kind::Scan };
+        let (count, cost) = pacer
+            .lock()
+            .map(|mut p| {
+                let count = p.page_size(kind, max);
+                p.sent_with(kind, count as u64);
+                (count, p.cost_us(kind, 1, count as u64))
+            })
+            .unwrap_or((max, 0.0));
+        pace::pace(pacer, cost, 1).await;
         match (self, at) {
             (Walk::Index { key, .. }, Position::Score { min, offset }) => {
                 let flat: Vec<Vec<u8>> = link
@@ -172,7 +161,7 @@ impl Walk {
 /// Pages the walker may run ahead of the reader.
 const PAGES_AHEAD: usize = 2;
 /// Batches of reads on the server at once.
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Runs one pass. `on_batch` sees each batch's rows as they come (the dashboard shows the
 /// census filling in); rows carry `generation`.
@@ -187,24 +176,23 @@ pub async fn run_pass(
     layout: &Layout,
     options: CensusOptions,
     generation: u64,
-    now: impl Fn() -> Millis,
+    pacer: std::sync::Arc<std::sync::Mutex<Pacer>>,
     mut on_batch: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let mut pass = Pass {
-        tally: CensusTally::default(),
-        seen: HashSet::default(),
-        hasher: RandomState::new(),
-        orphan_ids: Vec::new(),
-        orphan_bytes: 0,
-        interner: Interner::default(),
-        budget: Budget::new(options.budget_per_sec),
-    };
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes };
     // An index that does not exist (yet) is no reason to miss the sessions: fall back to SCAN.
     let index_size: Option<u64> = match &layout.index {
         Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
         None => None,
+    };
+    let mut pass = Pass {
+        tally: CensusTally::default(),
+        seen: HashSet::with_capacity_and_hasher(index_size.unwrap_or(0).min(1 << 21) as usize, Default::default()),
+        hasher: RandomState::new(),
+        orphan_ids: Vec::new(),
+        orphan_bytes: 0,
+        interner: Interner::default(),
     };
     let walk = match (&layout.index, index_size) {
         (Some(index), Some(size)) => Walk::Index { key: index.key.clone(), size },
@@ -214,16 +202,15 @@ pub async fn run_pass(
         },
     };
     let is_index = matches!(walk, Walk::Index { .. });
-    let per_session = super::read::commands_per_session(layout);
     let shared_layout = std::sync::Arc::new(layout.clone());
 
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
     let walker = tokio::spawn({
-        let (walk, layout, mut walk_link) = (walk.clone(), layout.clone(), walk_link);
+        let (walk, layout, mut walk_link, pacer) = (walk.clone(), layout.clone(), walk_link, pacer.clone());
         async move {
             let mut at = walk.start();
             loop {
-                let page = walk.fetch(&mut walk_link, &layout, &at, options.scan_count).await;
+                let page = walk.fetch(&mut walk_link, &layout, &at, options.scan_count, &pacer).await;
                 let next = page.as_ref().ok().and_then(|p| p.next.clone());
                 if pages_tx.send(page).await.is_err() {
                     break;
@@ -249,13 +236,28 @@ pub async fn run_pass(
             let mut page = page?;
             walk_done = page.next.is_none();
             pass.admit(&mut page);
-            pass.budget.take(1 + page.ids.len() * per_session).await;
             let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
+            // The batch's cost: its first round trip, and the fields its second will read.
+            let (cost, commands) = pacer
+                .lock()
+                .map(|p| {
+                    let (c, n) = crate::link::pipeline_cost(&pipe, &p);
+                    let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
+                    (c + p.cost_us(Kind::Hmget, fields, 1), n + fields)
+                })
+                .unwrap_or((0.0, 0));
+            pace::pace(&pacer, cost, commands).await;
+            link.sample_costs(&pacer).await?;
             let mut reader = link.clone();
+            let task_pacer = pacer.clone();
             let (task_layout, ids, scores) = (shared_layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
             // Both round trips of a batch, and decoding its payloads, run in the batch's own task.
             let task = tokio::spawn(async move {
+                let sent = Instant::now();
                 let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
+                if let Ok(mut p) = task_pacer.lock() {
+                    p.observe(pipe.len() as u64, sent.elapsed());
+                }
                 let mut probe = prepared.probe(&task_layout, ids, scores, replies)?;
                 probe.fetch_fields(&mut reader).await?;
                 Ok(probe)
@@ -264,7 +266,7 @@ pub async fn run_pass(
         }
         let Some((page, task)) = in_flight.pop_front() else { break };
         let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
-        let read_at = now();
+        let read_at = super::now_millis();
         let batch = probe.finish(&mut pass.interner, read_at);
         let mut rows = batch.rows;
         for row in &mut rows {
@@ -335,7 +337,6 @@ struct Pass {
     orphan_ids: Vec<SessionId>,
     orphan_bytes: usize,
     interner: Interner,
-    budget: Budget,
 }
 
 impl Pass {
@@ -414,18 +415,5 @@ mod tests {
         assert_eq!(scan_fraction(6, 8), 0.375);
         assert_eq!(scan_fraction(7, 8), 0.875);
         assert!(scan_fraction(12345, 1_000_000) < 1.0);
-    }
-
-    #[tokio::test]
-    async fn budget_makes_work_wait() {
-        let mut b = Budget::new(1000);
-        let start = Instant::now();
-        b.take(1000).await; // the first second's budget
-        b.take(100).await; // a tenth of a second more
-        assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
-        let mut unlimited = Budget::new(0);
-        let start = Instant::now();
-        unlimited.take(1_000_000).await;
-        assert!(start.elapsed() < Duration::from_millis(50));
     }
 }

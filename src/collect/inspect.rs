@@ -16,13 +16,15 @@
 
 use std::collections::HashSet;
 
-use super::census::Budget;
+use std::sync::Mutex;
+
 use super::read::{Interner, ReadOptions, read_rows};
 use crate::decode::{self, Value};
 use crate::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
 use crate::layout::{KeyTemplate, Layout, Lifecycle, PartRole};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::names::{Key, SessionId};
+use crate::pace::{self, Kind, Pacer};
 use crate::text;
 
 /// The most fields, entries or members read from one key.
@@ -34,13 +36,13 @@ pub const READ_BUDGET_FACTOR: u64 = 4;
 const MAX_AMBIGUOUS_KEY_LEN: usize = 1024;
 
 /// A session's keys that exist now, and its index score. Related families with a `*` are
-/// found by a `SCAN MATCH` over the keyspace (under `budget`), unless `known_related` already
+/// found by a `SCAN MATCH` over the keyspace (paced by `pacer`), unless `known_related` already
 /// lists them.
 pub async fn find_keys(
     link: &mut Link,
     layout: &Layout,
     id: &SessionId,
-    budget: &mut Budget,
+    pacer: &Mutex<Pacer>,
     scan_count: usize,
     known_related: Option<&[SessionKey]>,
 ) -> Result<(Vec<SessionKey>, Option<f64>), Failure> {
@@ -69,7 +71,7 @@ pub async fn find_keys(
     }
     match known_related {
         Some(known) => candidates.extend(known.iter().cloned()),
-        None => candidates.extend(scan_related(link, layout, id, budget, scan_count).await?),
+        None => candidates.extend(scan_related(link, layout, id, pacer, scan_count).await?),
     }
     let mut seen = HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
@@ -167,29 +169,75 @@ async fn drop_keys_of_longer_ids(
         .collect())
 }
 
-/// Keys of the session's wildcard related families (`{prefix}ratelimit:{id}:*`).
-pub async fn scan_related(
-    link: &mut Link,
-    layout: &Layout,
-    id: &SessionId,
-    budget: &mut Budget,
-    scan_count: usize,
-) -> Result<Vec<SessionKey>, Failure> {
-    let mut found: Vec<SessionKey> = Vec::new();
-    for related in layout.related.iter().filter(|r| !r.template.is_exact()) {
-        let pattern = related.template.scan_pattern(&layout.prefix, Some(id.as_bytes()));
-        let mut cursor: u64 = 0;
-        loop {
-            budget.take(1).await;
+/// Keys of the session's wildcard related families (`{prefix}ratelimit:{id}:*`), found by a
+/// `SCAN MATCH` over the whole keyspace: the one search sessiontop cannot bound by the session's
+/// size. It is paced like the census, in `SCAN`s sized to cost Redis little each, and it can be
+/// taken a few calls at a time ([`RelatedSearch::step`]) so that the dashboard's poll goes on
+/// while it runs.
+#[derive(Debug, Clone)]
+pub struct RelatedSearch {
+    pub id: SessionId,
+    family: usize,
+    cursor: u64,
+    pub found: Vec<SessionKey>,
+    pub done: bool,
+    /// Keys the search has looked at, and the keyspace's size when it began, for progress.
+    pub seen: u64,
+    pub keyspace: Option<u64>,
+}
+
+impl RelatedSearch {
+    pub fn new(layout: &Layout, id: &SessionId) -> RelatedSearch {
+        let done = !layout.related.iter().any(|r| !r.template.is_exact());
+        RelatedSearch { id: id.clone(), family: 0, cursor: 0, found: Vec::new(), done, seen: 0, keyspace: None }
+    }
+
+    /// How far the search is, 0 to 1, when known.
+    pub fn progress(&self) -> Option<f64> {
+        if self.done {
+            return Some(1.0);
+        }
+        self.keyspace.filter(|k| *k > 0).map(|k| (self.seen as f64 / k as f64).min(0.99))
+    }
+
+    /// Runs at most `calls` `SCAN`s; returns whether the search is done.
+    pub async fn step(
+        &mut self,
+        link: &mut Link,
+        layout: &Layout,
+        pacer: &Mutex<Pacer>,
+        max_count: usize,
+        calls: usize,
+    ) -> Result<bool, Failure> {
+        let families: Vec<_> = layout.related.iter().filter(|r| !r.template.is_exact()).collect();
+        if self.keyspace.is_none() && !self.done {
+            self.keyspace = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
+        }
+        for _ in 0..calls {
+            let Some(related) = families.get(self.family) else {
+                self.done = true;
+                break;
+            };
+            let pattern = related.template.scan_pattern(&layout.prefix, Some(self.id.as_bytes()));
+            let (count, cost) = pacer
+                .lock()
+                .map(|mut p| {
+                    let count = p.page_size(Kind::Scan, max_count);
+                    p.sent_with(Kind::Scan, count as u64);
+                    (count, p.cost_us(Kind::Scan, 1, count as u64))
+                })
+                .unwrap_or((max_count, 0.0));
+            pace::pace(pacer, cost, 1).await;
             let (next, keys): (u64, Vec<Vec<u8>>) = link
-                .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(scan_count))
+                .query(redis::cmd("SCAN").arg(self.cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count))
                 .await?;
-            cursor = next;
+            self.seen += count as u64 / families.len().max(1) as u64;
+            self.cursor = next;
             for key in keys {
-                if related.template.matches(&layout.prefix, id.as_bytes(), &key)
-                    && !found.iter().any(|k| k.key.as_bytes() == key.as_slice())
+                if related.template.matches(&layout.prefix, self.id.as_bytes(), &key)
+                    && !self.found.iter().any(|k| k.key.as_bytes() == key.as_slice())
                 {
-                    found.push(SessionKey {
+                    self.found.push(SessionKey {
                         key: Key::from(key),
                         role: related.name.clone(),
                         part: None,
@@ -197,12 +245,29 @@ pub async fn scan_related(
                     });
                 }
             }
-            if cursor == 0 {
-                break;
+            if self.cursor == 0 {
+                self.family += 1;
+                if self.family >= families.len() {
+                    self.done = true;
+                    break;
+                }
             }
         }
+        Ok(self.done)
     }
-    Ok(found)
+}
+
+/// Keys of the session's wildcard related families, the whole search at once (paced).
+pub async fn scan_related(
+    link: &mut Link,
+    layout: &Layout,
+    id: &SessionId,
+    pacer: &Mutex<Pacer>,
+    scan_count: usize,
+) -> Result<Vec<SessionKey>, Failure> {
+    let mut search = RelatedSearch::new(layout, id);
+    while !search.step(link, layout, pacer, scan_count, 64).await? {}
+    Ok(search.found)
 }
 
 /// What round trip 1 said of a key.
@@ -361,6 +426,7 @@ pub async fn inspect(
         history_total,
         observed_at: now,
         unavailable,
+        related_search: None,
     })
 }
 

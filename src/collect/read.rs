@@ -120,6 +120,11 @@ impl Prepared {
         (Prepared { plan: Arc::new(plan), options }, pipe)
     }
 
+    /// Whether a second round trip reads hash fields.
+    pub fn reads_fields(&self) -> bool {
+        self.plan.primary == Primary::Hash && !self.plan.fields.is_empty()
+    }
+
     /// Reads the first round trip's replies: TTLs, lengths, sizes, and any payloads (decoded).
     pub fn probe(
         &self,
@@ -525,13 +530,6 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
     if !list.contains(&text) {
         list.push(text);
     }
-}
-
-/// The commands the first round trip sends per session without `MEMORY USAGE`, plus the one
-/// `HMGET` of the second, for the census budget.
-pub fn commands_per_session(layout: &Layout) -> usize {
-    let plan = Plan::new(layout, ReadOptions { page: false, max_value_bytes: 1 }, false);
-    plan.per_session + usize::from(plan.primary == Primary::Hash)
 }
 
 /// Hash fields to `HMGET`: each path, and the head of a dotted path (`a` for `a.b`), whose JSON

@@ -12,9 +12,9 @@ use crate::link::{Failure, Link, reply};
 /// How many keys the sample may hold.
 pub const SAMPLE_KEYS: usize = 2000;
 /// How many `SCAN` calls the sample may take (a sparse keyspace returns few keys per call).
-pub const MAX_SCAN_CALLS: usize = 40;
+pub const MAX_SCAN_CALLS: usize = 100;
 /// `SCAN COUNT` during detection.
-const SCAN_COUNT: usize = 500;
+const SCAN_COUNT: usize = 100;
 
 /// What the sample showed.
 #[derive(Debug, Clone)]

@@ -85,7 +85,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "examined": totals.examined,
             "duration_ms": data.census_duration_ms,
             "scan_count": setup.collect.census.scan_count,
-            "budget_per_sec": setup.collect.census.budget_per_sec,
+            "budget": data.budget,
         })
     });
     json!({
@@ -127,7 +127,11 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
         },
         "sessions": sessions,
         "census": census,
-        "own_load": { "commands_sent": setup.load.total() },
+        "own_load": {
+            "commands_sent": setup.load.total(),
+            "redis_cpu_share": data.redis_cpu_share,
+            "budget": data.budget,
+        },
     })
 }
 

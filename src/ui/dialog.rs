@@ -49,10 +49,14 @@ impl Widget for DialogView<'_> {
                 }
                 (" expire ".into(), lines, Role::Accent)
             }
-            Dialog::Planning { id, kind } => (
+            Dialog::Planning { id, kind, progress } => (
                 format!(" {} ", kind.verb()),
                 vec![Line::from(Span::styled(
-                    format!("finding every key of '{}'…  (Esc cancels)", id.escaped_short(80)),
+                    format!(
+                        "finding every key of '{}'…{}  (Esc cancels)",
+                        id.escaped_short(80),
+                        progress.map(|p| format!(" {:.0}% of the keyspace searched", p * 100.0)).unwrap_or_default()
+                    ),
                     t.style(Role::Muted),
                 ))],
                 Role::Accent,

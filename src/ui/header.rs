@@ -96,14 +96,33 @@ impl Widget for Header<'_> {
         if self.frozen {
             segments.push((10, vec![Span::raw(" "), badge("FROZEN".into())]));
         }
-        let own = match (m.own_commands_per_sec, m.own_process) {
-            (Some(rate), Some((cpu, rss))) => {
-                format!("own {rate:.0} cmd/s · {cpu:.1}% cpu · {}", text::human_bytes(rss))
-            }
-            (Some(rate), None) => format!("own {rate:.0} cmd/s"),
-            _ => "own —".into(),
+        // What watching costs: Redis's time first (the budget's unit), then sessiontop's own.
+        // What watching costs: Redis's time first (the budget's unit, kept when space is short),
+        // then sessiontop's own.
+        let redis = match (m.own_redis_share, &m.budget) {
+            (Some(share), Some(budget)) => Some(format!("own {:.1}% redis (budget {budget})", share * 100.0)),
+            (Some(share), None) => Some(format!("own {:.1}% redis", share * 100.0)),
+            (None, _) => None,
         };
-        segments.push((4, part(own)));
+        let mut parts = Vec::new();
+        if let Some(rate) = m.own_commands_per_sec {
+            parts.push(format!("{rate:.0} cmd/s"));
+        }
+        if let Some((cpu, rss)) = m.own_process {
+            parts.push(format!("{cpu:.1}% cpu · {}", text::human_bytes(rss)));
+        }
+        let own = match (&redis, parts.is_empty()) {
+            (_, true) => None,
+            (Some(_), false) => Some(parts.join(" · ")),
+            (None, false) => Some(format!("own {}", parts.join(" · "))),
+        };
+        if m.backing_off {
+            segments.push((9, vec![Span::raw(" "), badge("BACKING OFF: Redis is slow".into())]));
+        }
+        if let Some(redis) = redis {
+            segments.push((7, part(redis)));
+        }
+        segments.push((4, part(own.unwrap_or_else(|| "own —".into()))));
         let clock = chrono::DateTime::from_timestamp_millis(m.now)
             .zip(chrono::FixedOffset::east_opt(m.utc_offset_s))
             .map(|(t, offset)| t.with_timezone(&offset).format("%H:%M:%S").to_string())

@@ -136,6 +136,12 @@ fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>
     for u in &report.unavailable {
         second.push(Span::styled(format!("  {}", text::escape_str(u)), t.style(Role::Warn)));
     }
+    if let Some(p) = report.related_search {
+        second.push(Span::styled(
+            format!("  searching the keyspace for its related keys… {:.0}%", p * 100.0),
+            t.style(Role::Muted),
+        ));
+    }
     vec![Line::from(first), Line::from(second)]
 }
 

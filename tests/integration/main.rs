@@ -6,6 +6,7 @@ mod engine;
 mod failures;
 mod hardening;
 mod hostile;
+mod pacing;
 mod reasons;
 mod tls;
 mod writes;

@@ -250,6 +250,7 @@ pub fn report() -> SessionReport {
         history_total: 3,
         observed_at: NOW,
         unavailable: vec![],
+        related_search: None,
     }
 }
 

@@ -137,6 +137,7 @@ fn report_strategy() -> impl Strategy<Value = SessionReport> {
             history_total,
             observed_at: NOW,
             unavailable: vec!["MEMORY USAGE denied".into()],
+            related_search: None,
             id,
         })
 }

@@ -225,3 +225,19 @@ fn every_size_down_to_80x24_renders_without_panicking() {
         render(&a, &theme);
     }
 }
+
+#[test]
+fn the_header_says_what_watching_costs_redis() {
+    let mut m = connected(30, 200 << 20, 0);
+    m.apply(Update::OwnLoad { redis_cpu_share: Some(0.013), budget: "2%".into(), backing_off: false });
+    let (text, _) = render(&app(m, (160, 48)), &Theme::load("default").unwrap());
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("own 1.3% redis (budget 2%)"), "{header}");
+    assert!(!header.contains("BACKING OFF"), "{header}");
+
+    let mut m = connected(30, 200 << 20, 0);
+    m.apply(Update::OwnLoad { redis_cpu_share: None, budget: "2%".into(), backing_off: true });
+    let (text, _) = render(&app(m, (160, 48)), &Theme::load("default").unwrap());
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("BACKING OFF: Redis is slow"), "{header}");
+}

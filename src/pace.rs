@@ -1,0 +1,517 @@
+//! What sessiontop's commands cost Redis, and pacing by it.
+//!
+//! `--budget` is a share of one Redis core (`2%`), a command rate (`20000/s`), or `0` for no
+//! limit. Every command sessiontop sends is counted by kind ([`Kind`]); the cost of one call of
+//! each kind is learnt from `INFO commandstats` deltas (the server's own `usec` over its
+//! `calls`), or, where `INFO` is denied, from the service time of sessiontop's own batches.
+//! Work that can wait (the census, the search for wildcard keys) asks the [`Pacer`] before each
+//! batch and waits until the batch's estimated cost fits the share; the page poll and writes are
+//! only charged. Pages are sized by measured cost so that no single command costs Redis more
+//! than [`COMMAND_TARGET_US`], and the pacer slows down when Redis does (its round trips take
+//! longer than their own recent baseline) and recovers when it is quick again.
+//!
+//! Must never do I/O: the callers send the commands and report what they saw.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The most Redis time one command may take, by its estimated cost, when sessiontop sizes a
+/// page or a `SCAN` (half of the 1 ms no command may reach).
+pub const COMMAND_TARGET_US: f64 = 400.0;
+/// The dashboard's default budget: 2% of one Redis core.
+pub const DEFAULT_DASHBOARD_SHARE: f64 = 0.02;
+/// One-shot commands' default: they are short and someone waits for them, so they may take
+/// half of one Redis core while they run (and back off when Redis slows down).
+pub const DEFAULT_ONE_SHOT_SHARE: f64 = 0.5;
+/// How often the costs are learnt again from `INFO commandstats`.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// The bucket holds at most this much time of the share, so a long rest is not spent at once.
+const BURST: Duration = Duration::from_millis(250);
+
+/// The commands sessiontop sends, by kind; anything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Pttl,
+    Hstrlen,
+    Hmget,
+    Llen,
+    Zscore,
+    Strlen,
+    Getrange,
+    MemoryUsage,
+    Zrangebyscore,
+    Zrevrange,
+    Zrevrangebyscore,
+    Scan,
+    Exists,
+    Type,
+    Info,
+    Other,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 16] = [
+        Kind::Pttl,
+        Kind::Hstrlen,
+        Kind::Hmget,
+        Kind::Llen,
+        Kind::Zscore,
+        Kind::Strlen,
+        Kind::Getrange,
+        Kind::MemoryUsage,
+        Kind::Zrangebyscore,
+        Kind::Zrevrange,
+        Kind::Zrevrangebyscore,
+        Kind::Scan,
+        Kind::Exists,
+        Kind::Type,
+        Kind::Info,
+        Kind::Other,
+    ];
+
+    /// The kind of a command by its name and first argument (`MEMORY USAGE`).
+    pub fn of(name: &[u8], sub: Option<&[u8]>) -> Kind {
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        if is("PTTL") {
+            Kind::Pttl
+        } else if is("HSTRLEN") {
+            Kind::Hstrlen
+        } else if is("HMGET") {
+            Kind::Hmget
+        } else if is("LLEN") {
+            Kind::Llen
+        } else if is("ZSCORE") {
+            Kind::Zscore
+        } else if is("STRLEN") {
+            Kind::Strlen
+        } else if is("GETRANGE") {
+            Kind::Getrange
+        } else if is("MEMORY") && sub.is_some_and(|s| s.eq_ignore_ascii_case(b"USAGE")) {
+            Kind::MemoryUsage
+        } else if is("ZRANGEBYSCORE") {
+            Kind::Zrangebyscore
+        } else if is("ZREVRANGE") {
+            Kind::Zrevrange
+        } else if is("ZREVRANGEBYSCORE") {
+            Kind::Zrevrangebyscore
+        } else if is("SCAN") {
+            Kind::Scan
+        } else if is("EXISTS") {
+            Kind::Exists
+        } else if is("TYPE") {
+            Kind::Type
+        } else if is("INFO") {
+            Kind::Info
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// The `cmdstat_` name `INFO commandstats` reports the kind under.
+    fn stat_name(self) -> Option<&'static str> {
+        Some(match self {
+            Kind::Pttl => "pttl",
+            Kind::Hstrlen => "hstrlen",
+            Kind::Hmget => "hmget",
+            Kind::Llen => "llen",
+            Kind::Zscore => "zscore",
+            Kind::Strlen => "strlen",
+            Kind::Getrange => "getrange",
+            Kind::MemoryUsage => "memory|usage",
+            Kind::Zrangebyscore => "zrangebyscore",
+            Kind::Zrevrange => "zrevrange",
+            Kind::Zrevrangebyscore => "zrevrangebyscore",
+            Kind::Scan => "scan",
+            Kind::Exists => "exists",
+            Kind::Type => "type",
+            Kind::Info => "info",
+            Kind::Other => return None,
+        })
+    }
+
+    /// What one call costs before anything is measured, in µs (measured on redis-server 7.0 at
+    /// a million sessions, rounded up).
+    fn default_cost_us(self) -> f64 {
+        match self {
+            Kind::Pttl | Kind::Exists | Kind::Type | Kind::Strlen => 1.5,
+            Kind::Hstrlen => 1.0,
+            Kind::Hmget | Kind::Zscore | Kind::Getrange | Kind::MemoryUsage => 2.5,
+            Kind::Llen => 1.8,
+            Kind::Info => 150.0,
+            // Per member or per COUNT unit: see `per_unit`.
+            Kind::Zrangebyscore | Kind::Zrevrange | Kind::Zrevrangebyscore => 1.0,
+            Kind::Scan => 3.0,
+            Kind::Other => 5.0,
+        }
+    }
+
+    /// Whether the cost grows with a count (members returned, `SCAN COUNT`).
+    fn per_unit(self) -> bool {
+        matches!(self, Kind::Zrangebyscore | Kind::Zrevrange | Kind::Zrevrangebyscore | Kind::Scan)
+    }
+}
+
+/// Commands sent, by kind, across all of sessiontop's connections.
+#[derive(Debug, Default)]
+pub struct Counts([AtomicU64; Kind::ALL.len()]);
+
+impl Counts {
+    pub fn add(&self, kind: Kind, n: u64) {
+        self.0[kind as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, kind: Kind) -> u64 {
+        self.0[kind as usize].load(Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> [u64; Kind::ALL.len()] {
+        std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
+    }
+}
+
+/// What `--budget` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// A share of one Redis core (0.02 is 2%).
+    Share(f64),
+    /// Commands per second.
+    Rate(f64),
+    Unlimited,
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let bad = || format!("'{text}' is not a budget like 2%, 20000/s or 0");
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            return match p {
+                p if p.is_finite() && p > 0.0 && p <= 100.0 => Ok(Budget::Share(p / 100.0)),
+                0.0 => Ok(Budget::Unlimited),
+                _ => Err(format!("'{text}': a share is more than 0% and at most 100%")),
+            };
+        }
+        let rate = t.strip_suffix("/s").unwrap_or(t);
+        let r: f64 = rate.trim().parse().map_err(|_| bad())?;
+        match r {
+            0.0 => Ok(Budget::Unlimited),
+            r if r.is_finite() && r > 0.0 => Ok(Budget::Rate(r)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Share(s) => write!(f, "{}%", (s * 1000.0).round() / 10.0),
+            Budget::Rate(r) => write!(f, "{r:.0}/s"),
+            Budget::Unlimited => f.write_str("0 (no limit)"),
+        }
+    }
+}
+
+/// The cost book and the bucket, shared by every collector of a target.
+#[derive(Debug)]
+pub struct Pacer {
+    budget: Budget,
+    /// µs per call (or per unit, for the counted kinds).
+    cost: [f64; Kind::ALL.len()],
+    /// The count a counted kind was last sent with, to turn a call's cost into a unit's.
+    last_count: [u64; Kind::ALL.len()],
+    /// Units available (µs of Redis time for a share, commands for a rate); may go negative.
+    available: f64,
+    refilled: Instant,
+    /// 1 when Redis is as quick as usual; down to 1/16 while it is slow.
+    slowdown: f64,
+    /// Round trip per command, as usual lately (µs).
+    baseline_us: Option<f64>,
+    sample: Option<Sample>,
+    /// `INFO commandstats` could not be read: costs come from round trips.
+    commandstats_denied: bool,
+    /// Redis CPU share sessiontop used between the last two samples.
+    share: Option<f64>,
+    /// µs of Redis time sessiontop's commands cost since the start, by the cost book.
+    spent_us: f64,
+    /// µs of Redis time measured by `INFO commandstats` since the first sample, and when that was.
+    measured_us: f64,
+    first_sample: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    server: HashMap<String, (u64, u64)>,
+    own: [u64; Kind::ALL.len()],
+}
+
+impl Pacer {
+    pub fn new(budget: Budget) -> Pacer {
+        Pacer {
+            budget,
+            cost: std::array::from_fn(|i| Kind::ALL[i].default_cost_us()),
+            last_count: [1; Kind::ALL.len()],
+            available: 0.0,
+            refilled: Instant::now(),
+            slowdown: 1.0,
+            baseline_us: None,
+            sample: None,
+            commandstats_denied: false,
+            share: None,
+            spent_us: 0.0,
+            measured_us: 0.0,
+            first_sample: None,
+        }
+    }
+
+    /// A pacer shared by a target's collectors.
+    pub fn shared(budget: Budget) -> Arc<Mutex<Pacer>> {
+        Arc::new(Mutex::new(Pacer::new(budget)))
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// The estimated Redis time of `n` calls of `kind` (each with `count` units for the counted
+    /// kinds), in µs.
+    pub fn cost_us(&self, kind: Kind, n: u64, count: u64) -> f64 {
+        let units = if kind.per_unit() { count.max(1) } else { 1 };
+        self.cost[kind as usize] * (n * units) as f64
+    }
+
+    /// How many members or `COUNT` units one command of `kind` may ask for, so that it costs
+    /// Redis about [`COMMAND_TARGET_US`] at most (never more than `max`, never less than 10).
+    pub fn page_size(&self, kind: Kind, max: usize) -> usize {
+        let per = self.cost[kind as usize].max(0.01);
+        ((COMMAND_TARGET_US / per) as usize).clamp(10.min(max), max.max(1))
+    }
+
+    /// Remembers the count a counted command was sent with.
+    pub fn sent_with(&mut self, kind: Kind, count: u64) {
+        self.last_count[kind as usize] = count.max(1);
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        let (rate, burst) = match self.budget {
+            Budget::Share(s) => (s * 1e6 * self.slowdown, s * 1e6 * BURST.as_secs_f64()),
+            Budget::Rate(r) => (r * self.slowdown, r * BURST.as_secs_f64().max(1.0)),
+            Budget::Unlimited => (0.0, 0.0),
+        };
+        self.available = (self.available + elapsed * rate).min(burst.max(1.0));
+    }
+
+    /// Charges work already done (the page poll, a write), in the budget's unit.
+    pub fn charge(&mut self, cost_us: f64, commands: u64) {
+        self.spent_us += cost_us;
+        self.refill(Instant::now());
+        self.available -= match self.budget {
+            Budget::Share(_) => cost_us,
+            Budget::Rate(_) => commands as f64,
+            Budget::Unlimited => 0.0,
+        };
+    }
+
+    /// Charges work about to be sent and says how long to wait first (zero when it fits).
+    pub fn reserve(&mut self, cost_us: f64, commands: u64) -> Duration {
+        if self.budget == Budget::Unlimited {
+            self.spent_us += cost_us;
+            return Duration::ZERO;
+        }
+        self.charge(cost_us, commands);
+        if self.available >= 0.0 {
+            return Duration::ZERO;
+        }
+        let rate = match self.budget {
+            Budget::Share(s) => s * 1e6 * self.slowdown,
+            Budget::Rate(r) => r * self.slowdown,
+            Budget::Unlimited => f64::INFINITY,
+        };
+        Duration::from_secs_f64((-self.available / rate).min(60.0))
+    }
+
+    /// A batch's round trip: the pacer slows down when round trips grow past their baseline
+    /// (Redis is busy with others), and learns costs from them where `INFO` is denied.
+    pub fn observe(&mut self, commands: u64, round_trip: Duration) {
+        if commands == 0 {
+            return;
+        }
+        let per = round_trip.as_secs_f64() * 1e6 / commands as f64;
+        let baseline = *self.baseline_us.get_or_insert(per);
+        if per > 3.0 * baseline {
+            self.slowdown = (self.slowdown / 2.0).max(1.0 / 16.0);
+        } else {
+            self.slowdown = (self.slowdown * 1.1).min(1.0);
+        }
+        // The baseline follows quick round trips at once and slow ones slowly.
+        self.baseline_us = Some(if per < baseline { per } else { baseline * 0.99 + per * 0.01 });
+        if self.commandstats_denied {
+            // The round trip bounds the server's time from above: a careful estimate.
+            for c in self.cost.iter_mut() {
+                *c = *c * 0.9 + per * 0.1;
+            }
+        }
+    }
+
+    /// Whether the pacer is holding back because Redis is slow.
+    pub fn backing_off(&self) -> bool {
+        self.slowdown < 0.99
+    }
+
+    /// Whether the costs should be learnt again now.
+    pub fn sample_due(&self) -> bool {
+        !self.commandstats_denied && self.sample.as_ref().is_none_or(|s| s.at.elapsed() >= SAMPLE_INTERVAL)
+    }
+
+    /// `INFO commandstats` could not be read (denied, renamed): costs come from round trips.
+    pub fn commandstats_unavailable(&mut self) {
+        self.commandstats_denied = true;
+    }
+
+    /// Learns the costs from `INFO commandstats` and works out sessiontop's share of a core
+    /// since the last sample, with `own`, the commands sessiontop has sent.
+    pub fn record_commandstats(&mut self, text: &str, own: &Counts) {
+        let server = parse_commandstats(text);
+        let own_now = own.snapshot();
+        let at = Instant::now();
+        if let Some(before) = self.sample.take() {
+            let mut used_us = 0.0;
+            for kind in Kind::ALL {
+                let Some(name) = kind.stat_name() else { continue };
+                let Some(&(calls, usec)) = server.get(name) else { continue };
+                // A command first called since the last sample is not listed in it yet.
+                let (calls0, usec0) = before.server.get(name).copied().unwrap_or((0, 0));
+                let (dcalls, dusec) = (calls.saturating_sub(calls0), usec.saturating_sub(usec0));
+                let ours = own_now[kind as usize].saturating_sub(before.own[kind as usize]);
+                if dcalls > 0 {
+                    let per_call = dusec as f64 / dcalls as f64;
+                    let per = if kind.per_unit() { per_call / self.last_count[kind as usize] as f64 } else { per_call };
+                    self.cost[kind as usize] = per;
+                    used_us += per_call * ours.min(dcalls) as f64;
+                }
+            }
+            let wall = at.duration_since(before.at).as_secs_f64();
+            if wall > 0.0 {
+                self.share = Some(used_us / (wall * 1e6));
+            }
+            self.measured_us += used_us;
+        }
+        self.first_sample.get_or_insert(at);
+        self.sample = Some(Sample { at, server, own: own_now });
+    }
+
+    /// The share of one Redis core sessiontop used lately (from `INFO commandstats`), or, where
+    /// that cannot be read, its own estimate.
+    pub fn share(&self) -> Option<f64> {
+        self.share
+    }
+
+    /// The share of one Redis core sessiontop used from its first look at `INFO commandstats`
+    /// to its last (what a one-shot command cost while it ran).
+    pub fn share_overall(&self) -> Option<f64> {
+        let first = self.first_sample?;
+        let wall = self.sample.as_ref()?.at.duration_since(first).as_secs_f64();
+        (wall > 0.0).then(|| self.measured_us / (wall * 1e6))
+    }
+
+    /// µs of Redis time spent so far, by the cost book.
+    pub fn spent_us(&self) -> f64 {
+        self.spent_us
+    }
+}
+
+/// `cmdstat_hmget:calls=10,usec=25,usec_per_call=2.50,…` -> name -> (calls, usec).
+pub fn parse_commandstats(text: &str) -> HashMap<String, (u64, u64)> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim_end().strip_prefix("cmdstat_") else { continue };
+        let Some((name, fields)) = rest.split_once(':') else { continue };
+        let field =
+            |key: &str| fields.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok());
+        if let (Some(calls), Some(usec)) = (field("calls"), field("usec")) {
+            out.insert(name.to_ascii_lowercase(), (calls, usec));
+        }
+    }
+    out
+}
+
+/// Waits until `cost_us` of work fits `pacer`'s budget.
+pub async fn pace(pacer: &Mutex<Pacer>, cost_us: f64, commands: u64) {
+    let wait = pacer.lock().map(|mut p| p.reserve(cost_us, commands)).unwrap_or_default();
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_parse() {
+        assert_eq!("2%".parse::<Budget>(), Ok(Budget::Share(0.02)));
+        assert_eq!("0.5%".parse::<Budget>(), Ok(Budget::Share(0.005)));
+        assert_eq!("20000/s".parse::<Budget>(), Ok(Budget::Rate(20_000.0)));
+        assert_eq!("20000".parse::<Budget>(), Ok(Budget::Rate(20_000.0)), "the old spelling");
+        assert_eq!("0".parse::<Budget>(), Ok(Budget::Unlimited));
+        assert!("150%".parse::<Budget>().is_err());
+        assert!("fast".parse::<Budget>().is_err());
+        assert_eq!(Budget::Share(0.02).to_string(), "2%");
+    }
+
+    #[test]
+    fn a_share_makes_work_wait_by_its_cost() {
+        let mut p = Pacer::new(Budget::Share(0.01));
+        // 10 ms of Redis time at 1% of a core: about a second.
+        let wait = p.reserve(10_000.0, 1000);
+        assert!(wait >= Duration::from_millis(900) && wait <= Duration::from_millis(1100), "{wait:?}");
+        let mut unlimited = Pacer::new(Budget::Unlimited);
+        assert_eq!(unlimited.reserve(1e9, 1), Duration::ZERO);
+        let mut rate = Pacer::new(Budget::Rate(1000.0));
+        let wait = rate.reserve(0.0, 500);
+        assert!(wait >= Duration::from_millis(400), "{wait:?}");
+    }
+
+    #[test]
+    fn costs_and_the_share_come_from_commandstats() {
+        let counts = Counts::default();
+        let mut p = Pacer::new(Budget::Share(0.02));
+        p.sent_with(Kind::Zrangebyscore, 500);
+        p.record_commandstats("cmdstat_hmget:calls=100,usec=200,usec_per_call=2.00\r\ncmdstat_zrangebyscore:calls=1,usec=450,usec_per_call=450.00\r\n", &counts);
+        counts.add(Kind::Hmget, 1000);
+        counts.add(Kind::Zrangebyscore, 2);
+        p.record_commandstats(
+            "cmdstat_hmget:calls=2100,usec=6200,usec_per_call=2.95\r\ncmdstat_zrangebyscore:calls=3,usec=2450,usec_per_call=816.67\r\n",
+            &counts,
+        );
+        assert_eq!(p.cost_us(Kind::Hmget, 1, 1), 3.0, "(6200-200)/(2100-100)");
+        assert_eq!(p.cost_us(Kind::Zrangebyscore, 1, 500), 1000.0, "2 calls of 500 members cost 2000 µs");
+        assert_eq!(p.page_size(Kind::Zrangebyscore, 1000), 200, "dear pages get smaller");
+        assert!(p.share().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn slow_round_trips_make_it_back_off_and_quick_ones_recover() {
+        let mut p = Pacer::new(Budget::Share(0.02));
+        p.observe(1000, Duration::from_millis(2));
+        assert!(!p.backing_off());
+        p.observe(1000, Duration::from_millis(20));
+        assert!(p.backing_off());
+        for _ in 0..50 {
+            p.observe(1000, Duration::from_millis(2));
+        }
+        assert!(!p.backing_off());
+    }
+
+    #[test]
+    fn kinds_are_told_by_name() {
+        assert_eq!(Kind::of(b"hmget", None), Kind::Hmget);
+        assert_eq!(Kind::of(b"MEMORY", Some(b"usage")), Kind::MemoryUsage);
+        assert_eq!(Kind::of(b"HGETALL", None), Kind::Other);
+    }
+}

@@ -209,8 +209,14 @@ impl Link {
     pub async fn sample_costs_now(&mut self, pacer: &std::sync::Mutex<crate::pace::Pacer>) -> Result<(), Failure> {
         match self.query::<String>(redis::cmd("INFO").arg("commandstats")).await {
             Ok(text) => {
+                // Redis's own CPU, to learn what it spends beyond commandstats' `usec`.
+                let cpu = match self.query::<String>(redis::cmd("INFO").arg("cpu")).await {
+                    Ok(cpu) => Some(cpu),
+                    Err(f) if f.is_connection() => return Err(f),
+                    Err(_) => None,
+                };
                 if let Ok(mut p) = pacer.lock() {
-                    p.record_commandstats(&text, self.load.by_kind());
+                    p.record_commandstats(&text, cpu.as_deref(), self.load.by_kind());
                 }
                 Ok(())
             }

@@ -168,9 +168,7 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
         started.elapsed()
     );
 
-    let mut worst: Vec<(String, f64)> = Vec::new();
-    let mut slow = Vec::new();
-    let mut slow_count = 0;
+    let mut dear = Dearest::default();
 
     // The first screen, headless.
     let mut firsts = Vec::new();
@@ -202,10 +200,7 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
             cpu / t.as_secs_f64() * 100.0,
             percent(&json["own_load"]["redis_cpu_share"]),
         );
-        worst.push(store.dearest());
-        let (n, some) = store.slow_commands();
-        slow_count += n;
-        slow.extend(some);
+        dear.take(&mut store);
     }
 
     if sessions <= 100_000 {
@@ -231,28 +226,48 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
             cpu / t.as_secs_f64() * 100.0,
             percent(&json["own_load"]["redis_cpu_share"]),
         );
-        worst.push(store.dearest());
-        let (n, some) = store.slow_commands();
-        slow_count += n;
-        slow.extend(some);
+        dear.take(&mut store);
     }
 
     if tmux {
         store.reset_stats();
         dashboard(&mut store);
-        worst.push(store.dearest());
-        let (n, some) = store.slow_commands();
-        slow_count += n;
-        slow.extend(some);
+        dear.take(&mut store);
     }
 
-    let (name, us) = worst.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or_default();
-    println!("dearest command {name:<27} {us:>9.0} µs per call (target < 1000)");
-    slow.sort_by_key(|s| std::cmp::Reverse(s.0));
-    slow.truncate(3);
-    let slowest: Vec<String> = slow.iter().map(|(us, c)| format!("{c} ({us} µs)")).collect();
-    println!("slowlog         {slow_count} commands of 1 ms or more by wall clock; slowest: {}", slowest.join("; "));
+    dear.print();
     drop(store.server);
+}
+
+/// The dearest commands seen over the runs on one store.
+#[derive(Default)]
+struct Dearest {
+    by_mean: Vec<(String, f64)>,
+    slow_count: u64,
+    slowest: Vec<(i64, String)>,
+}
+
+impl Dearest {
+    /// What the server recorded since its stats were last reset.
+    fn take(&mut self, store: &mut Store) {
+        self.by_mean.push(store.dearest());
+        let (n, some) = store.slow_commands();
+        self.slow_count += n;
+        self.slowest.extend(some);
+    }
+
+    fn print(mut self) {
+        let (name, us) = self.by_mean.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or_default();
+        println!("dearest command {name:<27} {us:>9.0} µs per call (target < 1000)");
+        self.slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+        self.slowest.truncate(3);
+        let slowest: Vec<String> = self.slowest.iter().map(|(us, c)| format!("{c} ({us} µs)")).collect();
+        println!(
+            "slowlog         {} commands of 1 ms or more by wall clock; slowest: {}",
+            self.slow_count,
+            slowest.join("; ")
+        );
+    }
 }
 
 /// The real binary, run to its end: wall time, peak RSS (KiB) and its JSON (when it printed any).

@@ -20,15 +20,8 @@ impl Kind {
     }
 }
 
-const SUBSTATES: [&str; 7] = [
-    "1.1_goal_and_vision",
-    "1.1.5_psycho_education",
-    "1.2_problem_and_body",
-    "3.1_assess_readiness",
-    "3.1.5_alpha_permission",
-    "3.2_alpha_sequence",
-    "stage_1_complete",
-];
+/// The TRT workflow, as the demo has it.
+const SUBSTATES: [&str; 7] = sessiontop::demo::TRT_SUBSTATES;
 const STAGES: [&str; 4] = ["uploaded", "tpr_analysis", "risk_analysis", "analysis_complete"];
 
 fn resp(out: &mut Vec<u8>, args: &[&[u8]]) {

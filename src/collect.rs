@@ -473,9 +473,9 @@ async fn advance_plan(
     let done = match search.step(link, &layout, &shared.pacer, scan_count, SEARCH_CALLS_PER_STEP).await {
         Ok(done) => done,
         Err(f) => {
-            let (_, search) =
-                state.planning.take().unwrap_or((kind, RelatedSearch::new(&layout, &SessionId::default())));
-            shared.send(Update::Plan(PlanReply::Failed { id: search.id, kind, error: f.to_string() }));
+            let id = search.id.clone();
+            state.planning = None;
+            shared.send(Update::Plan(PlanReply::Failed { id, kind, error: f.to_string() }));
             return Err(f);
         }
     };

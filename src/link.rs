@@ -179,6 +179,11 @@ pub fn pipe() -> redis::Pipeline {
     pipe
 }
 
+/// A reply as text; one that is not is a [`Failure::Protocol`] of `command`.
+fn text_reply(value: redis::Value, command: &str) -> Result<String, Failure> {
+    String::from_redis_value(value).map_err(|e| Failure::Protocol(format!("{command} ({e})")))
+}
+
 /// A connection with failure sorting and command counting.
 #[derive(Clone)]
 pub struct Link {
@@ -205,23 +210,21 @@ impl Link {
         self.sample_costs_now(pacer).await
     }
 
-    /// Reads `INFO commandstats` into the pacer now (a one-shot command's first and last look).
+    /// Reads `INFO commandstats` into the pacer now (a one-shot command's first and last look),
+    /// with `INFO cpu` in the same round trip: what Redis spends beyond commandstats' `usec`.
     pub async fn sample_costs_now(&mut self, pacer: &std::sync::Mutex<crate::pace::Pacer>) -> Result<(), Failure> {
-        match self.query::<String>(redis::cmd("INFO").arg("commandstats")).await {
-            Ok(text) => {
-                // Redis's own CPU, to learn what it spends beyond commandstats' `usec`.
-                let cpu = match self.query::<String>(redis::cmd("INFO").arg("cpu")).await {
-                    Ok(cpu) => Some(cpu),
-                    Err(f) if f.is_connection() => return Err(f),
-                    Err(_) => None,
-                };
+        let mut both = pipe();
+        both.cmd("INFO").arg("commandstats").cmd("INFO").arg("cpu");
+        let mut replies = self.pipeline(&both).await?.into_iter().map(|r| r.and_then(|v| text_reply(v, "INFO")));
+        let (stats, cpu) = (replies.next(), replies.next().and_then(Result::ok));
+        match stats {
+            Some(Ok(text)) => {
                 if let Ok(mut p) = pacer.lock() {
                     p.record_commandstats(&text, cpu.as_deref(), self.load.by_kind());
                 }
                 Ok(())
             }
-            Err(f) if f.is_connection() => Err(f),
-            Err(_) => {
+            _ => {
                 if let Ok(mut p) = pacer.lock() {
                     p.commandstats_unavailable();
                 }

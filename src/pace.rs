@@ -472,6 +472,22 @@ fn parse_cpu_us(text: &str) -> Option<f64> {
     Some((field("used_cpu_user:")? + field("used_cpu_sys:")?) * 1e6)
 }
 
+/// Sizes one page of `kind` (members or `COUNT` units, at most `max`) by its measured cost,
+/// and waits until that cost fits the budget: what every paced walk does before it asks for a
+/// page.
+pub async fn paced_page(pacer: &Mutex<Pacer>, kind: Kind, max: usize) -> usize {
+    let (count, cost) = pacer
+        .lock()
+        .map(|mut p| {
+            let count = p.page_size(kind, max);
+            p.sent_with(kind, count as u64);
+            (count, p.cost_us(kind, 1, count as u64))
+        })
+        .unwrap_or((max, 0.0));
+    pace(pacer, cost, 1).await;
+    count
+}
+
 /// Waits until `cost_us` of work fits `pacer`'s budget.
 pub async fn pace(pacer: &Mutex<Pacer>, cost_us: f64, commands: u64) {
     let wait = pacer.lock().map(|mut p| p.reserve(cost_us, commands)).unwrap_or_default();

@@ -99,15 +99,7 @@ impl Walk {
         // A page is as large as it may be without one command costing Redis too much, and is
         // paid for before it is asked for.
         let kind = if matches!(self, Walk::Index { .. }) { Kind::Zrangebyscore } else { Kind::Scan };
-        let (count, cost) = pacer
-            .lock()
-            .map(|mut p| {
-                let count = p.page_size(kind, max);
-                p.sent_with(kind, count as u64);
-                (count, p.cost_us(kind, 1, count as u64))
-            })
-            .unwrap_or((max, 0.0));
-        pace::pace(pacer, cost, 1).await;
+        let count = pace::paced_page(pacer, kind, max).await;
         match (self, at) {
             (Walk::Index { key, .. }, Position::Score { min, offset }) => {
                 let flat: Vec<Vec<u8>> = link

@@ -219,15 +219,7 @@ impl RelatedSearch {
                 break;
             };
             let pattern = related.template.scan_pattern(&layout.prefix, Some(self.id.as_bytes()));
-            let (count, cost) = pacer
-                .lock()
-                .map(|mut p| {
-                    let count = p.page_size(Kind::Scan, max_count);
-                    p.sent_with(Kind::Scan, count as u64);
-                    (count, p.cost_us(Kind::Scan, 1, count as u64))
-                })
-                .unwrap_or((max_count, 0.0));
-            pace::pace(pacer, cost, 1).await;
+            let count = pace::paced_page(pacer, Kind::Scan, max_count).await;
             let (next, keys): (u64, Vec<Vec<u8>>) = link
                 .query(redis::cmd("SCAN").arg(self.cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count))
                 .await?;

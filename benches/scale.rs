@@ -190,6 +190,8 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
         let cpu = store.cpu_s() - before;
         let floor = store.floor_us() as f64 / 1e6;
         assert_eq!(json["sessions"]["total"], sessions as u64, "the census counted every session");
+        assert_eq!(json["sessions"]["undecodable"], 0, "the loaded payloads decode");
+        assert_eq!(json["sessions"]["no_stage"], 0, "every loaded session has a stage");
         println!(
             "census          --budget {:<18} {:>9.0} ms  floor {:>7.0} ms  ratio {:.2}x  peak RSS {:>4} MiB  Redis CPU {:>4.0}% of a core (own_load says {})",
             budget.unwrap_or("default (50%)"),

@@ -37,8 +37,12 @@ fn resp(out: &mut Vec<u8>, args: &[&[u8]]) {
 fn flask_payload(n: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(256);
     v.push(0x86); // fixmap(6)
+    // fixstr up to 31 bytes, str8 beyond.
     let s = |v: &mut Vec<u8>, text: &str| {
-        v.push(0xa0 | text.len() as u8);
+        match text.len() {
+            n @ 0..=31 => v.push(0xa0 | n as u8),
+            n => v.extend_from_slice(&[0xd9, n as u8]),
+        }
         v.extend_from_slice(text.as_bytes());
     };
     s(&mut v, "session_id");

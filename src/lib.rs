@@ -20,6 +20,7 @@ pub mod layout;
 pub mod link;
 pub mod local_file;
 pub mod local_redis;
+pub mod memory;
 pub mod model;
 pub mod msg;
 pub mod names;

@@ -10,6 +10,7 @@ use sessiontop::run::{self, Exit};
 use sessiontop::text;
 
 fn main() -> ExitCode {
+    sessiontop::memory::return_large_blocks_at_once();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -208,6 +208,8 @@ struct Row {
 
 const OCCUPIED: u8 = 1;
 const HAS_ERROR: u8 = 2;
+/// The id is shown escaped (it is not plain printable text), so a filter also matches that form.
+const ESCAPED: u8 = 4;
 const UNKNOWN_U32: u32 = u32::MAX;
 
 impl Row {
@@ -273,7 +275,14 @@ pub struct Store {
     floor: Option<i64>,
     unlisted: u64,
     generation: u32,
+    /// The first id taken in (its first [`PREFIX_PROBE`] bytes), and how many leading bytes every
+    /// id taken in since shares with it: sorting by id compares only what follows.
+    prefix_probe: Vec<u8>,
+    common_prefix: usize,
 }
+
+/// How many leading bytes of ids are checked for a prefix they all share.
+const PREFIX_PROBE: usize = 64;
 
 impl Store {
     pub fn new(max_rows: usize) -> Store {
@@ -324,7 +333,9 @@ impl Store {
             stage: store.labels.id(row.stage.as_ref()),
             substate: store.labels.id(row.substate.as_ref()),
             status: store.labels.id(row.status.as_ref()),
-            flags: OCCUPIED | if row.decode_error.is_some() { HAS_ERROR } else { 0 },
+            flags: OCCUPIED
+                | if row.decode_error.is_some() { HAS_ERROR } else { 0 }
+                | old.map_or_else(|| if shown_escaped(id) { ESCAPED } else { 0 }, |o| o.flags & ESCAPED),
         };
         let slot = match self.find(id) {
             Some(slot) => {
@@ -340,6 +351,7 @@ impl Store {
                     self.unlisted += 1;
                     return;
                 }
+                self.note_prefix(id);
                 let id_at = self.arena.len() as u32;
                 self.arena.extend_from_slice(id);
                 let new = compact(self, id_at, id.len() as u32, None);
@@ -372,6 +384,17 @@ impl Store {
                 self.errors.remove(&slot);
             }
         }
+    }
+
+    /// Narrows the prefix every id shares to what `id` shares too.
+    fn note_prefix(&mut self, id: &[u8]) {
+        if self.live == 0 && self.prefix_probe.is_empty() {
+            self.prefix_probe = id[..id.len().min(PREFIX_PROBE)].to_vec();
+            self.common_prefix = self.prefix_probe.len();
+            return;
+        }
+        let shared = self.prefix_probe.iter().zip(id).take(self.common_prefix).take_while(|(a, b)| a == b).count();
+        self.common_prefix = shared;
     }
 
     /// Removes a session's row.
@@ -503,18 +526,6 @@ impl Store {
     }
 }
 
-/// Hands memory freed since the last pass back to the system. A census pass at full speed
-/// moves a million rows through the collectors' channels faster than the table takes them in;
-/// glibc keeps what those held in its arenas, and the process would look as large as that
-/// backlog ever was.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// The order of the table and what it needs to answer views.
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -571,7 +582,7 @@ impl Engine {
                     self.dirty = true;
                 }
                 self.store.trim(&self.rules);
-                release_freed_memory();
+                crate::memory::release_freed_memory();
             }
             Message::Rules(rules) => {
                 if rules != self.rules {
@@ -602,13 +613,23 @@ impl Engine {
             && (self.immediate
                 || self.order.is_empty()
                 || self.sorted_at.is_none_or(|at| now.duration_since(at) >= RESORT_INTERVAL));
-        if inputs_changed || resort_due {
+        // A filter typed one more character narrows the order as it is; rows that changed in
+        // the meantime wait for the next re-sort, as they would have anyway.
+        let narrows = inputs_changed
+            && self.ordered_by.as_ref().is_some_and(|(column, reverse, filter)| {
+                (*column, *reverse) == (wanted.0, wanted.1) && wanted.2.to_lowercase().contains(&filter.to_lowercase())
+            });
+        if resort_due || inputs_changed {
             let started = Instant::now();
-            self.sort(&wanted);
+            if narrows && !resort_due {
+                self.narrow(&wanted.2);
+            } else {
+                self.sort(&wanted);
+                self.sorted_at = Some(now);
+                self.dirty = false;
+            }
             self.sort_ms = started.elapsed().as_secs_f64() * 1000.0;
             self.ordered_by = Some(wanted);
-            self.sorted_at = Some(now);
-            self.dirty = false;
             self.changed = true;
         }
         if self.immediate || self.counted_at.is_none_or(|at| now.duration_since(at) >= STALLED_INTERVAL) {
@@ -636,24 +657,12 @@ impl Engine {
         due
     }
 
+    /// Orders every row that matches the filter. Each row gets a key of two numbers (the
+    /// column's value, and the bytes of its id after the prefix all ids share), so that the sort
+    /// itself never reads the ids; only rows whose keys tie are then ordered by their whole ids.
     fn sort(&mut self, (column, reverse, filter): &(SortColumn, bool, String)) {
         let store = &self.store;
-        let needle = filter.to_lowercase();
-        // Which labels match the filter, once per distinct label.
-        let label_matches: Vec<bool> = if needle.is_empty() {
-            Vec::new()
-        } else {
-            std::iter::once(false)
-                .chain(store.labels.texts.iter().map(|t| t.to_lowercase().contains(&needle)))
-                .collect()
-        };
-        let label_match = |id: u16| label_matches.get(usize::from(id)).copied().unwrap_or(false);
-        let matches = |row: &Row| {
-            needle.is_empty()
-                || label_match(row.stage)
-                || label_match(row.substate)
-                || id_contains(store.id_bytes(row), needle.as_bytes())
-        };
+        let filter = Filter::new(store, filter);
         // Label ranks, so text columns sort by number.
         let ranks: Vec<u32> = match column {
             SortColumn::Stage | SortColumn::Substate => {
@@ -670,8 +679,11 @@ impl Engine {
         let descending = matches!(column, SortColumn::History | SortColumn::Memory) != *reverse;
         let now = self.now;
         let idle = self.rules.idle;
-        // (primary key, id prefix, slot): unknown values last either way.
-        let key = |row: &Row| -> u64 {
+        let skip = store.common_prefix;
+        let id_reverse = *column == SortColumn::Id && *reverse;
+        // (the column's value, then the id), unknown values last either way.
+        let key = |row: &Row| -> (u64, u64) {
+            let id = store.id_bytes(row);
             let value: Option<u64> = match column {
                 SortColumn::Idle => domain::activity(idle, row.last(), row.ttl()).map(|a| !(a as u64 ^ (1 << 63))),
                 SortColumn::Ttl => match row.ttl() {
@@ -686,33 +698,56 @@ impl Engine {
                 }
                 SortColumn::Substate => (row.substate != 0)
                     .then(|| u64::from(ranks.get(usize::from(row.substate)).copied().unwrap_or(u32::MAX))),
-                SortColumn::Id => Some(0),
+                SortColumn::Id => {
+                    let (first, second) = (id_chunk(id, skip), id_chunk(id, skip + 8));
+                    return if id_reverse { (!first, !second) } else { (first, second) };
+                }
             };
-            match value {
+            let value = match value {
                 None => u64::MAX,
-                Some(v) if descending && *column != SortColumn::Id => (u64::MAX - 1) - v.min(u64::MAX - 1),
+                Some(v) if descending => (u64::MAX - 1) - v.min(u64::MAX - 1),
                 Some(v) => v.min(u64::MAX - 1),
-            }
+            };
+            (value, id_chunk(id, skip))
         };
         let mut keyed: Vec<(u64, u64, u32)> = store
             .occupied()
-            .filter(|(_, r)| matches(r))
-            .map(|(slot, r)| (key(r), id_prefix(store.id_bytes(r)), slot))
-            .collect();
-        let id_reverse = *column == SortColumn::Id && *reverse;
-        keyed.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                let by_id = a.1.cmp(&b.1).then_with(|| {
-                    let (x, y) = (&store.rows[a.2 as usize], &store.rows[b.2 as usize]);
-                    store.id_bytes(x).cmp(store.id_bytes(y))
-                });
-                if id_reverse { by_id.reverse() } else { by_id }
+            .filter(|(_, r)| filter.matches(store, r))
+            .map(|(slot, r)| {
+                let (a, b) = key(r);
+                (a, b, slot)
             })
-        });
+            .collect();
+        keyed.sort_unstable_by_key(|k| (k.0, k.1));
+        // Runs of equal keys: by the whole id.
+        let by_id = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
+            let order = store.id_bytes(&store.rows[a.2 as usize]).cmp(store.id_bytes(&store.rows[b.2 as usize]));
+            if id_reverse { order.reverse() } else { order }
+        };
+        for run in keyed.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.len() > 1 {
+                run.sort_unstable_by(by_id);
+            }
+        }
         self.order.clear();
         self.order.extend(keyed.iter().map(|k| k.2));
+        drop(keyed);
+        self.index_positions();
+    }
+
+    /// Narrows the order to the rows that match `filter`, which asks for more than the filter
+    /// the order was made with: what does not match that one cannot match this one, and a
+    /// subset of an ordered list is in order.
+    fn narrow(&mut self, filter: &str) {
+        let store = &self.store;
+        let filter = Filter::new(store, filter);
+        self.order.retain(|slot| filter.matches(store, &store.rows[*slot as usize]));
+        self.index_positions();
+    }
+
+    fn index_positions(&mut self) {
         self.position.clear();
-        self.position.resize(store.rows.len(), u32::MAX);
+        self.position.resize(self.store.rows.len(), u32::MAX);
         for (i, slot) in self.order.iter().enumerate() {
             self.position[*slot as usize] = i as u32;
         }
@@ -793,25 +828,66 @@ impl Engine {
     }
 }
 
-/// The first eight bytes of an id as a number that sorts as the bytes do.
-fn id_prefix(id: &[u8]) -> u64 {
+/// Eight bytes of an id from `at` as a number that sorts as the bytes do (zeros past its end).
+fn id_chunk(id: &[u8], at: usize) -> u64 {
     let mut buf = [0u8; 8];
-    let n = id.len().min(8);
-    buf[..n].copy_from_slice(&id[..n]);
+    if let Some(rest) = id.get(at..) {
+        let n = rest.len().min(8);
+        buf[..n].copy_from_slice(&rest[..n]);
+    }
     u64::from_be_bytes(buf)
 }
 
-/// Whether an id contains `needle` (lowercase), ignoring ASCII case; an id that is shown
-/// escaped is also matched as shown.
-fn id_contains(id: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
+/// Whether an id is shown escaped rather than as it is.
+fn shown_escaped(id: &[u8]) -> bool {
+    let plain_ascii = id.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\');
+    !plain_ascii && crate::text::escape_bytes(id).as_bytes() != id
+}
+
+/// The table's filter: a text that an id (ignoring ASCII case, and as shown when it is shown
+/// escaped), a stage or a substate (ignoring case) contains.
+struct Filter {
+    needle: Vec<u8>,
+    finder: memchr::memmem::Finder<'static>,
+    /// Which labels match, by label index.
+    labels: Vec<bool>,
+}
+
+impl Filter {
+    fn new(store: &Store, text: &str) -> Filter {
+        let needle = text.to_lowercase();
+        let labels = if needle.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(false)
+                .chain(store.labels.texts.iter().map(|t| t.to_lowercase().contains(&needle)))
+                .collect()
+        };
+        let finder = memchr::memmem::Finder::new(needle.as_bytes()).into_owned();
+        Filter { needle: needle.into_bytes(), finder, labels }
     }
-    if id.len() >= needle.len() && id.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)) {
-        return true;
+
+    fn matches(&self, store: &Store, row: &Row) -> bool {
+        let label = |id: u16| self.labels.get(usize::from(id)).copied().unwrap_or(false);
+        self.needle.is_empty()
+            || label(row.stage)
+            || label(row.substate)
+            || self.id_contains(store.id_bytes(row), row.flags & ESCAPED != 0)
     }
-    let plain = std::str::from_utf8(id).is_ok_and(|s| !s.contains('\\') && !s.chars().any(char::is_control));
-    !plain && crate::text::escape_bytes(id).to_lowercase().as_bytes().windows(needle.len()).any(|w| w == needle)
+
+    fn id_contains(&self, id: &[u8], escaped: bool) -> bool {
+        // Lower-case the id into a buffer on the stack (ids are short) and search it whole.
+        let mut buf = [0u8; 128];
+        let found = match buf.get_mut(..id.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(id);
+                lower.make_ascii_lowercase();
+                self.finder.find(lower).is_some()
+            }
+            None => self.finder.find(&id.to_ascii_lowercase()).is_some(),
+        };
+        found || escaped && self.finder.find(crate::text::escape_bytes(id).to_lowercase().as_bytes()).is_some()
+    }
 }
 
 /// An engine on its own thread: messages in, views out.
@@ -978,6 +1054,70 @@ mod tests {
         e.apply(Message::Clock(1_000_000 + 1_000_000));
         let v = e.view(Instant::now() + STALLED_INTERVAL).unwrap();
         assert_eq!(v.stalled, 2, "a is idle long enough now");
+    }
+
+    /// Every row in the order a view holds (the whole order of a small table).
+    fn all_ids(e: &mut Engine, sort: SortColumn, reverse: bool, filter: &str) -> Vec<String> {
+        e.apply(Message::View(ViewRequest {
+            sort,
+            reverse,
+            filter: filter.into(),
+            rows: 1000,
+            ..ViewRequest::default()
+        }));
+        ids(&e.view(Instant::now()).unwrap())
+    }
+
+    #[test]
+    fn ids_sort_in_byte_order_past_a_prefix_they_all_share() {
+        // A long shared prefix, ids equal for 16 bytes after it, one id the start of another.
+        let shared = "0".repeat(30);
+        let tails =
+            ["b", "a", "ab", "a\u{0}", "aaaaaaaaaaaaaaaaZ", "aaaaaaaaaaaaaaaaY", "aaaaaaaaaaaaaaaa", "Zz", "zz\u{1b}"];
+        let ids_in: Vec<String> = tails.iter().map(|t| format!("{shared}{t}")).collect();
+        let mut e = engine(ids_in.iter().enumerate().map(|(i, id)| row(id, i as i64, "x")).collect());
+        let mut expected: Vec<Vec<u8>> = ids_in.iter().map(|id| id.as_bytes().to_vec()).collect();
+        expected.sort();
+        let expected: Vec<String> = expected.iter().map(|b| crate::text::escape_bytes(b)).collect();
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, ""), expected);
+        let reversed: Vec<String> = expected.iter().rev().cloned().collect();
+        assert_eq!(all_ids(&mut e, SortColumn::Id, true, ""), reversed);
+        // Ties of a column are broken by the whole id.
+        let mut e = engine(ids_in.iter().map(|id| row(id, 7, "x")).collect());
+        assert_eq!(all_ids(&mut e, SortColumn::History, false, ""), expected);
+        assert_eq!(all_ids(&mut e, SortColumn::Substate, true, ""), expected, "ties ascending by id either way");
+    }
+
+    #[test]
+    fn a_filter_typed_key_by_key_shows_what_it_shows_typed_at_once() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let stages = ["Upload", "tpr_analysis", "risk"];
+        let rows: Vec<SessionRow> = (0..3000)
+            .map(|i| {
+                let id: String =
+                    (0..rng.usize(3..12)).map(|_| rng.choice(b"abcAB_:9\\x").map_or('a', |b| *b as char)).collect();
+                SessionRow { stage: Some(Arc::from(stages[i % 3])), ..row(&format!("{id}{i}"), rng.i64(0..5000), "s") }
+            })
+            .collect();
+        for typed in ["ab_", "AB", "tpr", "up", "x\\", "a:9b"] {
+            for column in [SortColumn::Idle, SortColumn::Id, SortColumn::Stage] {
+                let mut stepwise = engine(rows.clone());
+                for end in 0..=typed.len() {
+                    let seen = all_ids(&mut stepwise, column, false, &typed[..end]);
+                    let at_once = all_ids(&mut engine(rows.clone()), column, false, &typed[..end]);
+                    assert_eq!(seen, at_once, "{column:?} filtered by {:?}", &typed[..end]);
+                }
+            }
+        }
+        // Rows that arrive while a filter is typed are in the order at the next re-sort.
+        let mut e = engine(rows.clone());
+        all_ids(&mut e, SortColumn::Idle, false, "a");
+        e.apply(Message::Rows { rows: vec![row("zzz-ab-new", 0, "s")], generation: None });
+        all_ids(&mut e, SortColumn::Idle, false, "ab");
+        let later = Instant::now() + RESORT_INTERVAL;
+        e.apply(Message::View(ViewRequest { filter: "ab".into(), rows: 1000, ..ViewRequest::default() }));
+        let v = e.view(later).unwrap();
+        assert_eq!(v.window.first().map(|r| r.id.escaped()), Some("zzz-ab-new".into()));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! A batch of ids costs one pipelined round trip that reads each session's TTL, list lengths,
 //! index score and the *sizes* of its hash fields (`HSTRLEN`), and, for hash layouts, a second
 //! that reads only the fields within `--max-value-bytes` (`HMGET`), in chunks of a bounded
-//! number of bytes. A string payload is read with `GETRANGE` up to the cap. So no value larger
-//! than the cap is ever sent by Redis, and what a batch holds in memory is bounded too: the
-//! labels a row keeps (stage, substate, status) are cut to [`LABEL_MAX_CHARS`], with their size.
+//! number of bytes. A string payload is read in the first round trip only as far as
+//! [`PAYLOAD_PEEK_BYTES`] (`GETRANGE`), which holds a whole session of most applications; a
+//! longer one is measured (`STRLEN`) and read in later round trips when it fits the cap, in
+//! chunks of a bounded number of bytes too. So no value larger than the cap is ever sent by
+//! Redis, and what a batch holds in memory is bounded too: the labels a row keeps (stage,
+//! substate, status) are cut to [`LABEL_MAX_CHARS`], with their size.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +41,11 @@ pub const LABEL_MAX_CHARS: usize = 48;
 /// Bytes of hash fields asked for in one round trip of the second read: a batch whose fields are
 /// large is read in several smaller round trips rather than one huge reply.
 const FIELD_CHUNK_BYTES: u64 = 4 << 20;
+
+/// Bytes of a string payload read in a batch's first round trip. Typical Flask sessions are a
+/// few hundred bytes, so most are read whole by two commands (`PTTL`, `GETRANGE`); a batch of a
+/// thousand sessions holds at most 4 MiB of them.
+pub const PAYLOAD_PEEK_BYTES: u64 = 4096;
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Arc<str> {
@@ -120,7 +128,8 @@ impl Prepared {
         (Prepared { plan: Arc::new(plan), options }, pipe)
     }
 
-    /// Whether a second round trip reads hash fields.
+    /// Whether a second round trip reads hash fields (payloads longer than the peek are rare
+    /// and are not counted here).
     pub fn reads_fields(&self) -> bool {
         self.plan.primary == Primary::Hash && !self.plan.fields.is_empty()
     }
@@ -188,6 +197,8 @@ struct Probed {
     memory_bytes: Option<u64>,
     /// `HSTRLEN` of each of the plan's hash fields, until they are read.
     field_lens: Vec<u64>,
+    /// A string payload longer than the first round trip read, still to be read.
+    long_payload: bool,
     labels: Labels,
     /// Why the session's data could not be read or decoded.
     problem: Option<String>,
@@ -207,6 +218,9 @@ impl Probe {
     /// [`FIELD_CHUNK_BYTES`]. Nothing to do for other layouts.
     pub async fn fetch_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
         let plan = self.plan.clone();
+        if plan.primary == Primary::String {
+            return self.fetch_long_payloads(link).await;
+        }
         if plan.fields.is_empty() || plan.primary != Primary::Hash {
             return Ok(());
         }
@@ -274,6 +288,70 @@ impl Probe {
         Ok(())
     }
 
+    /// Payloads longer than the first round trip's peek: their lengths, then those within the
+    /// cap, whole, in chunks of at most [`FIELD_CHUNK_BYTES`].
+    async fn fetch_long_payloads(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let long: Vec<usize> = (0..self.sessions.len()).filter(|i| self.sessions[*i].long_payload).collect();
+        if long.is_empty() {
+            return Ok(());
+        }
+        let cap = self.options.max_value_bytes;
+        let mut key = Vec::new();
+        let mut pipe = crate::link::pipe();
+        for i in &long {
+            self.write_key(*i, &mut key);
+            pipe.cmd("STRLEN").arg(&key);
+        }
+        let lens: Vec<Option<i64>> = link.pipeline(&pipe).await?.iter().map(reply::int).collect();
+        // (session, length) of the payloads that fit the cap.
+        let mut fitting: Vec<(usize, u64)> = Vec::new();
+        for (i, len) in long.into_iter().zip(lens) {
+            let s = &mut self.sessions[i];
+            s.long_payload = false;
+            match len {
+                Some(n) if n as u64 > cap => {
+                    self.oversized += 1;
+                    s.problem = Some(format!(
+                        "payload of {} exceeds the read cap of {}; not decoded",
+                        text::human_bytes(n as u64),
+                        text::human_bytes(cap)
+                    ));
+                }
+                Some(n) if n > 0 => fitting.push((i, n as u64)),
+                // Deleted or rewritten since the first read.
+                _ => s.problem = Some("the payload changed while it was read; not decoded".into()),
+            }
+        }
+        let mut start = 0;
+        while start < fitting.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            let mut pipe = crate::link::pipe();
+            while end < fitting.len() && (end == start || bytes + fitting[end].1 <= FIELD_CHUNK_BYTES) {
+                let (i, len) = fitting[end];
+                bytes += len;
+                self.write_key(i, &mut key);
+                pipe.cmd("GETRANGE").arg(&key).arg(0).arg(cap.saturating_sub(1));
+                end += 1;
+            }
+            let replies = link.pipeline(&pipe).await?;
+            for ((i, _), r) in fitting[start..end].iter().zip(replies) {
+                let bytes = reply::bytes(r).unwrap_or_default();
+                if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options.page) {
+                    self.undecodable += 1;
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The primary key of session `i`, into `key`.
+    fn write_key(&self, i: usize, key: &mut Vec<u8>) {
+        key.clear();
+        self.key_template.write_key(key, &self.prefix, self.sessions[i].id.as_bytes());
+    }
+
     /// The rows, with repeating labels shared through `interner`.
     pub fn finish(self, interner: &mut Interner, now: Millis) -> Batch {
         let mut batch = Batch {
@@ -313,7 +391,8 @@ impl Probe {
 enum Primary {
     /// `PTTL` and `HSTRLEN` of each field; the fields themselves in the second round trip.
     Hash,
-    /// `PTTL`, `STRLEN` and `GETRANGE` up to the cap.
+    /// `PTTL` and `GETRANGE` of the first [`PAYLOAD_PEEK_BYTES`]; a longer payload's
+    /// `STRLEN`, and then the payload up to the cap, in later round trips.
     String,
     /// `PTTL` only.
     TtlOnly,
@@ -339,7 +418,7 @@ impl Plan {
         let memory_keys = if options.page { 1 + layout.parts.len() } else { 0 };
         let (primary, commands) = match layout.session_type {
             KeyType::Hash if !fields.is_empty() => (Primary::Hash, 1 + fields.len()), // PTTL, HSTRLEN…
-            KeyType::String => (Primary::String, 3),                                  // PTTL, STRLEN, GETRANGE
+            KeyType::String => (Primary::String, 2),                                  // PTTL, GETRANGE
             _ => (Primary::TtlOnly, 1),                                               // PTTL
         };
         let per_session = commands + usize::from(zscore) + usize::from(history) + memory_keys;
@@ -369,8 +448,8 @@ impl Plan {
                 }
             }
             Primary::String => {
-                pipe.cmd("STRLEN").arg(key);
-                pipe.cmd("GETRANGE").arg(key).arg(0).arg(options.max_value_bytes.saturating_sub(1));
+                // One byte past the peek tells a payload that fits it from one that does not.
+                pipe.cmd("GETRANGE").arg(key).arg(0).arg(peek_bytes(options));
             }
             Primary::TtlOnly => {}
         }
@@ -410,6 +489,7 @@ impl Plan {
             history_len: None,
             memory_bytes: None,
             field_lens: Vec::new(),
+            long_payload: false,
             labels: Labels::default(),
             problem: None,
         };
@@ -428,26 +508,12 @@ impl Plan {
                 }
             }
             Primary::String => {
-                let len = reply::int(&next()).unwrap_or(0).max(0) as u64;
                 let bytes = reply::bytes(next()).unwrap_or_default();
                 if pttl != Some(-2) {
-                    if len > options.max_value_bytes {
-                        batch.oversized += 1;
-                        probed.problem = Some(format!(
-                            "payload of {} exceeds the read cap of {}; not decoded",
-                            text::human_bytes(len),
-                            text::human_bytes(options.max_value_bytes)
-                        ));
-                    } else {
-                        match decode::decode_payload(&bytes) {
-                            Ok(decoded) => {
-                                probed.labels = labels(&Source::Payload(decoded.value), &batch.fields, options.page)
-                            }
-                            Err(e) => {
-                                batch.undecodable += 1;
-                                probed.problem = Some(e.reason);
-                            }
-                        }
+                    if bytes.len() as u64 > peek_bytes(options) {
+                        probed.long_payload = true;
+                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options.page) {
+                        batch.undecodable += 1;
                     }
                 }
             }
@@ -476,6 +542,26 @@ impl Plan {
         }
         probed
     }
+}
+
+/// Decodes a whole payload into a session's labels; `false` (and the reason in the session)
+/// when it does not decode.
+fn decode_payload_into(probed: &mut Probed, bytes: &[u8], fields: &Fields, page: bool) -> bool {
+    match decode::decode_payload(bytes) {
+        Ok(decoded) => {
+            probed.labels = labels(&Source::Payload(decoded.value), fields, page);
+            true
+        }
+        Err(e) => {
+            probed.problem = Some(e.reason);
+            false
+        }
+    }
+}
+
+/// How far the first round trip reads a string payload: the peek, or less under a smaller cap.
+fn peek_bytes(options: ReadOptions) -> u64 {
+    PAYLOAD_PEEK_BYTES.min(options.max_value_bytes)
 }
 
 /// The row's texts from where the session keeps them.

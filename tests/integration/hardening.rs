@@ -302,3 +302,40 @@ fn a_huge_payload_prints_a_bounded_outline_and_a_pickled_class_is_named() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("<posix.system"), "the class is shown, not only its argument:\n{text}");
 }
+
+#[test]
+fn flask_payloads_past_the_first_read_are_read_whole_and_those_over_the_cap_are_not() {
+    let server = server();
+    let mut con = conn(&server);
+    // A session of a few hundred bytes, one holding a table as JSON (as ChatMRPT once stored
+    // DataFrames), over the first read but under the cap, and one far over the cap.
+    flask_set(&mut con, "chatmrpt:", &sid(1), &chatmrpt_msgpack(Some("tpr_analysis"), 3), 86_400);
+    let rows: Vec<serde_json::Value> = (0..2000).map(|i| json!({"ward": format!("ward {i}"), "tpr": i})).collect();
+    let table = serde_json::to_vec(&json!({"workflow_stage": "risk_analysis", "df": rows})).unwrap();
+    assert!(table.len() > 40 << 10, "the table payload is {} bytes", table.len());
+    flask_set(&mut con, "chatmrpt:", &sid(2), &table, 86_400);
+    let huge = serde_json::to_vec(&json!({"workflow_stage": "itn_planning", "blob": "x".repeat(8 << 20)})).unwrap();
+    flask_set(&mut con, "chatmrpt:", &sid(3), &huge, 86_400);
+    let dir = tempfile::tempdir().unwrap();
+
+    let before = net_output_bytes(&mut con);
+    let report = json(sessiontop(&server.socket_url(), &dir).args([
+        "--layout",
+        "flask",
+        "--prefix",
+        "chatmrpt:",
+        "snapshot",
+        "--json",
+    ]));
+    let sent = net_output_bytes(&mut con) - before;
+    assert!(sent < 1 << 20, "snapshot made Redis send {sent} bytes");
+    let sessions = &report["sessions"];
+    assert_eq!(sessions["total"], 3);
+    assert_eq!(sessions["by_stage"]["tpr_analysis"], 1);
+    assert_eq!(sessions["by_stage"]["risk_analysis"], 1, "the long payload was read whole: {sessions}");
+    assert_eq!(sessions["oversized"], 1);
+    assert_eq!(sessions["undecodable"], 0);
+    let over = sessions["items"].as_array().unwrap().iter().find(|i| i["id"] == sid(3)).unwrap();
+    let reason = over["decode_error"].as_str().unwrap();
+    assert!(reason.contains("8.00 MiB") && reason.contains("read cap"), "{reason}");
+}

@@ -60,8 +60,10 @@ fn bench(shape: Shape, count: usize) {
     let stages: Vec<Arc<str>> =
         ["uploaded", "tpr_analysis", "risk_analysis", "itn_planning", "analysis_complete"].map(Arc::from).to_vec();
     let substates: Vec<Arc<str>> = sessiontop::demo::TRT_SUBSTATES.map(Arc::from).to_vec();
-    let batches: Vec<Vec<SessionRow>> = (0..count)
-        .collect::<Vec<_>>()
+    // Rows arrive in the order a walk of the keyspace finds them, which is not the order shown.
+    let mut arrival: Vec<usize> = (0..count).collect();
+    rng.shuffle(&mut arrival);
+    let batches: Vec<Vec<SessionRow>> = arrival
         .chunks(1000)
         .map(|chunk| {
             chunk

@@ -8,13 +8,14 @@
 //! An [`Engine`] owns the store and answers what the table shows: it sorts and filters all rows
 //! (an order of row indices), counts the stalled, and cuts a window of rows around what is on
 //! screen. [`spawn`] runs an engine on its own thread: the dashboard sends it rows and view
-//! requests and gets [`View`]s back, so no key press ever waits for work over all sessions, and
-//! a data-driven re-sort happens at most every [`RESORT_INTERVAL`] (the order shown is never
-//! staler than that plus one sort). Tests run an engine inline.
+//! requests and gets [`View`]s back, so no key press ever waits for work over all sessions on
+//! the UI thread; on the engine's thread a view request is answered before the rows queued
+//! ahead of it, and a data-driven re-sort happens at most every [`RESORT_INTERVAL`] (the order
+//! shown is never staler than that plus one sort). Tests run an engine inline.
 //!
 //! Must never do I/O, and never block on the UI.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -28,6 +29,8 @@ use crate::names::SessionId;
 
 /// How often rows that changed may re-sort the table (a key press re-sorts at once).
 pub const RESORT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the engine takes rows in before it looks for a view request again.
+const APPLY_SLICE: Duration = Duration::from_millis(5);
 /// How often the stalled counts are taken again as time passes.
 const STALLED_INTERVAL: Duration = Duration::from_secs(1);
 /// Rows kept when `--max-rows` is not given.
@@ -741,7 +744,20 @@ impl Engine {
     fn narrow(&mut self, filter: &str) {
         let store = &self.store;
         let filter = Filter::new(store, filter);
-        self.order.retain(|slot| filter.matches(store, &store.rows[*slot as usize]));
+        // Which rows match, found in the order they are stored (the order shown would visit
+        // them, and their ids, at random), then kept in the order shown.
+        // A short order is checked as it is.
+        if self.order.len() < store.live / 8 {
+            self.order.retain(|slot| filter.matches(store, &store.rows[*slot as usize]));
+        } else {
+            let mut matching = vec![0u64; store.rows.len().div_ceil(64)];
+            for (slot, row) in store.occupied() {
+                if filter.matches(store, row) {
+                    matching[slot as usize / 64] |= 1 << (slot % 64);
+                }
+            }
+            self.order.retain(|slot| matching[*slot as usize / 64] & (1 << (slot % 64)) != 0);
+        }
         self.index_positions();
     }
 
@@ -915,16 +931,38 @@ pub fn spawn(max_rows: usize, views: impl Fn(View) -> bool + Send + 'static) -> 
         .name("sessiontop-table".into())
         .spawn(move || {
             let mut engine = Engine::new(max_rows);
+            let mut queue = VecDeque::new();
             loop {
-                let wait = engine.next_due(Instant::now());
-                match inbox.recv_timeout(wait.max(Duration::from_millis(1))) {
-                    Ok(message) => engine.apply(message),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                if queue.is_empty() {
+                    let wait = engine.next_due(Instant::now());
+                    match inbox.recv_timeout(wait.max(Duration::from_millis(1))) {
+                        Ok(message) => queue.push_back(message),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
-                // Take everything waiting before working: the newest view request wins.
-                while let Ok(message) = inbox.try_recv() {
+                queue.extend(inbox.try_iter());
+                // A view request is answered before the rows that wait, so a key press never
+                // queues behind data; the newest request wins.
+                if queue.iter().any(|m| matches!(m, Message::View(_))) {
+                    let (asks, rows): (VecDeque<Message>, VecDeque<Message>) = queue
+                        .drain(..)
+                        .partition(|m| matches!(m, Message::View(_) | Message::Rules(_) | Message::Clock(_)));
+                    queue = rows;
+                    asks.into_iter().for_each(|m| engine.apply(m));
+                    if let Some(view) = engine.view(Instant::now())
+                        && !views(view)
+                    {
+                        return;
+                    }
+                }
+                // Then the rows, a slice of time at a time, looking for requests in between.
+                let slice_end = Instant::now() + APPLY_SLICE;
+                while let Some(message) = queue.pop_front() {
                     engine.apply(message);
+                    if Instant::now() >= slice_end {
+                        break;
+                    }
                 }
                 if let Some(view) = engine.view(Instant::now())
                     && !views(view)

@@ -13,8 +13,9 @@
 //! - at 100,000 TRT sessions, the application's own listing (its Python code on redis-py,
 //!   `benches/trt_naive_client.py`; needs `pip install redis`) and `--budget 2%`'s Redis CPU;
 //! - the dashboard (tmux, 160x48): RSS after a full census (at `--budget 0`, so that it is
-//!   quick), the key-to-redraw time of a sort and of a 10-character filter, and the Redis CPU
-//!   share while it watches at the default budget (`INFO cpu` delta, less the idle server's own);
+//!   quick), the key-to-redraw time of a sort and of a 10-character filter (typed at ten keys a
+//!   second, and pasted), and the Redis CPU share while it watches at the default budget
+//!   (`INFO cpu` delta, less the idle server's own);
 //! - the dearest command sessiontop sent: the largest `usec_per_call` by `INFO commandstats`,
 //!   and the `SLOWLOG` entries at 1 ms or more.
 
@@ -435,7 +436,8 @@ fn dashboard(store: &mut Store) {
             sorts.len()
         );
 
-        // Filter: ten characters, then the rows that match.
+        // Filter: ten characters typed as a fast typist types them (ten a second), then the
+        // rows that match after the last; and the same ten pasted at once.
         let target = match store.kind {
             load::Kind::Trt => format!("user_{}", store.sessions - 1),
             load::Kind::Flask => format!("s{}_AbCd", store.sessions - 1),
@@ -443,16 +445,25 @@ fn dashboard(store: &mut Store) {
         let typed: String = target.chars().take(10).collect();
         dash.keys(&["/"]);
         let (head, last) = typed.split_at(typed.len() - 1);
-        dash.keys(&["-l", head]);
+        for c in head.chars() {
+            dash.keys(&["-l", &c.to_string()]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let started = Instant::now();
         dash.keys(&["-l", last]);
         let echo = dash.wait(Duration::from_secs(10), |s| s.contains(&typed));
         let rows = dash.wait(Duration::from_secs(10), |s| first_row(s).contains(&typed));
         let rows = rows.map(|_| started.elapsed());
+        dash.keys(&["Escape"]);
+        dash.wait(Duration::from_secs(10), |s| !s.contains(&typed));
+        dash.keys(&["/"]);
+        dash.keys(&["-l", &typed]);
+        let pasted = dash.wait(Duration::from_secs(10), |s| first_row(s).contains(&typed));
         println!(
-            "dashboard       filter '{typed}': last key echoed {:.0} ms, rows {:.0} ms after it",
+            "dashboard       filter '{typed}' typed: last key echoed {:.0} ms, rows {:.0} ms after it; pasted: rows after {:.0} ms",
             echo.map_or(f64::NAN, ms),
-            rows.map_or(f64::NAN, ms)
+            rows.map_or(f64::NAN, ms),
+            pasted.map_or(f64::NAN, ms)
         );
     }
 

@@ -32,6 +32,9 @@ pub enum Command {
     Persist(IdArgs),
     /// Delete every key of a session and its index entry, atomically.
     Delete(DeleteArgs),
+    /// One poll and census, then every finding: exit 0 OK, 1 warning, 2 critical, 3 unknown
+    /// (cannot connect, not authorised, no session layout), as Nagios plugins do.
+    Check(CheckArgs),
 }
 
 /// Options shared by every command (they may be given before or after it).
@@ -115,6 +118,58 @@ pub struct Global {
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub poll_interval: Duration,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+/// Where findings start (the dashboard's alerts, `check`, `snapshot --json`).
+#[derive(Debug, Args, Clone)]
+pub struct ThresholdArgs {
+    /// A session active within this window is a user still trying: stuck when its workflow
+    /// does not advance.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "30m")]
+    pub active_window: Duration,
+    /// Turns in one stage with the same decision that make a session with history stuck.
+    #[arg(long, global = true, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=50))]
+    pub stuck_turns: u32,
+    /// A session payload larger than this (bytes) is oversized.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 256 << 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub large_session_bytes: u64,
+    /// Parts of one session that expire more than this apart disagree.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10m")]
+    pub ttl_mismatch: Duration,
+    /// A lock held, or set to be held, longer than this is stale.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "60s")]
+    pub lock_held: Duration,
+    /// A last interaction further than this in the future means a wrong clock.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "5m")]
+    pub clock_skew: Duration,
+    /// Used memory at this percentage of maxmemory is a warning.
+    #[arg(long, global = true, value_name = "PERCENT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub memory_warning: u8,
+    /// Used memory at this percentage of maxmemory is critical.
+    #[arg(long, global = true, value_name = "PERCENT", default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub memory_critical: u8,
+    /// Live sessions falling by more than this percentage between two census passes is critical.
+    #[arg(long, global = true, value_name = "PERCENT", default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub drop_alert: u8,
+}
+
+impl ThresholdArgs {
+    pub fn thresholds(&self) -> crate::domain::Thresholds {
+        crate::domain::Thresholds {
+            active_window_s: self.active_window.as_secs() as i64,
+            stuck_turns: self.stuck_turns as usize,
+            large_session_bytes: self.large_session_bytes,
+            ttl_mismatch_s: self.ttl_mismatch.as_secs() as i64,
+            lock_held_s: self.lock_held.as_secs() as i64,
+            clock_skew_s: self.clock_skew.as_secs() as i64,
+            memory_warning: f64::from(self.memory_warning) / 100.0,
+            memory_critical: f64::from(self.memory_critical.max(self.memory_warning)) / 100.0,
+            drop_share: f64::from(self.drop_alert) / 100.0,
+            ..crate::domain::Thresholds::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +196,18 @@ pub struct SnapshotArgs {
     /// The server and the first page of sessions only, without the census (the first screen).
     #[arg(long)]
     pub no_census: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The verdict and the findings as JSON, with the sessions and keys involved.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep polling and counting for this long before answering, to see what only a series
+    /// shows (evictions and refused connections while watching, a restart, a failover, a drop
+    /// of sessions, a stalled count that jumps).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub observe: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -583,7 +583,7 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
             &layout,
             ids,
             None,
-            ReadOptions { page: true, max_value_bytes },
+            ReadOptions { page: true, max_value_bytes, thresholds: shared.options.census.thresholds },
             &mut state.interner,
             now_millis(),
         )

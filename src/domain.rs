@@ -69,6 +69,9 @@ pub struct SessionRow {
     pub decode_error: Option<String>,
     /// The census generation that last saw this session.
     pub generation: u64,
+    /// What is wrong with this session, as read: the finding it counts towards and a word on
+    /// why (`history outlives the session key by 2h`). Empty for most sessions.
+    pub problems: Vec<(FindingKind, String)>,
 }
 
 impl SessionRow {
@@ -84,6 +87,7 @@ impl SessionRow {
             memory_bytes: None,
             decode_error: None,
             generation: 0,
+            problems: Vec::new(),
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct CensusTally {
     pub vanished: u64,
     /// Distinct index entries or session keys examined: live + orphaned + vanished.
     pub examined: u64,
+    /// What is wrong with sessions, counted with a sample of each (see [`SessionRow::problems`]).
+    pub evidence: Evidence,
 }
 
 /// The connection's health.
@@ -214,6 +220,8 @@ pub struct LayoutInfo {
     pub finals: Vec<String>,
     pub stages: Vec<String>,
     pub substates: Vec<String>,
+    /// Whether the layout keeps an index of sessions (where orphaned entries can be).
+    pub has_index: bool,
 }
 
 impl LayoutInfo {
@@ -227,6 +235,7 @@ impl LayoutInfo {
             finals: layout.finals.clone(),
             stages: layout.stages.clone(),
             substates: layout.substates.clone(),
+            has_index: layout.index.is_some(),
         }
     }
 }
@@ -282,4 +291,222 @@ pub fn activity(idle: IdleSource, last_interaction: Option<Micros>, ttl: Ttl) ->
 /// `--stalled-after`.
 pub fn stalled(in_workflow: bool, is_final: bool, idle_seconds: Option<i64>, stalled_after_s: i64) -> bool {
     in_workflow && !is_final && idle_seconds.is_some_and(|idle| idle > stalled_after_s)
+}
+
+/// How bad a finding is. Ordered: the worst is the greatest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What kind of problem a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    // The sessions' data.
+    Stuck,
+    Stalled,
+    Orphaned,
+    NoTtl,
+    TtlMismatch,
+    HistoryOverCap,
+    StaleLock,
+    RateLimited,
+    Oversized,
+    Undecodable,
+    ClockTrouble,
+    // The server.
+    MemoryHigh,
+    NoMaxmemory,
+    EvictionPolicy,
+    Evicted,
+    RejectedConnections,
+    BlockedClients,
+    Fragmentation,
+    Restarted,
+    RoleChanged,
+    SessionsDropped,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 21] = [
+        FindingKind::Stuck,
+        FindingKind::Stalled,
+        FindingKind::Orphaned,
+        FindingKind::NoTtl,
+        FindingKind::TtlMismatch,
+        FindingKind::HistoryOverCap,
+        FindingKind::StaleLock,
+        FindingKind::RateLimited,
+        FindingKind::Oversized,
+        FindingKind::Undecodable,
+        FindingKind::ClockTrouble,
+        FindingKind::MemoryHigh,
+        FindingKind::NoMaxmemory,
+        FindingKind::EvictionPolicy,
+        FindingKind::Evicted,
+        FindingKind::RejectedConnections,
+        FindingKind::BlockedClients,
+        FindingKind::Fragmentation,
+        FindingKind::Restarted,
+        FindingKind::RoleChanged,
+        FindingKind::SessionsDropped,
+    ];
+
+    /// The name in JSON and on the command line (`no_ttl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Stuck => "stuck",
+            FindingKind::Stalled => "stalled",
+            FindingKind::Orphaned => "orphaned",
+            FindingKind::NoTtl => "no_ttl",
+            FindingKind::TtlMismatch => "ttl_mismatch",
+            FindingKind::HistoryOverCap => "history_over_cap",
+            FindingKind::StaleLock => "stale_lock",
+            FindingKind::RateLimited => "rate_limited",
+            FindingKind::Oversized => "oversized",
+            FindingKind::Undecodable => "undecodable",
+            FindingKind::ClockTrouble => "clock_trouble",
+            FindingKind::MemoryHigh => "memory_high",
+            FindingKind::NoMaxmemory => "no_maxmemory",
+            FindingKind::EvictionPolicy => "eviction_policy",
+            FindingKind::Evicted => "evicted",
+            FindingKind::RejectedConnections => "rejected_connections",
+            FindingKind::BlockedClients => "blocked_clients",
+            FindingKind::Fragmentation => "fragmentation",
+            FindingKind::Restarted => "restarted",
+            FindingKind::RoleChanged => "role_changed",
+            FindingKind::SessionsDropped => "sessions_dropped",
+        }
+    }
+
+    /// Whether the finding is about the server rather than sessions (its subjects are not ids).
+    pub fn is_server(self) -> bool {
+        self >= FindingKind::MemoryHigh && self != FindingKind::SessionsDropped
+    }
+}
+
+/// What a finding points at: a session, one of its keys, or both, with a word on why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub id: Option<SessionId>,
+    pub key: Option<Key>,
+    pub detail: Option<String>,
+}
+
+impl Subject {
+    pub fn session(id: SessionId, detail: Option<String>) -> Subject {
+        Subject { id: Some(id), key: None, detail }
+    }
+
+    /// Whether the subject is small enough to keep in a sample: an id or key longer than
+    /// [`SUBJECT_MAX_BYTES`] (hostile, or not a session's) is counted but not named.
+    pub fn fits_a_sample(&self) -> bool {
+        self.id.as_ref().is_none_or(|id| id.as_bytes().len() <= SUBJECT_MAX_BYTES)
+            && self.key.as_ref().is_none_or(|k| k.as_bytes().len() <= SUBJECT_MAX_BYTES)
+    }
+}
+
+/// The longest id or key a finding names.
+pub const SUBJECT_MAX_BYTES: usize = 1024;
+
+/// At most this many subjects a finding names (all are counted).
+pub const FINDING_SAMPLE: usize = 20;
+
+/// A named problem: how bad, how many, what fired it, and a bounded sample of what it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub count: u64,
+    /// One line: what is wrong, with the threshold that fired.
+    pub summary: String,
+    /// Counts by stage (or substate), where a finding has them (the stalled funnel).
+    pub by_stage: Vec<(String, u64)>,
+    /// At most [`FINDING_SAMPLE`] of the sessions or keys involved.
+    pub sample: Vec<Subject>,
+}
+
+/// Per-session problems the census counts, with a bounded sample of each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    pub counts: BTreeMap<FindingKind, u64>,
+    pub samples: BTreeMap<FindingKind, Vec<Subject>>,
+}
+
+impl Evidence {
+    /// Counts one more of `kind`; keeps `subject` while the sample has room.
+    pub fn note(&mut self, kind: FindingKind, subject: impl FnOnce() -> Subject) {
+        *self.counts.entry(kind).or_insert(0) += 1;
+        let sample = self.samples.entry(kind).or_default();
+        if sample.len() < FINDING_SAMPLE {
+            let subject = subject();
+            if subject.fits_a_sample() {
+                sample.push(subject);
+            }
+        }
+    }
+
+    pub fn count(&self, kind: FindingKind) -> u64 {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    pub fn sample(&self, kind: FindingKind) -> &[Subject] {
+        self.samples.get(&kind).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Where findings start. Per-session rules are judged as rows are read; the rest when the
+/// findings are put together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// A session active within this window is a user still trying (stuck, not gone).
+    pub active_window_s: i64,
+    /// Turns in the same non-final stage, with the same decision, that make a session stuck.
+    pub stuck_turns: usize,
+    /// A payload larger than this is oversized.
+    pub large_session_bytes: u64,
+    /// Parts of one session that expire this much apart disagree.
+    pub ttl_mismatch_s: i64,
+    /// A last interaction this far in the future is clock trouble.
+    pub clock_skew_s: i64,
+    /// A lock held (or set to be held) longer than this is stale.
+    pub lock_held_s: i64,
+    /// Used memory at these shares of `maxmemory` warns, then is critical.
+    pub memory_warning: f64,
+    pub memory_critical: f64,
+    /// Fragmentation above this, on a server using at least `fragmentation_min_bytes`.
+    pub fragmentation: f64,
+    pub fragmentation_min_bytes: u64,
+    /// Live sessions falling by more than this share between two census passes.
+    pub drop_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            active_window_s: 30 * 60,
+            stuck_turns: 6,
+            large_session_bytes: 256 << 10,
+            ttl_mismatch_s: 10 * 60,
+            clock_skew_s: 5 * 60,
+            lock_held_s: 60,
+            memory_warning: 0.8,
+            memory_critical: 0.9,
+            fragmentation: 1.5,
+            fragmentation_min_bytes: 64 << 20,
+            drop_share: 0.3,
+        }
+    }
 }

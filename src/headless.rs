@@ -169,7 +169,11 @@ pub async fn snapshot(
         });
     };
     model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, session.note.clone()))));
-    let read = ReadOptions { page: true, max_value_bytes: setup.collect.census.max_value_bytes };
+    let read = ReadOptions {
+        page: true,
+        max_value_bytes: setup.collect.census.max_value_bytes,
+        thresholds: setup.collect.census.thresholds,
+    };
     if !census {
         let ids = collect::first_page(link, &layout, limit, &session.pacer, setup.collect.census.scan_count).await?;
         let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
@@ -209,7 +213,9 @@ pub async fn snapshot(
         orphan_ids: outcome.orphan_ids,
     });
     model.table_inbox.clear();
-    let stalled = stalled.total(model.lifetime_s());
+    let by_stage = stalled.by_stage(model.lifetime_s());
+    let stalled: u64 = by_stage.iter().map(|(_, n)| n).sum();
+    model.set_stalled(stalled, by_stage);
 
     // The most recent, read again with what only a page read reads (memory, status).
     let kept = top.into_rows();
@@ -291,4 +297,112 @@ pub async fn write(
     }
     confirm(&plan)?;
     setup.writer.execute(&mut session.link, &plan).await.map_err(|e| HeadlessError::from_write(e, session))
+}
+
+/// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub worst: Option<crate::domain::Severity>,
+    pub observed_s: u64,
+}
+
+impl Verdict {
+    pub fn of(data: &SnapshotData, observed_s: u64) -> Verdict {
+        Verdict { worst: crate::diagnose::worst(&data.model.findings), observed_s }
+    }
+
+    /// 0 OK (nothing, or only information), 1 warning, 2 critical.
+    pub fn exit_code(&self) -> u8 {
+        match self.worst {
+            Some(crate::domain::Severity::Critical) => 2,
+            Some(crate::domain::Severity::Warning) => 1,
+            _ => 0,
+        }
+    }
+
+    pub fn status(&self) -> &'static str {
+        match self.exit_code() {
+            2 => "CRITICAL",
+            1 => "WARNING",
+            _ => "OK",
+        }
+    }
+
+    /// The first line: `WARNING: 1,234 sessions; 1 warning (no_ttl), 2 info`.
+    pub fn summary(&self, data: &SnapshotData) -> String {
+        use crate::domain::Severity;
+        let f = &data.model.findings;
+        let count = |s: Severity| f.iter().filter(|x| x.severity == s).count();
+        let names =
+            |s: Severity| f.iter().filter(|x| x.severity == s).map(|x| x.kind.name()).collect::<Vec<_>>().join(", ");
+        let sessions = match &data.layout {
+            Some(_) => format!("{} sessions", text::grouped(data.model.census.totals().total)),
+            None => "no session layout".to_string(),
+        };
+        let mut parts = Vec::new();
+        for (severity, one, many) in
+            [(Severity::Critical, "critical", "critical"), (Severity::Warning, "warning", "warnings")]
+        {
+            match count(severity) {
+                0 => {}
+                1 => parts.push(format!("1 {one} ({})", names(severity))),
+                n => parts.push(format!("{n} {many} ({})", names(severity))),
+            }
+        }
+        if parts.is_empty() {
+            parts.push("no warnings".into());
+        }
+        if count(Severity::Info) > 0 {
+            parts.push(format!("{} info", count(Severity::Info)));
+        }
+        let watched = if self.observed_s > 0 {
+            format!(" (watched {})", text::human_duration(self.observed_s as i64))
+        } else {
+            String::new()
+        };
+        format!("{}: {sessions}; {}{watched}", self.status(), parts.join(", "))
+    }
+}
+
+/// `check`: one poll and census (and, with `observe`, more polls and passes for that long, so
+/// that what only a series shows is seen too), then the findings.
+pub async fn check(
+    setup: &Setup,
+    session: &mut Session,
+    observe: std::time::Duration,
+) -> Result<(SnapshotData, Verdict), HeadlessError> {
+    let started = std::time::Instant::now();
+    let mut data = snapshot(setup, session, 0, true).await?;
+    if session.layout.is_none() {
+        let verdict = Verdict::of(&data, 0);
+        return Ok((data, verdict));
+    }
+    while started.elapsed() < observe {
+        let left = observe.saturating_sub(started.elapsed());
+        tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
+        let (stats, unavailable) = server::poll(&mut session.link).await?;
+        data.model.tick(now_millis(), setup.load.total());
+        data.model.apply(Update::Server { stats: Box::new(stats), unavailable });
+        if started.elapsed() >= observe {
+            break;
+        }
+        // Another pass, judged against the ones before.
+        let next = snapshot(setup, session, 0, true).await?;
+        let mut model = data.model;
+        model.tick(next.model.now, setup.load.total());
+        if let Some(stats) = next.model.server.clone() {
+            model.apply(Update::Server { stats: Box::new(stats), unavailable: next.model.server_unavailable.clone() });
+        }
+        model.stalled = next.model.stalled.clone();
+        model.apply(Update::CensusDone {
+            generation: model.census.generation + 1,
+            tally: next.model.census.totals().clone(),
+            duration_ms: next.census_duration_ms.unwrap_or(0),
+            orphan_ids: next.model.census.orphan_ids.clone(),
+        });
+        model.table_inbox.clear();
+        data = SnapshotData { model, ..next };
+    }
+    let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
+    Ok((data, verdict))
 }

@@ -34,6 +34,8 @@ pub struct ServerStats {
     pub keyspace_hits: Option<u64>,
     pub keyspace_misses: Option<u64>,
     pub evicted_keys: Option<u64>,
+    /// Connections refused since start (`maxclients` reached).
+    pub rejected_connections: Option<u64>,
     pub expired_keys: Option<u64>,
     pub connected_slaves: Option<u64>,
     pub master_link_status: Option<String>,
@@ -78,6 +80,7 @@ impl ServerStats {
             keyspace_hits: n("keyspace_hits"),
             keyspace_misses: n("keyspace_misses"),
             evicted_keys: n("evicted_keys"),
+            rejected_connections: n("rejected_connections"),
             expired_keys: n("expired_keys"),
             connected_slaves: n("connected_slaves"),
             master_link_status: s("master_link_status"),

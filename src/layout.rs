@@ -119,6 +119,7 @@ struct LayoutFile {
     related: Vec<RelatedFile>,
     #[serde(default)]
     workflow: WorkflowFile,
+    stuck: Option<StuckFile>,
 }
 
 fn custom_kind() -> LayoutKind {
@@ -172,6 +173,7 @@ struct PartFile {
     ty: KeyType,
     #[serde(default)]
     role: PartRole,
+    cap: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +183,16 @@ struct RelatedFile {
     pattern: String,
     #[serde(default)]
     lifecycle: Lifecycle,
+    #[serde(default)]
+    role: RelatedRole,
+    limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StuckFile {
+    history_stage: String,
+    history_decision: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -272,6 +284,20 @@ impl KeyTemplate {
 
     fn has_id(&self) -> bool {
         self.pieces.contains(&Piece::Id)
+    }
+
+    /// The key for a session with every `*` replaced by `any` (a rate limit's current minute).
+    pub fn key_with(&self, prefix: &str, id: &[u8], any: &[u8]) -> Key {
+        let mut out = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
+                Piece::Id => out.extend_from_slice(id),
+                Piece::Any => out.extend_from_slice(any),
+            }
+        }
+        Key::from(out)
     }
 
     /// Whether the template names one key (no `*`).
@@ -443,6 +469,8 @@ pub struct Part {
     pub template: KeyTemplate,
     pub ty: KeyType,
     pub role: PartRole,
+    /// The most entries the application keeps (it trims the list to this many).
+    pub cap: Option<u64>,
 }
 
 /// A family of keys that belong to a session without being part of its data.
@@ -451,6 +479,22 @@ pub struct Related {
     pub name: String,
     pub template: KeyTemplate,
     pub lifecycle: Lifecycle,
+    pub role: RelatedRole,
+    /// For rate-limit counters: the most requests a window allows.
+    pub limit: Option<u64>,
+}
+
+/// What a family of related keys is for, where sessiontop can judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RelatedRole {
+    #[default]
+    Other,
+    /// A lock held while a request runs: it should expire, and soon.
+    Lock,
+    /// Request counters per epoch minute (the `*` of the pattern): at the limit, requests are
+    /// refused.
+    RateLimit,
 }
 
 /// The index sorted set of a layout.
@@ -490,6 +534,16 @@ pub struct Layout {
     pub substates: Vec<String>,
     /// Stages or substates at which a session is done (never "stalled").
     pub finals: Vec<String>,
+    /// How a history shows a workflow that does not advance.
+    pub stuck: Option<StuckRule>,
+}
+
+/// Which fields of a history entry tell that a user is going round in circles: the stage (or
+/// substate) each turn was in, and the decision the application took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckRule {
+    pub history_stage: String,
+    pub history_decision: Option<String>,
 }
 
 /// Options that change a layout after it is loaded.
@@ -534,7 +588,7 @@ impl Layout {
                 if !template.has_id() {
                     return Err(format!("part '{}' key '{}' has no {{id}}", p.name, p.key));
                 }
-                Ok(Part { name: p.name, template, ty: p.ty, role: p.role })
+                Ok(Part { name: p.name, template, ty: p.ty, role: p.role, cap: p.cap })
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(invalid)?;
@@ -546,7 +600,13 @@ impl Layout {
                 if !template.has_id() {
                     return Err(format!("related '{}' pattern '{}' has no {{id}}", r.name, r.pattern));
                 }
-                Ok(Related { name: r.name, template, lifecycle: r.lifecycle })
+                if r.role == RelatedRole::RateLimit && (r.limit.is_none() || template.is_exact()) {
+                    return Err(format!(
+                        "rate-limit '{}' needs a `limit` and a `*` (the epoch minute) in its pattern",
+                        r.name
+                    ));
+                }
+                Ok(Related { name: r.name, template, lifecycle: r.lifecycle, role: r.role, limit: r.limit })
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(invalid)?;
@@ -583,6 +643,9 @@ impl Layout {
             stages: file.workflow.stages,
             substates: file.workflow.substates,
             finals: file.workflow.finals,
+            stuck: file
+                .stuck
+                .map(|s| StuckRule { history_stage: s.history_stage, history_decision: s.history_decision }),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dashboard;
 pub mod decode;
 pub mod demo;
+pub mod diagnose;
 pub mod domain;
 pub mod headless;
 pub mod info;

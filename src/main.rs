@@ -21,7 +21,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
-            eprintln!("sessiontop: {}", text::sanitize_line(&exit.message));
+            // `check` says its verdict on stdout and exits with it; nothing more to say.
+            if !exit.message.is_empty() {
+                eprintln!("sessiontop: {}", text::sanitize_line(&exit.message));
+            }
             ExitCode::from(exit.code)
         }
     }
@@ -54,5 +57,6 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .map(|t| format!("; {}", t.trim_start_matches("tip: ")))
         .unwrap_or_default();
     eprintln!("sessiontop: {}{hint} (see sessiontop --help)", text::sanitize_line(&first));
-    ExitCode::from(2)
+    // For `check`, 2 means critical: a command line it cannot run is "unknown" (3).
+    if std::env::args().any(|a| a == "check") { ExitCode::from(run::CHECK_UNKNOWN) } else { ExitCode::from(2) }
 }

@@ -7,7 +7,10 @@
 //!
 //! Must never do I/O.
 
-use crate::domain::{self, CensusTally, LayoutInfo, LinkState, Millis, SessionReport, SessionRow, TargetInfo, Ttl};
+use crate::diagnose::{self, Watch};
+use crate::domain::{
+    self, CensusTally, Finding, LayoutInfo, LinkState, Millis, SessionReport, SessionRow, TargetInfo, Thresholds, Ttl,
+};
 use crate::info::ServerStats;
 use crate::layout::IdleSource;
 use crate::msg::{PlanReply, Update};
@@ -57,6 +60,8 @@ pub struct ModelSettings {
     /// Stages and substates in workflow order, for the per-stage bar.
     pub stages: Vec<String>,
     pub substates: Vec<String>,
+    /// Where findings start.
+    pub thresholds: Thresholds,
 }
 
 impl Default for ModelSettings {
@@ -68,6 +73,7 @@ impl Default for ModelSettings {
             finals: Vec::new(),
             stages: Vec::new(),
             substates: Vec::new(),
+            thresholds: Thresholds::default(),
         }
     }
 }
@@ -115,6 +121,11 @@ pub struct Model {
     pub search: Option<(SessionId, Option<f64>)>,
     /// sessiontop's own CPU share (percent of one core) and resident memory.
     pub own_process: Option<(f32, u64)>,
+    /// Stalled sessions in all and by stage, as the table last counted them.
+    pub stalled: Option<(u64, Vec<(String, u64)>)>,
+    /// What the findings remember between polls, and the findings now, most severe first.
+    pub watch: Watch,
+    pub findings: Vec<Finding>,
 }
 
 impl Model {
@@ -144,6 +155,33 @@ impl Model {
             budget: None,
             backing_off: false,
             search: None,
+            stalled: None,
+            watch: Watch::default(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Puts the findings together again from what the model holds.
+    pub fn refresh_findings(&mut self) {
+        let has_index = self.layout.as_ref().is_some_and(|l| l.has_index);
+        let inputs = diagnose::Inputs {
+            server: self.server.as_ref(),
+            census: self.census.complete.as_ref(),
+            orphan_ids: &self.census.orphan_ids,
+            stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
+            stalled_after_s: self.settings.stalled_after_s,
+            thresholds: &self.settings.thresholds,
+            has_index,
+            now: self.now,
+        };
+        self.findings = diagnose::findings(&inputs, &self.watch);
+    }
+
+    /// The stalled counts the table worked out.
+    pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>) {
+        if self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
+            self.stalled = Some((total, by_stage));
+            self.refresh_findings();
         }
     }
 
@@ -212,6 +250,10 @@ impl Model {
                 self.census.last_duration_ms = Some(duration_ms);
                 self.census.completed_at = Some(self.now);
                 self.census.orphan_ids = orphan_ids;
+                let live = self.census.complete.as_ref().map_or(0, |c| c.total);
+                let stalled_by = self.stalled.as_ref().map(|(_, by)| by.clone()).unwrap_or_default();
+                self.watch.observe_pass(self.now, live, &stalled_by);
+                self.refresh_findings();
             }
             Update::Inspect(report) => self.inspect = Some(*report),
             Update::Plan(reply) => self.plan = Some(reply),
@@ -257,9 +299,11 @@ impl Model {
         if let Some(d) = delta(stats.expired_keys, previous.and_then(|p| p.expired_keys)) {
             t.expired_per_poll.push(d);
         }
+        self.watch.observe_server(&stats, self.now);
         self.server = Some(stats);
         self.server_at = Some(self.now);
         self.server_unavailable = unavailable;
+        self.refresh_findings();
     }
 
     /// The session lifetime used for `lifetime - TTL`: the setting, else the largest TTL seen.

@@ -74,6 +74,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     for w in &setup.warnings {
         eprintln!("sessiontop: warning: {w}");
     }
+    if let Command::Check(args) = &command {
+        return check(&setup, args).await;
+    }
     // Refuse writes before connecting, so read-only is obviously safe.
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
         return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
@@ -85,7 +88,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.describe_layout()));
     let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Check(_) => unreachable!("handled above"),
         Command::Snapshot(args) => {
             let data =
                 headless::snapshot(&setup, &mut session, args.limit, !args.no_census).await.map_err(&headless_exit)?;
@@ -164,3 +167,32 @@ fn confirm_on_terminal(plan: &str) -> Result<(), HeadlessError> {
         _ => Err(HeadlessError::Refused("not deleted".into())),
     }
 }
+
+/// `check`: exit 0, 1 or 2 by the worst finding; 3 (unknown) for anything that keeps it from
+/// judging: no connection, no permission, no session layout.
+async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> {
+    let unknown = |message: String| Exit { message: format!("UNKNOWN: {message}"), code: CHECK_UNKNOWN };
+    let mut session = headless::open(setup).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
+    if session.layout.is_none() {
+        return Err(unknown(format!(
+            "no session layout found ({})",
+            session.note.as_deref().map_or_else(|| "nothing detected".into(), text::escape_str)
+        )));
+    }
+    let (data, verdict) =
+        headless::check(setup, &mut session, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", text::json_pretty(&output::json::check(&verdict, &data, setup)))?;
+    } else {
+        write!(stdout, "{}", output::text::check(&verdict, &data))?;
+    }
+    stdout.flush()?;
+    match verdict.exit_code() {
+        0 => Ok(()),
+        code => Err(Exit { message: String::new(), code }),
+    }
+}
+
+/// `check`'s exit code when it cannot judge (the Nagios plugin convention).
+pub const CHECK_UNKNOWN: u8 = 3;

@@ -99,7 +99,11 @@ impl Setup {
         let collect = CollectOptions {
             poll_interval: global.poll_interval.max(Duration::from_millis(200)),
             census_pause: DEFAULT_CENSUS_PAUSE,
-            census: CensusOptions { scan_count: global.scan_count as usize, max_value_bytes: global.max_value_bytes },
+            census: CensusOptions {
+                scan_count: global.scan_count as usize,
+                max_value_bytes: global.max_value_bytes,
+                thresholds: global.thresholds.thresholds(),
+            },
             page_size: DEFAULT_PAGE_SIZE,
         };
         let audit =
@@ -171,6 +175,11 @@ impl Setup {
     /// The model settings the command line gives; the layout's own (idle rule, final and
     /// ordered stages) arrive with [`crate::msg::Update::Layout`].
     pub fn model_settings(&self) -> ModelSettings {
-        ModelSettings { lifetime_s: self.lifetime_s, stalled_after_s: self.stalled_after_s, ..ModelSettings::default() }
+        ModelSettings {
+            lifetime_s: self.lifetime_s,
+            stalled_after_s: self.stalled_after_s,
+            thresholds: self.collect.census.thresholds,
+            ..ModelSettings::default()
+        }
     }
 }

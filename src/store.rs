@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 
-use crate::domain::{self, Micros, Millis, SessionRow, Ttl};
+use crate::domain::{self, FindingKind, Micros, Millis, SessionRow, Ttl};
 use crate::layout::IdleSource;
 use crate::names::SessionId;
 
@@ -206,6 +206,8 @@ struct Row {
     stage: u16,
     substate: u16,
     status: u16,
+    /// The findings this session counts towards, one bit per kind (see [`problem_bits`]).
+    problems: u16,
     flags: u8,
 }
 
@@ -336,6 +338,7 @@ impl Store {
             stage: store.labels.id(row.stage.as_ref()),
             substate: store.labels.id(row.substate.as_ref()),
             status: store.labels.id(row.status.as_ref()),
+            problems: problem_bits(&row.problems),
             flags: OCCUPIED
                 | if row.decode_error.is_some() { HAS_ERROR } else { 0 }
                 | old.map_or_else(|| if shown_escaped(id) { ESCAPED } else { 0 }, |o| o.flags & ESCAPED),
@@ -517,6 +520,7 @@ impl Store {
                 self.errors.get(&slot).map_or_else(|| "not read or not decoded".to_string(), |e| e.to_string())
             }),
             generation: u64::from(r.generation),
+            problems: problem_kinds(r.problems).map(|k| (k, String::new())).collect(),
         }
     }
 
@@ -842,6 +846,30 @@ impl Engine {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// The session findings a row can count towards, in bit order.
+const ROW_PROBLEMS: [FindingKind; 11] = [
+    FindingKind::Stuck,
+    FindingKind::Stalled,
+    FindingKind::Orphaned,
+    FindingKind::NoTtl,
+    FindingKind::TtlMismatch,
+    FindingKind::HistoryOverCap,
+    FindingKind::StaleLock,
+    FindingKind::RateLimited,
+    FindingKind::Oversized,
+    FindingKind::Undecodable,
+    FindingKind::ClockTrouble,
+];
+
+/// A row's problems as bits.
+fn problem_bits(problems: &[(FindingKind, String)]) -> u16 {
+    problems.iter().filter_map(|(k, _)| ROW_PROBLEMS.iter().position(|r| r == k)).fold(0, |bits, i| bits | 1 << i)
+}
+
+fn problem_kinds(bits: u16) -> impl Iterator<Item = FindingKind> {
+    ROW_PROBLEMS.into_iter().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, k)| k)
 }
 
 /// Eight bytes of an id from `at` as a number that sorts as the bytes do (zeros past its end).

@@ -78,25 +78,52 @@ impl TopN {
     }
 }
 
-/// Counts stalled sessions exactly over a whole pass, judged at `now`.
+/// Distinct stages the stalled count tells apart; beyond, one "(other stages)".
+const MAX_STAGES: usize = 1000;
+
+/// Counts stalled sessions exactly over a whole pass, judged at `now`, in all and by stage (by
+/// substate for layouts that have substates).
 pub struct StalledCount {
     now: Millis,
     settings: ModelSettings,
-    /// Fixed rule (idle from the last interaction, or a given lifetime): the count itself.
-    counted: u64,
-    /// TTL rule without a given lifetime: sessions by TTL seconds left at `now` (in buckets of
-    /// `bucket` seconds), for the count once the lifetime is known.
-    by_ttl_left: BTreeMap<i64, u64>,
+    /// Fixed rule (idle from the last interaction, or a given lifetime): the counts themselves.
+    counted: BTreeMap<String, u64>,
+    /// TTL rule without a given lifetime: sessions by stage and TTL seconds left at `now` (in
+    /// buckets of `bucket` seconds), for the count once the lifetime is known.
+    by_ttl_left: BTreeMap<(String, i64), u64>,
     bucket: i64,
+    /// The stages counted apart so far.
+    labels: std::collections::HashSet<String>,
 }
 
 impl StalledCount {
     pub fn new(settings: ModelSettings, now: Millis) -> StalledCount {
-        StalledCount { now, settings, counted: 0, by_ttl_left: BTreeMap::new(), bucket: 1 }
+        StalledCount {
+            now,
+            settings,
+            counted: BTreeMap::new(),
+            by_ttl_left: BTreeMap::new(),
+            bucket: 1,
+            labels: Default::default(),
+        }
     }
 
     fn waits_for_lifetime(&self) -> bool {
         self.settings.idle == IdleSource::Ttl && self.settings.lifetime_s.is_none()
+    }
+
+    /// The stage a stalled session is counted under.
+    fn label(&mut self, row: &SessionRow) -> String {
+        let label = if self.settings.substates.is_empty() { &row.stage } else { &row.substate };
+        let label = label.as_deref().or(row.stage.as_deref()).unwrap_or("(no stage)");
+        if self.labels.contains(label) {
+            return label.to_string();
+        }
+        if self.labels.len() < MAX_STAGES {
+            self.labels.insert(label.to_string());
+            return label.to_string();
+        }
+        "(other stages)".to_string()
     }
 
     pub fn see(&mut self, row: &SessionRow) {
@@ -112,7 +139,8 @@ impl StalledCount {
             if let Ttl::ExpiresAt(_) = row.ttl
                 && let Some(left) = row.ttl.seconds_left(self.now)
             {
-                *self.by_ttl_left.entry(left / self.bucket * self.bucket).or_insert(0) += 1;
+                let label = self.label(row);
+                *self.by_ttl_left.entry((label, left / self.bucket * self.bucket)).or_insert(0) += 1;
                 if self.by_ttl_left.len() > MAX_BUCKETS {
                     self.coarsen();
                 }
@@ -122,7 +150,8 @@ impl StalledCount {
         let idle =
             domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, self.settings.lifetime_s);
         if domain::stalled(true, false, idle, self.settings.stalled_after_s) {
-            self.counted += 1;
+            let label = self.label(row);
+            *self.counted.entry(label).or_insert(0) += 1;
         }
     }
 
@@ -130,20 +159,37 @@ impl StalledCount {
         self.bucket *= 10;
         let bucket = self.bucket;
         let old = std::mem::take(&mut self.by_ttl_left);
-        for (left, n) in old {
-            *self.by_ttl_left.entry(left / bucket * bucket).or_insert(0) += n;
+        for ((label, left), n) in old {
+            *self.by_ttl_left.entry((label, left / bucket * bucket)).or_insert(0) += n;
         }
     }
 
-    /// The count, with the lifetime the pass found (for the TTL rule without a given one).
+    /// The counts by stage, with the lifetime the pass found (for the TTL rule without a given
+    /// one), in workflow order (stages the layout does not name after, by name).
+    pub fn by_stage(&self, lifetime_s: Option<i64>) -> Vec<(String, u64)> {
+        let counts: BTreeMap<String, u64> = if self.waits_for_lifetime() {
+            let Some(lifetime) = lifetime_s else { return Vec::new() };
+            // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
+            let below = lifetime - self.settings.stalled_after_s;
+            let mut counts = BTreeMap::new();
+            for ((label, left), n) in &self.by_ttl_left {
+                if *left < below {
+                    *counts.entry(label.clone()).or_insert(0) += n;
+                }
+            }
+            counts
+        } else {
+            self.counted.clone()
+        };
+        let order = if self.settings.substates.is_empty() { &self.settings.stages } else { &self.settings.substates };
+        let mut out: Vec<(String, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        out.sort_by_key(|(label, _)| (order.iter().position(|o| o == label).unwrap_or(usize::MAX), label.clone()));
+        out
+    }
+
+    /// The count, with the lifetime the pass found.
     pub fn total(&self, lifetime_s: Option<i64>) -> u64 {
-        if !self.waits_for_lifetime() {
-            return self.counted;
-        }
-        let Some(lifetime) = lifetime_s else { return 0 };
-        // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
-        let below = lifetime - self.settings.stalled_after_s;
-        self.by_ttl_left.range(..below).map(|(_, n)| n).sum()
+        self.by_stage(lifetime_s).iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -183,6 +229,7 @@ mod tests {
         }
         // Lifetime 86,400: idle 86,300, 6,400, 1,400 and 400; three over 900.
         assert_eq!(count.total(Some(86_400)), 3);
+        assert_eq!(count.by_stage(Some(86_400)), [("uploaded".to_string(), 3)]);
         let fixed = ModelSettings { lifetime_s: Some(86_400), ..settings };
         let mut count = StalledCount::new(fixed, now);
         for (i, left) in [100, 80_000, 85_000, 86_000].iter().enumerate() {

@@ -189,6 +189,20 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// A share as a percentage that does not round a small part away: `23%`, `0.2%`, `<0.1%`.
+pub fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p == 0.0 {
+        "0%".into()
+    } else if p < 0.1 {
+        "<0.1%".into()
+    } else if p < 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
 /// A count with thousands separators: `1,234,567`.
 pub fn grouped(n: u64) -> String {
     let digits = n.to_string();

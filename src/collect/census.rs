@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::read::{Interner, Prepared, Probe, ReadOptions};
-use crate::domain::{CensusTally, Millis, SessionRow, Ttl};
+use crate::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
 use crate::layout::Layout;
 use crate::link::{Failure, Link};
 use crate::names::SessionId;
@@ -31,6 +31,7 @@ pub struct CensusOptions {
     /// pacer measures that a page that large would cost Redis too much at once).
     pub scan_count: usize,
     pub max_value_bytes: u64,
+    pub thresholds: crate::domain::Thresholds,
 }
 
 /// What one pass reports after each batch.
@@ -172,7 +173,7 @@ pub async fn run_pass(
     mut on_batch: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes };
+    let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
     // An index that does not exist (yet) is no reason to miss the sessions: fall back to SCAN.
     let index_size: Option<u64> = match &layout.index {
         Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
@@ -360,6 +361,9 @@ impl Pass {
         }
         if row.ttl == Ttl::Persistent {
             t.no_ttl += 1;
+        }
+        for (kind, why) in &row.problems {
+            t.evidence.note(*kind, || Subject::session(row.id.clone(), Some(why.clone())));
         }
     }
 }

@@ -396,7 +396,7 @@ pub async fn inspect(
         layout,
         vec![id.clone()],
         None,
-        ReadOptions { page: true, max_value_bytes },
+        ReadOptions { page: true, max_value_bytes, thresholds: crate::domain::Thresholds::default() },
         &mut Interner::default(),
         now,
     )

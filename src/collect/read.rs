@@ -17,8 +17,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::decode::{self, Value};
-use crate::domain::{Micros, Millis, SessionRow, Ttl};
-use crate::layout::{Fields, KeyType, Layout, NaiveTime, ScoreMeaning};
+use crate::domain::{FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl};
+use crate::layout::{Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::names::SessionId;
 use crate::text;
@@ -84,6 +84,8 @@ pub struct ReadOptions {
     pub page: bool,
     /// The most bytes of one value to read.
     pub max_value_bytes: u64,
+    /// Where the per-session findings start.
+    pub thresholds: Thresholds,
 }
 
 /// Reads the rows of `ids`. `scores` are index scores already known (from a walk of the index);
@@ -161,6 +163,9 @@ impl Prepared {
             fields: layout.fields.clone(),
             key_template: layout.session_key.clone(),
             prefix: layout.prefix.clone(),
+            stuck_rule: layout.stuck.clone(),
+            history: layout.history().map(|p| p.template.clone()),
+            finals: layout.finals.clone(),
         };
         if replies.len() < ids.len() * plan.per_session {
             return Err(Failure::Protocol("pipeline".into()));
@@ -186,6 +191,10 @@ pub struct Probe {
     fields: Fields,
     key_template: crate::layout::KeyTemplate,
     prefix: String,
+    /// What a history needs to show to call a session stuck, the history, and the final stages.
+    stuck_rule: Option<StuckRule>,
+    history: Option<KeyTemplate>,
+    finals: Vec<String>,
 }
 
 /// One session after the first round trip.
@@ -199,6 +208,18 @@ struct Probed {
     field_lens: Vec<u64>,
     /// A string payload longer than the first round trip read, still to be read.
     long_payload: bool,
+    /// A payload or field over the read cap, not read (`problem` says which and how large).
+    over_cap: bool,
+    /// The payload's length, when the session is a string.
+    payload_bytes: Option<u64>,
+    /// The largest top-level fields of a decoded payload, with their sizes (for oversized ones).
+    largest_fields: Option<String>,
+    /// `PTTL` of each of the plan's other keys.
+    other_ttls: Vec<Option<i64>>,
+    /// The rate-limit counter of the current minute.
+    counter: Option<i64>,
+    /// Why the history shows a user going round in circles, when it does.
+    stuck: Option<String>,
     labels: Labels,
     /// Why the session's data could not be read or decoded.
     problem: Option<String>,
@@ -219,11 +240,17 @@ impl Probe {
     pub async fn fetch_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
         let plan = self.plan.clone();
         if plan.primary == Primary::String {
-            return self.fetch_long_payloads(link).await;
+            self.fetch_long_payloads(link).await?;
         }
-        if plan.fields.is_empty() || plan.primary != Primary::Hash {
-            return Ok(());
+        if plan.primary == Primary::Hash && !plan.fields.is_empty() {
+            self.fetch_hash_fields(link).await?;
         }
+        self.fetch_histories(link).await
+    }
+
+    /// The hash fields within the cap, in chunks of at most [`FIELD_CHUNK_BYTES`].
+    async fn fetch_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let plan = self.plan.clone();
         let cap = self.options.max_value_bytes;
         // (session, fields to read) in order, grouped into chunks by their known sizes.
         let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -250,6 +277,7 @@ impl Probe {
             }
             if s.problem.is_some() {
                 self.oversized += 1;
+                s.over_cap = true;
             }
             if !fields.is_empty() {
                 wanted.push((i, fields));
@@ -311,6 +339,8 @@ impl Probe {
             match len {
                 Some(n) if n as u64 > cap => {
                     self.oversized += 1;
+                    s.over_cap = true;
+                    s.payload_bytes = Some(n as u64);
                     s.problem = Some(format!(
                         "payload of {} exceeds the read cap of {}; not decoded",
                         text::human_bytes(n as u64),
@@ -337,7 +367,7 @@ impl Probe {
             let replies = link.pipeline(&pipe).await?;
             for ((i, _), r) in fitting[start..end].iter().zip(replies) {
                 let bytes = reply::bytes(r).unwrap_or_default();
-                if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options.page) {
+                if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options) {
                     self.undecodable += 1;
                 }
             }
@@ -353,20 +383,23 @@ impl Probe {
     }
 
     /// The rows, with repeating labels shared through `interner`.
-    pub fn finish(self, interner: &mut Interner, now: Millis) -> Batch {
+    pub fn finish(mut self, interner: &mut Interner, now: Millis) -> Batch {
+        let sessions = std::mem::take(&mut self.sessions);
         let mut batch = Batch {
-            rows: Vec::with_capacity(self.sessions.len()),
+            rows: Vec::with_capacity(sessions.len()),
             missing: Vec::new(),
             oversized: self.oversized,
             undecodable: self.undecodable,
-            unavailable: self.unavailable,
+            unavailable: std::mem::take(&mut self.unavailable),
         };
         let naive = self.fields.naive_time;
-        for s in self.sessions {
+        for s in sessions {
             if s.pttl == Some(-2) {
                 batch.missing.push(s.id);
                 continue;
             }
+            let last = last_interaction(&s, naive);
+            let problems = self.problems(&s, last, now);
             let mut row = SessionRow::new(s.id);
             row.ttl = Ttl::from_pttl(s.pttl, now);
             row.history_len = s.history_len;
@@ -376,14 +409,185 @@ impl Probe {
             row.substate = s.labels.substate.map(|t| interner.get(&t));
             row.status = s.labels.status.map(|t| interner.get(&t));
             // The index score is exact epoch time; the field may be naive local time.
-            row.last_interaction = match s.score.filter(|s| s.is_finite() && *s > 0.0) {
-                Some(score) => Some((score * 1e6) as Micros),
-                None => s.labels.last_interaction.and_then(|t| parse_time(&t, naive)),
-            };
+            row.last_interaction = last;
+            row.problems = problems;
             batch.rows.push(row);
         }
         batch
     }
+
+    /// What is wrong with one session, judged from what was read.
+    fn problems(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String)> {
+        let t = &self.options.thresholds;
+        let mut out = Vec::new();
+        if s.pttl == Some(-1) {
+            out.push((FindingKind::NoTtl, "the session key has no TTL".to_string()));
+        }
+        for (other, pttl) in self.plan.other_keys.iter().zip(&s.other_ttls) {
+            let name = text::escape_str(&other.name);
+            match *pttl {
+                Some(-1) if other.lock => {
+                    out.push((FindingKind::NoTtl, format!("the {name} has no TTL")));
+                    out.push((FindingKind::StaleLock, format!("the {name} has no TTL: held until it is deleted")));
+                }
+                Some(-1) => out.push((FindingKind::NoTtl, format!("the {name} has no TTL"))),
+                Some(ms) if ms >= 0 && other.lock && ms > t.lock_held_s * 1000 => out.push((
+                    FindingKind::StaleLock,
+                    format!("the {name} is set to be held {} more", text::human_duration(ms / 1000)),
+                )),
+                Some(ms) if ms >= 0 && !other.lock => {
+                    if let Some(primary) = s.pttl.filter(|p| *p >= 0)
+                        && (ms - primary) / 1000 > t.ttl_mismatch_s
+                    {
+                        out.push((
+                            FindingKind::TtlMismatch,
+                            format!(
+                                "the {name} outlives the session key by {}",
+                                text::human_duration((ms - primary) / 1000)
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(len), Some(cap)) = (s.history_len, self.plan.other_keys.iter().find_map(|o| o.cap))
+            && len > cap
+        {
+            out.push((FindingKind::HistoryOverCap, format!("{len} history entries; the application keeps {cap}")));
+        }
+        if let (Some(n), Some((_, limit))) = (s.counter, &self.plan.counter)
+            && n >= *limit as i64
+        {
+            out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}")));
+        }
+        if let Some(bytes) = s.payload_bytes.filter(|b| *b > t.large_session_bytes) {
+            let largest = s.largest_fields.as_ref().map(|f| format!("; largest: {f}")).unwrap_or_default();
+            out.push((FindingKind::Oversized, format!("payload of {}{largest}", text::human_bytes(bytes))));
+        } else if s.over_cap {
+            out.push((FindingKind::Oversized, s.problem.clone().unwrap_or_default()));
+        }
+        if let (Some(why), false) = (&s.problem, s.over_cap) {
+            out.push((FindingKind::Undecodable, why.clone()));
+        }
+        if let Some(at) = last
+            && at / 1000 > now + t.clock_skew_s * 1000
+        {
+            out.push((
+                FindingKind::ClockTrouble,
+                format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
+            ));
+        }
+        if let Some(why) = &s.stuck {
+            out.push((FindingKind::Stuck, why.clone()));
+        }
+        out
+    }
+
+    /// Reads the newest history entries of the sessions that look like a user still trying
+    /// (active within the window, not at a final stage, with enough history), and marks those
+    /// whose last turns all stayed in one stage with the same decision. A history is read only
+    /// when `MEMORY USAGE` says those entries fit the read cap.
+    async fn fetch_histories(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let (Some(rule), Some(history)) = (self.stuck_rule.clone(), self.history.clone()) else { return Ok(()) };
+        let t = self.options.thresholds;
+        let turns = t.stuck_turns.max(2);
+        let now = super::now_millis();
+        let naive = self.fields.naive_time;
+        let candidates: Vec<usize> = (0..self.sessions.len())
+            .filter(|i| {
+                let s = &self.sessions[*i];
+                let recent = last_interaction(s, naive).is_some_and(|at| now - at / 1000 <= t.active_window_s * 1000);
+                let at_final = [&s.labels.stage, &s.labels.substate]
+                    .into_iter()
+                    .flatten()
+                    .any(|l| self.finals.iter().any(|f| f == l));
+                s.pttl.is_some_and(|p| p != -2) && recent && !at_final && s.history_len.unwrap_or(0) >= turns as u64
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let key = |i: usize| history.key(&self.prefix, self.sessions[i].id.as_bytes());
+        let mut sizes = crate::link::pipe();
+        for i in &candidates {
+            sizes.cmd("MEMORY").arg("USAGE").arg(key(*i)).arg("SAMPLES").arg(turns);
+        }
+        let replies = link.pipeline(&sizes).await?;
+        let mut readable = Vec::new();
+        for (i, r) in candidates.into_iter().zip(replies) {
+            match (reply::int(&r), reply::failure(&r)) {
+                // MEMORY USAGE estimates the whole list from the sampled entries.
+                (Some(bytes), _) => {
+                    let len = self.sessions[i].history_len.unwrap_or(1).max(1);
+                    if (bytes.max(0) as u64 / len) * turns as u64 <= self.options.max_value_bytes {
+                        readable.push(i);
+                    }
+                }
+                (None, Some(f)) if f.is_unavailable() => note_unavailable(&mut self.unavailable, f),
+                _ => {}
+            }
+        }
+        let mut reads = crate::link::pipe();
+        for i in &readable {
+            reads.cmd("LRANGE").arg(key(*i)).arg(0).arg(turns - 1);
+        }
+        let replies = if readable.is_empty() { Vec::new() } else { link.pipeline(&reads).await? };
+        for (i, r) in readable.into_iter().zip(replies) {
+            let entries = reply::byte_list(r).unwrap_or_default();
+            self.sessions[i].stuck = going_round(&entries, &rule, turns, &self.finals);
+        }
+        Ok(())
+    }
+}
+
+/// When a session was last active: the index score (exact epoch time), else its own field
+/// (which may be naive local time).
+fn last_interaction(s: &Probed, naive: NaiveTime) -> Option<Micros> {
+    match s.score.filter(|s| s.is_finite() && *s > 0.0) {
+        Some(score) => Some((score * 1e6) as Micros),
+        None => s.labels.last_interaction.as_deref().and_then(|t| parse_time(t, naive)),
+    }
+}
+
+/// Why the newest `turns` history entries (newest first) show a user going round in circles:
+/// all in the same stage, not a final one, with the same decision each time (when the layout
+/// records decisions). `None` when they do not.
+fn going_round(entries: &[Option<Vec<u8>>], rule: &StuckRule, turns: usize, finals: &[String]) -> Option<String> {
+    if entries.len() < turns {
+        return None;
+    }
+    let field = |entry: &Option<Vec<u8>>, name: &str| -> Option<String> {
+        decode::decode_text(entry.as_deref()?).get(name)?.as_scalar_text()
+    };
+    let stage = field(&entries[0], &rule.history_stage)?;
+    if finals.contains(&stage) || entries.iter().any(|e| field(e, &rule.history_stage).as_ref() != Some(&stage)) {
+        return None;
+    }
+    let stage = text::clip_sized(&stage, LABEL_MAX_CHARS);
+    match &rule.history_decision {
+        Some(name) => {
+            let decision = field(&entries[0], name)?;
+            if entries.iter().any(|e| field(e, name).as_ref() != Some(&decision)) {
+                return None;
+            }
+            Some(format!(
+                "the last {turns} turns stayed in {stage}, deciding {} each time",
+                text::clip_sized(&decision, LABEL_MAX_CHARS)
+            ))
+        }
+        None => Some(format!("the last {turns} turns stayed in {stage}")),
+    }
+}
+
+/// The largest top-level fields of a payload by their size as JSON, for saying what makes a
+/// session large.
+fn largest_fields(value: &Value) -> String {
+    let Some(entries) = value.entries() else { return "not a map".into() };
+    let mut sizes: Vec<(String, usize)> =
+        entries.map(|(name, v)| (text::clip_sized(&name, LABEL_MAX_CHARS).into_owned(), v.approx_size())).collect();
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sizes.iter().take(3).map(|(n, b)| format!("{n} ({})", text::human_bytes(*b as u64))).collect::<Vec<_>>().join(", ")
 }
 
 /// How a session's primary key is read.
@@ -406,7 +610,23 @@ struct Plan {
     zscore: bool,
     history: bool,
     memory_keys: usize,
+    /// The session's other keys whose `PTTL` is read: its parts and the related keys a layout
+    /// names exactly (a lock), for keys without TTL, parts that expire apart and stale locks.
+    other_keys: Vec<OtherKey>,
+    /// The rate-limit counter of the current minute (`GET`), and its limit.
+    counter: Option<(KeyTemplate, u64)>,
+    /// The epoch minute the counter is read for.
+    minute: Vec<u8>,
     per_session: usize,
+}
+
+/// One of a session's other keys whose TTL is read.
+struct OtherKey {
+    name: String,
+    template: KeyTemplate,
+    lock: bool,
+    /// The application trims this list to so many entries.
+    cap: Option<u64>,
 }
 
 impl Plan {
@@ -421,8 +641,35 @@ impl Plan {
             KeyType::String => (Primary::String, 2),                                  // PTTL, GETRANGE
             _ => (Primary::TtlOnly, 1),                                               // PTTL
         };
-        let per_session = commands + usize::from(zscore) + usize::from(history) + memory_keys;
-        Plan { fields, primary, zscore, history, memory_keys, per_session }
+        let mut other_keys: Vec<OtherKey> = layout
+            .parts
+            .iter()
+            .map(|p| OtherKey {
+                name: p.name.clone(),
+                template: p.template.clone(),
+                lock: false,
+                cap: p.cap.filter(|_| p.role == PartRole::History),
+            })
+            .collect();
+        other_keys.extend(layout.related.iter().filter(|r| r.template.is_exact()).map(|r| OtherKey {
+            name: r.name.clone(),
+            template: r.template.clone(),
+            lock: r.role == RelatedRole::Lock,
+            cap: None,
+        }));
+        let counter = layout
+            .related
+            .iter()
+            .find(|r| r.role == RelatedRole::RateLimit)
+            .and_then(|r| Some((r.template.clone(), r.limit?)));
+        let minute = (super::now_millis() / 60_000).to_string().into_bytes();
+        let per_session = commands
+            + usize::from(zscore)
+            + usize::from(history)
+            + memory_keys
+            + other_keys.len()
+            + usize::from(counter.is_some());
+        Plan { fields, primary, zscore, history, memory_keys, other_keys, counter, minute, per_session }
     }
 
     fn add(
@@ -469,6 +716,12 @@ impl Plan {
                 pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes()));
             }
         }
+        for other in &self.other_keys {
+            pipe.cmd("PTTL").arg(other.template.key(&layout.prefix, id.as_bytes()));
+        }
+        if let Some((template, _)) = &self.counter {
+            pipe.cmd("GET").arg(template.key_with(&layout.prefix, id.as_bytes(), &self.minute));
+        }
     }
 
     fn probe(
@@ -490,6 +743,12 @@ impl Plan {
             memory_bytes: None,
             field_lens: Vec::new(),
             long_payload: false,
+            over_cap: false,
+            payload_bytes: None,
+            largest_fields: None,
+            other_ttls: Vec::new(),
+            counter: None,
+            stuck: None,
             labels: Labels::default(),
             problem: None,
         };
@@ -512,7 +771,7 @@ impl Plan {
                 if pttl != Some(-2) {
                     if bytes.len() as u64 > peek_bytes(options) {
                         probed.long_payload = true;
-                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options.page) {
+                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options) {
                         batch.undecodable += 1;
                     }
                 }
@@ -540,16 +799,24 @@ impl Plan {
             }
             probed.memory_bytes = total;
         }
+        probed.other_ttls = self.other_keys.iter().map(|_| reply::int(&next())).collect();
+        if self.counter.is_some() {
+            probed.counter = reply::int(&next());
+        }
         probed
     }
 }
 
 /// Decodes a whole payload into a session's labels; `false` (and the reason in the session)
 /// when it does not decode.
-fn decode_payload_into(probed: &mut Probed, bytes: &[u8], fields: &Fields, page: bool) -> bool {
+fn decode_payload_into(probed: &mut Probed, bytes: &[u8], fields: &Fields, options: ReadOptions) -> bool {
+    probed.payload_bytes = Some(bytes.len() as u64);
     match decode::decode_payload(bytes) {
         Ok(decoded) => {
-            probed.labels = labels(&Source::Payload(decoded.value), fields, page);
+            if bytes.len() as u64 > options.thresholds.large_session_bytes {
+                probed.largest_fields = Some(largest_fields(&decoded.value));
+            }
+            probed.labels = labels(&Source::Payload(decoded.value), fields, options.page);
             true
         }
         Err(e) => {

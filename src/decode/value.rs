@@ -89,6 +89,45 @@ impl Value {
         }
     }
 
+    /// A map's entries with their keys as text (keys that are not scalars read `?`).
+    pub fn entries(&self) -> Option<impl Iterator<Item = (String, &Value)>> {
+        match self {
+            Value::Map(m) => Some(m.iter().map(|(k, v)| (k.as_scalar_text().unwrap_or_else(|| "?".into()), v))),
+            _ => None,
+        }
+    }
+
+    /// About how many bytes the value takes written out (as JSON would take it), for saying
+    /// which fields make a payload large. Walks the tree without recursion.
+    pub fn approx_size(&self) -> usize {
+        let mut total = 0usize;
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            total = total.saturating_add(match v {
+                Value::Null | Value::Bool(_) => 4,
+                Value::Int(_) | Value::Float(_) => 8,
+                Value::Str(s) | Value::BigInt(s) | Value::Decimal(s) | Value::Uuid(s) => s.len() + 2,
+                Value::DateTime(s) | Value::Date(s) | Value::Time(s) => s.len() + 2,
+                Value::Bytes(b) | Value::Ext { data: b, .. } => b.len(),
+                Value::TimeDelta { .. } => 16,
+                Value::List(items) | Value::Tuple(items) | Value::Set(items) => {
+                    stack.extend(items);
+                    2 + items.len()
+                }
+                Value::Map(entries) => {
+                    stack.extend(entries.iter().flat_map(|(k, v)| [k, v]));
+                    2 + 2 * entries.len()
+                }
+                Value::Object { class, args, state } => {
+                    stack.extend(args);
+                    stack.extend(state.as_deref());
+                    class.len() + 2
+                }
+            });
+        }
+        total
+    }
+
     /// Whether the value is a container that the inspector shows as a foldable node.
     pub fn is_container(&self) -> bool {
         matches!(self, Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::Map(_) | Value::Object { .. })

@@ -132,6 +132,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "redis_cpu_share": data.redis_cpu_share,
             "budget": data.budget,
         },
+        "findings": findings(&data.model.findings),
     })
 }
 
@@ -179,5 +180,38 @@ pub fn inspect(report: &SessionReport, model: &Model, layout: &Layout) -> J {
         "history_total": report.history_total,
         "history": report.history.iter().map(Value::to_json).collect::<Vec<_>>(),
         "unavailable": report.unavailable,
+    })
+}
+
+/// Findings as JSON: `[{kind, severity, count, summary, by_stage, sample: [{id, key, detail}]}]`.
+pub fn findings(findings: &[crate::domain::Finding]) -> J {
+    J::Array(
+        findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "kind": f.kind.name(),
+                    "severity": f.severity.word(),
+                    "count": f.count,
+                    "summary": f.summary,
+                    "by_stage": f.by_stage.iter().map(|(stage, n)| json!({"stage": stage, "count": n})).collect::<Vec<_>>(),
+                    "sample": f.sample.iter().map(|s| json!({"id": s.id, "key": s.key, "detail": s.detail})).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `check --json`: the verdict, its exit code, the sessions counted and every finding.
+pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData, setup: &Setup) -> J {
+    json!({
+        "sessiontop_version": env!("CARGO_PKG_VERSION"),
+        "taken_at": rfc3339_ms(data.model.now),
+        "target": {"url": data.model.target.url, "name": data.model.target.name, "db": setup.target.db()},
+        "status": verdict.status(),
+        "exit_code": verdict.exit_code(),
+        "sessions": data.layout.as_ref().map(|_| data.model.census.totals().total),
+        "observed_seconds": verdict.observed_s,
+        "findings": findings(&data.model.findings),
     })
 }

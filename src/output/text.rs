@@ -309,3 +309,37 @@ pub fn outcome(outcome: &WriteOutcome) -> String {
     }
     out
 }
+
+/// A finding as one line: `warning  no_ttl (3): 3 keys of sessions never expire (TTL -1)`.
+pub fn finding_line(f: &crate::domain::Finding) -> String {
+    let mut line = format!("{:<8} {} ({}): {}", f.severity.word(), f.kind.name(), text::grouped(f.count), f.summary);
+    if !f.by_stage.is_empty() {
+        let stages: Vec<String> =
+            f.by_stage.iter().map(|(s, n)| format!("{} {}", text::escape_str(s), text::grouped(*n))).collect();
+        let _ = write!(line, " [{}]", stages.join(", "));
+    }
+    line
+}
+
+/// `check`: the verdict on the first line (Nagios style), then a line per finding with the
+/// first few sessions or keys it is about.
+pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", verdict.summary(data));
+    for f in &data.model.findings {
+        let _ = writeln!(out, "{}", finding_line(f));
+        for s in f.sample.iter().take(5) {
+            let what = match (&s.id, &s.key) {
+                (Some(id), _) => format!("session {id}"),
+                (None, Some(key)) => format!("key {key}"),
+                (None, None) => continue,
+            };
+            let detail = s.detail.as_deref().map(|d| format!(": {}", text::escape_str(d))).unwrap_or_default();
+            let _ = writeln!(out, "         {what}{detail}");
+        }
+        if f.sample.len() > 5 || f.count > f.sample.len() as u64 && !f.sample.is_empty() {
+            let _ = writeln!(out, "         … {} in all", text::grouped(f.count));
+        }
+    }
+    out
+}

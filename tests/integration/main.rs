@@ -4,6 +4,7 @@ mod common;
 mod e2e;
 mod engine;
 mod failures;
+mod findings;
 mod hardening;
 mod hostile;
 mod pacing;

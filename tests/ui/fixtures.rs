@@ -28,6 +28,7 @@ pub fn settings() -> ModelSettings {
         finals: vec!["stage_1_complete".into()],
         stages: vec!["stage_1_safety_building".into()],
         substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
+        thresholds: Default::default(),
     }
 }
 
@@ -50,6 +51,7 @@ pub fn layout_info() -> LayoutInfo {
         finals: vec!["stage_1_complete".into()],
         stages: vec!["stage_1_safety_building".into()],
         substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
+        has_index: true,
     }
 }
 

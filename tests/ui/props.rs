@@ -19,7 +19,7 @@ enum Event {
     Mouse(MouseEventKind, u16, u16),
     Resize(u16, u16),
     Tick(i64),
-    Update(Update),
+    Update(Box<Update>),
 }
 
 fn id_strategy() -> impl Strategy<Value = SessionId> {
@@ -242,7 +242,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             .prop_map(|(kind, column, row)| Event::Mouse(kind, column % 300, row % 100)),
         1 => (0u16..220, 0u16..70).prop_map(|(w, h)| Event::Resize(w, h)),
         1 => (-10_000_000i64..10_000_000).prop_map(|d| Event::Tick(NOW + d)),
-        3 => update_strategy().prop_map(Event::Update),
+        3 => update_strategy().prop_map(|u| Event::Update(Box::new(u))),
     ]
 }
 
@@ -284,7 +284,7 @@ fn apply(app: &mut App, event: Event) {
             app.on_tick(now, 0);
         }
         Event::Update(update) => {
-            app.on_update(update);
+            app.on_update(*update);
         }
     }
 }

@@ -1,0 +1,613 @@
+//! Findings: what is wrong with a session store, named, graded and explained in a sentence,
+//! with a bounded sample of the sessions and keys involved. The one source for the dashboard's
+//! alerts, `check`, `snapshot --json` and the row marks, so that wording and counts never drift
+//! between them.
+//!
+//! The census and the page poll judge each session as they read it ([`SessionRow::problems`],
+//! counted in [`Evidence`]); this module adds what only a whole pass or a series of polls can
+//! tell: the stalled funnel and its jumps, orphaned index entries, the server's own trouble, a
+//! restart, a failover, a sudden drop of sessions. A [`Watch`] remembers what that takes.
+//!
+//! Must never do I/O; a pure function of what it is given.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::domain::{
+    CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Millis, Severity, Subject, Thresholds,
+};
+use crate::info::ServerStats;
+use crate::names::SessionId;
+use crate::text;
+
+/// How long a restart or a failover stays a finding after it was seen.
+pub const EVENT_FINDING_MS: Millis = 60 * 60 * 1000;
+/// A server that has been up for less than this has restarted recently (a first look).
+const RECENT_START_S: u64 = 10 * 60;
+/// Census passes remembered for the stalled jump and the drop of sessions.
+const PASSES_KEPT: usize = 12;
+/// A stage's stalled count jumps when it is this many times its recent level, and at least
+/// [`STALLED_JUMP_MIN`] more.
+const STALLED_JUMP_FACTOR: f64 = 2.0;
+const STALLED_JUMP_MIN: u64 = 10;
+
+/// What the findings are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub server: Option<&'a ServerStats>,
+    /// The last complete census pass, when there is one.
+    pub census: Option<&'a CensusTally>,
+    /// Orphaned ids the pass kept.
+    pub orphan_ids: &'a [SessionId],
+    /// Stalled sessions over the pass, in all and by stage (or substate), in workflow order.
+    pub stalled: Option<(u64, &'a [(String, u64)])>,
+    /// `--stalled-after`, for the stalled finding's sentence.
+    pub stalled_after_s: i64,
+    pub thresholds: &'a Thresholds,
+    /// Whether the layout has an index (orphans exist only there).
+    pub has_index: bool,
+    pub now: Millis,
+}
+
+/// What a finding needs to remember between polls and passes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Watch {
+    last_server: Option<(Option<String>, Option<u64>, Option<String>)>,
+    /// A restart seen while watching: when, and why it is believed.
+    restart: Option<(Millis, String)>,
+    /// A change of role seen while watching: when, from, to.
+    role_change: Option<(Millis, String, String)>,
+    /// Evicted keys and rejected connections at the first poll (and after a restart).
+    evicted_base: Option<u64>,
+    rejected_base: Option<u64>,
+    /// Recent passes: when they ended, live sessions, stalled by stage.
+    passes: VecDeque<(Millis, u64, BTreeMap<String, u64>)>,
+    /// Stuck sessions as observed across polls (layouts without history): id → (stage, since).
+    observed: BTreeMap<SessionId, (String, Millis)>,
+}
+
+impl Watch {
+    /// A server poll: restarts (uptime went back or the run id changed) and role changes.
+    pub fn observe_server(&mut self, stats: &ServerStats, now: Millis) {
+        let current = (stats.run_id.clone(), stats.uptime_seconds, stats.role.clone());
+        if let Some((run_id, uptime, role)) = &self.last_server {
+            let new_run = run_id.is_some() && current.0.is_some() && *run_id != current.0;
+            let went_back = matches!((uptime, current.1), (Some(before), Some(after)) if after < *before);
+            if new_run || went_back {
+                let why = if new_run { "its run id changed" } else { "its uptime went back" };
+                self.restart = Some((now, format!("Redis restarted ({why}): sessions not saved to disk were lost")));
+                self.evicted_base = stats.evicted_keys;
+                self.rejected_base = stats.rejected_connections;
+            }
+            if let (Some(before), Some(after)) = (role, &current.2)
+                && before != after
+            {
+                self.role_change = Some((now, before.clone(), after.clone()));
+            }
+        } else {
+            self.evicted_base = stats.evicted_keys;
+            self.rejected_base = stats.rejected_connections;
+        }
+        self.last_server = Some(current);
+    }
+
+    /// A finished census pass.
+    pub fn observe_pass(&mut self, now: Millis, live: u64, stalled_by: &[(String, u64)]) {
+        self.passes.push_back((now, live, stalled_by.iter().cloned().collect()));
+        while self.passes.len() > PASSES_KEPT {
+            self.passes.pop_front();
+        }
+    }
+
+    /// The findings only a series can show, added to `out`.
+    fn findings(&self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
+        if let Some((at, why)) = &self.restart
+            && inputs.now - at < EVENT_FINDING_MS
+        {
+            out.push(server_finding(FindingKind::Restarted, Severity::Critical, 1, why.clone()));
+        }
+        if let Some((at, before, after)) = &self.role_change
+            && inputs.now - at < EVENT_FINDING_MS
+        {
+            out.push(server_finding(
+                FindingKind::RoleChanged,
+                Severity::Critical,
+                1,
+                format!(
+                    "the server's role changed from {} to {} (a failover){}",
+                    text::escape_str(before),
+                    text::escape_str(after),
+                    if after == "slave" { ": it no longer takes writes" } else { "" }
+                ),
+            ));
+        }
+        if let Some(server) = inputs.server {
+            if let (Some(base), Some(now)) = (self.evicted_base, server.evicted_keys)
+                && now > base
+            {
+                out.push(server_finding(
+                    FindingKind::Evicted,
+                    Severity::Critical,
+                    now - base,
+                    format!(
+                        "Redis evicted {} keys while sessiontop watched: sessions are being thrown away for memory",
+                        text::grouped(now - base)
+                    ),
+                ));
+            }
+            if let (Some(base), Some(now)) = (self.rejected_base, server.rejected_connections)
+                && now > base
+            {
+                out.push(server_finding(
+                    FindingKind::RejectedConnections,
+                    Severity::Critical,
+                    now - base,
+                    format!(
+                        "Redis refused {} connections while sessiontop watched (maxclients reached)",
+                        text::grouped(now - base)
+                    ),
+                ));
+            }
+        }
+        // A sudden drop of live sessions between the last two passes.
+        let mut recent = self.passes.iter().rev();
+        if let (Some((_, live, _)), Some((_, before, _))) = (recent.next(), recent.next())
+            && *before > 0
+            && (*before as f64 - *live as f64) / *before as f64 > inputs.thresholds.drop_share
+        {
+            out.push(Finding {
+                kind: FindingKind::SessionsDropped,
+                severity: Severity::Critical,
+                count: before - live,
+                summary: format!(
+                    "live sessions fell from {} to {} between two census passes (more than {:.0}%)",
+                    text::grouped(*before),
+                    text::grouped(*live),
+                    inputs.thresholds.drop_share * 100.0
+                ),
+                by_stage: Vec::new(),
+                sample: Vec::new(),
+            });
+        }
+    }
+
+    /// Stages whose stalled count jumped against their own recent level in the last pass.
+    fn stalled_jumps(&self) -> Vec<(String, u64, f64)> {
+        let Some((_, _, latest)) = self.passes.back() else { return Vec::new() };
+        let earlier: Vec<&BTreeMap<String, u64>> = self.passes.iter().rev().skip(1).map(|(_, _, s)| s).collect();
+        if earlier.len() < 2 {
+            return Vec::new();
+        }
+        latest
+            .iter()
+            .filter_map(|(stage, now)| {
+                let level = earlier.iter().map(|s| s.get(stage).copied().unwrap_or(0)).sum::<u64>() as f64
+                    / earlier.len() as f64;
+                let jumped = *now as f64 > level * STALLED_JUMP_FACTOR && *now >= level as u64 + STALLED_JUMP_MIN;
+                jumped.then(|| (stage.clone(), *now, level))
+            })
+            .collect()
+    }
+}
+
+fn server_finding(kind: FindingKind, severity: Severity, count: u64, summary: String) -> Finding {
+    Finding { kind, severity, count, summary, by_stage: Vec::new(), sample: Vec::new() }
+}
+
+/// Every finding, most severe first (then by kind).
+pub fn findings(inputs: &Inputs<'_>, watch: &Watch) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(server) = inputs.server {
+        server_findings(server, inputs.thresholds, &mut out);
+    }
+    if let Some(census) = inputs.census {
+        session_findings(census, inputs, watch, &mut out);
+    }
+    watch.findings(inputs, &mut out);
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
+    out
+}
+
+/// The worst severity among `findings`, if any.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
+
+/// What one look at `INFO` shows.
+fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
+    let max = s.maxmemory_bytes.unwrap_or(0);
+    match (s.used_memory_bytes, max) {
+        (_, 0) if s.maxmemory_bytes.is_some() => out.push(server_finding(
+            FindingKind::NoMaxmemory,
+            Severity::Info,
+            1,
+            "maxmemory is 0: Redis grows until the machine runs out of memory, and nothing bounds the sessions".into(),
+        )),
+        (Some(used), max) if max > 0 => {
+            let share = used as f64 / max as f64;
+            let severity = if share >= t.memory_critical {
+                Some(Severity::Critical)
+            } else if share >= t.memory_warning {
+                Some(Severity::Warning)
+            } else {
+                None
+            };
+            if let Some(severity) = severity {
+                let line = if severity == Severity::Critical { t.memory_critical } else { t.memory_warning };
+                out.push(server_finding(
+                    FindingKind::MemoryHigh,
+                    severity,
+                    1,
+                    format!(
+                        "used memory {} is {:.0}% of maxmemory {} (at or above {:.0}%)",
+                        text::human_bytes(used),
+                        share * 100.0,
+                        text::human_bytes(max),
+                        line * 100.0
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if max > 0
+        && let Some(policy) = s.maxmemory_policy.as_deref()
+        && (policy.starts_with("allkeys-") || policy.starts_with("volatile-"))
+    {
+        let whom = if policy.starts_with("allkeys-") { "any key" } else { "any key with a TTL, as every session has" };
+        out.push(server_finding(
+            FindingKind::EvictionPolicy,
+            Severity::Warning,
+            1,
+            format!(
+                "maxmemory-policy {} evicts {whom} when memory is full: users lose their sessions silently (noeviction refuses writes instead)",
+                text::escape_str(policy)
+            ),
+        ));
+    }
+    if let Some(evicted) = s.evicted_keys.filter(|n| *n > 0) {
+        out.push(server_finding(
+            FindingKind::Evicted,
+            Severity::Warning,
+            evicted,
+            format!("Redis has evicted {} keys since it started", text::grouped(evicted)),
+        ));
+    }
+    if let Some(rejected) = s.rejected_connections.filter(|n| *n > 0) {
+        out.push(server_finding(
+            FindingKind::RejectedConnections,
+            Severity::Warning,
+            rejected,
+            format!("Redis has refused {} connections since it started (maxclients)", text::grouped(rejected)),
+        ));
+    }
+    if let Some(blocked) = s.blocked_clients.filter(|n| *n > 0) {
+        out.push(server_finding(
+            FindingKind::BlockedClients,
+            Severity::Info,
+            blocked,
+            format!("{blocked} clients are blocked (BLPOP and the like: normal for job queues, not for web workers)"),
+        ));
+    }
+    if let (Some(ratio), Some(used)) = (s.mem_fragmentation_ratio, s.used_memory_bytes)
+        && ratio > t.fragmentation
+        && used >= t.fragmentation_min_bytes
+    {
+        out.push(server_finding(
+            FindingKind::Fragmentation,
+            Severity::Warning,
+            1,
+            format!(
+                "memory fragmentation {ratio:.2} (above {:.1}): Redis holds {} of RSS for {} of data",
+                t.fragmentation,
+                text::human_bytes(s.used_memory_rss_bytes.unwrap_or(0)),
+                text::human_bytes(used)
+            ),
+        ));
+    }
+    // A start seen only as a short uptime is worth knowing (a deploy restarts Redis on purpose);
+    // a restart seen while watching is critical (see `Watch`).
+    if let Some(uptime) = s.uptime_seconds.filter(|u| *u < RECENT_START_S) {
+        out.push(server_finding(
+            FindingKind::Restarted,
+            Severity::Info,
+            1,
+            format!(
+                "Redis started {} ago: sessions from before then were lost unless it persists to disk",
+                text::human_duration(uptime as i64)
+            ),
+        ));
+    }
+}
+
+/// What a census pass shows.
+fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, out: &mut Vec<Finding>) {
+    let ev: &Evidence = &census.evidence;
+    let t = inputs.thresholds;
+    let per_session = |kind: FindingKind, severity: Severity, summary: String| Finding {
+        kind,
+        severity,
+        count: ev.count(kind),
+        summary,
+        by_stage: Vec::new(),
+        sample: ev.sample(kind).to_vec(),
+    };
+    let n = |kind: FindingKind| text::grouped(ev.count(kind));
+    if ev.count(FindingKind::Stuck) > 0 {
+        out.push(per_session(
+            FindingKind::Stuck,
+            Severity::Warning,
+            format!(
+                "{} sessions active in the last {} go round in circles: their last {} turns stayed in one stage with the same decision",
+                n(FindingKind::Stuck),
+                text::human_duration(t.active_window_s),
+                t.stuck_turns
+            ),
+        ));
+    }
+    if let Some((total, by_stage)) = inputs.stalled
+        && total > 0
+    {
+        let jumps = watch.stalled_jumps();
+        let severity = if jumps.is_empty() { Severity::Info } else { Severity::Warning };
+        let jumped = jumps
+            .iter()
+            .map(|(stage, now, level)| format!("{} jumped to {now} from about {level:.0}", text::escape_str(stage)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(Finding {
+            kind: FindingKind::Stalled,
+            severity,
+            count: total,
+            summary: format!(
+                "{} sessions idle over {} short of a final stage (most are users who left){}",
+                text::grouped(total),
+                text::human_duration(inputs.stalled_after_s),
+                if jumped.is_empty() { String::new() } else { format!("; {jumped}") }
+            ),
+            by_stage: by_stage.to_vec(),
+            sample: Vec::new(),
+        });
+    }
+    if inputs.has_index && census.orphaned > 0 {
+        let entries = census.total + census.orphaned;
+        let severity = if census.orphaned * 2 > entries { Severity::Warning } else { Severity::Info };
+        out.push(Finding {
+            kind: FindingKind::Orphaned,
+            severity,
+            count: census.orphaned,
+            summary: format!(
+                "{} index entries name sessions whose keys are gone ({} of the index): the index's count of active sessions is that much too high",
+                text::grouped(census.orphaned),
+                text::percent(census.orphaned as f64 / entries.max(1) as f64)
+            ),
+            by_stage: Vec::new(),
+            sample: inputs
+                .orphan_ids
+                .iter()
+                .map(|id| Subject::session(id.clone(), Some("index entry without session keys".into())))
+                .filter(Subject::fits_a_sample)
+                .take(FINDING_SAMPLE)
+                .collect(),
+        });
+    }
+    let simple: [(FindingKind, Severity, String); 8] = [
+        (
+            FindingKind::NoTtl,
+            Severity::Warning,
+            format!("{} keys of sessions never expire (TTL -1)", n(FindingKind::NoTtl)),
+        ),
+        (
+            FindingKind::TtlMismatch,
+            Severity::Warning,
+            format!(
+                "{} sessions have parts that expire more than {} apart",
+                n(FindingKind::TtlMismatch),
+                text::human_duration(t.ttl_mismatch_s)
+            ),
+        ),
+        (
+            FindingKind::HistoryOverCap,
+            Severity::Warning,
+            format!(
+                "{} histories are longer than the application trims them to: trimming broke",
+                n(FindingKind::HistoryOverCap)
+            ),
+        ),
+        (
+            FindingKind::StaleLock,
+            Severity::Warning,
+            format!(
+                "{} locks have no TTL or are held longer than {}: their sessions cannot be served",
+                n(FindingKind::StaleLock),
+                text::human_duration(t.lock_held_s)
+            ),
+        ),
+        (
+            FindingKind::RateLimited,
+            Severity::Info,
+            format!("{} sessions are at their rate limit this minute", n(FindingKind::RateLimited)),
+        ),
+        (
+            FindingKind::Oversized,
+            Severity::Warning,
+            format!(
+                "{} sessions are larger than {} (or over the read cap)",
+                n(FindingKind::Oversized),
+                text::human_bytes(t.large_session_bytes)
+            ),
+        ),
+        (
+            FindingKind::Undecodable,
+            Severity::Warning,
+            format!("{} sessions could not be read or decoded", n(FindingKind::Undecodable)),
+        ),
+        (
+            FindingKind::ClockTrouble,
+            Severity::Warning,
+            format!(
+                "{} sessions were last active more than {} in the future: a clock is wrong",
+                n(FindingKind::ClockTrouble),
+                text::human_duration(t.clock_skew_s)
+            ),
+        ),
+    ];
+    for (kind, severity, summary) in simple {
+        if ev.count(kind) > 0 {
+            out.push(per_session(kind, severity, summary));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(server: Option<&'a ServerStats>, census: Option<&'a CensusTally>, t: &'a Thresholds) -> Inputs<'a> {
+        Inputs {
+            server,
+            census,
+            orphan_ids: &[],
+            stalled: None,
+            stalled_after_s: 900,
+            thresholds: t,
+            has_index: true,
+            now: 1_000_000,
+        }
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<(FindingKind, Severity)> {
+        f.iter().map(|f| (f.kind, f.severity)).collect()
+    }
+
+    #[test]
+    fn a_healthy_server_has_no_warning() {
+        let t = Thresholds::default();
+        let s = ServerStats {
+            used_memory_bytes: Some(2 << 20),
+            maxmemory_bytes: Some(0),
+            maxmemory_policy: Some("noeviction".into()),
+            mem_fragmentation_ratio: Some(4.5),
+            evicted_keys: Some(0),
+            rejected_connections: Some(0),
+            blocked_clients: Some(0),
+            uptime_seconds: Some(86_400),
+            ..ServerStats::default()
+        };
+        let f = findings(&inputs(Some(&s), None, &t), &Watch::default());
+        assert_eq!(kinds(&f), [(FindingKind::NoMaxmemory, Severity::Info)], "a small store's fragmentation is noise");
+    }
+
+    #[test]
+    fn memory_policy_evictions_and_fragmentation() {
+        let t = Thresholds::default();
+        let s = ServerStats {
+            used_memory_bytes: Some(920 << 20),
+            used_memory_rss_bytes: Some(1600 << 20),
+            maxmemory_bytes: Some(1000 << 20),
+            maxmemory_policy: Some("allkeys-lru".into()),
+            mem_fragmentation_ratio: Some(1.74),
+            evicted_keys: Some(12),
+            rejected_connections: Some(3),
+            uptime_seconds: Some(120),
+            ..ServerStats::default()
+        };
+        let f = findings(&inputs(Some(&s), None, &t), &Watch::default());
+        assert_eq!(
+            kinds(&f),
+            [
+                (FindingKind::MemoryHigh, Severity::Critical),
+                (FindingKind::EvictionPolicy, Severity::Warning),
+                (FindingKind::Evicted, Severity::Warning),
+                (FindingKind::RejectedConnections, Severity::Warning),
+                (FindingKind::Fragmentation, Severity::Warning),
+                (FindingKind::Restarted, Severity::Info),
+            ]
+        );
+        assert!(f[0].summary.contains("92% of maxmemory"), "{}", f[0].summary);
+        let at_80 = ServerStats { used_memory_bytes: Some(800 << 20), ..s.clone() };
+        assert_eq!(findings(&inputs(Some(&at_80), None, &t), &Watch::default())[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn a_watch_sees_restarts_failovers_evictions_and_drops() {
+        let t = Thresholds::default();
+        let mut w = Watch::default();
+        let first = ServerStats {
+            run_id: Some("a".into()),
+            uptime_seconds: Some(5000),
+            role: Some("master".into()),
+            evicted_keys: Some(7),
+            ..ServerStats::default()
+        };
+        w.observe_server(&first, 0);
+        let quiet = findings(&inputs(Some(&first), None, &t), &w);
+        assert!(!quiet.iter().any(|f| f.severity == Severity::Critical), "{quiet:?}");
+        let later = ServerStats { uptime_seconds: Some(5002), evicted_keys: Some(9), ..first.clone() };
+        w.observe_server(&later, 2000);
+        let f = findings(&inputs(Some(&later), None, &t), &w);
+        assert!(f.iter().any(|f| f.kind == FindingKind::Evicted && f.severity == Severity::Critical && f.count == 2));
+        let restarted =
+            ServerStats { run_id: Some("b".into()), uptime_seconds: Some(3), role: Some("slave".into()), ..later };
+        w.observe_server(&restarted, 4000);
+        let f = findings(&Inputs { now: 5000, ..inputs(Some(&restarted), None, &t) }, &w);
+        assert_eq!(f[0].kind, FindingKind::Restarted);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert!(f.iter().any(|f| f.kind == FindingKind::RoleChanged && f.summary.contains("master to slave")));
+        let f = findings(&Inputs { now: 4000 + EVENT_FINDING_MS, ..inputs(Some(&restarted), None, &t) }, &w);
+        assert!(!f.iter().any(|f| f.kind == FindingKind::RoleChanged), "an event finding ends after an hour");
+
+        let mut w = Watch::default();
+        w.observe_pass(10, 1000, &[]);
+        w.observe_pass(20, 600, &[]);
+        let f = findings(&inputs(None, None, &t), &w);
+        assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)]);
+        assert_eq!(f[0].count, 400);
+    }
+
+    #[test]
+    fn the_stalled_funnel_is_information_until_a_stage_jumps() {
+        let t = Thresholds::default();
+        let census = CensusTally { total: 500, ..CensusTally::default() };
+        let by = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 12)];
+        let mut w = Watch::default();
+        for at in 0..3 {
+            w.observe_pass(at, 500, &by);
+        }
+        let with = Inputs { stalled: Some((52, &by)), ..inputs(None, Some(&census), &t) };
+        let f = findings(&with, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Info)]);
+        assert_eq!(f[0].by_stage, by);
+        let jumped = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 60)];
+        w.observe_pass(4, 500, &jumped);
+        let f = findings(&Inputs { stalled: Some((100, &jumped)), ..with }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Warning)]);
+        assert!(f[0].summary.contains("tpr_analysis jumped to 60 from about 12"), "{}", f[0].summary);
+    }
+
+    #[test]
+    fn session_evidence_becomes_findings_with_samples() {
+        let t = Thresholds::default();
+        let mut census = CensusTally { total: 10, orphaned: 3, ..CensusTally::default() };
+        for i in 0..30 {
+            census.evidence.note(FindingKind::NoTtl, || Subject::session(SessionId::from(format!("s{i}")), None));
+        }
+        census.evidence.note(FindingKind::HistoryOverCap, || Subject::session(SessionId::from("h"), None));
+        let orphans = [SessionId::from("gone")];
+        let f = findings(&Inputs { orphan_ids: &orphans, ..inputs(None, Some(&census), &t) }, &Watch::default());
+        assert_eq!(
+            kinds(&f),
+            [
+                (FindingKind::NoTtl, Severity::Warning),
+                (FindingKind::HistoryOverCap, Severity::Warning),
+                (FindingKind::Orphaned, Severity::Info)
+            ]
+        );
+        assert_eq!(f[0].count, 30);
+        assert_eq!(f[0].sample.len(), FINDING_SAMPLE);
+        assert_eq!(f[2].sample[0].id, Some(SessionId::from("gone")));
+        assert!(f[2].summary.contains("23%"), "{}", f[2].summary);
+        let few = CensusTally { total: 2000, orphaned: 5, ..CensusTally::default() };
+        let f = findings(&inputs(None, Some(&few), &t), &Watch::default());
+        assert!(f[0].summary.contains("(0.2% of the index)"), "{}", f[0].summary);
+    }
+}

@@ -1,0 +1,199 @@
+//! Findings on planted data: each problem written into a real redis-server the way it happens,
+//! found with its exact count and ids by `check`, and none on healthy data of either layout.
+
+use redis::Commands;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// `check --json` and its exit code.
+fn check(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, Value) {
+    let out = sessiontop(url, dir).args(extra).args(["check", "--json"]).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {} / {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (code, json)
+}
+
+/// The finding of `kind`, if there is one.
+fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
+    report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind)
+}
+
+/// The ids a finding names, sorted.
+fn ids(f: &Value) -> Vec<String> {
+    let mut ids: Vec<String> =
+        f["sample"].as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).map(String::from).collect();
+    ids.sort();
+    ids
+}
+
+fn severities(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// A few turns of a healthy TRT conversation: the user moves on through the substates.
+fn healthy_trt(con: &mut redis::Connection, id: &str, at: f64) {
+    let path = ["1.1_goal_and_vision", "1.1.5_psycho_education", "1.2_problem_and_body", "1.2_problem_and_body"];
+    for (turn, substate) in path.iter().enumerate() {
+        trt_turn(con, "trt:", id, substate, at - (path.len() - turn) as f64 * 30.0, turn == 0);
+    }
+}
+
+#[test]
+fn healthy_sessions_of_both_layouts_raise_no_warning() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..40 {
+        healthy_trt(&mut con, &format!("user_{i}"), now - f64::from(i) * 20.0);
+    }
+    for i in 0..40 {
+        let stage = ["uploaded", "tpr_analysis", "risk_analysis", "analysis_complete"][i as usize % 4];
+        flask_set(&mut con, "chatmrpt:", &sid(i), &chatmrpt_msgpack(Some(stage), i64::from(i)), 86_400 - u64::from(i));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for layout in [&["--layout", "trt"][..], &["--layout", "flask", "--prefix", "chatmrpt:"]] {
+        let (code, report) = check(&server.socket_url(), &dir, layout);
+        let loud: Vec<_> = severities(&report).into_iter().filter(|(_, s)| s != "info").collect();
+        assert!(loud.is_empty(), "{layout:?}: {loud:?}");
+        assert_eq!(code, 0, "{layout:?}: {report}");
+        assert_eq!(report["status"], "OK");
+        assert_eq!(report["sessions"], 40);
+    }
+}
+
+#[test]
+fn each_trt_problem_is_found_with_its_sessions() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..10 {
+        healthy_trt(&mut con, &format!("fine_{i}"), now - 60.0);
+    }
+    // A session key made persistent.
+    healthy_trt(&mut con, "forever", now - 60.0);
+    let _: () = con.persist("trt:session:forever:state").unwrap();
+    // A lock left without TTL, and one set to be held for an hour.
+    healthy_trt(&mut con, "locked", now - 60.0);
+    let _: () = con.set("trt:lock:locked", "1").unwrap();
+    healthy_trt(&mut con, "long_lock", now - 60.0);
+    let _: () = con.set_ex("trt:lock:long_lock", "1", 3600).unwrap();
+    // History that outlives its state by a day.
+    healthy_trt(&mut con, "apart", now - 60.0);
+    let _: () = con.expire("trt:session:apart:history", 2 * 86_400).unwrap();
+    // History past the application's trim of 50.
+    healthy_trt(&mut con, "untrimmed", now - 60.0);
+    for _ in 0..60 {
+        let _: () = con.lpush("trt:session:untrimmed:history", r#"{"current_substate": "x"}"#).unwrap();
+    }
+    // At the rate limit this minute.
+    healthy_trt(&mut con, "busy", now - 5.0);
+    let minute = (now / 60.0).floor() as i64;
+    let _: () = con.set_ex(format!("trt:ratelimit:busy:{minute}"), 10, 60).unwrap();
+    // Last active an hour from now.
+    healthy_trt(&mut con, "future", now + 3600.0);
+    // The same substate and decision for the last six turns, within the last half hour.
+    for turn in 0..6 {
+        trt_turn(&mut con, "trt:", "looping", "1.2_problem_and_body", now - 300.0 + f64::from(turn) * 20.0, turn == 0);
+    }
+    // The same six turns two hours ago: a user who left, not one who is stuck.
+    for turn in 0..6 {
+        trt_turn(&mut con, "trt:", "left", "1.2_problem_and_body", now - 7200.0 + f64::from(turn) * 20.0, turn == 0);
+    }
+    // An index entry whose keys are gone.
+    let _: () = con.zadd("trt:active_sessions", "gone", now - 100_000.0).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = check(&server.socket_url(), &dir, &["--layout", "trt"]);
+    assert_eq!(code, 1, "warnings and no critical: {report}");
+    assert_eq!(report["status"], "WARNING");
+    let expect = |kind: &str, severity: &str, count: u64, want: &[&str]| {
+        let f = finding(&report, kind).unwrap_or_else(|| panic!("no {kind} finding: {report}"));
+        assert_eq!(f["severity"], severity, "{kind}: {f}");
+        assert_eq!(f["count"], count, "{kind}: {f}");
+        assert_eq!(ids(f), want, "{kind}: {f}");
+    };
+    expect("no_ttl", "warning", 2, &["forever", "locked"]);
+    expect("stale_lock", "warning", 2, &["locked", "long_lock"]);
+    expect("ttl_mismatch", "warning", 1, &["apart"]);
+    expect("history_over_cap", "warning", 1, &["untrimmed"]);
+    expect("rate_limited", "info", 1, &["busy"]);
+    expect("clock_trouble", "warning", 1, &["future"]);
+    expect("stuck", "warning", 1, &["looping"]);
+    expect("orphaned", "info", 1, &["gone"]);
+    let stuck = finding(&report, "stuck").unwrap();
+    let why = stuck["sample"][0]["detail"].as_str().unwrap();
+    assert!(why.contains("1.2_problem_and_body") && why.contains("body_location"), "{why}");
+    let lock = &finding(&report, "stale_lock").unwrap()["sample"];
+    assert!(lock.to_string().contains("no TTL") && lock.to_string().contains("held"), "{lock}");
+}
+
+#[test]
+fn flask_payloads_that_are_large_or_unreadable_are_found() {
+    let server = server();
+    let mut con = conn(&server);
+    flask_set(&mut con, "chatmrpt:", &sid(1), &chatmrpt_msgpack(Some("uploaded"), 1), 86_400);
+    let rows: Vec<Value> = (0..12_000).map(|i| serde_json::json!({"ward": format!("ward {i}"), "tpr": i})).collect();
+    let big =
+        serde_json::to_vec(&serde_json::json!({"workflow_stage": "tpr_analysis", "df": rows, "note": "x"})).unwrap();
+    assert!(big.len() > 256 << 10 && big.len() < 1 << 20, "{}", big.len());
+    flask_set(&mut con, "chatmrpt:", &sid(2), &big, 86_400);
+    flask_set(&mut con, "chatmrpt:", &sid(3), b"\x80\x05garbage", 86_400);
+    let _: () = con.set("chatmrpt:never_expires", chatmrpt_msgpack(Some("uploaded"), 2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = check(&server.socket_url(), &dir, &["--layout", "flask", "--prefix", "chatmrpt:"]);
+    assert_eq!(code, 1, "{report}");
+    let oversized = finding(&report, "oversized").unwrap();
+    assert_eq!(ids(oversized), [sid(2)]);
+    let why = oversized["sample"][0]["detail"].as_str().unwrap();
+    assert!(why.starts_with("payload of ") && why.contains("largest: df ("), "{why}");
+    assert_eq!(ids(finding(&report, "undecodable").unwrap()), [sid(3)]);
+    assert_eq!(ids(finding(&report, "no_ttl").unwrap()), ["never_expires"]);
+}
+
+#[test]
+fn check_exits_by_the_worst_finding_and_3_when_it_cannot_judge() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    healthy_trt(&mut con, "user_1", now - 10.0);
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.socket_url();
+    // Critical: memory at the limit.
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(used + used / 50).query(&mut con).unwrap();
+    let (code, report) = check(&url, &dir, &["--layout", "trt"]);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["status"], "CRITICAL");
+    assert_eq!(finding(&report, "memory_high").unwrap()["severity"], "critical");
+    let text = sessiontop(&url, &dir).args(["--layout", "trt", "check"]).output().unwrap();
+    assert_eq!(text.status.code(), Some(2));
+    let first = String::from_utf8_lossy(&text.stdout).lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("CRITICAL: 1 sessions; 1 critical (memory_high)"), "{first}");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
+
+    // Unknown: nothing listens, a wrong password, no session layout, a bad flag.
+    let dead = tempfile::tempdir().unwrap();
+    let nowhere = format!("redis+unix://{}/none.sock", dead.path().display());
+    let empty = server_with(&["--requirepass", "right"]);
+    let (wrong, right) = (format!("{}?pass=wrong", empty.socket_url()), format!("{}?pass=right", empty.socket_url()));
+    for (url, extra, says) in [
+        (nowhere.as_str(), &[][..], "cannot connect"),
+        (wrong.as_str(), &[][..], "WRONGPASS"),
+        (right.as_str(), &[][..], "no session layout"),
+        (url.as_str(), &["--stuck-turns", "nope"][..], "invalid value"),
+    ] {
+        let out = sessiontop(url, &dir).args(extra).arg("check").output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{url} {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}

@@ -31,6 +31,8 @@ pub enum View {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Sessions,
+    /// The alerts panel: up and down choose a finding, Enter shows its sessions.
+    Alerts,
     Server,
 }
 
@@ -169,6 +171,8 @@ pub struct App {
     pub help: bool,
     pub status: Option<Status>,
     pub keymap: Keymap,
+    /// The finding chosen in the alerts panel.
+    pub alert_selected: usize,
     /// The terminal's size, for layout and mouse clicks.
     pub size: (u16, u16),
     pub quit: bool,
@@ -200,6 +204,7 @@ impl App {
             help: false,
             status: None,
             keymap,
+            alert_selected: 0,
             size,
             quit: false,
             last_viewport: Vec::new(),
@@ -352,11 +357,18 @@ impl App {
             _ => {}
         }
         let report = matches!(update, Update::Inspect(_));
+        let rows = self.table_rows();
         self.model.apply(update);
         if report && self.frozen.is_none() {
             self.rebuild_tree();
         }
         self.feed_table();
+        // The alerts panel grew or shrank: the table has room for more or fewer rows.
+        if self.table_rows() != rows {
+            self.keep_selection_visible();
+            self.request_view(false);
+        }
+        self.alert_selected = self.alert_selected.min(self.listed_findings().len().saturating_sub(1));
         self.viewport_request().into_iter().collect()
     }
 
@@ -457,6 +469,11 @@ impl App {
 
     fn on_overview_action(&mut self, action: Action) -> Vec<Request> {
         let page = self.table_rows().max(1);
+        if self.focus == Focus::Alerts
+            && let Some(done) = self.on_alerts_action(action)
+        {
+            return done;
+        }
         match action {
             Action::Up => self.move_selection(-1),
             Action::Down => self.move_selection(1),
@@ -485,14 +502,52 @@ impl App {
                 self.request_view(true);
             }
             Action::NextPanel => {
+                let alerts = !self.listed_findings().is_empty();
                 self.focus = match self.focus {
-                    Focus::Sessions => Focus::Server,
+                    Focus::Sessions if alerts => Focus::Alerts,
+                    Focus::Sessions | Focus::Alerts => Focus::Server,
                     Focus::Server => Focus::Sessions,
                 }
             }
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Keys while the alerts panel has the focus: moving chooses a finding, Enter shows the
+    /// sessions it is about in the table (the filter `is:KIND`). Other keys act as elsewhere.
+    fn on_alerts_action(&mut self, action: Action) -> Option<Vec<Request>> {
+        let findings = self.listed_findings();
+        if findings.is_empty() {
+            self.focus = Focus::Sessions;
+            return None;
+        }
+        let last = findings.len() - 1;
+        match action {
+            Action::Up => self.alert_selected = self.alert_selected.saturating_sub(1),
+            Action::Down => self.alert_selected = (self.alert_selected + 1).min(last),
+            Action::Top => self.alert_selected = 0,
+            Action::Bottom => self.alert_selected = last,
+            Action::Inspect => {
+                let f = &findings[self.alert_selected.min(last)];
+                if f.kind.is_server() {
+                    let text = format!("{}: about the server, not sessions", f.kind.name());
+                    self.say(Level::Info, text);
+                } else if f.kind == crate::domain::FindingKind::Orphaned
+                    || f.kind == crate::domain::FindingKind::SessionsDropped
+                {
+                    let text = format!("{}: the sessions are gone, so the table has no rows for them", f.kind.name());
+                    self.say(Level::Info, text);
+                } else {
+                    self.table.filter = format!("{}{}", store::KIND_FILTER, f.kind.name());
+                    self.table.offset = 0;
+                    self.focus = Focus::Sessions;
+                    self.request_view(true);
+                }
+            }
+            _ => return None,
+        }
+        Some(Vec::new())
     }
 
     fn open_inspector(&mut self, id: SessionId) -> Vec<Request> {
@@ -709,7 +764,7 @@ impl App {
             MouseEventKind::ScrollDown => self.on_action(Action::Down),
             MouseEventKind::ScrollUp => self.on_action(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if self.view == View::Overview => {
-                let table = screen::overview_areas(self.area()).table;
+                let table = screen::overview_areas(self.area(), self.listed_findings().len()).table;
                 let first_row = table.y + 2; // border and header
                 let position = Position::new(event.column, event.row);
                 if table.contains(position) && event.row >= first_row {
@@ -734,7 +789,12 @@ impl App {
 
     /// Rows the session table shows at the current size.
     pub fn table_rows(&self) -> usize {
-        screen::table_rows(self.area())
+        screen::table_rows(self.area(), self.listed_findings().len())
+    }
+
+    /// The findings the alerts panel lists at the current size.
+    pub fn listed_findings(&self) -> &[crate::domain::Finding] {
+        screen::listed_findings(self.area(), &self.shown().findings)
     }
 
     /// Moves the selection: at once when the rows at hand hold the target, else as soon as

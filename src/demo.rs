@@ -128,7 +128,9 @@ struct TrtUser {
     id: String,
     step: usize,
     turns: u32,
-    /// Loops in its stage instead of advancing.
+    /// Turns taken in the current step.
+    in_step: u32,
+    /// Loops in its stage instead of advancing, with the same decision every turn: stuck.
     looping: bool,
 }
 
@@ -168,9 +170,10 @@ impl Simulator {
             let step = self.step_for_age(age);
             let id = self.trt_id();
             let turns = (step as u32 + 1) * (1 + self.rng.u32(0..3));
-            write_trt_turn(&mut pipe, &id, step, turns, age, age + i64::from(turns) * 40, now, true, &mut self.rng);
+            let turn = Turn::first(step, turns, age, age + i64::from(turns) * 40);
+            write_trt_turn(&mut pipe, &id, turn, now, &mut self.rng);
             if age < 900 && self.trt_online.len() < 120 {
-                self.trt_online.push(TrtUser { id, step, turns, looping: self.rng.u8(0..10) == 0 });
+                self.trt_online.push(TrtUser { id, step, turns, in_step: 0, looping: self.rng.u8(0..10) == 0 });
             }
             if pipe.len() > FILL_BATCH * 8 {
                 link.pipeline(&pipe).await?;
@@ -238,7 +241,7 @@ impl Simulator {
         for n in 0..6 {
             let id = format!("stuck_{n}");
             let age = 1200 + 900 * n;
-            write_trt_turn(pipe, &id, 3, 9, age, age + 600, now, true, &mut self.rng);
+            write_trt_turn(pipe, &id, Turn::first(3, 9, age, age + 600), now, &mut self.rng);
         }
         pipe.cmd("SET").arg(format!("{TRT_PREFIX}lock:stuck_0")).arg(uuid4(&mut self.rng));
         for n in 0..5 {
@@ -247,8 +250,22 @@ impl Simulator {
                 .arg(now.timestamp() - LIFETIME_S - 3600 * (n + 1))
                 .arg(format!("expired_user_{n}"));
         }
-        write_trt_turn(pipe, "no_ttl_user", 2, 4, 300, 900, now, true, &mut self.rng);
+        write_trt_turn(pipe, "no_ttl_user", Turn::first(2, 4, 300, 900), now, &mut self.rng);
         pipe.cmd("PERSIST").arg(format!("{TRT_PREFIX}session:no_ttl_user:state"));
+        // A history kept for two days while its state lives one.
+        write_trt_turn(pipe, "apart_user", Turn::first(1, 3, 600, 700), now, &mut self.rng);
+        pipe.cmd("EXPIRE").arg(format!("{TRT_PREFIX}session:apart_user:history")).arg(2 * LIFETIME_S);
+        // A history whose trimming broke: 60 entries where the application keeps 50.
+        write_trt_turn(pipe, "untrimmed_user", Turn::first(2, 10, 400, 4000), now, &mut self.rng);
+        for _ in 0..60 {
+            pipe.cmd("RPUSH")
+                .arg(format!("{TRT_PREFIX}session:untrimmed_user:history"))
+                .arg(r#"{"current_substate": "1.1_goal_and_vision"}"#);
+        }
+        // A session written by a server whose clock is two hours fast.
+        write_trt_turn(pipe, "fast_clock_user", Turn::first(1, 2, -7200, 60), now, &mut self.rng);
+        // A user hammering the service: at the rate limit (kept there by the traffic).
+        write_trt_turn(pipe, HAMMERING_USER, Turn::first(1, 5, 20, 600), now, &mut self.rng);
 
         let sid = flask_sid(&mut self.rng);
         pipe.cmd("SET")
@@ -287,7 +304,7 @@ impl Simulator {
         // Users arrive.
         for _ in 0..self.rng.usize(0..3) {
             let id = self.trt_id();
-            self.trt_online.push(TrtUser { id, step: 0, turns: 0, looping: self.rng.u8(0..12) == 0 });
+            self.trt_online.push(TrtUser { id, step: 0, turns: 0, in_step: 0, looping: self.rng.u8(0..12) == 0 });
         }
         if self.rng.u8(0..3) == 0 {
             let user = self.new_flask_user(0);
@@ -301,18 +318,27 @@ impl Simulator {
             let i = self.rng.usize(0..self.trt_online.len());
             let user = &mut self.trt_online[i];
             user.turns += 1;
-            if !user.looping && user.step + 1 < TRT_SUBSTATES.len() && self.rng.u8(0..3) == 0 {
+            user.in_step += 1;
+            // A user moves on after two to four turns in a step (never six: that is stuck).
+            let moves_on = user.in_step >= 4 || user.in_step >= 2 && self.rng.bool();
+            if !user.looping && user.step + 1 < TRT_SUBSTATES.len() && moves_on {
                 user.step += 1;
+                user.in_step = 0;
             }
-            let (id, step, turns, first) = (user.id.clone(), user.step, user.turns, user.turns == 1);
+            let (id, step, turns, first, looping) =
+                (user.id.clone(), user.step, user.turns, user.turns == 1, user.looping);
             let lock = format!("{TRT_PREFIX}lock:{id}");
             pipe.cmd("SET").arg(&lock).arg(uuid4(&mut self.rng)).arg("NX").arg("PX").arg(10_000);
-            write_trt_turn(&mut pipe, &id, step, turns, 0, i64::from(turns) * 40, now, first, &mut self.rng);
+            let decision = if looping { Decision::Same } else { Decision::Varied };
+            let turn = Turn { step, turns, age: 0, created_age: i64::from(turns) * 40, first, decision };
+            write_trt_turn(&mut pipe, &id, turn, now, &mut self.rng);
             let minute = now.timestamp() / 60;
             let counter = format!("{TRT_PREFIX}ratelimit:{id}:{minute}");
             pipe.cmd("INCR").arg(&counter).cmd("EXPIRE").arg(&counter).arg(60);
             pipe.cmd("DEL").arg(&lock);
         }
+        let counter = format!("{TRT_PREFIX}ratelimit:{HAMMERING_USER}:{}", now.timestamp() / 60);
+        pipe.cmd("SET").arg(&counter).arg(12).arg("EX").arg(60);
         for _ in 0..self.rng.usize(1..4) {
             if self.flask_online.is_empty() {
                 break;
@@ -344,18 +370,14 @@ impl Simulator {
 
 /// One TRT turn, with the application's own commands: the state hash then `EXPIRE`, the index,
 /// the history `LPUSH`/`LTRIM`/`EXPIRE`, and on the first turn the meta hash.
-#[allow(clippy::too_many_arguments)]
 fn write_trt_turn(
     pipe: &mut redis::Pipeline,
     id: &str,
-    step: usize,
-    turns: u32,
-    age: i64,
-    created_age: i64,
+    turn: Turn,
     now: chrono::DateTime<chrono::Local>,
-    first: bool,
     rng: &mut fastrand::Rng,
 ) {
+    let Turn { step, turns, age, created_age, first, decision } = turn;
     let at = now - chrono::Duration::seconds(age);
     let iso = at.naive_local().format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
     let state = format!("{TRT_PREFIX}session:{id}:state");
@@ -386,7 +408,11 @@ fn write_trt_turn(
     pipe.cmd("ZADD").arg(format!("{TRT_PREFIX}active_sessions")).arg(at.timestamp_micros() as f64 / 1e6).arg(id);
     let entries = if first { turns.min(50) } else { 1 };
     for n in 0..entries {
-        let (client, reply, decision) = EXCHANGES[(step + n as usize + rng.usize(0..2)) % EXCHANGES.len()];
+        let varied = match decision {
+            Decision::Varied => n as usize + rng.usize(0..2),
+            Decision::Same => 0,
+        };
+        let (client, reply, decision) = EXCHANGES[(step + varied) % EXCHANGES.len()];
         let entry = serde_json::json!({
             "client_input": client,
             "therapist_response": reply,
@@ -413,6 +439,35 @@ fn write_trt_turn(
         } else {
             pipe.cmd("DEL").arg(&meta);
         }
+    }
+}
+
+/// A user whose counter the traffic keeps at the rate limit.
+const HAMMERING_USER: &str = "hammering_user";
+
+/// Whether a user's turns take different decisions (the conversation moves) or the same one.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Varied,
+    Same,
+}
+
+/// One TRT turn to write: the step it is in, the turns so far, how long ago it was (and the
+/// session was created), whether it is the session's first write (which writes the whole
+/// history and the meta hash).
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    step: usize,
+    turns: u32,
+    age: i64,
+    created_age: i64,
+    first: bool,
+    decision: Decision,
+}
+
+impl Turn {
+    fn first(step: usize, turns: u32, age: i64, created_age: i64) -> Turn {
+        Turn { step, turns, age, created_age, first: true, decision: Decision::Varied }
     }
 }
 

@@ -623,6 +623,7 @@ impl Engine {
         // A filter typed one more character narrows the order as it is; rows that changed in
         // the meantime wait for the next re-sort, as they would have anyway.
         let narrows = inputs_changed
+            && !wanted.2.trim().starts_with(KIND_FILTER)
             && self.ordered_by.as_ref().is_some_and(|(column, reverse, filter)| {
                 (*column, *reverse) == (wanted.0, wanted.1) && wanted.2.to_lowercase().contains(&filter.to_lowercase())
             });
@@ -669,7 +670,7 @@ impl Engine {
     /// itself never reads the ids; only rows whose keys tie are then ordered by their whole ids.
     fn sort(&mut self, (column, reverse, filter): &(SortColumn, bool, String)) {
         let store = &self.store;
-        let filter = Filter::new(store, filter);
+        let filter = Filter::new(store, filter, &self.rules, self.now);
         // Label ranks, so text columns sort by number.
         let ranks: Vec<u32> = match column {
             SortColumn::Stage | SortColumn::Substate => {
@@ -747,7 +748,7 @@ impl Engine {
     /// subset of an ordered list is in order.
     fn narrow(&mut self, filter: &str) {
         let store = &self.store;
-        let filter = Filter::new(store, filter);
+        let filter = Filter::new(store, filter, &self.rules, self.now);
         // Which rows match, found in the order they are stored (the order shown would visit
         // them, and their ids, at random), then kept in the order shown.
         // A short order is checked as it is.
@@ -776,20 +777,11 @@ impl Engine {
     fn count_stalled(&mut self) {
         let store = &self.store;
         let rules = &self.rules;
-        let finals: Vec<bool> = std::iter::once(false)
-            .chain(store.labels.texts.iter().map(|t| rules.finals.iter().any(|f| **f == **t)))
-            .collect();
-        let is_final = |id: u16| finals.get(usize::from(id)).copied().unwrap_or(false);
-        let lifetime = rules.lifetime_s;
+        let stalled = Stalled::new(store, rules, self.now);
         let mut by: HashMap<u16, usize> = HashMap::new();
         let mut total = 0;
         for (_, row) in store.occupied() {
-            let in_workflow = row.stage != 0 || row.substate != 0;
-            if !in_workflow || is_final(row.stage) || is_final(row.substate) {
-                continue;
-            }
-            let idle = domain::idle_seconds(rules.idle, row.last(), row.ttl(), self.now, lifetime);
-            if domain::stalled(true, false, idle, rules.stalled_after_s) {
+            if stalled.is(row) {
                 total += 1;
                 let label = if rules.by_substate { row.substate } else { row.stage };
                 if label != 0 {
@@ -882,6 +874,35 @@ fn id_chunk(id: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(buf)
 }
 
+/// The stalled rule, ready to judge rows: stage labels that are final, and the idle rule.
+struct Stalled<'a> {
+    finals: Vec<bool>,
+    rules: &'a Rules,
+    now: Millis,
+}
+
+impl<'a> Stalled<'a> {
+    fn new(store: &Store, rules: &'a Rules, now: Millis) -> Stalled<'a> {
+        let finals = std::iter::once(false)
+            .chain(store.labels.texts.iter().map(|t| rules.finals.iter().any(|f| **f == **t)))
+            .collect();
+        Stalled { finals, rules, now }
+    }
+
+    fn is(&self, row: &Row) -> bool {
+        let is_final = |id: u16| self.finals.get(usize::from(id)).copied().unwrap_or(false);
+        let in_workflow = row.stage != 0 || row.substate != 0;
+        if !in_workflow || is_final(row.stage) || is_final(row.substate) {
+            return false;
+        }
+        let idle = domain::idle_seconds(self.rules.idle, row.last(), row.ttl(), self.now, self.rules.lifetime_s);
+        domain::stalled(true, false, idle, self.rules.stalled_after_s)
+    }
+}
+
+/// A filter that starts with this names a finding (`is:stuck`): the rows it is about.
+pub const KIND_FILTER: &str = "is:";
+
 /// Whether an id is shown escaped rather than as it is.
 fn shown_escaped(id: &[u8]) -> bool {
     let plain_ascii = id.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\');
@@ -890,15 +911,34 @@ fn shown_escaped(id: &[u8]) -> bool {
 
 /// The table's filter: a text that an id (ignoring ASCII case, and as shown when it is shown
 /// escaped), a stage or a substate (ignoring case) contains.
-struct Filter {
+struct Filter<'a> {
     needle: Vec<u8>,
     finder: memchr::memmem::Finder<'static>,
     /// Which labels match, by label index.
     labels: Vec<bool>,
+    /// `is:KIND`: the rows counted towards a finding (its bit, or the stalled rule).
+    kind: Option<KindFilter<'a>>,
 }
 
-impl Filter {
-    fn new(store: &Store, text: &str) -> Filter {
+enum KindFilter<'a> {
+    Bit(u16),
+    Stalled(Stalled<'a>),
+    /// A finding no row counts towards (or no finding by that name).
+    Nothing,
+}
+
+impl<'a> Filter<'a> {
+    fn new(store: &Store, text: &str, rules: &'a Rules, now: Millis) -> Filter<'a> {
+        if let Some(name) = text.trim().strip_prefix(KIND_FILTER) {
+            let name = name.trim().to_lowercase();
+            let kind = match ROW_PROBLEMS.iter().position(|k| k.name() == name) {
+                _ if name == FindingKind::Stalled.name() => KindFilter::Stalled(Stalled::new(store, rules, now)),
+                Some(bit) => KindFilter::Bit(1 << bit),
+                None => KindFilter::Nothing,
+            };
+            let finder = memchr::memmem::Finder::new(b"").into_owned();
+            return Filter { needle: Vec::new(), finder, labels: Vec::new(), kind: Some(kind) };
+        }
         let needle = text.to_lowercase();
         let labels = if needle.is_empty() {
             Vec::new()
@@ -908,10 +948,16 @@ impl Filter {
                 .collect()
         };
         let finder = memchr::memmem::Finder::new(needle.as_bytes()).into_owned();
-        Filter { needle: needle.into_bytes(), finder, labels }
+        Filter { needle: needle.into_bytes(), finder, labels, kind: None }
     }
 
     fn matches(&self, store: &Store, row: &Row) -> bool {
+        match &self.kind {
+            Some(KindFilter::Bit(bit)) => return row.problems & bit != 0,
+            Some(KindFilter::Stalled(stalled)) => return stalled.is(row),
+            Some(KindFilter::Nothing) => return false,
+            None => {}
+        }
         let label = |id: u16| self.labels.get(usize::from(id)).copied().unwrap_or(false);
         self.needle.is_empty()
             || label(row.stage)

@@ -4,6 +4,7 @@
 //! Where each panel goes is [`crate::screen`]'s, so that the app pages and maps mouse clicks
 //! with the same geometry the screen uses.
 
+pub mod alerts;
 pub mod census;
 pub mod dialog;
 pub mod footer;
@@ -25,7 +26,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     let model = app.shown();
     match app.view {
         View::Overview => {
-            let a = overview_areas(area);
+            let a = overview_areas(area, app.listed_findings().len());
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
             frame.render_widget(
                 server::ServerPanel { model, theme, focused: app.focus == crate::app::Focus::Server },
@@ -40,6 +41,15 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
                     tall: area.height >= TALL,
                 },
                 a.census,
+            );
+            frame.render_widget(
+                alerts::AlertsPanel {
+                    findings: app.listed_findings(),
+                    theme,
+                    focused: app.focus == crate::app::Focus::Alerts,
+                    selected: app.alert_selected,
+                },
+                a.alerts,
             );
             frame.render_widget(
                 sessions::SessionsTable {

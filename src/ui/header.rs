@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::fit;
-use crate::domain::{LinkState, Ttl};
+use crate::domain::{LinkState, Severity, Ttl};
 use crate::model::Model;
 use crate::text;
 use crate::theme::{Role, Theme};
@@ -58,7 +58,7 @@ impl Widget for Header<'_> {
         }
         let target = match &m.target.name {
             Some(name) => text::escape_str(name),
-            None => text::clip(&text::escape_str(&m.target.url), 40),
+            None => text::clip(&text::escape_str(&m.target.url), usize::from(area.width / 3).clamp(20, 60)),
         };
         segments.push((7, vec![Span::styled(format!(" {target}"), base)]));
         if let Some(s) = &m.server {
@@ -84,6 +84,24 @@ impl Widget for Header<'_> {
         {
             let stale = format!(" stale {}", text::human_duration(m.now.saturating_sub(at) / 1000));
             segments.push((11, vec![Span::styled(stale, on(Role::Warn))]));
+        }
+        // The worst finding, in words and colour, at all times.
+        // A problem outranks the target's name for the space; "no warnings" does not, and is not
+        // claimed while the data is stale.
+        if m.server.is_some() {
+            let count = |s: Severity| m.findings.iter().filter(|f| f.severity == s).count();
+            let shown = match crate::diagnose::worst(&m.findings) {
+                Some(Severity::Critical) => Some((format!("✗ {} critical", count(Severity::Critical)), Role::Crit, 11)),
+                Some(Severity::Warning) => {
+                    let n = count(Severity::Warning);
+                    Some((format!("⚠ {n} warning{}", if n == 1 { "" } else { "s" }), Role::Warn, 11))
+                }
+                _ if !m.is_stale() => Some(("✓ no warnings".to_string(), Role::Ok, 4)),
+                _ => None,
+            };
+            if let Some((words, role, priority)) = shown {
+                segments.push((priority, vec![Span::styled(" │ ", base), Span::styled(words, on(role))]));
+            }
         }
         let layout = match &m.layout {
             Some(s) => format!("{} '{}'", s.kind.name(), text::escape_str(&s.prefix)),

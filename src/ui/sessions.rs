@@ -1,5 +1,5 @@
 //! The sessions table. A row that looks wrong carries a symbol as well as a colour: `✗` did not
-//! decode, `⚠` stalled, `∞` has no TTL.
+//! decode, `↻` stuck, `⚠` stalled, `∞` a key without TTL, `!` another finding (see the alerts).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
 use crate::app::{SortColumn, TableState, TableView};
-use crate::domain::{SessionRow, Ttl};
+use crate::domain::{FindingKind, SessionRow, Ttl};
 use crate::model::Model;
 use crate::present;
 use crate::text;
@@ -25,12 +25,17 @@ pub struct SessionsTable<'a> {
 
 /// What is wrong with a row, most serious first, as a symbol and a role.
 pub fn row_mark(model: &Model, row: &SessionRow) -> Option<(&'static str, Role)> {
+    let has = |kind: FindingKind| row.problems.iter().any(|(k, _)| *k == kind);
     if row.decode_error.is_some() {
         Some(("✗", Role::Crit))
+    } else if has(FindingKind::Stuck) {
+        Some(("↻", Role::Warn))
     } else if model.is_stalled(row) {
         Some(("⚠", Role::Warn))
-    } else if row.ttl == Ttl::Persistent {
+    } else if row.ttl == Ttl::Persistent || has(FindingKind::NoTtl) {
         Some(("∞", Role::Warn))
+    } else if row.problems.iter().any(|(k, _)| *k != FindingKind::RateLimited) {
+        Some(("!", Role::Warn))
     } else {
         None
     }

@@ -6,7 +6,8 @@ use ratatui::buffer::Buffer;
 use sessiontop::app::App;
 use sessiontop::decode::Value;
 use sessiontop::domain::{
-    CensusTally, Decodedish, KeyReport, LayoutInfo, LinkState, SessionReport, SessionRow, TargetInfo, Ttl,
+    CensusTally, Decodedish, FindingKind, KeyReport, LayoutInfo, LinkState, SessionReport, SessionRow, Subject,
+    TargetInfo, Ttl,
 };
 use sessiontop::info::ServerStats;
 use sessiontop::keymap::Keymap;
@@ -112,11 +113,14 @@ pub fn connected(n: usize, used: u64, max: u64) -> Model {
         ));
     }
     rows.push(row("stalled_user", "3.1_assess_readiness", 2400, ttl_in(84_000), 9, 3081));
-    rows.push(row("forever_user", "1.2_problem_and_body", 30, Ttl::Persistent, 4, 2210));
+    let mut forever = row("forever_user", "1.2_problem_and_body", 30, Ttl::Persistent, 4, 2210);
+    forever.problems = vec![(FindingKind::NoTtl, "the session key has no TTL".into())];
+    rows.push(forever);
     let mut broken = row("bad\u{1b}[2Jpayload", "1.1_goal_and_vision", 45, ttl_in(86_000), 0, 512);
     broken.stage = None;
     broken.substate = None;
     broken.decode_error = Some("not JSON, msgpack or pickle (msgpack: invalid marker at byte 0)".into());
+    broken.problems = vec![(FindingKind::Undecodable, broken.decode_error.clone().unwrap_or_default())];
     rows.push(broken);
     let mut tally = CensusTally {
         total: rows.len() as u64,
@@ -127,6 +131,9 @@ pub fn connected(n: usize, used: u64, max: u64) -> Model {
         ..Default::default()
     };
     for r in &rows {
+        for (kind, why) in &r.problems {
+            tally.evidence.note(*kind, || Subject::session(r.id.clone(), Some(why.clone())));
+        }
         match &r.substate {
             Some(s) => *tally.by_substate.entry(s.to_string()).or_default() += 1,
             None => tally.no_stage += 1,

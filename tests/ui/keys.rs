@@ -288,7 +288,8 @@ fn the_mouse_wheel_scrolls_and_a_click_selects() {
     a.on_mouse(wheel(MouseEventKind::ScrollUp));
     assert_eq!(a.table.selected_index(), Some(0));
     // The table's first row is two lines below its top border.
-    let table = sessiontop::screen::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48)).table;
+    let table =
+        sessiontop::screen::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48), a.listed_findings().len()).table;
     a.on_mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: 10,
@@ -395,4 +396,42 @@ fn a_stalled_census_says_why_instead_of_starting() {
     });
     let (text, _) = render(&a, &theme());
     assert!(!text.contains("✗ census"), "{text}");
+}
+
+#[test]
+fn the_alerts_lead_to_the_sessions_a_finding_is_about() {
+    let mut a = overview();
+    let listed: Vec<&str> = a.listed_findings().iter().map(|f| f.kind.name()).collect();
+    assert_eq!(listed, ["no_ttl", "undecodable", "stalled", "orphaned", "no_maxmemory", "blocked_clients"]);
+    // Tab reaches the alerts; Enter on the first shows the one session without TTL.
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.focus, sessiontop::app::Focus::Alerts);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.table.filter, "is:no_ttl");
+    assert_eq!(a.focus, sessiontop::app::Focus::Sessions);
+    assert_eq!(a.table.ids(), [SessionId::from("forever_user")]);
+    // The stalled finding shows the stalled sessions, by the same rule the census counts.
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.table.filter, "is:stalled");
+    assert_eq!(a.table.len(), a.shown_table().stalled);
+    assert!(a.table.ids().contains(&SessionId::from("stalled_user")));
+    // A finding about the server, or about sessions that are gone, says so instead.
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::End);
+    key(&mut a, KeyCode::Enter);
+    assert!(a.status.as_ref().is_some_and(|s| s.text.contains("about the server")), "{:?}", a.status);
+    assert!(a.table.filter.is_empty());
+    // The filter can be typed too.
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('/'));
+    typed(&mut a, "is:undecodable");
+    assert_eq!(a.table.ids(), [SessionId::from("bad\u{1b}[2Jpayload")]);
+    key(&mut a, KeyCode::Backspace);
+    assert!(a.table.is_empty(), "is:undecodabl names no finding");
 }

@@ -150,7 +150,7 @@ fn fg(theme: &Theme, role: Role) -> Color {
 fn problem_rows_carry_a_symbol_and_a_colour() {
     let theme = theme();
     for size in SIZES {
-        let mut a = app(connected(5, 200 << 20, 0), size);
+        let mut a = app(connected(3, 200 << 20, 0), size);
         a.table.selected = Some("user_1000".into());
         let (text, buffer) = render(&a, &theme);
         assert!(text.contains("stalled_user") && text.contains("forever_user"), "{text}");

@@ -84,6 +84,7 @@ async fn run() -> Result<(), String> {
 
     // The inspector on a stalled session with history: the most idle first, to find one.
     send(app.on_key(KeyEvent::from(KeyCode::Char('S'))));
+    send(app.on_key(KeyEvent::from(KeyCode::Home)));
     let stalled = app
         .table
         .view

@@ -256,6 +256,8 @@ impl App {
             stalled_after_s: self.model.settings.stalled_after_s,
             finals: self.model.settings.finals.clone(),
             by_substate: !totals.by_substate.is_empty(),
+            markers: self.model.layout.as_ref().map(|l| l.markers.clone()).unwrap_or_default(),
+            id_fields: self.model.layout.as_ref().map(|l| l.id_fields.clone()).unwrap_or_default(),
         };
         if self.rules_sent.as_ref() != Some(&rules) {
             self.rules_sent = Some(rules.clone());

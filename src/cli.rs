@@ -212,8 +212,13 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Session id.
-    pub id: String,
+    /// Session id (the key's, in the escaped form sessiontop shows).
+    #[arg(required_unless_present = "by")]
+    pub id: Option<String>,
+    /// Find the session by one of the application's own ids instead (`session_id=9b2f…`,
+    /// `user_id=…`; the layout names its id fields): a paced pass over the sessions.
+    #[arg(long, value_name = "FIELD=VALUE", conflicts_with = "id")]
+    pub by: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -256,23 +261,9 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
+/// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::text::parse_duration`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 1d"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86_400.0,
-        _ => return Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m, h or d)")),
-    };
-    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        return Err(format!("'{text}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    crate::text::parse_duration(text)
 }
 
 #[cfg(test)]

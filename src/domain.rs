@@ -72,6 +72,24 @@ pub struct SessionRow {
     /// What is wrong with this session, as read: the finding it counts towards and a word on
     /// why (`history outlives the session key by 2h`). Empty for most sessions.
     pub problems: Vec<(FindingKind, String)>,
+    /// The layout's markers this session carries, one bit each in the layout's order.
+    pub markers: u8,
+    /// The application's own ids for the session, as [`app_id_key`]s of the layout's id fields
+    /// (0 where the session has none): what `inspect --by` and the filter `FIELD=VALUE` find.
+    pub app_ids: [u64; APP_ID_FIELDS],
+}
+
+/// How many of a layout's id fields a row keeps.
+pub const APP_ID_FIELDS: usize = 3;
+
+/// The key under which a session is found by one of its application ids: a hash of the field's
+/// name and its value (never 0), the same in every part of one process.
+pub fn app_id_key(field: &str, value: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    field.hash(&mut h);
+    value.hash(&mut h);
+    h.finish().max(1)
 }
 
 impl SessionRow {
@@ -88,6 +106,8 @@ impl SessionRow {
             decode_error: None,
             generation: 0,
             problems: Vec::new(),
+            markers: 0,
+            app_ids: [0; APP_ID_FIELDS],
         }
     }
 }
@@ -118,6 +138,8 @@ pub struct CensusTally {
     pub examined: u64,
     /// What is wrong with sessions, counted with a sample of each (see [`SessionRow::problems`]).
     pub evidence: Evidence,
+    /// Live sessions carrying each of the layout's markers (ChatMRPT's `TPR`).
+    pub by_marker: BTreeMap<String, u64>,
 }
 
 /// The connection's health.
@@ -222,6 +244,12 @@ pub struct LayoutInfo {
     pub substates: Vec<String>,
     /// Whether the layout keeps an index of sessions (where orphaned entries can be).
     pub has_index: bool,
+    /// The session lifetime the layout knows, if it does.
+    pub lifetime_s: Option<i64>,
+    /// The names of the markers sessions may carry, in bit order.
+    pub markers: Vec<String>,
+    /// The fields holding the application's own ids for a session.
+    pub id_fields: Vec<String>,
 }
 
 impl LayoutInfo {
@@ -236,6 +264,9 @@ impl LayoutInfo {
             stages: layout.stages.clone(),
             substates: layout.substates.clone(),
             has_index: layout.index.is_some(),
+            lifetime_s: layout.lifetime_s,
+            markers: layout.fields.markers.iter().map(|m| m.name.clone()).collect(),
+            id_fields: layout.fields.ids.clone(),
         }
     }
 }

@@ -406,3 +406,59 @@ pub async fn check(
     let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
     Ok((data, verdict))
 }
+
+/// The most sessions `inspect --by` names when an id belongs to several.
+const BY_ID_MATCHES: usize = 20;
+
+/// The session that one of the application's own ids (`session_id=9b2f…`) belongs to, found by
+/// a pass over the sessions (paced like the census) that reads each session's id fields.
+pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> Result<SessionId, HeadlessError> {
+    let layout = session.layout()?.clone();
+    let ids: Vec<&String> = layout.fields.ids.iter().take(crate::domain::APP_ID_FIELDS).collect();
+    let Some((field, value)) = by.split_once('=').map(|(f, v)| (f.trim(), v.trim())) else {
+        return Err(HeadlessError::Refused(format!(
+            "--by takes FIELD=VALUE, like {}=…",
+            ids.first().map_or("session_id", |f| f.as_str())
+        )));
+    };
+    if !ids.iter().any(|f| *f == field) {
+        let known = if ids.is_empty() {
+            "it names none".to_string()
+        } else {
+            ids.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        return Err(HeadlessError::Refused(format!(
+            "layout {} has no id field '{}' ({known}; a layout file lists them in [fields] ids)",
+            layout.name,
+            text::escape_str(field)
+        )));
+    }
+    let key = crate::domain::app_id_key(field, value.as_bytes());
+    let walk_link = setup.target.connect(setup.load.clone()).await?;
+    let mut found: Vec<SessionId> = Vec::new();
+    let mut total = 0u64;
+    census::run_pass(&mut session.link, walk_link, &layout, setup.collect.census, 1, session.pacer.clone(), |p| {
+        for row in &p.rows {
+            if row.app_ids.contains(&key) {
+                total += 1;
+                if found.len() < BY_ID_MATCHES && !found.contains(&row.id) {
+                    found.push(row.id.clone());
+                }
+            }
+        }
+    })
+    .await?;
+    match found.len() {
+        0 => Err(HeadlessError::NoSession {
+            id: format!("{}={}", text::escape_str(field), text::escape_str(value)),
+            layout: session.describe_layout(),
+        }),
+        1 => Ok(found.remove(0)),
+        _ => Err(HeadlessError::Refused(format!(
+            "{total} sessions have {}={}: {}; inspect one by its id",
+            text::escape_str(field),
+            text::escape_str(value),
+            found.iter().map(|id| id.escaped()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

@@ -15,6 +15,7 @@ use crate::names::{Key, SessionId};
 /// The built-in layouts, as shipped.
 pub const BUILTIN_TRT: &str = include_str!("layout/trt.toml");
 pub const BUILTIN_FLASK: &str = include_str!("layout/flask.toml");
+pub const BUILTIN_CHATMRPT: &str = include_str!("layout/chatmrpt.toml");
 
 /// Which family a layout belongs to; `custom` for user files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -22,6 +23,8 @@ pub const BUILTIN_FLASK: &str = include_str!("layout/flask.toml");
 pub enum LayoutKind {
     Trt,
     Flask,
+    /// ChatMRPT's own Flask-Session store: a flask layout that knows the app.
+    Chatmrpt,
     Custom,
 }
 
@@ -30,6 +33,7 @@ impl LayoutKind {
         match self {
             LayoutKind::Trt => "trt",
             LayoutKind::Flask => "flask",
+            LayoutKind::Chatmrpt => "chatmrpt",
             LayoutKind::Custom => "custom",
         }
     }
@@ -120,6 +124,25 @@ struct LayoutFile {
     #[serde(default)]
     workflow: WorkflowFile,
     stuck: Option<StuckFile>,
+    #[serde(default)]
+    markers: Vec<MarkerFile>,
+}
+
+/// A named flag a session carries when any of its conditions holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkerFile {
+    name: String,
+    any: Vec<ConditionFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionFile {
+    field: String,
+    is: Option<toml::Value>,
+    #[serde(rename = "in")]
+    one_of: Option<Vec<String>>,
 }
 
 fn custom_kind() -> LayoutKind {
@@ -156,12 +179,16 @@ struct FieldsFile {
     last_interaction: Vec<String>,
     #[serde(default)]
     naive_time: NaiveTime,
+    #[serde(default)]
+    ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdleFile {
     from: IdleSource,
+    /// The session lifetime, for idle = lifetime - TTL (`1d`).
+    lifetime: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +250,9 @@ enum Piece {
     Id,
     /// `*` in a related-key pattern: any text.
     Any,
+    /// `{field:NAME}` in a related-key pattern: the value of the session's own field `NAME`
+    /// (ChatMRPT names its side keys by the `session_id` inside the payload, not the key's id).
+    Field(String),
 }
 
 /// A key template such as `{prefix}session:{id}:state`.
@@ -250,11 +280,25 @@ impl KeyTemplate {
                 }
                 rest = r;
                 Some(Piece::Any)
+            } else if let Some(r) = rest.strip_prefix("{field:") {
+                let Some((name, after)) = r.split_once('}') else {
+                    return Err(format!("'{source}': {{field:NAME}} is not closed"));
+                };
+                if !allow_any {
+                    return Err(format!("'{source}': {{field:…}} is only allowed in related-key patterns"));
+                }
+                if name.is_empty() || name.contains(['{', '*']) {
+                    return Err(format!("'{source}': '{name}' is not a field name"));
+                }
+                rest = after;
+                Some(Piece::Field(name.to_string()))
             } else {
                 let mut chars = rest.chars();
                 if let Some(c) = chars.next() {
                     if c == '{' {
-                        return Err(format!("'{source}': only {{prefix}} and {{id}} may appear in braces"));
+                        return Err(format!(
+                            "'{source}': only {{prefix}}, {{id}} and (in related keys) {{field:NAME}} may appear in braces"
+                        ));
                     }
                     literal.push(c);
                 }
@@ -286,6 +330,67 @@ impl KeyTemplate {
         self.pieces.contains(&Piece::Id)
     }
 
+    /// The session fields the template names (`{field:NAME}`), in order.
+    pub fn field_names(&self) -> Vec<&str> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Field(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The key for a session whose fields are `fields` (`*` pieces left as `*`); `None` when
+    /// the session has no value for a field the template names.
+    pub fn key_for(&self, prefix: &str, id: &[u8], fields: &[(String, Vec<u8>)]) -> Option<Key> {
+        let mut out = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
+                Piece::Id => out.extend_from_slice(id),
+                Piece::Any => out.push(b'*'),
+                Piece::Field(name) => out.extend_from_slice(field_value(fields, name)?),
+            }
+        }
+        Some(Key::from(out))
+    }
+
+    /// A `SCAN MATCH` pattern for one session's keys, with its field values in place; `None`
+    /// when a named field has no value.
+    pub fn scan_pattern_for(&self, prefix: &str, id: &[u8], fields: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => glob_escape_into(&mut out, s.as_bytes()),
+                Piece::Prefix => glob_escape_into(&mut out, prefix.as_bytes()),
+                Piece::Id => glob_escape_into(&mut out, id),
+                Piece::Any => out.push(b'*'),
+                Piece::Field(name) => glob_escape_into(&mut out, field_value(fields, name)?),
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether `key` fits the template for a session with these field values.
+    pub fn matches_for(&self, prefix: &str, id: &[u8], fields: &[(String, Vec<u8>)], key: &[u8]) -> bool {
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        for p in &self.pieces {
+            pieces.push(match p {
+                Piece::Literal(s) => Glob::Text(s.as_bytes().to_vec()),
+                Piece::Prefix => Glob::Text(prefix.as_bytes().to_vec()),
+                Piece::Id => Glob::Text(id.to_vec()),
+                Piece::Any => Glob::Any,
+                Piece::Field(name) => match field_value(fields, name) {
+                    Some(v) => Glob::Text(v.to_vec()),
+                    None => return false,
+                },
+            });
+        }
+        glob_match(&pieces, key)
+    }
+
     /// The key for a session with every `*` replaced by `any` (a rate limit's current minute).
     pub fn key_with(&self, prefix: &str, id: &[u8], any: &[u8]) -> Key {
         let mut out = Vec::new();
@@ -294,7 +399,7 @@ impl KeyTemplate {
                 Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
                 Piece::Id => out.extend_from_slice(id),
-                Piece::Any => out.extend_from_slice(any),
+                Piece::Any | Piece::Field(_) => out.extend_from_slice(any),
             }
         }
         Key::from(out)
@@ -319,7 +424,7 @@ impl KeyTemplate {
                 Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
                 Piece::Id => out.extend_from_slice(id),
-                Piece::Any => out.push(b'*'),
+                Piece::Any | Piece::Field(_) => out.push(b'*'),
             }
         }
     }
@@ -336,7 +441,7 @@ impl KeyTemplate {
                     Some(id) => glob_escape_into(&mut out, id),
                     None => out.push(b'*'),
                 },
-                Piece::Any => out.push(b'*'),
+                Piece::Any | Piece::Field(_) => out.push(b'*'),
             }
         }
         out
@@ -356,7 +461,7 @@ impl KeyTemplate {
                 Piece::Literal(s) => target.extend_from_slice(s.as_bytes()),
                 Piece::Prefix => target.extend_from_slice(prefix.as_bytes()),
                 Piece::Id => seen_id = true,
-                Piece::Any => return None,
+                Piece::Any | Piece::Field(_) => return None,
             }
         }
         let id = key.strip_prefix(before.as_slice())?.strip_suffix(after.as_slice())?;
@@ -381,7 +486,7 @@ impl KeyTemplate {
                 .map(|p| match p {
                     Piece::Literal(s) => Glob::Text(s.as_bytes().to_vec()),
                     Piece::Prefix => Glob::Text(prefix.as_bytes().to_vec()),
-                    Piece::Any | Piece::Id => Glob::Any,
+                    Piece::Any | Piece::Id | Piece::Field(_) => Glob::Any,
                 })
                 .collect()
         };
@@ -410,10 +515,15 @@ impl KeyTemplate {
                 Piece::Literal(s) => Glob::Text(s.as_bytes().to_vec()),
                 Piece::Prefix => Glob::Text(prefix.as_bytes().to_vec()),
                 Piece::Id => id.map_or(Glob::Any, |id| Glob::Text(id.to_vec())),
-                Piece::Any => Glob::Any,
+                Piece::Any | Piece::Field(_) => Glob::Any,
             })
             .collect()
     }
+}
+
+/// The value of field `name` among a session's field values.
+fn field_value<'v>(fields: &'v [(String, Vec<u8>)], name: &str) -> Option<&'v [u8]> {
+    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice()).filter(|v| !v.is_empty())
 }
 
 /// Whether an id holds a character the layout says ids cannot contain.
@@ -512,6 +622,44 @@ pub struct Fields {
     pub status: Vec<String>,
     pub last_interaction: Vec<String>,
     pub naive_time: NaiveTime,
+    /// Fields holding the application's own ids for a session (`session_id`, `user_id`): what
+    /// engineers know from logs, looked up with `inspect --by` and the filter `FIELD=VALUE`.
+    pub ids: Vec<String>,
+    /// Flags a session carries, counted by the census.
+    pub markers: Vec<Marker>,
+}
+
+/// A named flag a session carries when any of its conditions holds (ChatMRPT's "TPR").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub name: String,
+    pub any: Vec<Condition>,
+}
+
+/// One condition on a session field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// The field's value, as text, is this (`true`, `1`, `tpr_excel`).
+    Is { field: String, value: String },
+    /// The field's value, as text, is one of these.
+    In { field: String, values: Vec<String> },
+}
+
+impl Condition {
+    pub fn field(&self) -> &str {
+        match self {
+            Condition::Is { field, .. } | Condition::In { field, .. } => field,
+        }
+    }
+
+    /// Whether the condition holds for a field whose value reads `text` (or is absent).
+    pub fn holds(&self, text: Option<&str>) -> bool {
+        match (self, text) {
+            (Condition::Is { value, .. }, Some(t)) => t == value,
+            (Condition::In { values, .. }, Some(t)) => values.iter().any(|v| v == t),
+            _ => false,
+        }
+    }
 }
 
 /// A session layout with its prefix applied.
@@ -536,6 +684,21 @@ pub struct Layout {
     pub finals: Vec<String>,
     /// How a history shows a workflow that does not advance.
     pub stuck: Option<StuckRule>,
+    /// The session lifetime, when the layout knows it (idle = lifetime - TTL).
+    pub lifetime_s: Option<i64>,
+}
+
+/// The most markers a layout may name (a row keeps them as bits).
+pub const MAX_MARKERS: usize = 8;
+
+/// A TOML scalar as the text a session field's value reads as.
+fn toml_scalar(v: &toml::Value) -> Result<String, String> {
+    match v {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        other => Err(format!("a condition compares with a string, a number or a boolean, not {other}")),
+    }
 }
 
 /// Which fields of a history entry tell that a user is going round in circles: the stage (or
@@ -597,8 +760,11 @@ impl Layout {
             .into_iter()
             .map(|r| {
                 let template = KeyTemplate::parse(&r.pattern, true)?;
-                if !template.has_id() {
-                    return Err(format!("related '{}' pattern '{}' has no {{id}}", r.name, r.pattern));
+                if !template.has_id() && template.field_names().is_empty() {
+                    return Err(format!(
+                        "related '{}' pattern '{}' has no {{id}} or {{field:NAME}}",
+                        r.name, r.pattern
+                    ));
                 }
                 if r.role == RelatedRole::RateLimit && (r.limit.is_none() || template.is_exact()) {
                     return Err(format!(
@@ -611,16 +777,46 @@ impl Layout {
             .collect::<Result<Vec<_>, String>>()
             .map_err(invalid)?;
         let mut fields = Fields {
+            markers: Vec::new(),
             stage: file.fields.stage,
             substate: file.fields.substate,
             status: file.fields.status,
             last_interaction: file.fields.last_interaction,
             naive_time: file.fields.naive_time,
+            ids: file.fields.ids,
         };
+        let lifetime_s = match file.idle.as_ref().and_then(|i| i.lifetime.as_deref()) {
+            Some(text) => Some(
+                crate::text::parse_duration(text).map_err(|e| invalid(format!("idle.lifetime: {e}")))?.as_secs().max(1)
+                    as i64,
+            ),
+            None => None,
+        };
+        let markers = file
+            .markers
+            .into_iter()
+            .map(|m| {
+                let any = m
+                    .any
+                    .into_iter()
+                    .map(|c| match (c.is, c.one_of) {
+                        (Some(is), None) => Ok(Condition::Is { field: c.field, value: toml_scalar(&is)? }),
+                        (None, Some(values)) => Ok(Condition::In { field: c.field, values }),
+                        _ => Err(format!("marker '{}': a condition needs `is` or `in`", m.name)),
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok(Marker { name: m.name, any })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(invalid)?;
+        if markers.len() > MAX_MARKERS {
+            return Err(invalid(format!("at most {MAX_MARKERS} markers")));
+        }
+        fields.markers = markers;
         if let Some(stage) = &overrides.stage_field {
             fields.stage = vec![stage.clone()];
         }
-        let idle = match file.idle {
+        let idle = match &file.idle {
             Some(idle) => idle.from,
             None if !fields.last_interaction.is_empty() => IdleSource::LastInteraction,
             None if index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction) => {
@@ -643,6 +839,7 @@ impl Layout {
             stages: file.workflow.stages,
             substates: file.workflow.substates,
             finals: file.workflow.finals,
+            lifetime_s,
             stuck: file
                 .stuck
                 .map(|s| StuckRule { history_stage: s.history_stage, history_decision: s.history_decision }),
@@ -654,6 +851,7 @@ impl Layout {
         let text = match kind {
             LayoutKind::Trt => BUILTIN_TRT,
             LayoutKind::Flask => BUILTIN_FLASK,
+            LayoutKind::Chatmrpt => BUILTIN_CHATMRPT,
             LayoutKind::Custom => {
                 return Err(LayoutError::Invalid { name: "custom".into(), reason: "pass a file".into() });
             }
@@ -695,12 +893,6 @@ impl Layout {
     pub fn history(&self) -> Option<&Part> {
         self.parts.iter().find(|p| p.role == PartRole::History)
     }
-
-    /// Related families whose keys are found by attributing scanned keys to sessions: the
-    /// `{prefix}…:{id}` style families that end in the id.
-    pub fn related_by_suffix(&self) -> impl Iterator<Item = &Related> {
-        self.related.iter().filter(|r| matches!(r.template.pieces.last(), Some(Piece::Id)))
-    }
 }
 
 /// Which layout to use, as given on the command line.
@@ -718,8 +910,9 @@ impl std::str::FromStr for Choice {
             "auto" => Choice::Auto,
             "trt" => Choice::Builtin(LayoutKind::Trt),
             "flask" => Choice::Builtin(LayoutKind::Flask),
+            "chatmrpt" => Choice::Builtin(LayoutKind::Chatmrpt),
             path if path.ends_with(".toml") => Choice::File(path.into()),
-            other => return Err(format!("'{other}' is not auto, trt, flask or a .toml file")),
+            other => return Err(format!("'{other}' is not auto, trt, flask, chatmrpt or a .toml file")),
         })
     }
 }
@@ -774,8 +967,6 @@ mod tests {
         let f = flask("chatmrpt:");
         assert_eq!(f.related[0].template.scan_pattern("chatmrpt:", Some(b"sid")), b"chatmrpt:*:sid");
         assert!(f.related[0].template.matches("chatmrpt:", b"sid", b"chatmrpt:analysis_complete:sid"));
-        assert_eq!(f.related_by_suffix().count(), 1);
-        assert_eq!(t.related_by_suffix().count(), 1, "the lock family ends in the id");
     }
 
     #[test]

@@ -51,8 +51,10 @@ impl CensusState {
 pub struct ModelSettings {
     /// How sessions' idle time is found.
     pub idle: IdleSource,
-    /// `--session-lifetime`; else the largest TTL the census saw.
+    /// `--session-lifetime`; else the layout's; else inferred from the largest TTL seen.
     pub lifetime_s: Option<i64>,
+    /// The layout's own session lifetime.
+    pub layout_lifetime_s: Option<i64>,
     /// `--stalled-after`.
     pub stalled_after_s: i64,
     /// Final stages/substates of the layout (never stalled).
@@ -69,6 +71,7 @@ impl Default for ModelSettings {
         ModelSettings {
             idle: IdleSource::LastInteraction,
             lifetime_s: None,
+            layout_lifetime_s: None,
             stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
             finals: Vec::new(),
             stages: Vec::new(),
@@ -76,6 +79,44 @@ impl Default for ModelSettings {
             thresholds: Thresholds::default(),
         }
     }
+}
+
+/// Where the session lifetime in use comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeSource {
+    Flag,
+    Layout,
+    /// Rounded up from the largest TTL the census saw.
+    Inferred {
+        largest_ttl_s: i64,
+    },
+}
+
+impl LifetimeSource {
+    /// How the lifetime was found, in words (`inferred from the largest TTL seen, 23h59m`).
+    pub fn describe(self) -> String {
+        match self {
+            LifetimeSource::Flag => "--session-lifetime".into(),
+            LifetimeSource::Layout => "the layout's".into(),
+            LifetimeSource::Inferred { largest_ttl_s } => format!(
+                "inferred from the largest TTL seen ({}), rounded up; pass --session-lifetime if it is wrong",
+                crate::text::human_duration(largest_ttl_s)
+            ),
+        }
+    }
+}
+
+/// Session lifetimes applications set: 5, 10, 15 and 30 minutes, 1, 2, 4, 6, 8 and 12 hours,
+/// 1, 2, 7, 14, 30 and 31 days (Flask's default).
+const COMMON_LIFETIMES_S: [i64; 16] = [
+    300, 600, 900, 1800, 3600, 7200, 14_400, 21_600, 28_800, 43_200, 86_400, 172_800, 604_800, 1_209_600, 2_592_000,
+    2_678_400,
+];
+
+/// The lifetime a session store with this largest TTL most likely has: the next common lifetime
+/// at or above it (or the TTL itself, beyond them).
+pub fn infer_lifetime(largest_ttl_s: i64) -> i64 {
+    COMMON_LIFETIMES_S.iter().copied().find(|l| *l >= largest_ttl_s).unwrap_or(largest_ttl_s)
 }
 
 /// How many recent notices the model keeps.
@@ -214,6 +255,7 @@ impl Model {
                 self.settings.finals = info.finals.clone();
                 self.settings.stages = info.stages.clone();
                 self.settings.substates = info.substates.clone();
+                self.settings.layout_lifetime_s = info.lifetime_s;
                 self.layout_note = info.note.clone();
                 self.layout = Some(*info);
             }
@@ -308,9 +350,24 @@ impl Model {
 
     /// The session lifetime used for `lifetime - TTL`: the setting, else the largest TTL seen.
     pub fn lifetime_s(&self) -> Option<i64> {
-        self.settings.lifetime_s.or_else(|| {
-            let max = self.census.complete.as_ref().map_or(0, |c| c.max_ttl_ms).max(self.census.partial.max_ttl_ms);
-            (max > 0).then(|| (max + 999) / 1000)
+        self.lifetime().map(|(s, _)| s)
+    }
+
+    /// The session lifetime and where it comes from: `--session-lifetime`, the layout, or the
+    /// largest TTL the census saw, rounded up to the lifetime applications set (a TTL is at
+    /// most the lifetime, and only just after a request equal to it, so the largest TTL seen
+    /// alone would understate every idle time by the time since the newest request).
+    pub fn lifetime(&self) -> Option<(i64, LifetimeSource)> {
+        if let Some(s) = self.settings.lifetime_s {
+            return Some((s, LifetimeSource::Flag));
+        }
+        if let Some(s) = self.settings.layout_lifetime_s {
+            return Some((s, LifetimeSource::Layout));
+        }
+        let max = self.census.complete.as_ref().map_or(0, |c| c.max_ttl_ms).max(self.census.partial.max_ttl_ms);
+        (max > 0).then(|| {
+            let largest = (max + 999) / 1000;
+            (infer_lifetime(largest), LifetimeSource::Inferred { largest_ttl_s: largest })
         })
     }
 

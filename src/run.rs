@@ -99,9 +99,12 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             }
         }
         Command::Inspect(args) => {
-            let (report, model) = headless::inspect(&setup, &mut session, &SessionId::from_escaped(&args.id))
-                .await
-                .map_err(&headless_exit)?;
+            let id = match (&args.id, &args.by) {
+                (Some(id), _) => SessionId::from_escaped(id),
+                (None, Some(by)) => headless::find_by_app_id(&setup, &mut session, by).await.map_err(&headless_exit)?,
+                (None, None) => unreachable!("clap requires an id or --by"),
+            };
+            let (report, model) = headless::inspect(&setup, &mut session, &id).await.map_err(&headless_exit)?;
             if args.json {
                 let json = output::json::inspect(&report, &model, session.layout().map_err(&headless_exit)?);
                 writeln!(stdout, "{}", text::json_pretty(&json))?;

@@ -97,6 +97,10 @@ pub struct Rules {
     pub finals: Vec<String>,
     /// Count stalled sessions by substate (the layout has substates) rather than by stage.
     pub by_substate: bool,
+    /// The layout's marker names, in bit order (the filter `is:NAME` shows their sessions).
+    pub markers: Vec<String>,
+    /// The layout's id fields (the filter `FIELD=VALUE` finds a session by one).
+    pub id_fields: Vec<String>,
 }
 
 impl Default for Rules {
@@ -107,6 +111,8 @@ impl Default for Rules {
             stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
             finals: Vec::new(),
             by_substate: false,
+            markers: Vec::new(),
+            id_fields: Vec::new(),
         }
     }
 }
@@ -208,7 +214,12 @@ struct Row {
     status: u16,
     /// The findings this session counts towards, one bit per kind (see [`problem_bits`]).
     problems: u16,
+    /// The layout's markers the session carries, one bit each.
+    markers: u8,
     flags: u8,
+    /// Counts the sessions a slot has held, so an entry of the app-id index that names a slot
+    /// whose session is gone is known to be stale.
+    epoch: u16,
 }
 
 const OCCUPIED: u8 = 1;
@@ -284,7 +295,12 @@ pub struct Store {
     /// id taken in since shares with it: sorting by id compares only what follows.
     prefix_probe: Vec<u8>,
     common_prefix: usize,
+    /// Sessions by their application ids (`session_id=…`): (id key, slot, the slot's epoch).
+    app_index: HashTable<(u64, u32, u16)>,
 }
+
+/// The most entries the app-id index keeps (16 bytes each); past it, ids are not indexed.
+const APP_INDEX_MAX: usize = 1 << 20;
 
 /// How many leading bytes of ids are checked for a prefix they all share.
 const PREFIX_PROBE: usize = 64;
@@ -339,6 +355,8 @@ impl Store {
             substate: store.labels.id(row.substate.as_ref()),
             status: store.labels.id(row.status.as_ref()),
             problems: problem_bits(&row.problems),
+            markers: row.markers,
+            epoch: old.map_or(0, |o| o.epoch),
             flags: OCCUPIED
                 | if row.decode_error.is_some() { HAS_ERROR } else { 0 }
                 | old.map_or_else(|| if shown_escaped(id) { ESCAPED } else { 0 }, |o| o.flags & ESCAPED),
@@ -363,7 +381,8 @@ impl Store {
                 let new = compact(self, id_at, id.len() as u32, None);
                 let slot = match self.free.pop() {
                     Some(slot) => {
-                        self.rows[slot as usize] = new;
+                        let epoch = self.rows[slot as usize].epoch;
+                        self.rows[slot as usize] = Row { epoch, ..new };
                         slot
                     }
                     None => {
@@ -381,6 +400,13 @@ impl Store {
                 slot
             }
         };
+        let epoch = self.rows[slot as usize].epoch;
+        for key in row.app_ids.iter().copied().filter(|k| *k != 0) {
+            let entry = (key, slot, epoch);
+            if self.app_index.len() < APP_INDEX_MAX && self.app_index.find(key, |e| *e == entry).is_none() {
+                self.app_index.insert_unique(key, entry, |e| e.0);
+            }
+        }
         match row.decode_error {
             Some(e) if self.errors.len() < MAX_ERROR_TEXTS || self.errors.contains_key(&slot) => {
                 self.errors.insert(slot, crate::text::clip(&e, 300).into_boxed_str());
@@ -413,6 +439,7 @@ impl Store {
         let row = &mut self.rows[slot as usize];
         self.garbage += row.id_len as usize;
         row.flags = 0;
+        row.epoch = row.epoch.wrapping_add(1);
         self.free.push(slot);
         self.errors.remove(&slot);
         self.live -= 1;
@@ -432,6 +459,7 @@ impl Store {
             self.remove(id);
         }
         self.compact_arena();
+        self.prune_app_index();
         stale.len()
     }
 
@@ -475,6 +503,29 @@ impl Store {
         self.floor = Some(threshold);
         self.compact_arena();
         evict.len()
+    }
+
+    /// The slots of the sessions an application id names (`app_id_key` of `session_id=…`).
+    fn find_app_id(&self, key: u64) -> Vec<u32> {
+        let mut slots: Vec<u32> = self
+            .app_index
+            .iter_hash(key)
+            .filter(|(k, slot, epoch)| {
+                *k == key && self.rows.get(*slot as usize).is_some_and(|r| r.epoch == *epoch && r.flags & OCCUPIED != 0)
+            })
+            .map(|(_, slot, _)| *slot)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+    }
+
+    /// Forgets app-id entries of sessions that are gone.
+    fn prune_app_index(&mut self) {
+        let rows = &self.rows;
+        self.app_index.retain(|(_, slot, epoch)| {
+            rows.get(*slot as usize).is_some_and(|r| r.epoch == *epoch && r.flags & OCCUPIED != 0)
+        });
     }
 
     /// Rewrites the id arena without the bytes of removed rows, once they are half of it.
@@ -521,6 +572,8 @@ impl Store {
             }),
             generation: u64::from(r.generation),
             problems: problem_kinds(r.problems).map(|k| (k, String::new())).collect(),
+            markers: r.markers,
+            app_ids: [0; domain::APP_ID_FIELDS],
         }
     }
 
@@ -529,6 +582,7 @@ impl Store {
         self.arena.capacity()
             + self.rows.capacity() * std::mem::size_of::<Row>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.app_index.capacity() * (std::mem::size_of::<(u64, u32, u16)>() + 1)
             + self.free.capacity() * 4
     }
 }
@@ -622,8 +676,13 @@ impl Engine {
                 || self.sorted_at.is_none_or(|at| now.duration_since(at) >= RESORT_INTERVAL));
         // A filter typed one more character narrows the order as it is; rows that changed in
         // the meantime wait for the next re-sort, as they would have anyway.
+        // A finding's or an id's filter is not a text to search for: it never narrows.
+        let exact = |text: &str| {
+            text.trim().starts_with(KIND_FILTER)
+                || text.split_once('=').is_some_and(|(f, _)| self.rules.id_fields.iter().any(|i| i == f.trim()))
+        };
         let narrows = inputs_changed
-            && !wanted.2.trim().starts_with(KIND_FILTER)
+            && !exact(&wanted.2)
             && self.ordered_by.as_ref().is_some_and(|(column, reverse, filter)| {
                 (*column, *reverse) == (wanted.0, wanted.1) && wanted.2.to_lowercase().contains(&filter.to_lowercase())
             });
@@ -720,7 +779,7 @@ impl Engine {
         };
         let mut keyed: Vec<(u64, u64, u32)> = store
             .occupied()
-            .filter(|(_, r)| filter.matches(store, r))
+            .filter(|(slot, r)| filter.matches(store, *slot, r))
             .map(|(slot, r)| {
                 let (a, b) = key(r);
                 (a, b, slot)
@@ -753,11 +812,11 @@ impl Engine {
         // them, and their ids, at random), then kept in the order shown.
         // A short order is checked as it is.
         if self.order.len() < store.live / 8 {
-            self.order.retain(|slot| filter.matches(store, &store.rows[*slot as usize]));
+            self.order.retain(|slot| filter.matches(store, *slot, &store.rows[*slot as usize]));
         } else {
             let mut matching = vec![0u64; store.rows.len().div_ceil(64)];
             for (slot, row) in store.occupied() {
-                if filter.matches(store, row) {
+                if filter.matches(store, slot, row) {
                     matching[slot as usize / 64] |= 1 << (slot % 64);
                 }
             }
@@ -922,6 +981,9 @@ struct Filter<'a> {
 
 enum KindFilter<'a> {
     Bit(u16),
+    Marker(u8),
+    /// `FIELD=VALUE`: the sessions whose application id it is.
+    Slots(Vec<u32>),
     Stalled(Stalled<'a>),
     /// A finding no row counts towards (or no finding by that name).
     Nothing,
@@ -929,12 +991,23 @@ enum KindFilter<'a> {
 
 impl<'a> Filter<'a> {
     fn new(store: &Store, text: &str, rules: &'a Rules, now: Millis) -> Filter<'a> {
+        if let Some((field, value)) = text.trim().split_once('=')
+            && rules.id_fields.iter().take(domain::APP_ID_FIELDS).any(|f| f == field.trim())
+        {
+            let slots = store.find_app_id(domain::app_id_key(field.trim(), value.trim().as_bytes()));
+            let finder = memchr::memmem::Finder::new(b"").into_owned();
+            return Filter { needle: Vec::new(), finder, labels: Vec::new(), kind: Some(KindFilter::Slots(slots)) };
+        }
         if let Some(name) = text.trim().strip_prefix(KIND_FILTER) {
             let name = name.trim().to_lowercase();
+            let marker = rules.markers.iter().position(|m| m.to_lowercase() == name);
             let kind = match ROW_PROBLEMS.iter().position(|k| k.name() == name) {
                 _ if name == FindingKind::Stalled.name() => KindFilter::Stalled(Stalled::new(store, rules, now)),
                 Some(bit) => KindFilter::Bit(1 << bit),
-                None => KindFilter::Nothing,
+                None => match marker {
+                    Some(bit) if bit < 8 => KindFilter::Marker(1 << bit),
+                    _ => KindFilter::Nothing,
+                },
             };
             let finder = memchr::memmem::Finder::new(b"").into_owned();
             return Filter { needle: Vec::new(), finder, labels: Vec::new(), kind: Some(kind) };
@@ -951,9 +1024,11 @@ impl<'a> Filter<'a> {
         Filter { needle: needle.into_bytes(), finder, labels, kind: None }
     }
 
-    fn matches(&self, store: &Store, row: &Row) -> bool {
+    fn matches(&self, store: &Store, slot: u32, row: &Row) -> bool {
         match &self.kind {
+            Some(KindFilter::Slots(slots)) => return slots.binary_search(&slot).is_ok(),
             Some(KindFilter::Bit(bit)) => return row.problems & bit != 0,
+            Some(KindFilter::Marker(bit)) => return row.markers & bit != 0,
             Some(KindFilter::Stalled(stalled)) => return stalled.is(row),
             Some(KindFilter::Nothing) => return false,
             None => {}
@@ -1230,6 +1305,35 @@ mod tests {
         e.apply(Message::View(ViewRequest { filter: "ab".into(), rows: 1000, ..ViewRequest::default() }));
         let v = e.view(later).unwrap();
         assert_eq!(v.window.first().map(|r| r.id.escaped()), Some("zzz-ab-new".into()));
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_application_id_and_its_markers() {
+        let with_ids = |id: &str, app: &str, user: &str, markers: u8| SessionRow {
+            app_ids: [
+                domain::app_id_key("session_id", app.as_bytes()),
+                domain::app_id_key("user_id", user.as_bytes()),
+                0,
+            ],
+            markers,
+            ..row(id, 10, "x")
+        };
+        let mut e = engine(vec![with_ids("a", "9b2f", "u1", 1), with_ids("b", "77aa", "u1", 0), row("c", 5, "x")]);
+        e.apply(Message::Rules(Rules {
+            id_fields: vec!["session_id".into(), "user_id".into()],
+            markers: vec!["TPR".into()],
+            ..Rules::default()
+        }));
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, "session_id=9b2f"), ["a"]);
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, "session_id = 77aa"), ["b"]);
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, "user_id=u1"), ["a", "b"]);
+        assert!(all_ids(&mut e, SortColumn::Id, false, "session_id=9b2").is_empty(), "ids match whole");
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, "is:tpr"), ["a"]);
+        // A session that is gone is not found, even when its slot is taken by another.
+        e.apply(Message::Gone(vec![SessionId::from("a")]));
+        e.apply(Message::Rows { rows: vec![row("d", 1, "x")], generation: None });
+        assert!(all_ids(&mut e, SortColumn::Id, false, "session_id=9b2f").is_empty());
+        assert_eq!(all_ids(&mut e, SortColumn::Id, false, "user_id=u1"), ["b"]);
     }
 
     #[test]

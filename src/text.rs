@@ -189,6 +189,27 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// A duration as people type it: a number and a unit (`500ms`, `90s` or `90`, `15m`, `24h`,
+/// `1d`), from 0 to a billion seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 1d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        _ => return Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m, h or d)")),
+    };
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
+        return Err(format!("'{text}' is out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
 /// A share as a percentage that does not round a small part away: `23%`, `0.2%`, `<0.1%`.
 pub fn percent(share: f64) -> String {
     let p = share * 100.0;

@@ -186,6 +186,7 @@ pub async fn run_pass(
         orphan_ids: Vec::new(),
         orphan_bytes: 0,
         interner: Interner::default(),
+        markers: layout.fields.markers.iter().take(8).map(|m| m.name.clone()).collect(),
     };
     let walk = match (&layout.index, index_size) {
         (Some(index), Some(size)) => Walk::Index { key: index.key.clone(), size },
@@ -330,6 +331,8 @@ struct Pass {
     orphan_ids: Vec<SessionId>,
     orphan_bytes: usize,
     interner: Interner,
+    /// The layout's marker names, in bit order.
+    markers: Vec<String>,
 }
 
 impl Pass {
@@ -364,6 +367,11 @@ impl Pass {
         }
         for (kind, why) in &row.problems {
             t.evidence.note(*kind, || Subject::session(row.id.clone(), Some(why.clone())));
+        }
+        for (i, name) in self.markers.iter().enumerate() {
+            if row.markers & (1 << i) != 0 {
+                bump(&mut t.by_marker, name);
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use super::read::{Interner, ReadOptions, read_rows};
 use crate::decode::{self, Value};
 use crate::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
-use crate::layout::{KeyTemplate, Layout, Lifecycle, PartRole};
+use crate::layout::{KeyTemplate, KeyType, Layout, Lifecycle, PartRole};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::names::{Key, SessionId};
 use crate::pace::{self, Kind, Pacer};
@@ -61,13 +61,15 @@ pub async fn find_keys(
             lifecycle: Lifecycle::Session,
         });
     }
-    for related in layout.related.iter().filter(|r| r.template.is_exact()) {
-        candidates.push(SessionKey {
-            key: related.template.key(&layout.prefix, raw),
-            role: related.name.clone(),
-            part: None,
-            lifecycle: related.lifecycle,
-        });
+    let exact: Vec<_> = layout.related.iter().filter(|r| r.template.is_exact()).collect();
+    let fields = if exact.iter().any(|r| !r.template.field_names().is_empty()) {
+        session_fields(link, layout, id).await?
+    } else {
+        Vec::new()
+    };
+    for related in exact {
+        let Some(key) = related.template.key_for(&layout.prefix, raw, &fields) else { continue };
+        candidates.push(SessionKey { key, role: related.name.clone(), part: None, lifecycle: related.lifecycle });
     }
     match known_related {
         Some(known) => candidates.extend(known.iter().cloned()),
@@ -177,6 +179,8 @@ async fn drop_keys_of_longer_ids(
 #[derive(Debug, Clone)]
 pub struct RelatedSearch {
     pub id: SessionId,
+    /// The session's own field values that families name (`{field:session_id}`), once read.
+    fields: Option<Vec<(String, Vec<u8>)>>,
     family: usize,
     cursor: u64,
     pub found: Vec<SessionKey>,
@@ -189,7 +193,16 @@ pub struct RelatedSearch {
 impl RelatedSearch {
     pub fn new(layout: &Layout, id: &SessionId) -> RelatedSearch {
         let done = !layout.related.iter().any(|r| !r.template.is_exact());
-        RelatedSearch { id: id.clone(), family: 0, cursor: 0, found: Vec::new(), done, seen: 0, keyspace: None }
+        RelatedSearch {
+            id: id.clone(),
+            fields: None,
+            family: 0,
+            cursor: 0,
+            found: Vec::new(),
+            done,
+            seen: 0,
+            keyspace: None,
+        }
     }
 
     /// How far the search is, 0 to 1, when known.
@@ -213,12 +226,22 @@ impl RelatedSearch {
         if self.keyspace.is_none() && !self.done {
             self.keyspace = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
         }
+        if self.fields.is_none() && !self.done {
+            let named = families.iter().any(|r| !r.template.field_names().is_empty());
+            self.fields = Some(if named { session_fields(link, layout, &self.id).await? } else { Vec::new() });
+        }
+        let fields = self.fields.clone().unwrap_or_default();
         for _ in 0..calls {
             let Some(related) = families.get(self.family) else {
                 self.done = true;
                 break;
             };
-            let pattern = related.template.scan_pattern(&layout.prefix, Some(self.id.as_bytes()));
+            // A family named by a field the session does not have has no keys to look for.
+            let Some(pattern) = related.template.scan_pattern_for(&layout.prefix, self.id.as_bytes(), &fields) else {
+                self.family += 1;
+                self.cursor = 0;
+                continue;
+            };
             let count = pace::paced_page(pacer, Kind::Scan, max_count).await;
             let (next, keys): (u64, Vec<Vec<u8>>) = link
                 .query(redis::cmd("SCAN").arg(self.cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count))
@@ -226,7 +249,7 @@ impl RelatedSearch {
             self.seen += count as u64 / families.len().max(1) as u64;
             self.cursor = next;
             for key in keys {
-                if related.template.matches(&layout.prefix, self.id.as_bytes(), &key)
+                if related.template.matches_for(&layout.prefix, self.id.as_bytes(), &fields, &key)
                     && !self.found.iter().any(|k| k.key.as_bytes() == key.as_slice())
                 {
                     self.found.push(SessionKey {
@@ -246,6 +269,84 @@ impl RelatedSearch {
             }
         }
         Ok(self.done)
+    }
+}
+
+/// Bytes of a payload read to find the fields that name a session's related keys.
+const FIELD_READ_CAP: u64 = 1 << 20;
+/// The longest field value that names keys.
+const FIELD_VALUE_MAX: usize = 1024;
+
+/// The session's own values of the fields its layout's related keys are named by
+/// (`{field:session_id}`): read from its payload (a string, decoded) or its hash. A payload
+/// over [`FIELD_READ_CAP`], a field that is not a short scalar, or a session without the field
+/// gives no value, and the keys named by it are not looked for.
+pub async fn session_fields(
+    link: &mut Link,
+    layout: &Layout,
+    id: &SessionId,
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &layout.related {
+        for name in r.template.field_names() {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = layout.session_key(id);
+    let keep = |name: &str, text: Option<String>| {
+        text.filter(|t| !t.is_empty() && t.len() <= FIELD_VALUE_MAX).map(|t| (name.to_string(), t.into_bytes()))
+    };
+    match layout.session_type {
+        KeyType::String => {
+            let mut pipe = crate::link::pipe();
+            pipe.cmd("STRLEN").arg(&key).cmd("GETRANGE").arg(&key).arg(0).arg(FIELD_READ_CAP - 1);
+            let mut replies = link.pipeline(&pipe).await?.into_iter();
+            let len = replies.next().as_ref().and_then(reply::int).unwrap_or(0);
+            let bytes = replies.next().and_then(reply::bytes).unwrap_or_default();
+            if len as u64 > FIELD_READ_CAP {
+                return Ok(Vec::new());
+            }
+            let Ok(decoded) = crate::decode::decode_payload(&bytes) else { return Ok(Vec::new()) };
+            Ok(names
+                .iter()
+                .filter_map(|n| {
+                    let v = decoded.value.get(n).or_else(|| decoded.value.get_path(n));
+                    keep(n, v.and_then(|v| v.as_scalar_text()))
+                })
+                .collect())
+        }
+        KeyType::Hash => {
+            let mut sizes = crate::link::pipe();
+            for n in &names {
+                sizes.cmd("HSTRLEN").arg(&key).arg(n);
+            }
+            let fitting: Vec<&String> = names
+                .iter()
+                .zip(link.pipeline(&sizes).await?)
+                .filter(|(_, r)| reply::int(r).is_some_and(|n| n > 0 && n as usize <= FIELD_VALUE_MAX))
+                .map(|(n, _)| n)
+                .collect();
+            if fitting.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut get = redis::cmd("HMGET");
+            get.arg(&key);
+            for n in &fitting {
+                get.arg(n.as_str());
+            }
+            let values: Vec<Option<Vec<u8>>> = link.query(&get).await?;
+            Ok(fitting
+                .into_iter()
+                .zip(values)
+                .filter_map(|(n, v)| keep(n, v.map(|v| String::from_utf8_lossy(&v).into_owned())))
+                .collect())
+        }
+        _ => Ok(Vec::new()),
     }
 }
 

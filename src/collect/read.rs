@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::decode::{self, Value};
-use crate::domain::{FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl};
+use crate::domain::{APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key};
 use crate::layout::{Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule};
 use crate::link::{Failure, Link, Reply, reply};
 use crate::names::SessionId;
@@ -232,6 +232,8 @@ struct Labels {
     substate: Option<String>,
     status: Option<String>,
     last_interaction: Option<String>,
+    markers: u8,
+    app_ids: [u64; APP_ID_FIELDS],
 }
 
 impl Probe {
@@ -411,6 +413,8 @@ impl Probe {
             // The index score is exact epoch time; the field may be naive local time.
             row.last_interaction = last;
             row.problems = problems;
+            row.markers = s.labels.markers;
+            row.app_ids = s.labels.app_ids;
             batch.rows.push(row);
         }
         batch
@@ -834,11 +838,24 @@ fn peek_bytes(options: ReadOptions) -> u64 {
 /// The row's texts from where the session keeps them.
 fn labels(source: &Source<'_>, fields: &Fields, page: bool) -> Labels {
     let cut = |t: String| text::clip_sized(&t, LABEL_MAX_CHARS).into_owned();
+    let markers = fields.markers.iter().enumerate().fold(0u8, |bits, (i, marker)| {
+        let holds =
+            marker.any.iter().any(|c| c.holds(source.text(std::slice::from_ref(&c.field().to_string())).as_deref()));
+        if holds && i < 8 { bits | 1 << i } else { bits }
+    });
+    let mut app_ids = [0u64; APP_ID_FIELDS];
+    for (slot, field) in app_ids.iter_mut().zip(&fields.ids) {
+        if let Some(value) = source.text(std::slice::from_ref(field)) {
+            *slot = app_id_key(field, value.as_bytes());
+        }
+    }
     Labels {
         stage: source.text(&fields.stage).map(cut),
         substate: source.text(&fields.substate).map(cut),
         status: if page { source.text(&fields.status).map(cut) } else { None },
         last_interaction: source.text(&fields.last_interaction).map(cut),
+        markers,
+        app_ids,
     }
 }
 
@@ -891,7 +908,10 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
 /// the status fields only for a page read.
 fn hash_fields(layout: &Layout, last_interaction: bool, status: bool) -> Vec<String> {
     let f = &layout.fields;
-    let mut paths: Vec<&String> = f.stage.iter().chain(&f.substate).collect();
+    let marker_fields: Vec<String> =
+        f.markers.iter().flat_map(|m| m.any.iter().map(|c| c.field().to_string())).collect();
+    let mut paths: Vec<&String> =
+        f.stage.iter().chain(&f.substate).chain(&marker_fields).chain(f.ids.iter().take(APP_ID_FIELDS)).collect();
     if status {
         paths.extend(&f.status);
     }

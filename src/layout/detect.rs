@@ -13,6 +13,8 @@ use crate::link::{Failure, Link, reply};
 pub const SAMPLE_KEYS: usize = 2000;
 /// How many `SCAN` calls the sample may take (a sparse keyspace returns few keys per call).
 pub const MAX_SCAN_CALLS: usize = 100;
+/// The prefix ChatMRPT keeps its sessions under.
+const CHATMRPT_PREFIX: &str = "chatmrpt:";
 /// `SCAN COUNT` during detection.
 const SCAN_COUNT: usize = 100;
 
@@ -112,8 +114,12 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Fa
         return Ok(Sample::Nothing { sampled });
     };
     let mut layout = candidates[best].clone();
-    if overrides.prefix.is_none() {
-        layout = Layout::builtin(layout.kind, &Overrides { prefix: Some(prefix), ..overrides.clone() })
+    // Flask sessions under ChatMRPT's prefix are ChatMRPT's: its own layout knows its side keys,
+    // its lifetime and its journey.
+    let kind =
+        if layout.kind == LayoutKind::Flask && prefix == CHATMRPT_PREFIX { LayoutKind::Chatmrpt } else { layout.kind };
+    if overrides.prefix.is_none() || kind != layout.kind {
+        layout = Layout::builtin(kind, &Overrides { prefix: Some(prefix), ..overrides.clone() })
             .map_err(|e| Failure::Protocol(e.to_string()))?;
     }
     let others = ranked.iter().skip(1).map(|((i, p), n)| (candidates[*i].kind, p.clone(), *n)).collect();

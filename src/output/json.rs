@@ -75,6 +75,8 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "stalled": data.stalled,
             "stalled_after_seconds": m.settings.stalled_after_s,
             "lifetime_seconds": m.lifetime_s(),
+            "lifetime_source": m.lifetime().map(|(_, source)| source.describe()),
+            "by_marker": count(json!(totals.by_marker)),
             "orphan_ids": count(json!(m.census.orphan_ids)),
             "unavailable": m.session_unavailable,
             "items": data.items.iter().map(|r| row_json(m, r)).collect::<Vec<_>>(),

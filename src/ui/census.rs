@@ -70,6 +70,10 @@ impl Widget for CensusPanel<'_> {
             if totals.oversized > 0 {
                 head.push(count(totals.oversized, "oversized", Role::Warn, 6));
             }
+            // The layout's markers (ChatMRPT's TPR), counted like stages.
+            for (name, n) in &totals.by_marker {
+                head.push(count(*n, &format!("in {}", text::escape_str(name)), Role::Accent, 7));
+            }
         }
         if let Some(problem) = &m.census.problem {
             // Why the counts are not moving comes first: a stall must never look like progress.

@@ -210,7 +210,7 @@ fn auto_detection_picks_layout_and_prefix() {
     }
     let _: () = con.rpush("rq:queue:default", "job").unwrap();
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["snapshot", "--json"]));
-    assert_eq!(snap["layout"]["kind"], "flask");
+    assert_eq!(snap["layout"]["kind"], "chatmrpt", "flask sessions under chatmrpt: are ChatMRPT's");
     assert_eq!(snap["layout"]["prefix"], "chatmrpt:");
     assert_eq!(snap["sessions"]["total"], 30);
 
@@ -229,7 +229,7 @@ fn auto_detection_picks_layout_and_prefix() {
 
     // A prefix narrows detection.
     let snap = json(sessiontop(&server.socket_url(), &dir).args(["--prefix", "chatmrpt:", "snapshot", "--json"]));
-    assert_eq!(snap["layout"]["kind"], "flask");
+    assert_eq!(snap["layout"]["kind"], "chatmrpt");
 }
 
 #[test]

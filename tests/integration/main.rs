@@ -1,5 +1,6 @@
 //! Integration tests against a real `redis-server` that each test starts for itself.
 
+mod chatmrpt;
 mod common;
 mod e2e;
 mod engine;

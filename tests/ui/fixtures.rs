@@ -25,6 +25,7 @@ pub fn settings() -> ModelSettings {
     ModelSettings {
         idle: IdleSource::LastInteraction,
         lifetime_s: None,
+        layout_lifetime_s: None,
         stalled_after_s: 900,
         finals: vec!["stage_1_complete".into()],
         stages: vec!["stage_1_safety_building".into()],
@@ -53,6 +54,9 @@ pub fn layout_info() -> LayoutInfo {
         stages: vec!["stage_1_safety_building".into()],
         substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
         has_index: true,
+        lifetime_s: None,
+        markers: Vec::new(),
+        id_fields: Vec::new(),
     }
 }
 

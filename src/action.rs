@@ -1,6 +1,7 @@
-//! Writes to Redis: expire, persist and delete a session. Each is planned first (the exact keys
-//! it will touch, which the user confirms), refused under `--read-only`, written to the audit
-//! log before and after, run atomically in `MULTI`/`EXEC`, and read back.
+//! Writes to Redis: expire, persist and delete a session, and the fixes findings offer (remove an
+//! orphaned index entry, give keys without TTL one, release a stale lock). Each is planned first
+//! (the exact keys it will touch, which the user confirms), refused under `--read-only`,
+//! written to the audit log before and after, run atomically in `MULTI`/`EXEC`, and read back.
 //!
 //! Must never write anything the plan did not list, and never write when read-only.
 
@@ -47,6 +48,8 @@ fn past(verb: &str) -> &'static str {
     match verb {
         "expire" => "expired",
         "persist" => "persisted",
+        "unindex" => "removed the orphaned index entry of",
+        "release" => "released the locks of",
         _ => "deleted",
     }
 }
@@ -67,6 +70,9 @@ pub enum WriteError {
     Refused(Failure),
     #[error("the write did not complete: {0}")]
     Incomplete(String),
+    /// The fix does not fit this session (any more): nothing was changed.
+    #[error("{0}")]
+    NotApplicable(String),
 }
 
 /// Performs writes for one target.
@@ -101,10 +107,19 @@ impl Writer {
         }
         let (keys, untouched) = match kind {
             WriteKind::Delete => (keys, Vec::new()),
+            // An entry is an orphan only while nothing of its session exists.
+            WriteKind::Unindex if keys.iter().any(|k| k.role == "primary") => {
+                return Err(WriteError::NotApplicable(format!(
+                    "'{}' has its session key: its index entry is not an orphan",
+                    id.escaped()
+                )));
+            }
+            WriteKind::Unindex => (Vec::new(), keys),
+            WriteKind::Release => keys.into_iter().partition(|k| layout.is_lock(&k.role)),
             _ => keys.into_iter().partition(|k| k.lifecycle == Lifecycle::Session),
         };
         let index = match kind {
-            WriteKind::Delete if score.is_some() => layout.index.as_ref().map(|i| i.key.clone()),
+            WriteKind::Delete | WriteKind::Unindex if score.is_some() => layout.index.as_ref().map(|i| i.key.clone()),
             _ => None,
         };
         Ok(WritePlan { id: id.clone(), kind, keys, untouched, index })
@@ -133,7 +148,7 @@ impl Writer {
                     pipe.cmd("PERSIST").arg(*key);
                 }
             }
-            WriteKind::Delete => {
+            WriteKind::Delete | WriteKind::Unindex | WriteKind::Release => {
                 if !keys.is_empty() {
                     pipe.cmd("UNLINK").arg(&keys);
                 }
@@ -188,7 +203,7 @@ impl Writer {
             .collect::<Vec<_>>();
         let index_entry_removed =
             plan.index.is_some() && replies.last().is_some_and(|r| matches!(r, Ok(redis::Value::Nil)));
-        if plan.kind == WriteKind::Delete
+        if matches!(plan.kind, WriteKind::Delete | WriteKind::Release)
             && let Some((key, _)) = keys.iter().find(|(_, s)| s != "deleted")
         {
             return Err(WriteError::Incomplete(format!("{key} is still present")));

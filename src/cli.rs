@@ -35,6 +35,9 @@ pub enum Command {
     /// One poll and census, then every finding: exit 0 OK, 1 warning, 2 critical, 3 unknown
     /// (cannot connect, not authorised, no session layout), as Nagios plugins do.
     Check(CheckArgs),
+    /// Fix what a finding found, session by session, through the audited write path: the exact
+    /// changes are listed first, then asked for (default no), and refused when read-only.
+    Fix(FixArgs),
 }
 
 /// Options shared by every command (they may be given before or after it).
@@ -208,6 +211,33 @@ pub struct CheckArgs {
     /// of sessions, a stalled count that jumps).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub observe: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// What to fix: `orphaned` (remove index entries whose session keys are gone), `no_ttl`
+    /// (give the session's keys without TTL one), `stale_lock` (delete the lock), `stuck`
+    /// (expire or delete the sessions; with --expire or --delete).
+    #[arg(value_parser = ["orphaned", "no_ttl", "stale_lock", "stuck"])]
+    pub finding: String,
+    /// The TTL `no_ttl` gives (default: the session lifetime, the layout's or inferred).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub ttl: Option<Duration>,
+    /// `stuck`: give the sessions' keys this TTL.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, conflicts_with = "delete")]
+    pub expire: Option<Duration>,
+    /// `stuck`: delete the sessions.
+    #[arg(long)]
+    pub delete: bool,
+    /// The most sessions one run fixes (run again for more).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+    /// List what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (for scripts).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -462,3 +462,109 @@ pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> R
         ))),
     }
 }
+
+/// What `fix` planned: the writes, one per session, and what it left out and why.
+pub struct FixPlans {
+    pub kind: crate::domain::FindingKind,
+    pub plans: Vec<WritePlan>,
+    /// Sessions the fix does not fit (any more), with why.
+    pub skipped: Vec<(SessionId, String)>,
+    /// Sessions the finding counts in all (more than `--limit` are left for another run).
+    pub found: u64,
+}
+
+/// Plans the fix for a finding: a census pass finds the sessions it counts (at most `limit`),
+/// and each gets its exact write: `ZREM` of an orphaned entry, `EXPIRE` of exactly the keys
+/// without TTL, `UNLINK` of a stale lock, or `EXPIRE`/`DELETE` of a stuck session.
+pub async fn plan_fix(
+    setup: &Setup,
+    session: &mut Session,
+    kind: crate::domain::FindingKind,
+    write: Option<WriteKind>,
+    ttl_s: Option<i64>,
+    limit: usize,
+) -> Result<FixPlans, HeadlessError> {
+    use crate::domain::FindingKind;
+    let layout = session.layout()?.clone();
+    let walk_link = setup.target.connect(setup.load.clone()).await?;
+    let mut targets: Vec<SessionId> = Vec::new();
+    let mut found = 0u64;
+    let outcome =
+        census::run_pass(&mut session.link, walk_link, &layout, setup.collect.census, 1, session.pacer.clone(), |p| {
+            for row in &p.rows {
+                if row.problems.iter().any(|(k, _)| *k == kind) {
+                    found += 1;
+                    if targets.len() < limit {
+                        targets.push(row.id.clone());
+                    }
+                }
+            }
+        })
+        .await?;
+    if kind == FindingKind::Orphaned {
+        found = outcome.tally.orphaned;
+        targets = outcome.orphan_ids.into_iter().take(limit).collect();
+    }
+    let lifetime = ttl_s.or(layout.lifetime_s).or_else(|| {
+        let max = outcome.tally.max_ttl_ms;
+        (max > 0).then(|| crate::model::infer_lifetime((max + 999) / 1000))
+    });
+    let write = match (kind, write) {
+        (FindingKind::Orphaned, _) => WriteKind::Unindex,
+        (FindingKind::StaleLock, _) => WriteKind::Release,
+        (FindingKind::NoTtl, _) => match lifetime {
+            Some(s) => WriteKind::Expire(s),
+            None => return Err(HeadlessError::Refused("no session lifetime is known: pass --ttl".into())),
+        },
+        (_, Some(write)) => write,
+        (_, None) => {
+            return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
+        }
+    };
+    let mut plans = Vec::new();
+    let mut skipped = Vec::new();
+    let scan_count = setup.collect.census.scan_count;
+    for id in targets {
+        // Keys named by wildcard patterns are not what these findings are about, and finding
+        // them would scan the keyspace once per session: only a delete looks for them.
+        let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
+        let (mut keys, score) =
+            inspect::find_keys(&mut session.link, &layout, &id, &session.pacer, scan_count, known).await?;
+        if kind == FindingKind::NoTtl {
+            keys = keys_without_ttl(&mut session.link, keys).await?;
+        }
+        match setup.writer.plan(&layout, &id, write, keys, score) {
+            Ok(plan) if plan.is_empty() => skipped.push((id, "nothing left to change".into())),
+            Ok(plan) => plans.push(plan),
+            Err(e) => skipped.push((id, e.to_string())),
+        }
+    }
+    Ok(FixPlans { kind, plans, skipped, found })
+}
+
+/// The keys among `keys` that have no TTL.
+async fn keys_without_ttl(
+    link: &mut Link,
+    keys: Vec<crate::domain::SessionKey>,
+) -> Result<Vec<crate::domain::SessionKey>, Failure> {
+    let mut pipe = crate::link::pipe();
+    for k in &keys {
+        pipe.cmd("PTTL").arg(&k.key);
+    }
+    let replies = link.pipeline(&pipe).await?;
+    Ok(keys.into_iter().zip(replies).filter(|(_, r)| crate::link::reply::int(r) == Some(-1)).map(|(k, _)| k).collect())
+}
+
+/// Carries out confirmed fix plans one by one; each is audited like any write.
+pub async fn apply_fix(setup: &Setup, session: &mut Session, plans: &[WritePlan]) -> Vec<Result<WriteOutcome, String>> {
+    let mut out = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let result = setup
+            .writer
+            .execute(&mut session.link, plan)
+            .await
+            .map_err(|e| format!("{} of '{}': {e}", plan.kind.verb(), plan.id));
+        out.push(result);
+    }
+    out
+}

@@ -889,6 +889,11 @@ impl Layout {
         [stage, substate].into_iter().flatten().any(|s| self.finals.iter().any(|f| f == s))
     }
 
+    /// Whether a related family (by name) holds the session's locks.
+    pub fn is_lock(&self, family: &str) -> bool {
+        self.related.iter().any(|r| r.name == family && r.role == RelatedRole::Lock)
+    }
+
     /// The history part, when the layout has one.
     pub fn history(&self) -> Option<&Part> {
         self.parts.iter().find(|p| p.role == PartRole::History)

@@ -108,6 +108,10 @@ pub enum WriteKind {
     Persist,
     /// Remove every key of the session and its index entry.
     Delete,
+    /// Remove the session's index entry, which names no keys (an orphan).
+    Unindex,
+    /// Delete the session's locks, which are stale.
+    Release,
 }
 
 impl WriteKind {
@@ -116,6 +120,8 @@ impl WriteKind {
             WriteKind::Expire(_) => "expire",
             WriteKind::Persist => "persist",
             WriteKind::Delete => "delete",
+            WriteKind::Unindex => "unindex",
+            WriteKind::Release => "release",
         }
     }
 }

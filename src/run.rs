@@ -77,6 +77,12 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     if let Command::Check(args) = &command {
         return check(&setup, args).await;
     }
+    if let Command::Fix(args) = &command
+        && !args.dry_run
+        && setup.writer.is_read_only()
+    {
+        return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
+    }
     // Refuse writes before connecting, so read-only is obviously safe.
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
         return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
@@ -89,6 +95,45 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Demo(_) | Command::Check(_) => unreachable!("handled above"),
+        Command::Fix(args) => {
+            let kind = crate::domain::FindingKind::ALL
+                .into_iter()
+                .find(|k| k.name() == args.finding)
+                .ok_or_else(|| Exit { message: format!("no finding '{}'", args.finding), code: 2 })?;
+            let write = match (args.expire, args.delete) {
+                (Some(d), _) => Some(WriteKind::Expire(d.as_secs() as i64)),
+                (None, true) => Some(WriteKind::Delete),
+                (None, false) => None,
+            };
+            let ttl = args.ttl.map(|d| d.as_secs() as i64);
+            let fix = headless::plan_fix(&setup, &mut session, kind, write, ttl, args.limit as usize)
+                .await
+                .map_err(&headless_exit)?;
+            let listing = output::text::fix_plans(&fix);
+            if args.dry_run || fix.plans.is_empty() {
+                write!(stdout, "{listing}")?;
+                if args.dry_run && !fix.plans.is_empty() {
+                    writeln!(stdout, "dry run: nothing was changed")?;
+                }
+            } else {
+                if !args.yes {
+                    confirm_on_terminal(&listing, "Apply these changes?").map_err(&headless_exit)?;
+                } else {
+                    write!(stdout, "{listing}")?;
+                }
+                let results = headless::apply_fix(&setup, &mut session, &fix.plans).await;
+                let failed = results.iter().filter(|r| r.is_err()).count();
+                for r in &results {
+                    match r {
+                        Ok(outcome) => writeln!(stdout, "{}", outcome.summary())?,
+                        Err(e) => writeln!(stdout, "failed: {}", text::escape_str(e))?,
+                    }
+                }
+                if failed > 0 {
+                    return Err(Exit { message: format!("{failed} of {} changes failed", results.len()), code: 1 });
+                }
+            }
+        }
         Command::Snapshot(args) => {
             let data =
                 headless::snapshot(&setup, &mut session, args.limit, !args.no_census).await.map_err(&headless_exit)?;
@@ -140,7 +185,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                     if yes {
                         return Ok(());
                     }
-                    confirm_on_terminal(&output::text::plan(plan))
+                    confirm_on_terminal(&output::text::plan(plan), "Delete?")
                 })
                 .await
                 .map_err(&headless_exit)?;
@@ -154,20 +199,20 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
 }
 
 /// Shows the plan and asks on the terminal; refuses when stdin is not one. Default: no.
-fn confirm_on_terminal(plan: &str) -> Result<(), HeadlessError> {
+fn confirm_on_terminal(plan: &str, question: &str) -> Result<(), HeadlessError> {
     if !std::io::stdin().is_terminal() {
         return Err(HeadlessError::Refused(
-            "refusing to delete without confirmation: stdin is not a terminal (pass --yes)".into(),
+            "refusing to write without confirmation: stdin is not a terminal (pass --yes)".into(),
         ));
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{plan}Delete? [y/N] ");
+    let _ = write!(stderr, "{plan}{question} [y/N] ");
     let _ = stderr.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
-        _ => Err(HeadlessError::Refused("not deleted".into())),
+        _ => Err(HeadlessError::Refused("nothing was changed".into())),
     }
 }
 

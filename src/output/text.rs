@@ -343,3 +343,23 @@ pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData) -> String 
     }
     out
 }
+
+/// A fix's plans as lines: each session's exact changes, then what was left out.
+pub fn fix_plans(fix: &crate::headless::FixPlans) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} found, {} to change{}",
+        fix.kind.name(),
+        text::grouped(fix.found),
+        text::grouped(fix.plans.len() as u64),
+        if fix.found > (fix.plans.len() + fix.skipped.len()) as u64 { " (the rest next run: --limit)" } else { "" }
+    );
+    for p in &fix.plans {
+        out.push_str(&plan(p));
+    }
+    for (id, why) in &fix.skipped {
+        let _ = writeln!(out, "skipped '{id}': {}", text::escape_str(why));
+    }
+    out
+}

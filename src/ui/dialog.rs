@@ -66,6 +66,8 @@ impl Widget for DialogView<'_> {
                     WriteKind::Delete => "delete these keys, atomically?".to_string(),
                     WriteKind::Persist => "remove the TTL of these keys?".to_string(),
                     WriteKind::Expire(s) => format!("expire these keys in {}?", text::human_duration(s)),
+                    WriteKind::Unindex => "remove this orphaned index entry?".to_string(),
+                    WriteKind::Release => "release (delete) these stale locks?".to_string(),
                 };
                 let mut lines = vec![Line::from(vec![
                     Span::styled("session ", t.style(Role::Text)),

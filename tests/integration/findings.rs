@@ -197,3 +197,78 @@ fn check_exits_by_the_worst_finding_and_3_when_it_cannot_judge() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn fixes_list_their_exact_changes_then_make_only_those_audited() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..5 {
+        healthy_trt(&mut con, &format!("fine_{i}"), now - 60.0);
+    }
+    for gone in ["gone_1", "gone_2"] {
+        let _: () = con.zadd("trt:active_sessions", gone, now - 200_000.0).unwrap();
+    }
+    healthy_trt(&mut con, "forever", now - 60.0);
+    let _: () = con.persist("trt:session:forever:state").unwrap();
+    healthy_trt(&mut con, "locked", now - 60.0);
+    let _: () = con.set("trt:lock:locked", "1").unwrap();
+    for turn in 0..6 {
+        trt_turn(&mut con, "trt:", "looping", "1.2_problem_and_body", now - 300.0 + f64::from(turn) * 20.0, turn == 0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.socket_url();
+    let before = keyspace(&mut con);
+    let run = |args: &[&str]| sessiontop(&url, &dir).args(["--layout", "trt", "fix"]).args(args).output().unwrap();
+
+    // A dry run lists exactly what would change and changes nothing; so does read-only.
+    let out = run(&["orphaned", "--dry-run"]);
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("orphaned: 2 found, 2 to change"), "{listing}");
+    assert!(listing.contains("index entry 'gone_1' in trt:active_sessions"), "{listing}");
+    assert!(listing.contains("dry run: nothing was changed"), "{listing}");
+    let out =
+        sessiontop(&url, &dir).args(["--layout", "trt", "--read-only", "fix", "orphaned", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["stuck", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "stuck needs --expire or --delete");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--expire DURATION or --delete"));
+    let out = run(&["orphaned"]);
+    assert_eq!(out.status.code(), Some(2), "no terminal to ask on");
+    assert_eq!(keyspace(&mut con), before, "nothing changed yet");
+
+    // An entry whose session came back is not an orphan any more.
+    healthy_trt(&mut con, "gone_2", now - 10.0);
+    let out = run(&["orphaned", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index: Vec<String> = con.zrange("trt:active_sessions", 0, -1).unwrap();
+    assert!(!index.contains(&"gone_1".to_string()) && index.contains(&"gone_2".to_string()), "{index:?}");
+
+    let out = run(&["no_ttl", "--yes", "--ttl", "1h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ttl: i64 = con.ttl("trt:session:forever:state").unwrap();
+    assert!((3590..=3600).contains(&ttl), "{ttl}");
+    assert!(con.ttl::<_, i64>("trt:session:forever:history").unwrap() > 3600, "keys with a TTL keep theirs");
+
+    let out = run(&["stale_lock", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!con.exists::<_, bool>("trt:lock:locked").unwrap());
+    assert!(con.exists::<_, bool>("trt:session:locked:state").unwrap(), "only the lock goes");
+
+    let out = run(&["stuck", "--delete", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!con.exists::<_, bool>("trt:session:looping:state").unwrap());
+    assert!(con.exists::<_, bool>("trt:session:fine_0:state").unwrap());
+
+    // Every change is in the audit log, begun and ended.
+    let audit = std::fs::read_to_string(audit_path(&dir)).unwrap();
+    for action in ["\"unindex\"", "\"expire\"", "\"release\"", "\"delete\""] {
+        assert_eq!(
+            audit.lines().filter(|l| l.contains(action) && l.contains("\"end\"")).count(),
+            1,
+            "{action}: {audit}"
+        );
+    }
+    assert!(!audit.contains("gone_2"), "the entry that came back was not touched");
+}

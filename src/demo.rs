@@ -489,8 +489,9 @@ fn write_flask_request(pipe: &mut redis::Pipeline, user: &FlaskUser, age: i64, r
     let key = format!("{FLASK_PREFIX}{}", user.sid);
     let ttl = (LIFETIME_S - age).max(1);
     pipe.cmd("SET").arg(&key).arg(payload).arg("EX").arg(ttl);
+    // ChatMRPT names its side keys by the payload's own session_id (services/redis_state.py).
     if stage == Some("analysis_complete") {
-        pipe.cmd("SET").arg(format!("{FLASK_PREFIX}analysis_complete:{}", user.sid)).arg("1").arg("EX").arg(ttl);
+        pipe.cmd("SET").arg(format!("{FLASK_PREFIX}analysis_complete:{}", user.session_id)).arg("1").arg("EX").arg(ttl);
     }
 }
 
@@ -498,6 +499,8 @@ fn flask_fields(user: &FlaskUser, stage: Option<&str>, rng: &mut fastrand::Rng) 
     use pickle::Py;
     let uploaded = stage.is_some();
     let analysed = stage == Some("analysis_complete");
+    // A third of the users upload TPR data, which the TPR workflow picks up until the analysis.
+    let tpr = uploaded && user.session_id.bytes().next().is_some_and(|b| b % 3 == 0);
     let mut fields = vec![
         ("session_id", Py::Str(user.session_id.clone())),
         ("base_session_id", Py::Str(user.session_id.clone())),
@@ -505,7 +508,7 @@ fn flask_fields(user: &FlaskUser, stage: Option<&str>, rng: &mut fastrand::Rng) 
         ("csv_loaded", Py::Bool(uploaded)),
         ("shapefile_loaded", Py::Bool(uploaded && rng.bool())),
         ("analysis_complete", Py::Bool(analysed)),
-        ("tpr_workflow_active", Py::Bool(false)),
+        ("tpr_workflow_active", Py::Bool(tpr && !analysed)),
         ("tpr_session_id", Py::None),
         ("workflow_source", Py::Str("data_analysis_v3".into())),
     ];
@@ -513,7 +516,7 @@ fn flask_fields(user: &FlaskUser, stage: Option<&str>, rng: &mut fastrand::Rng) 
         fields.push(("workflow_stage", Py::Str(stage.into())));
         fields.push(("has_data_analysis_file", Py::Bool(true)));
         fields.push(("data_analysis_filename", Py::Str("NMEP_TPR_Kano_2024.xlsx".into())));
-        fields.push(("upload_type", Py::Str("csv_shapefile".into())));
+        fields.push(("upload_type", Py::Str(if tpr { "tpr_excel" } else { "csv_shapefile" }.into())));
     }
     fields.extend([
         ("use_data_analysis_v3", Py::Bool(true)),

@@ -112,6 +112,20 @@ pub fn snapshot(data: &SnapshotData) -> String {
             let _ = writeln!(out, "  {}  {:>9}", text::pad("(none)", width), text::grouped(n));
         }
     }
+    if !t.by_marker.is_empty() {
+        let marks: Vec<String> =
+            t.by_marker.iter().map(|(k, n)| format!("{} {}", text::escape_str(k), text::grouped(*n))).collect();
+        let _ = writeln!(out, "markers   {}", marks.join(", "));
+    }
+    if let Some((lifetime, source)) = m.lifetime().filter(|_| m.settings.idle == crate::layout::IdleSource::Ttl) {
+        let _ = writeln!(out, "lifetime  {} ({})", text::human_duration(lifetime), source.describe());
+    }
+    if !m.findings.is_empty() {
+        let _ = writeln!(out, "findings");
+        for f in &m.findings {
+            let _ = writeln!(out, "  {}", finding_line(f));
+        }
+    }
     let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(t.total));
     out.push_str(&items_table(data));
     out

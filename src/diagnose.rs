@@ -10,10 +10,11 @@
 //!
 //! Must never do I/O; a pure function of what it is given.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::domain::{
-    CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Millis, Severity, Subject, Thresholds,
+    CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Millis, SessionRow, Severity, Subject, Thresholds,
 };
 use crate::info::ServerStats;
 use crate::names::SessionId;
@@ -45,6 +46,9 @@ pub struct Inputs<'a> {
     pub thresholds: &'a Thresholds,
     /// Whether the layout has an index (orphans exist only there).
     pub has_index: bool,
+    /// Whether sessions keep a history that shows a user going round in circles (else stuck is
+    /// judged by watching stages).
+    pub has_history: bool,
     pub now: Millis,
 }
 
@@ -61,8 +65,23 @@ pub struct Watch {
     rejected_base: Option<u64>,
     /// Recent passes: when they ended, live sessions, stalled by stage.
     passes: VecDeque<(Millis, u64, BTreeMap<String, u64>)>,
-    /// Stuck sessions as observed across polls (layouts without history): id → (stage, since).
-    observed: BTreeMap<SessionId, (String, Millis)>,
+    /// Sessions active within the window, as observed across passes (layouts without history):
+    /// id → (stage, when it was first seen in that stage, when it was last seen active).
+    observed: HashMap<SessionId, (Arc<str>, Millis, Millis)>,
+}
+
+/// Sessions a watch follows at most for stages that do not change (the rest are not followed).
+pub const OBSERVED_MAX: usize = 100_000;
+
+/// What judging a row by observation needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Observing<'a> {
+    pub idle: crate::layout::IdleSource,
+    pub lifetime_s: Option<i64>,
+    pub finals: &'a [String],
+    /// How long a stage may stay unchanged while the user is active.
+    pub stage_limit_s: i64,
+    pub active_window_s: i64,
 }
 
 impl Watch {
@@ -96,6 +115,48 @@ impl Watch {
         while self.passes.len() > PASSES_KEPT {
             self.passes.pop_front();
         }
+    }
+
+    /// A session as a pass or poll read it, for layouts whose sessions keep no history: while
+    /// the user is active (idle within the window) and not at a final stage, how long its stage
+    /// has stayed the same. Returns why it is stuck, when it is.
+    pub fn observe_row(&mut self, row: &SessionRow, now: Millis, o: &Observing<'_>) -> Option<String> {
+        let idle = crate::domain::idle_seconds(o.idle, row.last_interaction, row.ttl, now, o.lifetime_s)?;
+        let stage = row.stage.as_ref()?;
+        if idle > o.active_window_s || o.finals.iter().any(|f| **f == **stage) {
+            self.observed.remove(&row.id);
+            return None;
+        }
+        let room = self.observed.len() < OBSERVED_MAX;
+        let since = match self.observed.get_mut(&row.id) {
+            Some((seen, since, last)) if **seen == **stage => {
+                *last = now;
+                *since
+            }
+            Some(entry) => {
+                *entry = (stage.clone(), now, now);
+                now
+            }
+            None if room => {
+                self.observed.insert(row.id.clone(), (stage.clone(), now, now));
+                now
+            }
+            None => return None,
+        };
+        let held = (now - since) / 1000;
+        (held > o.stage_limit_s).then(|| {
+            format!(
+                "active {} ago, in {} for {} as watched",
+                text::human_duration(idle),
+                text::clip_sized(stage, 48),
+                text::human_duration(held)
+            )
+        })
+    }
+
+    /// Forgets sessions not seen active for longer than the window.
+    pub fn forget_inactive(&mut self, now: Millis, active_window_s: i64) {
+        self.observed.retain(|_, (_, _, last)| now - *last <= active_window_s * 1000);
     }
 
     /// The findings only a series can show, added to `out`.
@@ -333,14 +394,21 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
     };
     let n = |kind: FindingKind| text::grouped(ev.count(kind));
     if ev.count(FindingKind::Stuck) > 0 {
+        let how = if inputs.has_history {
+            format!("their last {} turns stayed in one stage with the same decision", t.stuck_turns)
+        } else {
+            format!(
+                "their stage has not changed for over {} while they kept using it",
+                text::human_duration(inputs.stalled_after_s)
+            )
+        };
         out.push(per_session(
             FindingKind::Stuck,
             Severity::Warning,
             format!(
-                "{} sessions active in the last {} go round in circles: their last {} turns stayed in one stage with the same decision",
+                "{} sessions active in the last {} do not advance: {how}",
                 n(FindingKind::Stuck),
                 text::human_duration(t.active_window_s),
-                t.stuck_turns
             ),
         ));
     }
@@ -471,6 +539,7 @@ mod tests {
             stalled_after_s: 900,
             thresholds: t,
             has_index: true,
+            has_history: true,
             now: 1_000_000,
         }
     }
@@ -562,6 +631,41 @@ mod tests {
         let f = findings(&inputs(None, None, &t), &w);
         assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)]);
         assert_eq!(f[0].count, 400);
+    }
+
+    #[test]
+    fn a_stage_that_does_not_change_while_the_user_is_active_is_stuck() {
+        let finals = vec!["analysis_complete".to_string()];
+        let o = Observing {
+            idle: crate::layout::IdleSource::Ttl,
+            lifetime_s: Some(86_400),
+            finals: &finals,
+            stage_limit_s: 900,
+            active_window_s: 1800,
+        };
+        // Flask-Session rewrites the key on every request: the TTL says the user was just active.
+        let row = |id: &str, stage: &str, now: Millis, idle_s: i64| SessionRow {
+            stage: Some(Arc::from(stage)),
+            ttl: crate::domain::Ttl::ExpiresAt(now + (86_400 - idle_s) * 1000),
+            ..SessionRow::new(id)
+        };
+        let mut w = Watch::default();
+        let t0 = 1_000_000_000;
+        for (id, stage) in [("trying", "uploaded"), ("moving", "uploaded"), ("done", "analysis_complete")] {
+            assert_eq!(w.observe_row(&row(id, stage, t0, 5), t0, &o), None);
+        }
+        let t1 = t0 + 10 * 60_000;
+        assert_eq!(w.observe_row(&row("moving", "tpr_analysis", t1, 5), t1, &o), None);
+        let t2 = t0 + 16 * 60_000;
+        let why = w.observe_row(&row("trying", "uploaded", t2, 20), t2, &o).expect("stuck after 16 minutes");
+        assert!(why.contains("in uploaded for 16m00s"), "{why}");
+        assert_eq!(w.observe_row(&row("moving", "tpr_analysis", t2, 5), t2, &o), None, "its stage changed at t1");
+        assert_eq!(w.observe_row(&row("done", "analysis_complete", t2, 5), t2, &o), None, "a final stage");
+        // A user who left (idle past the window) is stalled, not stuck, and is forgotten.
+        assert_eq!(w.observe_row(&row("trying", "uploaded", t2, 3600), t2, &o), None);
+        assert!(!w.observed.contains_key(&SessionId::from("trying")));
+        w.forget_inactive(t2 + 31 * 60_000, 1800);
+        assert!(w.observed.is_empty());
     }
 
     #[test]

@@ -250,6 +250,8 @@ pub struct LayoutInfo {
     pub markers: Vec<String>,
     /// The fields holding the application's own ids for a session.
     pub id_fields: Vec<String>,
+    /// Whether a session's history shows that it is stuck (else stuck is judged by watching).
+    pub stuck_by_history: bool,
 }
 
 impl LayoutInfo {
@@ -267,6 +269,7 @@ impl LayoutInfo {
             lifetime_s: layout.lifetime_s,
             markers: layout.fields.markers.iter().map(|m| m.name.clone()).collect(),
             id_fields: layout.fields.ids.clone(),
+            stuck_by_history: layout.stuck.is_some() && layout.history().is_some(),
         }
     }
 }

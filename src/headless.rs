@@ -147,9 +147,24 @@ pub async fn snapshot(
     limit: usize,
     census: bool,
 ) -> Result<SnapshotData, HeadlessError> {
+    snapshot_watched(setup, session, limit, census, None).await
+}
+
+/// A snapshot that goes on from an earlier one's watch (`check --observe`): restarts, changes
+/// of role, evictions, drops and stages that do not change are judged against it.
+async fn snapshot_watched(
+    setup: &Setup,
+    session: &mut Session,
+    limit: usize,
+    census: bool,
+    earlier: Option<&Model>,
+) -> Result<SnapshotData, HeadlessError> {
     let link = &mut session.link;
     let started = now_millis();
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), started);
+    if let Some(earlier) = earlier {
+        model.continue_from(earlier);
+    }
     model.apply(Update::Link(crate::domain::LinkState::Connected { since: started }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
@@ -198,7 +213,8 @@ pub async fn snapshot(
     let mut top = TopN::new(limit, model.settings.idle);
     let mut stalled = StalledCount::new(model.settings.clone(), started);
     let pacer = session.pacer.clone();
-    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, pacer, |p| {
+    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, pacer, |mut p| {
+        model.observe_rows(&mut p.rows);
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
@@ -380,28 +396,15 @@ pub async fn check(
     while started.elapsed() < observe {
         let left = observe.saturating_sub(started.elapsed());
         tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
-        let (stats, unavailable) = server::poll(&mut session.link).await?;
-        data.model.tick(now_millis(), setup.load.total());
-        data.model.apply(Update::Server { stats: Box::new(stats), unavailable });
         if started.elapsed() >= observe {
+            // The last look at the server, judged against the watch.
+            let (stats, unavailable) = server::poll(&mut session.link).await?;
+            data.model.tick(now_millis(), setup.load.total());
+            data.model.apply(Update::Server { stats: Box::new(stats), unavailable });
             break;
         }
-        // Another pass, judged against the ones before.
-        let next = snapshot(setup, session, 0, true).await?;
-        let mut model = data.model;
-        model.tick(next.model.now, setup.load.total());
-        if let Some(stats) = next.model.server.clone() {
-            model.apply(Update::Server { stats: Box::new(stats), unavailable: next.model.server_unavailable.clone() });
-        }
-        model.stalled = next.model.stalled.clone();
-        model.apply(Update::CensusDone {
-            generation: model.census.generation + 1,
-            tally: next.model.census.totals().clone(),
-            duration_ms: next.census_duration_ms.unwrap_or(0),
-            orphan_ids: next.model.census.orphan_ids.clone(),
-        });
-        model.table_inbox.clear();
-        data = SnapshotData { model, ..next };
+        // Another poll and pass, judged against the ones before.
+        data = snapshot_watched(setup, session, 0, true, Some(&data.model)).await?;
     }
     let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
     Ok((data, verdict))

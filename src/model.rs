@@ -9,7 +9,8 @@
 
 use crate::diagnose::{self, Watch};
 use crate::domain::{
-    self, CensusTally, Finding, LayoutInfo, LinkState, Millis, SessionReport, SessionRow, TargetInfo, Thresholds, Ttl,
+    self, CensusTally, Evidence, Finding, FindingKind, LayoutInfo, LinkState, Millis, SessionReport, SessionRow,
+    Subject, TargetInfo, Thresholds, Ttl,
 };
 use crate::info::ServerStats;
 use crate::layout::IdleSource;
@@ -167,6 +168,8 @@ pub struct Model {
     /// What the findings remember between polls, and the findings now, most severe first.
     pub watch: Watch,
     pub findings: Vec<Finding>,
+    /// Sessions found stuck by watching their stages, in the running pass and the last one.
+    observed_stuck: (Evidence, Evidence),
 }
 
 impl Model {
@@ -199,23 +202,69 @@ impl Model {
             stalled: None,
             watch: Watch::default(),
             findings: Vec::new(),
+            observed_stuck: Default::default(),
         }
+    }
+
+    /// Takes over what an earlier model of the same target watched: the series findings need
+    /// (restarts, evictions, passes, stages) and the trends.
+    pub fn continue_from(&mut self, earlier: &Model) {
+        self.watch = earlier.watch.clone();
+        self.trends = earlier.trends.clone();
+        self.census.generation = earlier.census.generation;
+        self.observed_stuck = earlier.observed_stuck.clone();
     }
 
     /// Puts the findings together again from what the model holds.
     pub fn refresh_findings(&mut self) {
         let has_index = self.layout.as_ref().is_some_and(|l| l.has_index);
+        let has_history = self.layout.as_ref().is_some_and(|l| l.stuck_by_history);
+        // Stuck sessions found by watching join those the census found.
+        let merged = match (&self.census.complete, self.observed_stuck.1.count(FindingKind::Stuck)) {
+            (Some(tally), n) if n > 0 => {
+                let mut tally = tally.clone();
+                for subject in self.observed_stuck.1.sample(FindingKind::Stuck) {
+                    tally.evidence.note(FindingKind::Stuck, || subject.clone());
+                }
+                let noted = tally.evidence.count(FindingKind::Stuck);
+                let extra = n.saturating_sub(self.observed_stuck.1.sample(FindingKind::Stuck).len() as u64);
+                tally.evidence.counts.insert(FindingKind::Stuck, noted + extra);
+                Some(tally)
+            }
+            _ => None,
+        };
         let inputs = diagnose::Inputs {
             server: self.server.as_ref(),
-            census: self.census.complete.as_ref(),
+            census: merged.as_ref().or(self.census.complete.as_ref()),
             orphan_ids: &self.census.orphan_ids,
             stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
             stalled_after_s: self.settings.stalled_after_s,
             thresholds: &self.settings.thresholds,
             has_index,
+            has_history,
             now: self.now,
         };
         self.findings = diagnose::findings(&inputs, &self.watch);
+    }
+
+    /// Watches the stages of sessions whose layout keeps no history, and marks those that stay
+    /// in one while their users keep using them as stuck (the census cannot tell from one look).
+    pub fn observe_rows(&mut self, rows: &mut [SessionRow]) {
+        let Some(layout) = self.layout.as_ref().filter(|l| !l.stuck_by_history) else { return };
+        let lifetime_s = self.lifetime_s();
+        let observing = crate::diagnose::Observing {
+            idle: self.settings.idle,
+            lifetime_s,
+            finals: &layout.finals,
+            stage_limit_s: self.settings.stalled_after_s,
+            active_window_s: self.settings.thresholds.active_window_s,
+        };
+        for row in rows.iter_mut() {
+            if let Some(why) = self.watch.observe_row(row, self.now, &observing) {
+                self.observed_stuck.0.note(FindingKind::Stuck, || Subject::session(row.id.clone(), Some(why.clone())));
+                row.problems.push((FindingKind::Stuck, why));
+            }
+        }
     }
 
     /// The stalled counts the table worked out.
@@ -261,7 +310,8 @@ impl Model {
             }
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
-            Update::Page { rows, unavailable } => {
+            Update::Page { mut rows, unavailable } => {
+                self.observe_rows(&mut rows);
                 self.table_inbox.push(store::Message::Rows { rows, generation: None });
                 self.session_unavailable = unavailable;
             }
@@ -276,7 +326,8 @@ impl Model {
                 self.budget = Some(budget);
                 self.backing_off = backing_off;
             }
-            Update::CensusBatch { generation, rows, partial, progress } => {
+            Update::CensusBatch { generation, mut rows, partial, progress } => {
+                self.observe_rows(&mut rows);
                 self.census.problem = None;
                 self.census.generation = generation;
                 self.census.partial = partial;
@@ -295,6 +346,8 @@ impl Model {
                 let live = self.census.complete.as_ref().map_or(0, |c| c.total);
                 let stalled_by = self.stalled.as_ref().map(|(_, by)| by.clone()).unwrap_or_default();
                 self.watch.observe_pass(self.now, live, &stalled_by);
+                self.watch.forget_inactive(self.now, self.settings.thresholds.active_window_s);
+                self.observed_stuck.1 = std::mem::take(&mut self.observed_stuck.0);
                 self.refresh_findings();
             }
             Update::Inspect(report) => self.inspect = Some(*report),

@@ -48,11 +48,12 @@ pub enum Kind {
     Exists,
     Type,
     Info,
+    Get,
     Other,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Pttl,
         Kind::Hstrlen,
         Kind::Hmget,
@@ -68,6 +69,7 @@ impl Kind {
         Kind::Exists,
         Kind::Type,
         Kind::Info,
+        Kind::Get,
         Kind::Other,
     ];
 
@@ -96,6 +98,8 @@ impl Kind {
             Kind::Zrevrange
         } else if is("ZREVRANGEBYSCORE") {
             Kind::Zrevrangebyscore
+        } else if is("GET") {
+            Kind::Get
         } else if is("SCAN") {
             Kind::Scan
         } else if is("EXISTS") {
@@ -127,6 +131,7 @@ impl Kind {
             Kind::Exists => "exists",
             Kind::Type => "type",
             Kind::Info => "info",
+            Kind::Get => "get",
             Kind::Other => return None,
         })
     }
@@ -135,7 +140,7 @@ impl Kind {
     /// a million sessions, rounded up).
     fn default_cost_us(self) -> f64 {
         match self {
-            Kind::Pttl | Kind::Exists | Kind::Type | Kind::Strlen => 1.5,
+            Kind::Pttl | Kind::Exists | Kind::Type | Kind::Strlen | Kind::Get => 1.5,
             Kind::Hstrlen => 1.0,
             Kind::Hmget | Kind::Zscore | Kind::Getrange | Kind::MemoryUsage => 2.5,
             Kind::Llen => 1.8,

@@ -158,3 +158,32 @@ fn idle_times_are_right_after_a_quiet_spell() {
     assert!(source.starts_with("inferred from the largest TTL seen (23h00m)"), "{source}");
     assert!((3599..=3602).contains(&idle(&snap, &sid(1))));
 }
+
+#[test]
+fn check_observe_finds_users_whose_stage_does_not_change() {
+    let server = server();
+    let mut con = conn(&server);
+    // Two users active a moment ago, one of them at the final stage; one who left an hour ago.
+    let write = |con: &mut redis::Connection, n: u32, stage: &str, ttl: u64| {
+        let app = format!("{n:08x}-0000-4000-8000-000000000000");
+        flask_set(con, "chatmrpt:", &sid(n), &payload(&app, None, Some(stage), "csv_shapefile", false), ttl);
+    };
+    write(&mut con, 1, "uploaded", 86_400);
+    write(&mut con, 2, "analysis_complete", 86_400);
+    write(&mut con, 3, "uploaded", 86_400 - 3600);
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--stalled-after", "1s", "--poll-interval", "500ms", "check", "--observe", "3s", "--json"];
+    let out = sessiontop(&server.socket_url(), &dir).args(args).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stuck = report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "stuck");
+    let stuck = stuck.unwrap_or_else(|| panic!("no stuck finding: {report}"));
+    let ids: Vec<&str> = stuck["sample"].as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, [sid(1).as_str()], "{stuck}");
+    assert!(stuck["sample"][0]["detail"].as_str().unwrap().contains("in uploaded for"), "{stuck}");
+    assert!(report["observed_seconds"].as_u64().unwrap() >= 3);
+    // One look cannot tell: without --observe there is no stuck finding.
+    let out =
+        sessiontop(&server.socket_url(), &dir).args(["--stalled-after", "1s", "check", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["findings"].as_array().unwrap().iter().any(|f| f["kind"] == "stuck"), "{report}");
+}

@@ -57,6 +57,7 @@ pub fn layout_info() -> LayoutInfo {
         lifetime_s: None,
         markers: Vec::new(),
         id_fields: Vec::new(),
+        stuck_by_history: true,
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::domain::{Millis, SessionRow};
+use crate::domain::{FindingKind, Millis, SessionRow};
 use crate::keymap::{Action, Keymap};
 use crate::model::Model;
 use crate::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
@@ -138,6 +138,10 @@ pub enum Dialog {
     Planning { id: SessionId, kind: WriteKind, progress: Option<f64> },
     /// The exact keys a write will change; `yes` is the highlighted answer (default No).
     Confirm { plan: WritePlan, yes: bool },
+    /// Waiting for the collector to plan the writes that fix a finding.
+    PlanningFix { kind: FindingKind },
+    /// Every write a fix will make, session by session, and how many sessions it leaves out.
+    ConfirmFix { kind: FindingKind, plans: Vec<WritePlan>, skipped: usize, yes: bool },
 }
 
 /// How a status message reads.
@@ -349,6 +353,25 @@ impl App {
                 self.say(level, crate::text::escape_str(message));
             }
             Update::Notice(message) => self.say(Level::Warn, crate::text::escape_str(message)),
+            Update::FixPlans { kind, plans, skipped } => {
+                if matches!(self.dialog, Some(Dialog::PlanningFix { kind: planning }) if planning == *kind) {
+                    if plans.is_empty() {
+                        self.dialog = None;
+                        let why = skipped.first().map(|(id, why)| format!(" ('{id}': {why})")).unwrap_or_default();
+                        self.say(
+                            Level::Warn,
+                            format!("nothing to fix for {}{}", kind.name(), crate::text::escape_str(&why)),
+                        );
+                    } else {
+                        self.dialog = Some(Dialog::ConfirmFix {
+                            kind: *kind,
+                            plans: plans.clone(),
+                            skipped: skipped.len(),
+                            yes: false,
+                        });
+                    }
+                }
+            }
             Update::Searching { id, progress } => {
                 if let Some(Dialog::Planning { id: planned, progress: shown, .. }) = self.dialog.as_mut()
                     && planned == id
@@ -493,6 +516,7 @@ impl App {
                 self.request_view(true);
             }
             Action::Filter => self.table.editing_filter = true,
+            Action::Fix => self.say(Level::Info, "choose a finding to fix: Tab to the alerts, then x"),
             // The header shows the new sort at once; the rows follow when the engine answers.
             Action::SortNext => {
                 self.table.sort = self.table.sort.next();
@@ -530,6 +554,7 @@ impl App {
             Action::Down => self.alert_selected = (self.alert_selected + 1).min(last),
             Action::Top => self.alert_selected = 0,
             Action::Bottom => self.alert_selected = last,
+            Action::Fix => return Some(self.start_fix()),
             Action::Inspect => {
                 let f = &findings[self.alert_selected.min(last)];
                 if f.kind.is_server() {
@@ -550,6 +575,35 @@ impl App {
             _ => return None,
         }
         Some(Vec::new())
+    }
+
+    /// `x` on a finding: plans its fix for the sessions the finding names, for confirmation.
+    /// Stuck sessions are expired or deleted from the table (`is:stuck`, then `e` or `d`).
+    fn start_fix(&mut self) -> Vec<Request> {
+        let findings = self.listed_findings();
+        let Some(f) = findings.get(self.alert_selected.min(findings.len().saturating_sub(1))) else {
+            return Vec::new();
+        };
+        let (kind, ids): (FindingKind, Vec<SessionId>) =
+            (f.kind, f.sample.iter().filter_map(|s| s.id.clone()).collect());
+        if !matches!(kind, FindingKind::Orphaned | FindingKind::NoTtl | FindingKind::StaleLock) {
+            let hint = match kind {
+                FindingKind::Stuck => "show them with Enter, then expire (e) or delete (d) each".to_string(),
+                _ => "nothing sessiontop can change fixes it".to_string(),
+            };
+            self.say(Level::Info, format!("{}: {hint}", kind.name()));
+            return Vec::new();
+        }
+        if self.model.target.read_only {
+            self.say(Level::Warn, "read-only: fixes are off for this target");
+            return Vec::new();
+        }
+        if ids.is_empty() {
+            self.say(Level::Info, format!("{}: no session named to fix", kind.name()));
+            return Vec::new();
+        }
+        self.dialog = Some(Dialog::PlanningFix { kind });
+        vec![Request::PlanFix { kind, ids, ttl_s: self.model.lifetime_s() }]
     }
 
     fn open_inspector(&mut self, id: SessionId) -> Vec<Request> {
@@ -713,6 +767,26 @@ impl App {
                     return vec![Request::CancelPlan];
                 }
             }
+            Dialog::PlanningFix { .. } => {
+                if key.code == KeyCode::Esc {
+                    self.dialog = None;
+                }
+            }
+            Dialog::ConfirmFix { plans, yes, .. } => match key.code {
+                KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => self.dialog = None,
+                KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab => *yes = !*yes,
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    let confirmed = *yes || matches!(key.code, KeyCode::Char(_));
+                    let plans = std::mem::take(plans);
+                    self.dialog = None;
+                    if confirmed {
+                        self.say(Level::Info, format!("fixing {} sessions…", plans.len()));
+                        return vec![Request::ExecuteFix(plans)];
+                    }
+                    self.say(Level::Info, "cancelled");
+                }
+                _ => {}
+            },
             Dialog::Confirm { plan, yes } => match key.code {
                 KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => self.dialog = None,
                 KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab => *yes = !*yes,

@@ -340,6 +340,14 @@ impl PollerState {
                 message: format!("{} of '{}' not done: not connected to Redis", plan.kind.verb(), plan.id),
                 ok: false,
             }),
+            Request::PlanFix { kind, .. } => {
+                shared.send(Update::FixPlans { kind, plans: Vec::new(), skipped: Vec::new() });
+                shared.send(Update::Notice(format!("{} not fixed: not connected to Redis", kind.name())));
+            }
+            Request::ExecuteFix(plans) => shared.send(Update::WriteDone {
+                message: format!("{} fixes not done: not connected to Redis", plans.len()),
+                ok: false,
+            }),
         }
     }
 }
@@ -430,6 +438,51 @@ async fn run_connected(
                 Request::CancelPlan => {
                     state.planning = None;
                     false
+                }
+                Request::PlanFix { kind, ids, ttl_s } => {
+                    match &state.layout {
+                        Some(layout) => {
+                            let layout = layout.clone();
+                            let mut plans = Vec::new();
+                            let mut skipped = Vec::new();
+                            for id in ids {
+                                match plan_fix(link, &layout, writer, &shared.pacer, &id, kind, None, ttl_s).await {
+                                    Ok(Ok(plan)) => plans.push(plan),
+                                    Ok(Err(why)) => skipped.push((id, why)),
+                                    Err(f) if f.is_connection() => return f,
+                                    Err(f) => skipped.push((id, f.to_string())),
+                                }
+                            }
+                            shared.send(Update::FixPlans { kind, plans, skipped });
+                        }
+                        None => shared.send(Update::FixPlans { kind, plans: Vec::new(), skipped: Vec::new() }),
+                    }
+                    false
+                }
+                Request::ExecuteFix(plans) => {
+                    let (mut done, mut failed) = (0, Vec::new());
+                    for plan in &plans {
+                        match writer.execute(link, plan).await {
+                            Ok(_) => done += 1,
+                            Err(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+                                shared.send(Update::WriteDone {
+                                    message: format!("fixed {done} of {}; then: {f}", plans.len()),
+                                    ok: false,
+                                });
+                                return f;
+                            }
+                            Err(e) => failed.push(format!("'{}': {e}", plan.id)),
+                        }
+                    }
+                    let message = match failed.first() {
+                        None => format!("fixed {done} of {} sessions (see the audit log)", plans.len()),
+                        Some(first) => {
+                            format!("fixed {done} of {}; {} failed, first {first}", plans.len(), failed.len())
+                        }
+                    };
+                    tracing::info!(%message, "fix");
+                    shared.send(Update::WriteDone { message, ok: failed.is_empty() });
+                    true
                 }
                 Request::Execute(plan) => {
                     let (message, ok) = match writer.execute(link, &plan).await {
@@ -702,4 +755,53 @@ async fn census_loop(shared: Shared, mut layout_rx: watch::Receiver<Option<Arc<L
             }
         }
     }
+}
+
+/// The write that fixes `kind` for one session: `Unindex` for an orphaned entry, `EXPIRE` of
+/// exactly the keys without TTL (to `ttl_s`), `Release` of a stale lock, or `write` (expire or
+/// delete) for a stuck session. `Ok(Err(why))` when the fix does not fit the session (any more).
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_fix(
+    link: &mut Link,
+    layout: &Layout,
+    writer: &Writer,
+    pacer: &Mutex<Pacer>,
+    id: &SessionId,
+    kind: crate::domain::FindingKind,
+    write: Option<WriteKind>,
+    ttl_s: Option<i64>,
+) -> Result<Result<crate::msg::WritePlan, String>, Failure> {
+    use crate::domain::FindingKind;
+    let write = match (kind, write) {
+        (FindingKind::Orphaned, _) => WriteKind::Unindex,
+        (FindingKind::StaleLock, _) => WriteKind::Release,
+        (FindingKind::NoTtl, _) => match ttl_s {
+            Some(s) => WriteKind::Expire(s),
+            None => return Ok(Err("no session lifetime is known: give a TTL".into())),
+        },
+        (_, Some(write)) => write,
+        (_, None) => return Ok(Err(format!("{} has no fix of its own: expire or delete the sessions", kind.name()))),
+    };
+    // Keys named by wildcard patterns are not what these findings are about, and finding them
+    // would scan the keyspace once per session: only a delete looks for them.
+    let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
+    let (mut keys, score) = inspect::find_keys(link, layout, id, pacer, 1000, known).await?;
+    if kind == FindingKind::NoTtl {
+        let mut pipe = crate::link::pipe();
+        for k in &keys {
+            pipe.cmd("PTTL").arg(&k.key);
+        }
+        let replies = link.pipeline(&pipe).await?;
+        keys = keys
+            .into_iter()
+            .zip(replies)
+            .filter(|(_, r)| crate::link::reply::int(r) == Some(-1))
+            .map(|(k, _)| k)
+            .collect();
+    }
+    Ok(match writer.plan(layout, id, write, keys, score) {
+        Ok(plan) if plan.is_empty() => Err("nothing left to change".into()),
+        Ok(plan) => Ok(plan),
+        Err(e) => Err(e.to_string()),
+    })
 }

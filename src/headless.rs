@@ -512,50 +512,32 @@ pub async fn plan_fix(
         let max = outcome.tally.max_ttl_ms;
         (max > 0).then(|| crate::model::infer_lifetime((max + 999) / 1000))
     });
-    let write = match (kind, write) {
-        (FindingKind::Orphaned, _) => WriteKind::Unindex,
-        (FindingKind::StaleLock, _) => WriteKind::Release,
-        (FindingKind::NoTtl, _) => match lifetime {
-            Some(s) => WriteKind::Expire(s),
-            None => return Err(HeadlessError::Refused("no session lifetime is known: pass --ttl".into())),
-        },
-        (_, Some(write)) => write,
-        (_, None) => {
-            return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
-        }
-    };
+    if kind == FindingKind::NoTtl && lifetime.is_none() {
+        return Err(HeadlessError::Refused("no session lifetime is known: pass --ttl".into()));
+    }
+    if !matches!(kind, FindingKind::Orphaned | FindingKind::NoTtl | FindingKind::StaleLock) && write.is_none() {
+        return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
+    }
     let mut plans = Vec::new();
     let mut skipped = Vec::new();
-    let scan_count = setup.collect.census.scan_count;
     for id in targets {
-        // Keys named by wildcard patterns are not what these findings are about, and finding
-        // them would scan the keyspace once per session: only a delete looks for them.
-        let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
-        let (mut keys, score) =
-            inspect::find_keys(&mut session.link, &layout, &id, &session.pacer, scan_count, known).await?;
-        if kind == FindingKind::NoTtl {
-            keys = keys_without_ttl(&mut session.link, keys).await?;
-        }
-        match setup.writer.plan(&layout, &id, write, keys, score) {
-            Ok(plan) if plan.is_empty() => skipped.push((id, "nothing left to change".into())),
+        let planned = crate::collect::plan_fix(
+            &mut session.link,
+            &layout,
+            &setup.writer,
+            &session.pacer,
+            &id,
+            kind,
+            write,
+            lifetime,
+        )
+        .await?;
+        match planned {
             Ok(plan) => plans.push(plan),
-            Err(e) => skipped.push((id, e.to_string())),
+            Err(why) => skipped.push((id, why)),
         }
     }
     Ok(FixPlans { kind, plans, skipped, found })
-}
-
-/// The keys among `keys` that have no TTL.
-async fn keys_without_ttl(
-    link: &mut Link,
-    keys: Vec<crate::domain::SessionKey>,
-) -> Result<Vec<crate::domain::SessionKey>, Failure> {
-    let mut pipe = crate::link::pipe();
-    for k in &keys {
-        pipe.cmd("PTTL").arg(&k.key);
-    }
-    let replies = link.pipeline(&pipe).await?;
-    Ok(keys.into_iter().zip(replies).filter(|(_, r)| crate::link::reply::int(r) == Some(-1)).map(|(k, _)| k).collect())
 }
 
 /// Carries out confirmed fix plans one by one; each is audited like any write.

@@ -23,6 +23,7 @@ pub enum Action {
     Expire,
     Persist,
     Delete,
+    Fix,
     Refresh,
     Freeze,
     NextPanel,
@@ -34,7 +35,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -49,6 +50,7 @@ impl Action {
         Action::Expire,
         Action::Persist,
         Action::Delete,
+        Action::Fix,
         Action::Refresh,
         Action::Freeze,
         Action::NextPanel,
@@ -75,6 +77,7 @@ impl Action {
             Action::Expire => "expire",
             Action::Persist => "persist",
             Action::Delete => "delete",
+            Action::Fix => "fix",
             Action::Refresh => "refresh",
             Action::Freeze => "freeze",
             Action::NextPanel => "next_panel",
@@ -102,6 +105,7 @@ impl Action {
             Action::Expire => "expire (asks for seconds)",
             Action::Persist => "remove the TTL",
             Action::Delete => "delete (lists its keys first)",
+            Action::Fix => "fix the chosen alert (lists every change first)",
             Action::Refresh => "poll now",
             Action::Freeze => "freeze / unfreeze the screen",
             Action::NextPanel => "next panel",
@@ -126,6 +130,7 @@ impl Action {
             Action::Expire => "expire",
             Action::Persist => "persist",
             Action::Delete => "delete",
+            Action::Fix => "fix",
             Action::Refresh => "refresh",
             Action::Freeze => "freeze",
             Action::NextPanel => "panel",
@@ -152,6 +157,7 @@ impl Action {
             Action::Expire => &["e"],
             Action::Persist => &["p"],
             Action::Delete => &["d"],
+            Action::Fix => &["x"],
             Action::Refresh => &["r"],
             Action::Freeze => &["f"],
             Action::NextPanel => &["tab"],
@@ -343,13 +349,13 @@ mod tests {
     #[test]
     fn overrides_replace_an_actions_keys_and_conflicts_are_refused() {
         let mut o = BTreeMap::new();
-        o.insert("quit".to_string(), vec!["x".to_string()]);
+        o.insert("quit".to_string(), vec!["z".to_string()]);
         let k = Keymap::with_overrides(&o).unwrap();
-        assert_eq!(k.action(&press(KeyCode::Char('x'), KeyModifiers::NONE)), Some(Action::Quit));
+        assert_eq!(k.action(&press(KeyCode::Char('z'), KeyModifiers::NONE)), Some(Action::Quit));
         assert_eq!(k.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)), None);
-        assert!(k.help().iter().any(|(keys, what)| keys == "x" && *what == "quit"));
+        assert!(k.help().iter().any(|(keys, what)| keys == "z" && *what == "quit"));
 
-        o.insert("delete".to_string(), vec!["x".to_string()]);
+        o.insert("delete".to_string(), vec!["z".to_string()]);
         assert!(Keymap::with_overrides(&o).unwrap_err().contains("bound to both"));
         let mut bad = BTreeMap::new();
         bad.insert("explode".to_string(), vec!["x".to_string()]);

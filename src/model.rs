@@ -351,6 +351,8 @@ impl Model {
                 self.refresh_findings();
             }
             Update::Inspect(report) => self.inspect = Some(*report),
+            // The dashboard's fix dialog takes these; the model keeps nothing of them.
+            Update::FixPlans { .. } => {}
             Update::Plan(reply) => self.plan = Some(reply),
             Update::OwnProcess { cpu_percent, rss_bytes } => self.own_process = Some((cpu_percent, rss_bytes)),
             Update::WriteDone { message, .. } | Update::Notice(message) => {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{CensusTally, LayoutInfo, LinkState, SessionKey, SessionReport, SessionRow};
+use crate::domain::{CensusTally, FindingKind, LayoutInfo, LinkState, SessionKey, SessionReport, SessionRow};
 use crate::info::ServerStats;
 use crate::names::SessionId;
 
@@ -72,6 +72,13 @@ pub enum Update {
         cpu_percent: f32,
         rss_bytes: u64,
     },
+    /// What fixing a finding would change, session by session (for the confirmation dialog),
+    /// and the sessions it does not fit, with why.
+    FixPlans {
+        kind: FindingKind,
+        plans: Vec<WritePlan>,
+        skipped: Vec<(SessionId, String)>,
+    },
 }
 
 /// What a write would change, or why it cannot be planned.
@@ -96,6 +103,10 @@ pub enum Request {
     CancelPlan,
     /// Carry out a plan the user confirmed.
     Execute(WritePlan),
+    /// Work out the writes that fix a finding for these sessions (`ttl_s` for keys without TTL).
+    PlanFix { kind: FindingKind, ids: Vec<SessionId>, ttl_s: Option<i64> },
+    /// Carry out a fix's writes the user confirmed, one by one.
+    ExecuteFix(Vec<WritePlan>),
 }
 
 /// A write the user can ask for.

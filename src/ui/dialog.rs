@@ -109,6 +109,78 @@ impl Widget for DialogView<'_> {
                 ]));
                 (format!(" {} ", plan.kind.verb()), lines, verb_role)
             }
+            Dialog::PlanningFix { kind } => (
+                format!(" fix {} ", kind.name()),
+                vec![Line::from(Span::styled(
+                    "working out every change, session by session…  (Esc cancels)",
+                    t.style(Role::Muted),
+                ))],
+                Role::Accent,
+            ),
+            Dialog::ConfirmFix { kind, plans, skipped, yes } => {
+                let question = match plans.first().map(|p| p.kind) {
+                    Some(WriteKind::Unindex) => "remove these orphaned index entries?".to_string(),
+                    Some(WriteKind::Release) => "release (delete) these stale locks?".to_string(),
+                    Some(WriteKind::Expire(s)) => {
+                        format!("give these keys without TTL a TTL of {}?", text::human_duration(s))
+                    }
+                    _ => "make these changes?".to_string(),
+                };
+                let mut lines = vec![Line::from(Span::styled(
+                    format!(
+                        "{} sessions: {question}{}",
+                        plans.len(),
+                        if *skipped > 0 {
+                            format!(" ({skipped} left out: the fix no longer fits them)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    t.style(Role::Text),
+                ))];
+                // Every change, as many as fit; the rest counted.
+                let max_lines = usize::from(area.height.saturating_sub(8)).max(3);
+                let mut changes: Vec<Line> = Vec::new();
+                for plan in plans {
+                    for k in &plan.keys {
+                        changes.push(Line::from(vec![
+                            Span::styled("  • ", t.style(Role::Warn)),
+                            Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
+                        ]));
+                    }
+                    if let Some(index) = &plan.index {
+                        changes.push(Line::from(vec![
+                            Span::styled("  • ", t.style(Role::Warn)),
+                            Span::styled(
+                                format!("'{}' in {}", plan.id.escaped_short(60), text::escape_str(index)),
+                                t.style(Role::Text),
+                            ),
+                        ]));
+                    }
+                }
+                let total = changes.len();
+                lines.extend(changes.into_iter().take(max_lines));
+                if total > max_lines {
+                    lines.push(Line::from(Span::styled(
+                        format!("    … {} more (all in the audit log once made)", total - max_lines),
+                        t.style(Role::Muted),
+                    )));
+                }
+                lines.push(Line::from(""));
+                let button = |label: &str, on: bool| {
+                    let style =
+                        if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
+                    Span::styled(format!("  {label}  "), style)
+                };
+                lines.push(Line::from(vec![
+                    Span::raw("   "),
+                    button("No", !*yes),
+                    Span::raw("   "),
+                    button("Yes", *yes),
+                    Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
+                ]));
+                (format!(" fix {} ", kind.name()), lines, Role::Warn)
+            }
         };
         let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.len()) as u16 + 4;
         let height = lines.len() as u16 + 2;

@@ -435,3 +435,44 @@ fn the_alerts_lead_to_the_sessions_a_finding_is_about() {
     key(&mut a, KeyCode::Backspace);
     assert!(a.table.is_empty(), "is:undecodabl names no finding");
 }
+
+#[test]
+fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
+    use sessiontop::domain::{FindingKind, SessionKey};
+    use sessiontop::layout::Lifecycle;
+    let mut a = overview();
+    key(&mut a, KeyCode::Tab);
+    // no_ttl is the first finding: x asks the collectors to plan its fix for the sessions named.
+    let requests = key(&mut a, KeyCode::Char('x'));
+    assert!(matches!(a.dialog, Some(Dialog::PlanningFix { kind: FindingKind::NoTtl })), "{:?}", a.dialog);
+    let Some(Request::PlanFix { kind, ids, .. }) = requests.first() else { panic!("{requests:?}") };
+    assert_eq!((*kind, ids.clone()), (FindingKind::NoTtl, vec![SessionId::from("forever_user")]));
+    let plan = WritePlan {
+        id: "forever_user".into(),
+        kind: WriteKind::Expire(86_400),
+        keys: vec![SessionKey {
+            key: "trt:session:forever_user:state".into(),
+            role: "primary".into(),
+            part: None,
+            lifecycle: Lifecycle::Session,
+        }],
+        untouched: vec![],
+        index: None,
+    };
+    a.on_update(Update::FixPlans { kind: FindingKind::NoTtl, plans: vec![plan.clone()], skipped: vec![] });
+    assert!(matches!(&a.dialog, Some(Dialog::ConfirmFix { yes: false, .. })), "defaults to No");
+    assert!(key(&mut a, KeyCode::Enter).is_empty(), "Enter on No sends nothing");
+    assert!(a.dialog.is_none());
+    key(&mut a, KeyCode::Char('x'));
+    a.on_update(Update::FixPlans { kind: FindingKind::NoTtl, plans: vec![plan.clone()], skipped: vec![] });
+    let requests = key(&mut a, KeyCode::Char('y'));
+    assert_eq!(requests.first(), Some(&Request::ExecuteFix(vec![plan])));
+    // Read-only: the fix key says why and sends nothing.
+    let mut m = connected(10, 200 << 20, 0);
+    m.target.read_only = true;
+    let mut a = app(m, (160, 48));
+    key(&mut a, KeyCode::Tab);
+    assert!(key(&mut a, KeyCode::Char('x')).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(a.status.as_ref().is_some_and(|s| s.text.contains("read-only")));
+}

@@ -374,6 +374,9 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// How many of [`FindingKind::ALL`], from the first, are about sessions.
+    pub const SESSION_KINDS: usize = 11;
+
     pub const ALL: [FindingKind; 21] = [
         FindingKind::Stuck,
         FindingKind::Stalled,

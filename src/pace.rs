@@ -27,6 +27,9 @@ pub const DEFAULT_DASHBOARD_SHARE: f64 = 0.02;
 pub const DEFAULT_ONE_SHOT_SHARE: f64 = 0.5;
 /// How often the costs are learnt again from `INFO commandstats`.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the first [`EARLY_SAMPLES`] samples are taken.
+const EARLY_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+const EARLY_SAMPLES: u32 = 10;
 /// The bucket holds at most this much time of the share, so a long rest is not spent at once.
 const BURST: Duration = Duration::from_millis(250);
 
@@ -244,6 +247,8 @@ pub struct Pacer {
     /// µs of Redis time measured by `INFO commandstats` since the first sample, and when that was.
     measured_us: f64,
     first_sample: Option<Instant>,
+    /// Samples of `INFO commandstats` taken so far.
+    samples_taken: u32,
     /// Redis's CPU per µs of commandstats `usec`, learnt when commands keep it busy.
     overhead: f64,
 }
@@ -278,6 +283,7 @@ impl Pacer {
             spent_us: 0.0,
             measured_us: 0.0,
             first_sample: None,
+            samples_taken: 0,
             overhead: DEFAULT_OVERHEAD,
         }
     }
@@ -380,7 +386,10 @@ impl Pacer {
 
     /// Whether the costs should be learnt again now.
     pub fn sample_due(&self) -> bool {
-        !self.commandstats_denied && self.sample.as_ref().is_none_or(|s| s.at.elapsed() >= SAMPLE_INTERVAL)
+        // The first samples come quickly, so that a pass of a few seconds is paced by measured
+        // costs rather than the defaults.
+        let interval = if self.samples_taken < EARLY_SAMPLES { EARLY_SAMPLE_INTERVAL } else { SAMPLE_INTERVAL };
+        !self.commandstats_denied && self.sample.as_ref().is_none_or(|s| s.at.elapsed() >= interval)
     }
 
     /// `INFO commandstats` could not be read (denied, renamed): costs come from round trips.
@@ -433,6 +442,7 @@ impl Pacer {
             self.measured_us += used_us;
         }
         self.first_sample.get_or_insert(at);
+        self.samples_taken = self.samples_taken.saturating_add(1);
         self.sample = Some(Sample { at, server, own: own_now, cpu_us });
     }
 

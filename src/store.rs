@@ -899,20 +899,8 @@ impl Engine {
     }
 }
 
-/// The session findings a row can count towards, in bit order.
-const ROW_PROBLEMS: [FindingKind; 11] = [
-    FindingKind::Stuck,
-    FindingKind::Stalled,
-    FindingKind::Orphaned,
-    FindingKind::NoTtl,
-    FindingKind::TtlMismatch,
-    FindingKind::HistoryOverCap,
-    FindingKind::StaleLock,
-    FindingKind::RateLimited,
-    FindingKind::Oversized,
-    FindingKind::Undecodable,
-    FindingKind::ClockTrouble,
-];
+/// The session findings a row can count towards, in bit order: the kinds before the server's.
+const ROW_PROBLEMS: &[FindingKind] = FindingKind::ALL.split_at(FindingKind::SESSION_KINDS).0;
 
 /// A row's problems as bits.
 fn problem_bits(problems: &[(FindingKind, String)]) -> u16 {
@@ -920,7 +908,7 @@ fn problem_bits(problems: &[(FindingKind, String)]) -> u16 {
 }
 
 fn problem_kinds(bits: u16) -> impl Iterator<Item = FindingKind> {
-    ROW_PROBLEMS.into_iter().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, k)| k)
+    ROW_PROBLEMS.iter().copied().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, k)| k)
 }
 
 /// Eight bytes of an id from `at` as a number that sorts as the bytes do (zeros past its end).

@@ -214,8 +214,11 @@ struct Probed {
     payload_bytes: Option<u64>,
     /// The largest top-level fields of a decoded payload, with their sizes (for oversized ones).
     largest_fields: Option<String>,
-    /// `PTTL` of each of the plan's other keys.
+    /// `PTTL` of each of the plan's parts.
     other_ttls: Vec<Option<i64>>,
+    /// Whether any of the plan's ephemeral keys exists, and then the `PTTL` of each.
+    ephemeral_present: bool,
+    ephemeral_ttls: Vec<Option<i64>>,
     /// The rate-limit counter of the current minute.
     counter: Option<i64>,
     /// Why the history shows a user going round in circles, when it does.
@@ -247,7 +250,38 @@ impl Probe {
         if plan.primary == Primary::Hash && !plan.fields.is_empty() {
             self.fetch_hash_fields(link).await?;
         }
+        self.fetch_ephemerals(link).await?;
         self.fetch_histories(link).await
+    }
+
+    /// The `PTTL` of the exactly named related keys and the rate-limit counter, for the sessions
+    /// that have any of them.
+    async fn fetch_ephemerals(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let plan = self.plan.clone();
+        let present: Vec<usize> = (0..self.sessions.len()).filter(|i| self.sessions[*i].ephemeral_present).collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        let per = plan.ephemeral.len() + usize::from(plan.counter.is_some());
+        let mut pipe = crate::link::pipe();
+        for i in &present {
+            let keys = plan.ephemeral_keys(&self.prefix, &self.sessions[*i].id);
+            for key in &keys[..plan.ephemeral.len()] {
+                pipe.cmd("PTTL").arg(key);
+            }
+            if let Some(counter) = keys.get(plan.ephemeral.len()) {
+                pipe.cmd("GET").arg(counter);
+            }
+        }
+        let replies = link.pipeline(&pipe).await?;
+        for (i, own) in present.into_iter().zip(replies.chunks(per)) {
+            let s = &mut self.sessions[i];
+            s.ephemeral_ttls = own.iter().take(plan.ephemeral.len()).map(reply::int).collect();
+            if plan.counter.is_some() {
+                s.counter = own.get(plan.ephemeral.len()).and_then(reply::int);
+            }
+        }
+        Ok(())
     }
 
     /// The hash fields within the cap, in chunks of at most [`FIELD_CHUNK_BYTES`].
@@ -427,7 +461,8 @@ impl Probe {
         if s.pttl == Some(-1) {
             out.push((FindingKind::NoTtl, "the session key has no TTL".to_string()));
         }
-        for (other, pttl) in self.plan.other_keys.iter().zip(&s.other_ttls) {
+        let others = self.plan.other_keys.iter().zip(&s.other_ttls);
+        for (other, pttl) in others.chain(self.plan.ephemeral.iter().zip(&s.ephemeral_ttls)) {
             let name = text::escape_str(&other.name);
             match *pttl {
                 Some(-1) if other.lock => {
@@ -614,9 +649,14 @@ struct Plan {
     zscore: bool,
     history: bool,
     memory_keys: usize,
-    /// The session's other keys whose `PTTL` is read: its parts and the related keys a layout
-    /// names exactly (a lock), for keys without TTL, parts that expire apart and stale locks.
+    /// The session's parts, whose `PTTL` is read: for keys without TTL and parts that expire
+    /// apart.
     other_keys: Vec<OtherKey>,
+    /// The related keys a layout names exactly (a lock). Applications write them seldom, so one
+    /// `EXISTS` of them and the rate-limit counter tells whether to read their `PTTL` (and the
+    /// counter) in a later round trip.
+    ephemeral: Vec<OtherKey>,
+    probe_ephemeral: bool,
     /// The rate-limit counter of the current minute (`GET`), and its limit.
     counter: Option<(KeyTemplate, u64)>,
     /// The epoch minute the counter is read for.
@@ -645,7 +685,7 @@ impl Plan {
             KeyType::String => (Primary::String, 2),                                  // PTTL, GETRANGE
             _ => (Primary::TtlOnly, 1),                                               // PTTL
         };
-        let mut other_keys: Vec<OtherKey> = layout
+        let other_keys: Vec<OtherKey> = layout
             .parts
             .iter()
             .map(|p| OtherKey {
@@ -655,25 +695,43 @@ impl Plan {
                 cap: p.cap.filter(|_| p.role == PartRole::History),
             })
             .collect();
-        other_keys.extend(layout.related.iter().filter(|r| r.template.is_exact()).map(|r| OtherKey {
-            name: r.name.clone(),
-            template: r.template.clone(),
-            lock: r.role == RelatedRole::Lock,
-            cap: None,
-        }));
+        let ephemeral: Vec<OtherKey> = layout
+            .related
+            .iter()
+            .filter(|r| r.template.is_exact() && r.template.field_names().is_empty())
+            .map(|r| OtherKey {
+                name: r.name.clone(),
+                template: r.template.clone(),
+                lock: r.role == RelatedRole::Lock,
+                cap: None,
+            })
+            .collect();
         let counter = layout
             .related
             .iter()
             .find(|r| r.role == RelatedRole::RateLimit)
             .and_then(|r| Some((r.template.clone(), r.limit?)));
         let minute = (super::now_millis() / 60_000).to_string().into_bytes();
+        let probe_ephemeral = !ephemeral.is_empty() || counter.is_some();
         let per_session = commands
             + usize::from(zscore)
             + usize::from(history)
             + memory_keys
             + other_keys.len()
-            + usize::from(counter.is_some());
-        Plan { fields, primary, zscore, history, memory_keys, other_keys, counter, minute, per_session }
+            + usize::from(probe_ephemeral);
+        Plan {
+            fields,
+            primary,
+            zscore,
+            history,
+            memory_keys,
+            other_keys,
+            ephemeral,
+            counter,
+            probe_ephemeral,
+            minute,
+            per_session,
+        }
     }
 
     fn add(
@@ -723,9 +781,22 @@ impl Plan {
         for other in &self.other_keys {
             pipe.cmd("PTTL").arg(other.template.key(&layout.prefix, id.as_bytes()));
         }
-        if let Some((template, _)) = &self.counter {
-            pipe.cmd("GET").arg(template.key_with(&layout.prefix, id.as_bytes(), &self.minute));
+        if self.probe_ephemeral {
+            let mut exists = redis::cmd("EXISTS");
+            for key in self.ephemeral_keys(&layout.prefix, id) {
+                exists.arg(key);
+            }
+            pipe.add_command(exists);
         }
+    }
+
+    /// The session's exactly named related keys, then its rate-limit counter of this minute.
+    fn ephemeral_keys(&self, prefix: &str, id: &SessionId) -> Vec<crate::names::Key> {
+        let mut keys: Vec<_> = self.ephemeral.iter().map(|e| e.template.key(prefix, id.as_bytes())).collect();
+        if let Some((template, _)) = &self.counter {
+            keys.push(template.key_with(prefix, id.as_bytes(), &self.minute));
+        }
+        keys
     }
 
     fn probe(
@@ -751,6 +822,8 @@ impl Plan {
             payload_bytes: None,
             largest_fields: None,
             other_ttls: Vec::new(),
+            ephemeral_present: false,
+            ephemeral_ttls: Vec::new(),
             counter: None,
             stuck: None,
             labels: Labels::default(),
@@ -804,8 +877,8 @@ impl Plan {
             probed.memory_bytes = total;
         }
         probed.other_ttls = self.other_keys.iter().map(|_| reply::int(&next())).collect();
-        if self.counter.is_some() {
-            probed.counter = reply::int(&next());
+        if self.probe_ephemeral {
+            probed.ephemeral_present = reply::int(&next()).is_some_and(|n| n > 0);
         }
         probed
     }

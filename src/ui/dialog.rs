@@ -19,6 +19,21 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     cell
 }
 
+/// The No and Yes buttons under a confirmation, the chosen one highlighted.
+fn answers(t: &Theme, yes: bool) -> Line<'static> {
+    let button = |label: &str, on: bool| {
+        let style = if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
+        Span::styled(format!("  {label}  "), style)
+    };
+    Line::from(vec![
+        Span::raw("   "),
+        button("No", !yes),
+        Span::raw("   "),
+        button("Yes", yes),
+        Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
+    ])
+}
+
 pub struct DialogView<'a> {
     pub dialog: &'a Dialog,
     pub theme: &'a Theme,
@@ -95,18 +110,7 @@ impl Widget for DialogView<'_> {
                     )));
                 }
                 lines.push(Line::from(""));
-                let button = |label: &str, on: bool| {
-                    let style =
-                        if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
-                    Span::styled(format!("  {label}  "), style)
-                };
-                lines.push(Line::from(vec![
-                    Span::raw("   "),
-                    button("No", !*yes),
-                    Span::raw("   "),
-                    button("Yes", *yes),
-                    Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
-                ]));
+                lines.push(answers(t, *yes));
                 (format!(" {} ", plan.kind.verb()), lines, verb_role)
             }
             Dialog::PlanningFix { kind } => (
@@ -167,18 +171,7 @@ impl Widget for DialogView<'_> {
                     )));
                 }
                 lines.push(Line::from(""));
-                let button = |label: &str, on: bool| {
-                    let style =
-                        if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
-                    Span::styled(format!("  {label}  "), style)
-                };
-                lines.push(Line::from(vec![
-                    Span::raw("   "),
-                    button("No", !*yes),
-                    Span::raw("   "),
-                    button("Yes", *yes),
-                    Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
-                ]));
+                lines.push(answers(t, *yes));
                 (format!(" fix {} ", kind.name()), lines, Role::Warn)
             }
         };

@@ -147,7 +147,16 @@ pub async fn snapshot(
     limit: usize,
     census: bool,
 ) -> Result<SnapshotData, HeadlessError> {
-    snapshot_watched(setup, session, limit, census, None).await
+    snapshot_watched(setup, session, limit, census, Watching::No).await
+}
+
+/// Whether a snapshot watches stages for stuck sessions (only a series of passes can tell).
+enum Watching<'a> {
+    No,
+    /// The first of a series.
+    Start,
+    /// A later pass, going on from the model of the one before.
+    From(&'a Model),
 }
 
 /// A snapshot that goes on from an earlier one's watch (`check --observe`): restarts, changes
@@ -157,14 +166,15 @@ async fn snapshot_watched(
     session: &mut Session,
     limit: usize,
     census: bool,
-    earlier: Option<&Model>,
+    watching: Watching<'_>,
 ) -> Result<SnapshotData, HeadlessError> {
     let link = &mut session.link;
     let started = now_millis();
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), started);
-    if let Some(earlier) = earlier {
+    if let Watching::From(earlier) = watching {
         model.continue_from(earlier);
     }
+    let observe = !matches!(watching, Watching::No);
     model.apply(Update::Link(crate::domain::LinkState::Connected { since: started }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
@@ -214,7 +224,9 @@ async fn snapshot_watched(
     let mut stalled = StalledCount::new(model.settings.clone(), started);
     let pacer = session.pacer.clone();
     let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, pacer, |mut p| {
-        model.observe_rows(&mut p.rows);
+        if observe {
+            model.observe_rows(&mut p.rows);
+        }
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
@@ -388,7 +400,8 @@ pub async fn check(
     observe: std::time::Duration,
 ) -> Result<(SnapshotData, Verdict), HeadlessError> {
     let started = std::time::Instant::now();
-    let mut data = snapshot(setup, session, 0, true).await?;
+    let first = if observe.is_zero() { Watching::No } else { Watching::Start };
+    let mut data = snapshot_watched(setup, session, 0, true, first).await?;
     if session.layout.is_none() {
         let verdict = Verdict::of(&data, 0);
         return Ok((data, verdict));
@@ -404,7 +417,7 @@ pub async fn check(
             break;
         }
         // Another poll and pass, judged against the ones before.
-        data = snapshot_watched(setup, session, 0, true, Some(&data.model)).await?;
+        data = snapshot_watched(setup, session, 0, true, Watching::From(&data.model)).await?;
     }
     let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
     Ok((data, verdict))

@@ -296,11 +296,29 @@ pub struct Store {
     prefix_probe: Vec<u8>,
     common_prefix: usize,
     /// Sessions by their application ids (`session_id=…`): (id key, slot, the slot's epoch).
-    app_index: HashTable<(u64, u32, u16)>,
+    /// 8 bytes an entry: the low half of the id key, and the slot with its epoch's low byte.
+    app_index: HashTable<(u32, u32)>,
 }
 
-/// The most entries the app-id index keeps (16 bytes each); past it, ids are not indexed.
+/// The most entries the app-id index keeps (8 bytes each, and a control byte); past it, ids
+/// are not indexed.
 const APP_INDEX_MAX: usize = 1 << 20;
+
+/// An app-id entry: the key's low half, and the slot (below 2^24) with its epoch's low byte.
+fn app_entry(key: u64, slot: u32, epoch: u16) -> Option<(u32, u32)> {
+    (slot < 1 << 24).then(|| (key as u32, slot << 8 | u32::from(epoch & 0xff)))
+}
+
+/// Whether an app-id entry still names the session it was made for.
+fn app_entry_live(rows: &[Row], packed: u32) -> bool {
+    let (slot, epoch) = (packed >> 8, packed & 0xff);
+    rows.get(slot as usize).is_some_and(|r| u32::from(r.epoch & 0xff) == epoch && r.flags & OCCUPIED != 0)
+}
+
+/// The table hash of an entry, from the half of the key it keeps (spread over 64 bits).
+fn app_hash(half: u32) -> u64 {
+    u64::from(half).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// How many leading bytes of ids are checked for a prefix they all share.
 const PREFIX_PROBE: usize = 64;
@@ -402,9 +420,10 @@ impl Store {
         };
         let epoch = self.rows[slot as usize].epoch;
         for key in row.app_ids.iter().copied().filter(|k| *k != 0) {
-            let entry = (key, slot, epoch);
-            if self.app_index.len() < APP_INDEX_MAX && self.app_index.find(key, |e| *e == entry).is_none() {
-                self.app_index.insert_unique(key, entry, |e| e.0);
+            let Some(entry) = app_entry(key, slot, epoch) else { continue };
+            let hash = app_hash(entry.0);
+            if self.app_index.len() < APP_INDEX_MAX && self.app_index.find(hash, |e| *e == entry).is_none() {
+                self.app_index.insert_unique(hash, entry, |e| app_hash(e.0));
             }
         }
         match row.decode_error {
@@ -507,13 +526,12 @@ impl Store {
 
     /// The slots of the sessions an application id names (`app_id_key` of `session_id=…`).
     fn find_app_id(&self, key: u64) -> Vec<u32> {
+        let half = key as u32;
         let mut slots: Vec<u32> = self
             .app_index
-            .iter_hash(key)
-            .filter(|(k, slot, epoch)| {
-                *k == key && self.rows.get(*slot as usize).is_some_and(|r| r.epoch == *epoch && r.flags & OCCUPIED != 0)
-            })
-            .map(|(_, slot, _)| *slot)
+            .iter_hash(app_hash(half))
+            .filter(|(k, packed)| *k == half && self.app_entry_live(*packed))
+            .map(|(_, packed)| packed >> 8)
             .collect();
         slots.sort_unstable();
         slots.dedup();
@@ -523,9 +541,11 @@ impl Store {
     /// Forgets app-id entries of sessions that are gone.
     fn prune_app_index(&mut self) {
         let rows = &self.rows;
-        self.app_index.retain(|(_, slot, epoch)| {
-            rows.get(*slot as usize).is_some_and(|r| r.epoch == *epoch && r.flags & OCCUPIED != 0)
-        });
+        self.app_index.retain(|(_, packed)| app_entry_live(rows, *packed));
+    }
+
+    fn app_entry_live(&self, packed: u32) -> bool {
+        app_entry_live(&self.rows, packed)
     }
 
     /// Rewrites the id arena without the bytes of removed rows, once they are half of it.
@@ -582,7 +602,7 @@ impl Store {
         self.arena.capacity()
             + self.rows.capacity() * std::mem::size_of::<Row>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.app_index.capacity() * (std::mem::size_of::<(u64, u32, u16)>() + 1)
+            + self.app_index.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
             + self.free.capacity() * 4
     }
 }

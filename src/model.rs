@@ -115,10 +115,23 @@ const COMMON_LIFETIMES_S: [i64; 16] = [
 ];
 
 /// The lifetime a session store with this largest TTL most likely has: the next common lifetime
-/// at or above it (or the TTL itself, beyond them).
+/// at or above it, or beyond them the next whole day. One of [`inferable_lifetimes`].
 pub fn infer_lifetime(largest_ttl_s: i64) -> i64 {
-    COMMON_LIFETIMES_S.iter().copied().find(|l| *l >= largest_ttl_s).unwrap_or(largest_ttl_s)
+    COMMON_LIFETIMES_S
+        .iter()
+        .copied()
+        .find(|l| *l >= largest_ttl_s)
+        .unwrap_or_else(|| largest_ttl_s.saturating_add(86_399) / 86_400 * 86_400)
 }
+
+/// Every lifetime [`infer_lifetime`] can give up to `largest_ttl_s`, so that a count that needs
+/// the lifetime can be kept for each before the pass that infers it ends.
+pub fn inferable_lifetimes() -> impl Iterator<Item = i64> {
+    COMMON_LIFETIMES_S.into_iter().chain((32..=MAX_INFERRED_DAYS).map(|d| d * 86_400))
+}
+
+/// Beyond this many days an inferred lifetime is not told apart (a year and a month).
+pub const MAX_INFERRED_DAYS: i64 = 400;
 
 /// How many recent notices the model keeps.
 const NOTICE_CAPACITY: usize = 20;

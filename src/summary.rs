@@ -10,12 +10,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use crate::domain::{self, Millis, SessionRow, Ttl};
+use crate::domain::{self, Millis, SessionRow};
 use crate::layout::IdleSource;
 use crate::model::ModelSettings;
-
-/// Distinct TTLs counted one by one; beyond, neighbouring seconds are counted together.
-const MAX_BUCKETS: usize = 1 << 20;
 
 /// The most recently active sessions, at most `limit`.
 pub struct TopN {
@@ -83,15 +80,20 @@ const MAX_STAGES: usize = 1000;
 
 /// Counts stalled sessions exactly over a whole pass, judged at `now`, in all and by stage (by
 /// substate for layouts that have substates).
+///
+/// Under the TTL rule without a known lifetime the count depends on the lifetime the pass will
+/// infer, which is one of a few dozen values ([`crate::model::inferable_lifetimes`]): a count is
+/// kept for each, a few hundred numbers a stage, and the one for the inferred lifetime is read
+/// at the end. Exact, and bounded whatever the store's size.
 pub struct StalledCount {
     now: Millis,
     settings: ModelSettings,
     /// Fixed rule (idle from the last interaction, or a given lifetime): the counts themselves.
     counted: BTreeMap<String, u64>,
-    /// TTL rule without a given lifetime: sessions by stage and TTL seconds left at `now` (in
-    /// buckets of `bucket` seconds), for the count once the lifetime is known.
-    by_ttl_left: BTreeMap<(String, i64), u64>,
-    bucket: i64,
+    /// TTL rule without a given lifetime: by stage, the stalled count under each lifetime the
+    /// pass may infer (in the order of `lifetimes`).
+    by_lifetime: BTreeMap<String, Vec<u64>>,
+    lifetimes: Vec<i64>,
     /// The stages counted apart so far.
     labels: std::collections::HashSet<String>,
 }
@@ -102,14 +104,16 @@ impl StalledCount {
             now,
             settings,
             counted: BTreeMap::new(),
-            by_ttl_left: BTreeMap::new(),
-            bucket: 1,
+            by_lifetime: BTreeMap::new(),
+            lifetimes: crate::model::inferable_lifetimes().collect(),
             labels: Default::default(),
         }
     }
 
     fn waits_for_lifetime(&self) -> bool {
-        self.settings.idle == IdleSource::Ttl && self.settings.lifetime_s.is_none()
+        self.settings.idle == IdleSource::Ttl
+            && self.settings.lifetime_s.is_none()
+            && self.settings.layout_lifetime_s.is_none()
     }
 
     /// The stage a stalled session is counted under.
@@ -136,31 +140,25 @@ impl StalledCount {
             return;
         }
         if self.waits_for_lifetime() {
-            if let Ttl::ExpiresAt(_) = row.ttl
-                && let Some(left) = row.ttl.seconds_left(self.now)
-            {
+            if let Some(left) = row.ttl.seconds_left(self.now) {
+                // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
+                let after = self.settings.stalled_after_s;
                 let label = self.label(row);
-                *self.by_ttl_left.entry((label, left / self.bucket * self.bucket)).or_insert(0) += 1;
-                if self.by_ttl_left.len() > MAX_BUCKETS {
-                    self.coarsen();
+                let n = self.lifetimes.len();
+                let counts = self.by_lifetime.entry(label).or_insert_with(|| vec![0; n]);
+                for (count, lifetime) in counts.iter_mut().zip(&self.lifetimes) {
+                    if left < lifetime - after {
+                        *count += 1;
+                    }
                 }
             }
             return;
         }
-        let idle =
-            domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, self.settings.lifetime_s);
+        let lifetime = self.settings.lifetime_s.or(self.settings.layout_lifetime_s);
+        let idle = domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, lifetime);
         if domain::stalled(true, false, idle, self.settings.stalled_after_s) {
             let label = self.label(row);
             *self.counted.entry(label).or_insert(0) += 1;
-        }
-    }
-
-    fn coarsen(&mut self) {
-        self.bucket *= 10;
-        let bucket = self.bucket;
-        let old = std::mem::take(&mut self.by_ttl_left);
-        for ((label, left), n) in old {
-            *self.by_ttl_left.entry((label, left / bucket * bucket)).or_insert(0) += n;
         }
     }
 
@@ -168,16 +166,10 @@ impl StalledCount {
     /// one), in workflow order (stages the layout does not name after, by name).
     pub fn by_stage(&self, lifetime_s: Option<i64>) -> Vec<(String, u64)> {
         let counts: BTreeMap<String, u64> = if self.waits_for_lifetime() {
-            let Some(lifetime) = lifetime_s else { return Vec::new() };
-            // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
-            let below = lifetime - self.settings.stalled_after_s;
-            let mut counts = BTreeMap::new();
-            for ((label, left), n) in &self.by_ttl_left {
-                if *left < below {
-                    *counts.entry(label.clone()).or_insert(0) += n;
-                }
-            }
-            counts
+            let Some(at) = lifetime_s.and_then(|l| self.lifetimes.iter().position(|c| *c == l)) else {
+                return Vec::new();
+            };
+            self.by_lifetime.iter().map(|(label, counts)| (label.clone(), counts[at])).collect()
         } else {
             self.counted.clone()
         };
@@ -196,6 +188,7 @@ impl StalledCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Ttl;
     use std::sync::Arc;
 
     fn row(id: &str, last_s: i64, expires_ms: i64) -> SessionRow {
@@ -230,11 +223,21 @@ mod tests {
         // Lifetime 86,400: idle 86,300, 6,400, 1,400 and 400; three over 900.
         assert_eq!(count.total(Some(86_400)), 3);
         assert_eq!(count.by_stage(Some(86_400)), [("uploaded".to_string(), 3)]);
-        let fixed = ModelSettings { lifetime_s: Some(86_400), ..settings };
+        let fixed = ModelSettings { lifetime_s: Some(86_400), ..settings.clone() };
         let mut count = StalledCount::new(fixed, now);
         for (i, left) in [100, 80_000, 85_000, 86_000].iter().enumerate() {
             count.see(&row(&i.to_string(), 0, now + left * 1000));
         }
         assert_eq!(count.total(None), 3);
+
+        // Beyond the common lifetimes the inferred lifetime is the next whole day: still exact.
+        let mut count = StalledCount::new(settings, now);
+        let day = 86_400;
+        for (i, left) in [40 * day - 100, 40 * day - 1000, 39 * day].iter().enumerate() {
+            count.see(&row(&i.to_string(), 0, now + left * 1000));
+        }
+        let lifetime = crate::model::infer_lifetime(40 * day - 100);
+        assert_eq!(lifetime, 40 * day);
+        assert_eq!(count.total(Some(lifetime)), 2, "idle 100 s is not stalled; 1000 s and a day are");
     }
 }

@@ -369,8 +369,11 @@ impl Pacer {
         } else {
             self.slowdown = (self.slowdown * 1.1).min(1.0);
         }
-        // The baseline follows quick round trips at once and slow ones slowly.
-        self.baseline_us = Some(if per < baseline { per } else { baseline * 0.99 + per * 0.01 });
+        // The baseline follows quick round trips fast and slow ones slowly, but never jumps to
+        // one unusually quick batch: pinned to the quickest ever, every ordinary batch after it
+        // looked slow and the pace stayed at its floor.
+        let rate = if per < baseline { 0.3 } else { 0.01 };
+        self.baseline_us = Some(baseline + (per - baseline) * rate);
         if self.commandstats_denied {
             // The round trip bounds the server's time from above: a careful estimate.
             for c in self.cost.iter_mut() {
@@ -576,6 +579,16 @@ mod tests {
             p.observe(1000, Duration::from_millis(2));
         }
         assert!(!p.backing_off());
+        // One unusually quick batch does not make every ordinary one after it look slow.
+        let mut p = Pacer::new(Budget::Share(0.02));
+        for _ in 0..20 {
+            p.observe(1000, Duration::from_millis(4));
+        }
+        p.observe(1000, Duration::from_micros(500));
+        for _ in 0..10 {
+            p.observe(1000, Duration::from_millis(5));
+        }
+        assert!(!p.backing_off(), "ordinary round trips after a quick one");
     }
 
     #[test]

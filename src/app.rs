@@ -64,6 +64,11 @@ pub struct TableState {
 }
 
 impl TableState {
+    /// Whether a view with this serial answers the newest request and has not arrived yet.
+    pub fn awaits(&self, serial: u64) -> bool {
+        serial == self.serial && self.view.serial != serial
+    }
+
     pub fn sort_column(&self) -> SortColumn {
         self.sort
     }

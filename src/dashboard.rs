@@ -173,8 +173,14 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
                 while let Ok(newer) = views.try_recv() {
                     view = newer;
                 }
+                // The answer to a key (a sort, a filter, a move) is drawn at once, not at the
+                // next frame: the frame cap is for data, which never holds a key back.
+                let answers_key = app.table.awaits(view.serial);
                 send(app.on_view(view));
                 dirty = true;
+                if answers_key {
+                    last_draw = tokio::time::Instant::now() - FRAME_INTERVAL;
+                }
             }
             Some(update) = updates.recv() => {
                 send(app.on_update(update));

@@ -805,7 +805,7 @@ impl Engine {
                 (a, b, slot)
             })
             .collect();
-        keyed.sort_unstable_by_key(|k| (k.0, k.1));
+        keyed.sort_unstable_by_key(|k| (u128::from(k.0) << 64) | u128::from(k.1));
         // Runs of equal keys: by the whole id.
         let by_id = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
             let order = store.id_bytes(&store.rows[a.2 as usize]).cmp(store.id_bytes(&store.rows[b.2 as usize]));

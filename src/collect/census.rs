@@ -365,8 +365,15 @@ impl Pass {
         if row.ttl == Ttl::Persistent {
             t.no_ttl += 1;
         }
-        for (kind, why) in &row.problems {
-            t.evidence.note(*kind, || Subject::session(row.id.clone(), Some(why.clone())));
+        // A session counts once for each kind, with every reason of that kind.
+        for (i, (kind, _)) in row.problems.iter().enumerate() {
+            if row.problems[..i].iter().any(|(k, _)| k == kind) {
+                continue;
+            }
+            t.evidence.note(*kind, || {
+                let why = row.problems[i..].iter().filter(|(k, _)| k == kind).map(|(_, w)| w.as_str());
+                Subject::session(row.id.clone(), Some(why.collect::<Vec<_>>().join("; ")))
+            });
         }
         for (i, name) in self.markers.iter().enumerate() {
             if row.markers & (1 << i) != 0 {

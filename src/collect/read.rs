@@ -2,9 +2,11 @@
 //! every view agrees on what a field means.
 //!
 //! A batch of ids costs one pipelined round trip that reads each session's TTL, list lengths,
-//! index score and the *sizes* of its hash fields (`HSTRLEN`), and, for hash layouts, a second
-//! that reads only the fields within `--max-value-bytes` (`HMGET`), in chunks of a bounded
-//! number of bytes. A string payload is read in the first round trip only as far as
+//! index score and, for a hash, its *size* (`HLEN` and `MEMORY USAGE … SAMPLES 16`), and, for
+//! hash layouts, a second that reads only the fields within `--max-value-bytes` (`HMGET`), in
+//! chunks of a bounded number of bytes. A hash of at most 16 fields whose whole size fits the cap
+//! has fields that fit it too (most sessions); only a larger one, or one whose size could not be
+//! read, has each field measured first (`HSTRLEN`). A string payload is read in the first round trip only as far as
 //! [`PAYLOAD_PEEK_BYTES`] (`GETRANGE`), which holds a whole session of most applications; a
 //! longer one is measured (`STRLEN`) and read in later round trips when it fits the cap, in
 //! chunks of a bounded number of bytes too. So no value larger than the cap is ever sent by
@@ -41,6 +43,14 @@ pub const LABEL_MAX_CHARS: usize = 48;
 /// Bytes of hash fields asked for in one round trip of the second read: a batch whose fields are
 /// large is read in several smaller round trips rather than one huge reply.
 const FIELD_CHUNK_BYTES: u64 = 4 << 20;
+
+/// `MEMORY USAGE … SAMPLES`: a hash of at most this many fields is measured exactly (and then,
+/// when it fits the read cap, so does each of its fields); a larger one is estimated from this
+/// many, at a bounded cost.
+const HASH_SAMPLES: u64 = 16;
+
+/// The most fields of an oversized hash whose names are read to say which are largest.
+const SIZED_FIELDS_MAX: u64 = 512;
 
 /// Bytes of a string payload read in a batch's first round trip. Typical Flask sessions are a
 /// few hundred bytes, so most are read whole by two commands (`PTTL`, `GETRANGE`); a batch of a
@@ -144,10 +154,12 @@ impl Prepared {
         scores: Option<Vec<Option<f64>>>,
         mut replies: Vec<Reply>,
     ) -> Result<Probe, Failure> {
-        // A denied read of the session's own keys makes every row meaningless; only MEMORY
-        // USAGE (the one optional read) may be denied.
+        // A denied read of the session's own keys makes every row meaningless; only the sizes
+        // (`MEMORY USAGE`, and `HLEN`, which `HSTRLEN` stands in for) may be denied.
         if let Some(failure) = replies.iter().find_map(|r| match r {
-            Err(f @ Failure::Denied { command, .. }) if command != "MEMORY USAGE" => Some(f.clone()),
+            Err(f @ Failure::Denied { command, .. }) if command != "MEMORY USAGE" && command != "HLEN" => {
+                Some(f.clone())
+            }
             _ => None,
         }) {
             return Err(failure);
@@ -204,13 +216,17 @@ struct Probed {
     score: Option<f64>,
     history_len: Option<u64>,
     memory_bytes: Option<u64>,
-    /// `HSTRLEN` of each of the plan's hash fields, until they are read.
+    /// `HSTRLEN` of each of the plan's hash fields, when the hash's size did not tell that they
+    /// all fit the cap (else empty).
     field_lens: Vec<u64>,
+    /// `HLEN` of a hash session.
+    hash_len: Option<u64>,
     /// A string payload longer than the first round trip read, still to be read.
     long_payload: bool,
     /// A payload or field over the read cap, not read (`problem` says which and how large).
     over_cap: bool,
-    /// The payload's length, when the session is a string.
+    /// The payload's length, when the session is a string; `MEMORY USAGE` of the hash, when it
+    /// is a hash.
     payload_bytes: Option<u64>,
     /// The largest top-level fields of a decoded payload, with their sizes (for oversized ones).
     largest_fields: Option<String>,
@@ -249,6 +265,7 @@ impl Probe {
         }
         if plan.primary == Primary::Hash && !plan.fields.is_empty() {
             self.fetch_hash_fields(link).await?;
+            self.fetch_largest_hash_fields(link).await?;
         }
         self.fetch_ephemerals(link).await?;
         self.fetch_histories(link).await
@@ -284,14 +301,131 @@ impl Probe {
         Ok(())
     }
 
+    /// For hash sessions over the size threshold (rare): which fields make them large. Their
+    /// field names (`HKEYS`, only for hashes of at most [`SIZED_FIELDS_MAX`] fields whose whole
+    /// size is within the read cap, so the reply is bounded) and each field's `HSTRLEN`.
+    async fn fetch_largest_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let t = self.options.thresholds;
+        let cap = self.options.max_value_bytes;
+        let large: Vec<usize> = (0..self.sessions.len())
+            .filter(|i| self.sessions[*i].payload_bytes.is_some_and(|b| b > t.large_session_bytes))
+            .collect();
+        if large.is_empty() {
+            return Ok(());
+        }
+        let mut key = Vec::new();
+        let mut pipe = crate::link::pipe();
+        for i in &large {
+            self.write_key(*i, &mut key);
+            pipe.cmd("HLEN").arg(&key);
+        }
+        let lens = link.pipeline(&pipe).await?;
+        let mut named = Vec::new();
+        let mut pipe = crate::link::pipe();
+        for (i, r) in large.into_iter().zip(lens) {
+            let n = reply::int(&r).unwrap_or(0).max(0) as u64;
+            let bytes = self.sessions[i].payload_bytes.unwrap_or(0);
+            if n == 0 || n > SIZED_FIELDS_MAX || bytes > cap {
+                self.sessions[i].largest_fields = Some(format!("{} fields, not listed", text::grouped(n)));
+                continue;
+            }
+            self.write_key(i, &mut key);
+            pipe.cmd("HKEYS").arg(&key);
+            named.push(i);
+        }
+        if named.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<Vec<Vec<u8>>> = link
+            .pipeline(&pipe)
+            .await?
+            .into_iter()
+            .map(|r| reply::byte_list(r).unwrap_or_default().into_iter().flatten().collect())
+            .collect();
+        let mut pipe = crate::link::pipe();
+        for (i, fields) in named.iter().zip(&names) {
+            self.write_key(*i, &mut key);
+            for f in fields {
+                pipe.cmd("HSTRLEN").arg(&key).arg(f);
+            }
+        }
+        let mut sizes = link.pipeline(&pipe).await?.into_iter().map(|r| reply::int(&r).unwrap_or(0).max(0) as u64);
+        for (i, fields) in named.into_iter().zip(names) {
+            let mut by_size: Vec<(u64, &[u8])> =
+                fields.iter().map(|f| (sizes.next().unwrap_or(0), f.as_slice())).collect();
+            by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            let listed = by_size
+                .iter()
+                .take(3)
+                .map(|(n, f)| {
+                    let name = text::escape_bytes(f);
+                    format!("{} ({})", text::clip_sized(&name, LABEL_MAX_CHARS), text::human_bytes(*n))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.sessions[i].largest_fields = Some(listed);
+        }
+        Ok(())
+    }
+
+    /// Whether a hash's size, as read, says that every field of it fits the cap: all its fields
+    /// were measured and together they fit.
+    fn fits_whole(&self, s: &Probed) -> bool {
+        s.hash_len.is_some_and(|n| n <= HASH_SAMPLES)
+            && s.payload_bytes.is_some_and(|b| b <= self.options.max_value_bytes)
+    }
+
+    /// The `HSTRLEN` of each field of the hashes whose size did not tell that they fit the cap
+    /// (large, or not measured): a round trip that a store of ordinary sessions never needs.
+    async fn fetch_field_sizes(&mut self, link: &mut Link) -> Result<(), Failure> {
+        let plan = self.plan.clone();
+        let unmeasured: Vec<usize> = (0..self.sessions.len())
+            .filter(|i| {
+                let s = &self.sessions[*i];
+                s.pttl != Some(-2) && s.problem.is_none() && s.hash_len != Some(0) && !self.fits_whole(s)
+            })
+            .collect();
+        if unmeasured.is_empty() {
+            return Ok(());
+        }
+        let mut key = Vec::new();
+        let mut pipe = crate::link::pipe();
+        for i in &unmeasured {
+            self.write_key(*i, &mut key);
+            for field in &plan.fields {
+                pipe.cmd("HSTRLEN").arg(&key).arg(field);
+            }
+        }
+        let replies = link.pipeline(&pipe).await?;
+        for (i, own) in unmeasured.into_iter().zip(replies.chunks(plan.fields.len().max(1))) {
+            let s = &mut self.sessions[i];
+            for r in own {
+                if let Err(Failure::Server { code, .. }) = r
+                    && code == "WRONGTYPE"
+                {
+                    s.problem.get_or_insert_with(|| "the session key is not a hash".into());
+                }
+            }
+            s.field_lens = own.iter().map(|r| reply::int(r).unwrap_or(0).max(0) as u64).collect();
+        }
+        Ok(())
+    }
+
     /// The hash fields within the cap, in chunks of at most [`FIELD_CHUNK_BYTES`].
     async fn fetch_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+        self.fetch_field_sizes(link).await?;
         let plan = self.plan.clone();
         let cap = self.options.max_value_bytes;
-        // (session, fields to read) in order, grouped into chunks by their known sizes.
-        let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (i, s) in self.sessions.iter_mut().enumerate() {
-            if s.pttl == Some(-2) || s.problem.is_some() {
+        // (session, fields to read, their bytes at most) in order, grouped into chunks by size.
+        let mut wanted: Vec<(usize, Vec<usize>, u64)> = Vec::new();
+        for i in 0..self.sessions.len() {
+            let whole = self.fits_whole(&self.sessions[i]);
+            let s = &mut self.sessions[i];
+            if s.pttl == Some(-2) || s.problem.is_some() || s.hash_len == Some(0) {
+                continue;
+            }
+            if whole {
+                wanted.push((i, (0..plan.fields.len()).collect(), s.payload_bytes.unwrap_or(0)));
                 continue;
             }
             let mut fields = Vec::new();
@@ -316,7 +450,8 @@ impl Probe {
                 s.over_cap = true;
             }
             if !fields.is_empty() {
-                wanted.push((i, fields));
+                let bytes = fields.iter().map(|f| s.field_lens[*f]).sum::<u64>();
+                wanted.push((i, fields, bytes));
             }
         }
         let mut start = 0;
@@ -326,9 +461,9 @@ impl Probe {
             let mut pipe = crate::link::pipe();
             let mut key = Vec::new();
             while end < wanted.len() && (end == start || bytes < FIELD_CHUNK_BYTES) {
-                let (i, fields) = &wanted[end];
+                let (i, fields, size) = &wanted[end];
                 let s = &self.sessions[*i];
-                bytes += fields.iter().map(|f| s.field_lens[*f]).sum::<u64>();
+                bytes += size;
                 key.clear();
                 self.key_template.write_key(&mut key, &self.prefix, s.id.as_bytes());
                 let mut hmget = redis::cmd("HMGET");
@@ -340,7 +475,14 @@ impl Probe {
                 end += 1;
             }
             let replies = link.pipeline(&pipe).await?;
-            for ((i, fields), r) in wanted[start..end].iter().zip(replies) {
+            for ((i, fields, _), r) in wanted[start..end].iter().zip(replies) {
+                if let Err(Failure::Server { code, .. }) = &r
+                    && code == "WRONGTYPE"
+                {
+                    // Rewritten as another type since its size was read.
+                    self.sessions[*i].problem.get_or_insert_with(|| "the session key is not a hash".into());
+                    continue;
+                }
                 let values = reply::byte_list(r).unwrap_or_default();
                 let names: Vec<&str> = fields.iter().map(|f| plan.fields[*f].as_str()).collect();
                 let source = Source::Hash { names: &names, values };
@@ -501,8 +643,9 @@ impl Probe {
             out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}")));
         }
         if let Some(bytes) = s.payload_bytes.filter(|b| *b > t.large_session_bytes) {
+            let what = if self.plan.primary == Primary::Hash { "hash of" } else { "payload of" };
             let largest = s.largest_fields.as_ref().map(|f| format!("; largest: {f}")).unwrap_or_default();
-            out.push((FindingKind::Oversized, format!("payload of {}{largest}", text::human_bytes(bytes))));
+            out.push((FindingKind::Oversized, format!("{what} {}{largest}", text::human_bytes(bytes))));
         } else if s.over_cap {
             out.push((FindingKind::Oversized, s.problem.clone().unwrap_or_default()));
         }
@@ -516,6 +659,8 @@ impl Probe {
                 FindingKind::ClockTrouble,
                 format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
             ));
+        } else if let Some(why) = index_disagrees(s, self.fields.naive_time, t.clock_skew_s) {
+            out.push((FindingKind::ClockTrouble, why));
         }
         if let Some(why) = &s.stuck {
             out.push((FindingKind::Stuck, why.clone()));
@@ -589,6 +734,34 @@ fn last_interaction(s: &Probed, naive: NaiveTime) -> Option<Micros> {
     }
 }
 
+/// Why a session's index score and its own last-interaction field disagree, when they do by more
+/// than `skew_s`. Both are written at the same save, so they differ only when one writer's clock
+/// is wrong, a writer updates one and not the other, or the units are wrong. A field written
+/// without a zone is the application's local time, which may be another zone than this
+/// machine's: a difference of whole quarter hours up to 14 h (a zone offset) is allowed there.
+fn index_disagrees(s: &Probed, naive: NaiveTime, skew_s: i64) -> Option<String> {
+    let score = s.score.filter(|v| v.is_finite() && *v > 0.0)?;
+    let text = s.labels.last_interaction.as_deref()?;
+    let field = parse_time(text, naive)?;
+    let apart = field as f64 / 1e6 - score;
+    let skew = skew_s.max(1) as f64;
+    if apart.abs() <= skew {
+        return None;
+    }
+    let zoned = text.trim().parse::<f64>().is_ok() || DateTime::parse_from_rfc3339(text.trim()).is_ok();
+    const QUARTER_HOUR: f64 = 900.0;
+    let offset = (apart / QUARTER_HOUR).round() * QUARTER_HOUR;
+    if !zoned && offset.abs() <= 14.0 * 3600.0 && (apart - offset).abs() <= skew {
+        return None;
+    }
+    let words = text::human_duration(apart.abs() as i64);
+    Some(if apart > 0.0 {
+        format!("the index score is {words} behind the session's own last interaction")
+    } else {
+        format!("the index score is {words} ahead of the session's own last interaction")
+    })
+}
+
 /// Why the newest `turns` history entries (newest first) show a user going round in circles:
 /// all in the same stage, not a final one, with the same decision each time (when the layout
 /// records decisions). `None` when they do not.
@@ -648,6 +821,7 @@ struct Plan {
     primary: Primary,
     zscore: bool,
     history: bool,
+    /// `MEMORY USAGE` of the session's other keys (and of a string session's key) on the page.
     memory_keys: usize,
     /// The session's parts, whose `PTTL` is read: for keys without TTL and parts that expire
     /// apart.
@@ -676,14 +850,15 @@ struct OtherKey {
 impl Plan {
     fn new(layout: &Layout, options: ReadOptions, need_score: bool) -> Plan {
         let scored = layout.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
-        let fields = hash_fields(layout, !scored, options.page);
+        // The last-interaction field is read even where the index score gives the time: the two
+        // disagreeing is a finding (clock trouble).
+        let fields = hash_fields(layout, options.page);
         let zscore = need_score && scored;
         let history = layout.history().is_some();
-        let memory_keys = if options.page { 1 + layout.parts.len() } else { 0 };
         let (primary, commands) = match layout.session_type {
-            KeyType::Hash if !fields.is_empty() => (Primary::Hash, 1 + fields.len()), // PTTL, HSTRLEN…
-            KeyType::String => (Primary::String, 2),                                  // PTTL, GETRANGE
-            _ => (Primary::TtlOnly, 1),                                               // PTTL
+            KeyType::Hash if !fields.is_empty() => (Primary::Hash, 3), // PTTL, HLEN, MEMORY USAGE
+            KeyType::String => (Primary::String, 2),                   // PTTL, GETRANGE
+            _ => (Primary::TtlOnly, 1),                                // PTTL
         };
         let other_keys: Vec<OtherKey> = layout
             .parts
@@ -713,6 +888,9 @@ impl Plan {
             .and_then(|r| Some((r.template.clone(), r.limit?)));
         let minute = (super::now_millis() / 60_000).to_string().into_bytes();
         let probe_ephemeral = !ephemeral.is_empty() || counter.is_some();
+        // A hash session's own size is read with its length in every case.
+        let own_memory = usize::from(primary != Primary::Hash);
+        let memory_keys = if options.page { own_memory + layout.parts.len() } else { 0 };
         let per_session = commands
             + usize::from(zscore)
             + usize::from(history)
@@ -750,11 +928,10 @@ impl Plan {
         pipe.add_command(pttl);
         match self.primary {
             Primary::Hash => {
-                for field in &self.fields {
-                    let mut hstrlen = redis::Cmd::with_capacity(3, key.len() + field.len() + 7);
-                    hstrlen.arg("HSTRLEN").arg(key).arg(field);
-                    pipe.add_command(hstrlen);
-                }
+                // Its size: exact when it has at most HASH_SAMPLES fields, sampled (and bounded
+                // in cost) when it has more.
+                pipe.cmd("HLEN").arg(key);
+                pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(HASH_SAMPLES);
             }
             Primary::String => {
                 // One byte past the peek tells a payload that fits it from one that does not.
@@ -773,7 +950,9 @@ impl Plan {
             pipe.cmd("LLEN").arg(part.template.key(&layout.prefix, id.as_bytes()));
         }
         if self.memory_keys > 0 {
-            pipe.cmd("MEMORY").arg("USAGE").arg(key);
+            if self.primary != Primary::Hash {
+                pipe.cmd("MEMORY").arg("USAGE").arg(key);
+            }
             for part in &layout.parts {
                 pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes()));
             }
@@ -817,6 +996,7 @@ impl Plan {
             history_len: None,
             memory_bytes: None,
             field_lens: Vec::new(),
+            hash_len: None,
             long_payload: false,
             over_cap: false,
             payload_bytes: None,
@@ -831,17 +1011,23 @@ impl Plan {
         };
         match self.primary {
             Primary::Hash => {
-                probed.field_lens.reserve(self.fields.len());
-                for _ in &self.fields {
-                    let r = next();
-                    if let Err(Failure::Server { code, .. }) = &r
-                        && code == "WRONGTYPE"
-                        && pttl != Some(-2)
-                    {
-                        probed.problem.get_or_insert_with(|| "the session key is not a hash".into());
-                    }
-                    probed.field_lens.push(reply::int(&r).unwrap_or(0).max(0) as u64);
+                let len = next();
+                if let Err(Failure::Server { code, .. }) = &len
+                    && code == "WRONGTYPE"
+                    && pttl != Some(-2)
+                {
+                    probed.problem.get_or_insert_with(|| "the session key is not a hash".into());
                 }
+                let memory = next();
+                for r in [&len, &memory] {
+                    if let Err(f) = r
+                        && f.is_unavailable()
+                    {
+                        note_unavailable(&mut batch.unavailable, f);
+                    }
+                }
+                probed.hash_len = reply::int(&len).map(|n| n.max(0) as u64);
+                probed.payload_bytes = reply::int(&memory).map(|n| n.max(0) as u64);
             }
             Primary::String => {
                 let bytes = reply::bytes(next()).unwrap_or_default();
@@ -861,8 +1047,8 @@ impl Plan {
         if self.history {
             probed.history_len = reply::int(&next()).map(|n| n.max(0) as u64);
         }
-        if self.memory_keys > 0 {
-            let mut total: Option<u64> = None;
+        if options.page {
+            let mut total: Option<u64> = if self.primary == Primary::Hash { probed.payload_bytes } else { None };
             for _ in 0..self.memory_keys {
                 let r = next();
                 if let Err(f) = &r
@@ -976,10 +1162,10 @@ fn note_unavailable(list: &mut Vec<String>, failure: &Failure) {
 }
 
 /// Hash fields to `HMGET`: each path, and the head of a dotted path (`a` for `a.b`), whose JSON
-/// value the rest of the path is looked up in. The last-interaction fields are read only when
-/// the index does not score last interaction (its score is exact; the field may be naive);
-/// the status fields only for a page read.
-fn hash_fields(layout: &Layout, last_interaction: bool, status: bool) -> Vec<String> {
+/// value the rest of the path is looked up in. The last-interaction fields are read even when
+/// the index scores last interaction (the score is the time shown; the two are compared); the
+/// status fields only for a page read.
+fn hash_fields(layout: &Layout, status: bool) -> Vec<String> {
     let f = &layout.fields;
     let marker_fields: Vec<String> =
         f.markers.iter().flat_map(|m| m.any.iter().map(|c| c.field().to_string())).collect();
@@ -988,9 +1174,7 @@ fn hash_fields(layout: &Layout, last_interaction: bool, status: bool) -> Vec<Str
     if status {
         paths.extend(&f.status);
     }
-    if last_interaction {
-        paths.extend(&f.last_interaction);
-    }
+    paths.extend(&f.last_interaction);
     let mut out: Vec<String> = Vec::new();
     for path in paths {
         for candidate in [Some(path.as_str()), path.split_once('.').map(|(head, _)| head)].into_iter().flatten() {
@@ -1047,10 +1231,10 @@ mod tests {
             &crate::layout::Overrides { stage_field: Some("stage_1_completion.phase".into()), ..Default::default() },
         )
         .unwrap();
-        let fields = hash_fields(&layout, false, true);
+        let fields = hash_fields(&layout, true);
         assert!(fields.contains(&"stage_1_completion".to_string()));
         assert!(fields.contains(&"stage_1_completion.phase".to_string()));
-        assert!(!fields.contains(&"last_interaction".to_string()), "the index score is read instead");
+        assert!(fields.contains(&"last_interaction".to_string()), "read beside the index score, to compare");
         let names = ["stage_1_completion", "stage_1_completion.phase"];
         let source = Source::Hash { names: &names, values: vec![Some(br#"{"phase": "body"}"#.to_vec()), None] };
         assert_eq!(source.text(&layout.fields.stage).as_deref(), Some("body"));

@@ -144,9 +144,10 @@ pub enum Dialog {
     /// The exact keys a write will change; `yes` is the highlighted answer (default No).
     Confirm { plan: WritePlan, yes: bool },
     /// Waiting for the collector to plan the writes that fix a finding.
-    PlanningFix { kind: FindingKind },
+    /// `of`: how many sessions the finding counts in all (the fix covers those it names).
+    PlanningFix { kind: FindingKind, of: u64 },
     /// Every write a fix will make, session by session, and how many sessions it leaves out.
-    ConfirmFix { kind: FindingKind, plans: Vec<WritePlan>, skipped: usize, yes: bool },
+    ConfirmFix { kind: FindingKind, of: u64, plans: Vec<WritePlan>, skipped: usize, yes: bool },
 }
 
 /// How a status message reads.
@@ -263,6 +264,7 @@ impl App {
             idle: self.model.settings.idle,
             lifetime_s: self.model.lifetime_s(),
             stalled_after_s: self.model.settings.stalled_after_s,
+            stage_limits: self.model.settings.stage_limits.clone(),
             finals: self.model.settings.finals.clone(),
             by_substate: !totals.by_substate.is_empty(),
             markers: self.model.layout.as_ref().map(|l| l.markers.clone()).unwrap_or_default(),
@@ -359,7 +361,9 @@ impl App {
             }
             Update::Notice(message) => self.say(Level::Warn, crate::text::escape_str(message)),
             Update::FixPlans { kind, plans, skipped } => {
-                if matches!(self.dialog, Some(Dialog::PlanningFix { kind: planning }) if planning == *kind) {
+                if let Some(Dialog::PlanningFix { kind: planning, of }) = self.dialog
+                    && planning == *kind
+                {
                     if plans.is_empty() {
                         self.dialog = None;
                         let why = skipped.first().map(|(id, why)| format!(" ('{id}': {why})")).unwrap_or_default();
@@ -370,6 +374,7 @@ impl App {
                     } else {
                         self.dialog = Some(Dialog::ConfirmFix {
                             kind: *kind,
+                            of,
                             plans: plans.clone(),
                             skipped: skipped.len(),
                             yes: false,
@@ -589,8 +594,8 @@ impl App {
         let Some(f) = findings.get(self.alert_selected.min(findings.len().saturating_sub(1))) else {
             return Vec::new();
         };
-        let (kind, ids): (FindingKind, Vec<SessionId>) =
-            (f.kind, f.sample.iter().filter_map(|s| s.id.clone()).collect());
+        let (kind, of, ids): (FindingKind, u64, Vec<SessionId>) =
+            (f.kind, f.count, f.sample.iter().filter_map(|s| s.id.clone()).collect());
         if !matches!(kind, FindingKind::Orphaned | FindingKind::NoTtl | FindingKind::StaleLock) {
             let hint = match kind {
                 FindingKind::Stuck => "show them with Enter, then expire (e) or delete (d) each".to_string(),
@@ -607,7 +612,7 @@ impl App {
             self.say(Level::Info, format!("{}: no session named to fix", kind.name()));
             return Vec::new();
         }
-        self.dialog = Some(Dialog::PlanningFix { kind });
+        self.dialog = Some(Dialog::PlanningFix { kind, of });
         vec![Request::PlanFix { kind, ids, ttl_s: self.model.lifetime_s() }]
     }
 

@@ -43,6 +43,8 @@ pub struct Inputs<'a> {
     pub stalled: Option<(u64, &'a [(String, u64)])>,
     /// `--stalled-after`, for the stalled finding's sentence.
     pub stalled_after_s: i64,
+    /// Stages or substates with their own threshold (the layout's).
+    pub stage_limits: &'a [(String, i64)],
     pub thresholds: &'a Thresholds,
     /// Whether the layout has an index (orphans exist only there).
     pub has_index: bool,
@@ -65,6 +67,8 @@ pub struct Watch {
     rejected_base: Option<u64>,
     /// Recent passes: when they ended, live sessions, stalled by stage.
     passes: VecDeque<(Millis, u64, BTreeMap<String, u64>)>,
+    /// A sudden drop of live sessions between two passes: when, from, to.
+    dropped: Option<(Millis, u64, u64)>,
     /// Sessions active within the window, as observed across passes (layouts without history):
     /// id → (stage, when it was first seen in that stage, when it was last seen active).
     observed: HashMap<SessionId, (Arc<str>, Millis, Millis)>,
@@ -79,8 +83,10 @@ pub struct Observing<'a> {
     pub idle: crate::layout::IdleSource,
     pub lifetime_s: Option<i64>,
     pub finals: &'a [String],
-    /// How long a stage may stay unchanged while the user is active.
+    /// How long a stage may stay unchanged while the user is active, unless the stage has a
+    /// threshold of its own in `stage_limits`.
     pub stage_limit_s: i64,
+    pub stage_limits: &'a [(String, i64)],
     pub active_window_s: i64,
 }
 
@@ -110,7 +116,13 @@ impl Watch {
     }
 
     /// A finished census pass.
-    pub fn observe_pass(&mut self, now: Millis, live: u64, stalled_by: &[(String, u64)]) {
+    pub fn observe_pass(&mut self, now: Millis, live: u64, stalled_by: &[(String, u64)], drop_share: f64) {
+        if let Some((_, before, _)) = self.passes.back()
+            && *before > 0
+            && (*before as f64 - live as f64) / *before as f64 > drop_share
+        {
+            self.dropped = Some((now, *before, live));
+        }
         self.passes.push_back((now, live, stalled_by.iter().cloned().collect()));
         while self.passes.len() > PASSES_KEPT {
             self.passes.pop_front();
@@ -144,7 +156,8 @@ impl Watch {
             None => return None,
         };
         let held = (now - since) / 1000;
-        (held > o.stage_limit_s).then(|| {
+        let limit = crate::domain::stalled_after_for(o.stage_limit_s, o.stage_limits, Some(stage), None);
+        (held > limit).then(|| {
             format!(
                 "active {} ago, in {} for {} as watched",
                 text::human_duration(idle),
@@ -209,21 +222,20 @@ impl Watch {
                 ));
             }
         }
-        // A sudden drop of live sessions between the last two passes.
-        let mut recent = self.passes.iter().rev();
-        if let (Some((_, live, _)), Some((_, before, _))) = (recent.next(), recent.next())
-            && *before > 0
-            && (*before as f64 - *live as f64) / *before as f64 > inputs.thresholds.drop_share
+        // A sudden drop of live sessions between two passes, for an hour after it was seen.
+        if let Some((at, before, live)) = &self.dropped
+            && inputs.now - at < EVENT_FINDING_MS
         {
             out.push(Finding {
                 kind: FindingKind::SessionsDropped,
                 severity: Severity::Critical,
                 count: before - live,
                 summary: format!(
-                    "live sessions fell from {} to {} between two census passes (more than {:.0}%)",
+                    "live sessions fell from {} to {} between two census passes (more than {:.0}%), {} ago",
                     text::grouped(*before),
                     text::grouped(*live),
-                    inputs.thresholds.drop_share * 100.0
+                    inputs.thresholds.drop_share * 100.0,
+                    text::human_duration((inputs.now - at) / 1000)
                 ),
                 by_stage: Vec::new(),
                 sample: Vec::new(),
@@ -250,6 +262,24 @@ impl Watch {
     }
 }
 
+/// The stalled threshold in words: `15m`, or `15m (30m in 3.2_alpha_sequence)` when the layout
+/// gives stages their own.
+fn thresholds_words(inputs: &Inputs<'_>) -> String {
+    let default = text::human_duration(inputs.stalled_after_s);
+    if inputs.stage_limits.is_empty() {
+        return default;
+    }
+    let own = inputs
+        .stage_limits
+        .iter()
+        .take(4)
+        .map(|(stage, s)| format!("{} in {}", text::human_duration(*s), text::clip_sized(&text::escape_str(stage), 40)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if inputs.stage_limits.len() > 4 { ", …" } else { "" };
+    format!("{default} ({own}{more})")
+}
+
 fn server_finding(kind: FindingKind, severity: Severity, count: u64, summary: String) -> Finding {
     Finding { kind, severity, count, summary, by_stage: Vec::new(), sample: Vec::new() }
 }
@@ -265,6 +295,14 @@ pub fn findings(inputs: &Inputs<'_>, watch: &Watch) -> Vec<Finding> {
     }
     watch.findings(inputs, &mut out);
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
+    // One finding a kind: what a series shows (evicted while watching, a restart seen) outranks
+    // what one look shows (evicted since start, a short uptime).
+    let mut seen = Vec::with_capacity(out.len());
+    out.retain(|f| {
+        let first = !seen.contains(&f.kind);
+        seen.push(f.kind);
+        first
+    });
     out
 }
 
@@ -397,10 +435,7 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
         let how = if inputs.has_history {
             format!("their last {} turns stayed in one stage with the same decision", t.stuck_turns)
         } else {
-            format!(
-                "their stage has not changed for over {} while they kept using it",
-                text::human_duration(inputs.stalled_after_s)
-            )
+            format!("their stage has not changed for over {} while they kept using it", thresholds_words(inputs))
         };
         out.push(per_session(
             FindingKind::Stuck,
@@ -429,7 +464,7 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
             summary: format!(
                 "{} sessions idle over {} short of a final stage (most are users who left){}",
                 text::grouped(total),
-                text::human_duration(inputs.stalled_after_s),
+                thresholds_words(inputs),
                 if jumped.is_empty() { String::new() } else { format!("; {jumped}") }
             ),
             by_stage: by_stage.to_vec(),
@@ -513,7 +548,8 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
             FindingKind::ClockTrouble,
             Severity::Warning,
             format!(
-                "{} sessions were last active more than {} in the future: a clock is wrong",
+                "{} sessions were last active more than {} in the future, or their index score and own last \
+                 interaction disagree by more: a clock or a writer is wrong",
                 n(FindingKind::ClockTrouble),
                 text::human_duration(t.clock_skew_s)
             ),
@@ -537,6 +573,7 @@ mod tests {
             orphan_ids: &[],
             stalled: None,
             stalled_after_s: 900,
+            stage_limits: &[],
             thresholds: t,
             has_index: true,
             has_history: true,
@@ -626,11 +663,14 @@ mod tests {
         assert!(!f.iter().any(|f| f.kind == FindingKind::RoleChanged), "an event finding ends after an hour");
 
         let mut w = Watch::default();
-        w.observe_pass(10, 1000, &[]);
-        w.observe_pass(20, 600, &[]);
+        w.observe_pass(10, 1000, &[], 0.2);
+        w.observe_pass(20, 600, &[], 0.2);
+        w.observe_pass(30, 600, &[], 0.2);
         let f = findings(&inputs(None, None, &t), &w);
-        assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)]);
+        assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)], "still said a pass later");
         assert_eq!(f[0].count, 400);
+        let f = findings(&Inputs { now: 20 + EVENT_FINDING_MS, ..inputs(None, None, &t) }, &w);
+        assert!(f.is_empty(), "an event finding ends after an hour: {f:?}");
     }
 
     #[test]
@@ -641,6 +681,7 @@ mod tests {
             lifetime_s: Some(86_400),
             finals: &finals,
             stage_limit_s: 900,
+            stage_limits: &[],
             active_window_s: 1800,
         };
         // Flask-Session rewrites the key on every request: the TTL says the user was just active.
@@ -675,14 +716,14 @@ mod tests {
         let by = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 12)];
         let mut w = Watch::default();
         for at in 0..3 {
-            w.observe_pass(at, 500, &by);
+            w.observe_pass(at, 500, &by, 0.2);
         }
         let with = Inputs { stalled: Some((52, &by)), ..inputs(None, Some(&census), &t) };
         let f = findings(&with, &w);
         assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Info)]);
         assert_eq!(f[0].by_stage, by);
         let jumped = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 60)];
-        w.observe_pass(4, 500, &jumped);
+        w.observe_pass(4, 500, &jumped, 0.2);
         let f = findings(&Inputs { stalled: Some((100, &jumped)), ..with }, &w);
         assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Warning)]);
         assert!(f[0].summary.contains("tpr_analysis jumped to 60 from about 12"), "{}", f[0].summary);

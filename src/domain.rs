@@ -242,6 +242,8 @@ pub struct LayoutInfo {
     pub finals: Vec<String>,
     pub stages: Vec<String>,
     pub substates: Vec<String>,
+    /// Stages or substates with their own stalled threshold (seconds).
+    pub stage_limits: Vec<(String, i64)>,
     /// Whether the layout keeps an index of sessions (where orphaned entries can be).
     pub has_index: bool,
     /// The session lifetime the layout knows, if it does.
@@ -265,6 +267,7 @@ impl LayoutInfo {
             finals: layout.finals.clone(),
             stages: layout.stages.clone(),
             substates: layout.substates.clone(),
+            stage_limits: layout.stalled_after.clone(),
             has_index: layout.index.is_some(),
             lifetime_s: layout.lifetime_s,
             markers: layout.fields.markers.iter().map(|m| m.name.clone()).collect(),
@@ -321,8 +324,16 @@ pub fn activity(idle: IdleSource, last_interaction: Option<Micros>, ttl: Ttl) ->
     }
 }
 
+/// How long a session may sit idle before it counts as stalled: its substate's or its stage's own
+/// threshold when the layout sets one (`[workflow] stalled_after`), else `default_s`
+/// (`--stalled-after`). A substate's threshold wins over its stage's.
+pub fn stalled_after_for(default_s: i64, limits: &[(String, i64)], stage: Option<&str>, substate: Option<&str>) -> i64 {
+    let limit = |label: Option<&str>| label.and_then(|l| limits.iter().find(|(name, _)| name == l)).map(|(_, s)| *s);
+    limit(substate).or_else(|| limit(stage)).unwrap_or(default_s)
+}
+
 /// Whether a session looks stalled: in a workflow stage that is not final, and idle longer than
-/// `--stalled-after`.
+/// its stage's threshold ([`stalled_after_for`]).
 pub fn stalled(in_workflow: bool, is_final: bool, idle_seconds: Option<i64>, stalled_after_s: i64) -> bool {
     in_workflow && !is_final && idle_seconds.is_some_and(|idle| idle > stalled_after_s)
 }

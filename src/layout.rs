@@ -231,6 +231,9 @@ struct WorkflowFile {
     substates: Vec<String>,
     #[serde(default, rename = "final")]
     finals: Vec<String>,
+    /// Stages or substates with their own stalled threshold (`"3.2_alpha_sequence" = "30m"`).
+    #[serde(default)]
+    stalled_after: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a layout could not be loaded.
@@ -682,6 +685,9 @@ pub struct Layout {
     pub substates: Vec<String>,
     /// Stages or substates at which a session is done (never "stalled").
     pub finals: Vec<String>,
+    /// Stages or substates with their own stalled threshold in seconds (others take
+    /// `--stalled-after`).
+    pub stalled_after: Vec<(String, i64)>,
     /// How a history shows a workflow that does not advance.
     pub stuck: Option<StuckRule>,
     /// The session lifetime, when the layout knows it (idle = lifetime - TTL).
@@ -792,6 +798,16 @@ impl Layout {
             ),
             None => None,
         };
+        let stalled_after = file
+            .workflow
+            .stalled_after
+            .iter()
+            .map(|(stage, text)| {
+                let d = crate::text::parse_duration(text)
+                    .map_err(|e| invalid(format!("workflow.stalled_after.{stage}: {e}")))?;
+                Ok((stage.clone(), d.as_secs().max(1) as i64))
+            })
+            .collect::<Result<Vec<_>, LayoutError>>()?;
         let markers = file
             .markers
             .into_iter()
@@ -839,6 +855,7 @@ impl Layout {
             stages: file.workflow.stages,
             substates: file.workflow.substates,
             finals: file.workflow.finals,
+            stalled_after,
             lifetime_s,
             stuck: file
                 .stuck

@@ -56,8 +56,10 @@ pub struct ModelSettings {
     pub lifetime_s: Option<i64>,
     /// The layout's own session lifetime.
     pub layout_lifetime_s: Option<i64>,
-    /// `--stalled-after`.
+    /// `--stalled-after`: the threshold of stages without one of their own.
     pub stalled_after_s: i64,
+    /// Stages or substates with their own stalled threshold (the layout's).
+    pub stage_limits: Vec<(String, i64)>,
     /// Final stages/substates of the layout (never stalled).
     pub finals: Vec<String>,
     /// Stages and substates in workflow order, for the per-stage bar.
@@ -67,6 +69,18 @@ pub struct ModelSettings {
     pub thresholds: Thresholds,
 }
 
+impl ModelSettings {
+    /// How long `row` may sit idle before it is stalled.
+    pub fn stalled_after(&self, row: &SessionRow) -> i64 {
+        domain::stalled_after_for(
+            self.stalled_after_s,
+            &self.stage_limits,
+            row.stage.as_deref(),
+            row.substate.as_deref(),
+        )
+    }
+}
+
 impl Default for ModelSettings {
     fn default() -> Self {
         ModelSettings {
@@ -74,6 +88,7 @@ impl Default for ModelSettings {
             lifetime_s: None,
             layout_lifetime_s: None,
             stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
+            stage_limits: Vec::new(),
             finals: Vec::new(),
             stages: Vec::new(),
             substates: Vec::new(),
@@ -252,6 +267,7 @@ impl Model {
             orphan_ids: &self.census.orphan_ids,
             stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
             stalled_after_s: self.settings.stalled_after_s,
+            stage_limits: &self.settings.stage_limits,
             thresholds: &self.settings.thresholds,
             has_index,
             has_history,
@@ -270,6 +286,7 @@ impl Model {
             lifetime_s,
             finals: &layout.finals,
             stage_limit_s: self.settings.stalled_after_s,
+            stage_limits: &self.settings.stage_limits,
             active_window_s: self.settings.thresholds.active_window_s,
         };
         for row in rows.iter_mut() {
@@ -317,6 +334,7 @@ impl Model {
                 self.settings.finals = info.finals.clone();
                 self.settings.stages = info.stages.clone();
                 self.settings.substates = info.substates.clone();
+                self.settings.stage_limits = info.stage_limits.clone();
                 self.settings.layout_lifetime_s = info.lifetime_s;
                 self.layout_note = info.note.clone();
                 self.layout = Some(*info);
@@ -358,7 +376,7 @@ impl Model {
                 self.census.orphan_ids = orphan_ids;
                 let live = self.census.complete.as_ref().map_or(0, |c| c.total);
                 let stalled_by = self.stalled.as_ref().map(|(_, by)| by.clone()).unwrap_or_default();
-                self.watch.observe_pass(self.now, live, &stalled_by);
+                self.watch.observe_pass(self.now, live, &stalled_by, self.settings.thresholds.drop_share);
                 self.watch.forget_inactive(self.now, self.settings.thresholds.active_window_s);
                 self.observed_stuck.1 = std::mem::take(&mut self.observed_stuck.0);
                 self.refresh_findings();
@@ -450,14 +468,14 @@ impl Model {
     }
 
     /// Whether a session looks stalled: in a workflow stage that is not final, and idle longer
-    /// than `--stalled-after`.
+    /// than its stage's threshold.
     pub fn is_stalled(&self, row: &SessionRow) -> bool {
         let in_workflow = row.stage.is_some() || row.substate.is_some();
         let is_final = [row.stage.as_deref(), row.substate.as_deref()]
             .into_iter()
             .flatten()
             .any(|s| self.settings.finals.iter().any(|f| f == s));
-        domain::stalled(in_workflow, is_final, self.idle_seconds(row), self.settings.stalled_after_s)
+        domain::stalled(in_workflow, is_final, self.idle_seconds(row), self.settings.stalled_after(row))
     }
 
     /// Live sessions whose primary key has no TTL.

@@ -94,6 +94,8 @@ pub struct Rules {
     pub idle: IdleSource,
     pub lifetime_s: Option<i64>,
     pub stalled_after_s: i64,
+    /// Stages or substates with their own stalled threshold.
+    pub stage_limits: Vec<(String, i64)>,
     pub finals: Vec<String>,
     /// Count stalled sessions by substate (the layout has substates) rather than by stage.
     pub by_substate: bool,
@@ -109,6 +111,7 @@ impl Default for Rules {
             idle: IdleSource::LastInteraction,
             lifetime_s: None,
             stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
+            stage_limits: Vec::new(),
             finals: Vec::new(),
             by_substate: false,
             markers: Vec::new(),
@@ -941,9 +944,11 @@ fn id_chunk(id: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(buf)
 }
 
-/// The stalled rule, ready to judge rows: stage labels that are final, and the idle rule.
+/// The stalled rule, ready to judge rows: by stage label, whether it is final and its own
+/// threshold; and the idle rule.
 struct Stalled<'a> {
     finals: Vec<bool>,
+    limits: Vec<Option<i64>>,
     rules: &'a Rules,
     now: Millis,
 }
@@ -953,7 +958,12 @@ impl<'a> Stalled<'a> {
         let finals = std::iter::once(false)
             .chain(store.labels.texts.iter().map(|t| rules.finals.iter().any(|f| **f == **t)))
             .collect();
-        Stalled { finals, rules, now }
+        let limits = std::iter::once(None)
+            .chain(
+                store.labels.texts.iter().map(|t| rules.stage_limits.iter().find(|(n, _)| **n == **t).map(|(_, s)| *s)),
+            )
+            .collect();
+        Stalled { finals, limits, rules, now }
     }
 
     fn is(&self, row: &Row) -> bool {
@@ -962,8 +972,10 @@ impl<'a> Stalled<'a> {
         if !in_workflow || is_final(row.stage) || is_final(row.substate) {
             return false;
         }
+        let limit = |id: u16| self.limits.get(usize::from(id)).copied().flatten();
+        let after = limit(row.substate).or(limit(row.stage)).unwrap_or(self.rules.stalled_after_s);
         let idle = domain::idle_seconds(self.rules.idle, row.last(), row.ttl(), self.now, self.rules.lifetime_s);
-        domain::stalled(true, false, idle, self.rules.stalled_after_s)
+        domain::stalled(true, false, idle, after)
     }
 }
 

@@ -142,7 +142,7 @@ impl StalledCount {
         if self.waits_for_lifetime() {
             if let Some(left) = row.ttl.seconds_left(self.now) {
                 // idle = lifetime - left > stalled_after  <=>  left < lifetime - stalled_after
-                let after = self.settings.stalled_after_s;
+                let after = self.settings.stalled_after(row);
                 let label = self.label(row);
                 let n = self.lifetimes.len();
                 let counts = self.by_lifetime.entry(label).or_insert_with(|| vec![0; n]);
@@ -156,7 +156,7 @@ impl StalledCount {
         }
         let lifetime = self.settings.lifetime_s.or(self.settings.layout_lifetime_s);
         let idle = domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, lifetime);
-        if domain::stalled(true, false, idle, self.settings.stalled_after_s) {
+        if domain::stalled(true, false, idle, self.settings.stalled_after(row)) {
             let label = self.label(row);
             *self.counted.entry(label).or_insert(0) += 1;
         }

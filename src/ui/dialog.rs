@@ -113,7 +113,7 @@ impl Widget for DialogView<'_> {
                 lines.push(answers(t, *yes));
                 (format!(" {} ", plan.kind.verb()), lines, verb_role)
             }
-            Dialog::PlanningFix { kind } => (
+            Dialog::PlanningFix { kind, .. } => (
                 format!(" fix {} ", kind.name()),
                 vec![Line::from(Span::styled(
                     "working out every change, session by session…  (Esc cancels)",
@@ -121,7 +121,7 @@ impl Widget for DialogView<'_> {
                 ))],
                 Role::Accent,
             ),
-            Dialog::ConfirmFix { kind, plans, skipped, yes } => {
+            Dialog::ConfirmFix { kind, of, plans, skipped, yes } => {
                 let question = match plans.first().map(|p| p.kind) {
                     Some(WriteKind::Unindex) => "remove these orphaned index entries?".to_string(),
                     Some(WriteKind::Release) => "release (delete) these stale locks?".to_string(),
@@ -142,6 +142,18 @@ impl Widget for DialogView<'_> {
                     ),
                     t.style(Role::Text),
                 ))];
+                let named = (plans.len() + skipped) as u64;
+                if *of > named {
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "the {named} the finding names, of {}; after the next census pass, x again fixes more \
+                             (or: sessiontop fix {})",
+                            text::grouped(*of),
+                            kind.name()
+                        ),
+                        t.style(Role::Muted),
+                    )));
+                }
                 // Every change, as many as fit; the rest counted.
                 let max_lines = usize::from(area.height.saturating_sub(8)).max(3);
                 let mut changes: Vec<Line> = Vec::new();

@@ -125,7 +125,7 @@ fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>
         second.push(Span::styled(
             format!(
                 "⚠ stalled: idle longer than {} mid-workflow",
-                text::human_duration(model.settings.stalled_after_s)
+                text::human_duration(model.settings.stalled_after(r))
             ),
             t.style(Role::Warn),
         ));

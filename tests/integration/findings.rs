@@ -99,6 +99,13 @@ fn each_trt_problem_is_found_with_its_sessions() {
     let _: () = con.set_ex(format!("trt:ratelimit:busy:{minute}"), 10, 60).unwrap();
     // Last active an hour from now.
     healthy_trt(&mut con, "future", now + 3600.0);
+    // An index score 22.5 minutes behind the state's own last interaction (not a zone offset:
+    // those are whole quarter hours).
+    healthy_trt(&mut con, "skewed", now - 60.0);
+    let _: () = con.zadd("trt:active_sessions", "skewed", now - 60.0 - 1350.0).unwrap();
+    // A state hash that grew a 300 KiB field the layout does not read.
+    healthy_trt(&mut con, "bloated", now - 60.0);
+    let _: () = con.hset("trt:session:bloated:state", "uploaded_frame", "x".repeat(300 << 10)).unwrap();
     // The same substate and decision for the last six turns, within the last half hour.
     for turn in 0..6 {
         trt_turn(&mut con, "trt:", "looping", "1.2_problem_and_body", now - 300.0 + f64::from(turn) * 20.0, turn == 0);
@@ -125,7 +132,12 @@ fn each_trt_problem_is_found_with_its_sessions() {
     expect("ttl_mismatch", "warning", 1, &["apart"]);
     expect("history_over_cap", "warning", 1, &["untrimmed"]);
     expect("rate_limited", "info", 1, &["busy"]);
-    expect("clock_trouble", "warning", 1, &["future"]);
+    expect("clock_trouble", "warning", 2, &["future", "skewed"]);
+    expect("oversized", "warning", 1, &["bloated"]);
+    let skewed = finding(&report, "clock_trouble").unwrap()["sample"].to_string();
+    assert!(skewed.contains("index score is 22m") && skewed.contains("behind"), "{skewed}");
+    let bloated = finding(&report, "oversized").unwrap()["sample"][0]["detail"].as_str().unwrap().to_string();
+    assert!(bloated.starts_with("hash of ") && bloated.contains("largest: uploaded_frame (300.0 KiB)"), "{bloated}");
     expect("stuck", "warning", 1, &["looping"]);
     expect("orphaned", "info", 1, &["gone"]);
     let stuck = finding(&report, "stuck").unwrap();
@@ -133,6 +145,35 @@ fn each_trt_problem_is_found_with_its_sessions() {
     assert!(why.contains("1.2_problem_and_body") && why.contains("body_location"), "{why}");
     let lock = &finding(&report, "stale_lock").unwrap()["sample"];
     assert!(lock.to_string().contains("no TTL") && lock.to_string().contains("held"), "{lock}");
+}
+
+#[test]
+fn a_stage_with_its_own_threshold_in_the_layout_stalls_later() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    // Both idle 30 minutes: the first in a substate the layout gives an hour, the second in one
+    // that takes `--stalled-after` (15 minutes).
+    trt_turn(&mut con, "trt:", "thinking", "1.1_goal_and_vision", now - 1800.0, true);
+    trt_turn(&mut con, "trt:", "left", "1.2_problem_and_body", now - 1800.0, true);
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = include_str!("../../src/layout/trt.toml");
+    let with_limit = builtin.replace(
+        "final = [\"stage_1_complete\"]",
+        "final = [\"stage_1_complete\"]\nstalled_after = { \"1.1_goal_and_vision\" = \"1h\" }",
+    );
+    assert_ne!(with_limit, builtin);
+    let file = dir.path().join("trt-slow.toml");
+    std::fs::write(&file, with_limit).unwrap();
+    let (_, report) = check(&server.socket_url(), &dir, &["--layout", file.to_str().unwrap()]);
+    let stalled = finding(&report, "stalled").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(stalled["count"], 1, "{stalled}");
+    assert_eq!(stalled["by_stage"], serde_json::json!([{"stage": "1.2_problem_and_body", "count": 1}]));
+    let summary = stalled["summary"].as_str().unwrap();
+    assert!(summary.contains("15m00s (1h00m in 1.1_goal_and_vision)"), "{summary}");
+    // Without the layout's threshold both are stalled.
+    let (_, report) = check(&server.socket_url(), &dir, &["--layout", "trt"]);
+    assert_eq!(finding(&report, "stalled").unwrap()["count"], 2, "{report}");
 }
 
 #[test]
@@ -271,4 +312,185 @@ fn fixes_list_their_exact_changes_then_make_only_those_audited() {
         );
     }
     assert!(!audit.contains("gone_2"), "the entry that came back was not touched");
+}
+
+/// `INFO` of a real server, as the collectors parse it.
+fn stats(con: &mut redis::Connection) -> sessiontop::info::ServerStats {
+    let text: String = redis::cmd("INFO").arg("everything").query(con).unwrap();
+    sessiontop::info::ServerStats::from_info(&text)
+}
+
+/// The server findings one look at `stats` gives with what `watch` saw before, by kind.
+fn server_kinds(
+    stats: &sessiontop::info::ServerStats,
+    watch: &sessiontop::diagnose::Watch,
+    thresholds: &sessiontop::domain::Thresholds,
+) -> Vec<(String, String, u64)> {
+    let inputs = sessiontop::diagnose::Inputs {
+        server: Some(stats),
+        census: None,
+        orphan_ids: &[],
+        stalled: None,
+        stalled_after_s: 900,
+        stage_limits: &[],
+        thresholds,
+        has_index: false,
+        has_history: false,
+        now: (now_epoch() * 1000.0) as i64,
+    };
+    sessiontop::diagnose::findings(&inputs, watch)
+        .into_iter()
+        .map(|f| (f.kind.name().to_string(), f.severity.word().to_string(), f.count))
+        .collect()
+}
+
+fn has(kinds: &[(String, String, u64)], kind: &str, severity: &str) -> Option<u64> {
+    kinds.iter().find(|(k, s, _)| k == kind && s == severity).map(|(_, _, n)| *n)
+}
+
+/// Polls `INFO` until `done` holds (a few seconds at most): for what another connection does.
+fn info_until(con: &mut redis::Connection, done: impl Fn(&sessiontop::info::ServerStats) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done(&stats(con)) {
+        assert!(std::time::Instant::now() < deadline, "INFO never showed it");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn server_trouble_in_a_real_redis_is_found() {
+    use sessiontop::local_redis::{Listen, LocalRedis, Options};
+    let mut server = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
+    let mut con = conn(&server);
+    let t = sessiontop::domain::Thresholds::default();
+    let mut watch = sessiontop::diagnose::Watch::default();
+    let now = || (now_epoch() * 1000.0) as i64;
+    let first = stats(&mut con);
+    watch.observe_server(&first, now());
+    let kinds = server_kinds(&first, &watch, &t);
+    assert!(has(&kinds, "no_maxmemory", "info").is_some(), "{kinds:?}");
+    assert!(has(&kinds, "restarted", "info").is_some(), "a fresh server: {kinds:?}");
+    assert!(kinds.iter().all(|(_, s, _)| s == "info"), "{kinds:?}");
+
+    // A policy that evicts sessions, then memory full: keys evicted while watching.
+    let set = |con: &mut redis::Connection, name: &str, value: String| {
+        let _: () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query(con).unwrap();
+    };
+    let used = first.used_memory_bytes.unwrap();
+    set(&mut con, "maxmemory", (used + (2 << 20)).to_string());
+    set(&mut con, "maxmemory-policy", "allkeys-lru".into());
+    let mut pipe = redis::pipe();
+    for i in 0..400 {
+        pipe.set(format!("filler:{i}"), "x".repeat(10 << 10)).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let full = stats(&mut con);
+    watch.observe_server(&full, now());
+    let kinds = server_kinds(&full, &watch, &t);
+    let evicted = full.evicted_keys.unwrap();
+    assert!(evicted > 0);
+    assert_eq!(has(&kinds, "evicted", "critical"), Some(evicted), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|(k, _, _)| k == "evicted").count(), 1, "one finding a kind: {kinds:?}");
+    assert!(has(&kinds, "eviction_policy", "warning").is_some(), "{kinds:?}");
+    assert!(has(&kinds, "memory_high", "critical").is_some(), "{kinds:?}");
+    set(&mut con, "maxmemory", "0".into());
+    set(&mut con, "maxmemory-policy", "noeviction".into());
+
+    // maxclients reached: a connection refused.
+    let clients = stats(&mut con).connected_clients.unwrap();
+    set(&mut con, "maxclients", clients.to_string());
+    let refused = redis::Client::open(server.socket_url())
+        .unwrap()
+        .get_connection()
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    assert!(refused.is_err(), "{refused:?}");
+    set(&mut con, "maxclients", "10000".into());
+    // A client blocked in BLPOP.
+    let waiter = {
+        let mut other = conn(&server);
+        std::thread::spawn(move || {
+            redis::cmd("BLPOP").arg("jobs").arg(30).query::<Option<(String, String)>>(&mut other)
+        })
+    };
+    info_until(&mut con, |s| s.blocked_clients == Some(1));
+    let busy = stats(&mut con);
+    watch.observe_server(&busy, now());
+    let kinds = server_kinds(&busy, &watch, &t);
+    assert_eq!(has(&kinds, "rejected_connections", "critical"), Some(1), "{kinds:?}");
+    assert_eq!(has(&kinds, "blocked_clients", "info"), Some(1), "{kinds:?}");
+    let _: () = con.lpush("jobs", "done").unwrap();
+    assert!(waiter.join().unwrap().unwrap().is_some());
+
+    // Fragmentation above the line on a server large enough to matter (the size floor lowered
+    // here: a test server holds little).
+    let ratio = busy.mem_fragmentation_ratio.unwrap();
+    let lowered = sessiontop::domain::Thresholds { fragmentation_min_bytes: 0, fragmentation: ratio - 0.05, ..t };
+    assert!(has(&server_kinds(&busy, &watch, &lowered), "fragmentation", "warning").is_some());
+    let above = sessiontop::domain::Thresholds { fragmentation: ratio + 0.05, ..lowered };
+    assert!(has(&server_kinds(&busy, &watch, &above), "fragmentation", "warning").is_none());
+
+    // A failover: this server becomes a replica of another.
+    let other = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
+    let port = other.url().rsplit(':').next().unwrap().to_string();
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&port).query(&mut con).unwrap();
+    let replica = stats(&mut con);
+    watch.observe_server(&replica, now());
+    let kinds = server_kinds(&replica, &watch, &t);
+    assert!(has(&kinds, "role_changed", "critical").is_some(), "{kinds:?}");
+    let _: () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut con).unwrap();
+
+    // A restart: a new run id, and the data not saved is gone.
+    server.restart().unwrap();
+    let mut con = conn(&server);
+    let back = stats(&mut con);
+    assert_ne!(back.run_id, first.run_id);
+    watch.observe_server(&back, now());
+    let kinds = server_kinds(&back, &watch, &t);
+    assert!(has(&kinds, "restarted", "critical").is_some(), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|(k, _, _)| k == "restarted").count(), 1, "{kinds:?}");
+}
+
+#[test]
+fn a_sudden_drop_of_live_sessions_is_critical_in_check_observe() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..40 {
+        healthy_trt(&mut con, &format!("user_{i}"), now - 60.0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
+        .env_remove("REDIS_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .args(["--url", &server.socket_url(), "--layout", "trt", "--budget", "0"])
+        .args(["--poll-interval", "300ms", "check", "--json", "--observe", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once a pass has read them all, most sessions go at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+        let hmget = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_hmget:calls="))
+            .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()));
+        if hmget.unwrap_or(0) >= 40 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first pass never read the sessions");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut pipe = redis::pipe();
+    for i in 0..30 {
+        pipe.del(format!("trt:session:user_{i}:state")).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    let dropped = finding(&report, "sessions_dropped").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(dropped["severity"], "critical");
+    assert_eq!(dropped["count"], 30, "{dropped}");
 }

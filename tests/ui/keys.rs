@@ -444,7 +444,7 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
     key(&mut a, KeyCode::Tab);
     // no_ttl is the first finding: x asks the collectors to plan its fix for the sessions named.
     let requests = key(&mut a, KeyCode::Char('x'));
-    assert!(matches!(a.dialog, Some(Dialog::PlanningFix { kind: FindingKind::NoTtl })), "{:?}", a.dialog);
+    assert!(matches!(a.dialog, Some(Dialog::PlanningFix { kind: FindingKind::NoTtl, .. })), "{:?}", a.dialog);
     let Some(Request::PlanFix { kind, ids, .. }) = requests.first() else { panic!("{requests:?}") };
     assert_eq!((*kind, ids.clone()), (FindingKind::NoTtl, vec![SessionId::from("forever_user")]));
     let plan = WritePlan {
@@ -465,8 +465,15 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
     assert!(a.dialog.is_none());
     key(&mut a, KeyCode::Char('x'));
     a.on_update(Update::FixPlans { kind: FindingKind::NoTtl, plans: vec![plan.clone()], skipped: vec![] });
+    let (text, _) = render(&a, &theme());
+    assert!(!text.contains("the finding names, of"), "the fix covers all it counts:\n{text}");
     let requests = key(&mut a, KeyCode::Char('y'));
-    assert_eq!(requests.first(), Some(&Request::ExecuteFix(vec![plan])));
+    assert_eq!(requests.first(), Some(&Request::ExecuteFix(vec![plan.clone()])));
+    // A finding that counts more sessions than it names says how many the fix leaves.
+    a.dialog =
+        Some(Dialog::ConfirmFix { kind: FindingKind::NoTtl, of: 312, plans: vec![plan], skipped: 0, yes: false });
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("the 1 the finding names, of 312"), "{text}");
     // Read-only: the fix key says why and sends nothing.
     let mut m = connected(10, 200 << 20, 0);
     m.target.read_only = true;

@@ -65,10 +65,14 @@ pub struct Watch {
     /// Evicted keys and rejected connections at the first poll (and after a restart).
     evicted_base: Option<u64>,
     rejected_base: Option<u64>,
-    /// Recent passes: when they ended, live sessions, stalled by stage.
-    passes: VecDeque<(Millis, u64, BTreeMap<String, u64>)>,
+    /// Recent passes: when they ended, and the live sessions they counted.
+    passes: VecDeque<(Millis, u64)>,
+    /// The stalled counts by stage of recent passes.
+    stalled_levels: VecDeque<BTreeMap<String, u64>>,
     /// A sudden drop of live sessions between two passes: when, from, to.
     dropped: Option<(Millis, u64, u64)>,
+    /// Stages whose stalled count jumped against their recent level: when, to, from about.
+    jumps: BTreeMap<String, (Millis, u64, f64)>,
     /// Sessions active within the window, as observed across passes (layouts without history):
     /// id → (stage, when it was first seen in that stage, when it was last seen active).
     observed: HashMap<SessionId, (Arc<str>, Millis, Millis)>,
@@ -115,17 +119,31 @@ impl Watch {
         self.last_server = Some(current);
     }
 
-    /// A finished census pass.
-    pub fn observe_pass(&mut self, now: Millis, live: u64, stalled_by: &[(String, u64)], drop_share: f64) {
-        if let Some((_, before, _)) = self.passes.back()
+    /// A finished census pass and the live sessions it counted.
+    pub fn observe_pass(&mut self, now: Millis, live: u64, drop_share: f64) {
+        if let Some((_, before)) = self.passes.back()
             && *before > 0
             && (*before as f64 - live as f64) / *before as f64 > drop_share
         {
             self.dropped = Some((now, *before, live));
         }
-        self.passes.push_back((now, live, stalled_by.iter().cloned().collect()));
+        self.passes.push_back((now, live));
         while self.passes.len() > PASSES_KEPT {
             self.passes.pop_front();
+        }
+    }
+
+    /// The stalled counts by stage of a finished pass (they are known once its rows are
+    /// judged, after the pass itself).
+    pub fn observe_stalled(&mut self, now: Millis, stalled_by: &[(String, u64)]) {
+        let latest: BTreeMap<String, u64> = stalled_by.iter().cloned().collect();
+        for (stage, count, level) in self.jumped(&latest) {
+            self.jumps.insert(stage, (now, count, level));
+        }
+        self.jumps.retain(|_, (at, _, _)| now - *at < EVENT_FINDING_MS);
+        self.stalled_levels.push_back(latest);
+        while self.stalled_levels.len() > PASSES_KEPT {
+            self.stalled_levels.pop_front();
         }
     }
 
@@ -243,10 +261,19 @@ impl Watch {
         }
     }
 
-    /// Stages whose stalled count jumped against their own recent level in the last pass.
-    fn stalled_jumps(&self) -> Vec<(String, u64, f64)> {
-        let Some((_, _, latest)) = self.passes.back() else { return Vec::new() };
-        let earlier: Vec<&BTreeMap<String, u64>> = self.passes.iter().rev().skip(1).map(|(_, _, s)| s).collect();
+    /// Stages whose stalled count jumped within the last hour: stage, to, from about, when.
+    fn stalled_jumps(&self, now: Millis) -> Vec<(String, u64, f64, Millis)> {
+        self.jumps
+            .iter()
+            .filter(|(_, (at, _, _))| now - *at < EVENT_FINDING_MS)
+            .map(|(stage, (at, count, level))| (stage.clone(), *count, *level, *at))
+            .collect()
+    }
+
+    /// Stages whose stalled count in `latest` jumped against their own level in the passes
+    /// remembered (at least two).
+    fn jumped(&self, latest: &BTreeMap<String, u64>) -> Vec<(String, u64, f64)> {
+        let earlier: Vec<&BTreeMap<String, u64>> = self.stalled_levels.iter().collect();
         if earlier.len() < 2 {
             return Vec::new();
         }
@@ -450,11 +477,17 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
     if let Some((total, by_stage)) = inputs.stalled
         && total > 0
     {
-        let jumps = watch.stalled_jumps();
+        let jumps = watch.stalled_jumps(inputs.now);
         let severity = if jumps.is_empty() { Severity::Info } else { Severity::Warning };
         let jumped = jumps
             .iter()
-            .map(|(stage, now, level)| format!("{} jumped to {now} from about {level:.0}", text::escape_str(stage)))
+            .map(|(stage, to, level, at)| {
+                format!(
+                    "{} jumped to {to} from about {level:.0} ({} ago)",
+                    text::escape_str(stage),
+                    text::human_duration((inputs.now - at) / 1000)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         out.push(Finding {
@@ -663,9 +696,9 @@ mod tests {
         assert!(!f.iter().any(|f| f.kind == FindingKind::RoleChanged), "an event finding ends after an hour");
 
         let mut w = Watch::default();
-        w.observe_pass(10, 1000, &[], 0.2);
-        w.observe_pass(20, 600, &[], 0.2);
-        w.observe_pass(30, 600, &[], 0.2);
+        w.observe_pass(10, 1000, 0.2);
+        w.observe_pass(20, 600, 0.2);
+        w.observe_pass(30, 600, 0.2);
         let f = findings(&inputs(None, None, &t), &w);
         assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)], "still said a pass later");
         assert_eq!(f[0].count, 400);
@@ -716,17 +749,23 @@ mod tests {
         let by = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 12)];
         let mut w = Watch::default();
         for at in 0..3 {
-            w.observe_pass(at, 500, &by, 0.2);
+            w.observe_stalled(at, &by);
         }
         let with = Inputs { stalled: Some((52, &by)), ..inputs(None, Some(&census), &t) };
         let f = findings(&with, &w);
         assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Info)]);
         assert_eq!(f[0].by_stage, by);
         let jumped = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 60)];
-        w.observe_pass(4, 500, &jumped, 0.2);
+        w.observe_stalled(4, &jumped);
         let f = findings(&Inputs { stalled: Some((100, &jumped)), ..with }, &w);
         assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Warning)]);
         assert!(f[0].summary.contains("tpr_analysis jumped to 60 from about 12"), "{}", f[0].summary);
+        // Still said after the next pass at the new level, and for an hour.
+        w.observe_stalled(5, &jumped);
+        let f = findings(&Inputs { stalled: Some((100, &jumped)), ..with }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Stalled, Severity::Warning)]);
+        let later = Inputs { stalled: Some((100, &jumped)), now: 5 + EVENT_FINDING_MS, ..with };
+        assert_eq!(kinds(&findings(&later, &w)), [(FindingKind::Stalled, Severity::Info)]);
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub struct Model {
     pub own_process: Option<(f32, u64)>,
     /// Stalled sessions in all and by stage, as the table last counted them.
     pub stalled: Option<(u64, Vec<(String, u64)>)>,
+    /// Whether a pass ended since the stalled counts were last given (the next are its).
+    stalled_due: bool,
     /// What the findings remember between polls, and the findings now, most severe first.
     pub watch: Watch,
     pub findings: Vec<Finding>,
@@ -228,6 +230,7 @@ impl Model {
             backing_off: false,
             search: None,
             stalled: None,
+            stalled_due: false,
             watch: Watch::default(),
             findings: Vec::new(),
             observed_stuck: Default::default(),
@@ -298,8 +301,13 @@ impl Model {
     }
 
     /// The stalled counts the table worked out.
+    /// The first after a pass ends are that pass's, for the watch.
     pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>) {
-        if self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
+        let due = std::mem::take(&mut self.stalled_due);
+        if due {
+            self.watch.observe_stalled(self.now, &by_stage);
+        }
+        if due || self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
             self.stalled = Some((total, by_stage));
             self.refresh_findings();
         }
@@ -375,8 +383,8 @@ impl Model {
                 self.census.completed_at = Some(self.now);
                 self.census.orphan_ids = orphan_ids;
                 let live = self.census.complete.as_ref().map_or(0, |c| c.total);
-                let stalled_by = self.stalled.as_ref().map(|(_, by)| by.clone()).unwrap_or_default();
-                self.watch.observe_pass(self.now, live, &stalled_by, self.settings.thresholds.drop_share);
+                self.watch.observe_pass(self.now, live, self.settings.thresholds.drop_share);
+                self.stalled_due = true;
                 self.watch.forget_inactive(self.now, self.settings.thresholds.active_window_s);
                 self.observed_stuck.1 = std::mem::take(&mut self.observed_stuck.0);
                 self.refresh_findings();

@@ -52,11 +52,12 @@ pub enum Kind {
     Type,
     Info,
     Get,
+    Hlen,
     Other,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Pttl,
         Kind::Hstrlen,
         Kind::Hmget,
@@ -73,6 +74,7 @@ impl Kind {
         Kind::Type,
         Kind::Info,
         Kind::Get,
+        Kind::Hlen,
         Kind::Other,
     ];
 
@@ -83,6 +85,8 @@ impl Kind {
             Kind::Pttl
         } else if is("HSTRLEN") {
             Kind::Hstrlen
+        } else if is("HLEN") {
+            Kind::Hlen
         } else if is("HMGET") {
             Kind::Hmget
         } else if is("LLEN") {
@@ -135,6 +139,7 @@ impl Kind {
             Kind::Type => "type",
             Kind::Info => "info",
             Kind::Get => "get",
+            Kind::Hlen => "hlen",
             Kind::Other => return None,
         })
     }
@@ -144,7 +149,7 @@ impl Kind {
     fn default_cost_us(self) -> f64 {
         match self {
             Kind::Pttl | Kind::Exists | Kind::Type | Kind::Strlen | Kind::Get => 1.5,
-            Kind::Hstrlen => 1.0,
+            Kind::Hstrlen | Kind::Hlen => 1.0,
             Kind::Hmget | Kind::Zscore | Kind::Getrange | Kind::MemoryUsage => 2.5,
             Kind::Llen => 1.8,
             Kind::Info => 150.0,
@@ -595,6 +600,7 @@ mod tests {
     fn kinds_are_told_by_name() {
         assert_eq!(Kind::of(b"hmget", None), Kind::Hmget);
         assert_eq!(Kind::of(b"MEMORY", Some(b"usage")), Kind::MemoryUsage);
+        assert_eq!(Kind::of(b"hlen", None), Kind::Hlen);
         assert_eq!(Kind::of(b"HGETALL", None), Kind::Other);
     }
 }

@@ -102,7 +102,8 @@ fn each_trt_problem_is_found_with_its_sessions() {
     // An index score 22.5 minutes behind the state's own last interaction (not a zone offset:
     // those are whole quarter hours).
     healthy_trt(&mut con, "skewed", now - 60.0);
-    let _: () = con.zadd("trt:active_sessions", "skewed", now - 60.0 - 1350.0).unwrap();
+    // (healthy_trt's last turn is 30 s before the time it is given.)
+    let _: () = con.zadd("trt:active_sessions", "skewed", now - 90.0 - 1350.0).unwrap();
     // A state hash that grew a 300 KiB field the layout does not read.
     healthy_trt(&mut con, "bloated", now - 60.0);
     let _: () = con.hset("trt:session:bloated:state", "uploaded_frame", "x".repeat(300 << 10)).unwrap();
@@ -450,6 +451,62 @@ fn server_trouble_in_a_real_redis_is_found() {
     assert_eq!(kinds.iter().filter(|(k, _, _)| k == "restarted").count(), 1, "{kinds:?}");
 }
 
+/// Waits until Redis has served `calls` calls of `command` (as `INFO commandstats` names it).
+fn calls_at_least(con: &mut redis::Connection, command: &str, calls: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let prefix = format!("cmdstat_{command}:calls=");
+    loop {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+        let served = stats
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()));
+        if served.unwrap_or(0) >= calls {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "Redis never served {calls} {command}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `check --json --observe 3s` of a TRT store, passes 300 ms apart, started in the background.
+fn observing_check(server: &sessiontop::local_redis::LocalRedis, dir: &tempfile::TempDir) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
+        .env_remove("REDIS_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .args(["--url", &server.socket_url(), "--layout", "trt", "--budget", "0"])
+        .args(["--poll-interval", "300ms", "check", "--json", "--observe", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_stage_whose_stalled_count_jumps_is_a_warning_in_check_observe() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..20 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.2_problem_and_body", now - 60.0, true);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let child = observing_check(&server, &dir);
+    // After two passes with nobody stalled, twelve users of one stage left an hour ago.
+    calls_at_least(&mut con, "hmget", 40);
+    for i in 0..12 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.2_problem_and_body", now - 3600.0, false);
+    }
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stalled = finding(&report, "stalled").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(stalled["severity"], "warning", "{stalled}");
+    assert_eq!(stalled["count"], 12, "{stalled}");
+    let summary = stalled["summary"].as_str().unwrap();
+    assert!(summary.contains("1.2_problem_and_body jumped to 12 from about 0"), "{summary}");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+}
+
 #[test]
 fn a_sudden_drop_of_live_sessions_is_critical_in_check_observe() {
     let server = server();
@@ -459,29 +516,9 @@ fn a_sudden_drop_of_live_sessions_is_critical_in_check_observe() {
         healthy_trt(&mut con, &format!("user_{i}"), now - 60.0);
     }
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
-        .env_remove("REDIS_URL")
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .args(["--url", &server.socket_url(), "--layout", "trt", "--budget", "0"])
-        .args(["--poll-interval", "300ms", "check", "--json", "--observe", "3s"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = observing_check(&server, &dir);
     // Once a pass has read them all, most sessions go at once.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
-        let hmget = stats
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_hmget:calls="))
-            .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()));
-        if hmget.unwrap_or(0) >= 40 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the first pass never read the sessions");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    calls_at_least(&mut con, "hmget", 40);
     let mut pipe = redis::pipe();
     for i in 0..30 {
         pipe.del(format!("trt:session:user_{i}:state")).ignore();

@@ -25,6 +25,34 @@ pub const STATUS_TTL_MS: i64 = 6000;
 pub enum View {
     Overview,
     Inspector,
+    /// Every figure over time (`c`).
+    Charts,
+}
+
+/// The windows the charts show, in turn (`w`).
+pub const CHART_WINDOWS: [Millis; 4] = [5 * 60_000, 60 * 60_000, 6 * 60 * 60_000, 24 * 60 * 60_000];
+
+/// What the charts view shows: which figure, over which window, and where the cursor is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChartsState {
+    /// The figure charted: an index into [`crate::history::FIGURES`], or one past it for the
+    /// sessions per stage.
+    pub selected: usize,
+    /// An index into [`CHART_WINDOWS`].
+    pub window: usize,
+    /// How far before the newest time the cursor is.
+    pub cursor_back_ms: Millis,
+}
+
+impl ChartsState {
+    pub fn window_ms(&self) -> Millis {
+        CHART_WINDOWS[self.window.min(CHART_WINDOWS.len() - 1)]
+    }
+
+    /// One move of the cursor: a sixtieth of the window.
+    pub fn cursor_step_ms(&self) -> Millis {
+        self.window_ms() / 60
+    }
 }
 
 /// Which overview panel has the focus (Tab).
@@ -177,6 +205,7 @@ pub struct App {
     pub focus: Focus,
     pub table: TableState,
     pub inspector: Option<InspectorState>,
+    pub charts: ChartsState,
     pub dialog: Option<Dialog>,
     pub help: bool,
     pub status: Option<Status>,
@@ -210,6 +239,7 @@ impl App {
             focus: Focus::Sessions,
             table: TableState::default(),
             inspector: None,
+            charts: ChartsState::default(),
             dialog: None,
             help: false,
             status: None,
@@ -494,10 +524,18 @@ impl App {
                 self.rebuild_tree();
                 Vec::new()
             }
-            Action::Expire | Action::Persist | Action::Delete => self.start_write(action),
+            Action::Expire | Action::Persist | Action::Delete if self.view != View::Charts => self.start_write(action),
+            Action::Charts => {
+                self.view = if self.view == View::Charts { View::Overview } else { View::Charts };
+                Vec::new()
+            }
             _ => match self.view {
                 View::Overview => self.on_overview_action(action),
                 View::Inspector => self.on_inspector_action(action),
+                View::Charts => {
+                    self.on_charts_action(action);
+                    Vec::new()
+                }
             },
         }
     }
@@ -722,6 +760,27 @@ impl App {
         match self.view {
             View::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             View::Overview => self.table.selected.clone(),
+            View::Charts => None,
+        }
+    }
+
+    /// Keys of the charts view: choose the figure, the window, move the cursor, go back.
+    fn on_charts_action(&mut self, action: Action) {
+        let figures = crate::history::FIGURES.len() + 1;
+        let c = &mut self.charts;
+        match action {
+            Action::Up => c.selected = c.selected.saturating_sub(1),
+            Action::Down => c.selected = (c.selected + 1).min(figures - 1),
+            Action::Top => c.selected = 0,
+            Action::Bottom => c.selected = figures - 1,
+            Action::ChartWindow => {
+                c.window = (c.window + 1) % CHART_WINDOWS.len();
+                c.cursor_back_ms = c.cursor_back_ms.min(c.window_ms());
+            }
+            Action::CursorBack => c.cursor_back_ms = (c.cursor_back_ms + c.cursor_step_ms()).min(c.window_ms()),
+            Action::CursorForward => c.cursor_back_ms = c.cursor_back_ms.saturating_sub(c.cursor_step_ms()),
+            Action::Back => self.view = View::Overview,
+            _ => {}
         }
     }
 

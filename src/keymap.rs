@@ -29,13 +29,17 @@ pub enum Action {
     NextPanel,
     Fold,
     Raw,
+    Charts,
+    ChartWindow,
+    CursorBack,
+    CursorForward,
     Help,
     Quit,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 26] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -56,6 +60,10 @@ impl Action {
         Action::NextPanel,
         Action::Fold,
         Action::Raw,
+        Action::Charts,
+        Action::ChartWindow,
+        Action::CursorBack,
+        Action::CursorForward,
         Action::Help,
         Action::Quit,
     ];
@@ -83,6 +91,10 @@ impl Action {
             Action::NextPanel => "next_panel",
             Action::Fold => "fold",
             Action::Raw => "raw",
+            Action::Charts => "charts",
+            Action::ChartWindow => "chart_window",
+            Action::CursorBack => "cursor_back",
+            Action::CursorForward => "cursor_forward",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -111,6 +123,10 @@ impl Action {
             Action::NextPanel => "next panel",
             Action::Fold => "fold / unfold (inspector)",
             Action::Raw => "raw view (inspector)",
+            Action::Charts => "charts: every figure over the last day",
+            Action::ChartWindow => "chart window: 5m, 1h, 6h, 24h",
+            Action::CursorBack => "chart cursor earlier",
+            Action::CursorForward => "chart cursor later",
             Action::Help => "this help",
             Action::Quit => "quit",
         }
@@ -136,6 +152,9 @@ impl Action {
             Action::NextPanel => "panel",
             Action::Fold => "fold",
             Action::Raw => "raw",
+            Action::Charts => "charts",
+            Action::ChartWindow => "window",
+            Action::CursorBack | Action::CursorForward => "cursor",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -163,6 +182,10 @@ impl Action {
             Action::NextPanel => &["tab"],
             Action::Fold => &["space"],
             Action::Raw => &["v"],
+            Action::Charts => &["c"],
+            Action::ChartWindow => &["w"],
+            Action::CursorBack => &["left", "h"],
+            Action::CursorForward => &["right", "l"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }
@@ -340,7 +363,11 @@ mod tests {
         assert_eq!(k.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)), Some(Action::Down));
         assert_eq!(k.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Bottom));
         assert_eq!(k.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
-        assert_eq!(k.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            k.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            Some(Action::Charts),
+            "plain c is not ctrl-c"
+        );
         assert_eq!(k.action(&press(KeyCode::Enter, KeyModifiers::NONE)), Some(Action::Inspect));
         assert_eq!(k.label(Action::Down), "j/↓");
         assert_eq!(k.label(Action::Quit), "q/Ctrl-C");

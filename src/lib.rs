@@ -15,6 +15,7 @@ pub mod demo;
 pub mod diagnose;
 pub mod domain;
 pub mod headless;
+pub mod history;
 pub mod info;
 pub mod keymap;
 pub mod layout;

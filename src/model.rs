@@ -10,7 +10,7 @@
 use crate::diagnose::{self, Watch};
 use crate::domain::{
     self, CensusTally, Evidence, Finding, FindingKind, LayoutInfo, LinkState, Millis, SessionReport, SessionRow,
-    Subject, TargetInfo, Thresholds, Ttl,
+    Severity, Subject, TargetInfo, Thresholds, Ttl,
 };
 use crate::info::ServerStats;
 use crate::layout::IdleSource;
@@ -169,6 +169,8 @@ pub struct Model {
     /// Server fields that could not be read, with why.
     pub server_unavailable: Vec<String>,
     pub trends: Trends,
+    /// Every figure over the last day, for the charts.
+    pub history: crate::history::Histories,
     /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
     /// thread, in [`crate::store`]); the model only passes them on, so it stays small.
     pub table_inbox: Vec<store::Message>,
@@ -216,6 +218,7 @@ impl Model {
             server_at: None,
             server_unavailable: Vec::new(),
             trends: Trends::default(),
+            history: Default::default(),
             table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
@@ -242,6 +245,7 @@ impl Model {
     pub fn continue_from(&mut self, earlier: &Model) {
         self.watch = earlier.watch.clone();
         self.trends = earlier.trends.clone();
+        self.history = earlier.history.clone();
         self.census.generation = earlier.census.generation;
         self.observed_stuck = earlier.observed_stuck.clone();
     }
@@ -306,6 +310,7 @@ impl Model {
         let due = std::mem::take(&mut self.stalled_due);
         if due {
             self.watch.observe_stalled(self.now, &by_stage);
+            self.history.record("stalled", self.now, Some(total as f64));
         }
         if due || self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
             self.stalled = Some((total, by_stage));
@@ -322,6 +327,7 @@ impl Model {
                     (own_commands_total.saturating_sub(before)) as f64 * 1000.0 / (now.saturating_sub(then)) as f64;
                 self.own_commands_per_sec = Some(rate);
                 self.trends.own_commands_per_sec.push(rate);
+                self.history.record("own_commands_per_sec", now, Some(rate));
                 self.own_commands = Some((now, own_commands_total));
             }
             Some(_) => {}
@@ -336,7 +342,12 @@ impl Model {
 
     pub fn apply(&mut self, update: Update) {
         match update {
-            Update::Link(state) => self.link = state,
+            Update::Link(state) => {
+                if !matches!(state, LinkState::Connected { .. }) {
+                    self.history.gap(self.now);
+                }
+                self.link = state;
+            }
             Update::Layout(info) => {
                 self.settings.idle = info.idle;
                 self.settings.finals = info.finals.clone();
@@ -361,6 +372,7 @@ impl Model {
                 self.own_redis_share = redis_cpu_share;
                 if let Some(share) = redis_cpu_share {
                     self.trends.own_redis_share.push(share * 100.0);
+                    self.history.record("own_redis_share", self.now, Some(share));
                 }
                 self.budget = Some(budget);
                 self.backing_off = backing_off;
@@ -378,6 +390,7 @@ impl Model {
                 // Sessions not seen by this pass have expired or been deleted.
                 self.table_inbox.push(store::Message::PassDone { generation });
                 self.trends.sessions.push(tally.total as f64);
+                self.record_pass(&tally);
                 self.census.complete = Some(tally);
                 self.census.last_duration_ms = Some(duration_ms);
                 self.census.completed_at = Some(self.now);
@@ -436,10 +449,65 @@ impl Model {
             t.expired_per_poll.push(d);
         }
         self.watch.observe_server(&stats, self.now);
+        self.record_server(&stats);
         self.server = Some(stats);
         self.server_at = Some(self.now);
         self.server_unavailable = unavailable;
         self.refresh_findings();
+        self.record_findings();
+    }
+
+    /// The server's figures into the history; counters as rates since the last poll.
+    fn record_server(&mut self, stats: &ServerStats) {
+        let (h, now) = (&mut self.history, self.now);
+        let n = |v: Option<u64>| v.map(|v| v as f64);
+        h.record(crate::history::USED_MEMORY, now, n(stats.used_memory_bytes));
+        h.record(crate::history::MAXMEMORY, now, n(stats.maxmemory_bytes));
+        h.record("rss", now, n(stats.used_memory_rss_bytes));
+        h.record("fragmentation", now, stats.mem_fragmentation_ratio);
+        h.record("clients", now, n(stats.connected_clients));
+        h.record("blocked_clients", now, n(stats.blocked_clients));
+        h.record("ops_per_sec", now, n(stats.ops_per_sec));
+        h.record("hit_rate", now, stats.hit_rate());
+        h.record("db_keys", now, n(stats.db_keys));
+        if let (Some(before), Some(at)) = (self.server.as_ref(), self.server_at)
+            && now > at
+        {
+            let secs = (now - at) as f64 / 1000.0;
+            let rate = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) if a >= b => Some((a - b) as f64 / secs),
+                _ => None,
+            };
+            h.record("evicted_per_sec", now, rate(stats.evicted_keys, before.evicted_keys));
+            h.record("expired_per_sec", now, rate(stats.expired_keys, before.expired_keys));
+        }
+    }
+
+    /// Findings by severity into the history.
+    fn record_findings(&mut self) {
+        let count = |s: Severity| self.findings.iter().filter(|f| f.severity == s).count() as f64;
+        let (critical, warning) = (count(Severity::Critical), count(Severity::Warning));
+        self.history.record("findings_critical", self.now, Some(critical));
+        self.history.record("findings_warning", self.now, Some(warning));
+    }
+
+    /// A finished pass's counts into the history: live sessions, by stage (or substate), stuck.
+    fn record_pass(&mut self, tally: &CensusTally) {
+        let now = self.now;
+        self.history.record(crate::history::SESSIONS, now, Some(tally.total as f64));
+        let (by, order) = if tally.by_substate.is_empty() {
+            (&tally.by_stage, &self.settings.stages)
+        } else {
+            (&tally.by_substate, &self.settings.substates)
+        };
+        // The layout's stages count 0 when no session is in them, rather than leaving a gap.
+        for stage in order.iter().filter(|s| !by.contains_key(s.as_str())) {
+            self.history.record(&crate::history::stage_series(stage), now, Some(0.0));
+        }
+        for (stage, n) in by {
+            self.history.record(&crate::history::stage_series(stage), now, Some(*n as f64));
+        }
+        self.history.record("stuck", now, Some(tally.evidence.count(FindingKind::Stuck) as f64));
     }
 
     /// The session lifetime used for `lifetime - TTL`: the setting, else the largest TTL seen.

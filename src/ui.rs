@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod census;
+pub mod charts;
 pub mod dialog;
 pub mod footer;
 pub mod header;
@@ -62,6 +63,17 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
                 a.table,
             );
             frame.render_widget(footer::Footer { app, theme }, a.footer);
+        }
+        View::Charts => {
+            let [header, body, footer] = ratatui::layout::Layout::vertical([
+                ratatui::layout::Constraint::Length(1),
+                ratatui::layout::Constraint::Fill(1),
+                ratatui::layout::Constraint::Length(1),
+            ])
+            .areas(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
         }
         View::Inspector => {
             let keys = model.inspect.as_ref().map_or(0, |r| r.keys.len());

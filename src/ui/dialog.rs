@@ -211,7 +211,7 @@ impl Widget for Help<'_> {
         let key_width = help.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4);
         let notes = [
             " marks: ✗ did not decode · ⚠ stalled · ∞ no TTL · mouse: wheel scrolls, click selects",
-            " keys can be changed in the config file's [keys] table; any key closes this",
+            " keys can be changed in the config file's [bindings] table; any key closes this",
         ];
         // One column when it fits the height, else two, each as wide as the screen allows.
         let columns = if help.len() + notes.len() + 3 <= usize::from(area.height) { 1 } else { 2 };

@@ -483,3 +483,70 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
     assert!(a.dialog.is_none());
     assert!(a.status.as_ref().is_some_and(|s| s.text.contains("read-only")));
 }
+
+#[test]
+fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_the_cursor() {
+    use sessiontop::domain::LinkState;
+    let start = NOW - 7_200_000;
+    let mut m = sessiontop::model::Model::new(target(false), settings(), start);
+    m.apply(Update::Link(LinkState::Connected { since: start }));
+    m.apply(Update::Layout(Box::new(layout_info())));
+    // Two hours of polls two seconds apart, with Redis away from 40 to 30 minutes ago.
+    let outage = (start + 4_800_000)..(start + 5_400_000);
+    for i in 0..3600i64 {
+        let at = start + i * 2000;
+        m.tick(at, i as u64 * 10);
+        if outage.contains(&at) {
+            if at == outage.start {
+                m.apply(Update::Link(LinkState::Reconnecting {
+                    attempt: 1,
+                    retry_at: at + 1000,
+                    error: "gone".into(),
+                }));
+            }
+            continue;
+        }
+        if at == outage.end {
+            m.apply(Update::Link(LinkState::Connected { since: at }));
+        }
+        m.apply(Update::Server {
+            stats: Box::new(server((100 << 20) + i as u64 * 1000, 200 << 20)),
+            unavailable: vec![],
+        });
+    }
+    m.tick(NOW, 36_000);
+    let mut a = app(m, (80, 24));
+    key(&mut a, KeyCode::Char('c'));
+    assert_eq!(a.view, View::Charts);
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("used memory · last 5m00s"), "{text}");
+    assert!(text.contains("maxmemory") && text.contains("now"), "{text}");
+    assert!(text.contains("at now"), "{text}");
+    // The hour-long window holds the outage: two runs, not a line across.
+    key(&mut a, KeyCode::Char('w'));
+    let h = a.model.history.get("used_memory").unwrap();
+    let w = h.window(NOW - 3_600_000, NOW, 6000, 400);
+    assert_eq!(w.runs.len(), 2, "{:?}", w.runs.iter().map(Vec::len).collect::<Vec<_>>());
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("last 1h00m"), "{text}");
+    // The cursor in the outage reads nothing; before it, every figure it had.
+    for _ in 0..35 {
+        key(&mut a, KeyCode::Left);
+    }
+    assert_eq!(a.charts.cursor_back_ms, 35 * 60_000);
+    let (text, _) = render(&a, &theme());
+    let used = text.lines().find(|l| l.contains("used memory") && l.starts_with('│')).unwrap_or_default();
+    assert!(used.trim_end().ends_with("– │") || used.contains('–'), "in the outage: {used}");
+    for _ in 0..10 {
+        key(&mut a, KeyCode::Char('h'));
+    }
+    let (text, _) = render(&a, &theme());
+    let used = text.lines().find(|l| l.contains("used memory") && l.starts_with('│')).unwrap_or_default();
+    assert!(used.contains("MiB"), "before the outage: {used}");
+    // Down to the sessions per stage, and back to the overview.
+    key(&mut a, KeyCode::Char('G'));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("sessions per stage"), "{text}");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.view, View::Overview);
+}

@@ -581,8 +581,8 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
             FindingKind::ClockTrouble,
             Severity::Warning,
             format!(
-                "{} sessions were last active more than {} in the future, or their index score and own last \
-                 interaction disagree by more: a clock or a writer is wrong",
+                "{} sessions were last active more than {} in the future, or their index score is ahead of \
+                 their own last interaction by more: a clock or a writer is wrong",
                 n(FindingKind::ClockTrouble),
                 text::human_duration(t.clock_skew_s)
             ),

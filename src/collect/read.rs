@@ -659,7 +659,9 @@ impl Probe {
                 FindingKind::ClockTrouble,
                 format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
             ));
-        } else if let Some(why) = index_disagrees(s, self.fields.naive_time, t.clock_skew_s) {
+        } else if let Some(why) =
+            index_disagrees(s.score, s.labels.last_interaction.as_deref(), self.fields.naive_time, t.clock_skew_s)
+        {
             out.push((FindingKind::ClockTrouble, why));
         }
         if let Some(why) = &s.stuck {
@@ -734,31 +736,25 @@ fn last_interaction(s: &Probed, naive: NaiveTime) -> Option<Micros> {
     }
 }
 
-/// Why a session's index score and its own last-interaction field disagree, when they do by more
-/// than `skew_s`. Both are written at the same save, so they differ only when one writer's clock
-/// is wrong, a writer updates one and not the other, or the units are wrong. A field written
-/// without a zone is the application's local time, which may be another zone than this
+/// Why a session's index score is ahead of its own last-interaction field, when it is by more
+/// than `skew_s`. Both are written at the same save, so the index is ahead only when a writer
+/// touches the index without the session, or a writer's clock or units are wrong. (The field
+/// is read after the score, in a later round trip or a later batch, so a user who comes back in
+/// between makes the field newer than the score: that way round is never judged.) A field
+/// written without a zone is the application's local time, which may be another zone than this
 /// machine's: a difference of whole quarter hours up to 14 h (a zone offset) is allowed there.
-fn index_disagrees(s: &Probed, naive: NaiveTime, skew_s: i64) -> Option<String> {
-    let score = s.score.filter(|v| v.is_finite() && *v > 0.0)?;
-    let text = s.labels.last_interaction.as_deref()?;
+fn index_disagrees(score: Option<f64>, text: Option<&str>, naive: NaiveTime, skew_s: i64) -> Option<String> {
+    let score = score.filter(|v| v.is_finite() && *v > 0.0)?;
+    let text = text?;
     let field = parse_time(text, naive)?;
-    let apart = field as f64 / 1e6 - score;
+    let ahead = score - field as f64 / 1e6;
     let skew = skew_s.max(1) as f64;
-    if apart.abs() <= skew {
-        return None;
-    }
     let zoned = text.trim().parse::<f64>().is_ok() || DateTime::parse_from_rfc3339(text.trim()).is_ok();
     const QUARTER_HOUR: f64 = 900.0;
-    let offset = (apart / QUARTER_HOUR).round() * QUARTER_HOUR;
-    if !zoned && offset.abs() <= 14.0 * 3600.0 && (apart - offset).abs() <= skew {
-        return None;
-    }
-    let words = text::human_duration(apart.abs() as i64);
-    Some(if apart > 0.0 {
-        format!("the index score is {words} behind the session's own last interaction")
-    } else {
-        format!("the index score is {words} ahead of the session's own last interaction")
+    let offset = (ahead / QUARTER_HOUR).round() * QUARTER_HOUR;
+    let zone_offset = !zoned && offset.abs() <= 14.0 * 3600.0 && (ahead - offset).abs() <= skew;
+    (ahead > skew && !zone_offset).then(|| {
+        format!("the index score is {} ahead of the session's own last interaction", text::human_duration(ahead as i64))
     })
 }
 
@@ -1222,6 +1218,29 @@ mod tests {
         assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000_000));
         assert_eq!(parse_time("yesterday", NaiveTime::Utc), None);
         assert_eq!(parse_time("-5", NaiveTime::Utc), None);
+    }
+
+    #[test]
+    fn an_index_score_ahead_of_the_field_is_clock_trouble_unless_it_is_a_zone_offset() {
+        let at = 1_715_949_296.0;
+        let utc = |secs: f64| {
+            chrono::DateTime::from_timestamp(secs as i64, 0)
+                .unwrap()
+                .naive_utc()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        };
+        let judge = |score: f64, text: &str| index_disagrees(Some(score), Some(text), NaiveTime::Utc, 300);
+        assert_eq!(judge(at, &utc(at - 60.0)), None, "within the skew");
+        assert_eq!(judge(at, &utc(at - 3600.0)), None, "an hour: another zone's local time");
+        assert_eq!(judge(at, &utc(at - 5.5 * 3600.0)), None, "five and a half hours: India's");
+        let why = judge(at, &utc(at - 1350.0)).expect("22.5 minutes is no zone");
+        assert!(why.contains("22m30s ahead"), "{why}");
+        assert_eq!(judge(at, &utc(at + 1350.0)), None, "a field newer than the score is a user who came back");
+        let zoned = format!("{}+00:00", utc(at - 3600.0));
+        assert!(judge(at, &zoned).is_some(), "with a zone an hour is an hour");
+        assert!(judge(at * 1000.0, &utc(at)).is_some(), "a score in milliseconds");
+        assert_eq!(index_disagrees(None, Some(&utc(at)), NaiveTime::Utc, 300), None);
     }
 
     #[test]

@@ -99,11 +99,11 @@ fn each_trt_problem_is_found_with_its_sessions() {
     let _: () = con.set_ex(format!("trt:ratelimit:busy:{minute}"), 10, 60).unwrap();
     // Last active an hour from now.
     healthy_trt(&mut con, "future", now + 3600.0);
-    // An index score 22.5 minutes behind the state's own last interaction (not a zone offset:
-    // those are whole quarter hours).
-    healthy_trt(&mut con, "skewed", now - 60.0);
+    // An index score 22.5 minutes ahead of the state's own last interaction (not a zone
+    // offset: those are whole quarter hours): a writer that touches the index alone.
+    healthy_trt(&mut con, "skewed", now - 60.0 - 1350.0);
     // (healthy_trt's last turn is 30 s before the time it is given.)
-    let _: () = con.zadd("trt:active_sessions", "skewed", now - 90.0 - 1350.0).unwrap();
+    let _: () = con.zadd("trt:active_sessions", "skewed", now - 90.0).unwrap();
     // A state hash that grew a 300 KiB field the layout does not read.
     healthy_trt(&mut con, "bloated", now - 60.0);
     let _: () = con.hset("trt:session:bloated:state", "uploaded_frame", "x".repeat(300 << 10)).unwrap();
@@ -136,7 +136,7 @@ fn each_trt_problem_is_found_with_its_sessions() {
     expect("clock_trouble", "warning", 2, &["future", "skewed"]);
     expect("oversized", "warning", 1, &["bloated"]);
     let skewed = finding(&report, "clock_trouble").unwrap()["sample"].to_string();
-    assert!(skewed.contains("index score is 22m") && skewed.contains("behind"), "{skewed}");
+    assert!(skewed.contains("index score is 22m") && skewed.contains("ahead"), "{skewed}");
     let bloated = finding(&report, "oversized").unwrap()["sample"][0]["detail"].as_str().unwrap().to_string();
     assert!(bloated.starts_with("hash of ") && bloated.contains("largest: uploaded_frame (300.0 KiB)"), "{bloated}");
     expect("stuck", "warning", 1, &["looping"]);

@@ -121,6 +121,10 @@ pub struct Global {
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub poll_interval: Duration,
+    /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
+    /// listens on 127.0.0.1). The dashboard and the demo only.
+    #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
 }

@@ -45,6 +45,8 @@ pub enum DashboardError {
     Keys(String),
     #[error("internal error: a background task panicked (the message is above)")]
     Panicked,
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// Set by the panic hook, so the event loop stops drawing to a restored terminal.
@@ -99,6 +101,19 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
     let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
 
+    // The metrics address is bound before the terminal is taken, so a busy port is said plainly.
+    let metrics = match setup.metrics_listen {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr)
+                .await
+                .map_err(|e| DashboardError::Metrics(format!("cannot listen on {addr} for --metrics-listen: {e}")))?;
+            let page = crate::metrics::Page::default();
+            let serving = tokio::spawn(crate::metrics::serve(listener, page.clone()));
+            Some((page, serving))
+        }
+        None => None,
+    };
+    let metrics_target = setup.target_info.name.clone().unwrap_or_else(|| setup.target_info.url.clone());
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
@@ -193,12 +208,18 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
             _ = tick.tick() => {
                 app.model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
                 send(app.on_tick(now_millis(), setup.load.total()));
+                if let Some((page, _)) = &metrics {
+                    page.set(crate::metrics::exposition(&app.model, &metrics_target));
+                }
                 dirty = true;
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
     };
     stop.store(true, Ordering::Relaxed);
+    if let Some((_, serving)) = metrics {
+        serving.abort();
+    }
     drop(collector);
     drop(terminal);
     drop(guard);

@@ -23,6 +23,7 @@ pub mod link;
 pub mod local_file;
 pub mod local_redis;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod msg;
 pub mod names;

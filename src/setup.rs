@@ -40,6 +40,8 @@ pub struct Setup {
     pub max_rows: usize,
     /// `--budget`, when given.
     pub budget: Option<Budget>,
+    /// `--metrics-listen`: where the dashboard serves its figures for Prometheus.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why the program cannot start with these settings.
@@ -126,6 +128,7 @@ impl Setup {
         Ok(Setup {
             warnings,
             max_rows: global.max_rows,
+            metrics_listen: global.metrics_listen,
             budget: global.budget,
             target,
             target_info,

@@ -148,11 +148,16 @@ impl Drop for Tmux {
 /// no environment that could point it elsewhere, then prints its exit code and the terminal's
 /// `icanon` and `echo` flags, and stays open so the pane can be read.
 fn open_dashboard(url: &str, dir: &tempfile::TempDir) -> Tmux {
+    open_dashboard_with(url, dir, &[])
+}
+
+fn open_dashboard_with(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> Tmux {
     let state = dir.path().display().to_string();
+    let extra: Vec<String> = extra.iter().map(|a| sh_quote(a)).collect();
     let script = format!(
         "printf '%s\\n' {START_MARKER}; \
          env -u REDIS_URL -u REDISCLI_AUTH -u NO_COLOR TERM=xterm-256color XDG_CONFIG_HOME={state} \
-         XDG_STATE_HOME={state} {bin} --url {url} --audit-log {audit}; \
+         XDG_STATE_HOME={state} {bin} --url {url} --audit-log {audit} {extra}; \
          code=$?; echo EXIT=$code; \
          echo STTY $(stty -a | tr ' ;' '\\n\\n' | grep -E -x -e '-?icanon' -e '-?echo'); \
          sleep 60",
@@ -160,8 +165,42 @@ fn open_dashboard(url: &str, dir: &tempfile::TempDir) -> Tmux {
         bin = sh_quote(env!("CARGO_BIN_EXE_sessiontop")),
         url = sh_quote(url),
         audit = sh_quote(&audit_path(dir).display().to_string()),
+        extra = extra.join(" "),
     );
     Tmux::start(&script)
+}
+
+/// A free TCP port on loopback (bound and released; the dashboard binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET /metrics` from the dashboard's endpoint: the page, or `None` while nothing listens.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("Content-Type: text/plain; version=0.0.4"), "{reply}");
+    Some(reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// Scrapes until the page has a sample of `metric` whose value is `value` (the endpoint
+/// renders once a second).
+fn scrape_until(port: u16, metric: &str, value: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    let (prefix, suffix) = (format!("{metric}{{"), format!("}} {value}"));
+    loop {
+        let page = scrape(port).unwrap_or_default();
+        if page.lines().any(|l| l.starts_with(&prefix) && l.ends_with(&suffix)) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "the metrics never showed {metric} {value}:\n{page}");
+        std::thread::sleep(POLL);
+    }
 }
 
 /// Asserts that the script saw exit code 0 and a restored terminal: canonical mode and echo
@@ -335,12 +374,21 @@ fn an_outage_under_the_open_dashboard_is_shown_and_recovered() {
     }
     drop(con);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let tmux = open_dashboard(&server.socket_url(), &dir);
+    let port = free_port();
+    let listen = port.to_string();
+    let tmux = open_dashboard_with(&server.socket_url(), &dir, &["--metrics-listen", &listen]);
     let screen = tmux.wait_for_all(&["● connected", "alpha_user", "bravo_user", "charlie_user"]);
     assert_eq!(table_counts(&screen), Some((3, 3)), "{screen}");
+    // The same figures for Prometheus, scraped over HTTP.
+    let page = scrape_until(port, "sessiontop_live_sessions", "3");
+    assert!(page.contains("# TYPE sessiontop_live_sessions gauge"), "{page}");
+    assert!(page.lines().any(|l| l.starts_with("sessiontop_live_sessions{target=") && l.ends_with("} 3")), "{page}");
+    assert!(page.lines().any(|l| l.starts_with("sessiontop_up{") && l.ends_with("} 1")), "{page}");
+    assert!(page.contains("stage=\"1.2_problem_and_body\"} 3"), "{page}");
 
     server.stop();
     let screen = tmux.wait_for_text("◌ reconnecting: attempt ");
+    scrape_until(port, "sessiontop_up", "0");
     assert!(!screen.contains("● connected"), "{screen}");
     for id in ["alpha_user", "bravo_user", "charlie_user"] {
         assert!(screen.contains(id), "{id} vanished from the table during the outage:\n{screen}");

@@ -250,6 +250,11 @@ impl Simulator {
                 .arg(now.timestamp() - LIFETIME_S - 3600 * (n + 1))
                 .arg(format!("expired_user_{n}"));
         }
+        // A user going round in circles: eight turns in one substate, the same decision each
+        // time, the last two minutes ago; the traffic keeps them at it.
+        let looping = Turn { decision: Decision::Same, ..Turn::first(2, 8, 120, 900) };
+        write_trt_turn(pipe, LOOPING_USER, looping, now, &mut self.rng);
+        self.trt_online.push(TrtUser { id: LOOPING_USER.into(), step: 2, turns: 8, in_step: 8, looping: true });
         write_trt_turn(pipe, "no_ttl_user", Turn::first(2, 4, 300, 900), now, &mut self.rng);
         pipe.cmd("PERSIST").arg(format!("{TRT_PREFIX}session:no_ttl_user:state"));
         // A history kept for two days while its state lives one.
@@ -441,6 +446,9 @@ fn write_trt_turn(
         }
     }
 }
+
+/// A user planted stuck: the same substate and decision turn after turn.
+const LOOPING_USER: &str = "looping_user";
 
 /// A user whose counter the traffic keeps at the rate limit.
 const HAMMERING_USER: &str = "hammering_user";

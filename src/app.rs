@@ -525,6 +525,16 @@ impl App {
                 Vec::new()
             }
             Action::Expire | Action::Persist | Action::Delete if self.view != View::Charts => self.start_write(action),
+            Action::Baseline => {
+                if self.model.baseline.take().is_some() {
+                    self.say(Level::Info, "baseline cleared");
+                } else {
+                    self.model.baseline = Some(self.model.now);
+                    let at = crate::text::clock(self.model.now, self.model.utc_offset_s);
+                    self.say(Level::Info, format!("baseline at {at}: the panels show changes since then"));
+                }
+                Vec::new()
+            }
             Action::Charts => {
                 self.view = if self.view == View::Charts { View::Overview } else { View::Charts };
                 Vec::new()

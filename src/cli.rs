@@ -121,6 +121,10 @@ pub struct Global {
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub poll_interval: Duration,
+    /// Mark a deploy: `now` or an RFC 3339 time; the panels show changes since it and the
+    /// charts draw it (`b` marks it from the dashboard).
+    #[arg(long, global = true, value_name = "now|RFC3339", value_parser = parse_baseline)]
+    pub baseline: Option<Baseline>,
     /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
     /// listens on 127.0.0.1). The dashboard and the demo only.
     #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]
@@ -296,6 +300,33 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
 /// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::text::parse_duration`].
+/// `--baseline`: when the deploy was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    Now,
+    /// Epoch milliseconds.
+    At(i64),
+}
+
+impl Baseline {
+    /// The baseline in epoch milliseconds, `now` being `now_ms`.
+    pub fn millis(self, now_ms: i64) -> i64 {
+        match self {
+            Baseline::Now => now_ms,
+            Baseline::At(ms) => ms,
+        }
+    }
+}
+
+pub fn parse_baseline(text: &str) -> Result<Baseline, String> {
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(Baseline::Now);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Baseline::At(t.timestamp_millis()))
+        .map_err(|e| format!("'{text}' is neither now nor an RFC 3339 time (2026-12-02T14:30:00Z): {e}"))
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::text::parse_duration(text)
 }
@@ -315,6 +346,14 @@ mod tests {
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_positive_duration("0").is_err());
         assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn baselines() {
+        assert_eq!(parse_baseline("now"), Ok(Baseline::Now));
+        assert_eq!(parse_baseline("2026-12-02T14:30:00Z"), Ok(Baseline::At(1_796_221_800_000)));
+        assert_eq!(parse_baseline("2026-12-02T15:30:00+01:00"), Ok(Baseline::At(1_796_221_800_000)));
+        assert!(parse_baseline("yesterday").is_err());
     }
 
     #[test]

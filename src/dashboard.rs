@@ -98,7 +98,8 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     }
     let theme = load_theme(&setup)?;
     let keymap = Keymap::with_overrides(&setup.bindings).map_err(DashboardError::Keys)?;
-    let model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
+    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
+    model.baseline = setup.baseline.map(|b| b.millis(now_millis()));
     let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
 
     // The metrics address is bound before the terminal is taken, so a busy port is said plainly.

@@ -168,6 +168,19 @@ impl History {
         self.coarse.get(i).filter(|b| b.start == start).map(Bucket::point)
     }
 
+    /// The figure at `t`, or the first after it when the series begins later (a baseline
+    /// set before sessiontop started): what a change since `t` is measured from.
+    pub fn at_or_after(&self, t: Millis) -> Option<Point> {
+        if let Some(p) = self.at(t, Millis::MAX) {
+            return Some(p);
+        }
+        let start = t - t.rem_euclid(BUCKET_MS);
+        if let Some(b) = self.coarse.iter().find(|b| b.start >= start) {
+            return Some(b.point());
+        }
+        self.fine.iter().find(|(at, v)| *at >= t && !v.is_nan()).map(|(at, v)| Point::single(*at, f64::from(*v)))
+    }
+
     /// What a chart of `[from, to]` draws, with at most `max_points` points a run (neighbours
     /// merged into min/mean/max beyond that). Samples further apart than `max_step` (and the
     /// gaps marked) break the line.
@@ -275,6 +288,8 @@ pub const STAGE_PREFIX: &str = "stage:";
 pub const USED_MEMORY: &str = "used_memory";
 pub const MAXMEMORY: &str = "maxmemory";
 pub const SESSIONS: &str = "sessions";
+/// Counters kept for changes since a baseline (not charted: their rates are).
+pub const EVICTED_KEYS: &str = "evicted_keys";
 
 /// Every fixed figure, in the order the charts list them.
 pub const FIGURES: [Figure; 17] = [

@@ -33,13 +33,14 @@ pub enum Action {
     ChartWindow,
     CursorBack,
     CursorForward,
+    Baseline,
     Help,
     Quit,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -64,6 +65,7 @@ impl Action {
         Action::ChartWindow,
         Action::CursorBack,
         Action::CursorForward,
+        Action::Baseline,
         Action::Help,
         Action::Quit,
     ];
@@ -95,6 +97,7 @@ impl Action {
             Action::ChartWindow => "chart_window",
             Action::CursorBack => "cursor_back",
             Action::CursorForward => "cursor_forward",
+            Action::Baseline => "baseline",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -127,6 +130,7 @@ impl Action {
             Action::ChartWindow => "chart window: 5m, 1h, 6h, 24h",
             Action::CursorBack => "chart cursor earlier",
             Action::CursorForward => "chart cursor later",
+            Action::Baseline => "mark a deploy baseline now (again: clear it)",
             Action::Help => "this help",
             Action::Quit => "quit",
         }
@@ -155,6 +159,7 @@ impl Action {
             Action::Charts => "charts",
             Action::ChartWindow => "window",
             Action::CursorBack | Action::CursorForward => "cursor",
+            Action::Baseline => "baseline",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -186,6 +191,7 @@ impl Action {
             Action::ChartWindow => &["w"],
             Action::CursorBack => &["left", "h"],
             Action::CursorForward => &["right", "l"],
+            Action::Baseline => &["b"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }

@@ -171,6 +171,8 @@ pub struct Model {
     pub trends: Trends,
     /// Every figure over the last day, for the charts.
     pub history: crate::history::Histories,
+    /// The deploy baseline (`--baseline`, `b`): panels show changes since it.
+    pub baseline: Option<Millis>,
     /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
     /// thread, in [`crate::store`]); the model only passes them on, so it stays small.
     pub table_inbox: Vec<store::Message>,
@@ -219,6 +221,7 @@ impl Model {
             server_unavailable: Vec::new(),
             trends: Trends::default(),
             history: Default::default(),
+            baseline: None,
             table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
@@ -470,6 +473,7 @@ impl Model {
         h.record("ops_per_sec", now, n(stats.ops_per_sec));
         h.record("hit_rate", now, stats.hit_rate());
         h.record("db_keys", now, n(stats.db_keys));
+        h.record(crate::history::EVICTED_KEYS, now, n(stats.evicted_keys));
         if let (Some(before), Some(at)) = (self.server.as_ref(), self.server_at)
             && now > at
         {
@@ -481,6 +485,15 @@ impl Model {
             h.record("evicted_per_sec", now, rate(stats.evicted_keys, before.evicted_keys));
             h.record("expired_per_sec", now, rate(stats.expired_keys, before.expired_keys));
         }
+    }
+
+    /// How much a figure changed since the baseline: its newest value less its value then.
+    pub fn since_baseline(&self, name: &str) -> Option<f64> {
+        let at = self.baseline?;
+        let h = self.history.get(name)?;
+        let then = h.at_or_after(at)?;
+        let (_, now) = h.last()?;
+        Some(now - then.mean)
     }
 
     /// Findings by severity into the history.

@@ -42,6 +42,8 @@ pub struct Setup {
     pub budget: Option<Budget>,
     /// `--metrics-listen`: where the dashboard serves its figures for Prometheus.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--baseline`: the deploy the panels count changes from.
+    pub baseline: Option<crate::cli::Baseline>,
 }
 
 /// Why the program cannot start with these settings.
@@ -129,6 +131,7 @@ impl Setup {
             warnings,
             max_rows: global.max_rows,
             metrics_listen: global.metrics_listen,
+            baseline: global.baseline,
             budget: global.budget,
             target,
             target_info,

@@ -172,6 +172,14 @@ pub fn human_bytes(n: u64) -> String {
     if value < 10.0 { format!("{value:.2} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// The wall-clock time of `at_ms` (epoch milliseconds) at `utc_offset_s`: `14:03:22`.
+pub fn clock(at_ms: i64, utc_offset_s: i32) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .zip(chrono::FixedOffset::east_opt(utc_offset_s))
+        .map(|(t, offset)| t.with_timezone(&offset).format("%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 /// A duration in its two largest units: `45s`, `12m05s`, `3h07m`, `2d04h`.
 pub fn human_duration(seconds: i64) -> String {
     if seconds < 0 {

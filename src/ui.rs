@@ -93,6 +93,15 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     }
 }
 
+/// A change since the baseline as it reads on a panel: `+312`, `-48.0 MiB`, `±0`.
+pub fn signed(unit: crate::history::Unit, v: f64) -> String {
+    if v.abs() < 0.5 && unit != crate::history::Unit::Ratio {
+        return "±0".into();
+    }
+    let sign = if v < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", charts::format_value(unit, v.abs()))
+}
+
 /// A trend as block characters, the last `width` points scaled between their min and max.
 pub fn spark(points: &[f64], width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

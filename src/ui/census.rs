@@ -63,6 +63,10 @@ impl Widget for CensusPanel<'_> {
                 10,
                 vec![Span::styled(format!("{} live  ", text::grouped(totals.total)), t.style(Role::Title))],
             ));
+            if let Some(d) = m.since_baseline(crate::history::SESSIONS) {
+                let change = format!("{} since baseline  ", super::signed(crate::history::Unit::Count, d));
+                head.push((9, vec![Span::styled(change, t.style(Role::Accent))]));
+            }
             head.push(count(self.stalled as u64, "stalled", Role::Warn, 9));
             head.push(count(totals.no_ttl, "no TTL", Role::Warn, 8));
             head.push(count(totals.orphaned, "orphaned", Role::Warn, 7));
@@ -123,6 +127,10 @@ impl Widget for CensusPanel<'_> {
                     Span::styled(bar(*n as f64 / max as f64, bar_width), t.style(Role::Bar)),
                     Span::styled(format!(" {:>7}", text::grouped(*n)), t.style(Role::Text)),
                 ];
+                if let Some(d) = m.since_baseline(&crate::history::stage_series(k)) {
+                    let change = format!(" {:>6}", super::signed(crate::history::Unit::Count, d));
+                    spans.push(Span::styled(change, t.style(Role::Accent)));
+                }
                 if stalled > 0 {
                     spans.push(Span::styled(format!("  ⚠ {stalled}"), t.style(Role::Warn)));
                 }

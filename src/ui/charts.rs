@@ -122,8 +122,9 @@ impl Widget for ChartsView<'_> {
             ("sessions per stage".to_string(), Unit::Count, series)
         };
         let resolution = series.iter().map(|(_, w, _)| w.resolution_ms).max().unwrap_or(0);
+        let marked = m.baseline.map_or(String::new(), |b| format!(" · baseline {}", text::clock(b, m.utc_offset_s)));
         let heading = format!(
-            " {title} · last {} · {} a point ",
+            " {title} · last {} · {} a point{marked} ",
             text::human_duration(window / 1000),
             if resolution > 0 { text::human_duration((resolution / 1000).max(1)) } else { "–".into() }
         );
@@ -153,6 +154,8 @@ impl Widget for ChartsView<'_> {
             })
             .collect();
         let cursor_line = [(x(cursor), lo), (x(cursor), hi)];
+        let baseline = m.baseline.filter(|b| *b >= now - window && *b <= now);
+        let baseline_line = baseline.map(|b| [(x(b), lo), (x(b), hi)]);
         let mut datasets = Vec::new();
         for (label, runs, role) in &data {
             for (i, run) in runs.iter().enumerate() {
@@ -174,6 +177,16 @@ impl Widget for ChartsView<'_> {
                 .style(t.style(Role::Muted))
                 .data(&cursor_line),
         );
+        if let Some(line) = &baseline_line {
+            datasets.push(
+                Dataset::default()
+                    .name("baseline")
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(t.style(Role::Warn))
+                    .data(line),
+            );
+        }
         let window_s = window as f64 / 1000.0;
         let x_labels = vec![
             Span::styled(format!("-{}", text::human_duration(window / 1000)), t.style(Role::Muted)),

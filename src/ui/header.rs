@@ -141,11 +141,7 @@ impl Widget for Header<'_> {
             segments.push((7, part(redis)));
         }
         segments.push((4, part(own.unwrap_or_else(|| "own —".into()))));
-        let clock = chrono::DateTime::from_timestamp_millis(m.now)
-            .zip(chrono::FixedOffset::east_opt(m.utc_offset_s))
-            .map(|(t, offset)| t.with_timezone(&offset).format("%H:%M:%S").to_string())
-            .unwrap_or_default();
-        segments.push((1, part(clock)));
+        segments.push((1, part(text::clock(m.now, m.utc_offset_s))));
         Line::from(fit(segments, usize::from(area.width))).render(area, buf);
     }
 }

@@ -69,9 +69,12 @@ impl Widget for ServerPanel<'_> {
         );
         let keys = item("in db", n(s.db_keys), Role::Text, tr.db_keys.points());
         let evicting = tr.evicted_per_poll.last().unwrap_or(0.0) > 0.0;
+        let since = |name: &str, unit| {
+            m.since_baseline(name).map_or(String::new(), |d| format!(" ({} since baseline)", super::signed(unit, d)))
+        };
         let evicted = item(
             "evicted",
-            n(s.evicted_keys),
+            format!("{}{}", n(s.evicted_keys), since(crate::history::EVICTED_KEYS, crate::history::Unit::Count)),
             if evicting { Role::Crit } else { Role::Text },
             tr.evicted_per_poll.points(),
         );
@@ -151,6 +154,10 @@ fn memory_segments(
     trend: usize,
 ) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
     let used = s.used_memory_bytes.map_or("n/a".to_string(), text::human_bytes);
+    let used = match m.since_baseline(crate::history::USED_MEMORY) {
+        Some(d) => format!("{used} ({} since baseline)", super::signed(crate::history::Unit::Bytes, d)),
+        None => used,
+    };
     let details = vec![Span::styled(
         format!(
             "peak {} · rss {} · frag {} · policy {}",

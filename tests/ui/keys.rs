@@ -550,3 +550,48 @@ fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_th
     key(&mut a, KeyCode::Esc);
     assert_eq!(a.view, View::Overview);
 }
+
+#[test]
+fn a_baseline_shows_what_changed_since_the_deploy_on_the_panels() {
+    use sessiontop::domain::{CensusTally, LinkState};
+    let start = NOW - 600_000;
+    let mut m = sessiontop::model::Model::new(target(false), settings(), start);
+    m.apply(Update::Link(LinkState::Connected { since: start }));
+    m.apply(Update::Layout(Box::new(layout_info())));
+    // Ten minutes: memory grows by 1 MiB a minute, sessions by 30 a minute, in one substate.
+    for minute in 0..=10i64 {
+        let at = start + minute * 60_000;
+        m.tick(at, 0);
+        m.apply(Update::Server {
+            stats: Box::new(server((100 << 20) + (minute as u64) * (1 << 20), 0)),
+            unavailable: vec![],
+        });
+        let mut tally = CensusTally { total: 1000 + minute as u64 * 30, ..CensusTally::default() };
+        tally.by_substate.insert("1.2_problem_and_body".into(), 400 + minute as u64 * 30);
+        tally.by_substate.insert("3.2_alpha_sequence".into(), 600);
+        m.apply(Update::CensusDone { generation: minute as u64 + 1, tally, duration_ms: 100, orphan_ids: vec![] });
+    }
+    let mut a = app(m, (160, 48));
+    let (text, _) = render(&a, &theme());
+    assert!(!text.contains("since baseline"), "no baseline, no changes:\n{text}");
+    // The deploy was four minutes ago.
+    a.model.baseline = Some(NOW - 240_000);
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("+120 since baseline"), "{text}");
+    assert!(text.contains("(+4.00 MiB since baseline)"), "{text}");
+    let stage = text.lines().find(|l| l.contains("1.2_problem_and_body") && l.contains('█')).unwrap_or_default();
+    assert!(stage.contains("+120"), "{stage}");
+    let other = text.lines().find(|l| l.contains("3.2_alpha_sequence") && l.contains('█')).unwrap_or_default();
+    assert!(other.contains("±0"), "{other}");
+    // b clears it, and b again marks one now.
+    key(&mut a, KeyCode::Char('b'));
+    assert_eq!(a.model.baseline, None);
+    key(&mut a, KeyCode::Char('b'));
+    assert_eq!(a.model.baseline, Some(a.model.now));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("±0 since baseline"), "{text}");
+    // The charts draw it and say when it was.
+    key(&mut a, KeyCode::Char('c'));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("· baseline "), "{text}");
+}

@@ -35,8 +35,8 @@ pub const CHART_WINDOWS: [Millis; 4] = [5 * 60_000, 60 * 60_000, 6 * 60 * 60_000
 /// What the charts view shows: which figure, over which window, and where the cursor is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChartsState {
-    /// The figure charted: an index into [`crate::history::FIGURES`], or one past it for the
-    /// sessions per stage.
+    /// The figure charted: an index into [`crate::history::FIGURES`], then into
+    /// [`crate::history::GROUPS`].
     pub selected: usize,
     /// An index into [`CHART_WINDOWS`].
     pub window: usize,
@@ -776,7 +776,7 @@ impl App {
 
     /// Keys of the charts view: choose the figure, the window, move the cursor, go back.
     fn on_charts_action(&mut self, action: Action) {
-        let figures = crate::history::FIGURES.len() + 1;
+        let figures = crate::history::FIGURES.len() + crate::history::GROUPS.len();
         let c = &mut self.charts;
         match action {
             Action::Up => c.selected = c.selected.saturating_sub(1),

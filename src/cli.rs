@@ -125,6 +125,11 @@ pub struct Global {
     /// charts draw it (`b` marks it from the dashboard).
     #[arg(long, global = true, value_name = "now|RFC3339", value_parser = parse_baseline)]
     pub baseline: Option<Baseline>,
+    /// Count the host's processes whose name or command line contains PATTERN (gunicorn,
+    /// uvicorn, redis-server), with their memory and CPU; a change of count is a finding.
+    /// Repeatable.
+    #[arg(long, global = true, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub watch_process: Vec<String>,
     /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
     /// listens on 127.0.0.1). The dashboard and the demo only.
     #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]
@@ -300,6 +305,11 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
 /// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::text::parse_duration`].
+/// A `--watch-process` pattern: not empty (it would match every process).
+fn parse_pattern(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() { Err("an empty pattern would match every process".into()) } else { Ok(text.to_string()) }
+}
+
 /// `--baseline`: when the deploy was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Baseline {

@@ -67,6 +67,8 @@ pub struct CollectOptions {
     pub census_pause: Duration,
     pub census: CensusOptions,
     pub page_size: usize,
+    /// `--watch-process`: patterns of the host's processes to count.
+    pub watch_processes: Vec<String>,
 }
 
 /// Handles to the running tasks; dropping it stops them.
@@ -307,6 +309,8 @@ struct PollerState {
     keyspace_empty: bool,
     /// sessiontop's own process, sampled every poll.
     own: Option<OwnProcess>,
+    /// The host and its watched processes, sampled every poll.
+    host: Option<Host>,
     /// The newest index score seen, so that each poll reads only the sessions saved since.
     newest_score: Option<f64>,
     /// When the layout was last looked for, while none is known.
@@ -572,6 +576,60 @@ impl OwnProcess {
     }
 }
 
+/// The machine sessiontop runs on (CPU, memory, load) and the processes each
+/// `--watch-process` pattern matches (by name or command line; threads and sessiontop itself
+/// are not counted).
+pub struct Host {
+    system: sysinfo::System,
+    patterns: Vec<String>,
+    own: Option<sysinfo::Pid>,
+}
+
+impl Host {
+    pub fn new(patterns: Vec<String>) -> Option<Host> {
+        Some(Host { system: sysinfo::System::new().ok()?, patterns, own: sysinfo::get_current_pid().ok() })
+    }
+
+    pub fn sample(&mut self) -> crate::domain::HostStats {
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        let load = sysinfo::System::load_average().ok().map(|l| [l.one, l.five, l.fifteen]);
+        let mut processes: Vec<crate::domain::WatchedProcesses> = self
+            .patterns
+            .iter()
+            .map(|p| crate::domain::WatchedProcesses { pattern: p.clone(), ..Default::default() })
+            .collect();
+        if !self.patterns.is_empty() {
+            let refresh = sysinfo::ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .with_cmd(sysinfo::UpdateKind::OnlyIfNotSet);
+            self.system.refresh_processes_specifics(sysinfo::ProcessesToUpdate::All, true, refresh);
+            for (pid, process) in self.system.processes() {
+                if Some(*pid) == self.own || process.thread_kind().is_some() {
+                    continue;
+                }
+                let name = process.name().to_string_lossy();
+                let cmd = process.cmd().iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+                for watched in processes.iter_mut() {
+                    if name.contains(watched.pattern.as_str()) || cmd.contains(watched.pattern.as_str()) {
+                        watched.count += 1;
+                        watched.rss_bytes += process.memory();
+                        watched.cpu_percent += process.cpu_usage();
+                    }
+                }
+            }
+        }
+        crate::domain::HostStats {
+            cpu_percent: self.system.global_cpu_usage(),
+            memory_used_bytes: self.system.used_memory(),
+            memory_total_bytes: self.system.total_memory(),
+            load,
+            processes,
+        }
+    }
+}
+
 /// One poll: server statistics, the visible page, the inspector.
 async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) -> Result<(), Failure> {
     if state.own.is_none() {
@@ -579,6 +637,12 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     }
     if let Some(update) = state.own.as_mut().and_then(OwnProcess::sample) {
         shared.send(update);
+    }
+    if state.host.is_none() {
+        state.host = Host::new(shared.options.watch_processes.clone());
+    }
+    if let Some(host) = state.host.as_mut() {
+        shared.send(Update::Host(Box::new(host.sample())));
     }
     let (stats, unavailable) = server::poll(link).await?;
     shared.send(Update::Server { stats: Box::new(stats), unavailable });

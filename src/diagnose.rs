@@ -73,6 +73,10 @@ pub struct Watch {
     dropped: Option<(Millis, u64, u64)>,
     /// Stages whose stalled count jumped against their recent level: when, to, from about.
     jumps: BTreeMap<String, (Millis, u64, f64)>,
+    /// Watched processes by pattern: how many the last host sample counted.
+    processes: BTreeMap<String, u64>,
+    /// Patterns whose count changed: when, from, to.
+    process_changes: BTreeMap<String, (Millis, u64, u64)>,
     /// Sessions active within the window, as observed across passes (layouts without history):
     /// id → (stage, when it was first seen in that stage, when it was last seen active).
     observed: HashMap<SessionId, (Arc<str>, Millis, Millis)>,
@@ -117,6 +121,19 @@ impl Watch {
             self.rejected_base = stats.rejected_connections;
         }
         self.last_server = Some(current);
+    }
+
+    /// A sample of the host: a watched pattern whose count of processes changed (a worker
+    /// died, or one was added) is remembered for an hour.
+    pub fn observe_host(&mut self, host: &crate::domain::HostStats, now: Millis) {
+        for p in &host.processes {
+            if let Some(before) = self.processes.insert(p.pattern.clone(), p.count)
+                && before != p.count
+            {
+                self.process_changes.insert(p.pattern.clone(), (now, before, p.count));
+            }
+        }
+        self.process_changes.retain(|_, (at, _, _)| now - *at < EVENT_FINDING_MS);
     }
 
     /// A finished census pass and the live sessions it counted.
@@ -239,6 +256,26 @@ impl Watch {
                     ),
                 ));
             }
+        }
+        let changed: Vec<String> = self
+            .process_changes
+            .iter()
+            .filter(|(_, (at, _, _))| inputs.now - *at < EVENT_FINDING_MS)
+            .map(|(pattern, (at, before, after))| {
+                format!(
+                    "{} {before} → {after} ({} ago)",
+                    text::clip_sized(&text::escape_str(pattern), 40),
+                    text::human_duration((inputs.now - at) / 1000)
+                )
+            })
+            .collect();
+        if !changed.is_empty() {
+            out.push(server_finding(
+                FindingKind::ProcessCount,
+                Severity::Warning,
+                changed.len() as u64,
+                format!("watched processes changed in number (a worker died or was added): {}", changed.join(", ")),
+            ));
         }
         // A sudden drop of live sessions between two passes, for an hour after it was seen.
         if let Some((at, before, live)) = &self.dropped
@@ -740,6 +777,27 @@ mod tests {
         assert!(!w.observed.contains_key(&SessionId::from("trying")));
         w.forget_inactive(t2 + 31 * 60_000, 1800);
         assert!(w.observed.is_empty());
+    }
+
+    #[test]
+    fn a_change_in_the_number_of_watched_processes_is_a_warning_for_an_hour() {
+        use crate::domain::{HostStats, WatchedProcesses};
+        let t = Thresholds::default();
+        let host = |n: u64| HostStats {
+            processes: vec![WatchedProcesses { pattern: "gunicorn".into(), count: n, ..Default::default() }],
+            ..Default::default()
+        };
+        let mut w = Watch::default();
+        w.observe_host(&host(6), 0);
+        w.observe_host(&host(6), 1000);
+        assert!(findings(&inputs(None, None, &t), &w).is_empty(), "steady: nothing to say");
+        w.observe_host(&host(5), 2000);
+        let f = findings(&Inputs { now: 62_000, ..inputs(None, None, &t) }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::ProcessCount, Severity::Warning)]);
+        assert!(f[0].summary.contains("gunicorn 6 → 5 (1m00s ago)"), "{}", f[0].summary);
+        w.observe_host(&host(5), 3000);
+        let f = findings(&Inputs { now: 2000 + EVENT_FINDING_MS, ..inputs(None, None, &t) }, &w);
+        assert!(f.is_empty(), "an hour later: {f:?}");
     }
 
     #[test]

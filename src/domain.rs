@@ -382,13 +382,15 @@ pub enum FindingKind {
     Restarted,
     RoleChanged,
     SessionsDropped,
+    // The host sessiontop runs on.
+    ProcessCount,
 }
 
 impl FindingKind {
     /// How many of [`FindingKind::ALL`], from the first, are about sessions.
     pub const SESSION_KINDS: usize = 11;
 
-    pub const ALL: [FindingKind; 21] = [
+    pub const ALL: [FindingKind; 22] = [
         FindingKind::Stuck,
         FindingKind::Stalled,
         FindingKind::Orphaned,
@@ -410,6 +412,7 @@ impl FindingKind {
         FindingKind::Restarted,
         FindingKind::RoleChanged,
         FindingKind::SessionsDropped,
+        FindingKind::ProcessCount,
     ];
 
     /// The name in JSON and on the command line (`no_ttl`).
@@ -436,6 +439,7 @@ impl FindingKind {
             FindingKind::Restarted => "restarted",
             FindingKind::RoleChanged => "role_changed",
             FindingKind::SessionsDropped => "sessions_dropped",
+            FindingKind::ProcessCount => "process_count",
         }
     }
 
@@ -443,6 +447,28 @@ impl FindingKind {
     pub fn is_server(self) -> bool {
         self >= FindingKind::MemoryHigh && self != FindingKind::SessionsDropped
     }
+}
+
+/// The machine sessiontop runs on, and the processes `--watch-process` names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostStats {
+    /// The whole machine's CPU use, in percent of all its CPUs (0–100).
+    pub cpu_percent: f32,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    /// 1, 5 and 15 minutes; `None` where the system has none.
+    pub load: Option<[f64; 3]>,
+    pub processes: Vec<WatchedProcesses>,
+}
+
+/// The processes one `--watch-process` pattern matches.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchedProcesses {
+    pub pattern: String,
+    pub count: u64,
+    pub rss_bytes: u64,
+    /// Percent of one CPU, summed.
+    pub cpu_percent: f32,
 }
 
 /// What a finding points at: a session, one of its keys, or both, with a word on why.

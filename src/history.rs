@@ -285,6 +285,13 @@ pub fn stage_series(stage: &str) -> String {
 }
 
 pub const STAGE_PREFIX: &str = "stage:";
+/// The resident memory of the processes one `--watch-process` pattern matches.
+pub const PROCESS_PREFIX: &str = "process_rss:";
+
+/// The series name of a watched pattern's processes' memory.
+pub fn process_series(pattern: &str) -> String {
+    format!("{PROCESS_PREFIX}{pattern}")
+}
 pub const USED_MEMORY: &str = "used_memory";
 pub const MAXMEMORY: &str = "maxmemory";
 pub const SESSIONS: &str = "sessions";
@@ -292,7 +299,7 @@ pub const SESSIONS: &str = "sessions";
 pub const EVICTED_KEYS: &str = "evicted_keys";
 
 /// Every fixed figure, in the order the charts list them.
-pub const FIGURES: [Figure; 17] = [
+pub const FIGURES: [Figure; 19] = [
     Figure { name: USED_MEMORY, label: "used memory", unit: Unit::Bytes },
     Figure { name: "rss", label: "RSS", unit: Unit::Bytes },
     Figure { name: "fragmentation", label: "fragmentation", unit: Unit::Ratio },
@@ -310,7 +317,13 @@ pub const FIGURES: [Figure; 17] = [
     Figure { name: "findings_warning", label: "warnings", unit: Unit::Count },
     Figure { name: "own_commands_per_sec", label: "own commands/s", unit: Unit::PerSecond },
     Figure { name: "own_redis_share", label: "own Redis CPU", unit: Unit::Share },
+    Figure { name: "host_cpu", label: "host CPU", unit: Unit::Share },
+    Figure { name: "host_memory", label: "host memory", unit: Unit::Bytes },
 ];
+
+/// Figures charted together, one line each: a label, the prefix of their series, their unit.
+pub const GROUPS: [(&str, &str, Unit); 2] =
+    [("sessions per stage", STAGE_PREFIX, Unit::Count), ("watched processes' memory", PROCESS_PREFIX, Unit::Bytes)];
 
 /// Every figure by name. Names are fixed for the server's figures and `stage:NAME` for the
 /// sessions in each stage; past [`MAX_SERIES`] new names are not kept.

@@ -132,7 +132,7 @@ fn label(value: &str) -> String {
 }
 
 /// The metric names, their type and help, in the order the page lists them.
-pub const METRICS: [(&str, &str, &str); 23] = [
+pub const METRICS: [(&str, &str, &str); 27] = [
     ("sessiontop_up", "gauge", "1 while sessiontop is connected to the target"),
     ("sessiontop_live_sessions", "gauge", "live sessions counted by the last census pass"),
     ("sessiontop_sessions", "gauge", "live sessions by stage (or substate), last census pass"),
@@ -156,6 +156,10 @@ pub const METRICS: [(&str, &str, &str); 23] = [
     ("sessiontop_redis_uptime_seconds", "gauge", "INFO uptime_in_seconds"),
     ("sessiontop_own_commands_per_second", "gauge", "commands sessiontop sends the target"),
     ("sessiontop_own_redis_cpu_share", "gauge", "share of one Redis core sessiontop's commands cost"),
+    ("sessiontop_host_cpu_share", "gauge", "CPU use of the host sessiontop runs on, of all its CPUs"),
+    ("sessiontop_host_memory_used_bytes", "gauge", "memory in use on the host sessiontop runs on"),
+    ("sessiontop_watched_processes", "gauge", "processes a --watch-process pattern matches"),
+    ("sessiontop_watched_processes_rss_bytes", "gauge", "resident memory of the processes a pattern matches"),
 ];
 
 /// The page for one target, from what the model holds. Figures not known are left out.
@@ -214,6 +218,15 @@ pub fn exposition(model: &Model, target: &str) -> String {
     }
     one("sessiontop_own_commands_per_second", String::new(), model.own_commands_per_sec);
     one("sessiontop_own_redis_cpu_share", String::new(), model.own_redis_share);
+    if let Some(h) = model.host.as_ref() {
+        one("sessiontop_host_cpu_share", String::new(), Some(f64::from(h.cpu_percent) / 100.0));
+        one("sessiontop_host_memory_used_bytes", String::new(), Some(h.memory_used_bytes as f64));
+        for p in &h.processes {
+            let extra = format!(",pattern=\"{}\"", label(&p.pattern));
+            one("sessiontop_watched_processes", extra.clone(), Some(p.count as f64));
+            one("sessiontop_watched_processes_rss_bytes", extra, Some(p.rss_bytes as f64));
+        }
+    }
 
     let mut out = String::with_capacity(4096);
     for (name, kind, help) in METRICS {

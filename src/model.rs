@@ -173,6 +173,8 @@ pub struct Model {
     pub history: crate::history::Histories,
     /// The deploy baseline (`--baseline`, `b`): panels show changes since it.
     pub baseline: Option<Millis>,
+    /// The machine sessiontop runs on, as last sampled.
+    pub host: Option<crate::domain::HostStats>,
     /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
     /// thread, in [`crate::store`]); the model only passes them on, so it stays small.
     pub table_inbox: Vec<store::Message>,
@@ -222,6 +224,7 @@ impl Model {
             trends: Trends::default(),
             history: Default::default(),
             baseline: None,
+            host: None,
             table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
@@ -345,6 +348,21 @@ impl Model {
 
     pub fn apply(&mut self, update: Update) {
         match update {
+            Update::Host(host) => {
+                let (h, now) = (&mut self.history, self.now);
+                h.record("host_cpu", now, Some(f64::from(host.cpu_percent) / 100.0));
+                h.record("host_memory", now, Some(host.memory_used_bytes as f64));
+                for p in &host.processes {
+                    h.record(&crate::history::process_series(&p.pattern), now, Some(p.rss_bytes as f64));
+                }
+                let counts_before = self.host.as_ref().map(|h| h.processes.iter().map(|p| p.count).collect::<Vec<_>>());
+                self.watch.observe_host(&host, now);
+                let changed = counts_before != Some(host.processes.iter().map(|p| p.count).collect());
+                self.host = Some(*host);
+                if changed {
+                    self.refresh_findings();
+                }
+            }
             Update::Link(state) => {
                 if !matches!(state, LinkState::Connected { .. }) {
                     self.history.gap(self.now);

@@ -67,6 +67,8 @@ pub enum Update {
     Notice(String),
     /// The answer to a request to plan a write (for its confirmation dialog).
     Plan(PlanReply),
+    /// The machine sessiontop runs on, and the processes it watches.
+    Host(Box<crate::domain::HostStats>),
     /// sessiontop's own process: CPU share and resident memory.
     OwnProcess {
         cpu_percent: f32,

@@ -109,6 +109,7 @@ impl Setup {
                 thresholds: global.thresholds.thresholds(),
             },
             page_size: DEFAULT_PAGE_SIZE,
+            watch_processes: global.watch_process.clone(),
         };
         let audit =
             global.audit_log.clone().or_else(AuditLog::default_path).unwrap_or_else(|| "sessiontop-audit.log".into());

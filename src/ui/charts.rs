@@ -12,7 +12,7 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 
 use crate::app::ChartsState;
 use crate::domain::Millis;
-use crate::history::{FIGURES, History, MAXMEMORY, STAGE_PREFIX, USED_MEMORY, Unit, Window};
+use crate::history::{FIGURES, GROUPS, History, MAXMEMORY, USED_MEMORY, Unit, Window};
 use crate::model::Model;
 use crate::text;
 use crate::theme::{Role, Theme};
@@ -59,7 +59,6 @@ impl Widget for ChartsView<'_> {
         let window = c.window_ms();
         let now = m.now;
         let cursor = now - c.cursor_back_ms;
-        let stages = m.history.with_prefix(STAGE_PREFIX).count();
 
         // The list: each figure at the cursor.
         let mut lines = Vec::with_capacity(FIGURES.len() + 2);
@@ -72,14 +71,17 @@ impl Widget for ChartsView<'_> {
                 .map_or("–".to_string(), |p| format_value(f.unit, p.mean));
             lines.push(list_line(i == c.selected, f.label, &value, name_width, t));
         }
-        let stage_total: Option<f64> = m
-            .history
-            .with_prefix(STAGE_PREFIX)
-            .filter_map(|(_, h)| h.at(cursor, max_step(h)).map(|p| p.mean))
-            .reduce(|a, b| a + b);
-        let label = format!("per stage ({stages})");
-        let value = stage_total.map_or("–".to_string(), |v| format_value(Unit::Count, v));
-        lines.push(list_line(c.selected == FIGURES.len(), &label, &value, name_width, t));
+        for (g, (label, prefix, unit)) in GROUPS.iter().enumerate() {
+            let members = m.history.with_prefix(prefix).count();
+            let total: Option<f64> = m
+                .history
+                .with_prefix(prefix)
+                .filter_map(|(_, h)| h.at(cursor, max_step(h)).map(|p| p.mean))
+                .reduce(|a, b| a + b);
+            let label = format!("{label} ({members})");
+            let value = total.map_or("–".to_string(), |v| format_value(*unit, v));
+            lines.push(list_line(c.selected == FIGURES.len() + g, &label, &value, name_width, t));
+        }
         let at = if c.cursor_back_ms == 0 {
             "now".to_string()
         } else {
@@ -109,17 +111,18 @@ impl Widget for ChartsView<'_> {
             }
             (f.label.to_string(), f.unit, series)
         } else {
+            let (label, prefix, unit) = GROUPS[(c.selected - FIGURES.len()).min(GROUPS.len() - 1)];
             let series = m
                 .history
-                .with_prefix(STAGE_PREFIX)
+                .with_prefix(prefix)
                 .take(MAX_STAGE_LINES)
                 .enumerate()
                 .map(|(i, (name, h))| {
-                    let label = text::clip_sized(&text::escape_str(&name[STAGE_PREFIX.len()..]), 24).into_owned();
-                    (label, h.window(now - window, now, max_step(h), MAX_POINTS), STAGE_ROLES[i % STAGE_ROLES.len()])
+                    let member = text::clip_sized(&text::escape_str(&name[prefix.len()..]), 24).into_owned();
+                    (member, h.window(now - window, now, max_step(h), MAX_POINTS), STAGE_ROLES[i % STAGE_ROLES.len()])
                 })
                 .collect();
-            ("sessions per stage".to_string(), Unit::Count, series)
+            (label.to_string(), unit, series)
         };
         let resolution = series.iter().map(|(_, w, _)| w.resolution_ms).max().unwrap_or(0);
         let marked = m.baseline.map_or(String::new(), |b| format!(" · baseline {}", text::clock(b, m.utc_offset_s)));

@@ -119,6 +119,7 @@ impl Widget for ServerPanel<'_> {
             .map(|u| Span::styled(format!("{}   ", text::escape_str(u)), t.style(Role::Warn)))
             .collect();
 
+        let host = host_segments(m, t);
         let lines: Vec<Line> = if inner.height >= 7 {
             let mut lines = vec![
                 Line::from([vec![label("memory")], memory].concat()),
@@ -129,23 +130,69 @@ impl Widget for ServerPanel<'_> {
                 Line::from(vec![label("role"), Span::styled(text::escape_str(&replication), t.style(Role::Text))]),
                 Line::from(vec![label("own load"), Span::styled(own, t.style(Role::Text))]),
             ];
+            if !host.is_empty() {
+                let mut segments = vec![(10, vec![label("host")])];
+                segments.extend(host);
+                lines.push(Line::from(fit(segments, width)));
+            }
             if !unavailable.is_empty() {
                 lines.push(Line::from([vec![label("n/a")], unavailable].concat()));
             }
             lines
         } else {
             let line = |segments: Vec<(u8, Vec<Span<'static>>)>| Line::from(fit(segments, width));
-            vec![
+            let mut lines = vec![
                 line(vec![(9, vec![label("memory")]), (9, memory), (3, memory_details)]),
                 line(vec![(9, clients), (8, ops), (7, hit), (1, unavailable)]),
                 line(vec![(9, keys), (8, evicted), (7, expired), (2, vec![keyspace])]),
-            ]
+            ];
+            if inner.height >= 4 && !host.is_empty() {
+                let mut segments = vec![(10, vec![label("host")])];
+                segments.extend(host);
+                lines.push(line(segments));
+            }
+            lines
         };
         Paragraph::new(lines).render(inner, buf);
     }
 }
 
 /// The memory gauge (or plain figure when there is no limit) with its trend, and the details.
+/// The host sessiontop runs on: CPU, memory, load, then each watched pattern's processes
+/// (a pattern that matches none is shown as a warning: a service that should run does not).
+fn host_segments(m: &Model, t: &Theme) -> Vec<(u8, Vec<Span<'static>>)> {
+    let Some(h) = &m.host else { return Vec::new() };
+    let mut out = vec![
+        (9, vec![Span::styled(format!("cpu {:.0}%  ", h.cpu_percent), t.style(Role::Text))]),
+        (
+            8,
+            vec![Span::styled(
+                format!(
+                    "mem {} of {}  ",
+                    text::human_bytes(h.memory_used_bytes),
+                    text::human_bytes(h.memory_total_bytes)
+                ),
+                t.style(Role::Text),
+            )],
+        ),
+    ];
+    if let Some([one, five, fifteen]) = h.load {
+        out.push((4, vec![Span::styled(format!("load {one:.2} {five:.2} {fifteen:.2}  "), t.style(Role::Muted))]));
+    }
+    for p in &h.processes {
+        let role = if p.count == 0 { Role::Warn } else { Role::Accent };
+        let text = format!(
+            "{} ×{} {} {:.0}%  ",
+            text::clip(&text::escape_str(&p.pattern), 20),
+            p.count,
+            text::human_bytes(p.rss_bytes),
+            p.cpu_percent
+        );
+        out.push((7, vec![Span::styled(text, t.style(role))]));
+    }
+    out
+}
+
 fn memory_segments(
     s: &ServerStats,
     m: &Model,

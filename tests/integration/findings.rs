@@ -531,3 +531,47 @@ fn a_sudden_drop_of_live_sessions_is_critical_in_check_observe() {
     assert_eq!(dropped["severity"], "critical");
     assert_eq!(dropped["count"], 30, "{dropped}");
 }
+
+#[test]
+fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
+    use sessiontop::collect::Host;
+    // Two workers of a made-up service, told apart from everything else by their arguments.
+    let marker = format!("{}", 400_000 + std::process::id());
+    let spawn = || std::process::Command::new("sleep").arg(&marker).spawn().unwrap();
+    let (mut first, mut second) = (spawn(), spawn());
+    let mut host = Host::new(vec![format!("sleep {marker}"), "no-such-service-anywhere".into()]).unwrap();
+    let t = sessiontop::domain::Thresholds::default();
+    let mut watch = sessiontop::diagnose::Watch::default();
+    let now = || (now_epoch() * 1000.0) as i64;
+    let stats = host.sample();
+    assert!(stats.memory_total_bytes > 0 && stats.memory_used_bytes > 0, "{stats:?}");
+    assert_eq!(stats.processes[0].count, 2, "{stats:?}");
+    assert!(stats.processes[0].rss_bytes > 0, "{stats:?}");
+    assert_eq!(stats.processes[1].count, 0, "{stats:?}");
+    watch.observe_host(&stats, now());
+    let inputs = |t| sessiontop::diagnose::Inputs {
+        server: None,
+        census: None,
+        orphan_ids: &[],
+        stalled: None,
+        stalled_after_s: 900,
+        stage_limits: &[],
+        thresholds: t,
+        has_index: false,
+        has_history: false,
+        now: now(),
+    };
+    assert!(sessiontop::diagnose::findings(&inputs(&t), &watch).is_empty());
+    // A worker dies.
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let stats = host.sample();
+    assert_eq!(stats.processes[0].count, 1, "{stats:?}");
+    watch.observe_host(&stats, now());
+    let f = sessiontop::diagnose::findings(&inputs(&t), &watch);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].kind.name(), "process_count");
+    assert!(f[0].summary.contains(&format!("sleep {marker} 2 → 1")), "{}", f[0].summary);
+    first.kill().unwrap();
+    first.wait().unwrap();
+}

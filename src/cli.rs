@@ -38,6 +38,18 @@ pub enum Command {
     /// Fix what a finding found, session by session, through the audited write path: the exact
     /// changes are listed first, then asked for (default no), and refused when read-only.
     Fix(FixArgs),
+    /// What a recording (--record FILE) saw: span, gaps and restarts, peaks, the findings as a
+    /// timeline, the sessions per stage over time. Needs no Redis.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// Also write the report as one self-contained HTML page (inline SVG charts) to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
 }
 
 /// Options shared by every command (they may be given before or after it).
@@ -130,6 +142,13 @@ pub struct Global {
     /// Repeatable.
     #[arg(long, global = true, value_name = "PATTERN", value_parser = parse_pattern)]
     pub watch_process: Vec<String>,
+    /// Record every figure and finding to FILE (JSON lines), going on with it when it exists;
+    /// the dashboard and the demo only. Read it back with `sessiontop report FILE`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// The size past which a recording is rotated (FILE becomes FILE.1).
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = crate::record::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub record_max_bytes: u64,
     /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
     /// listens on 127.0.0.1). The dashboard and the demo only.
     #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]

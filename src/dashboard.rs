@@ -47,6 +47,8 @@ pub enum DashboardError {
     Panicked,
     #[error("{0}")]
     Metrics(String),
+    #[error("{0}")]
+    Record(String),
 }
 
 /// Set by the panic hook, so the event loop stops drawing to a restored terminal.
@@ -115,6 +117,24 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         None => None,
     };
     let metrics_target = setup.target_info.name.clone().unwrap_or_else(|| setup.target_info.url.clone());
+    // A recording that cannot start is said before the terminal is taken, too.
+    let mut recorder = match &setup.record {
+        Some((path, max_bytes)) => {
+            let interval = setup.collect.poll_interval.as_millis() as u64;
+            let r = crate::record::Recorder::open(path, &setup.target_info.url, interval, *max_bytes, now_millis())
+                .map_err(|e| DashboardError::Record(e.to_string()))?;
+            Some(r)
+        }
+        None => None,
+    };
+    // Going on with a recording: the charts show what it holds, with a gap for the time
+    // sessiontop was not running.
+    let resumed = match (recorder.as_mut(), &setup.record) {
+        (Some(r), Some((path, _))) => r.resume(path),
+        _ => None,
+    };
+    let mut recorded_at: Option<i64> = None;
+    let mut record_failure_said = false;
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
@@ -122,6 +142,9 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     // The table's rows live on the engine's own thread; its views come back on a channel.
     let (views_tx, mut views) = mpsc::unbounded_channel();
     let worker = crate::store::spawn(setup.max_rows, move |view| views_tx.send(view).is_ok());
+    if let Some(history) = resumed {
+        model.history = history;
+    }
     let mut app = App::with_table(model, keymap, (size.width, size.height), Table::Thread(worker));
     for w in &setup.warnings {
         app.on_update(crate::msg::Update::Notice(w.clone()));
@@ -212,12 +235,28 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
                 if let Some((page, _)) = &metrics {
                     page.set(crate::metrics::exposition(&app.model, &metrics_target));
                 }
+                // A line for each new server poll; the disk is the recording thread's.
+                if let Some(r) = recorder.as_mut() {
+                    if app.model.server_at.is_some() && app.model.server_at != recorded_at {
+                        recorded_at = app.model.server_at;
+                        r.record(&app.model.history, &app.model.findings, app.model.now);
+                    }
+                    if let Some(why) = r.status().failed
+                        && !record_failure_said
+                    {
+                        record_failure_said = true;
+                        send(app.on_update(crate::msg::Update::Notice(why)));
+                    }
+                }
                 dirty = true;
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
     };
     stop.store(true, Ordering::Relaxed);
+    if let Some(r) = recorder {
+        r.finish(Duration::from_secs(2));
+    }
     if let Some((_, serving)) = metrics {
         serving.abort();
     }

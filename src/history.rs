@@ -297,6 +297,8 @@ pub const MAXMEMORY: &str = "maxmemory";
 pub const SESSIONS: &str = "sessions";
 /// Counters kept for changes since a baseline (not charted: their rates are).
 pub const EVICTED_KEYS: &str = "evicted_keys";
+/// Redis's uptime, kept so that a recording shows its restarts.
+pub const UPTIME: &str = "uptime_seconds";
 
 /// Every fixed figure, in the order the charts list them.
 pub const FIGURES: [Figure; 19] = [
@@ -350,6 +352,11 @@ impl Histories {
         for h in self.series.values_mut() {
             h.gap(at);
         }
+    }
+
+    /// Every series, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &History)> {
+        self.series.iter().map(|(k, h)| (k.as_str(), h))
     }
 
     pub fn get(&self, name: &str) -> Option<&History> {

@@ -30,6 +30,8 @@ pub mod names;
 pub mod output;
 pub mod pace;
 pub mod present;
+pub mod record;
+pub mod report;
 pub mod run;
 pub mod screen;
 pub mod series;

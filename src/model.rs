@@ -492,6 +492,7 @@ impl Model {
         h.record("hit_rate", now, stats.hit_rate());
         h.record("db_keys", now, n(stats.db_keys));
         h.record(crate::history::EVICTED_KEYS, now, n(stats.evicted_keys));
+        h.record(crate::history::UPTIME, now, n(stats.uptime_seconds));
         if let (Some(before), Some(at)) = (self.server.as_ref(), self.server_at)
             && now > at
         {

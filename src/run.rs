@@ -45,6 +45,20 @@ fn redis_exit(setup: &Setup) -> impl Fn(HeadlessError) -> Exit + '_ {
     }
 }
 
+/// `report`: reads a recording and prints what it saw (and writes the HTML page).
+fn report(args: &crate::cli::ReportArgs) -> Result<(), Exit> {
+    let recording = crate::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
+    let offset = chrono::Local::now().offset().local_minus_utc();
+    let file = args.file.display().to_string();
+    if let Some(out) = &args.html {
+        let page = crate::report::html(&recording, &file, offset);
+        std::fs::write(out, page)
+            .map_err(|e| Exit { message: format!("cannot write {}: {e}", out.display()), code: 1 })?;
+    }
+    print!("{}", crate::report::text(&recording, &file, offset));
+    Ok(())
+}
+
 /// Writes logs to `path` (never to the terminal); the level comes from `$SESSIONTOP_LOG`.
 pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
     let Some(path) = path else { return Ok(()) };
@@ -60,6 +74,9 @@ pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
 pub async fn run(cli: Cli) -> Result<(), Exit> {
     if let Some(Command::Demo(args)) = &cli.command {
         return crate::demo::run(&cli.global, args).await.map_err(Exit::from);
+    }
+    if let Some(Command::Report(args)) = &cli.command {
+        return report(args);
     }
     let setup = Setup::new(&cli.global)?;
     let Some(command) = cli.command else {
@@ -94,7 +111,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.describe_layout()));
     let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Demo(_) | Command::Check(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Check(_) | Command::Report(_) => unreachable!("handled above"),
         Command::Fix(args) => {
             let kind = crate::domain::FindingKind::ALL
                 .into_iter()

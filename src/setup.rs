@@ -44,6 +44,8 @@ pub struct Setup {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `--baseline`: the deploy the panels count changes from.
     pub baseline: Option<crate::cli::Baseline>,
+    /// `--record` and `--record-max-bytes`.
+    pub record: Option<(std::path::PathBuf, u64)>,
 }
 
 /// Why the program cannot start with these settings.
@@ -133,6 +135,7 @@ impl Setup {
             max_rows: global.max_rows,
             metrics_listen: global.metrics_listen,
             baseline: global.baseline,
+            record: global.record.clone().map(|p| (p, global.record_max_bytes)),
             budget: global.budget,
             target,
             target_info,

@@ -10,5 +10,6 @@ mod hardening;
 mod hostile;
 mod pacing;
 mod reasons;
+mod record;
 mod tls;
 mod writes;

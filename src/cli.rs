@@ -41,6 +41,15 @@ pub enum Command {
     /// What a recording (--record FILE) saw: span, gaps and restarts, peaks, the findings as a
     /// timeline, the sessions per stage over time. Needs no Redis.
     Report(ReportArgs),
+    /// The charts of a recording, played back: Space plays and pauses, +/- change the speed,
+    /// n/N jump to the next or previous finding, [ ] seek. Needs no Redis.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// The recording.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -266,3 +266,95 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let _ = reader.join();
     result
 }
+
+/// `replay`: the charts of a recording, played back (see [`crate::replay`]). The same terminal
+/// handling as the dashboard, no collectors.
+pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &str) -> Result<(), DashboardError> {
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(DashboardError::NotATerminal);
+    }
+    let Some(mut player) = crate::replay::Player::new(&recording) else {
+        return Err(DashboardError::Record(format!("{file} holds no sample to replay")));
+    };
+    let theme = load_theme(&setup)?;
+    let keymap = Keymap::with_overrides(&setup.bindings).map_err(DashboardError::Keys)?;
+    let target = crate::domain::TargetInfo {
+        url: recording.target.clone(),
+        name: Some(format!("replay of {file}")),
+        read_only: true,
+    };
+    let mut model = Model::new(target, setup.model_settings(), player.now);
+    model.apply(crate::msg::Update::Link(crate::domain::LinkState::Connected { since: player.first }));
+    model.history = recording.history.clone();
+    model.layout_note = Some("replaying a recording".into());
+    model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
+
+    let guard = TerminalGuard::enter()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    let size = terminal.size()?;
+    let mut app = App::new(model, keymap, (size.width, size.height));
+    app.view = crate::app::View::Charts;
+
+    let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(INPUT_POLL_INTERVAL) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if input_tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    let step = Duration::from_millis(100);
+    let mut tick = tokio::time::interval(step);
+    let result = loop {
+        if PANICKED.load(Ordering::SeqCst) {
+            break Err(DashboardError::Panicked);
+        }
+        if app.quit {
+            break Ok(());
+        }
+        app.model.now = player.now;
+        app.model.findings = player.findings(&recording);
+        app.status = Some(crate::app::Status {
+            at: player.now,
+            text: player.status(app.model.utc_offset_s),
+            level: crate::app::Level::Info,
+        });
+        terminal.draw(|frame| crate::ui::draw(frame, &app, &theme))?;
+        tokio::select! {
+            Some(ev) = input.recv() => match ev {
+                Event::Key(key) if key.kind != event::KeyEventKind::Release => {
+                    // The overview has nothing to show here: the charts stay.
+                    let overview = matches!(key.code, crossterm::event::KeyCode::Esc | crossterm::event::KeyCode::Char('c'));
+                    if !overview && !player.key(key.code, &recording) {
+                        app.on_key(key);
+                    }
+                }
+                Event::Resize(w, h) => {
+                    app.on_resize(w, h);
+                }
+                _ => {}
+            },
+            _ = tick.tick() => player.advance(step.as_millis() as i64),
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    drop(terminal);
+    drop(guard);
+    let _ = reader.join();
+    result
+}

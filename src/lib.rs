@@ -31,6 +31,7 @@ pub mod output;
 pub mod pace;
 pub mod present;
 pub mod record;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod screen;

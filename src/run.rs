@@ -79,6 +79,12 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         return report(args);
     }
     let setup = Setup::new(&cli.global)?;
+    if let Some(Command::Replay(args)) = &cli.command {
+        let recording =
+            crate::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
+        let file = args.file.display().to_string();
+        return crate::dashboard::replay(setup, recording, &file).await.map_err(Exit::from);
+    }
     let Some(command) = cli.command else {
         let warnings = setup.warnings.clone();
         let result = crate::dashboard::run(setup).await.map_err(Exit::from);
@@ -111,7 +117,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.describe_layout()));
     let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Demo(_) | Command::Check(_) | Command::Report(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Check(_) | Command::Report(_) | Command::Replay(_) => {
+            unreachable!("handled above")
+        }
         Command::Fix(args) => {
             let kind = crate::domain::FindingKind::ALL
                 .into_iter()

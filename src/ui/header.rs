@@ -88,7 +88,7 @@ impl Widget for Header<'_> {
         // The worst finding, in words and colour, at all times.
         // A problem outranks the target's name for the space; "no warnings" does not, and is not
         // claimed while the data is stale.
-        if m.server.is_some() {
+        if m.server.is_some() || !m.findings.is_empty() {
             let count = |s: Severity| m.findings.iter().filter(|f| f.severity == s).count();
             let shown = match crate::diagnose::worst(&m.findings) {
                 Some(Severity::Critical) => Some((format!("✗ {} critical", count(Severity::Critical)), Role::Crit, 11)),

@@ -411,6 +411,37 @@ fn an_outage_under_the_open_dashboard_is_shown_and_recovered() {
     assert_exited_cleanly(&tmux);
 }
 
+#[test]
+fn a_recording_replays_in_the_charts_and_jumps_to_its_findings() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = crate::record::recording(&dir);
+    let script = format!(
+        "printf '%s\\n' {START_MARKER}; \
+         env -u REDIS_URL -u NO_COLOR TERM=xterm-256color XDG_CONFIG_HOME={state} {bin} replay {file}; \
+         code=$?; echo EXIT=$code; \
+         echo STTY $(stty -a | tr ' ;' '\\n\\n' | grep -E -x -e '-?icanon' -e '-?echo'); \
+         sleep 60",
+        state = sh_quote(&dir.path().display().to_string()),
+        bin = sh_quote(env!("CARGO_BIN_EXE_sessiontop")),
+        file = sh_quote(&file.display().to_string()),
+    );
+    let tmux = Tmux::start(&script);
+    let screen = tmux.wait_for_all(&["replay ❚❚", "used memory · last 5m00s"]);
+    assert!(!screen.contains("1 warning"), "nothing open at the start:\n{screen}");
+    // The first finding event: the stale lock opens.
+    tmux.type_text("n");
+    let screen = tmux.wait_for_text("1 warning");
+    assert!(screen.contains("replay ❚❚"), "{screen}");
+    // The next: it closes.
+    tmux.type_text("n");
+    tmux.wait_for("the finding to close", |s| !s.contains("1 warning") && s.contains("replay"));
+    // Played to the end.
+    tmux.type_text("+++++ ");
+    tmux.wait_for_text("100%");
+    tmux.type_text("q");
+    assert_exited_cleanly(&tmux);
+}
+
 /// Guards the helpers' own parsing, so the screen checks above cannot pass vacuously.
 #[test]
 fn e2e_helpers_read_the_table_title_and_quote_for_the_shell() {

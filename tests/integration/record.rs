@@ -3,7 +3,7 @@
 use crate::common::*;
 
 /// A small recording: two runs of samples a minute apart, a finding opened and closed.
-fn recording(dir: &tempfile::TempDir) -> std::path::PathBuf {
+pub fn recording(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let path = dir.path().join("deploy.ndjson");
     let t0: i64 = 1_796_220_000_000;
     let mut lines = vec![format!(

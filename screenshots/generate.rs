@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 const SIZE: (u16, u16) = (160, 48);
 /// How long the collectors get to reach each state.
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() {
@@ -82,6 +82,23 @@ async fn run() -> Result<(), String> {
     write(&out.join("overview.svg"), &app, &dark)?;
     write(&out.join("overview-light.svg"), &app, &light)?;
 
+    // The charts: ops/s over the last minute, once there is a minute of polls.
+    until(&mut app, &mut updates, &send, &setup, |a| {
+        a.model.history.get("ops_per_sec").is_some_and(|h| {
+            h.window(a.model.now - 60_000, a.model.now, 2000, 400).runs.iter().map(Vec::len).sum::<usize>() >= 50
+        })
+    })
+    .await?;
+    send(app.on_key(KeyEvent::from(KeyCode::Char('c'))));
+    for _ in 0..5 {
+        send(app.on_key(KeyEvent::from(KeyCode::Char('j'))));
+    }
+    for _ in 0..4 {
+        send(app.on_key(KeyEvent::from(KeyCode::Char('w'))));
+    }
+    write(&out.join("charts.svg"), &app, &dark)?;
+    send(app.on_key(KeyEvent::from(KeyCode::Esc)));
+
     // The inspector on a stalled session with history: the most idle first, to find one.
     send(app.on_key(KeyEvent::from(KeyCode::Char('S'))));
     send(app.on_key(KeyEvent::from(KeyCode::Home)));
@@ -103,7 +120,7 @@ async fn run() -> Result<(), String> {
     send(app.on_key(KeyEvent::from(KeyCode::Char('d'))));
     until(&mut app, &mut updates, &send, &setup, |a| matches!(a.dialog, Some(Dialog::Confirm { .. }))).await?;
     write(&out.join("delete-dialog.svg"), &app, &dark)?;
-    println!("screenshots: wrote overview, overview-light, inspector and delete-dialog to {}", out.display());
+    println!("screenshots: wrote overview, overview-light, charts, inspector and delete-dialog to {}", out.display());
     traffic.abort();
     drop(collector);
     drop(server);

@@ -30,10 +30,12 @@ pub enum View {
 }
 
 /// The windows the charts show, in turn (`w`).
-pub const CHART_WINDOWS: [Millis; 4] = [5 * 60_000, 60 * 60_000, 6 * 60 * 60_000, 24 * 60 * 60_000];
+pub const CHART_WINDOWS: [Millis; 5] = [60_000, 5 * 60_000, 60 * 60_000, 6 * 60 * 60_000, 24 * 60 * 60_000];
+/// The window the charts open with: 5 minutes.
+const CHART_WINDOW_DEFAULT: usize = 1;
 
 /// What the charts view shows: which figure, over which window, and where the cursor is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartsState {
     /// The figure charted: an index into [`crate::history::FIGURES`], then into
     /// [`crate::history::GROUPS`].
@@ -42,6 +44,12 @@ pub struct ChartsState {
     pub window: usize,
     /// How far before the newest time the cursor is.
     pub cursor_back_ms: Millis,
+}
+
+impl Default for ChartsState {
+    fn default() -> Self {
+        ChartsState { selected: 0, window: CHART_WINDOW_DEFAULT, cursor_back_ms: 0 }
+    }
 }
 
 impl ChartsState {

@@ -127,7 +127,7 @@ impl Action {
             Action::Fold => "fold / unfold (inspector)",
             Action::Raw => "raw view (inspector)",
             Action::Charts => "charts: every figure over the last day",
-            Action::ChartWindow => "chart window: 5m, 1h, 6h, 24h",
+            Action::ChartWindow => "chart window: 5m, 1h, 6h, 24h, 1m",
             Action::CursorBack => "chart cursor earlier",
             Action::CursorForward => "chart cursor later",
             Action::Baseline => "mark a deploy baseline now (again: clear it)",

@@ -5,7 +5,6 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Widget};
@@ -213,11 +212,16 @@ impl Widget for ChartsView<'_> {
 
 /// One figure in the list: its name, and its value at the cursor on the right.
 fn list_line(selected: bool, label: &str, value: &str, name_width: usize, t: &Theme) -> Line<'static> {
-    let style = if selected { t.style(Role::Selection) } else { Style::default() };
+    // The chosen line in the selection's own colours, so it reads on every theme.
+    let (name, figure) = if selected {
+        (t.style(Role::Selection), t.style(Role::Selection))
+    } else {
+        (t.style(Role::Text), t.style(Role::Title))
+    };
     let marker = if selected { "▶ " } else { "  " };
     Line::from(vec![
         Span::styled(marker.to_string(), t.style(Role::Accent)),
-        Span::styled(format!("{:<name_width$}", text::clip(label, name_width)), style.patch(t.style(Role::Text))),
-        Span::styled(format!("{value:>12}"), style.patch(t.style(Role::Title))),
+        Span::styled(format!("{:<name_width$}", text::clip(label, name_width)), name),
+        Span::styled(format!("{value:>12}"), figure),
     ])
 }

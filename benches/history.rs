@@ -11,15 +11,8 @@ use sessiontop::model::{Model, ModelSettings};
 use sessiontop::msg::Update;
 
 const START_MS: i64 = 1_800_000_000_000;
-const STAGES: [&str; 7] = [
-    "1.1_goal_and_vision",
-    "1.1.5_psycho_education",
-    "1.2_problem_and_body",
-    "3.1_assess_readiness",
-    "3.1.5_alpha_permission",
-    "3.2_alpha_sequence",
-    "stage_1_complete",
-];
+/// Seven stages, as the TRT layout has.
+const STAGES: [&str; 7] = sessiontop::demo::TRT_SUBSTATES;
 
 fn main() {
     let target = TargetInfo { url: "redis://bench".into(), name: None, read_only: true };

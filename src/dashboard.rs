@@ -150,27 +150,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         app.on_update(crate::msg::Update::Notice(w.clone()));
     }
 
-    let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match event::poll(INPUT_POLL_INTERVAL) {
-                    Ok(true) => match event::read() {
-                        Ok(ev) => {
-                            if input_tx.send(ev).is_err() {
-                                break;
-                            }
-                        }
-                        Err(_) => break,
-                    },
-                    Ok(false) => {}
-                    Err(_) => break,
-                }
-            }
-        })
-    };
+    let (stop, mut input, reader) = spawn_input_reader();
 
     let send = |requests: Vec<Request>| {
         for r in requests {
@@ -267,6 +247,33 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     result
 }
 
+/// Reads terminal events on a thread of its own (so a key is seen however busy the loop is)
+/// until the flag is set: the flag, the events, the thread.
+fn spawn_input_reader() -> (Arc<AtomicBool>, mpsc::UnboundedReceiver<Event>, std::thread::JoinHandle<()>) {
+    let (input_tx, input) = mpsc::unbounded_channel::<Event>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(INPUT_POLL_INTERVAL) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if input_tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    (stop, input, reader)
+}
+
 /// `replay`: the charts of a recording, played back (see [`crate::replay`]). The same terminal
 /// handling as the dashboard, no collectors.
 pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &str) -> Result<(), DashboardError> {
@@ -297,27 +304,7 @@ pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &st
     let mut app = App::new(model, keymap, (size.width, size.height));
     app.view = crate::app::View::Charts;
 
-    let (input_tx, mut input) = mpsc::unbounded_channel::<Event>();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match event::poll(INPUT_POLL_INTERVAL) {
-                    Ok(true) => match event::read() {
-                        Ok(ev) => {
-                            if input_tx.send(ev).is_err() {
-                                break;
-                            }
-                        }
-                        Err(_) => break,
-                    },
-                    Ok(false) => {}
-                    Err(_) => break,
-                }
-            }
-        })
-    };
+    let (stop, mut input, reader) = spawn_input_reader();
     let step = Duration::from_millis(100);
     let mut tick = tokio::time::interval(step);
     let result = loop {

@@ -303,7 +303,8 @@ impl Probe {
 
     /// For hash sessions over the size threshold (rare): which fields make them large. Their
     /// field names (`HKEYS`, only for hashes of at most [`SIZED_FIELDS_MAX`] fields whose whole
-    /// size is within the read cap, so the reply is bounded) and each field's `HSTRLEN`.
+    /// size is within the read cap, so the reply is bounded) and each field's `HSTRLEN`. A hash
+    /// whose length is not known (`HLEN` denied) is not listed.
     async fn fetch_largest_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
         let t = self.options.thresholds;
         let cap = self.options.max_value_bytes;
@@ -314,16 +315,11 @@ impl Probe {
             return Ok(());
         }
         let mut key = Vec::new();
-        let mut pipe = crate::link::pipe();
-        for i in &large {
-            self.write_key(*i, &mut key);
-            pipe.cmd("HLEN").arg(&key);
-        }
-        let lens = link.pipeline(&pipe).await?;
         let mut named = Vec::new();
         let mut pipe = crate::link::pipe();
-        for (i, r) in large.into_iter().zip(lens) {
-            let n = reply::int(&r).unwrap_or(0).max(0) as u64;
+        for i in large {
+            // Its length came with its size in the first round trip.
+            let n = self.sessions[i].hash_len.unwrap_or(0);
             let bytes = self.sessions[i].payload_bytes.unwrap_or(0);
             if n == 0 || n > SIZED_FIELDS_MAX || bytes > cap {
                 self.sessions[i].largest_fields = Some(format!("{} fields, not listed", text::grouped(n)));

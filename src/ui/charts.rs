@@ -111,9 +111,15 @@ impl Widget for ChartsView<'_> {
             (f.label.to_string(), f.unit, series)
         } else {
             let (label, prefix, unit) = GROUPS[(c.selected - FIGURES.len()).min(GROUPS.len() - 1)];
-            let series = m
-                .history
-                .with_prefix(prefix)
+            // Stages in workflow order (the layout's), then the others by name.
+            let order = if m.settings.substates.is_empty() { &m.settings.stages } else { &m.settings.substates };
+            let mut members: Vec<(&str, &History)> = m.history.with_prefix(prefix).collect();
+            members.sort_by_key(|(name, _)| {
+                let member = &name[prefix.len()..];
+                (order.iter().position(|o| o == member).unwrap_or(usize::MAX), member.to_string())
+            });
+            let series = members
+                .into_iter()
                 .take(MAX_STAGE_LINES)
                 .enumerate()
                 .map(|(i, (name, h))| {

@@ -477,6 +477,12 @@ impl App {
         self.viewport_request().into_iter().collect()
     }
 
+    /// Whether a key may mean something beyond this app (switching targets): not while a
+    /// dialog, the help or the filter takes every key.
+    pub fn takes_global_keys(&self) -> bool {
+        self.dialog.is_none() && !self.help && !self.table.editing_filter
+    }
+
     /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Request> {
         if key.kind == KeyEventKind::Release {

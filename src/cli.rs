@@ -65,12 +65,13 @@ pub struct ReportArgs {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Redis URL: redis://, rediss:// (TLS) or redis+unix://. Default: the --target's URL, then
-    /// $REDIS_URL, then the config's default_target, then redis://127.0.0.1:6379.
-    #[arg(long, global = true, value_name = "URL")]
-    pub url: Option<String>,
-    /// A named target from the config file.
+    /// $REDIS_URL, then the config's default_target, then redis://127.0.0.1:6379. Repeat as
+    /// NAME=URL to watch several targets side by side (the dashboard).
+    #[arg(long, global = true, value_name = "[NAME=]URL")]
+    pub url: Vec<String>,
+    /// A named target from the config file (repeat to watch several side by side).
     #[arg(long, global = true, value_name = "NAME")]
-    pub target: Option<String>,
+    pub target: Vec<String>,
     /// Config file. Default: $XDG_CONFIG_HOME/sessiontop/config.toml (~/.config/...).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -333,6 +334,15 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
 /// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::text::parse_duration`].
+/// `--url NAME=URL`: the name, when one is given, and the URL. A name has no `:` or `/`, so
+/// the `=` of a URL's query (`redis://h/0?x=1`) is never taken for one.
+pub fn split_named_url(spec: &str) -> (Option<&str>, &str) {
+    match spec.split_once('=') {
+        Some((name, url)) if !name.is_empty() && !name.contains([':', '/', '@', '?']) => (Some(name), url),
+        _ => (None, spec),
+    }
+}
+
 /// A `--watch-process` pattern: not empty (it would match every process).
 fn parse_pattern(text: &str) -> Result<String, String> {
     if text.trim().is_empty() { Err("an empty pattern would match every process".into()) } else { Ok(text.to_string()) }
@@ -384,6 +394,16 @@ mod tests {
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_positive_duration("0").is_err());
         assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn urls_may_carry_a_name() {
+        assert_eq!(split_named_url("prod=rediss://u@h:6380/0"), (Some("prod"), "rediss://u@h:6380/0"));
+        assert_eq!(split_named_url("redis://h:6379/0?x=1"), (None, "redis://h:6379/0?x=1"));
+        assert_eq!(split_named_url("redis+unix:///tmp/r.sock"), (None, "redis+unix:///tmp/r.sock"));
+        assert_eq!(split_named_url("=redis://h"), (None, "=redis://h"));
+        let cli = Cli::try_parse_from(["sessiontop", "--url", "a=redis://h1", "--url", "b=redis://h2"]).unwrap();
+        assert_eq!(cli.global.url.len(), 2);
     }
 
     #[test]

@@ -92,20 +92,38 @@ pub fn load_theme(setup: &Setup) -> Result<Theme, theme::ThemeError> {
     Ok(if theme::no_color_requested() { theme.without_colors() } else { theme })
 }
 
-/// Runs the dashboard until the user quits.
-pub async fn run(setup: Setup) -> Result<(), DashboardError> {
+/// One target the dashboard watches: its setup, theme, app (model and table) and collectors.
+struct Tab {
+    setup: Setup,
+    theme: Theme,
+    app: App,
+    collector: crate::collect::Collector,
+}
+
+impl Tab {
+    fn send(&self, requests: Vec<Request>) {
+        for r in requests {
+            let _ = self.collector.requests.send(r);
+        }
+    }
+
+    /// The name the tab line and the metrics give the target.
+    fn name(&self) -> String {
+        self.setup.target_info.name.clone().unwrap_or_else(|| self.setup.target_info.url.clone())
+    }
+}
+
+/// Runs the dashboard until the user quits, on one target or several side by side (a tab each;
+/// number keys and `t` switch, a line on top shows every target).
+pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
     use std::io::IsTerminal;
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         return Err(DashboardError::NotATerminal);
     }
-    let theme = load_theme(&setup)?;
-    let keymap = Keymap::with_overrides(&setup.bindings).map_err(DashboardError::Keys)?;
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
-    model.baseline = setup.baseline.map(|b| b.millis(now_millis()));
-    let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
-
+    let Some(first) = setups.first() else { return Ok(()) };
+    let keymap = Keymap::with_overrides(&first.bindings).map_err(DashboardError::Keys)?;
     // The metrics address is bound before the terminal is taken, so a busy port is said plainly.
-    let metrics = match setup.metrics_listen {
+    let metrics = match first.metrics_listen {
         Some(addr) => {
             let listener = crate::metrics::bind(addr)
                 .await
@@ -116,12 +134,12 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         }
         None => None,
     };
-    let metrics_target = setup.target_info.name.clone().unwrap_or_else(|| setup.target_info.url.clone());
-    // A recording that cannot start is said before the terminal is taken, too.
-    let mut recorder = match &setup.record {
+    // A recording that cannot start is said before the terminal is taken, too. It records the
+    // first target.
+    let mut recorder = match &first.record {
         Some((path, max_bytes)) => {
-            let interval = setup.collect.poll_interval.as_millis() as u64;
-            let r = crate::record::Recorder::open(path, &setup.target_info.url, interval, *max_bytes, now_millis())
+            let interval = first.collect.poll_interval.as_millis() as u64;
+            let r = crate::record::Recorder::open(path, &first.target_info.url, interval, *max_bytes, now_millis())
                 .map_err(|e| DashboardError::Record(e.to_string()))?;
             Some(r)
         }
@@ -129,34 +147,60 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     };
     // Going on with a recording: the charts show what it holds, with a gap for the time
     // sessiontop was not running.
-    let resumed = match (recorder.as_mut(), &setup.record) {
+    let resumed = match (recorder.as_mut(), &first.record) {
         (Some(r), Some((path, _))) => r.resume(path),
         _ => None,
     };
-    let mut recorded_at: Option<i64> = None;
-    let mut record_failure_said = false;
+    let mut themes = Vec::with_capacity(setups.len());
+    for setup in &setups {
+        themes.push(load_theme(setup)?);
+    }
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let size = terminal.size()?;
-    // The table's rows live on the engine's own thread; its views come back on a channel.
+    let several = setups.len() > 1;
+    let app_size = |w: u16, h: u16| (w, if several { h.saturating_sub(1) } else { h });
+
+    // Every tab's collector updates and table views come tagged with the tab's index.
+    let (updates_tx, mut updates) = mpsc::unbounded_channel::<(usize, crate::msg::Update)>();
     let (views_tx, mut views) = mpsc::unbounded_channel();
-    let worker = crate::store::spawn(setup.max_rows, move |view| views_tx.send(view).is_ok());
-    if let Some(history) = resumed {
-        model.history = history;
+    let mut tabs: Vec<Tab> = Vec::with_capacity(setups.len());
+    let mut forwarders = Vec::new();
+    let mut resumed = resumed;
+    for (i, (setup, theme)) in setups.into_iter().zip(themes).enumerate() {
+        let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now_millis());
+        model.baseline = setup.baseline.map(|b| b.millis(now_millis()));
+        if i == 0
+            && let Some(history) = resumed.take()
+        {
+            model.history = history;
+        }
+        let (collector, mut own_updates) = setup.spawn_collectors(setup.collect.clone());
+        let tx = updates_tx.clone();
+        forwarders.push(tokio::spawn(async move {
+            while let Some(u) = own_updates.recv().await {
+                if tx.send((i, u)).is_err() {
+                    break;
+                }
+            }
+        }));
+        // The table's rows live on the engine's own thread; its views come back on a channel.
+        let views_tx = views_tx.clone();
+        let worker = crate::store::spawn(setup.max_rows, move |view| views_tx.send((i, view)).is_ok());
+        let (w, h) = app_size(size.width, size.height);
+        let mut app = App::with_table(model, keymap.clone(), (w, h), Table::Thread(worker));
+        for w in &setup.warnings {
+            app.on_update(crate::msg::Update::Notice(w.clone()));
+        }
+        tabs.push(Tab { setup, theme, app, collector });
     }
-    let mut app = App::with_table(model, keymap, (size.width, size.height), Table::Thread(worker));
-    for w in &setup.warnings {
-        app.on_update(crate::msg::Update::Notice(w.clone()));
-    }
+    drop(updates_tx);
+    let mut active = 0usize;
+    let mut recorded_at: Option<i64> = None;
+    let mut record_failure_said = false;
 
     let (stop, mut input, reader) = spawn_input_reader();
-
-    let send = |requests: Vec<Request>| {
-        for r in requests {
-            let _ = collector.requests.send(r);
-        }
-    };
     let mut tick = tokio::time::interval(TICK_INTERVAL);
     let mut dirty = true;
     let mut last_draw = tokio::time::Instant::now() - FRAME_INTERVAL;
@@ -164,12 +208,23 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         if PANICKED.load(Ordering::SeqCst) {
             break Err(DashboardError::Panicked);
         }
-        if app.quit {
+        if tabs.iter().any(|t| t.app.quit) {
             break Ok(());
         }
         let now = tokio::time::Instant::now();
         if dirty && now.duration_since(last_draw) >= FRAME_INTERVAL {
-            terminal.draw(|frame| crate::ui::draw(frame, &app, &theme))?;
+            let tab = &tabs[active];
+            let line = several.then(|| tab_line(&tabs, active));
+            terminal.draw(|frame| {
+                let mut area = frame.area();
+                if let Some(line) = line {
+                    let top = ratatui::layout::Rect { height: 1.min(area.height), ..area };
+                    frame.render_widget(ratatui::widgets::Paragraph::new(line), top);
+                    area.y += top.height;
+                    area.height -= top.height;
+                }
+                crate::ui::draw_in(frame, area, &tab.app, &tab.theme);
+            })?;
             dirty = false;
             last_draw = now;
         }
@@ -177,46 +232,99 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         tokio::select! {
             biased;
             Some(ev) = input.recv() => {
-                let requests = match ev {
-                    Event::Key(key) => app.on_key(key),
-                    Event::Mouse(mouse) => app.on_mouse(mouse),
-                    Event::Resize(w, h) => app.on_resize(w, h),
-                    _ => Vec::new(),
+                let tab = &mut tabs[active];
+                let switch = match &ev {
+                    Event::Key(key) if several && key.kind != event::KeyEventKind::Release && tab.app.takes_global_keys() => {
+                        match key.code {
+                            crossterm::event::KeyCode::Char(c @ '1'..='9') => Some(usize::from(c as u8 - b'1')),
+                            _ if keymap.action(key) == Some(crate::keymap::Action::NextTarget) => Some(active + 1),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
                 };
-                send(requests);
+                if let Some(to) = switch {
+                    let count = tabs.len();
+                    active = if to >= count && to == active + 1 { 0 } else { to.min(count - 1) };
+                } else {
+                    let requests = match ev {
+                        Event::Key(key) => tab.app.on_key(key),
+                        Event::Mouse(mut mouse) => {
+                            // Below the tab line.
+                            if several {
+                                if mouse.row == 0 {
+                                    continue;
+                                }
+                                mouse.row -= 1;
+                            }
+                            tab.app.on_mouse(mouse)
+                        }
+                        Event::Resize(w, h) => {
+                            let (w, h) = app_size(w, h);
+                            for t in tabs.iter_mut() {
+                                let requests = t.app.on_resize(w, h);
+                                t.send(requests);
+                            }
+                            Vec::new()
+                        }
+                        _ => Vec::new(),
+                    };
+                    tabs[active].send(requests);
+                }
                 dirty = true;
             }
-            Some(view) = views.recv() => {
-                // Only the newest view matters.
-                let mut view = view;
-                while let Ok(newer) = views.try_recv() {
-                    view = newer;
+            Some((i, view)) = views.recv() => {
+                // Only the newest view of each tab matters.
+                let mut newest = vec![None; tabs.len()];
+                newest[i] = Some(view);
+                while let Ok((j, newer)) = views.try_recv() {
+                    newest[j] = Some(newer);
                 }
-                // The answer to a key (a sort, a filter, a move) is drawn at once, not at the
-                // next frame: the frame cap is for data, which never holds a key back.
-                let answers_key = app.table.awaits(view.serial);
-                send(app.on_view(view));
+                for (j, view) in newest.into_iter().enumerate() {
+                    let Some(view) = view else { continue };
+                    let tab = &mut tabs[j];
+                    // The answer to a key (a sort, a filter, a move) is drawn at once, not at
+                    // the next frame: the frame cap is for data, which never holds a key back.
+                    let answers_key = j == active && tab.app.table.awaits(view.serial);
+                    let requests = tab.app.on_view(view);
+                    tab.send(requests);
+                    if answers_key {
+                        last_draw = tokio::time::Instant::now() - FRAME_INTERVAL;
+                    }
+                }
                 dirty = true;
-                if answers_key {
-                    last_draw = tokio::time::Instant::now() - FRAME_INTERVAL;
-                }
             }
-            Some(update) = updates.recv() => {
-                send(app.on_update(update));
+            Some((i, update)) = updates.recv() => {
+                let mut server_polled = matches!(update, crate::msg::Update::Server { .. });
+                let requests = tabs[i].app.on_update(update);
+                tabs[i].send(requests);
                 // Apply whatever else is waiting before drawing.
-                while let Ok(update) = updates.try_recv() {
-                    send(app.on_update(update));
+                while let Ok((j, update)) = updates.try_recv() {
+                    server_polled |= matches!(update, crate::msg::Update::Server { .. });
+                    let requests = tabs[j].app.on_update(update);
+                    tabs[j].send(requests);
+                }
+                if several && server_polled {
+                    mark_same_servers(&mut tabs);
                 }
                 dirty = true;
             }
             _ = tick.tick() => {
-                app.model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
-                send(app.on_tick(now_millis(), setup.load.total()));
+                let offset = chrono::Local::now().offset().local_minus_utc();
+                for tab in tabs.iter_mut() {
+                    tab.app.model.utc_offset_s = offset;
+                    let requests = tab.app.on_tick(now_millis(), tab.setup.load.total());
+                    tab.send(requests);
+                }
                 if let Some((page, _)) = &metrics {
-                    page.set(crate::metrics::exposition(&app.model, &metrics_target));
+                    let names: Vec<String> = tabs.iter().map(Tab::name).collect();
+                    let targets: Vec<(&Model, &str)> =
+                        tabs.iter().zip(&names).map(|(t, n)| (&t.app.model, n.as_str())).collect();
+                    page.set(crate::metrics::exposition(&targets));
                 }
                 // A line for each new server poll; the disk is the recording thread's.
                 if let Some(r) = recorder.as_mut() {
+                    let app = &tabs[0].app;
                     if app.model.server_at.is_some() && app.model.server_at != recorded_at {
                         recorded_at = app.model.server_at;
                         r.record(&app.model.history, &app.model.findings, app.model.now);
@@ -225,7 +333,8 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
                         && !record_failure_said
                     {
                         record_failure_said = true;
-                        send(app.on_update(crate::msg::Update::Notice(why)));
+                        let requests = tabs[0].app.on_update(crate::msg::Update::Notice(why));
+                        tabs[0].send(requests);
                     }
                 }
                 dirty = true;
@@ -240,11 +349,64 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     if let Some((_, serving)) = metrics {
         serving.abort();
     }
-    drop(collector);
+    for f in forwarders {
+        f.abort();
+    }
+    drop(tabs);
     drop(terminal);
     drop(guard);
     let _ = reader.join();
     result
+}
+
+/// Tells each tab which other targets are the same Redis server (and which the same store).
+fn mark_same_servers(tabs: &mut [Tab]) {
+    let names: Vec<String> = tabs.iter().map(Tab::name).collect();
+    let same = {
+        let peers: Vec<crate::diagnose::Peer<'_>> = tabs
+            .iter()
+            .zip(&names)
+            .map(|(t, name)| crate::diagnose::Peer {
+                name,
+                run_id: t.app.model.server.as_ref().and_then(|s| s.run_id.as_deref()),
+                address: t.setup.target.address(),
+                db: t.setup.target.db(),
+                layout: t.app.model.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
+            })
+            .collect();
+        crate::diagnose::same_servers(&peers)
+    };
+    for (tab, same) in tabs.iter_mut().zip(same) {
+        tab.app.model.set_same_server(same);
+    }
+}
+
+/// The line above a tab when several targets are watched: each target's number, name,
+/// connection, live sessions and worst finding; the shown one highlighted.
+fn tab_line(tabs: &[Tab], active: usize) -> ratatui::text::Line<'static> {
+    use crate::theme::Role;
+    use ratatui::text::Span;
+    let t = &tabs[active].theme;
+    let mut spans = Vec::new();
+    for (i, tab) in tabs.iter().enumerate() {
+        let m = &tab.app.model;
+        let dot = if m.is_stale() { "◌" } else { "●" };
+        let sessions = m.census.complete.as_ref().map_or("…".to_string(), |c| crate::text::grouped(c.total));
+        let (worst, role) = match crate::diagnose::worst(&m.findings) {
+            Some(crate::domain::Severity::Critical) => ("✗", Role::Crit),
+            Some(crate::domain::Severity::Warning) => ("⚠", Role::Warn),
+            _ => ("✓", Role::Ok),
+        };
+        let same = if m.same_server.iter().any(|(_, store)| *store) { " SAME SERVER" } else { "" };
+        let text =
+            format!(" {} {} {dot} {sessions} ", i + 1, crate::text::clip(&crate::text::escape_str(&tab.name()), 24));
+        let style = if i == active { t.style(Role::Selection) } else { t.style(Role::Text) };
+        spans.push(Span::styled(text, style));
+        spans.push(Span::styled(format!("{worst}{same} "), t.style(role)));
+        spans.push(Span::styled("│", t.style(Role::Border)));
+    }
+    spans.push(Span::styled(" 1-9/t switch", t.style(Role::Muted)));
+    ratatui::text::Line::from(spans)
 }
 
 /// Reads terminal events on a thread of its own (so a key is seen however busy the loop is)

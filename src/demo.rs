@@ -97,12 +97,27 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
         println!("  press Ctrl-C to stop; nothing is left running afterwards");
         wait_for_stop().await.map_err(DemoError::from)
     } else {
-        let mut global = global.clone();
-        global.url = Some(url.clone());
-        global.target = None;
-        let setup = crate::setup::Setup::new(&global)?;
+        // Both applications' stores side by side, a tab each (they share the demo's server, as
+        // two applications often share one Redis); a layout given on the command line shows
+        // that one alone.
+        let one = |name: &str, layout: crate::layout::Choice| {
+            let spec = if name.is_empty() { url.clone() } else { format!("{name}={url}") };
+            crate::setup::Setup::new(&crate::cli::Global {
+                url: vec![spec],
+                target: Vec::new(),
+                layout,
+                ..global.clone()
+            })
+        };
+        let setups = match &global.layout {
+            crate::layout::Choice::Auto => vec![
+                one("trt", crate::layout::Choice::Builtin(crate::layout::LayoutKind::Trt))?,
+                one("chatmrpt", crate::layout::Choice::Builtin(crate::layout::LayoutKind::Chatmrpt))?,
+            ],
+            given => vec![one("", given.clone())?],
+        };
         tokio::select! {
-            result = crate::dashboard::run(setup) => result.map_err(DemoError::from),
+            result = crate::dashboard::run(setups) => result.map_err(DemoError::from),
             _ = wait_for_stop() => Ok(()),
         }
     };

@@ -48,6 +48,9 @@ pub struct Inputs<'a> {
     pub thresholds: &'a Thresholds,
     /// Whether the layout has an index (orphans exist only there).
     pub has_index: bool,
+    /// Other targets watched beside this one that are the same Redis server: their names, and
+    /// whether they are the same store too (same database, layout and prefix).
+    pub same_server: &'a [(String, bool)],
     /// Whether sessions keep a history that shows a user going round in circles (else stuck is
     /// judged by watching stages).
     pub has_history: bool,
@@ -348,9 +351,67 @@ fn server_finding(kind: FindingKind, severity: Severity, count: u64, summary: St
     Finding { kind, severity, count, summary, by_stage: Vec::new(), sample: Vec::new() }
 }
 
+/// One target watched beside others, as the same-server check sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer<'a> {
+    pub name: &'a str,
+    pub run_id: Option<&'a str>,
+    /// The address as given (host and port, or socket path) and the database.
+    pub address: &'a str,
+    pub db: i64,
+    /// The layout watched: its name and prefix.
+    pub layout: Option<(&'a str, &'a str)>,
+}
+
+/// For each target, the others that are the same Redis server (the same `run_id`, or the same
+/// address), and whether each is the same store too (the same database, layout and prefix): the
+/// production-on-staging mix-up the seeds record. Pure: the dashboard calls it as polls come.
+pub fn same_servers(peers: &[Peer<'_>]) -> Vec<Vec<(String, bool)>> {
+    peers
+        .iter()
+        .enumerate()
+        .map(|(i, me)| {
+            peers
+                .iter()
+                .enumerate()
+                .filter(|(j, other)| {
+                    *j != i
+                        && (me.run_id.is_some() && me.run_id == other.run_id
+                            || !me.address.is_empty() && me.address == other.address)
+                })
+                .map(|(_, other)| {
+                    let same_store = other.db == me.db && other.layout.is_some() && other.layout == me.layout;
+                    (other.name.to_string(), same_store)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Every finding, most severe first (then by kind).
 pub fn findings(inputs: &Inputs<'_>, watch: &Watch) -> Vec<Finding> {
     let mut out = Vec::new();
+    for (other, same_store) in inputs.same_server {
+        let other = text::escape_str(other);
+        out.push(if *same_store {
+            server_finding(
+                FindingKind::SameServer,
+                Severity::Critical,
+                1,
+                format!(
+                    "this is the same store as target '{other}' (one Redis server, the same database and layout): \
+                     one of the two is not what its name says (production writing into staging's Redis?)"
+                ),
+            )
+        } else {
+            server_finding(
+                FindingKind::SameServer,
+                Severity::Info,
+                1,
+                format!("this Redis server is also target '{other}' (another database or layout: two applications on one server)"),
+            )
+        });
+    }
     if let Some(server) = inputs.server {
         server_findings(server, inputs.thresholds, &mut out);
     }
@@ -645,6 +706,7 @@ mod tests {
             stalled_after_s: 900,
             stage_limits: &[],
             thresholds: t,
+            same_server: &[],
             has_index: true,
             has_history: true,
             now: 1_000_000,
@@ -777,6 +839,31 @@ mod tests {
         assert!(!w.observed.contains_key(&SessionId::from("trying")));
         w.forget_inactive(t2 + 31 * 60_000, 1800);
         assert!(w.observed.is_empty());
+    }
+
+    #[test]
+    fn targets_on_one_server_are_told_apart_from_one_store_under_two_names() {
+        let peer = |name, run_id, address, db, layout| Peer { name, run_id, address, db, layout };
+        let trt = Some(("trt", "trt:"));
+        let peers = [
+            peer("prod", Some("aaa"), "10.0.0.5:6379", 0, trt),
+            peer("staging", Some("aaa"), "10.0.0.9:6379", 0, trt),
+            peer("chatmrpt", Some("aaa"), "10.0.0.5:6379", 0, Some(("chatmrpt", "chatmrpt:"))),
+            peer("other", Some("bbb"), "10.0.0.7:6379", 0, trt),
+        ];
+        let same = same_servers(&peers);
+        assert_eq!(same[0], [("staging".to_string(), true), ("chatmrpt".to_string(), false)]);
+        assert_eq!(same[1], [("prod".to_string(), true), ("chatmrpt".to_string(), false)]);
+        assert!(same[3].is_empty(), "a different server");
+        let t = Thresholds::default();
+        let f = findings(&Inputs { same_server: &same[0], ..inputs(None, None, &t) }, &Watch::default());
+        assert_eq!(kinds(&f), [(FindingKind::SameServer, Severity::Critical)], "one finding a kind, the worst");
+        assert!(f[0].summary.contains("target 'staging'"), "{}", f[0].summary);
+        // Not known yet (no poll): only the address tells.
+        let early = [peer("a", None, "h:1", 0, None), peer("b", None, "h:1", 1, None), peer("c", None, "h:2", 0, None)];
+        let same = same_servers(&early);
+        assert_eq!(same[0], [("b".to_string(), false)]);
+        assert!(same[2].is_empty());
     }
 
     #[test]

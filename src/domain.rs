@@ -384,13 +384,15 @@ pub enum FindingKind {
     SessionsDropped,
     // The host sessiontop runs on.
     ProcessCount,
+    // Targets watched side by side.
+    SameServer,
 }
 
 impl FindingKind {
     /// How many of [`FindingKind::ALL`], from the first, are about sessions.
     pub const SESSION_KINDS: usize = 11;
 
-    pub const ALL: [FindingKind; 22] = [
+    pub const ALL: [FindingKind; 23] = [
         FindingKind::Stuck,
         FindingKind::Stalled,
         FindingKind::Orphaned,
@@ -413,6 +415,7 @@ impl FindingKind {
         FindingKind::RoleChanged,
         FindingKind::SessionsDropped,
         FindingKind::ProcessCount,
+        FindingKind::SameServer,
     ];
 
     /// The name in JSON and on the command line (`no_ttl`).
@@ -440,6 +443,7 @@ impl FindingKind {
             FindingKind::RoleChanged => "role_changed",
             FindingKind::SessionsDropped => "sessions_dropped",
             FindingKind::ProcessCount => "process_count",
+            FindingKind::SameServer => "same_server",
         }
     }
 

@@ -34,13 +34,14 @@ pub enum Action {
     CursorBack,
     CursorForward,
     Baseline,
+    NextTarget,
     Help,
     Quit,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -66,6 +67,7 @@ impl Action {
         Action::CursorBack,
         Action::CursorForward,
         Action::Baseline,
+        Action::NextTarget,
         Action::Help,
         Action::Quit,
     ];
@@ -98,6 +100,7 @@ impl Action {
             Action::CursorBack => "cursor_back",
             Action::CursorForward => "cursor_forward",
             Action::Baseline => "baseline",
+            Action::NextTarget => "next_target",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -131,6 +134,7 @@ impl Action {
             Action::CursorBack => "chart cursor earlier",
             Action::CursorForward => "chart cursor later",
             Action::Baseline => "mark a deploy baseline now (again: clear it)",
+            Action::NextTarget => "next target (several watched; 1-9 choose one)",
             Action::Help => "this help",
             Action::Quit => "quit",
         }
@@ -160,6 +164,7 @@ impl Action {
             Action::ChartWindow => "window",
             Action::CursorBack | Action::CursorForward => "cursor",
             Action::Baseline => "baseline",
+            Action::NextTarget => "target",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -192,6 +197,7 @@ impl Action {
             Action::CursorBack => &["left", "h"],
             Action::CursorForward => &["right", "l"],
             Action::Baseline => &["b"],
+            Action::NextTarget => &["t"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }

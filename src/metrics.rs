@@ -162,13 +162,33 @@ pub const METRICS: [(&str, &str, &str); 27] = [
     ("sessiontop_watched_processes_rss_bytes", "gauge", "resident memory of the processes a pattern matches"),
 ];
 
-/// The page for one target, from what the model holds. Figures not known are left out.
-pub fn exposition(model: &Model, target: &str) -> String {
-    let t = label(target);
+/// The page for the targets watched (each model with its target's name), from what the models
+/// hold: one family a metric, a sample a target. Figures not known are left out.
+pub fn exposition(targets: &[(&Model, &str)]) -> String {
     let mut values: Vec<(&str, String, f64)> = Vec::new();
+    for (model, target) in targets {
+        samples(model, &label(target), &mut values);
+    }
+    let mut out = String::with_capacity(4096);
+    for (name, kind, help) in METRICS {
+        let mut lines = values.iter().filter(|(n, _, _)| *n == name).peekable();
+        if lines.peek().is_none() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (_, labels, v) in lines {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+    out
+}
+
+/// One target's samples: (metric, its labels, value).
+fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>) {
     let mut one = |name: &'static str, extra: String, v: Option<f64>| {
         if let Some(v) = v.filter(|v| v.is_finite()) {
-            values.push((name, extra, v));
+            values.push((name, format!("target=\"{t}\"{extra}"), v));
         }
     };
     let connected = matches!(model.link, LinkState::Connected { .. });
@@ -227,20 +247,6 @@ pub fn exposition(model: &Model, target: &str) -> String {
             one("sessiontop_watched_processes_rss_bytes", extra, Some(p.rss_bytes as f64));
         }
     }
-
-    let mut out = String::with_capacity(4096);
-    for (name, kind, help) in METRICS {
-        let mut lines = values.iter().filter(|(n, _, _)| *n == name).peekable();
-        if lines.peek().is_none() {
-            continue;
-        }
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (_, extra, v) in lines {
-            let _ = writeln!(out, "{name}{{target=\"{t}\"{extra}}} {v}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -270,7 +276,9 @@ mod tests {
         let mut tally = crate::domain::CensusTally { total: 5, ..Default::default() };
         tally.by_stage.insert("odd \"stage\"".into(), 5);
         m.apply(crate::msg::Update::CensusDone { generation: 1, tally, duration_ms: 1500, orphan_ids: vec![] });
-        let page = exposition(&m, "prod \"eu\"");
+        let page = exposition(&[(&m, "prod \"eu\""), (&m, "staging")]);
+        assert_eq!(page.matches("# TYPE sessiontop_up gauge").count(), 1, "one family for both targets");
+        assert!(page.contains("sessiontop_up{target=\"staging\"} 1\n"), "{page}");
         assert!(page.contains("sessiontop_up{target=\"prod \\\"eu\\\"\"} 1\n"), "{page}");
         assert!(page.contains("sessiontop_live_sessions{target=\"prod \\\"eu\\\"\"} 5\n"), "{page}");
         assert!(page.contains("stage=\"odd \\\"stage\\\"\"} 5\n"), "{page}");

@@ -175,6 +175,9 @@ pub struct Model {
     pub baseline: Option<Millis>,
     /// The machine sessiontop runs on, as last sampled.
     pub host: Option<crate::domain::HostStats>,
+    /// Other targets watched beside this one that are the same Redis server (see
+    /// [`crate::diagnose::same_servers`]).
+    pub same_server: Vec<(String, bool)>,
     /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
     /// thread, in [`crate::store`]); the model only passes them on, so it stays small.
     pub table_inbox: Vec<store::Message>,
@@ -225,6 +228,7 @@ impl Model {
             history: Default::default(),
             baseline: None,
             host: None,
+            same_server: Vec::new(),
             table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
@@ -282,6 +286,7 @@ impl Model {
             stalled_after_s: self.settings.stalled_after_s,
             stage_limits: &self.settings.stage_limits,
             thresholds: &self.settings.thresholds,
+            same_server: &self.same_server,
             has_index,
             has_history,
             now: self.now,
@@ -503,6 +508,14 @@ impl Model {
             };
             h.record("evicted_per_sec", now, rate(stats.evicted_keys, before.evicted_keys));
             h.record("expired_per_sec", now, rate(stats.expired_keys, before.expired_keys));
+        }
+    }
+
+    /// Says which other targets are the same server, and finds again when that changed.
+    pub fn set_same_server(&mut self, same: Vec<(String, bool)>) {
+        if self.same_server != same {
+            self.same_server = same;
+            self.refresh_findings();
         }
     }
 

@@ -78,6 +78,16 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     if let Some(Command::Report(args)) = &cli.command {
         return report(args);
     }
+    if cli.command.is_none() {
+        let setups = Setup::all(&cli.global)?;
+        let warnings: Vec<String> = setups.iter().flat_map(|s| s.warnings.clone()).collect();
+        let result = crate::dashboard::run(setups).await.map_err(Exit::from);
+        // Said on screen while it ran; said again where it stays once the screen is gone.
+        for w in warnings {
+            eprintln!("sessiontop: warning: {w}");
+        }
+        return result;
+    }
     let setup = Setup::new(&cli.global)?;
     if let Some(Command::Replay(args)) = &cli.command {
         let recording =
@@ -85,15 +95,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         let file = args.file.display().to_string();
         return crate::dashboard::replay(setup, recording, &file).await.map_err(Exit::from);
     }
-    let Some(command) = cli.command else {
-        let warnings = setup.warnings.clone();
-        let result = crate::dashboard::run(setup).await.map_err(Exit::from);
-        // Said on screen while it ran; said again where it stays once the screen is gone.
-        for w in warnings {
-            eprintln!("sessiontop: warning: {w}");
-        }
-        return result;
-    };
+    let Some(command) = cli.command else { unreachable!("the dashboard is handled above") };
     for w in &setup.warnings {
         eprintln!("sessiontop: warning: {w}");
     }

@@ -57,16 +57,49 @@ pub enum SetupError {
     Target(#[from] TargetError),
     #[error("invalid --layout in the config: {0}")]
     Layout(String),
+    #[error(
+        "{0} targets given (--url, --target): several are watched side by side by the dashboard; a command takes one"
+    )]
+    Several(usize),
 }
 
 impl Setup {
+    /// A setup for each target given (`--url` and `--target`, each may be repeated), in the
+    /// order given; one when none or one is.
+    pub fn all(global: &Global) -> Result<Vec<Setup>, SetupError> {
+        if global.url.len() + global.target.len() <= 1 {
+            return Ok(vec![Setup::new(global)?]);
+        }
+        let mut out = Vec::new();
+        for spec in &global.url {
+            let one = Global { url: vec![spec.clone()], target: Vec::new(), ..global.clone() };
+            out.push(Setup::new(&one)?);
+        }
+        for name in &global.target {
+            let one = Global { url: Vec::new(), target: vec![name.clone()], ..global.clone() };
+            out.push(Setup::new(&one)?);
+        }
+        Ok(out)
+    }
+
     /// Builds the setup. Precedence for the URL: `--url`, the `--target`'s, `$REDIS_URL`, the
     /// config's `default_target`, then [`DEFAULT_URL`]. A target marked read-only stays
     /// read-only whatever the flags say.
     pub fn new(global: &Global) -> Result<Setup, SetupError> {
+        let several = global.url.len() + global.target.len();
+        if several > 1 {
+            return Err(SetupError::Several(several));
+        }
         let loaded = config::load(global.config.as_deref())?;
         let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
-        let named = match (&global.target, &global.url, &env_url) {
+        let (url_name, given_url) = match global.url.first() {
+            Some(spec) => {
+                let (name, url) = crate::cli::split_named_url(spec);
+                (name.map(str::to_string), Some(url.to_string()))
+            }
+            None => (None, None),
+        };
+        let named = match (global.target.first(), &given_url, &env_url) {
             (Some(name), _, _) => Some(name.clone()),
             (None, None, None) => loaded.config.default_target.clone(),
             _ => None,
@@ -76,8 +109,7 @@ impl Setup {
             None => None,
         };
         let tc = target_config.clone().unwrap_or_default();
-        let url = global
-            .url
+        let url = given_url
             .clone()
             .or_else(|| target_config.as_ref().map(|t| t.url.clone()))
             .or(env_url)
@@ -116,7 +148,7 @@ impl Setup {
         let audit =
             global.audit_log.clone().or_else(AuditLog::default_path).unwrap_or_else(|| "sessiontop-audit.log".into());
         let writer = Writer::new(read_only, AuditLog::new(audit), target.redacted_url());
-        let target_info = TargetInfo { url: target.redacted_url().to_string(), name: named, read_only };
+        let target_info = TargetInfo { url: target.redacted_url().to_string(), name: url_name.or(named), read_only };
         let theme = global
             .theme
             .clone()
@@ -124,7 +156,7 @@ impl Setup {
             .or_else(|| loaded.config.theme.clone())
             .unwrap_or_else(|| "default".to_string());
         let mut warnings = Vec::new();
-        if global.url.as_deref().is_some_and(crate::target::has_password) {
+        if given_url.as_deref().is_some_and(crate::target::has_password) {
             warnings.push(
                 "the password in --url is visible to other users of this machine (ps); use --password-file or $REDISCLI_AUTH"
                     .to_string(),

@@ -75,6 +75,9 @@ pub struct Target {
     /// A TLS target's host and port, to ask in plain text whether it is a plain Redis port.
     tls_addr: Option<(String, u16)>,
     config: AsyncConnectionConfig,
+    /// Where the server is: `host:port` or the socket's path (to tell two targets that are
+    /// one server).
+    address: String,
 }
 
 /// A plain address to open a raw connection to.
@@ -152,6 +155,7 @@ impl Target {
             info = info.set_addr(ConnectionAddr::TcpTls { host, port, insecure: true, tls_params });
         }
 
+        let address = info.addr().to_string();
         let client = match &spec.tls_ca {
             Some(path) => {
                 let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
@@ -184,6 +188,7 @@ impl Target {
             tls: is_tls,
             tls_addr,
             config,
+            address,
         })
     }
 
@@ -195,6 +200,11 @@ impl Target {
     /// The config-file name of the target, when it has one.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Where the server is: `host:port`, or the unix socket's path.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// The database number selected after connecting.

@@ -23,7 +23,11 @@ use crate::theme::Theme;
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
-    let area = frame.area();
+    draw_in(frame, frame.area(), app, theme);
+}
+
+/// Draws the app in `area` (the screen below the line of targets when several are watched).
+pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, theme: &Theme) {
     let model = app.shown();
     match app.view {
         View::Overview => {

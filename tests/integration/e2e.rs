@@ -412,6 +412,43 @@ fn an_outage_under_the_open_dashboard_is_shown_and_recovered() {
 }
 
 #[test]
+fn several_targets_side_by_side_and_one_server_under_two_names_is_said_loudly() {
+    let (one, other) = (server(), server());
+    let now = now_epoch();
+    for (server, ids) in [(&one, ["alpha_user", "bravo_user"]), (&other, ["charlie_user", "delta_user"])] {
+        let mut con = conn(server);
+        for (i, id) in ids.into_iter().enumerate() {
+            trt_turn(&mut con, "trt:", id, "1.2_problem_and_body", now - 10.0 * (i as f64 + 1.0), true);
+        }
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // "prod" and "staging" are one server under two names; "other" is another.
+    let (prod, staging, second) = (
+        format!("prod={}", one.socket_url()),
+        format!("staging={}", one.socket_url()),
+        format!("other={}", other.socket_url()),
+    );
+    let tmux = open_dashboard_with(&prod, &dir, &["--url", &second, "--url", &staging]);
+    let screen = tmux.wait_for("both servers polled and the same one told", |s| {
+        s.lines().next().is_some_and(|l| l.matches("SAME SERVER").count() == 2) && s.contains("alpha_user")
+    });
+    let tabs = screen.lines().next().unwrap_or_default();
+    let segments: Vec<&str> = tabs.split('│').collect();
+    assert!(segments[0].contains("1 prod") && segments[0].contains("SAME SERVER"), "{tabs}");
+    assert!(segments[1].contains("2 other") && !segments[1].contains("SAME SERVER"), "{tabs}");
+    assert!(segments[2].contains("3 staging") && segments[2].contains("SAME SERVER"), "{tabs}");
+    assert!(screen.contains("critical"), "the header says it in words:\n{screen}");
+    // The second target's own sessions, by number and by `t`.
+    tmux.type_text("2");
+    let screen = tmux.wait_for_all(&["charlie_user", "delta_user"]);
+    assert!(!screen.contains("alpha_user"), "{screen}");
+    tmux.type_text("t");
+    tmux.wait_for_text("alpha_user");
+    tmux.type_text("q");
+    assert_exited_cleanly(&tmux);
+}
+
+#[test]
 fn a_recording_replays_in_the_charts_and_jumps_to_its_findings() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = crate::record::recording(&dir);

@@ -245,3 +245,18 @@ fn old_spellings_of_flags_and_config_still_work() {
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["layout"]["kind"], "flask");
 }
+
+#[test]
+fn several_targets_are_for_the_dashboard_and_a_command_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop("prod=redis://127.0.0.1:1", &dir)
+        .args(["--url", "staging=redis://127.0.0.1:2", "snapshot"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 targets given") && err.contains("a command takes one") && err.lines().count() == 1,
+        "{err}"
+    );
+}

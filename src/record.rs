@@ -467,6 +467,14 @@ mod tests {
         assert_eq!(rec.peaks["used_memory"], (5000.0, t1));
         let kinds: Vec<(String, bool)> = rec.events.iter().map(|e| (e.kind.clone(), e.opened.is_some())).collect();
         assert_eq!(kinds, [("stale_lock".to_string(), true), ("stale_lock".to_string(), false)]);
+        // Replayed: the lock is open between its two events, and the player finds them.
+        let mut player = crate::replay::Player::new(&rec).unwrap();
+        assert!(player.findings(&rec).is_empty());
+        player.key(crossterm::event::KeyCode::Char('n'), &rec);
+        assert_eq!(player.now, t0 + 5000);
+        assert_eq!(player.findings(&rec)[0].kind, FindingKind::StaleLock);
+        player.key(crossterm::event::KeyCode::Char('n'), &rec);
+        assert!(player.findings(&rec).is_empty(), "closed at {}", player.now);
         let text = crate::report::text(&rec, "rec.ndjson", 0);
         assert!(text.contains("gaps      1 (nothing heard)"), "{text}");
         assert!(text.contains("restarts  1"), "{text}");

@@ -70,6 +70,9 @@ pub enum DemoError {
     Dashboard(#[from] crate::dashboard::DashboardError),
 }
 
+/// The database the demo keeps ChatMRPT's sessions in (TRT's are in 0).
+const FLASK_DB: i64 = 1;
+
 /// Runs the demo until Ctrl-C (or until the dashboard is closed).
 pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
     let server = LocalRedis::start(Options {
@@ -80,7 +83,7 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
     let url = server.url();
     let target = Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() })?;
     let mut link = target.connect(LoadCounter::default()).await?;
-    let mut sim = Simulator::new(fastrand::Rng::new());
+    let mut sim = Simulator::new(fastrand::Rng::new()).with_flask_db(FLASK_DB);
     sim.fill(&mut link, args.sessions as usize).await?;
     let simulator = tokio::spawn(async move {
         loop {
@@ -93,7 +96,7 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
 
     let result = if args.no_tui {
         println!("sessiontop demo: redis-server at {url} (data in {})", server.dir().display());
-        println!("  in another terminal: sessiontop --url {url}");
+        println!("  in another terminal: sessiontop --url trt={url} --url chatmrpt={url}/{FLASK_DB}");
         println!("  press Ctrl-C to stop; nothing is left running afterwards");
         wait_for_stop().await.map_err(DemoError::from)
     } else {
@@ -101,7 +104,13 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
         // two applications often share one Redis); a layout given on the command line shows
         // that one alone.
         let one = |name: &str, layout: crate::layout::Choice| {
-            let spec = if name.is_empty() { url.clone() } else { format!("{name}={url}") };
+            // ChatMRPT's store is a database of its own.
+            let flask = matches!(
+                layout,
+                crate::layout::Choice::Builtin(crate::layout::LayoutKind::Chatmrpt | crate::layout::LayoutKind::Flask)
+            );
+            let db = if flask { format!("/{FLASK_DB}") } else { String::new() };
+            let spec = if name.is_empty() { format!("{url}{db}") } else { format!("{name}={url}{db}") };
             crate::setup::Setup::new(&crate::cli::Global {
                 url: vec![spec],
                 target: Vec::new(),
@@ -168,11 +177,34 @@ pub struct Simulator {
     trt_online: Vec<TrtUser>,
     flask_online: Vec<FlaskUser>,
     next_user: u64,
+    /// The database ChatMRPT's sessions go to (TRT's and the other keys stay in 0).
+    flask_db: i64,
 }
 
 impl Simulator {
     pub fn new(rng: fastrand::Rng) -> Self {
-        Simulator { rng, trt_online: Vec::new(), flask_online: Vec::new(), next_user: 1000 }
+        Simulator { rng, trt_online: Vec::new(), flask_online: Vec::new(), next_user: 1000, flask_db: 0 }
+    }
+
+    /// ChatMRPT's sessions in database `db`: a store of their own, as the demo's second target.
+    pub fn with_flask_db(mut self, db: i64) -> Self {
+        self.flask_db = db;
+        self
+    }
+
+    /// The commands after this write ChatMRPT's database (the simulator's connection is its
+    /// own, and every pipeline switches back before it ends).
+    fn select_flask(&self, pipe: &mut redis::Pipeline) {
+        if self.flask_db != 0 {
+            pipe.cmd("SELECT").arg(self.flask_db);
+        }
+    }
+
+    /// The commands after this write TRT's database again.
+    fn select_trt(&self, pipe: &mut redis::Pipeline) {
+        if self.flask_db != 0 {
+            pipe.cmd("SELECT").arg(0);
+        }
     }
 
     /// Writes `per_layout` sessions of each layout with ages spread over the last day, plus the
@@ -196,6 +228,7 @@ impl Simulator {
             }
         }
         // Fewer Flask sessions than TRT ones, so that auto-detection has a clear majority.
+        self.select_flask(&mut pipe);
         for _ in 0..per_layout * 3 / 4 {
             let age = self.age();
             let user = self.new_flask_user(age);
@@ -204,10 +237,13 @@ impl Simulator {
                 self.flask_online.push(user);
             }
             if pipe.len() > FILL_BATCH * 4 {
+                self.select_trt(&mut pipe);
                 link.pipeline(&pipe).await?;
                 pipe = redis::pipe();
+                self.select_flask(&mut pipe);
             }
         }
+        self.select_trt(&mut pipe);
         self.plant_problems(&mut pipe, now);
         link.pipeline(&pipe).await?;
         Ok(())
@@ -287,6 +323,7 @@ impl Simulator {
         // A user hammering the service: at the rate limit (kept there by the traffic).
         write_trt_turn(pipe, HAMMERING_USER, Turn::first(1, 5, 20, 600), now, &mut self.rng);
 
+        self.select_flask(pipe);
         let sid = flask_sid(&mut self.rng);
         pipe.cmd("SET")
             .arg(format!("{FLASK_PREFIX}{sid}"))
@@ -308,6 +345,7 @@ impl Simulator {
             .arg(big)
             .arg("EX")
             .arg(LIFETIME_S - 300);
+        self.select_trt(pipe);
 
         for n in 0..20 {
             let sid = flask_sid(&mut self.rng);
@@ -359,6 +397,7 @@ impl Simulator {
         }
         let counter = format!("{TRT_PREFIX}ratelimit:{HAMMERING_USER}:{}", now.timestamp() / 60);
         pipe.cmd("SET").arg(&counter).arg(12).arg("EX").arg(60);
+        self.select_flask(&mut pipe);
         for _ in 0..self.rng.usize(1..4) {
             if self.flask_online.is_empty() {
                 break;
@@ -374,6 +413,7 @@ impl Simulator {
             let user = user.clone();
             write_flask_request(&mut pipe, &user, 0, &mut self.rng);
         }
+        self.select_trt(&mut pipe);
         // Users leave: their sessions go idle, stall if mid-workflow, and expire a day later.
         if self.rng.u8(0..4) == 0 && !self.trt_online.is_empty() {
             let i = self.rng.usize(0..self.trt_online.len());

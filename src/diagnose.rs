@@ -127,16 +127,19 @@ impl Watch {
     }
 
     /// A sample of the host: a watched pattern whose count of processes changed (a worker
-    /// died, or one was added) is remembered for an hour.
-    pub fn observe_host(&mut self, host: &crate::domain::HostStats, now: Millis) {
+    /// died, or one was added) is remembered for an hour. Returns whether one changed.
+    pub fn observe_host(&mut self, host: &crate::domain::HostStats, now: Millis) -> bool {
+        let mut changed = false;
         for p in &host.processes {
             if let Some(before) = self.processes.insert(p.pattern.clone(), p.count)
                 && before != p.count
             {
                 self.process_changes.insert(p.pattern.clone(), (now, before, p.count));
+                changed = true;
             }
         }
         self.process_changes.retain(|_, (at, _, _)| now - *at < EVENT_FINDING_MS);
+        changed
     }
 
     /// A finished census pass and the live sessions it counted.

@@ -185,31 +185,24 @@ impl History {
     /// merged into min/mean/max beyond that). Samples further apart than `max_step` (and the
     /// gaps marked) break the line.
     pub fn window(&self, from: Millis, to: Millis, max_step: Millis, max_points: usize) -> Window {
-        let mut runs: Vec<Vec<Point>> = vec![Vec::new()];
-        let mut last_at: Option<Millis> = None;
+        let mut runs = Runs::default();
         let mut step = self.typical_step();
-        let mut add = |p: Option<Point>, at: Millis, within: Millis, runs: &mut Vec<Vec<Point>>| {
-            let broken = last_at.is_some_and(|l| at - l > within);
-            if (p.is_none() || broken) && runs.last().is_some_and(|r| !r.is_empty()) {
-                runs.push(Vec::new());
-            }
-            if let Some(p) = p {
-                runs.last_mut().expect("never empty").push(p);
-                last_at = Some(at);
-            } else {
-                last_at = None;
-            }
-        };
+        // Both tiers are in time order: only the part inside the window is walked.
         let fine_start = self.fine.front().map_or(Millis::MAX, |(at, _)| *at);
-        for b in self.coarse.iter().filter(|b| b.start + BUCKET_MS > from && b.start <= to && b.start < fine_start) {
+        let first = self.coarse.partition_point(|b| b.start + BUCKET_MS <= from);
+        for b in self.coarse.range(first..).take_while(|b| b.start <= to && b.start < fine_start) {
             step = step.max(BUCKET_MS);
-            add(Some(b.point()), b.start, BUCKET_MS, &mut runs);
+            runs.push(b.point(), BUCKET_MS);
         }
-        for (at, v) in self.fine.iter().filter(|(at, _)| *at >= from && *at <= to) {
-            let p = (!v.is_nan()).then(|| Point::single(*at, f64::from(*v)));
-            add(p, *at, max_step.max(1), &mut runs);
+        let first = self.fine.partition_point(|(at, _)| *at < from);
+        for (at, v) in self.fine.range(first..).take_while(|(at, _)| *at <= to) {
+            if v.is_nan() {
+                runs.gap();
+            } else {
+                runs.push(Point::single(*at, f64::from(*v)), max_step.max(1));
+            }
         }
-        runs.retain(|r| !r.is_empty());
+        let mut runs = runs.finish();
         let total: usize = runs.iter().map(Vec::len).sum();
         let per = total.div_ceil(max_points.max(1)).max(1);
         if per > 1 {
@@ -244,6 +237,35 @@ impl History {
     pub fn bytes(&self) -> usize {
         self.fine.capacity() * std::mem::size_of::<(Millis, f32)>()
             + self.coarse.capacity() * std::mem::size_of::<Bucket>()
+    }
+}
+
+/// Points gathered into runs without gaps: a run ends at a marked gap, or where the next
+/// point is further from the last than it may be.
+#[derive(Default)]
+struct Runs {
+    done: Vec<Vec<Point>>,
+    current: Vec<Point>,
+}
+
+impl Runs {
+    /// Adds `p`, starting a new run when it is more than `within` after the last point.
+    fn push(&mut self, p: Point, within: Millis) {
+        if self.current.last().is_some_and(|last| p.at - last.at > within) {
+            self.gap();
+        }
+        self.current.push(p);
+    }
+
+    fn gap(&mut self) {
+        if !self.current.is_empty() {
+            self.done.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    fn finish(mut self) -> Vec<Vec<Point>> {
+        self.gap();
+        self.done
     }
 }
 

@@ -265,6 +265,16 @@ pub struct KeyTemplate {
     pieces: Vec<Piece>,
 }
 
+/// What fills a template's variable pieces when it is written out ([`KeyTemplate::render`]).
+struct Fill<'a> {
+    /// The session's id; `None` for every session's (`*`).
+    id: Option<&'a [u8]>,
+    /// The session's field values; `None` writes `any` for a `{field:NAME}`.
+    fields: Option<&'a [(String, Vec<u8>)]>,
+    /// What each `*` becomes.
+    any: &'a [u8],
+}
+
 impl KeyTemplate {
     fn parse(source: &str, allow_any: bool) -> Result<Self, String> {
         let mut pieces = Vec::new();
@@ -348,15 +358,7 @@ impl KeyTemplate {
     /// the session has no value for a field the template names.
     pub fn key_for(&self, prefix: &str, id: &[u8], fields: &[(String, Vec<u8>)]) -> Option<Key> {
         let mut out = Vec::new();
-        for piece in &self.pieces {
-            match piece {
-                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
-                Piece::Id => out.extend_from_slice(id),
-                Piece::Any => out.push(b'*'),
-                Piece::Field(name) => out.extend_from_slice(field_value(fields, name)?),
-            }
-        }
+        self.render(&mut out, prefix, &Fill { id: Some(id), fields: Some(fields), any: b"*" }, false)?;
         Some(Key::from(out))
     }
 
@@ -364,15 +366,7 @@ impl KeyTemplate {
     /// when a named field has no value.
     pub fn scan_pattern_for(&self, prefix: &str, id: &[u8], fields: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        for piece in &self.pieces {
-            match piece {
-                Piece::Literal(s) => glob_escape_into(&mut out, s.as_bytes()),
-                Piece::Prefix => glob_escape_into(&mut out, prefix.as_bytes()),
-                Piece::Id => glob_escape_into(&mut out, id),
-                Piece::Any => out.push(b'*'),
-                Piece::Field(name) => glob_escape_into(&mut out, field_value(fields, name)?),
-            }
-        }
+        self.render(&mut out, prefix, &Fill { id: Some(id), fields: Some(fields), any: b"*" }, true)?;
         Some(out)
     }
 
@@ -397,15 +391,33 @@ impl KeyTemplate {
     /// The key for a session with every `*` replaced by `any` (a rate limit's current minute).
     pub fn key_with(&self, prefix: &str, id: &[u8], any: &[u8]) -> Key {
         let mut out = Vec::new();
+        self.render(&mut out, prefix, &Fill { id: Some(id), fields: None, any }, false);
+        Key::from(out)
+    }
+
+    /// Writes the template out to `out`: literal text and the prefix as they are (glob-escaped
+    /// for a `SCAN MATCH` pattern), the id (or `*` for every session's), field values (or `any`
+    /// without them), and `any` for each `*`. `None` when a named field has no value.
+    fn render(&self, out: &mut Vec<u8>, prefix: &str, fill: &Fill<'_>, glob: bool) -> Option<()> {
+        let text = |out: &mut Vec<u8>, bytes: &[u8]| {
+            if glob { glob_escape_into(out, bytes) } else { out.extend_from_slice(bytes) }
+        };
         for piece in &self.pieces {
             match piece {
-                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
-                Piece::Id => out.extend_from_slice(id),
-                Piece::Any | Piece::Field(_) => out.extend_from_slice(any),
+                Piece::Literal(s) => text(out, s.as_bytes()),
+                Piece::Prefix => text(out, prefix.as_bytes()),
+                Piece::Id => match fill.id {
+                    Some(id) => text(out, id),
+                    None => out.push(b'*'),
+                },
+                Piece::Any => out.extend_from_slice(fill.any),
+                Piece::Field(name) => match fill.fields {
+                    Some(fields) => text(out, field_value(fields, name)?),
+                    None => out.extend_from_slice(fill.any),
+                },
             }
         }
-        Key::from(out)
+        Some(())
     }
 
     /// Whether the template names one key (no `*`).
@@ -422,31 +434,14 @@ impl KeyTemplate {
 
     /// Appends the key for a session to `out` (for building many keys in one buffer).
     pub fn write_key(&self, out: &mut Vec<u8>, prefix: &str, id: &[u8]) {
-        for piece in &self.pieces {
-            match piece {
-                Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                Piece::Prefix => out.extend_from_slice(prefix.as_bytes()),
-                Piece::Id => out.extend_from_slice(id),
-                Piece::Any | Piece::Field(_) => out.push(b'*'),
-            }
-        }
+        self.render(out, prefix, &Fill { id: Some(id), fields: None, any: b"*" }, false);
     }
 
     /// A `SCAN MATCH` pattern: with `id = None` every session's key, else one session's keys.
     /// Literal text is glob-escaped, so an id with `*` or `[` matches only itself.
     pub fn scan_pattern(&self, prefix: &str, id: Option<&[u8]>) -> Vec<u8> {
         let mut out = Vec::new();
-        for piece in &self.pieces {
-            match piece {
-                Piece::Literal(s) => glob_escape_into(&mut out, s.as_bytes()),
-                Piece::Prefix => glob_escape_into(&mut out, prefix.as_bytes()),
-                Piece::Id => match id {
-                    Some(id) => glob_escape_into(&mut out, id),
-                    None => out.push(b'*'),
-                },
-                Piece::Any | Piece::Field(_) => out.push(b'*'),
-            }
-        }
+        self.render(&mut out, prefix, &Fill { id, fields: None, any: b"*" }, true);
         out
     }
 

@@ -360,9 +360,7 @@ impl Model {
                 for p in &host.processes {
                     h.record(&crate::history::process_series(&p.pattern), now, Some(p.rss_bytes as f64));
                 }
-                let counts_before = self.host.as_ref().map(|h| h.processes.iter().map(|p| p.count).collect::<Vec<_>>());
-                self.watch.observe_host(&host, now);
-                let changed = counts_before != Some(host.processes.iter().map(|p| p.count).collect());
+                let changed = self.watch.observe_host(&host, now);
                 self.host = Some(*host);
                 if changed {
                     self.refresh_findings();

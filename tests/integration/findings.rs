@@ -321,14 +321,13 @@ fn stats(con: &mut redis::Connection) -> sessiontop::info::ServerStats {
     sessiontop::info::ServerStats::from_info(&text)
 }
 
-/// The server findings one look at `stats` gives with what `watch` saw before, by kind.
-fn server_kinds(
-    stats: &sessiontop::info::ServerStats,
-    watch: &sessiontop::diagnose::Watch,
-    thresholds: &sessiontop::domain::Thresholds,
-) -> Vec<(String, String, u64)> {
-    let inputs = sessiontop::diagnose::Inputs {
-        server: Some(stats),
+/// What the findings are made from, now, without a census: the server's `stats` (if any).
+fn inputs_now<'a>(
+    server: Option<&'a sessiontop::info::ServerStats>,
+    thresholds: &'a sessiontop::domain::Thresholds,
+) -> sessiontop::diagnose::Inputs<'a> {
+    sessiontop::diagnose::Inputs {
+        server,
         census: None,
         orphan_ids: &[],
         stalled: None,
@@ -339,8 +338,16 @@ fn server_kinds(
         has_index: false,
         has_history: false,
         now: (now_epoch() * 1000.0) as i64,
-    };
-    sessiontop::diagnose::findings(&inputs, watch)
+    }
+}
+
+/// The server findings one look at `stats` gives with what `watch` saw before, by kind.
+fn server_kinds(
+    stats: &sessiontop::info::ServerStats,
+    watch: &sessiontop::diagnose::Watch,
+    thresholds: &sessiontop::domain::Thresholds,
+) -> Vec<(String, String, u64)> {
+    sessiontop::diagnose::findings(&inputs_now(Some(stats), thresholds), watch)
         .into_iter()
         .map(|f| (f.kind.name().to_string(), f.severity.word().to_string(), f.count))
         .collect()
@@ -550,19 +557,7 @@ fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
     assert!(stats.processes[0].rss_bytes > 0, "{stats:?}");
     assert_eq!(stats.processes[1].count, 0, "{stats:?}");
     watch.observe_host(&stats, now());
-    let inputs = |t| sessiontop::diagnose::Inputs {
-        server: None,
-        census: None,
-        orphan_ids: &[],
-        stalled: None,
-        stalled_after_s: 900,
-        stage_limits: &[],
-        same_server: &[],
-        thresholds: t,
-        has_index: false,
-        has_history: false,
-        now: now(),
-    };
+    let inputs = |t| inputs_now(None, t);
     assert!(sessiontop::diagnose::findings(&inputs(&t), &watch).is_empty());
     // A worker dies.
     second.kill().unwrap();

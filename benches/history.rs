@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use sessiontop::domain::{CensusTally, LinkState, TargetInfo};
-use sessiontop::info::ServerStats;
-use sessiontop::model::{Model, ModelSettings};
-use sessiontop::msg::Update;
+use sessiontop::conn::info::ServerStats;
+use sessiontop::engine::domain::{CensusTally, LinkState, TargetInfo};
+use sessiontop::engine::model::{Model, ModelSettings};
+use sessiontop::engine::msg::Update;
 
 const START_MS: i64 = 1_800_000_000_000;
 /// Seven stages, as the TRT layout has.

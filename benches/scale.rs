@@ -25,7 +25,7 @@ mod load;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sessiontop::local_redis::{Listen, LocalRedis, Options};
+use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("SESSIONTOP_BENCH_SIZES")
@@ -77,7 +77,7 @@ impl Store {
 
     fn commandstats(&mut self) -> std::collections::HashMap<String, (u64, u64)> {
         let text: String = self.cmd(&["INFO", "commandstats"]);
-        sessiontop::pace::parse_commandstats(&text)
+        sessiontop::conn::pace::parse_commandstats(&text)
     }
 
     /// Redis time (µs) of every command since the reset, but the bench's own.
@@ -137,7 +137,7 @@ impl Store {
     }
 
     fn live_text(&self) -> String {
-        format!("{} live", sessiontop::text::grouped(self.sessions as u64))
+        format!("{} live", sessiontop::util::text::grouped(self.sessions as u64))
     }
 }
 
@@ -163,9 +163,9 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
     let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_string();
     println!(
         "\n== {} {} sessions ({} keys), loaded in {:.1?}, redis-server {version} ==",
-        sessiontop::text::grouped(sessions as u64),
+        sessiontop::util::text::grouped(sessions as u64),
         kind.name(),
-        sessiontop::text::grouped(keys),
+        sessiontop::util::text::grouped(keys),
         started.elapsed()
     );
 

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessiontop::domain::{SessionRow, Ttl};
-use sessiontop::layout::IdleSource;
-use sessiontop::store::{Engine, Message, Rules, SortColumn, ViewRequest};
+use sessiontop::engine::domain::{SessionRow, Ttl};
+use sessiontop::engine::layout::IdleSource;
+use sessiontop::engine::table::{Engine, Message, Rules, SortColumn, ViewRequest};
 
 const NOW_MS: i64 = 1_800_000_000_000;
 

@@ -14,17 +14,17 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
-use sessiontop::app::{App, Dialog};
 use sessiontop::cli::Cli;
 use sessiontop::collect;
-use sessiontop::keymap::Keymap;
-use sessiontop::link::LoadCounter;
-use sessiontop::local_redis::{LocalRedis, Options};
-use sessiontop::model::Model;
-use sessiontop::msg::{Request, Update};
+use sessiontop::conn::link::LoadCounter;
+use sessiontop::conn::target::{Target, TargetSpec};
+use sessiontop::dashboard::app::{App, Dialog};
+use sessiontop::dashboard::keymap::Keymap;
+use sessiontop::dashboard::theme::Theme;
+use sessiontop::demo::local_redis::{LocalRedis, Options};
+use sessiontop::engine::model::Model;
+use sessiontop::engine::msg::{Request, Update};
 use sessiontop::setup::Setup;
-use sessiontop::target::{Target, TargetSpec};
-use sessiontop::theme::Theme;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const SIZE: (u16, u16) = (160, 48);
@@ -154,7 +154,7 @@ async fn until(
 
 fn write(path: &std::path::Path, app: &App, theme: &Theme) -> Result<(), String> {
     let mut terminal = Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).map_err(|e| e.to_string())?;
-    terminal.draw(|f| sessiontop::ui::draw(f, app, theme)).map_err(|e| e.to_string())?;
+    terminal.draw(|f| sessiontop::dashboard::ui::draw(f, app, theme)).map_err(|e| e.to_string())?;
     let background = if theme.name == "light" { "#fbfbf8" } else { "#1b1d23" };
     let foreground = if theme.name == "light" { "#1f2328" } else { "#c9d1d9" };
     let svg = svg(terminal.backend().buffer(), background, foreground, theme.name == "light");

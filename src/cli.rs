@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::layout::Choice;
+use crate::engine::layout::Choice;
 
 /// A terminal dashboard for the Redis databases that web applications keep their user sessions in.
 #[derive(Debug, Parser)]
@@ -118,7 +118,7 @@ pub struct Global {
     /// core (`2%`), a command rate (`20000/s`), or `0` for no limit. Default: 2% for the
     /// dashboard, 50% for one-shot commands.
     #[arg(long, global = true, value_name = "SHARE|RATE")]
-    pub budget: Option<crate::pace::Budget>,
+    pub budget: Option<crate::conn::pace::Budget>,
     /// The most bytes of one value read from Redis; larger values are shown cut, with their size.
     /// At most 512 MiB, the largest value Redis holds.
     #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=MAX_VALUE_BYTES_LIMIT))]
@@ -138,7 +138,7 @@ pub struct Global {
     pub theme: Option<String>,
     /// Sessions the dashboard's table keeps (the most recently active); the census still counts
     /// every one.
-    #[arg(long, global = true, value_name = "N", default_value_t = crate::store::DEFAULT_MAX_ROWS, value_parser = clap::value_parser!(usize))]
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::engine::table::DEFAULT_MAX_ROWS, value_parser = clap::value_parser!(usize))]
     pub max_rows: usize,
     /// Time between polls of the server and the visible sessions.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
@@ -157,11 +157,11 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// The size past which a recording is rotated (FILE becomes FILE.1).
-    #[arg(long, global = true, value_name = "BYTES", default_value_t = crate::record::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(4096..))]
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = crate::export::record::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(4096..))]
     pub record_max_bytes: u64,
     /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
     /// listens on 127.0.0.1). The dashboard and the demo only.
-    #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]
+    #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::export::metrics::parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -201,8 +201,8 @@ pub struct ThresholdArgs {
 }
 
 impl ThresholdArgs {
-    pub fn thresholds(&self) -> crate::domain::Thresholds {
-        crate::domain::Thresholds {
+    pub fn thresholds(&self) -> crate::engine::domain::Thresholds {
+        crate::engine::domain::Thresholds {
             active_window_s: self.active_window.as_secs() as i64,
             stuck_turns: self.stuck_turns as usize,
             large_session_bytes: self.large_session_bytes,
@@ -212,7 +212,7 @@ impl ThresholdArgs {
             memory_warning: f64::from(self.memory_warning) / 100.0,
             memory_critical: f64::from(self.memory_critical.max(self.memory_warning)) / 100.0,
             drop_share: f64::from(self.drop_alert) / 100.0,
-            ..crate::domain::Thresholds::default()
+            ..crate::engine::domain::Thresholds::default()
         }
     }
 }
@@ -333,7 +333,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Parses `90`, `90s`, `15m`, `24h`, `1d`, `500ms`.
-/// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::text::parse_duration`].
+/// A duration as people type it (`90s`, `15m`, `24h`, `1d`); see [`crate::util::text::parse_duration`].
 /// `--url NAME=URL`: the name, when one is given, and the URL. A name has no `:` or `/`, so
 /// the `=` of a URL's query (`redis://h/0?x=1`) is never taken for one.
 pub fn split_named_url(spec: &str) -> (Option<&str>, &str) {
@@ -376,7 +376,7 @@ pub fn parse_baseline(text: &str) -> Result<Baseline, String> {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::text::parse_duration(text)
+    crate::util::text::parse_duration(text)
 }
 
 #[cfg(test)]

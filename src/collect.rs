@@ -10,9 +10,11 @@
 //! tasks never end on their own.
 
 pub mod census;
+pub mod detect;
 pub mod inspect;
 pub mod read;
 pub mod server;
+pub mod write;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,16 +22,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::action::Writer;
-use crate::domain::{LinkState, Millis};
-use crate::layout::detect::{self, Detection};
-use crate::layout::{Choice, Layout, Overrides};
-use crate::link::{Failure, Link, LoadCounter};
-use crate::msg::{PlanReply, Request, Update, WriteKind};
-use crate::names::SessionId;
-use crate::pace::Pacer;
-use crate::target::Target;
+use crate::collect::write::Writer;
+use crate::conn::link::{Failure, Link, LoadCounter};
+use crate::conn::pace::Pacer;
+use crate::conn::target::Target;
+use crate::engine::domain::{LinkState, Millis};
+use crate::engine::layout::{Choice, Layout, Overrides};
+use crate::engine::msg::{PlanReply, Request, Update, WriteKind};
+use crate::engine::names::SessionId;
 use census::CensusOptions;
+use detect::Detection;
 use inspect::RelatedSearch;
 use read::{Interner, ReadOptions};
 
@@ -171,7 +173,7 @@ pub async fn resolve_layout(link: &mut Link, choice: &Choice, overrides: &Overri
                     overrides
                         .prefix
                         .as_ref()
-                        .map(|p| format!(" under prefix '{}'", crate::text::escape_str(p)))
+                        .map(|p| format!(" under prefix '{}'", crate::util::text::escape_str(p)))
                         .unwrap_or_default()
                 ),
                 empty: false,
@@ -187,16 +189,18 @@ pub async fn first_page(
     link: &mut Link,
     layout: &Layout,
     limit: usize,
-    pacer: &std::sync::Mutex<crate::pace::Pacer>,
+    pacer: &std::sync::Mutex<crate::conn::pace::Pacer>,
     scan_count: usize,
 ) -> Result<Vec<SessionId>, Failure> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    if let Some(index) = layout.index.as_ref().filter(|i| i.score == crate::layout::ScoreMeaning::LastInteraction) {
+    if let Some(index) =
+        layout.index.as_ref().filter(|i| i.score == crate::engine::layout::ScoreMeaning::LastInteraction)
+    {
         // The newest `limit` members, in pages sized by their cost (a large `--limit` is not
         // one dear command).
-        let page = pacer.lock().map(|p| p.page_size(crate::pace::Kind::Zrevrange, 1000)).unwrap_or(100);
+        let page = pacer.lock().map(|p| p.page_size(crate::conn::pace::Kind::Zrevrange, 1000)).unwrap_or(100);
         let mut ids = Vec::new();
         while ids.len() < limit {
             let start = ids.len();
@@ -215,7 +219,7 @@ pub async fn first_page(
     let mut ids = Vec::new();
     let mut cursor: u64 = 0;
     // Each SCAN sized by its measured cost, like the census's.
-    let count = pacer.lock().map(|p| p.page_size(crate::pace::Kind::Scan, scan_count)).unwrap_or(100);
+    let count = pacer.lock().map(|p| p.page_size(crate::conn::pace::Kind::Scan, scan_count)).unwrap_or(100);
     for _ in 0..FIRST_PAGE_SCAN_CALLS {
         let (next, keys): (u64, Vec<Vec<u8>>) =
             link.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count)).await?;
@@ -235,7 +239,7 @@ const FIRST_PAGE_SCAN_CALLS: usize = 50;
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(transparent)]
-    Layout(#[from] crate::layout::LayoutError),
+    Layout(#[from] crate::engine::layout::LayoutError),
     #[error(transparent)]
     Redis(#[from] Failure),
 }
@@ -374,7 +378,7 @@ async fn run_connected(
             state.detected_at = Some(Instant::now());
             match resolve_layout(link, choice, overrides).await {
                 Ok(Resolved::Layout { layout, note }) => {
-                    shared.send(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, note))));
+                    shared.send(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, note))));
                     let layout: Arc<Layout> = Arc::from(layout);
                     state.layout = Some(layout.clone());
                     let _ = layout_tx.send(Some(layout));
@@ -468,7 +472,7 @@ async fn run_connected(
                     for plan in &plans {
                         match writer.execute(link, plan).await {
                             Ok(_) => done += 1,
-                            Err(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+                            Err(crate::collect::write::WriteError::Redis(f)) if f.is_connection() => {
                                 shared.send(Update::WriteDone {
                                     message: format!("fixed {done} of {}; then: {f}", plans.len()),
                                     ok: false,
@@ -491,7 +495,7 @@ async fn run_connected(
                 Request::Execute(plan) => {
                     let (message, ok) = match writer.execute(link, &plan).await {
                         Ok(outcome) => (outcome.summary(), true),
-                        Err(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+                        Err(crate::collect::write::WriteError::Redis(f)) if f.is_connection() => {
                             shared.send(Update::WriteDone {
                                 message: format!("{} of '{}' failed: {f}", plan.kind.verb(), plan.id),
                                 ok: false,
@@ -590,14 +594,14 @@ impl Host {
         Some(Host { system: sysinfo::System::new().ok()?, patterns, own: sysinfo::get_current_pid().ok() })
     }
 
-    pub fn sample(&mut self) -> crate::domain::HostStats {
+    pub fn sample(&mut self) -> crate::engine::domain::HostStats {
         self.system.refresh_cpu_usage();
         self.system.refresh_memory();
         let load = sysinfo::System::load_average().ok().map(|l| [l.one, l.five, l.fifteen]);
-        let mut processes: Vec<crate::domain::WatchedProcesses> = self
+        let mut processes: Vec<crate::engine::domain::WatchedProcesses> = self
             .patterns
             .iter()
-            .map(|p| crate::domain::WatchedProcesses { pattern: p.clone(), ..Default::default() })
+            .map(|p| crate::engine::domain::WatchedProcesses { pattern: p.clone(), ..Default::default() })
             .collect();
         if !self.patterns.is_empty() {
             let refresh = sysinfo::ProcessRefreshKind::nothing()
@@ -620,7 +624,7 @@ impl Host {
                 }
             }
         }
-        crate::domain::HostStats {
+        crate::engine::domain::HostStats {
             cpu_percent: self.system.global_cpu_usage(),
             memory_used_bytes: self.system.used_memory(),
             memory_total_bytes: self.system.total_memory(),
@@ -661,7 +665,9 @@ async fn poll_once(shared: &Shared, link: &mut Link, state: &mut PollerState) ->
     // Sessions saved since the last poll, from an index scored by last interaction: the most
     // recent first time round, then only what is newer (cheap, and the table stays live
     // between census passes).
-    if let Some(index) = layout.index.as_ref().filter(|i| i.score == crate::layout::ScoreMeaning::LastInteraction) {
+    if let Some(index) =
+        layout.index.as_ref().filter(|i| i.score == crate::engine::layout::ScoreMeaning::LastInteraction)
+    {
         let limit = shared.options.page_size;
         let recent: Vec<(Vec<u8>, f64)> = match state.newest_score {
             None => {
@@ -831,11 +837,11 @@ pub async fn plan_fix(
     writer: &Writer,
     pacer: &Mutex<Pacer>,
     id: &SessionId,
-    kind: crate::domain::FindingKind,
+    kind: crate::engine::domain::FindingKind,
     write: Option<WriteKind>,
     ttl_s: Option<i64>,
-) -> Result<Result<crate::msg::WritePlan, String>, Failure> {
-    use crate::domain::FindingKind;
+) -> Result<Result<crate::engine::msg::WritePlan, String>, Failure> {
+    use crate::engine::domain::FindingKind;
     let write = match (kind, write) {
         (FindingKind::Orphaned, _) => WriteKind::Unindex,
         (FindingKind::StaleLock, _) => WriteKind::Release,
@@ -851,7 +857,7 @@ pub async fn plan_fix(
     let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
     let (mut keys, score) = inspect::find_keys(link, layout, id, pacer, 1000, known).await?;
     if kind == FindingKind::NoTtl {
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for k in &keys {
             pipe.cmd("PTTL").arg(&k.key);
         }
@@ -859,7 +865,7 @@ pub async fn plan_fix(
         keys = keys
             .into_iter()
             .zip(replies)
-            .filter(|(_, r)| crate::link::reply::int(r) == Some(-1))
+            .filter(|(_, r)| crate::conn::link::reply::int(r) == Some(-1))
             .map(|(k, _)| k)
             .collect();
     }

@@ -98,7 +98,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
             None => return Ok(Loaded::default()),
         },
     };
-    let text = crate::local_file::read_text(&path, crate::local_file::TEXT_MAX_BYTES)
+    let text = crate::util::local_file::read_text(&path, crate::util::local_file::TEXT_MAX_BYTES)
         .map_err(|reason| ConfigError::Read { path: path.display().to_string(), reason })?;
     let config: Config = toml::from_str(&text)
         .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.message().to_string() })?;

@@ -5,6 +5,14 @@
 //! [`FRAME_INTERVAL`]. The terminal is restored on every way out: normal exit, error (the
 //! [`TerminalGuard`] drop) and panic (the hook).
 
+pub mod app;
+pub mod geometry;
+pub mod keymap;
+pub mod replay;
+pub mod theme;
+pub mod tree;
+pub mod ui;
+
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,13 +25,13 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::app::{App, Table};
 use crate::collect::now_millis;
-use crate::keymap::Keymap;
-use crate::model::Model;
-use crate::msg::Request;
+use crate::dashboard::app::{App, Table};
+use crate::dashboard::keymap::Keymap;
+use crate::engine::model::Model;
+use crate::engine::msg::Request;
 use crate::setup::Setup;
-use crate::theme::{self, Theme};
+use theme::Theme;
 
 /// The shortest time between two frames.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
@@ -125,11 +133,11 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
     // The metrics address is bound before the terminal is taken, so a busy port is said plainly.
     let metrics = match first.metrics_listen {
         Some(addr) => {
-            let listener = crate::metrics::bind(addr)
+            let listener = crate::export::metrics::bind(addr)
                 .await
                 .map_err(|e| DashboardError::Metrics(format!("cannot listen on {addr} for --metrics-listen: {e}")))?;
-            let page = crate::metrics::Page::default();
-            let serving = tokio::spawn(crate::metrics::serve(listener, page.clone()));
+            let page = crate::export::metrics::Page::default();
+            let serving = tokio::spawn(crate::export::metrics::serve(listener, page.clone()));
             Some((page, serving))
         }
         None => None,
@@ -139,8 +147,9 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
     let mut recorder = match &first.record {
         Some((path, max_bytes)) => {
             let interval = first.collect.poll_interval.as_millis() as u64;
-            let r = crate::record::Recorder::open(path, &first.target_info.url, interval, *max_bytes, now_millis())
-                .map_err(|e| DashboardError::Record(e.to_string()))?;
+            let r =
+                crate::export::record::Recorder::open(path, &first.target_info.url, interval, *max_bytes, now_millis())
+                    .map_err(|e| DashboardError::Record(e.to_string()))?;
             Some(r)
         }
         None => None,
@@ -163,7 +172,7 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
     let app_size = |w: u16, h: u16| (w, if several { h.saturating_sub(1) } else { h });
 
     // Every tab's collector updates and table views come tagged with the tab's index.
-    let (updates_tx, mut updates) = mpsc::unbounded_channel::<(usize, crate::msg::Update)>();
+    let (updates_tx, mut updates) = mpsc::unbounded_channel::<(usize, crate::engine::msg::Update)>();
     let (views_tx, mut views) = mpsc::unbounded_channel();
     let mut tabs: Vec<Tab> = Vec::with_capacity(setups.len());
     let mut forwarders = Vec::new();
@@ -187,11 +196,11 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
         }));
         // The table's rows live on the engine's own thread; its views come back on a channel.
         let views_tx = views_tx.clone();
-        let worker = crate::store::spawn(setup.max_rows, move |view| views_tx.send((i, view)).is_ok());
+        let worker = crate::engine::table::spawn(setup.max_rows, move |view| views_tx.send((i, view)).is_ok());
         let (w, h) = app_size(size.width, size.height);
         let mut app = App::with_table(model, keymap.clone(), (w, h), Table::Thread(worker));
         for w in &setup.warnings {
-            app.on_update(crate::msg::Update::Notice(w.clone()));
+            app.on_update(crate::engine::msg::Update::Notice(w.clone()));
         }
         tabs.push(Tab { setup, theme, app, collector });
     }
@@ -223,7 +232,7 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
                     area.y += top.height;
                     area.height -= top.height;
                 }
-                crate::ui::draw_in(frame, area, &tab.app, &tab.theme);
+                crate::dashboard::ui::draw_in(frame, area, &tab.app, &tab.theme);
             })?;
             dirty = false;
             last_draw = now;
@@ -237,7 +246,7 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
                     Event::Key(key) if several && key.kind != event::KeyEventKind::Release && tab.app.takes_global_keys() => {
                         match key.code {
                             crossterm::event::KeyCode::Char(c @ '1'..='9') => Some(usize::from(c as u8 - b'1')),
-                            _ if keymap.action(key) == Some(crate::keymap::Action::NextTarget) => Some(active + 1),
+                            _ if keymap.action(key) == Some(crate::dashboard::keymap::Action::NextTarget) => Some(active + 1),
                             _ => None,
                         }
                     }
@@ -295,12 +304,12 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
                 dirty = true;
             }
             Some((i, update)) = updates.recv() => {
-                let mut server_polled = matches!(update, crate::msg::Update::Server { .. });
+                let mut server_polled = matches!(update, crate::engine::msg::Update::Server { .. });
                 let requests = tabs[i].app.on_update(update);
                 tabs[i].send(requests);
                 // Apply whatever else is waiting before drawing.
                 while let Ok((j, update)) = updates.try_recv() {
-                    server_polled |= matches!(update, crate::msg::Update::Server { .. });
+                    server_polled |= matches!(update, crate::engine::msg::Update::Server { .. });
                     let requests = tabs[j].app.on_update(update);
                     tabs[j].send(requests);
                 }
@@ -320,7 +329,7 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
                     let names: Vec<String> = tabs.iter().map(Tab::name).collect();
                     let targets: Vec<(&Model, &str)> =
                         tabs.iter().zip(&names).map(|(t, n)| (&t.app.model, n.as_str())).collect();
-                    page.set(crate::metrics::exposition(&targets));
+                    page.set(crate::export::metrics::exposition(&targets));
                 }
                 // A line for each new server poll; the disk is the recording thread's.
                 if let Some(r) = recorder.as_mut() {
@@ -333,7 +342,7 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
                         && !record_failure_said
                     {
                         record_failure_said = true;
-                        let requests = tabs[0].app.on_update(crate::msg::Update::Notice(why));
+                        let requests = tabs[0].app.on_update(crate::engine::msg::Update::Notice(why));
                         tabs[0].send(requests);
                     }
                 }
@@ -363,10 +372,10 @@ pub async fn run(setups: Vec<Setup>) -> Result<(), DashboardError> {
 fn mark_same_servers(tabs: &mut [Tab]) {
     let names: Vec<String> = tabs.iter().map(Tab::name).collect();
     let same = {
-        let peers: Vec<crate::diagnose::Peer<'_>> = tabs
+        let peers: Vec<crate::engine::diagnose::Peer<'_>> = tabs
             .iter()
             .zip(&names)
-            .map(|(t, name)| crate::diagnose::Peer {
+            .map(|(t, name)| crate::engine::diagnose::Peer {
                 name,
                 run_id: t.app.model.server.as_ref().and_then(|s| s.run_id.as_deref()),
                 address: t.setup.target.address(),
@@ -374,7 +383,7 @@ fn mark_same_servers(tabs: &mut [Tab]) {
                 layout: t.app.model.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
             })
             .collect();
-        crate::diagnose::same_servers(&peers)
+        crate::engine::diagnose::same_servers(&peers)
     };
     for (tab, same) in tabs.iter_mut().zip(same) {
         tab.app.model.set_same_server(same);
@@ -384,22 +393,25 @@ fn mark_same_servers(tabs: &mut [Tab]) {
 /// The line above a tab when several targets are watched: each target's number, name,
 /// connection, live sessions and worst finding; the shown one highlighted.
 fn tab_line(tabs: &[Tab], active: usize) -> ratatui::text::Line<'static> {
-    use crate::theme::Role;
+    use crate::dashboard::theme::Role;
     use ratatui::text::Span;
     let t = &tabs[active].theme;
     let mut spans = Vec::new();
     for (i, tab) in tabs.iter().enumerate() {
         let m = &tab.app.model;
         let dot = if m.is_stale() { "◌" } else { "●" };
-        let sessions = m.census.complete.as_ref().map_or("…".to_string(), |c| crate::text::grouped(c.total));
-        let (worst, role) = match crate::diagnose::worst(&m.findings) {
-            Some(crate::domain::Severity::Critical) => ("✗", Role::Crit),
-            Some(crate::domain::Severity::Warning) => ("⚠", Role::Warn),
+        let sessions = m.census.complete.as_ref().map_or("…".to_string(), |c| crate::util::text::grouped(c.total));
+        let (worst, role) = match crate::engine::diagnose::worst(&m.findings) {
+            Some(crate::engine::domain::Severity::Critical) => ("✗", Role::Crit),
+            Some(crate::engine::domain::Severity::Warning) => ("⚠", Role::Warn),
             _ => ("✓", Role::Ok),
         };
         let same = if m.same_server.iter().any(|(_, store)| *store) { " SAME SERVER" } else { "" };
-        let text =
-            format!(" {} {} {dot} {sessions} ", i + 1, crate::text::clip(&crate::text::escape_str(&tab.name()), 24));
+        let text = format!(
+            " {} {} {dot} {sessions} ",
+            i + 1,
+            crate::util::text::clip(&crate::util::text::escape_str(&tab.name()), 24)
+        );
         let style = if i == active { t.style(Role::Selection) } else { t.style(Role::Text) };
         spans.push(Span::styled(text, style));
         spans.push(Span::styled(format!("{worst}{same} "), t.style(role)));
@@ -436,25 +448,29 @@ fn spawn_input_reader() -> (Arc<AtomicBool>, mpsc::UnboundedReceiver<Event>, std
     (stop, input, reader)
 }
 
-/// `replay`: the charts of a recording, played back (see [`crate::replay`]). The same terminal
+/// `replay`: the charts of a recording, played back (see [`crate::dashboard::replay`]). The same terminal
 /// handling as the dashboard, no collectors.
-pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &str) -> Result<(), DashboardError> {
+pub async fn replay(
+    setup: Setup,
+    recording: crate::export::record::Recording,
+    file: &str,
+) -> Result<(), DashboardError> {
     use std::io::IsTerminal;
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         return Err(DashboardError::NotATerminal);
     }
-    let Some(mut player) = crate::replay::Player::new(&recording) else {
+    let Some(mut player) = crate::dashboard::replay::Player::new(&recording) else {
         return Err(DashboardError::Record(format!("{file} holds no sample to replay")));
     };
     let theme = load_theme(&setup)?;
     let keymap = Keymap::with_overrides(&setup.bindings).map_err(DashboardError::Keys)?;
-    let target = crate::domain::TargetInfo {
+    let target = crate::engine::domain::TargetInfo {
         url: recording.target.clone(),
         name: Some(format!("replay of {file}")),
         read_only: true,
     };
     let mut model = Model::new(target, setup.model_settings(), player.now);
-    model.apply(crate::msg::Update::Link(crate::domain::LinkState::Connected { since: player.first }));
+    model.apply(crate::engine::msg::Update::Link(crate::engine::domain::LinkState::Connected { since: player.first }));
     model.history = recording.history.clone();
     model.layout_note = Some("replaying a recording".into());
     model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
@@ -464,7 +480,7 @@ pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &st
     terminal.clear()?;
     let size = terminal.size()?;
     let mut app = App::new(model, keymap, (size.width, size.height));
-    app.view = crate::app::View::Charts;
+    app.view = crate::dashboard::app::View::Charts;
 
     let (stop, mut input, reader) = spawn_input_reader();
     let step = Duration::from_millis(100);
@@ -478,12 +494,12 @@ pub async fn replay(setup: Setup, recording: crate::record::Recording, file: &st
         }
         app.model.now = player.now;
         app.model.findings = player.findings(&recording);
-        app.status = Some(crate::app::Status {
+        app.status = Some(crate::dashboard::app::Status {
             at: player.now,
             text: player.status(app.model.utc_offset_s),
-            level: crate::app::Level::Info,
+            level: crate::dashboard::app::Level::Info,
         });
-        terminal.draw(|frame| crate::ui::draw(frame, &app, &theme))?;
+        terminal.draw(|frame| crate::dashboard::ui::draw(frame, &app, &theme))?;
         tokio::select! {
             Some(ev) = input.recv() => match ev {
                 Event::Key(key) if key.kind != event::KeyEventKind::Release => {

@@ -5,14 +5,15 @@
 //!
 //! Must never touch a Redis it did not start.
 
+pub mod local_redis;
 pub mod pickle;
 
 use std::time::Duration;
 
 use crate::cli::{DemoArgs, Global};
-use crate::link::{Failure, Link, LoadCounter};
-use crate::local_redis::{self, LocalRedis, Options};
-use crate::target::{Target, TargetSpec};
+use crate::conn::link::{Failure, Link, LoadCounter};
+use crate::conn::target::{Target, TargetSpec};
+use local_redis::{LocalRedis, Options};
 
 /// The demo's two applications' prefixes.
 pub const TRT_PREFIX: &str = "trt:";
@@ -61,7 +62,7 @@ pub enum DemoError {
     #[error("demo store: {0}")]
     Redis(#[from] Failure),
     #[error(transparent)]
-    Target(#[from] crate::target::TargetError),
+    Target(#[from] crate::conn::target::TargetError),
     #[error(transparent)]
     Setup(#[from] crate::setup::SetupError),
     #[error("{0}")]
@@ -103,11 +104,13 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
         // Both applications' stores side by side, a tab each (they share the demo's server, as
         // two applications often share one Redis); a layout given on the command line shows
         // that one alone.
-        let one = |name: &str, layout: crate::layout::Choice| {
+        let one = |name: &str, layout: crate::engine::layout::Choice| {
             // ChatMRPT's store is a database of its own.
             let flask = matches!(
                 layout,
-                crate::layout::Choice::Builtin(crate::layout::LayoutKind::Chatmrpt | crate::layout::LayoutKind::Flask)
+                crate::engine::layout::Choice::Builtin(
+                    crate::engine::layout::LayoutKind::Chatmrpt | crate::engine::layout::LayoutKind::Flask
+                )
             );
             let db = if flask { format!("/{FLASK_DB}") } else { String::new() };
             let spec = if name.is_empty() { format!("{url}{db}") } else { format!("{name}={url}{db}") };
@@ -119,9 +122,9 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
             })
         };
         let setups = match &global.layout {
-            crate::layout::Choice::Auto => vec![
-                one("trt", crate::layout::Choice::Builtin(crate::layout::LayoutKind::Trt))?,
-                one("chatmrpt", crate::layout::Choice::Builtin(crate::layout::LayoutKind::Chatmrpt))?,
+            crate::engine::layout::Choice::Auto => vec![
+                one("trt", crate::engine::layout::Choice::Builtin(crate::engine::layout::LayoutKind::Trt))?,
+                one("chatmrpt", crate::engine::layout::Choice::Builtin(crate::engine::layout::LayoutKind::Chatmrpt))?,
             ],
             given => vec![one("", given.clone())?],
         };

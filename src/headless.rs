@@ -2,22 +2,26 @@
 //! `delete`. They gather data with the same collectors the dashboard uses, into the same
 //! [`Model`]; the output module prints it as text or JSON.
 
-use crate::action::{WriteError, WriteOutcome};
+pub mod json;
+pub mod plain;
+pub mod report;
+
+use crate::collect::write::{WriteError, WriteOutcome};
 use std::sync::{Arc, Mutex};
 
 use crate::collect::census;
 use crate::collect::read::{Interner, ReadOptions, read_rows};
 use crate::collect::{self, Resolved, inspect, now_millis, server};
-use crate::domain::{SessionReport, SessionRow};
-use crate::layout::Layout;
-use crate::link::{Failure, Link};
-use crate::model::Model;
-use crate::msg::{Update, WriteKind, WritePlan};
-use crate::names::SessionId;
-use crate::pace::Pacer;
+use crate::conn::link::{Failure, Link};
+use crate::conn::pace::Pacer;
+use crate::engine::domain::{SessionReport, SessionRow};
+use crate::engine::layout::Layout;
+use crate::engine::model::Model;
+use crate::engine::msg::{Update, WriteKind, WritePlan};
+use crate::engine::names::SessionId;
+use crate::engine::summary::{StalledCount, TopN};
 use crate::setup::Setup;
-use crate::summary::{StalledCount, TopN};
-use crate::text;
+use crate::util::text;
 
 /// Why a headless command failed, and its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +179,7 @@ async fn snapshot_watched(
         model.continue_from(earlier);
     }
     let observe = !matches!(watching, Watching::No);
-    model.apply(Update::Link(crate::domain::LinkState::Connected { since: started }));
+    model.apply(Update::Link(crate::engine::domain::LinkState::Connected { since: started }));
     let (stats, unavailable) = server::poll(link).await?;
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
     let Some(layout) = session.layout.clone() else {
@@ -193,7 +197,7 @@ async fn snapshot_watched(
             budget: budget(&session.pacer),
         });
     };
-    model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(&layout, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, session.note.clone()))));
     let read = ReadOptions {
         page: true,
         max_value_bytes: setup.collect.census.max_value_bytes,
@@ -294,7 +298,7 @@ pub async fn inspect(
         inspect::inspect(&mut session.link, layout, id, &keys, score, setup.collect.census.max_value_bytes, now)
             .await?;
     let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now);
-    model.apply(Update::Layout(Box::new(crate::domain::LayoutInfo::new(layout, session.note.clone()))));
+    model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(layout, session.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))
 }
@@ -330,20 +334,20 @@ pub async fn write(
 /// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    pub worst: Option<crate::domain::Severity>,
+    pub worst: Option<crate::engine::domain::Severity>,
     pub observed_s: u64,
 }
 
 impl Verdict {
     pub fn of(data: &SnapshotData, observed_s: u64) -> Verdict {
-        Verdict { worst: crate::diagnose::worst(&data.model.findings), observed_s }
+        Verdict { worst: crate::engine::diagnose::worst(&data.model.findings), observed_s }
     }
 
     /// 0 OK (nothing, or only information), 1 warning, 2 critical.
     pub fn exit_code(&self) -> u8 {
         match self.worst {
-            Some(crate::domain::Severity::Critical) => 2,
-            Some(crate::domain::Severity::Warning) => 1,
+            Some(crate::engine::domain::Severity::Critical) => 2,
+            Some(crate::engine::domain::Severity::Warning) => 1,
             _ => 0,
         }
     }
@@ -358,7 +362,7 @@ impl Verdict {
 
     /// The first line: `WARNING: 1,234 sessions; 1 warning (no_ttl), 2 info`.
     pub fn summary(&self, data: &SnapshotData) -> String {
-        use crate::domain::Severity;
+        use crate::engine::domain::Severity;
         let f = &data.model.findings;
         let count = |s: Severity| f.iter().filter(|x| x.severity == s).count();
         let names =
@@ -430,7 +434,7 @@ const BY_ID_MATCHES: usize = 20;
 /// a pass over the sessions (paced like the census) that reads each session's id fields.
 pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> Result<SessionId, HeadlessError> {
     let layout = session.layout()?.clone();
-    let ids: Vec<&String> = layout.fields.ids.iter().take(crate::domain::APP_ID_FIELDS).collect();
+    let ids: Vec<&String> = layout.fields.ids.iter().take(crate::engine::domain::APP_ID_FIELDS).collect();
     let Some((field, value)) = by.split_once('=').map(|(f, v)| (f.trim(), v.trim())) else {
         return Err(HeadlessError::Refused(format!(
             "--by takes FIELD=VALUE, like {}=…",
@@ -449,7 +453,7 @@ pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> R
             text::escape_str(field)
         )));
     }
-    let key = crate::domain::app_id_key(field, value.as_bytes());
+    let key = crate::engine::domain::app_id_key(field, value.as_bytes());
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut found: Vec<SessionId> = Vec::new();
     let mut total = 0u64;
@@ -481,7 +485,7 @@ pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> R
 
 /// What `fix` planned: the writes, one per session, and what it left out and why.
 pub struct FixPlans {
-    pub kind: crate::domain::FindingKind,
+    pub kind: crate::engine::domain::FindingKind,
     pub plans: Vec<WritePlan>,
     /// Sessions the fix does not fit (any more), with why.
     pub skipped: Vec<(SessionId, String)>,
@@ -495,12 +499,12 @@ pub struct FixPlans {
 pub async fn plan_fix(
     setup: &Setup,
     session: &mut Session,
-    kind: crate::domain::FindingKind,
+    kind: crate::engine::domain::FindingKind,
     write: Option<WriteKind>,
     ttl_s: Option<i64>,
     limit: usize,
 ) -> Result<FixPlans, HeadlessError> {
-    use crate::domain::FindingKind;
+    use crate::engine::domain::FindingKind;
     let layout = session.layout()?.clone();
     let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut targets: Vec<SessionId> = Vec::new();
@@ -523,7 +527,7 @@ pub async fn plan_fix(
     }
     let lifetime = ttl_s.or(layout.lifetime_s).or_else(|| {
         let max = outcome.tally.max_ttl_ms;
-        (max > 0).then(|| crate::model::infer_lifetime((max + 999) / 1000))
+        (max > 0).then(|| crate::engine::model::infer_lifetime((max + 999) / 1000))
     });
     if kind == FindingKind::NoTtl && lifetime.is_none() {
         return Err(HeadlessError::Refused("no session lifetime is known: pass --ttl".into()));

@@ -7,10 +7,10 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use sessiontop::cli::Cli;
 use sessiontop::run::{self, Exit};
-use sessiontop::text;
+use sessiontop::util::text;
 
 fn main() -> ExitCode {
-    sessiontop::memory::return_large_blocks_at_once();
+    sessiontop::util::memory::return_large_blocks_at_once();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

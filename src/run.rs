@@ -4,12 +4,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::{Cli, Command};
+use crate::engine::msg::WriteKind;
+use crate::engine::names::SessionId;
 use crate::headless::{self, HeadlessError};
-use crate::msg::WriteKind;
-use crate::names::SessionId;
-use crate::output;
+
 use crate::setup::Setup;
-use crate::text;
+use crate::util::text;
 
 /// A failure at the program's edge: the line to print and the exit code.
 #[derive(Debug)]
@@ -35,10 +35,10 @@ fn redis_exit(setup: &Setup) -> impl Fn(HeadlessError) -> Exit + '_ {
         let url = setup.target.redacted_url();
         let message = match &e {
             HeadlessError::Redis(f) => format!("{url}: {f}"),
-            HeadlessError::Write(crate::action::WriteError::Redis(f)) if f.is_connection() => {
+            HeadlessError::Write(crate::collect::write::WriteError::Redis(f)) if f.is_connection() => {
                 format!("{url}: {f}; the write may or may not have happened (see the audit log and inspect)")
             }
-            HeadlessError::Write(crate::action::WriteError::Redis(f)) => format!("{url}: {f}"),
+            HeadlessError::Write(crate::collect::write::WriteError::Redis(f)) => format!("{url}: {f}"),
             _ => e.to_string(),
         };
         Exit { code: e.exit_code() as u8, message }
@@ -47,22 +47,23 @@ fn redis_exit(setup: &Setup) -> impl Fn(HeadlessError) -> Exit + '_ {
 
 /// `report`: reads a recording and prints what it saw (and writes the HTML page).
 fn report(args: &crate::cli::ReportArgs) -> Result<(), Exit> {
-    let recording = crate::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
+    let recording =
+        crate::export::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
     let offset = chrono::Local::now().offset().local_minus_utc();
     let file = args.file.display().to_string();
     if let Some(out) = &args.html {
-        let page = crate::report::html(&recording, &file, offset);
+        let page = crate::headless::report::html(&recording, &file, offset);
         std::fs::write(out, page)
             .map_err(|e| Exit { message: format!("cannot write {}: {e}", out.display()), code: 1 })?;
     }
-    print!("{}", crate::report::text(&recording, &file, offset));
+    print!("{}", crate::headless::report::text(&recording, &file, offset));
     Ok(())
 }
 
 /// Writes logs to `path` (never to the terminal); the level comes from `$SESSIONTOP_LOG`.
 pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
     let Some(path) = path else { return Ok(()) };
-    let file = crate::action::open_private(path)
+    let file = crate::collect::write::open_private(path)
         .map_err(|e| Exit { message: format!("cannot open log file {}: {e}", path.display()), code: 1 })?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESSIONTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -91,7 +92,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let setup = Setup::new(&cli.global)?;
     if let Some(Command::Replay(args)) = &cli.command {
         let recording =
-            crate::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
+            crate::export::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
         let file = args.file.display().to_string();
         return crate::dashboard::replay(setup, recording, &file).await.map_err(Exit::from);
     }
@@ -106,11 +107,11 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         && !args.dry_run
         && setup.writer.is_read_only()
     {
-        return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
+        return Err(headless_exit(HeadlessError::Write(crate::collect::write::WriteError::ReadOnly)));
     }
     // Refuse writes before connecting, so read-only is obviously safe.
     if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
-        return Err(headless_exit(HeadlessError::Write(crate::action::WriteError::ReadOnly)));
+        return Err(headless_exit(HeadlessError::Write(crate::collect::write::WriteError::ReadOnly)));
     }
     let mut session = headless::open(&setup).await.map_err(redis_exit(&setup))?;
     let headless_exit = redis_exit(&setup);
@@ -123,7 +124,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             unreachable!("handled above")
         }
         Command::Fix(args) => {
-            let kind = crate::domain::FindingKind::ALL
+            let kind = crate::engine::domain::FindingKind::ALL
                 .into_iter()
                 .find(|k| k.name() == args.finding)
                 .ok_or_else(|| Exit { message: format!("no finding '{}'", args.finding), code: 2 })?;
@@ -136,7 +137,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             let fix = headless::plan_fix(&setup, &mut session, kind, write, ttl, args.limit as usize)
                 .await
                 .map_err(&headless_exit)?;
-            let listing = output::text::fix_plans(&fix);
+            let listing = headless::plain::fix_plans(&fix);
             if args.dry_run || fix.plans.is_empty() {
                 write!(stdout, "{listing}")?;
                 if args.dry_run && !fix.plans.is_empty() {
@@ -165,9 +166,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             let data =
                 headless::snapshot(&setup, &mut session, args.limit, !args.no_census).await.map_err(&headless_exit)?;
             if args.json {
-                writeln!(stdout, "{}", text::json_pretty(&output::json::snapshot(&data, &setup)))?;
+                writeln!(stdout, "{}", text::json_pretty(&headless::json::snapshot(&data, &setup)))?;
             } else {
-                write!(stdout, "{}", output::text::snapshot(&data))?;
+                write!(stdout, "{}", headless::plain::snapshot(&data))?;
             }
         }
         Command::Inspect(args) => {
@@ -178,10 +179,10 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             };
             let (report, model) = headless::inspect(&setup, &mut session, &id).await.map_err(&headless_exit)?;
             if args.json {
-                let json = output::json::inspect(&report, &model, session.layout().map_err(&headless_exit)?);
+                let json = headless::json::inspect(&report, &model, session.layout().map_err(&headless_exit)?);
                 writeln!(stdout, "{}", text::json_pretty(&json))?;
             } else {
-                write!(stdout, "{}", output::text::inspect(&report, &model))?;
+                write!(stdout, "{}", headless::plain::inspect(&report, &model))?;
             }
         }
         Command::Expire(args) => {
@@ -194,7 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             )
             .await
             .map_err(&headless_exit)?;
-            write!(stdout, "{}", output::text::outcome(&outcome))?;
+            write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
         Command::Persist(args) => {
             let outcome =
@@ -203,7 +204,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 })
                 .await
                 .map_err(&headless_exit)?;
-            write!(stdout, "{}", output::text::outcome(&outcome))?;
+            write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
         Command::Delete(args) => {
             let yes = args.yes;
@@ -212,11 +213,11 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                     if yes {
                         return Ok(());
                     }
-                    confirm_on_terminal(&output::text::plan(plan), "Delete?")
+                    confirm_on_terminal(&headless::plain::plan(plan), "Delete?")
                 })
                 .await
                 .map_err(&headless_exit)?;
-            write!(stdout, "{}", output::text::outcome(&outcome))?;
+            write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
     }
     if let Some(note) = note {
@@ -258,9 +259,9 @@ async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> 
         headless::check(setup, &mut session, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        writeln!(stdout, "{}", text::json_pretty(&output::json::check(&verdict, &data, setup)))?;
+        writeln!(stdout, "{}", text::json_pretty(&headless::json::check(&verdict, &data, setup)))?;
     } else {
-        write!(stdout, "{}", output::text::check(&verdict, &data))?;
+        write!(stdout, "{}", headless::plain::check(&verdict, &data))?;
     }
     stdout.flush()?;
     match verdict.exit_code() {

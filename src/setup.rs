@@ -5,18 +5,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::pace::{Budget, Pacer};
+use crate::conn::pace::{Budget, Pacer};
 
-use crate::action::{AuditLog, Writer};
 use crate::cli::Global;
 use crate::collect::census::CensusOptions;
+use crate::collect::write::{AuditLog, Writer};
 use crate::collect::{CollectOptions, DEFAULT_CENSUS_PAUSE, DEFAULT_PAGE_SIZE};
 use crate::config::{self, ConfigError};
-use crate::domain::TargetInfo;
-use crate::layout::{Choice, Overrides};
-use crate::link::LoadCounter;
-use crate::model::ModelSettings;
-use crate::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
+use crate::conn::link::LoadCounter;
+use crate::conn::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
+use crate::engine::domain::TargetInfo;
+use crate::engine::layout::{Choice, Overrides};
+use crate::engine::model::ModelSettings;
 
 /// Everything a command needs to run.
 #[derive(Debug)]
@@ -156,7 +156,7 @@ impl Setup {
             .or_else(|| loaded.config.theme.clone())
             .unwrap_or_else(|| "default".to_string());
         let mut warnings = Vec::new();
-        if given_url.as_deref().is_some_and(crate::target::has_password) {
+        if given_url.as_deref().is_some_and(crate::conn::target::has_password) {
             warnings.push(
                 "the password in --url is visible to other users of this machine (ps); use --password-file or $REDISCLI_AUTH"
                     .to_string(),
@@ -186,9 +186,9 @@ impl Setup {
     /// The budget in force: `--budget`, else the dashboard's or the one-shot commands' default.
     pub fn budget(&self, dashboard: bool) -> Budget {
         self.budget.unwrap_or(Budget::Share(if dashboard {
-            crate::pace::DEFAULT_DASHBOARD_SHARE
+            crate::conn::pace::DEFAULT_DASHBOARD_SHARE
         } else {
-            crate::pace::DEFAULT_ONE_SHOT_SHARE
+            crate::conn::pace::DEFAULT_ONE_SHOT_SHARE
         }))
     }
 
@@ -202,7 +202,7 @@ impl Setup {
     pub fn spawn_collectors(
         &self,
         options: CollectOptions,
-    ) -> (crate::collect::Collector, tokio::sync::mpsc::UnboundedReceiver<crate::msg::Update>) {
+    ) -> (crate::collect::Collector, tokio::sync::mpsc::UnboundedReceiver<crate::engine::msg::Update>) {
         crate::collect::spawn(
             self.target.clone(),
             self.choice.clone(),
@@ -215,7 +215,7 @@ impl Setup {
     }
 
     /// The model settings the command line gives; the layout's own (idle rule, final and
-    /// ordered stages) arrive with [`crate::msg::Update::Layout`].
+    /// ordered stages) arrive with [`crate::engine::msg::Update::Layout`].
     pub fn model_settings(&self) -> ModelSettings {
         ModelSettings {
             lifetime_s: self.lifetime_s,

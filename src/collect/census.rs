@@ -1,5 +1,5 @@
 //! The census: one pass over every session of the layout, in bounded batches paced by what
-//! they cost Redis ([`crate::pace`]), counting sessions by stage and substate, keys without
+//! they cost Redis ([`crate::conn::pace`]), counting sessions by stage and substate, keys without
 //! TTL, undecodable payloads and orphaned index entries.
 //!
 //! Layouts with an index are walked over the index in score order (which also finds the orphans);
@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::read::{Interner, Prepared, Probe, ReadOptions};
-use crate::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
-use crate::layout::Layout;
-use crate::link::{Failure, Link};
-use crate::names::SessionId;
-use crate::pace::{self, Kind, Pacer};
+use crate::conn::link::{Failure, Link};
+use crate::conn::pace::{self, Kind, Pacer};
+use crate::engine::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
+use crate::engine::layout::Layout;
+use crate::engine::names::SessionId;
 
 /// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids
 /// in all (an index can hold members of any size).
@@ -31,7 +31,7 @@ pub struct CensusOptions {
     /// pacer measures that a page that large would cost Redis too much at once).
     pub scan_count: usize,
     pub max_value_bytes: u64,
-    pub thresholds: crate::domain::Thresholds,
+    pub thresholds: crate::engine::domain::Thresholds,
 }
 
 /// What one pass reports after each batch.
@@ -235,7 +235,7 @@ pub async fn run_pass(
             let (cost, commands) = pacer
                 .lock()
                 .map(|p| {
-                    let (c, n) = crate::link::pipeline_cost(&pipe, &p);
+                    let (c, n) = crate::conn::link::pipeline_cost(&pipe, &p);
                     let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
                     (c + p.cost_us(Kind::Hmget, fields, 1), n + fields)
                 })

@@ -19,13 +19,13 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::read::{Interner, ReadOptions, read_rows};
+use crate::conn::link::{Failure, Link, Reply, reply};
+use crate::conn::pace::{self, Kind, Pacer};
 use crate::decode::{self, Value};
-use crate::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
-use crate::layout::{KeyTemplate, KeyType, Layout, Lifecycle, PartRole};
-use crate::link::{Failure, Link, Reply, reply};
-use crate::names::{Key, SessionId};
-use crate::pace::{self, Kind, Pacer};
-use crate::text;
+use crate::engine::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
+use crate::engine::layout::{KeyTemplate, KeyType, Layout, Lifecycle, PartRole};
+use crate::engine::names::{Key, SessionId};
+use crate::util::text;
 
 /// The most fields, entries or members read from one key.
 pub const MAX_ITEMS: usize = 1000;
@@ -78,7 +78,7 @@ pub async fn find_keys(
     let mut seen = HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
 
-    let mut pipe = crate::link::pipe();
+    let mut pipe = crate::conn::link::pipe();
     for c in &candidates {
         pipe.cmd("EXISTS").arg(&c.key);
     }
@@ -146,7 +146,7 @@ async fn drop_keys_of_longer_ids(
     }
     let mut live: HashSet<SessionId> = HashSet::new();
     if !asked.is_empty() {
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for other in &asked {
             pipe.cmd("EXISTS").arg(layout.session_key(other));
             if let Some(index) = &layout.index {
@@ -303,7 +303,7 @@ pub async fn session_fields(
     };
     match layout.session_type {
         KeyType::String => {
-            let mut pipe = crate::link::pipe();
+            let mut pipe = crate::conn::link::pipe();
             pipe.cmd("STRLEN").arg(&key).cmd("GETRANGE").arg(&key).arg(0).arg(FIELD_READ_CAP - 1);
             let mut replies = link.pipeline(&pipe).await?.into_iter();
             let len = replies.next().as_ref().and_then(reply::int).unwrap_or(0);
@@ -321,7 +321,7 @@ pub async fn session_fields(
                 .collect())
         }
         KeyType::Hash => {
-            let mut sizes = crate::link::pipe();
+            let mut sizes = crate::conn::link::pipe();
             for n in &names {
                 sizes.cmd("HSTRLEN").arg(&key).arg(n);
             }
@@ -385,7 +385,7 @@ pub async fn inspect(
 
     // Round trip 1: what each key is, and how much memory it takes (exact up to MAX_ITEMS
     // items, which is what bounds the reads of lists, sets and sorted sets).
-    let mut pipe = crate::link::pipe();
+    let mut pipe = crate::conn::link::pipe();
     for k in keys {
         pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key);
         pipe.cmd("MEMORY").arg("USAGE").arg(&k.key).arg("SAMPLES").arg(&samples);
@@ -432,7 +432,7 @@ pub async fn inspect(
     }
 
     // Round trip 2: each key's length and, where its size allows, its contents.
-    let mut pipe = crate::link::pipe();
+    let mut pipe = crate::conn::link::pipe();
     let mut plans: Vec<ContentPlan> = Vec::with_capacity(seen.len());
     for s in &seen {
         let plan = ContentPlan::new(&s.report.redis_type, s.memory, max_value_bytes);
@@ -497,7 +497,7 @@ pub async fn inspect(
         layout,
         vec![id.clone()],
         None,
-        ReadOptions { page: true, max_value_bytes, thresholds: crate::domain::Thresholds::default() },
+        ReadOptions { page: true, max_value_bytes, thresholds: crate::engine::domain::Thresholds::default() },
         &mut Interner::default(),
         now,
     )
@@ -602,7 +602,7 @@ async fn read_hash_by_field(
     names.sort();
     names.dedup();
     let length = report.length.unwrap_or(0);
-    let mut pipe = crate::link::pipe();
+    let mut pipe = crate::conn::link::pipe();
     for name in &names {
         pipe.cmd("HSTRLEN").arg(&report.key).arg(name);
     }
@@ -707,7 +707,8 @@ fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64
                     let pairs: Vec<(&Vec<u8>, &Vec<u8>)> =
                         items.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect();
                     let value = Value::Map(pairs.iter().map(|(k, v)| (text(k), text(v))).collect());
-                    let raw = pairs.iter().map(|(k, v)| (Some(crate::text::escape_bytes(k)), (*v).clone())).collect();
+                    let raw =
+                        pairs.iter().map(|(k, v)| (Some(crate::util::text::escape_bytes(k)), (*v).clone())).collect();
                     (value, raw)
                 }
                 "set" => (

@@ -18,12 +18,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
+use crate::conn::link::{Failure, Link, Reply, reply};
 use crate::decode::{self, Value};
-use crate::domain::{APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key};
-use crate::layout::{Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule};
-use crate::link::{Failure, Link, Reply, reply};
-use crate::names::SessionId;
-use crate::text;
+use crate::engine::domain::{APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key};
+use crate::engine::layout::{
+    Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule,
+};
+use crate::engine::names::SessionId;
+use crate::util::text;
 
 /// Shares the text of values that repeat across sessions (stages, substates, statuses), so a
 /// census of many sessions holds each distinct stage once.
@@ -132,7 +134,7 @@ impl Prepared {
         options: ReadOptions,
     ) -> (Prepared, redis::Pipeline) {
         let plan = Plan::new(layout, options, need_score);
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         let mut key = Vec::new();
         for id in ids {
             plan.add(&mut pipe, layout, id, options, &mut key);
@@ -201,7 +203,7 @@ pub struct Probe {
     undecodable: u64,
     unavailable: Vec<String>,
     fields: Fields,
-    key_template: crate::layout::KeyTemplate,
+    key_template: crate::engine::layout::KeyTemplate,
     prefix: String,
     /// What a history needs to show to call a session stuck, the history, and the final stages.
     stuck_rule: Option<StuckRule>,
@@ -280,7 +282,7 @@ impl Probe {
             return Ok(());
         }
         let per = plan.ephemeral.len() + usize::from(plan.counter.is_some());
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for i in &present {
             let keys = plan.ephemeral_keys(&self.prefix, &self.sessions[*i].id);
             for key in &keys[..plan.ephemeral.len()] {
@@ -316,7 +318,7 @@ impl Probe {
         }
         let mut key = Vec::new();
         let mut named = Vec::new();
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for i in large {
             // Its length came with its size in the first round trip.
             let n = self.sessions[i].hash_len.unwrap_or(0);
@@ -338,7 +340,7 @@ impl Probe {
             .into_iter()
             .map(|r| reply::byte_list(r).unwrap_or_default().into_iter().flatten().collect())
             .collect();
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for (i, fields) in named.iter().zip(&names) {
             self.write_key(*i, &mut key);
             for f in fields {
@@ -385,7 +387,7 @@ impl Probe {
             return Ok(());
         }
         let mut key = Vec::new();
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for i in &unmeasured {
             self.write_key(*i, &mut key);
             for field in &plan.fields {
@@ -454,7 +456,7 @@ impl Probe {
         while start < wanted.len() {
             let mut end = start;
             let mut bytes = 0u64;
-            let mut pipe = crate::link::pipe();
+            let mut pipe = crate::conn::link::pipe();
             let mut key = Vec::new();
             while end < wanted.len() && (end == start || bytes < FIELD_CHUNK_BYTES) {
                 let (i, fields, size) = &wanted[end];
@@ -499,7 +501,7 @@ impl Probe {
         }
         let cap = self.options.max_value_bytes;
         let mut key = Vec::new();
-        let mut pipe = crate::link::pipe();
+        let mut pipe = crate::conn::link::pipe();
         for i in &long {
             self.write_key(*i, &mut key);
             pipe.cmd("STRLEN").arg(&key);
@@ -530,7 +532,7 @@ impl Probe {
         while start < fitting.len() {
             let mut end = start;
             let mut bytes = 0u64;
-            let mut pipe = crate::link::pipe();
+            let mut pipe = crate::conn::link::pipe();
             while end < fitting.len() && (end == start || bytes + fitting[end].1 <= FIELD_CHUNK_BYTES) {
                 let (i, len) = fitting[end];
                 bytes += len;
@@ -691,7 +693,7 @@ impl Probe {
             return Ok(());
         }
         let key = |i: usize| history.key(&self.prefix, self.sessions[i].id.as_bytes());
-        let mut sizes = crate::link::pipe();
+        let mut sizes = crate::conn::link::pipe();
         for i in &candidates {
             sizes.cmd("MEMORY").arg("USAGE").arg(key(*i)).arg("SAMPLES").arg(turns);
         }
@@ -710,7 +712,7 @@ impl Probe {
                 _ => {}
             }
         }
-        let mut reads = crate::link::pipe();
+        let mut reads = crate::conn::link::pipe();
         for i in &readable {
             reads.cmd("LRANGE").arg(key(*i)).arg(0).arg(turns - 1);
         }
@@ -962,7 +964,7 @@ impl Plan {
     }
 
     /// The session's exactly named related keys, then its rate-limit counter of this minute.
-    fn ephemeral_keys(&self, prefix: &str, id: &SessionId) -> Vec<crate::names::Key> {
+    fn ephemeral_keys(&self, prefix: &str, id: &SessionId) -> Vec<crate::engine::names::Key> {
         let mut keys: Vec<_> = self.ephemeral.iter().map(|e| e.template.key(prefix, id.as_bytes())).collect();
         if let Some((template, _)) = &self.counter {
             keys.push(template.key_with(prefix, id.as_bytes(), &self.minute));
@@ -1241,9 +1243,12 @@ mod tests {
 
     #[test]
     fn dotted_stage_paths_read_their_head_field() {
-        let layout = crate::layout::Layout::builtin(
-            crate::layout::LayoutKind::Trt,
-            &crate::layout::Overrides { stage_field: Some("stage_1_completion.phase".into()), ..Default::default() },
+        let layout = crate::engine::layout::Layout::builtin(
+            crate::engine::layout::LayoutKind::Trt,
+            &crate::engine::layout::Overrides {
+                stage_field: Some("stage_1_completion.phase".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
         let fields = hash_fields(&layout, true);
@@ -1257,9 +1262,11 @@ mod tests {
 
     #[test]
     fn labels_are_cut_with_their_size() {
-        let layout =
-            crate::layout::Layout::builtin(crate::layout::LayoutKind::Trt, &crate::layout::Overrides::default())
-                .unwrap();
+        let layout = crate::engine::layout::Layout::builtin(
+            crate::engine::layout::LayoutKind::Trt,
+            &crate::engine::layout::Overrides::default(),
+        )
+        .unwrap();
         let names = ["current_stage", "current_substate"];
         let long = "s".repeat(70_000).into_bytes();
         let source = Source::Hash { names: &names, values: vec![Some(b"stage".to_vec()), Some(long)] };

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::text;
+use crate::util::text;
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]

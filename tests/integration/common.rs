@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use redis::Commands;
-use sessiontop::local_redis::{LocalRedis, Options};
+use sessiontop::demo::local_redis::{LocalRedis, Options};
 
 /// A fresh server for one test. Fails with the install hint when `redis-server` is missing.
 pub fn server() -> LocalRedis {

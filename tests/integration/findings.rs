@@ -158,7 +158,7 @@ fn a_stage_with_its_own_threshold_in_the_layout_stalls_later() {
     trt_turn(&mut con, "trt:", "thinking", "1.1_goal_and_vision", now - 1800.0, true);
     trt_turn(&mut con, "trt:", "left", "1.2_problem_and_body", now - 1800.0, true);
     let dir = tempfile::tempdir().unwrap();
-    let builtin = include_str!("../../src/layout/trt.toml");
+    let builtin = include_str!("../../src/engine/layout/trt.toml");
     let with_limit = builtin.replace(
         "final = [\"stage_1_complete\"]",
         "final = [\"stage_1_complete\"]\nstalled_after = { \"1.1_goal_and_vision\" = \"1h\" }",
@@ -316,17 +316,17 @@ fn fixes_list_their_exact_changes_then_make_only_those_audited() {
 }
 
 /// `INFO` of a real server, as the collectors parse it.
-fn stats(con: &mut redis::Connection) -> sessiontop::info::ServerStats {
+fn stats(con: &mut redis::Connection) -> sessiontop::conn::info::ServerStats {
     let text: String = redis::cmd("INFO").arg("everything").query(con).unwrap();
-    sessiontop::info::ServerStats::from_info(&text)
+    sessiontop::conn::info::ServerStats::from_info(&text)
 }
 
 /// What the findings are made from, now, without a census: the server's `stats` (if any).
 fn inputs_now<'a>(
-    server: Option<&'a sessiontop::info::ServerStats>,
-    thresholds: &'a sessiontop::domain::Thresholds,
-) -> sessiontop::diagnose::Inputs<'a> {
-    sessiontop::diagnose::Inputs {
+    server: Option<&'a sessiontop::conn::info::ServerStats>,
+    thresholds: &'a sessiontop::engine::domain::Thresholds,
+) -> sessiontop::engine::diagnose::Inputs<'a> {
+    sessiontop::engine::diagnose::Inputs {
         server,
         census: None,
         orphan_ids: &[],
@@ -343,11 +343,11 @@ fn inputs_now<'a>(
 
 /// The server findings one look at `stats` gives with what `watch` saw before, by kind.
 fn server_kinds(
-    stats: &sessiontop::info::ServerStats,
-    watch: &sessiontop::diagnose::Watch,
-    thresholds: &sessiontop::domain::Thresholds,
+    stats: &sessiontop::conn::info::ServerStats,
+    watch: &sessiontop::engine::diagnose::Watch,
+    thresholds: &sessiontop::engine::domain::Thresholds,
 ) -> Vec<(String, String, u64)> {
-    sessiontop::diagnose::findings(&inputs_now(Some(stats), thresholds), watch)
+    sessiontop::engine::diagnose::findings(&inputs_now(Some(stats), thresholds), watch)
         .into_iter()
         .map(|f| (f.kind.name().to_string(), f.severity.word().to_string(), f.count))
         .collect()
@@ -358,7 +358,7 @@ fn has(kinds: &[(String, String, u64)], kind: &str, severity: &str) -> Option<u6
 }
 
 /// Polls `INFO` until `done` holds (a few seconds at most): for what another connection does.
-fn info_until(con: &mut redis::Connection, done: impl Fn(&sessiontop::info::ServerStats) -> bool) {
+fn info_until(con: &mut redis::Connection, done: impl Fn(&sessiontop::conn::info::ServerStats) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !done(&stats(con)) {
         assert!(std::time::Instant::now() < deadline, "INFO never showed it");
@@ -368,11 +368,11 @@ fn info_until(con: &mut redis::Connection, done: impl Fn(&sessiontop::info::Serv
 
 #[test]
 fn server_trouble_in_a_real_redis_is_found() {
-    use sessiontop::local_redis::{Listen, LocalRedis, Options};
+    use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
     let mut server = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
     let mut con = conn(&server);
-    let t = sessiontop::domain::Thresholds::default();
-    let mut watch = sessiontop::diagnose::Watch::default();
+    let t = sessiontop::engine::domain::Thresholds::default();
+    let mut watch = sessiontop::engine::diagnose::Watch::default();
     let now = || (now_epoch() * 1000.0) as i64;
     let first = stats(&mut con);
     watch.observe_server(&first, now());
@@ -433,9 +433,10 @@ fn server_trouble_in_a_real_redis_is_found() {
     // Fragmentation above the line on a server large enough to matter (the size floor lowered
     // here: a test server holds little).
     let ratio = busy.mem_fragmentation_ratio.unwrap();
-    let lowered = sessiontop::domain::Thresholds { fragmentation_min_bytes: 0, fragmentation: ratio - 0.05, ..t };
+    let lowered =
+        sessiontop::engine::domain::Thresholds { fragmentation_min_bytes: 0, fragmentation: ratio - 0.05, ..t };
     assert!(has(&server_kinds(&busy, &watch, &lowered), "fragmentation", "warning").is_some());
-    let above = sessiontop::domain::Thresholds { fragmentation: ratio + 0.05, ..lowered };
+    let above = sessiontop::engine::domain::Thresholds { fragmentation: ratio + 0.05, ..lowered };
     assert!(has(&server_kinds(&busy, &watch, &above), "fragmentation", "warning").is_none());
 
     // A failover: this server becomes a replica of another.
@@ -478,7 +479,7 @@ fn calls_at_least(con: &mut redis::Connection, command: &str, calls: u64) {
 }
 
 /// `check --json --observe 3s` of a TRT store, passes 300 ms apart, started in the background.
-fn observing_check(server: &sessiontop::local_redis::LocalRedis, dir: &tempfile::TempDir) -> std::process::Child {
+fn observing_check(server: &sessiontop::demo::local_redis::LocalRedis, dir: &tempfile::TempDir) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
         .env_remove("REDIS_URL")
         .env("XDG_CONFIG_HOME", dir.path())
@@ -548,8 +549,8 @@ fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
     let spawn = || std::process::Command::new("sleep").arg(&marker).spawn().unwrap();
     let (mut first, mut second) = (spawn(), spawn());
     let mut host = Host::new(vec![format!("sleep {marker}"), "no-such-service-anywhere".into()]).unwrap();
-    let t = sessiontop::domain::Thresholds::default();
-    let mut watch = sessiontop::diagnose::Watch::default();
+    let t = sessiontop::engine::domain::Thresholds::default();
+    let mut watch = sessiontop::engine::diagnose::Watch::default();
     let now = || (now_epoch() * 1000.0) as i64;
     let stats = host.sample();
     assert!(stats.memory_total_bytes > 0 && stats.memory_used_bytes > 0, "{stats:?}");
@@ -558,14 +559,14 @@ fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
     assert_eq!(stats.processes[1].count, 0, "{stats:?}");
     watch.observe_host(&stats, now());
     let inputs = |t| inputs_now(None, t);
-    assert!(sessiontop::diagnose::findings(&inputs(&t), &watch).is_empty());
+    assert!(sessiontop::engine::diagnose::findings(&inputs(&t), &watch).is_empty());
     // A worker dies.
     second.kill().unwrap();
     second.wait().unwrap();
     let stats = host.sample();
     assert_eq!(stats.processes[0].count, 1, "{stats:?}");
     watch.observe_host(&stats, now());
-    let f = sessiontop::diagnose::findings(&inputs(&t), &watch);
+    let f = sessiontop::engine::diagnose::findings(&inputs(&t), &watch);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].kind.name(), "process_count");
     assert!(f[0].summary.contains(&format!("sleep {marker} 2 → 1")), "{}", f[0].summary);

@@ -214,9 +214,9 @@ fn values_too_long_for_a_table_are_cut_with_their_size() {
 /// they run: the page keeps being read, the census counts it, and the connection never drops.
 #[test]
 fn a_binary_id_never_sends_the_collectors_into_a_reconnect_loop() {
-    use sessiontop::domain::LinkState;
-    use sessiontop::msg::Request;
-    use sessiontop::msg::Update;
+    use sessiontop::engine::domain::LinkState;
+    use sessiontop::engine::msg::Request;
+    use sessiontop::engine::msg::Update;
 
     let server = server();
     let mut con = conn(&server);

@@ -133,10 +133,10 @@ fn hostile_data_through_the_headless_commands() {
 /// in turn: updates keep coming, the connection is never dropped, nothing panics.
 #[test]
 fn hostile_data_through_the_dashboards_collectors() {
-    use sessiontop::domain::LinkState;
-    use sessiontop::msg::Request;
-    use sessiontop::msg::Update;
-    use sessiontop::names::SessionId;
+    use sessiontop::engine::domain::LinkState;
+    use sessiontop::engine::msg::Request;
+    use sessiontop::engine::msg::Update;
+    use sessiontop::engine::names::SessionId;
 
     let server = server();
     let ids = {

@@ -14,7 +14,7 @@ fn trt_sessions(con: &mut redis::Connection, n: usize) {
 /// Calls of every command the server ran since its stats were reset, without `INFO` itself.
 fn server_calls(con: &mut redis::Connection) -> u64 {
     let text: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
-    sessiontop::pace::parse_commandstats(&text)
+    sessiontop::conn::pace::parse_commandstats(&text)
         .iter()
         .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
         .map(|(_, (calls, _))| calls)
@@ -77,7 +77,7 @@ fn no_census_reads_the_first_page_only() {
     assert_eq!(ids, ["user_0", "user_1", "user_2", "user_3", "user_4"], "the most recent first");
     // The sessions read are the page's: one state hash each, not one per session in the store.
     let text: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
-    let stats = sessiontop::pace::parse_commandstats(&text);
+    let stats = sessiontop::conn::pace::parse_commandstats(&text);
     assert_eq!(stats.get("hmget").map(|s| s.0), Some(5), "{text}");
     assert_eq!(stats.get("zrangebyscore"), None, "no walk of the index: {text}");
 }

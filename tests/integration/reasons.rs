@@ -2,7 +2,7 @@
 //! full server, a TLS mix-up, a user without a password, a file that never ends.
 
 use redis::Commands;
-use sessiontop::local_redis::{Listen, LocalRedis, Options};
+use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
 
 use crate::common::*;
 
@@ -163,7 +163,7 @@ fn a_write_that_times_out_names_the_target() {
 /// the model (and so the screen), with its retry.
 #[test]
 fn a_census_without_a_connection_says_why() {
-    use sessiontop::msg::Update;
+    use sessiontop::engine::msg::Update;
     let server = server_with(&["--maxclients", "2"]);
     {
         let mut con = conn(&server);
@@ -192,8 +192,8 @@ fn a_census_without_a_connection_says_why() {
 /// server, say they are waiting for sessions, and pick the layout up when keys appear.
 #[test]
 fn an_empty_store_is_watched_until_sessions_appear() {
-    use sessiontop::msg::Request;
-    use sessiontop::msg::Update;
+    use sessiontop::engine::msg::Request;
+    use sessiontop::engine::msg::Update;
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let setup = setup_for(&server.socket_url(), &dir, &[]);

@@ -3,18 +3,18 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
-use sessiontop::app::App;
+use sessiontop::conn::info::ServerStats;
+use sessiontop::dashboard::app::App;
+use sessiontop::dashboard::keymap::Keymap;
+use sessiontop::dashboard::theme::Theme;
 use sessiontop::decode::Value;
-use sessiontop::domain::{
+use sessiontop::engine::domain::{
     CensusTally, Decodedish, FindingKind, KeyReport, LayoutInfo, LinkState, SessionReport, SessionRow, Subject,
     TargetInfo, Ttl,
 };
-use sessiontop::info::ServerStats;
-use sessiontop::keymap::Keymap;
-use sessiontop::layout::{IdleSource, LayoutKind};
-use sessiontop::model::{Model, ModelSettings};
-use sessiontop::msg::Update;
-use sessiontop::theme::Theme;
+use sessiontop::engine::layout::{IdleSource, LayoutKind};
+use sessiontop::engine::model::{Model, ModelSettings};
+use sessiontop::engine::msg::Update;
 
 /// 2026-11-21T14:00:00Z.
 pub const NOW: i64 = 1_795_269_600_000;
@@ -280,14 +280,14 @@ pub fn rows_of(model: &Model) -> Vec<SessionRow> {
         .table_inbox
         .iter()
         .flat_map(|m| match m {
-            sessiontop::store::Message::Rows { rows, .. } => rows.clone(),
+            sessiontop::engine::table::Message::Rows { rows, .. } => rows.clone(),
             _ => Vec::new(),
         })
         .collect()
 }
 
 /// A session's row as the table last showed it.
-pub fn shown_row(app: &App, id: &sessiontop::names::SessionId) -> SessionRow {
+pub fn shown_row(app: &App, id: &sessiontop::engine::names::SessionId) -> SessionRow {
     app.table.view.window.iter().find(|r| &r.id == id).cloned().unwrap_or_else(|| panic!("{id} is not in the view"))
 }
 
@@ -295,7 +295,7 @@ pub fn shown_row(app: &App, id: &sessiontop::names::SessionId) -> SessionRow {
 pub fn render(app: &App, theme: &Theme) -> (String, Buffer) {
     let (w, h) = app.size;
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test backend cannot fail");
-    terminal.draw(|f| sessiontop::ui::draw(f, app, theme)).expect("a test backend cannot fail");
+    terminal.draw(|f| sessiontop::dashboard::ui::draw(f, app, theme)).expect("a test backend cannot fail");
     let buffer = terminal.backend().buffer().clone();
     let mut text = String::new();
     for y in 0..h {

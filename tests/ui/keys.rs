@@ -2,9 +2,9 @@
 //! requests out.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use sessiontop::app::{App, Dialog, Level, Pane, SortColumn, View};
-use sessiontop::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
-use sessiontop::names::SessionId;
+use sessiontop::dashboard::app::{App, Dialog, Level, Pane, SortColumn, View};
+use sessiontop::engine::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
+use sessiontop::engine::names::SessionId;
 
 use crate::fixtures::*;
 
@@ -288,8 +288,11 @@ fn the_mouse_wheel_scrolls_and_a_click_selects() {
     a.on_mouse(wheel(MouseEventKind::ScrollUp));
     assert_eq!(a.table.selected_index(), Some(0));
     // The table's first row is two lines below its top border.
-    let table =
-        sessiontop::screen::overview_areas(ratatui::layout::Rect::new(0, 0, 160, 48), a.listed_findings().len()).table;
+    let table = sessiontop::dashboard::geometry::overview_areas(
+        ratatui::layout::Rect::new(0, 0, 160, 48),
+        a.listed_findings().len(),
+    )
+    .table;
     a.on_mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: 10,
@@ -345,7 +348,7 @@ fn collector_notices_reach_the_footer() {
 #[test]
 fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
     use sessiontop::decode::Value;
-    use sessiontop::domain::Decodedish;
+    use sessiontop::engine::domain::Decodedish;
     let mut report = report();
     report.keys[0].content = Some(Decodedish::Value {
         format: None,
@@ -373,7 +376,7 @@ fn a_huge_payload_makes_a_bounded_tree_built_once_per_report() {
 #[test]
 fn a_stalled_census_says_why_instead_of_starting() {
     let mut m = loading();
-    m.apply(Update::Link(sessiontop::domain::LinkState::Connected { since: NOW }));
+    m.apply(Update::Link(sessiontop::engine::domain::LinkState::Connected { since: NOW }));
     m.apply(Update::Layout(Box::new(layout_info())));
     let mut a = app(m, (160, 48));
     let (text, _) = render(&a, &theme());
@@ -385,13 +388,13 @@ fn a_stalled_census_says_why_instead_of_starting() {
     assert!(text.contains("✗ census: cannot connect: the server refused the connection"), "{text}");
     assert_eq!(
         cell_on_row(&buffer, "census: cannot connect", "✗").fg,
-        theme().style(sessiontop::theme::Role::Crit).fg.unwrap()
+        theme().style(sessiontop::dashboard::theme::Role::Crit).fg.unwrap()
     );
     // The next batch clears it.
     a.on_update(Update::CensusBatch {
         generation: 1,
         rows: vec![],
-        partial: sessiontop::domain::CensusTally::default(),
+        partial: sessiontop::engine::domain::CensusTally::default(),
         progress: Some(0.5),
     });
     let (text, _) = render(&a, &theme());
@@ -405,10 +408,10 @@ fn the_alerts_lead_to_the_sessions_a_finding_is_about() {
     assert_eq!(listed, ["no_ttl", "undecodable", "stalled", "orphaned", "no_maxmemory", "blocked_clients"]);
     // Tab reaches the alerts; Enter on the first shows the one session without TTL.
     key(&mut a, KeyCode::Tab);
-    assert_eq!(a.focus, sessiontop::app::Focus::Alerts);
+    assert_eq!(a.focus, sessiontop::dashboard::app::Focus::Alerts);
     key(&mut a, KeyCode::Enter);
     assert_eq!(a.table.filter, "is:no_ttl");
-    assert_eq!(a.focus, sessiontop::app::Focus::Sessions);
+    assert_eq!(a.focus, sessiontop::dashboard::app::Focus::Sessions);
     assert_eq!(a.table.ids(), [SessionId::from("forever_user")]);
     // The stalled finding shows the stalled sessions, by the same rule the census counts.
     key(&mut a, KeyCode::Esc);
@@ -438,8 +441,8 @@ fn the_alerts_lead_to_the_sessions_a_finding_is_about() {
 
 #[test]
 fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
-    use sessiontop::domain::{FindingKind, SessionKey};
-    use sessiontop::layout::Lifecycle;
+    use sessiontop::engine::domain::{FindingKind, SessionKey};
+    use sessiontop::engine::layout::Lifecycle;
     let mut a = overview();
     key(&mut a, KeyCode::Tab);
     // no_ttl is the first finding: x asks the collectors to plan its fix for the sessions named.
@@ -486,9 +489,9 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
 
 #[test]
 fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_the_cursor() {
-    use sessiontop::domain::LinkState;
+    use sessiontop::engine::domain::LinkState;
     let start = NOW - 7_200_000;
-    let mut m = sessiontop::model::Model::new(target(false), settings(), start);
+    let mut m = sessiontop::engine::model::Model::new(target(false), settings(), start);
     m.apply(Update::Link(LinkState::Connected { since: start }));
     m.apply(Update::Layout(Box::new(layout_info())));
     // Two hours of polls two seconds apart, with Redis away from 40 to 30 minutes ago.
@@ -557,9 +560,9 @@ fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_th
 
 #[test]
 fn a_baseline_shows_what_changed_since_the_deploy_on_the_panels() {
-    use sessiontop::domain::{CensusTally, LinkState};
+    use sessiontop::engine::domain::{CensusTally, LinkState};
     let start = NOW - 600_000;
-    let mut m = sessiontop::model::Model::new(target(false), settings(), start);
+    let mut m = sessiontop::engine::model::Model::new(target(false), settings(), start);
     m.apply(Update::Link(LinkState::Connected { since: start }));
     m.apply(Update::Layout(Box::new(layout_info())));
     // Ten minutes: memory grows by 1 MiB a minute, sessions by 30 a minute, in one substate.

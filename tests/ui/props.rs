@@ -3,12 +3,14 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use proptest::prelude::*;
-use sessiontop::app::{App, View};
+use sessiontop::dashboard::app::{App, View};
 use sessiontop::decode::Value;
-use sessiontop::domain::{CensusTally, Decodedish, KeyReport, LinkState, SessionKey, SessionReport, SessionRow, Ttl};
-use sessiontop::layout::Lifecycle;
-use sessiontop::msg::{PlanReply, Update, WriteKind, WritePlan};
-use sessiontop::names::{Key, SessionId};
+use sessiontop::engine::domain::{
+    CensusTally, Decodedish, KeyReport, LinkState, SessionKey, SessionReport, SessionRow, Ttl,
+};
+use sessiontop::engine::layout::Lifecycle;
+use sessiontop::engine::msg::{PlanReply, Update, WriteKind, WritePlan};
+use sessiontop::engine::names::{Key, SessionId};
 
 use crate::fixtures::*;
 
@@ -317,7 +319,7 @@ fn scrolling_the_inspectors_keys_pane_stays_within_its_keys() {
     app.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     app.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     let pane = app.inspector.as_ref().map(|i| i.pane);
-    assert_eq!(pane, Some(sessiontop::app::Pane::Keys));
+    assert_eq!(pane, Some(sessiontop::dashboard::app::Pane::Keys));
     for code in [KeyCode::Char('j'), KeyCode::Char('k'), KeyCode::PageDown, KeyCode::Down, KeyCode::End, KeyCode::Up] {
         app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
     }

@@ -1,21 +1,21 @@
 //! Snapshots of every view at 80x24 and 160x48, and the colours that carry meaning.
 
 use ratatui::style::Color;
-use sessiontop::app::{Dialog, View};
-use sessiontop::domain::{LinkState, SessionKey};
-use sessiontop::layout::Lifecycle;
-use sessiontop::msg::{Update, WriteKind, WritePlan};
-use sessiontop::theme::{Role, Theme};
+use sessiontop::dashboard::app::{Dialog, View};
+use sessiontop::dashboard::theme::{Role, Theme};
+use sessiontop::engine::domain::{LinkState, SessionKey};
+use sessiontop::engine::layout::Lifecycle;
+use sessiontop::engine::msg::{Update, WriteKind, WritePlan};
 
 use crate::fixtures::*;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
-fn snapshot(name: &str, app_for: impl Fn((u16, u16)) -> sessiontop::app::App) {
+fn snapshot(name: &str, app_for: impl Fn((u16, u16)) -> sessiontop::dashboard::app::App) {
     snapshot_with(name, &theme(), app_for);
 }
 
-fn snapshot_with(name: &str, theme: &Theme, app_for: impl Fn((u16, u16)) -> sessiontop::app::App) {
+fn snapshot_with(name: &str, theme: &Theme, app_for: impl Fn((u16, u16)) -> sessiontop::dashboard::app::App) {
     for size in SIZES {
         let app = app_for(size);
         let (text, _) = render(&app, theme);
@@ -58,13 +58,13 @@ fn disconnected_keeps_the_data_and_says_so() {
     });
 }
 
-fn inspector_app(size: (u16, u16)) -> sessiontop::app::App {
+fn inspector_app(size: (u16, u16)) -> sessiontop::dashboard::app::App {
     let mut m = connected(20, 200 << 20, 0);
     m.apply(Update::Inspect(Box::new(report())));
     let mut a = app(m, size);
     a.table.selected = Some("user_1234".into());
     let requests = a.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Enter));
-    assert!(requests.contains(&sessiontop::msg::Request::Inspect(Some("user_1234".into()))));
+    assert!(requests.contains(&sessiontop::engine::msg::Request::Inspect(Some("user_1234".into()))));
     assert_eq!(a.view, View::Inspector);
     a
 }

@@ -1,0 +1,127 @@
+//! `--layout auto`: samples the keyspace with `SCAN` and picks the built-in layout and prefix
+//! that most sampled keys fit.
+//!
+//! Bounded: at most [`SAMPLE_KEYS`] keys over at most [`MAX_SCAN_CALLS`] `SCAN` calls, with one
+//! pipelined `TYPE` round trip per batch. Never reads a value.
+
+use std::collections::BTreeMap;
+
+use crate::conn::link::{Failure, Link, reply};
+use crate::engine::layout::{Layout, LayoutKind, Overrides};
+
+/// How many keys the sample may hold.
+pub const SAMPLE_KEYS: usize = 2000;
+/// How many `SCAN` calls the sample may take (a sparse keyspace returns few keys per call).
+pub const MAX_SCAN_CALLS: usize = 100;
+/// The prefix ChatMRPT keeps its sessions under.
+const CHATMRPT_PREFIX: &str = "chatmrpt:";
+/// `SCAN COUNT` during detection.
+const SCAN_COUNT: usize = 100;
+
+/// What the sample showed.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The chosen layout, with the detected prefix.
+    pub layout: Layout,
+    /// Sampled keys that fit the chosen layout.
+    pub matched: usize,
+    /// Keys sampled.
+    pub sampled: usize,
+    /// Other layouts seen in the sample, most keys first: kind, prefix, keys.
+    pub others: Vec<(LayoutKind, String, usize)>,
+}
+
+impl Detection {
+    /// One line for the user: what was picked and on what evidence.
+    pub fn describe(&self) -> String {
+        format!(
+            "detected layout {} with prefix '{}' ({})",
+            self.layout.kind.name(),
+            self.layout.prefix,
+            self.evidence()
+        )
+    }
+
+    /// The evidence alone: `440 of 2000 sampled keys; also seen: flask 'chatmrpt:' (433)`.
+    pub fn evidence(&self) -> String {
+        let mut line = format!("{} of {} sampled keys", self.matched, self.sampled);
+        if !self.others.is_empty() {
+            let others: Vec<String> = self.others.iter().map(|(k, p, n)| format!("{} '{p}' ({n})", k.name())).collect();
+            line.push_str(&format!("; also seen: {}", others.join(", ")));
+        }
+        line
+    }
+}
+
+/// What a sample of the keyspace found.
+#[derive(Debug, Clone)]
+pub enum Sample {
+    Found(Box<Detection>),
+    /// No sampled key fits a built-in layout: an empty database (`sampled == 0`), or a layout
+    /// that needs `--layout`.
+    Nothing {
+        sampled: usize,
+    },
+}
+
+/// Samples the keyspace and returns the best-fitting built-in layout.
+pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Failure> {
+    let candidates = [
+        Layout::builtin(LayoutKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
+        Layout::builtin(LayoutKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
+    ];
+    let mut counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
+    let mut sampled = 0;
+    let mut cursor: u64 = 0;
+    for _ in 0..MAX_SCAN_CALLS {
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            link.query(redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(SCAN_COUNT)).await?;
+        cursor = next;
+        // Layouts are told apart by key shapes, which are text; a key that is not UTF-8 is
+        // sampled but fits no shape.
+        sampled += keys.len();
+        let keys: Vec<String> = keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
+        let mut pipe = crate::conn::link::pipe();
+        for key in &keys {
+            pipe.cmd("TYPE").arg(key);
+        }
+        let types = link.pipeline(&pipe).await?;
+        if let Some(failure) = types.iter().find_map(|t| t.as_ref().err().filter(|f| f.is_unavailable())) {
+            return Err(failure.clone());
+        }
+        for (key, ty) in keys.iter().zip(types) {
+            let ty = reply::string(ty).unwrap_or_default();
+            for (i, layout) in candidates.iter().enumerate() {
+                if let Some(prefix) = layout.prefix_of(key, &ty)
+                    && overrides.prefix.as_ref().is_none_or(|p| *p == prefix)
+                {
+                    *counts.entry((i, prefix)).or_default() += 1;
+                }
+            }
+        }
+        if cursor == 0 || sampled >= SAMPLE_KEYS {
+            break;
+        }
+    }
+    // A prefix that extends another candidate's prefix of the same layout is a related family
+    // (`chatmrpt:analysis_complete:<sid>` beside `chatmrpt:<sid>`), not a layout of its own.
+    let keys: Vec<(usize, String)> = counts.keys().cloned().collect();
+    counts.retain(|(i, p), _| !keys.iter().any(|(j, q)| j == i && q != p && p.starts_with(q.as_str())));
+    let mut ranked: Vec<((usize, String), usize)> = counts.into_iter().collect();
+    // Most sessions first (only a layout's primary keys are counted), then trt before flask.
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let Some(((best, prefix), matched)) = ranked.first().cloned() else {
+        return Ok(Sample::Nothing { sampled });
+    };
+    let mut layout = candidates[best].clone();
+    // Flask sessions under ChatMRPT's prefix are ChatMRPT's: its own layout knows its side keys,
+    // its lifetime and its journey.
+    let kind =
+        if layout.kind == LayoutKind::Flask && prefix == CHATMRPT_PREFIX { LayoutKind::Chatmrpt } else { layout.kind };
+    if overrides.prefix.is_none() || kind != layout.kind {
+        layout = Layout::builtin(kind, &Overrides { prefix: Some(prefix), ..overrides.clone() })
+            .map_err(|e| Failure::Protocol(e.to_string()))?;
+    }
+    let others = ranked.iter().skip(1).map(|((i, p), n)| (candidates[*i].kind, p.clone(), *n)).collect();
+    Ok(Sample::Found(Box::new(Detection { layout, matched, sampled, others })))
+}

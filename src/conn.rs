@@ -1,0 +1,8 @@
+//! What talks to Redis: where a target is and how to reach it ([`target`]), one connection with
+//! its failures sorted and its commands counted ([`link`]), what sessiontop's commands cost the
+//! server and pacing by it ([`pace`]), and what `INFO` says ([`info`]).
+
+pub mod info;
+pub mod link;
+pub mod pace;
+pub mod target;

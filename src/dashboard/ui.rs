@@ -1,0 +1,184 @@
+//! Drawing: a pure function of the [`App`] and the [`Theme`]. No I/O, no clock, no Redis: the
+//! time shown is the model's. One widget per panel, each given exactly what it draws.
+//!
+//! Where each panel goes is [`crate::dashboard::geometry`]'s, so that the app pages and maps mouse clicks
+//! with the same geometry the screen uses.
+
+pub mod alerts;
+pub mod census;
+pub mod charts;
+pub mod dialog;
+pub mod footer;
+pub mod header;
+pub mod inspector;
+pub mod server;
+pub mod sessions;
+
+use ratatui::Frame;
+use ratatui::text::Span;
+
+use crate::dashboard::app::{App, View};
+use crate::dashboard::geometry::{TALL, inspector_areas, overview_areas};
+use crate::dashboard::theme::Theme;
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
+    draw_in(frame, frame.area(), app, theme);
+}
+
+/// Draws the app in `area` (the screen below the line of targets when several are watched).
+pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, theme: &Theme) {
+    let model = app.shown();
+    match app.view {
+        View::Overview => {
+            let a = overview_areas(area, app.listed_findings().len());
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
+            frame.render_widget(
+                server::ServerPanel { model, theme, focused: app.focus == crate::dashboard::app::Focus::Server },
+                a.server,
+            );
+            frame.render_widget(
+                census::CensusPanel {
+                    model,
+                    theme,
+                    stalled: app.shown_table().stalled,
+                    stalled_by: &app.shown_table().stalled_by,
+                    tall: area.height >= TALL,
+                },
+                a.census,
+            );
+            frame.render_widget(
+                alerts::AlertsPanel {
+                    findings: app.listed_findings(),
+                    theme,
+                    focused: app.focus == crate::dashboard::app::Focus::Alerts,
+                    selected: app.alert_selected,
+                },
+                a.alerts,
+            );
+            frame.render_widget(
+                sessions::SessionsTable {
+                    model,
+                    table: &app.table,
+                    view: app.shown_table(),
+                    theme,
+                    focused: app.focus == crate::dashboard::app::Focus::Sessions,
+                },
+                a.table,
+            );
+            frame.render_widget(footer::Footer { app, theme }, a.footer);
+        }
+        View::Charts => {
+            let [header, body, footer] = ratatui::layout::Layout::vertical([
+                ratatui::layout::Constraint::Length(1),
+                ratatui::layout::Constraint::Fill(1),
+                ratatui::layout::Constraint::Length(1),
+            ])
+            .areas(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
+        }
+        View::Inspector => {
+            let keys = model.inspect.as_ref().map_or(0, |r| r.keys.len());
+            let a = inspector_areas(area, keys);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
+            if let Some(state) = &app.inspector {
+                inspector::render(frame, &a, model, state, app.tree_lines(), theme);
+            }
+            frame.render_widget(footer::Footer { app, theme }, a.footer);
+        }
+    }
+    if app.help {
+        frame.render_widget(dialog::Help { keymap: &app.keymap, theme }, area);
+    }
+    if let Some(d) = &app.dialog {
+        frame.render_widget(dialog::DialogView { dialog: d, theme }, area);
+    }
+}
+
+/// A change since the baseline as it reads on a panel: `+312`, `-48.0 MiB`, `±0`.
+pub fn signed(unit: crate::engine::history::Unit, v: f64) -> String {
+    if v.abs() < 0.5 && unit != crate::engine::history::Unit::Ratio {
+        return "±0".into();
+    }
+    let sign = if v < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", charts::format_value(unit, v.abs()))
+}
+
+/// A trend as block characters, the last `width` points scaled between their min and max.
+pub fn spark(points: &[f64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &points[points.len().saturating_sub(width)..];
+    if shown.is_empty() {
+        return String::new();
+    }
+    let (min, max) = shown.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    shown
+        .iter()
+        .map(|v| {
+            if (max - min).abs() < f64::EPSILON {
+                return if max > 0.0 { BARS[3] } else { BARS[0] };
+            }
+            let i = ((v - min) / (max - min) * 7.0).round() as usize;
+            BARS[i.min(7)]
+        })
+        .collect()
+}
+
+/// A horizontal bar of `fraction` over `width` cells, in eighths.
+pub fn bar(fraction: f64, width: usize) -> String {
+    const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let mut out = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) && out.chars().count() < width {
+        out.push(PARTS[eighths % 8]);
+    }
+    let len = out.chars().count();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+    out
+}
+
+/// Spans that fit `width` cells: whole segments (a value with its separator) are dropped,
+/// lowest priority first, so what remains still reads as sentences.
+pub fn fit(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'static>> {
+    let seg_width = |spans: &[Span<'static>]| spans.iter().map(Span::width).sum::<usize>();
+    let mut kept: Vec<(usize, u8, Vec<Span<'static>>)> =
+        segments.into_iter().enumerate().map(|(i, (p, s))| (i, p, s)).collect();
+    while kept.len() > 1 && kept.iter().map(|(_, _, s)| seg_width(s)).sum::<usize>() > width {
+        let Some(lowest) =
+            kept.iter().enumerate().min_by_key(|(_, (i, p, _))| (*p, std::cmp::Reverse(*i))).map(|(j, _)| j)
+        else {
+            break;
+        };
+        kept.remove(lowest);
+    }
+    kept.into_iter().flat_map(|(_, _, s)| s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparks_and_bars() {
+        assert_eq!(spark(&[0.0, 1.0, 2.0, 3.0], 10), "▁▃▆█");
+        assert_eq!(spark(&[5.0, 5.0], 10), "▄▄");
+        assert_eq!(spark(&[1.0, 2.0, 3.0], 2), "▁█");
+        assert_eq!(bar(0.5, 4), "██  ");
+        assert_eq!(bar(1.0, 3), "███");
+        assert_eq!(bar(0.0, 3), "   ");
+        assert_eq!(bar(0.1, 5).chars().count(), 5);
+    }
+
+    #[test]
+    fn fit_drops_low_priority_segments_first() {
+        let segs = vec![
+            (3, vec![Span::raw("aaaa")]),
+            (1, vec![Span::raw(" | "), Span::raw("bbbb")]),
+            (2, vec![Span::raw(" | "), Span::raw("cc")]),
+        ];
+        let kept: Vec<String> = fit(segs, 9).into_iter().map(|s| s.content.to_string()).collect();
+        assert_eq!(kept, ["aaaa", " | ", "cc"]);
+    }
+}

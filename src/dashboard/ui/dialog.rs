@@ -1,0 +1,246 @@
+//! Dialogs over the screen (expire, confirm a write) and the help, built from the keymap.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+
+use crate::dashboard::app::Dialog;
+use crate::dashboard::keymap::Keymap;
+use crate::dashboard::theme::{Role, Theme};
+use crate::engine::msg::WriteKind;
+use crate::util::text;
+
+/// A box of at most `width` x `height` in the middle of `area`.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))]).flex(Flex::Center).areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))]).flex(Flex::Center).areas(row);
+    cell
+}
+
+/// The No and Yes buttons under a confirmation, the chosen one highlighted.
+fn answers(t: &Theme, yes: bool) -> Line<'static> {
+    let button = |label: &str, on: bool| {
+        let style = if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
+        Span::styled(format!("  {label}  "), style)
+    };
+    Line::from(vec![
+        Span::raw("   "),
+        button("No", !yes),
+        Span::raw("   "),
+        button("Yes", yes),
+        Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
+    ])
+}
+
+pub struct DialogView<'a> {
+    pub dialog: &'a Dialog,
+    pub theme: &'a Theme,
+}
+
+impl Widget for DialogView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        let (title, lines, role): (String, Vec<Line>, Role) = match self.dialog {
+            Dialog::ExpireInput { id, input, error } => {
+                let mut lines = vec![
+                    Line::from(vec![
+                        Span::styled("expire session ", t.style(Role::Text)),
+                        Span::styled(id.escaped_short(80), t.style(Role::Accent)),
+                        Span::styled(" in:", t.style(Role::Text)),
+                    ]),
+                    Line::from(vec![
+                        Span::styled("  ▶ ", t.style(Role::Accent)),
+                        Span::styled(format!("{input}▏"), t.style(Role::Title)),
+                    ]),
+                    Line::from(Span::styled(
+                        "seconds, or 90s, 15m, 2h, 1d · ⏎ next · Esc cancel",
+                        t.style(Role::Muted),
+                    )),
+                ];
+                if let Some(e) = error {
+                    lines.push(Line::from(Span::styled(text::escape_str(e), t.style(Role::Crit))));
+                }
+                (" expire ".into(), lines, Role::Accent)
+            }
+            Dialog::Planning { id, kind, progress } => (
+                format!(" {} ", kind.verb()),
+                vec![Line::from(Span::styled(
+                    format!(
+                        "finding every key of '{}'…{}  (Esc cancels)",
+                        id.escaped_short(80),
+                        progress.map(|p| format!(" {:.0}% of the keyspace searched", p * 100.0)).unwrap_or_default()
+                    ),
+                    t.style(Role::Muted),
+                ))],
+                Role::Accent,
+            ),
+            Dialog::Confirm { plan, yes } => {
+                let question = match plan.kind {
+                    WriteKind::Delete => "delete these keys, atomically?".to_string(),
+                    WriteKind::Persist => "remove the TTL of these keys?".to_string(),
+                    WriteKind::Expire(s) => format!("expire these keys in {}?", text::human_duration(s)),
+                    WriteKind::Unindex => "remove this orphaned index entry?".to_string(),
+                    WriteKind::Release => "release (delete) these stale locks?".to_string(),
+                };
+                let mut lines = vec![Line::from(vec![
+                    Span::styled("session ", t.style(Role::Text)),
+                    Span::styled(plan.id.escaped_short(80), t.style(Role::Accent)),
+                    Span::styled(format!(": {question}"), t.style(Role::Text)),
+                ])];
+                let verb_role = if plan.kind == WriteKind::Delete { Role::Crit } else { Role::Warn };
+                for k in &plan.keys {
+                    lines.push(Line::from(vec![
+                        Span::styled("  • ", t.style(verb_role)),
+                        Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
+                        Span::styled(format!("  {}", text::escape_str(&k.role)), t.style(Role::Muted)),
+                    ]));
+                }
+                if let Some(index) = &plan.index {
+                    lines.push(Line::from(vec![
+                        Span::styled("  • ", t.style(verb_role)),
+                        Span::styled(format!("index entry in {}", text::escape_str(index)), t.style(Role::Text)),
+                    ]));
+                }
+                for k in &plan.untouched {
+                    lines.push(Line::from(Span::styled(
+                        format!("    left alone: {} ({})", k.key.escaped_short(100), text::escape_str(&k.role)),
+                        t.style(Role::Muted),
+                    )));
+                }
+                lines.push(Line::from(""));
+                lines.push(answers(t, *yes));
+                (format!(" {} ", plan.kind.verb()), lines, verb_role)
+            }
+            Dialog::PlanningFix { kind, .. } => (
+                format!(" fix {} ", kind.name()),
+                vec![Line::from(Span::styled(
+                    "working out every change, session by session…  (Esc cancels)",
+                    t.style(Role::Muted),
+                ))],
+                Role::Accent,
+            ),
+            Dialog::ConfirmFix { kind, of, plans, skipped, yes } => {
+                let question = match plans.first().map(|p| p.kind) {
+                    Some(WriteKind::Unindex) => "remove these orphaned index entries?".to_string(),
+                    Some(WriteKind::Release) => "release (delete) these stale locks?".to_string(),
+                    Some(WriteKind::Expire(s)) => {
+                        format!("give these keys without TTL a TTL of {}?", text::human_duration(s))
+                    }
+                    _ => "make these changes?".to_string(),
+                };
+                let mut lines = vec![Line::from(Span::styled(
+                    format!(
+                        "{} sessions: {question}{}",
+                        plans.len(),
+                        if *skipped > 0 {
+                            format!(" ({skipped} left out: the fix no longer fits them)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    t.style(Role::Text),
+                ))];
+                let named = (plans.len() + skipped) as u64;
+                if *of > named {
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "the {named} the finding names, of {}; after the next census pass, x again fixes more \
+                             (or: sessiontop fix {})",
+                            text::grouped(*of),
+                            kind.name()
+                        ),
+                        t.style(Role::Muted),
+                    )));
+                }
+                // Every change, as many as fit; the rest counted.
+                let max_lines = usize::from(area.height.saturating_sub(8)).max(3);
+                let mut changes: Vec<Line> = Vec::new();
+                for plan in plans {
+                    for k in &plan.keys {
+                        changes.push(Line::from(vec![
+                            Span::styled("  • ", t.style(Role::Warn)),
+                            Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
+                        ]));
+                    }
+                    if let Some(index) = &plan.index {
+                        changes.push(Line::from(vec![
+                            Span::styled("  • ", t.style(Role::Warn)),
+                            Span::styled(
+                                format!("'{}' in {}", plan.id.escaped_short(60), text::escape_str(index)),
+                                t.style(Role::Text),
+                            ),
+                        ]));
+                    }
+                }
+                let total = changes.len();
+                lines.extend(changes.into_iter().take(max_lines));
+                if total > max_lines {
+                    lines.push(Line::from(Span::styled(
+                        format!("    … {} more (all in the audit log once made)", total - max_lines),
+                        t.style(Role::Muted),
+                    )));
+                }
+                lines.push(Line::from(""));
+                lines.push(answers(t, *yes));
+                (format!(" fix {} ", kind.name()), lines, Role::Warn)
+            }
+        };
+        let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.len()) as u16 + 4;
+        let height = lines.len() as u16 + 2;
+        let rect = centered(area, width.clamp(30, area.width.saturating_sub(4).max(30)), height);
+        Clear.render(rect, buf);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.style(role))
+            .title(Span::styled(title, t.style(role).add_modifier(Modifier::BOLD)));
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }).render(rect, buf);
+    }
+}
+
+pub struct Help<'a> {
+    pub keymap: &'a Keymap,
+    pub theme: &'a Theme,
+}
+
+impl Widget for Help<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        let help = self.keymap.help();
+        let key_width = help.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4);
+        let notes = [
+            " marks: ✗ did not decode · ⚠ stalled · ∞ no TTL · mouse: wheel scrolls, click selects",
+            " keys can be changed in the config file's [bindings] table; any key closes this",
+        ];
+        // One column when it fits the height, else two, each as wide as the screen allows.
+        let columns = if help.len() + notes.len() + 3 <= usize::from(area.height) { 1 } else { 2 };
+        let per_column = help.len().div_ceil(columns);
+        let what_width =
+            (usize::from(area.width.saturating_sub(4)) / columns).saturating_sub(key_width + 4).clamp(8, 42);
+        let entry = |(keys, what): &(String, &'static str)| {
+            vec![
+                Span::styled(format!(" {keys:>key_width$}  "), t.style(Role::Accent)),
+                Span::styled(format!("{:<what_width$} ", text::clip(what, what_width)), t.style(Role::Text)),
+            ]
+        };
+        let mut lines: Vec<Line> = (0..per_column)
+            .map(|row| {
+                let spans: Vec<Span> =
+                    (0..columns).filter_map(|c| help.get(c * per_column + row)).flat_map(entry).collect();
+                Line::from(spans)
+            })
+            .collect();
+        lines.push(Line::from(""));
+        let note_width = usize::from(area.width.saturating_sub(4));
+        lines.extend(notes.iter().map(|n| Line::from(Span::styled(text::clip(n, note_width), t.style(Role::Muted)))));
+        let width = lines.iter().map(Line::width).max().unwrap_or(40) as u16 + 2;
+        let rect = centered(area, width, lines.len() as u16 + 2);
+        Clear.render(rect, buf);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.style(Role::Accent))
+            .title(Span::styled(" help ", t.style(Role::Title)));
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }).render(rect, buf);
+    }
+}

@@ -1,0 +1,250 @@
+//! The server panel: memory against `maxmemory`, clients, load, cache behaviour and keys, each
+//! with its trend since start.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+
+use super::{bar, fit, spark};
+use crate::conn::info::ServerStats;
+use crate::dashboard::theme::{Role, Theme};
+use crate::engine::model::Model;
+use crate::util::text;
+
+pub struct ServerPanel<'a> {
+    pub model: &'a Model,
+    pub theme: &'a Theme,
+    pub focused: bool,
+}
+
+/// Used memory's share of `maxmemory` at which the gauge turns to warning and to critical.
+const MEMORY_WARN: f64 = 0.75;
+const MEMORY_CRIT: f64 = 0.90;
+
+impl Widget for ServerPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (m, t) = (self.model, self.theme);
+        let border = if self.focused { t.style(Role::Accent) } else { t.style(Role::Border) };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(border)
+            .title(Span::styled(" server ", t.style(Role::Title)));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let Some(s) = &m.server else {
+            let text = if m.server_unavailable.is_empty() {
+                "waiting for the first poll…".to_string()
+            } else {
+                m.server_unavailable.join("; ")
+            };
+            Paragraph::new(Span::styled(text::escape_str(&text), t.style(Role::Muted))).render(inner, buf);
+            return;
+        };
+        let width = usize::from(inner.width);
+        let trend = (width / 10).clamp(6, 24);
+        let tr = &m.trends;
+        let n = |v: Option<u64>| v.map_or("n/a".to_string(), text::grouped);
+        let label = |s: &str| Span::styled(format!("{s:<9}"), t.style(Role::Muted));
+        let item = |name: &str, value: String, role: Role, points: &[f64]| -> Vec<Span<'static>> {
+            vec![
+                Span::styled(format!("{name} "), t.style(Role::Muted)),
+                Span::styled(value, t.style(role)),
+                Span::styled(format!(" {}   ", spark(points, trend)), t.style(Role::Bar)),
+            ]
+        };
+        let (memory, memory_details) = memory_segments(s, m, t, width, trend);
+        let clients = item(
+            "clients",
+            format!("{} ({} blocked)", n(s.connected_clients), n(s.blocked_clients)),
+            Role::Text,
+            tr.clients.points(),
+        );
+        let ops = item("ops/s", n(s.ops_per_sec), Role::Text, tr.ops_per_sec.points());
+        let hit = item(
+            "hit rate",
+            s.hit_rate().map_or("n/a".into(), |h| format!("{:.1}%", h * 100.0)),
+            Role::Text,
+            tr.hit_rate.points(),
+        );
+        let keys = item("in db", n(s.db_keys), Role::Text, tr.db_keys.points());
+        let evicting = tr.evicted_per_poll.last().unwrap_or(0.0) > 0.0;
+        let since = |name: &str, unit| {
+            m.since_baseline(name).map_or(String::new(), |d| format!(" ({} since baseline)", super::signed(unit, d)))
+        };
+        let evicted = item(
+            "evicted",
+            format!(
+                "{}{}",
+                n(s.evicted_keys),
+                since(crate::engine::history::EVICTED_KEYS, crate::engine::history::Unit::Count)
+            ),
+            if evicting { Role::Crit } else { Role::Text },
+            tr.evicted_per_poll.points(),
+        );
+        let expired = item("expired", n(s.expired_keys), Role::Text, tr.expired_per_poll.points());
+        let keyspace: Vec<String> = s
+            .keyspace
+            .iter()
+            .map(|k| {
+                format!(
+                    "db{} {} keys, {} with TTL, avg {}",
+                    k.db,
+                    text::grouped(k.keys),
+                    text::grouped(k.expires),
+                    text::human_duration((k.avg_ttl_ms / 1000) as i64)
+                )
+            })
+            .collect();
+        let keyspace = Span::styled(
+            if keyspace.is_empty() { "empty".to_string() } else { keyspace.join(" · ") },
+            t.style(Role::Muted),
+        );
+        let replication = match (s.role.as_deref(), s.connected_slaves, s.master_link_status.as_deref()) {
+            (Some("slave"), _, link) => format!("replica, link to primary {}", link.unwrap_or("unknown")),
+            (Some(role), Some(replicas), _) => format!("{role}, {replicas} replicas"),
+            (Some(role), None, _) => role.to_string(),
+            _ => "n/a".to_string(),
+        };
+        let own = match (m.own_commands_per_sec, m.own_process) {
+            (Some(rate), Some((cpu, rss))) => {
+                format!(
+                    "{rate:.0} cmd/s {} · {cpu:.1}% cpu · {} rss",
+                    spark(tr.own_commands_per_sec.points(), trend),
+                    text::human_bytes(rss)
+                )
+            }
+            (Some(rate), None) => format!("{rate:.0} cmd/s"),
+            _ => "—".into(),
+        };
+        let unavailable: Vec<Span> = m
+            .server_unavailable
+            .iter()
+            .map(|u| Span::styled(format!("{}   ", text::escape_str(u)), t.style(Role::Warn)))
+            .collect();
+
+        let host = host_segments(m, t);
+        let lines: Vec<Line> = if inner.height >= 7 {
+            let mut lines = vec![
+                Line::from([vec![label("memory")], memory].concat()),
+                Line::from([vec![label("")], memory_details].concat()),
+                Line::from([vec![label("load")], clients, ops, hit].concat()),
+                Line::from([vec![label("keys")], keys, evicted, expired].concat()),
+                Line::from(vec![label("keyspace"), keyspace]),
+                Line::from(vec![label("role"), Span::styled(text::escape_str(&replication), t.style(Role::Text))]),
+                Line::from(vec![label("own load"), Span::styled(own, t.style(Role::Text))]),
+            ];
+            if !host.is_empty() {
+                let mut segments = vec![(10, vec![label("host")])];
+                segments.extend(host);
+                lines.push(Line::from(fit(segments, width)));
+            }
+            if !unavailable.is_empty() {
+                lines.push(Line::from([vec![label("n/a")], unavailable].concat()));
+            }
+            lines
+        } else {
+            let line = |segments: Vec<(u8, Vec<Span<'static>>)>| Line::from(fit(segments, width));
+            let mut lines = vec![
+                line(vec![(9, vec![label("memory")]), (9, memory), (3, memory_details)]),
+                line(vec![(9, clients), (8, ops), (7, hit), (1, unavailable)]),
+                line(vec![(9, keys), (8, evicted), (7, expired), (2, vec![keyspace])]),
+            ];
+            if inner.height >= 4 && !host.is_empty() {
+                let mut segments = vec![(10, vec![label("host")])];
+                segments.extend(host);
+                lines.push(line(segments));
+            }
+            lines
+        };
+        Paragraph::new(lines).render(inner, buf);
+    }
+}
+
+/// The memory gauge (or plain figure when there is no limit) with its trend, and the details.
+/// The host sessiontop runs on: CPU, memory, load, then each watched pattern's processes
+/// (a pattern that matches none is shown as a warning: a service that should run does not).
+fn host_segments(m: &Model, t: &Theme) -> Vec<(u8, Vec<Span<'static>>)> {
+    let Some(h) = &m.host else { return Vec::new() };
+    let mut out = vec![
+        (9, vec![Span::styled(format!("cpu {:.0}%  ", h.cpu_percent), t.style(Role::Text))]),
+        (
+            8,
+            vec![Span::styled(
+                format!(
+                    "mem {} of {}  ",
+                    text::human_bytes(h.memory_used_bytes),
+                    text::human_bytes(h.memory_total_bytes)
+                ),
+                t.style(Role::Text),
+            )],
+        ),
+    ];
+    if let Some([one, five, fifteen]) = h.load {
+        out.push((4, vec![Span::styled(format!("load {one:.2} {five:.2} {fifteen:.2}  "), t.style(Role::Muted))]));
+    }
+    for p in &h.processes {
+        let role = if p.count == 0 { Role::Warn } else { Role::Accent };
+        let text = format!(
+            "{} ×{} {} {:.0}%  ",
+            text::clip(&text::escape_str(&p.pattern), 20),
+            p.count,
+            text::human_bytes(p.rss_bytes),
+            p.cpu_percent
+        );
+        out.push((7, vec![Span::styled(text, t.style(role))]));
+    }
+    out
+}
+
+fn memory_segments(
+    s: &ServerStats,
+    m: &Model,
+    t: &Theme,
+    width: usize,
+    trend: usize,
+) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
+    let used = s.used_memory_bytes.map_or("n/a".to_string(), text::human_bytes);
+    let used = match m.since_baseline(crate::engine::history::USED_MEMORY) {
+        Some(d) => format!("{used} ({} since baseline)", super::signed(crate::engine::history::Unit::Bytes, d)),
+        None => used,
+    };
+    let details = vec![Span::styled(
+        format!(
+            "peak {} · rss {} · frag {} · policy {}",
+            s.used_memory_peak_bytes.map_or("n/a".into(), text::human_bytes),
+            s.used_memory_rss_bytes.map_or("n/a".into(), text::human_bytes),
+            s.mem_fragmentation_ratio.map_or("n/a".into(), |f| format!("{f:.2}")),
+            s.maxmemory_policy.as_deref().map_or("n/a".into(), text::escape_str),
+        ),
+        t.style(Role::Muted),
+    )];
+    let trend_span = Span::styled(format!(" {}  ", spark(m.trends.used_memory.points(), trend)), t.style(Role::Bar));
+    let main = match (s.memory_fraction(), s.maxmemory_bytes) {
+        (Some(fraction), Some(max)) => {
+            let role = if fraction >= MEMORY_CRIT {
+                Role::Crit
+            } else if fraction >= MEMORY_WARN {
+                Role::Warn
+            } else {
+                Role::Ok
+            };
+            let gauge_width = (width / 6).clamp(6, 30);
+            vec![
+                Span::styled(format!("▕{}▏", bar(fraction, gauge_width)), t.style(role)),
+                Span::styled(
+                    format!(" {used} of {} ({:.0}%)", text::human_bytes(max), fraction * 100.0),
+                    t.style(role),
+                ),
+                trend_span,
+            ]
+        }
+        (_, Some(0)) => vec![
+            Span::styled(used, t.style(Role::Text)),
+            Span::styled(" · no limit (maxmemory 0)", t.style(Role::Warn)),
+            trend_span,
+        ],
+        _ => vec![Span::styled(used, t.style(Role::Text)), trend_span],
+    };
+    (main, details)
+}

@@ -1,0 +1,17 @@
+//! What sessiontop knows, with no I/O: session layouts ([`layout`]), ids and keys as bytes
+//! ([`names`]), sessions and their reports ([`domain`]), the messages between collectors and
+//! fronts ([`msg`]), the one state a front shows ([`model`]), the table's rows ([`table`]),
+//! findings ([`diagnose`]), a day of figures ([`history`]), and the wording both fronts share
+//! ([`present`], [`summary`]).
+
+pub mod diagnose;
+pub mod domain;
+pub mod history;
+pub mod layout;
+pub mod model;
+pub mod msg;
+pub mod names;
+pub mod present;
+pub mod series;
+pub mod summary;
+pub mod table;

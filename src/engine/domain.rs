@@ -1,0 +1,590 @@
+//! What sessiontop knows of the things it watches: a session's row and report, its TTL, what
+//! the census counts, the connection's health, the target and the layout in use. Plain data,
+//! shared by the collectors, the model, the messages and the views; no behaviour beyond
+//! reading itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::decode::{Format, Value};
+use crate::engine::layout::{IdleSource, Layout, Lifecycle, PartRole};
+use crate::engine::names::{Key, SessionId};
+
+/// Epoch milliseconds.
+pub type Millis = i64;
+/// Epoch microseconds: last-interaction times keep the precision of the index score, so the
+/// most recently active sessions are told apart within a second.
+pub type Micros = i64;
+
+/// How long a session's keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Not known (not read yet, or the read failed).
+    Unknown,
+    /// The key exists without an expiry.
+    Persistent,
+    /// The key expires at this instant.
+    ExpiresAt(Millis),
+}
+
+impl Ttl {
+    /// From a `PTTL` reply observed at `now`: -1 is persistent, -2 (missing) is unknown.
+    pub fn from_pttl(pttl: Option<i64>, now: Millis) -> Ttl {
+        match pttl {
+            Some(-1) => Ttl::Persistent,
+            Some(ms) if ms >= 0 => Ttl::ExpiresAt(now + ms),
+            _ => Ttl::Unknown,
+        }
+    }
+
+    /// Whole seconds left at `now` (rounded up, never negative); `None` unless it expires.
+    pub fn seconds_left(self, now: Millis) -> Option<i64> {
+        match self {
+            Ttl::ExpiresAt(at) => {
+                let ms = at.saturating_sub(now).max(0);
+                Some(ms / 1000 + i64::from(ms % 1000 != 0))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One live session as the census and the page poll see it: small, so that a census of many
+/// sessions fits in memory. Strings that repeat across sessions (stages) are shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: SessionId,
+    pub stage: Option<Arc<str>>,
+    pub substate: Option<Arc<str>>,
+    pub status: Option<Arc<str>>,
+    /// From the last-interaction field, or the index score.
+    pub last_interaction: Option<Micros>,
+    /// TTL of the session's primary key.
+    pub ttl: Ttl,
+    pub history_len: Option<u64>,
+    /// `MEMORY USAGE` summed over the session's keys; only read for the visible page.
+    pub memory_bytes: Option<u64>,
+    /// Why the session's payload or fields could not be read or decoded (over the read cap,
+    /// not a format sessiontop reads, the wrong type).
+    pub decode_error: Option<String>,
+    /// The census generation that last saw this session.
+    pub generation: u64,
+    /// What is wrong with this session, as read: the finding it counts towards and a word on
+    /// why (`history outlives the session key by 2h`). Empty for most sessions.
+    pub problems: Vec<(FindingKind, String)>,
+    /// The layout's markers this session carries, one bit each in the layout's order.
+    pub markers: u8,
+    /// The application's own ids for the session, as [`app_id_key`]s of the layout's id fields
+    /// (0 where the session has none): what `inspect --by` and the filter `FIELD=VALUE` find.
+    pub app_ids: [u64; APP_ID_FIELDS],
+}
+
+/// How many of a layout's id fields a row keeps.
+pub const APP_ID_FIELDS: usize = 3;
+
+/// The key under which a session is found by one of its application ids: a hash of the field's
+/// name and its value (never 0), the same in every part of one process.
+pub fn app_id_key(field: &str, value: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    field.hash(&mut h);
+    value.hash(&mut h);
+    h.finish().max(1)
+}
+
+impl SessionRow {
+    pub fn new(id: impl Into<SessionId>) -> Self {
+        SessionRow {
+            id: id.into(),
+            stage: None,
+            substate: None,
+            status: None,
+            last_interaction: None,
+            ttl: Ttl::Unknown,
+            history_len: None,
+            memory_bytes: None,
+            decode_error: None,
+            generation: 0,
+            problems: Vec::new(),
+            markers: 0,
+            app_ids: [0; APP_ID_FIELDS],
+        }
+    }
+}
+
+/// What the census counts over all sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CensusTally {
+    /// Live sessions (primary key present).
+    pub total: u64,
+    pub by_stage: BTreeMap<String, u64>,
+    pub by_substate: BTreeMap<String, u64>,
+    /// Live sessions whose stage is not known (field absent or payload undecodable).
+    pub no_stage: u64,
+    /// Live sessions whose primary key has no TTL.
+    pub no_ttl: u64,
+    /// Index entries whose session keys are gone.
+    pub orphaned: u64,
+    /// Live sessions whose payload did not decode.
+    pub undecodable: u64,
+    /// Live sessions whose payload exceeds the read cap.
+    pub oversized: u64,
+    /// The largest TTL seen, in milliseconds: the default session lifetime for `lifetime - TTL`.
+    pub max_ttl_ms: i64,
+    /// Session keys found gone between the walk of the keyspace and their read (expired or
+    /// deleted meanwhile; a walk of the index counts those as orphaned).
+    pub vanished: u64,
+    /// Distinct index entries or session keys examined: live + orphaned + vanished.
+    pub examined: u64,
+    /// What is wrong with sessions, counted with a sample of each (see [`SessionRow::problems`]).
+    pub evidence: Evidence,
+    /// Live sessions carrying each of the layout's markers (ChatMRPT's `TPR`).
+    pub by_marker: BTreeMap<String, u64>,
+}
+
+/// The connection's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Connecting,
+    Connected {
+        since: Millis,
+    },
+    /// Lost; the next attempt is at `retry_at`.
+    Reconnecting {
+        attempt: u32,
+        retry_at: Millis,
+        error: String,
+    },
+    /// The server refused the credentials; retried slowly in case they are fixed server-side.
+    AuthFailed {
+        error: String,
+        retry_at: Millis,
+    },
+}
+
+/// A decoded part of a session, or why it did not decode (with the raw bytes kept).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decodedish {
+    Value { format: Option<Format>, value: Value },
+    Undecodable { reason: String, raw: Vec<u8>, total_len: u64 },
+}
+
+/// One key of a session, for the inspector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyReport {
+    pub key: Key,
+    /// `primary`, a part name (`history`, `meta`) or a related family name (`lock`).
+    pub role: String,
+    pub redis_type: String,
+    pub ttl: Ttl,
+    pub memory_bytes: Option<u64>,
+    /// Length in the key type's unit: bytes, fields, entries or members.
+    pub length: Option<u64>,
+    /// Decoded contents (not for history, which is in `history`).
+    pub content: Option<Decodedish>,
+    /// Whether `content` holds only the first part of the value (capped).
+    pub truncated: bool,
+    /// The contents as stored, for the raw view: the value, or each field, entry or member
+    /// (labelled with its field name or index).
+    pub raw: Vec<(Option<String>, Vec<u8>)>,
+}
+
+/// Everything about one session, for `inspect` and the inspector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionReport {
+    pub id: SessionId,
+    pub row: SessionRow,
+    pub keys: Vec<KeyReport>,
+    /// The session's score in the index, when it has an entry there.
+    pub index_score: Option<f64>,
+    /// History entries, newest first (capped).
+    pub history: Vec<Value>,
+    /// The same entries as stored, for the raw view.
+    pub history_raw: Vec<Vec<u8>>,
+    pub history_total: u64,
+    pub observed_at: Millis,
+    /// Fields that could not be read, with why (`MEMORY USAGE denied`).
+    pub unavailable: Vec<String>,
+    /// How far the search for wildcard related keys has come (`None` once done): until then
+    /// `keys` may lack some of them.
+    pub related_search: Option<f64>,
+}
+
+impl SessionReport {
+    /// Whether anything of the session exists: a key or an index entry.
+    pub fn exists(&self) -> bool {
+        !self.keys.is_empty() || self.index_score.is_some()
+    }
+
+    /// Whether only the index entry is left.
+    pub fn is_orphan(&self) -> bool {
+        self.index_score.is_some() && !self.keys.iter().any(|k| k.role == "primary")
+    }
+}
+
+/// Facts about the target that do not change while sessiontop runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetInfo {
+    pub url: String,
+    pub name: Option<String>,
+    pub read_only: bool,
+}
+
+/// The layout in use, as shown, with what the model needs of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayoutInfo {
+    pub name: String,
+    pub kind: crate::engine::layout::LayoutKind,
+    pub prefix: String,
+    /// What detection saw, when the layout was detected.
+    pub note: Option<String>,
+    pub idle: IdleSource,
+    pub finals: Vec<String>,
+    pub stages: Vec<String>,
+    pub substates: Vec<String>,
+    /// Stages or substates with their own stalled threshold (seconds).
+    pub stage_limits: Vec<(String, i64)>,
+    /// Whether the layout keeps an index of sessions (where orphaned entries can be).
+    pub has_index: bool,
+    /// The session lifetime the layout knows, if it does.
+    pub lifetime_s: Option<i64>,
+    /// The names of the markers sessions may carry, in bit order.
+    pub markers: Vec<String>,
+    /// The fields holding the application's own ids for a session.
+    pub id_fields: Vec<String>,
+    /// Whether a session's history shows that it is stuck (else stuck is judged by watching).
+    pub stuck_by_history: bool,
+}
+
+impl LayoutInfo {
+    pub fn new(layout: &Layout, note: Option<String>) -> LayoutInfo {
+        LayoutInfo {
+            name: layout.name.clone(),
+            kind: layout.kind,
+            prefix: layout.prefix.clone(),
+            note,
+            idle: layout.idle,
+            finals: layout.finals.clone(),
+            stages: layout.stages.clone(),
+            substates: layout.substates.clone(),
+            stage_limits: layout.stalled_after.clone(),
+            has_index: layout.index.is_some(),
+            lifetime_s: layout.lifetime_s,
+            markers: layout.fields.markers.iter().map(|m| m.name.clone()).collect(),
+            id_fields: layout.fields.ids.clone(),
+            stuck_by_history: layout.stuck.is_some() && layout.history().is_some(),
+        }
+    }
+}
+
+/// A key that belongs to a session, as the layout names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    pub key: Key,
+    /// `primary`, a part name or a related family name.
+    pub role: String,
+    pub part: Option<PartRole>,
+    pub lifecycle: Lifecycle,
+}
+
+/// Idle time after which a session not at a final stage counts as stalled.
+pub const DEFAULT_STALLED_AFTER_S: i64 = 15 * 60;
+
+/// Seconds since a session's last interaction, by the layout's rule: from the last-interaction
+/// time, or `lifetime - TTL` for stores that rewrite the key with a fresh TTL on every request.
+/// `None` when unknown. The one rule, for the model, the table and the headless commands.
+pub fn idle_seconds(
+    idle: IdleSource,
+    last_interaction: Option<Micros>,
+    ttl: Ttl,
+    now: Millis,
+    lifetime_s: Option<i64>,
+) -> Option<i64> {
+    match idle {
+        IdleSource::LastInteraction => {
+            last_interaction.map(|t| (now.saturating_mul(1000).saturating_sub(t) / 1_000_000).max(0))
+        }
+        IdleSource::Ttl => {
+            let left = ttl.seconds_left(now)?;
+            Some(lifetime_s?.saturating_sub(left).max(0))
+        }
+    }
+}
+
+/// When a session was last active, exactly, for ordering by recency (larger is more recent):
+/// the last interaction in microseconds, or, where idle time comes from the TTL, when the key
+/// expires (a later expiry means a later request). `None` when unknown.
+pub fn activity(idle: IdleSource, last_interaction: Option<Micros>, ttl: Ttl) -> Option<i64> {
+    match idle {
+        IdleSource::LastInteraction => last_interaction,
+        IdleSource::Ttl => match ttl {
+            Ttl::ExpiresAt(at) => Some(at.saturating_mul(1000)),
+            _ => None,
+        },
+    }
+}
+
+/// How long a session may sit idle before it counts as stalled: its substate's or its stage's own
+/// threshold when the layout sets one (`[workflow] stalled_after`), else `default_s`
+/// (`--stalled-after`). A substate's threshold wins over its stage's.
+pub fn stalled_after_for(default_s: i64, limits: &[(String, i64)], stage: Option<&str>, substate: Option<&str>) -> i64 {
+    let limit = |label: Option<&str>| label.and_then(|l| limits.iter().find(|(name, _)| name == l)).map(|(_, s)| *s);
+    limit(substate).or_else(|| limit(stage)).unwrap_or(default_s)
+}
+
+/// Whether a session looks stalled: in a workflow stage that is not final, and idle longer than
+/// its stage's threshold ([`stalled_after_for`]).
+pub fn stalled(in_workflow: bool, is_final: bool, idle_seconds: Option<i64>, stalled_after_s: i64) -> bool {
+    in_workflow && !is_final && idle_seconds.is_some_and(|idle| idle > stalled_after_s)
+}
+
+/// How bad a finding is. Ordered: the worst is the greatest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What kind of problem a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    // The sessions' data.
+    Stuck,
+    Stalled,
+    Orphaned,
+    NoTtl,
+    TtlMismatch,
+    HistoryOverCap,
+    StaleLock,
+    RateLimited,
+    Oversized,
+    Undecodable,
+    ClockTrouble,
+    // The server.
+    MemoryHigh,
+    NoMaxmemory,
+    EvictionPolicy,
+    Evicted,
+    RejectedConnections,
+    BlockedClients,
+    Fragmentation,
+    Restarted,
+    RoleChanged,
+    SessionsDropped,
+    // The host sessiontop runs on.
+    ProcessCount,
+    // Targets watched side by side.
+    SameServer,
+}
+
+impl FindingKind {
+    /// How many of [`FindingKind::ALL`], from the first, are about sessions.
+    pub const SESSION_KINDS: usize = 11;
+
+    pub const ALL: [FindingKind; 23] = [
+        FindingKind::Stuck,
+        FindingKind::Stalled,
+        FindingKind::Orphaned,
+        FindingKind::NoTtl,
+        FindingKind::TtlMismatch,
+        FindingKind::HistoryOverCap,
+        FindingKind::StaleLock,
+        FindingKind::RateLimited,
+        FindingKind::Oversized,
+        FindingKind::Undecodable,
+        FindingKind::ClockTrouble,
+        FindingKind::MemoryHigh,
+        FindingKind::NoMaxmemory,
+        FindingKind::EvictionPolicy,
+        FindingKind::Evicted,
+        FindingKind::RejectedConnections,
+        FindingKind::BlockedClients,
+        FindingKind::Fragmentation,
+        FindingKind::Restarted,
+        FindingKind::RoleChanged,
+        FindingKind::SessionsDropped,
+        FindingKind::ProcessCount,
+        FindingKind::SameServer,
+    ];
+
+    /// The name in JSON and on the command line (`no_ttl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Stuck => "stuck",
+            FindingKind::Stalled => "stalled",
+            FindingKind::Orphaned => "orphaned",
+            FindingKind::NoTtl => "no_ttl",
+            FindingKind::TtlMismatch => "ttl_mismatch",
+            FindingKind::HistoryOverCap => "history_over_cap",
+            FindingKind::StaleLock => "stale_lock",
+            FindingKind::RateLimited => "rate_limited",
+            FindingKind::Oversized => "oversized",
+            FindingKind::Undecodable => "undecodable",
+            FindingKind::ClockTrouble => "clock_trouble",
+            FindingKind::MemoryHigh => "memory_high",
+            FindingKind::NoMaxmemory => "no_maxmemory",
+            FindingKind::EvictionPolicy => "eviction_policy",
+            FindingKind::Evicted => "evicted",
+            FindingKind::RejectedConnections => "rejected_connections",
+            FindingKind::BlockedClients => "blocked_clients",
+            FindingKind::Fragmentation => "fragmentation",
+            FindingKind::Restarted => "restarted",
+            FindingKind::RoleChanged => "role_changed",
+            FindingKind::SessionsDropped => "sessions_dropped",
+            FindingKind::ProcessCount => "process_count",
+            FindingKind::SameServer => "same_server",
+        }
+    }
+
+    /// Whether the finding is about the server rather than sessions (its subjects are not ids).
+    pub fn is_server(self) -> bool {
+        self >= FindingKind::MemoryHigh && self != FindingKind::SessionsDropped
+    }
+}
+
+/// The machine sessiontop runs on, and the processes `--watch-process` names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostStats {
+    /// The whole machine's CPU use, in percent of all its CPUs (0–100).
+    pub cpu_percent: f32,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    /// 1, 5 and 15 minutes; `None` where the system has none.
+    pub load: Option<[f64; 3]>,
+    pub processes: Vec<WatchedProcesses>,
+}
+
+/// The processes one `--watch-process` pattern matches.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchedProcesses {
+    pub pattern: String,
+    pub count: u64,
+    pub rss_bytes: u64,
+    /// Percent of one CPU, summed.
+    pub cpu_percent: f32,
+}
+
+/// What a finding points at: a session, one of its keys, or both, with a word on why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub id: Option<SessionId>,
+    pub key: Option<Key>,
+    pub detail: Option<String>,
+}
+
+impl Subject {
+    pub fn session(id: SessionId, detail: Option<String>) -> Subject {
+        Subject { id: Some(id), key: None, detail }
+    }
+
+    /// Whether the subject is small enough to keep in a sample: an id or key longer than
+    /// [`SUBJECT_MAX_BYTES`] (hostile, or not a session's) is counted but not named.
+    pub fn fits_a_sample(&self) -> bool {
+        self.id.as_ref().is_none_or(|id| id.as_bytes().len() <= SUBJECT_MAX_BYTES)
+            && self.key.as_ref().is_none_or(|k| k.as_bytes().len() <= SUBJECT_MAX_BYTES)
+    }
+}
+
+/// The longest id or key a finding names.
+pub const SUBJECT_MAX_BYTES: usize = 1024;
+
+/// At most this many subjects a finding names (all are counted).
+pub const FINDING_SAMPLE: usize = 20;
+
+/// A named problem: how bad, how many, what fired it, and a bounded sample of what it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub count: u64,
+    /// One line: what is wrong, with the threshold that fired.
+    pub summary: String,
+    /// Counts by stage (or substate), where a finding has them (the stalled funnel).
+    pub by_stage: Vec<(String, u64)>,
+    /// At most [`FINDING_SAMPLE`] of the sessions or keys involved.
+    pub sample: Vec<Subject>,
+}
+
+/// Per-session problems the census counts, with a bounded sample of each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    pub counts: BTreeMap<FindingKind, u64>,
+    pub samples: BTreeMap<FindingKind, Vec<Subject>>,
+}
+
+impl Evidence {
+    /// Counts one more of `kind`; keeps `subject` while the sample has room.
+    pub fn note(&mut self, kind: FindingKind, subject: impl FnOnce() -> Subject) {
+        *self.counts.entry(kind).or_insert(0) += 1;
+        let sample = self.samples.entry(kind).or_default();
+        if sample.len() < FINDING_SAMPLE {
+            let subject = subject();
+            if subject.fits_a_sample() {
+                sample.push(subject);
+            }
+        }
+    }
+
+    pub fn count(&self, kind: FindingKind) -> u64 {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    pub fn sample(&self, kind: FindingKind) -> &[Subject] {
+        self.samples.get(&kind).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Where findings start. Per-session rules are judged as rows are read; the rest when the
+/// findings are put together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// A session active within this window is a user still trying (stuck, not gone).
+    pub active_window_s: i64,
+    /// Turns in the same non-final stage, with the same decision, that make a session stuck.
+    pub stuck_turns: usize,
+    /// A payload larger than this is oversized.
+    pub large_session_bytes: u64,
+    /// Parts of one session that expire this much apart disagree.
+    pub ttl_mismatch_s: i64,
+    /// A last interaction this far in the future is clock trouble.
+    pub clock_skew_s: i64,
+    /// A lock held (or set to be held) longer than this is stale.
+    pub lock_held_s: i64,
+    /// Used memory at these shares of `maxmemory` warns, then is critical.
+    pub memory_warning: f64,
+    pub memory_critical: f64,
+    /// Fragmentation above this, on a server using at least `fragmentation_min_bytes`.
+    pub fragmentation: f64,
+    pub fragmentation_min_bytes: u64,
+    /// Live sessions falling by more than this share between two census passes.
+    pub drop_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            active_window_s: 30 * 60,
+            stuck_turns: 6,
+            large_session_bytes: 256 << 10,
+            ttl_mismatch_s: 10 * 60,
+            clock_skew_s: 5 * 60,
+            lock_held_s: 60,
+            memory_warning: 0.8,
+            memory_critical: 0.9,
+            fragmentation: 1.5,
+            fragmentation_min_bytes: 64 << 20,
+            drop_share: 0.3,
+        }
+    }
+}

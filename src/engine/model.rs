@@ -1,0 +1,666 @@
+//! The one state sessiontop knows about its target: server statistics with their trends, the
+//! sessions seen, the census totals, the connection's health and sessiontop's own load.
+//!
+//! Collectors change it only by sending [`Update`]s, applied in one place ([`Model::apply`]).
+//! Time enters only through [`Model::tick`], so every derived figure (TTL left, idle time) is a
+//! pure function of the model and views can be drawn and tested without a clock.
+//!
+//! Must never do I/O.
+
+use crate::conn::info::ServerStats;
+use crate::engine::diagnose::{self, Watch};
+use crate::engine::domain::{
+    self, CensusTally, Evidence, Finding, FindingKind, LayoutInfo, LinkState, Millis, SessionReport, SessionRow,
+    Severity, Subject, TargetInfo, Thresholds, Ttl,
+};
+use crate::engine::layout::IdleSource;
+use crate::engine::msg::{PlanReply, Update};
+use crate::engine::names::SessionId;
+use crate::engine::series::Trends;
+use crate::engine::table;
+
+/// Where the census is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CensusState {
+    /// The running pass (starts at 1).
+    pub generation: u64,
+    /// Totals of the last complete pass, if one completed.
+    pub complete: Option<CensusTally>,
+    /// Totals of the running pass so far.
+    pub partial: CensusTally,
+    /// How far the running pass is, 0.0 to 1.0, when known.
+    pub progress: Option<f64>,
+    /// How long the last complete pass took.
+    pub last_duration_ms: Option<u64>,
+    /// When the last complete pass finished.
+    pub completed_at: Option<Millis>,
+    /// Ids of orphaned index entries from the last pass (capped).
+    pub orphan_ids: Vec<SessionId>,
+    /// Why the census is not making progress (cannot connect, a pass failed), until it does.
+    pub problem: Option<String>,
+}
+
+impl CensusState {
+    /// The totals to show: the last complete pass, else the running one.
+    pub fn totals(&self) -> &CensusTally {
+        self.complete.as_ref().unwrap_or(&self.partial)
+    }
+}
+
+/// Settings the model needs to derive figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSettings {
+    /// How sessions' idle time is found.
+    pub idle: IdleSource,
+    /// `--session-lifetime`; else the layout's; else inferred from the largest TTL seen.
+    pub lifetime_s: Option<i64>,
+    /// The layout's own session lifetime.
+    pub layout_lifetime_s: Option<i64>,
+    /// `--stalled-after`: the threshold of stages without one of their own.
+    pub stalled_after_s: i64,
+    /// Stages or substates with their own stalled threshold (the layout's).
+    pub stage_limits: Vec<(String, i64)>,
+    /// Final stages/substates of the layout (never stalled).
+    pub finals: Vec<String>,
+    /// Stages and substates in workflow order, for the per-stage bar.
+    pub stages: Vec<String>,
+    pub substates: Vec<String>,
+    /// Where findings start.
+    pub thresholds: Thresholds,
+}
+
+impl ModelSettings {
+    /// How long `row` may sit idle before it is stalled.
+    pub fn stalled_after(&self, row: &SessionRow) -> i64 {
+        domain::stalled_after_for(
+            self.stalled_after_s,
+            &self.stage_limits,
+            row.stage.as_deref(),
+            row.substate.as_deref(),
+        )
+    }
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            idle: IdleSource::LastInteraction,
+            lifetime_s: None,
+            layout_lifetime_s: None,
+            stalled_after_s: domain::DEFAULT_STALLED_AFTER_S,
+            stage_limits: Vec::new(),
+            finals: Vec::new(),
+            stages: Vec::new(),
+            substates: Vec::new(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// Where the session lifetime in use comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeSource {
+    Flag,
+    Layout,
+    /// Rounded up from the largest TTL the census saw.
+    Inferred {
+        largest_ttl_s: i64,
+    },
+}
+
+impl LifetimeSource {
+    /// How the lifetime was found, in words (`inferred from the largest TTL seen, 23h59m`).
+    pub fn describe(self) -> String {
+        match self {
+            LifetimeSource::Flag => "--session-lifetime".into(),
+            LifetimeSource::Layout => "the layout's".into(),
+            LifetimeSource::Inferred { largest_ttl_s } => format!(
+                "inferred from the largest TTL seen ({}), rounded up; pass --session-lifetime if it is wrong",
+                crate::util::text::human_duration(largest_ttl_s)
+            ),
+        }
+    }
+}
+
+/// Session lifetimes applications set: 5, 10, 15 and 30 minutes, 1, 2, 4, 6, 8 and 12 hours,
+/// 1, 2, 7, 14, 30 and 31 days (Flask's default).
+const COMMON_LIFETIMES_S: [i64; 16] = [
+    300, 600, 900, 1800, 3600, 7200, 14_400, 21_600, 28_800, 43_200, 86_400, 172_800, 604_800, 1_209_600, 2_592_000,
+    2_678_400,
+];
+
+/// The lifetime a session store with this largest TTL most likely has: the next common lifetime
+/// at or above it, or beyond them the next whole day. One of [`inferable_lifetimes`].
+pub fn infer_lifetime(largest_ttl_s: i64) -> i64 {
+    COMMON_LIFETIMES_S
+        .iter()
+        .copied()
+        .find(|l| *l >= largest_ttl_s)
+        .unwrap_or_else(|| largest_ttl_s.saturating_add(86_399) / 86_400 * 86_400)
+}
+
+/// Every lifetime [`infer_lifetime`] can give up to `largest_ttl_s`, so that a count that needs
+/// the lifetime can be kept for each before the pass that infers it ends.
+pub fn inferable_lifetimes() -> impl Iterator<Item = i64> {
+    COMMON_LIFETIMES_S.into_iter().chain((32..=MAX_INFERRED_DAYS).map(|d| d * 86_400))
+}
+
+/// Beyond this many days an inferred lifetime is not told apart (a year and a month).
+pub const MAX_INFERRED_DAYS: i64 = 400;
+
+/// How many recent notices the model keeps.
+const NOTICE_CAPACITY: usize = 20;
+
+/// The state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub target: TargetInfo,
+    pub settings: ModelSettings,
+    pub now: Millis,
+    /// The local time zone's offset from UTC, in seconds, for the clock on screen; set by the
+    /// runtime, so views never read the system time zone.
+    pub utc_offset_s: i32,
+    pub link: LinkState,
+    pub layout: Option<LayoutInfo>,
+    pub layout_note: Option<String>,
+    pub server: Option<ServerStats>,
+    /// When `server` was read.
+    pub server_at: Option<Millis>,
+    /// Server fields that could not be read, with why.
+    pub server_unavailable: Vec<String>,
+    pub trends: Trends,
+    /// Every figure over the last day, for the charts.
+    pub history: crate::engine::history::Histories,
+    /// The deploy baseline (`--baseline`, `b`): panels show changes since it.
+    pub baseline: Option<Millis>,
+    /// The machine sessiontop runs on, as last sampled.
+    pub host: Option<crate::engine::domain::HostStats>,
+    /// Other targets watched beside this one that are the same Redis server (see
+    /// [`crate::engine::diagnose::same_servers`]).
+    pub same_server: Vec<(String, bool)>,
+    /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
+    /// thread, in [`crate::engine::table`]); the model only passes them on, so it stays small.
+    pub table_inbox: Vec<table::Message>,
+    pub census: CensusState,
+    /// Session fields that could not be read (`MEMORY USAGE denied`).
+    pub session_unavailable: Vec<String>,
+    pub inspect: Option<SessionReport>,
+    /// The latest write plan, for the confirmation dialog.
+    pub plan: Option<PlanReply>,
+    pub notices: Vec<(Millis, String)>,
+    /// Commands sessiontop has sent, and when that was last sampled.
+    own_commands: Option<(Millis, u64)>,
+    pub own_commands_per_sec: Option<f64>,
+    /// The share of one Redis core sessiontop's commands used lately, the budget in force, and
+    /// whether the pacer is holding back because Redis is slow.
+    pub own_redis_share: Option<f64>,
+    pub budget: Option<String>,
+    pub backing_off: bool,
+    /// How far the search for every key of the session a write is planned for has come.
+    pub search: Option<(SessionId, Option<f64>)>,
+    /// sessiontop's own CPU share (percent of one core) and resident memory.
+    pub own_process: Option<(f32, u64)>,
+    /// Stalled sessions in all and by stage, as the table last counted them.
+    pub stalled: Option<(u64, Vec<(String, u64)>)>,
+    /// Whether a pass ended since the stalled counts were last given (the next are its).
+    stalled_due: bool,
+    /// What the findings remember between polls, and the findings now, most severe first.
+    pub watch: Watch,
+    pub findings: Vec<Finding>,
+    /// Sessions found stuck by watching their stages, in the running pass and the last one.
+    observed_stuck: (Evidence, Evidence),
+}
+
+impl Model {
+    pub fn new(target: TargetInfo, settings: ModelSettings, now: Millis) -> Self {
+        Model {
+            target,
+            settings,
+            now,
+            utc_offset_s: 0,
+            link: LinkState::Connecting,
+            layout: None,
+            layout_note: None,
+            server: None,
+            server_at: None,
+            server_unavailable: Vec::new(),
+            trends: Trends::default(),
+            history: Default::default(),
+            baseline: None,
+            host: None,
+            same_server: Vec::new(),
+            table_inbox: Vec::new(),
+            census: CensusState::default(),
+            session_unavailable: Vec::new(),
+            inspect: None,
+            plan: None,
+            notices: Vec::new(),
+            own_commands: None,
+            own_commands_per_sec: None,
+            own_process: None,
+            own_redis_share: None,
+            budget: None,
+            backing_off: false,
+            search: None,
+            stalled: None,
+            stalled_due: false,
+            watch: Watch::default(),
+            findings: Vec::new(),
+            observed_stuck: Default::default(),
+        }
+    }
+
+    /// Takes over what an earlier model of the same target watched: the series findings need
+    /// (restarts, evictions, passes, stages) and the trends.
+    pub fn continue_from(&mut self, earlier: &Model) {
+        self.watch = earlier.watch.clone();
+        self.trends = earlier.trends.clone();
+        self.history = earlier.history.clone();
+        self.census.generation = earlier.census.generation;
+        self.observed_stuck = earlier.observed_stuck.clone();
+    }
+
+    /// Puts the findings together again from what the model holds.
+    pub fn refresh_findings(&mut self) {
+        let has_index = self.layout.as_ref().is_some_and(|l| l.has_index);
+        let has_history = self.layout.as_ref().is_some_and(|l| l.stuck_by_history);
+        // Stuck sessions found by watching join those the census found.
+        let merged = match (&self.census.complete, self.observed_stuck.1.count(FindingKind::Stuck)) {
+            (Some(tally), n) if n > 0 => {
+                let mut tally = tally.clone();
+                for subject in self.observed_stuck.1.sample(FindingKind::Stuck) {
+                    tally.evidence.note(FindingKind::Stuck, || subject.clone());
+                }
+                let noted = tally.evidence.count(FindingKind::Stuck);
+                let extra = n.saturating_sub(self.observed_stuck.1.sample(FindingKind::Stuck).len() as u64);
+                tally.evidence.counts.insert(FindingKind::Stuck, noted + extra);
+                Some(tally)
+            }
+            _ => None,
+        };
+        let inputs = diagnose::Inputs {
+            server: self.server.as_ref(),
+            census: merged.as_ref().or(self.census.complete.as_ref()),
+            orphan_ids: &self.census.orphan_ids,
+            stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
+            stalled_after_s: self.settings.stalled_after_s,
+            stage_limits: &self.settings.stage_limits,
+            thresholds: &self.settings.thresholds,
+            same_server: &self.same_server,
+            has_index,
+            has_history,
+            now: self.now,
+        };
+        self.findings = diagnose::findings(&inputs, &self.watch);
+    }
+
+    /// Watches the stages of sessions whose layout keeps no history, and marks those that stay
+    /// in one while their users keep using them as stuck (the census cannot tell from one look).
+    pub fn observe_rows(&mut self, rows: &mut [SessionRow]) {
+        let Some(layout) = self.layout.as_ref().filter(|l| !l.stuck_by_history) else { return };
+        let lifetime_s = self.lifetime_s();
+        let observing = crate::engine::diagnose::Observing {
+            idle: self.settings.idle,
+            lifetime_s,
+            finals: &layout.finals,
+            stage_limit_s: self.settings.stalled_after_s,
+            stage_limits: &self.settings.stage_limits,
+            active_window_s: self.settings.thresholds.active_window_s,
+        };
+        for row in rows.iter_mut() {
+            if let Some(why) = self.watch.observe_row(row, self.now, &observing) {
+                self.observed_stuck.0.note(FindingKind::Stuck, || Subject::session(row.id.clone(), Some(why.clone())));
+                row.problems.push((FindingKind::Stuck, why));
+            }
+        }
+    }
+
+    /// The stalled counts the table worked out.
+    /// The first after a pass ends are that pass's, for the watch.
+    pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>) {
+        let due = std::mem::take(&mut self.stalled_due);
+        if due {
+            self.watch.observe_stalled(self.now, &by_stage);
+            self.history.record("stalled", self.now, Some(total as f64));
+        }
+        if due || self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
+            self.stalled = Some((total, by_stage));
+            self.refresh_findings();
+        }
+    }
+
+    /// Advances the model's clock and samples sessiontop's own command count.
+    pub fn tick(&mut self, now: Millis, own_commands_total: u64) {
+        self.now = now;
+        match self.own_commands {
+            Some((then, before)) if now.saturating_sub(then) >= 1000 => {
+                let rate =
+                    (own_commands_total.saturating_sub(before)) as f64 * 1000.0 / (now.saturating_sub(then)) as f64;
+                self.own_commands_per_sec = Some(rate);
+                self.trends.own_commands_per_sec.push(rate);
+                self.history.record("own_commands_per_sec", now, Some(rate));
+                self.own_commands = Some((now, own_commands_total));
+            }
+            Some(_) => {}
+            None => self.own_commands = Some((now, own_commands_total)),
+        }
+    }
+
+    /// Whether what is shown may be out of date (the connection is not up).
+    pub fn is_stale(&self) -> bool {
+        !matches!(self.link, LinkState::Connected { .. })
+    }
+
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Host(host) => {
+                let (h, now) = (&mut self.history, self.now);
+                h.record("host_cpu", now, Some(f64::from(host.cpu_percent) / 100.0));
+                h.record("host_memory", now, Some(host.memory_used_bytes as f64));
+                for p in &host.processes {
+                    h.record(&crate::engine::history::process_series(&p.pattern), now, Some(p.rss_bytes as f64));
+                }
+                let changed = self.watch.observe_host(&host, now);
+                self.host = Some(*host);
+                if changed {
+                    self.refresh_findings();
+                }
+            }
+            Update::Link(state) => {
+                if !matches!(state, LinkState::Connected { .. }) {
+                    self.history.gap(self.now);
+                }
+                self.link = state;
+            }
+            Update::Layout(info) => {
+                self.settings.idle = info.idle;
+                self.settings.finals = info.finals.clone();
+                self.settings.stages = info.stages.clone();
+                self.settings.substates = info.substates.clone();
+                self.settings.stage_limits = info.stage_limits.clone();
+                self.settings.layout_lifetime_s = info.lifetime_s;
+                self.layout_note = info.note.clone();
+                self.layout = Some(*info);
+            }
+            Update::LayoutUnknown { note } => self.layout_note = Some(note),
+            Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
+            Update::Page { mut rows, unavailable } => {
+                self.observe_rows(&mut rows);
+                self.table_inbox.push(table::Message::Rows { rows, generation: None });
+                self.session_unavailable = unavailable;
+            }
+            Update::Gone { ids } => self.table_inbox.push(table::Message::Gone(ids)),
+            Update::CensusProblem(reason) => self.census.problem = Some(reason),
+            Update::Searching { id, progress } => self.search = Some((id, progress)),
+            Update::OwnLoad { redis_cpu_share, budget, backing_off } => {
+                self.own_redis_share = redis_cpu_share;
+                if let Some(share) = redis_cpu_share {
+                    self.trends.own_redis_share.push(share * 100.0);
+                    self.history.record("own_redis_share", self.now, Some(share));
+                }
+                self.budget = Some(budget);
+                self.backing_off = backing_off;
+            }
+            Update::CensusBatch { generation, mut rows, partial, progress } => {
+                self.observe_rows(&mut rows);
+                self.census.problem = None;
+                self.census.generation = generation;
+                self.census.partial = partial;
+                self.census.progress = progress;
+                self.table_inbox.push(table::Message::Rows { rows, generation: Some(generation) });
+            }
+            Update::CensusDone { generation, tally, duration_ms, orphan_ids } => {
+                self.census.problem = None;
+                // Sessions not seen by this pass have expired or been deleted.
+                self.table_inbox.push(table::Message::PassDone { generation });
+                self.trends.sessions.push(tally.total as f64);
+                self.record_pass(&tally);
+                self.census.complete = Some(tally);
+                self.census.last_duration_ms = Some(duration_ms);
+                self.census.completed_at = Some(self.now);
+                self.census.orphan_ids = orphan_ids;
+                let live = self.census.complete.as_ref().map_or(0, |c| c.total);
+                self.watch.observe_pass(self.now, live, self.settings.thresholds.drop_share);
+                self.stalled_due = true;
+                self.watch.forget_inactive(self.now, self.settings.thresholds.active_window_s);
+                self.observed_stuck.1 = std::mem::take(&mut self.observed_stuck.0);
+                self.refresh_findings();
+            }
+            Update::Inspect(report) => self.inspect = Some(*report),
+            // The dashboard's fix dialog takes these; the model keeps nothing of them.
+            Update::FixPlans { .. } => {}
+            Update::Plan(reply) => self.plan = Some(reply),
+            Update::OwnProcess { cpu_percent, rss_bytes } => self.own_process = Some((cpu_percent, rss_bytes)),
+            Update::WriteDone { message, .. } | Update::Notice(message) => {
+                self.notices.push((self.now, message));
+                if self.notices.len() > NOTICE_CAPACITY {
+                    self.notices.remove(0);
+                }
+            }
+        }
+    }
+
+    fn apply_server(&mut self, stats: ServerStats, unavailable: Vec<String>) {
+        let t = &mut self.trends;
+        if let Some(v) = stats.used_memory_bytes {
+            t.used_memory.push(v as f64);
+        }
+        if let Some(v) = stats.connected_clients {
+            t.clients.push(v as f64);
+        }
+        if let Some(v) = stats.blocked_clients {
+            t.blocked_clients.push(v as f64);
+        }
+        if let Some(v) = stats.ops_per_sec {
+            t.ops_per_sec.push(v as f64);
+        }
+        if let Some(v) = stats.hit_rate() {
+            t.hit_rate.push(v);
+        }
+        if let Some(v) = stats.db_keys {
+            t.db_keys.push(v as f64);
+        }
+        // Counters become per-poll deltas; a restart (counter went down) restarts the delta.
+        let previous = self.server.as_ref();
+        let delta = |now: Option<u64>, before: Option<u64>| match (now, before) {
+            (Some(n), Some(b)) if n >= b => Some((n - b) as f64),
+            _ => None,
+        };
+        if let Some(d) = delta(stats.evicted_keys, previous.and_then(|p| p.evicted_keys)) {
+            t.evicted_per_poll.push(d);
+        }
+        if let Some(d) = delta(stats.expired_keys, previous.and_then(|p| p.expired_keys)) {
+            t.expired_per_poll.push(d);
+        }
+        self.watch.observe_server(&stats, self.now);
+        self.record_server(&stats);
+        self.server = Some(stats);
+        self.server_at = Some(self.now);
+        self.server_unavailable = unavailable;
+        self.refresh_findings();
+        self.record_findings();
+    }
+
+    /// The server's figures into the history; counters as rates since the last poll.
+    fn record_server(&mut self, stats: &ServerStats) {
+        let (h, now) = (&mut self.history, self.now);
+        let n = |v: Option<u64>| v.map(|v| v as f64);
+        h.record(crate::engine::history::USED_MEMORY, now, n(stats.used_memory_bytes));
+        h.record(crate::engine::history::MAXMEMORY, now, n(stats.maxmemory_bytes));
+        h.record("rss", now, n(stats.used_memory_rss_bytes));
+        h.record("fragmentation", now, stats.mem_fragmentation_ratio);
+        h.record("clients", now, n(stats.connected_clients));
+        h.record("blocked_clients", now, n(stats.blocked_clients));
+        h.record("ops_per_sec", now, n(stats.ops_per_sec));
+        h.record("hit_rate", now, stats.hit_rate());
+        h.record("db_keys", now, n(stats.db_keys));
+        h.record(crate::engine::history::EVICTED_KEYS, now, n(stats.evicted_keys));
+        h.record(crate::engine::history::UPTIME, now, n(stats.uptime_seconds));
+        if let (Some(before), Some(at)) = (self.server.as_ref(), self.server_at)
+            && now > at
+        {
+            let secs = (now - at) as f64 / 1000.0;
+            let rate = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) if a >= b => Some((a - b) as f64 / secs),
+                _ => None,
+            };
+            h.record("evicted_per_sec", now, rate(stats.evicted_keys, before.evicted_keys));
+            h.record("expired_per_sec", now, rate(stats.expired_keys, before.expired_keys));
+        }
+    }
+
+    /// Says which other targets are the same server, and finds again when that changed.
+    pub fn set_same_server(&mut self, same: Vec<(String, bool)>) {
+        if self.same_server != same {
+            self.same_server = same;
+            self.refresh_findings();
+        }
+    }
+
+    /// How much a figure changed since the baseline: its newest value less its value then.
+    pub fn since_baseline(&self, name: &str) -> Option<f64> {
+        let at = self.baseline?;
+        let h = self.history.get(name)?;
+        let then = h.at_or_after(at)?;
+        let (_, now) = h.last()?;
+        Some(now - then.mean)
+    }
+
+    /// Findings by severity into the history.
+    fn record_findings(&mut self) {
+        let count = |s: Severity| self.findings.iter().filter(|f| f.severity == s).count() as f64;
+        let (critical, warning) = (count(Severity::Critical), count(Severity::Warning));
+        self.history.record("findings_critical", self.now, Some(critical));
+        self.history.record("findings_warning", self.now, Some(warning));
+    }
+
+    /// A finished pass's counts into the history: live sessions, by stage (or substate), stuck.
+    fn record_pass(&mut self, tally: &CensusTally) {
+        let now = self.now;
+        self.history.record(crate::engine::history::SESSIONS, now, Some(tally.total as f64));
+        let (by, order) = if tally.by_substate.is_empty() {
+            (&tally.by_stage, &self.settings.stages)
+        } else {
+            (&tally.by_substate, &self.settings.substates)
+        };
+        // The layout's stages count 0 when no session is in them, rather than leaving a gap.
+        for stage in order.iter().filter(|s| !by.contains_key(s.as_str())) {
+            self.history.record(&crate::engine::history::stage_series(stage), now, Some(0.0));
+        }
+        for (stage, n) in by {
+            self.history.record(&crate::engine::history::stage_series(stage), now, Some(*n as f64));
+        }
+        self.history.record("stuck", now, Some(tally.evidence.count(FindingKind::Stuck) as f64));
+    }
+
+    /// The session lifetime used for `lifetime - TTL`: the setting, else the largest TTL seen.
+    pub fn lifetime_s(&self) -> Option<i64> {
+        self.lifetime().map(|(s, _)| s)
+    }
+
+    /// The session lifetime and where it comes from: `--session-lifetime`, the layout, or the
+    /// largest TTL the census saw, rounded up to the lifetime applications set (a TTL is at
+    /// most the lifetime, and only just after a request equal to it, so the largest TTL seen
+    /// alone would understate every idle time by the time since the newest request).
+    pub fn lifetime(&self) -> Option<(i64, LifetimeSource)> {
+        if let Some(s) = self.settings.lifetime_s {
+            return Some((s, LifetimeSource::Flag));
+        }
+        if let Some(s) = self.settings.layout_lifetime_s {
+            return Some((s, LifetimeSource::Layout));
+        }
+        let max = self.census.complete.as_ref().map_or(0, |c| c.max_ttl_ms).max(self.census.partial.max_ttl_ms);
+        (max > 0).then(|| {
+            let largest = (max + 999) / 1000;
+            (infer_lifetime(largest), LifetimeSource::Inferred { largest_ttl_s: largest })
+        })
+    }
+
+    /// Seconds since the session's last interaction, by the layout's rule; `None` if unknown.
+    pub fn idle_seconds(&self, row: &SessionRow) -> Option<i64> {
+        domain::idle_seconds(self.settings.idle, row.last_interaction, row.ttl, self.now, self.lifetime_s())
+    }
+
+    /// When the session was last active, exactly, for ordering by recency.
+    pub fn activity(&self, row: &SessionRow) -> Option<i64> {
+        domain::activity(self.settings.idle, row.last_interaction, row.ttl)
+    }
+
+    /// Whether a session looks stalled: in a workflow stage that is not final, and idle longer
+    /// than its stage's threshold.
+    pub fn is_stalled(&self, row: &SessionRow) -> bool {
+        let in_workflow = row.stage.is_some() || row.substate.is_some();
+        let is_final = [row.stage.as_deref(), row.substate.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|s| self.settings.finals.iter().any(|f| f == s));
+        domain::stalled(in_workflow, is_final, self.idle_seconds(row), self.settings.stalled_after(row))
+    }
+
+    /// Live sessions whose primary key has no TTL.
+    pub fn has_no_ttl(row: &SessionRow) -> bool {
+        row.ttl == Ttl::Persistent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::domain::{CensusTally, SessionRow, Ttl};
+
+    #[test]
+    fn ttl_and_idle_follow_the_clock_and_the_layout() {
+        assert_eq!(Ttl::from_pttl(Some(-1), 0), Ttl::Persistent);
+        assert_eq!(Ttl::from_pttl(Some(-2), 0), Ttl::Unknown);
+        assert_eq!(Ttl::ExpiresAt(10_500).seconds_left(10_000), Some(1));
+        assert_eq!(Ttl::ExpiresAt(5).seconds_left(10_000), Some(0));
+
+        let settings = ModelSettings {
+            idle: IdleSource::Ttl,
+            lifetime_s: Some(86_400),
+            finals: vec!["done".into()],
+            ..Default::default()
+        };
+        let mut m = Model::new(TargetInfo::default(), settings, 1_000_000);
+        let mut row = SessionRow::new("s");
+        row.ttl = Ttl::ExpiresAt(1_000_000 + 86_000 * 1000);
+        assert_eq!(m.idle_seconds(&row), Some(400));
+        assert!(!m.is_stalled(&row), "no stage: not in a workflow");
+        row.stage = Some("uploaded".into());
+        assert!(!m.is_stalled(&row), "idle 400 s < 15 min");
+        m.tick(1_000_000 + 600_000, 0);
+        assert!(m.is_stalled(&row));
+        row.stage = Some("done".into());
+        assert!(!m.is_stalled(&row), "final stage");
+    }
+
+    #[test]
+    fn rows_are_passed_on_to_the_table() {
+        let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
+        m.apply(Update::CensusBatch {
+            generation: 2,
+            rows: vec![SessionRow::new("a")],
+            partial: CensusTally::default(),
+            progress: None,
+        });
+        m.apply(Update::CensusDone {
+            generation: 2,
+            tally: CensusTally { total: 1, ..Default::default() },
+            duration_ms: 5,
+            orphan_ids: vec![],
+        });
+        assert_eq!(m.census.totals().total, 1);
+        assert!(matches!(
+            &m.table_inbox[..],
+            [table::Message::Rows { generation: Some(2), .. }, table::Message::PassDone { generation: 2 }]
+        ));
+    }
+
+    #[test]
+    fn own_load_is_a_rate() {
+        let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
+        m.tick(0, 100);
+        m.tick(2000, 300);
+        assert_eq!(m.own_commands_per_sec, Some(100.0));
+    }
+}

@@ -52,7 +52,6 @@ fn main() {
                 orphan_ids: Vec::new(),
             });
             model.set_stalled(600, vec![(STAGES[2].to_string(), 600)]);
-            model.table_inbox.clear();
         }
         if (s + 1) % (6 * 60 * 60) == 0 {
             checkpoints.push(((s + 1) / 3600, model.history.bytes()));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sessiontop::engine::domain::{SessionRow, Ttl};
 use sessiontop::engine::layout::IdleSource;
-use sessiontop::engine::table::{Engine, Message, Rules, SortColumn, ViewRequest};
+use sessiontop::engine::table::{Engine, Message, Rules, SortColumn, TableRequest};
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
@@ -95,9 +95,10 @@ fn bench(shape: Shape, count: usize) {
     let mut serial = 0;
     let mut view = |engine: &mut Engine, sort: SortColumn, reverse: bool, filter: &str| -> (Duration, usize) {
         serial += 1;
-        let request = ViewRequest { sort, reverse, filter: filter.into(), rows: 40, serial, ..ViewRequest::default() };
+        let request =
+            TableRequest { sort, reverse, filter: filter.into(), rows: 40, serial, ..TableRequest::default() };
         let started = Instant::now();
-        engine.apply(Message::View(request));
+        engine.apply(Message::Request(request));
         let v = engine.view(Instant::now()).expect("a view after a request");
         (started.elapsed(), v.len)
     };

@@ -45,7 +45,7 @@ async fn run() -> Result<(), String> {
     let url = server.socket_url();
     let target =
         Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() }).map_err(|e| e.to_string())?;
-    let mut link = target.connect(LoadCounter::default()).await.map_err(|e| e.to_string())?;
+    let mut link = target.open(LoadCounter::default()).await.map_err(|e| e.to_string())?;
     let mut sim = sessiontop::demo::Simulator::new(fastrand::Rng::with_seed(7));
     sim.fill(&mut link, 2000).await.map_err(|e| e.to_string())?;
     // Live traffic while the screenshots are taken.
@@ -59,8 +59,10 @@ async fn run() -> Result<(), String> {
     let cli =
         Cli::parse_from(["sessiontop", "--url", url.as_str(), "--audit-log", "/dev/null", "--poll-interval", "500ms"]);
     let setup = Setup::new(&cli.global).map_err(|e| e.to_string())?;
-    let model = Model::new(setup.target_info.clone(), setup.model_settings(), collect::now_millis());
-    let (collector, mut updates) = setup.spawn_collectors(setup.collect.clone());
+    let model = Model::new(setup.first().info.clone(), setup.model_settings(), collect::now_millis());
+    let (collector, updates) = setup.spawn_collectors(setup.collect.clone());
+    let (host_task, host) = collect::host::spawn(Vec::new(), setup.collect.poll_interval);
+    let mut feed = Feed { updates, host, commands: &collector };
     let mut app = App::new(model, Keymap::default(), SIZE);
     let send = |requests: Vec<Request>| {
         for r in requests {
@@ -70,11 +72,11 @@ async fn run() -> Result<(), String> {
 
     // The overview once the census is complete and the visible rows carry their memory.
     // Give the trends a few seconds of history too.
-    until(&mut app, &mut updates, &send, &setup, |a| {
+    until(&mut app, &mut feed, &send, |a| {
         a.model.census.complete.is_some()
             && a.table.visible().take(a.table_rows()).filter(|r| r.memory_bytes.is_some()).count() > 20
-            && a.model.trends.ops_per_sec.points().len() >= 16
-            && a.model.own_commands_per_sec.is_some()
+            && a.model.history.get("ops_per_sec").is_some_and(|h| h.recent(16).len() >= 16)
+            && a.model.own.commands_per_sec.is_some()
     })
     .await?;
     let dark = Theme::load("default").map_err(|e| e.to_string())?;
@@ -83,7 +85,7 @@ async fn run() -> Result<(), String> {
     write(&out.join("overview-light.svg"), &app, &light)?;
 
     // The charts: ops/s over the last minute, once there is a minute of polls.
-    until(&mut app, &mut updates, &send, &setup, |a| {
+    until(&mut app, &mut feed, &send, |a| {
         a.model.history.get("ops_per_sec").is_some_and(|h| {
             h.window(a.model.now - 60_000, a.model.now, 2000, 400).runs.iter().map(Vec::len).sum::<usize>() >= 50
         })
@@ -113,42 +115,51 @@ async fn run() -> Result<(), String> {
         .ok_or("no stalled session in the demo data")?;
     app.table.selected = Some(stalled.clone());
     send(app.on_key(KeyEvent::from(KeyCode::Enter)));
-    until(&mut app, &mut updates, &send, &setup, |a| a.model.inspect.as_ref().is_some_and(|r| r.id == stalled)).await?;
+    until(&mut app, &mut feed, &send, |a| a.model.inspect.as_ref().is_some_and(|r| r.id == stalled)).await?;
     write(&out.join("inspector.svg"), &app, &dark)?;
 
     // The delete dialog, listing the exact keys.
     send(app.on_key(KeyEvent::from(KeyCode::Char('d'))));
-    until(&mut app, &mut updates, &send, &setup, |a| matches!(a.dialog, Some(Dialog::Confirm { .. }))).await?;
+    until(&mut app, &mut feed, &send, |a| matches!(a.dialog, Some(Dialog::Confirm { .. }))).await?;
     write(&out.join("delete-dialog.svg"), &app, &dark)?;
     println!("screenshots: wrote overview, overview-light, charts, inspector and delete-dialog to {}", out.display());
     traffic.abort();
+    host_task.abort();
     drop(collector);
     drop(server);
     Ok(())
 }
 
-/// Applies collector updates (and the clock) until `done` holds.
+/// What the app is fed with: its collector's updates, the host room's samples, and the
+/// commands the collector has sent (for the clock).
+struct Feed<'a> {
+    updates: UnboundedReceiver<Update>,
+    host: UnboundedReceiver<Update>,
+    commands: &'a collect::Collector,
+}
+
+/// Applies collector updates, host samples and the clock until `done` holds.
 async fn until(
     app: &mut App,
-    updates: &mut UnboundedReceiver<Update>,
+    feed: &mut Feed<'_>,
     send: &impl Fn(Vec<Request>),
-    setup: &Setup,
     done: impl Fn(&App) -> bool,
 ) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     while !done(app) {
         tokio::select! {
-            update = updates.recv() => match update {
+            update = feed.updates.recv() => match update {
                 Some(update) => send(app.on_update(update)),
                 None => return Err("the collectors stopped".into()),
             },
-            _ = tick.tick() => send(app.on_tick(collect::now_millis(), setup.load.total())),
+            Some(update) = feed.host.recv() => send(app.on_update(update)),
+            _ = tick.tick() => send(app.on_tick(collect::now_millis(), feed.commands.commands_sent())),
             _ = tokio::time::sleep_until(deadline) => return Err("the collectors did not get there in time".into()),
         }
     }
     // One more tick so that the table order and the clock are current.
-    send(app.on_tick(collect::now_millis(), setup.load.total()));
+    send(app.on_tick(collect::now_millis(), feed.commands.commands_sent()));
     Ok(())
 }
 

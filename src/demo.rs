@@ -83,7 +83,7 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
     })?;
     let url = server.url();
     let target = Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() })?;
-    let mut link = target.connect(LoadCounter::default()).await?;
+    let mut link = target.open(LoadCounter::default()).await?;
     let mut sim = Simulator::new(fastrand::Rng::new()).with_flask_db(FLASK_DB);
     sim.fill(&mut link, args.sessions as usize).await?;
     let simulator = tokio::spawn(async move {
@@ -102,34 +102,26 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
         wait_for_stop().await.map_err(DemoError::from)
     } else {
         // Both applications' stores side by side, a tab each (they share the demo's server, as
-        // two applications often share one Redis); a layout given on the command line shows
-        // that one alone.
-        let one = |name: &str, layout: crate::engine::layout::Choice| {
-            // ChatMRPT's store is a database of its own.
-            let flask = matches!(
-                layout,
-                crate::engine::layout::Choice::Builtin(
-                    crate::engine::layout::LayoutKind::Chatmrpt | crate::engine::layout::LayoutKind::Flask
-                )
-            );
-            let db = if flask { format!("/{FLASK_DB}") } else { String::new() };
-            let spec = if name.is_empty() { format!("{url}{db}") } else { format!("{name}={url}{db}") };
-            crate::setup::Setup::new(&crate::cli::Global {
-                url: vec![spec],
-                target: Vec::new(),
-                layout,
-                ..global.clone()
-            })
+        // two applications often share one Redis; ChatMRPT's store is a database of its own); a
+        // layout given on the command line shows that one alone.
+        use crate::engine::layout::{Choice, LayoutKind};
+        let (urls, layouts) = match &global.layout {
+            Choice::Auto => (
+                vec![format!("trt={url}"), format!("chatmrpt={url}/{FLASK_DB}")],
+                vec![Choice::Builtin(LayoutKind::Trt), Choice::Builtin(LayoutKind::Chatmrpt)],
+            ),
+            Choice::Builtin(LayoutKind::Chatmrpt | LayoutKind::Flask) => {
+                (vec![format!("{url}/{FLASK_DB}")], vec![global.layout.clone()])
+            }
+            given => (vec![url.clone()], vec![given.clone()]),
         };
-        let setups = match &global.layout {
-            crate::engine::layout::Choice::Auto => vec![
-                one("trt", crate::engine::layout::Choice::Builtin(crate::engine::layout::LayoutKind::Trt))?,
-                one("chatmrpt", crate::engine::layout::Choice::Builtin(crate::engine::layout::LayoutKind::Chatmrpt))?,
-            ],
-            given => vec![one("", given.clone())?],
-        };
+        let mut setup =
+            crate::setup::Setup::new(&crate::cli::Global { url: urls, target: Vec::new(), ..global.clone() })?;
+        for (target, layout) in setup.targets.iter_mut().zip(layouts) {
+            target.layout.choice = layout;
+        }
         tokio::select! {
-            result = crate::dashboard::run(setups) => result.map_err(DemoError::from),
+            result = crate::dashboard::run(setup) => result.map_err(DemoError::from),
             _ = wait_for_stop() => Ok(()),
         }
     };

@@ -12,6 +12,5 @@ pub mod model;
 pub mod msg;
 pub mod names;
 pub mod present;
-pub mod series;
 pub mod summary;
 pub mod table;

@@ -6,21 +6,24 @@ pub mod json;
 pub mod plain;
 pub mod report;
 
-use crate::collect::write::{WriteError, WriteOutcome};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::collect::census;
+use crate::collect::census::{self, CensusLinks};
+use crate::collect::detect::{self, ResolveError, Resolved};
+use crate::collect::fix::{FixOrder, Planner};
 use crate::collect::read::{Interner, ReadOptions, read_rows};
-use crate::collect::{self, Resolved, inspect, now_millis, server};
+use crate::collect::stages::Stages;
+use crate::collect::write::{WriteError, WriteOutcome};
+use crate::collect::{inspect, now_millis, page, server};
 use crate::conn::link::{Failure, Link};
-use crate::conn::pace::Pacer;
+use crate::conn::topology::{LinkUse, Node, Topology};
 use crate::engine::domain::{SessionReport, SessionRow};
 use crate::engine::layout::Layout;
 use crate::engine::model::Model;
 use crate::engine::msg::{Update, WriteKind, WritePlan};
 use crate::engine::names::SessionId;
 use crate::engine::summary::{StalledCount, TopN};
-use crate::setup::Setup;
+use crate::setup::{Setup, SetupError};
 use crate::util::text;
 
 /// Why a headless command failed, and its exit code.
@@ -31,7 +34,9 @@ pub enum HeadlessError {
     #[error("{0}")]
     Redis(Failure),
     #[error(transparent)]
-    Resolve(#[from] collect::ResolveError),
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error("{0}")]
     NotDetected(String),
     #[error("no session '{id}' under layout {layout} (no keys, no index entry)")]
@@ -60,29 +65,36 @@ impl From<Failure> for HeadlessError {
 }
 
 impl HeadlessError {
-    fn from_write(e: WriteError, session: &Session) -> Self {
+    fn from_write(e: WriteError, store: &Store) -> Self {
         match e {
-            WriteError::NoSession(id) => HeadlessError::NoSession { id, layout: session.describe_layout() },
+            WriteError::NoSession(id) => HeadlessError::NoSession { id, layout: store.describe_layout() },
             other => HeadlessError::Write(other),
         }
     }
 }
 
-/// A connection and the layout in use.
-pub struct Session {
+/// The session store a command works on: the target, its nodes, a connection to it, and the
+/// layout its sessions are in.
+pub struct Store {
+    pub target: crate::setup::TargetSetup,
+    /// Paced by the one-shot budget: what each node's commands cost it.
+    pub topology: Arc<Topology>,
     pub link: Link,
     /// `None` when `--layout auto` recognised no layout (an empty or unfamiliar keyspace).
     pub layout: Option<Layout>,
     /// What detection said: the evidence for the layout it chose, or why it chose none.
     pub note: Option<String>,
-    /// Paces the census and the searches by the one-shot budget.
-    pub pacer: Arc<Mutex<Pacer>>,
 }
 
-impl Session {
+impl Store {
     /// The layout, or why there is none.
     pub fn layout(&self) -> Result<&Layout, HeadlessError> {
         self.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(self.note.clone().unwrap_or_default()))
+    }
+
+    /// The node the command's commands go to: a standalone target's only node.
+    pub fn node(&self) -> Arc<Node> {
+        self.topology.seed().clone()
     }
 
     /// `trt, prefix 'trt:' (detected from …)`, for messages.
@@ -95,29 +107,37 @@ impl Session {
             self.note.as_ref().map(|n| format!(" ({})", text::escape_str(n))).unwrap_or_default()
         )
     }
+
+    /// The census's connections to the node.
+    async fn census_links(&self) -> Result<CensusLinks, Failure> {
+        let node = self.node();
+        Ok(CensusLinks { reads: self.link.clone(), walk: node.connect(LinkUse::CensusWalk).await?, node })
+    }
 }
 
-/// Connects and resolves the layout.
-pub async fn open(setup: &Setup) -> Result<Session, HeadlessError> {
-    let mut link = setup
-        .target
-        .connect(setup.load.clone())
-        .await
-        .map_err(|failure| HeadlessError::Connect { url: setup.target.redacted_url().to_string(), failure })?;
-    let resolved = collect::resolve_layout(&mut link, &setup.choice, &setup.overrides).await.map_err(|e| match e {
-        // A server that wants a password answers the first command, not the connection.
-        collect::ResolveError::Redis(failure @ Failure::Auth(_)) => {
-            HeadlessError::Connect { url: setup.target.redacted_url().to_string(), failure }
-        }
-        other => HeadlessError::Resolve(other),
-    })?;
-    let pacer = setup.pacer(false);
+/// Connects to the command's one target and resolves the layout.
+pub async fn open(setup: &Setup) -> Result<Store, HeadlessError> {
+    let target = setup.one()?;
+    let url = || target.target.redacted_url().to_string();
+    let topology = setup.topology(target, false);
+    let mut link =
+        topology.discover(LinkUse::Poll).await.map_err(|failure| HeadlessError::Connect { url: url(), failure })?;
+    let node = topology.seed().clone();
+    let spec = &target.layout;
+    let resolved =
+        detect::resolve_layout(&mut link, node.pacer(), &spec.choice, &spec.overrides).await.map_err(|e| match e {
+            // A server that wants a password answers the first command, not the connection.
+            ResolveError::Redis(failure @ Failure::Auth(_)) => HeadlessError::Connect { url: url(), failure },
+            other => HeadlessError::Resolve(other),
+        })?;
     // The first look at the costs, so the last can say what this command cost Redis.
-    link.sample_costs_now(&pacer).await?;
-    Ok(match resolved {
-        Resolved::Layout { layout, note } => Session { link, layout: Some(*layout), note, pacer },
-        Resolved::NotDetected { note, .. } => Session { link, layout: None, note: Some(note), pacer },
-    })
+    node.sample_costs_now(&mut link).await?;
+    let target = target.clone();
+    let (layout, note) = match resolved {
+        Resolved::Layout { layout, note } => (Some(*layout), note),
+        Resolved::NotDetected { note, .. } => (None, Some(note)),
+    };
+    Ok(Store { target, topology, link, layout, note })
 }
 
 /// A full poll and census, as the model holds it, plus the sessions to list.
@@ -138,6 +158,10 @@ pub struct SnapshotData {
     /// commandstats`, `None` where that cannot be read), and the budget it ran under.
     pub redis_cpu_share: Option<f64>,
     pub budget: String,
+    /// Commands sent to the target since the command began.
+    pub commands_sent: u64,
+    /// The watch over stages a series of snapshots carries from one to the next.
+    stages: Option<Arc<Stages>>,
 }
 
 /// One full poll and census, streamed: the census's counts and the `limit` most recent
@@ -147,90 +171,130 @@ pub struct SnapshotData {
 /// session is invented.
 pub async fn snapshot(
     setup: &Setup,
-    session: &mut Session,
+    store: &mut Store,
     limit: usize,
     census: bool,
 ) -> Result<SnapshotData, HeadlessError> {
-    snapshot_watched(setup, session, limit, census, Watching::No).await
+    snapshot_watched(setup, store, limit, census, Observe::No).await
 }
 
-/// Whether a snapshot watches stages for stuck sessions (only a series of passes can tell).
-enum Watching<'a> {
+/// Whether a snapshot is one of a series (`check --observe`), which can tell what one look
+/// cannot: restarts, drops, jumps, and stages that do not change.
+enum Observe<'a> {
     No,
     /// The first of a series.
     Start,
-    /// A later pass, going on from the model of the one before.
-    From(&'a Model),
+    /// A later pass, going on from the one before.
+    From(&'a SnapshotData),
 }
 
 /// A snapshot that goes on from an earlier one's watch (`check --observe`): restarts, changes
 /// of role, evictions, drops and stages that do not change are judged against it.
 async fn snapshot_watched(
     setup: &Setup,
-    session: &mut Session,
+    store: &mut Store,
     limit: usize,
     census: bool,
-    watching: Watching<'_>,
+    observe: Observe<'_>,
 ) -> Result<SnapshotData, HeadlessError> {
-    let link = &mut session.link;
     let started = now_millis();
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), started);
-    if let Watching::From(earlier) = watching {
-        model.continue_from(earlier);
+    let mut model = Model::new(store.target.info.clone(), setup.model_settings(), started);
+    let mut stages = None;
+    if let Observe::From(earlier) = observe {
+        model.continue_from(&earlier.model);
+        stages = earlier.stages.clone();
     }
-    let observe = !matches!(watching, Watching::No);
     model.apply(Update::Link(crate::engine::domain::LinkState::Connected { since: started }));
-    let (stats, unavailable) = server::poll(link).await?;
+    let (stats, unavailable) = server::poll(&mut store.link).await?;
+    store.node().note(&stats);
     model.apply(Update::Server { stats: Box::new(stats), unavailable });
-    let Some(layout) = session.layout.clone() else {
-        if let Some(note) = &session.note {
-            model.apply(Update::LayoutUnknown { note: note.clone() });
-        }
-        return Ok(SnapshotData {
-            model,
-            layout: None,
-            detection: session.note.clone(),
-            items: Vec::new(),
-            stalled: None,
-            census_duration_ms: None,
-            redis_cpu_share: own_share(&mut session.link, &session.pacer).await?,
-            budget: budget(&session.pacer),
-        });
+    let mut data = SnapshotData {
+        model,
+        layout: None,
+        detection: store.note.clone(),
+        items: Vec::new(),
+        stalled: None,
+        census_duration_ms: None,
+        redis_cpu_share: None,
+        budget: String::new(),
+        commands_sent: 0,
+        stages,
     };
-    model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, session.note.clone()))));
-    let read = ReadOptions {
+    match store.layout.clone() {
+        None => {
+            if let Some(note) = &store.note {
+                data.model.apply(Update::LayoutUnknown { note: note.clone() });
+            }
+        }
+        Some(layout) => {
+            data.model
+                .apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, store.note.clone()))));
+            if matches!(observe, Observe::Start) {
+                data.stages = Stages::for_layout(&layout, setup.collect.watch);
+            }
+            if census {
+                census_into(setup, store, &layout, limit, &mut data).await?;
+            } else {
+                first_page_into(setup, store, &layout, limit, &mut data).await?;
+            }
+            data.layout = Some(layout);
+        }
+    }
+    // The last look at the costs: what the command's commands cost Redis since it began.
+    store.node().sample_costs_now(&mut store.link).await?;
+    data.redis_cpu_share = store.topology.share_overall();
+    data.budget = store.topology.load_report().budget;
+    data.commands_sent = store.topology.commands_sent();
+    Ok(data)
+}
+
+/// The options of a page read: what only the sessions listed get (memory, status).
+fn page_read(setup: &Setup) -> ReadOptions {
+    ReadOptions {
         page: true,
         max_value_bytes: setup.collect.census.max_value_bytes,
         thresholds: setup.collect.census.thresholds,
-    };
-    if !census {
-        let ids = collect::first_page(link, &layout, limit, &session.pacer, setup.collect.census.scan_count).await?;
-        let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
-        model.session_unavailable = batch.unavailable;
-        let mut top = TopN::new(limit, model.settings.idle);
-        for row in &batch.rows {
-            top.offer(row);
-        }
-        return Ok(SnapshotData {
-            model,
-            layout: Some(layout),
-            detection: session.note.clone(),
-            items: top.into_rows(),
-            stalled: None,
-            census_duration_ms: None,
-            redis_cpu_share: own_share(&mut session.link, &session.pacer).await?,
-            budget: budget(&session.pacer),
-        });
     }
+}
 
-    let walk_link = setup.target.connect(setup.load.clone()).await?;
+/// The server and the first page of sessions only (the first screen).
+async fn first_page_into(
+    setup: &Setup,
+    store: &mut Store,
+    layout: &Layout,
+    limit: usize,
+    data: &mut SnapshotData,
+) -> Result<(), HeadlessError> {
+    let node = store.node();
+    let scan_count = setup.collect.census.scan_count;
+    let ids = page::first_page(&mut store.link, layout, limit, node.pacer(), scan_count).await?;
+    let batch =
+        read_rows(&mut store.link, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+    data.model.session_unavailable = batch.unavailable;
+    let mut top = TopN::new(limit, data.model.settings.idle);
+    for row in &batch.rows {
+        top.offer(row);
+    }
+    data.items = top.into_rows();
+    Ok(())
+}
+
+/// A census pass, streamed: its counts, the stalled, and the `limit` most recent sessions read
+/// again as a page.
+async fn census_into(
+    setup: &Setup,
+    store: &mut Store,
+    layout: &Layout,
+    limit: usize,
+    data: &mut SnapshotData,
+) -> Result<(), HeadlessError> {
+    let started = data.model.now;
+    let model = &mut data.model;
     let mut top = TopN::new(limit, model.settings.idle);
     let mut stalled = StalledCount::new(model.settings.clone(), started);
-    let pacer = session.pacer.clone();
-    let outcome = census::run_pass(link, walk_link, &layout, setup.collect.census, 1, pacer, |mut p| {
-        if observe {
-            model.observe_rows(&mut p.rows);
-        }
+    let mut links = store.census_links().await?;
+    let stages = data.stages.as_deref();
+    let outcome = census::run_pass(&mut links, layout, setup.collect.census, 1, stages, |p| {
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
@@ -244,61 +308,46 @@ async fn snapshot_watched(
         duration_ms: census_duration_ms,
         orphan_ids: outcome.orphan_ids,
     });
-    model.table_inbox.clear();
+    if let Some(stages) = stages {
+        stages.pass_done(now_millis());
+    }
     let by_stage = stalled.by_stage(model.lifetime_s());
     let stalled: u64 = by_stage.iter().map(|(_, n)| n).sum();
     model.set_stalled(stalled, by_stage);
+    data.stalled = Some(stalled);
+    data.census_duration_ms = Some(census_duration_ms);
 
     // The most recent, read again with what only a page read reads (memory, status).
     let kept = top.into_rows();
     let ids: Vec<SessionId> = kept.iter().map(|r| r.id.clone()).collect();
-    let batch = read_rows(link, &layout, ids, None, read, &mut Interner::default(), now_millis()).await?;
-    model.session_unavailable = batch.unavailable;
+    let batch =
+        read_rows(&mut store.link, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+    data.model.session_unavailable = batch.unavailable;
     let mut fresh: std::collections::HashMap<SessionId, SessionRow> =
         batch.rows.into_iter().map(|r| (r.id.clone(), r)).collect();
     // A session that expired since the census is left out; the order is the census's.
-    let items = kept.into_iter().filter_map(|r| fresh.remove(&r.id)).collect();
-    Ok(SnapshotData {
-        model,
-        layout: Some(layout),
-        detection: session.note.clone(),
-        items,
-        stalled: Some(stalled),
-        census_duration_ms: Some(census_duration_ms),
-        redis_cpu_share: own_share(link, &session.pacer).await?,
-        budget: budget(&session.pacer),
-    })
-}
-
-/// What the command's commands cost Redis since it began: the last look at the costs.
-async fn own_share(link: &mut Link, pacer: &Mutex<Pacer>) -> Result<Option<f64>, Failure> {
-    link.sample_costs_now(pacer).await?;
-    Ok(pacer.lock().ok().and_then(|p| p.share_overall()))
-}
-
-fn budget(pacer: &Mutex<Pacer>) -> String {
-    pacer.lock().map(|p| p.budget().to_string()).unwrap_or_default()
+    data.items = kept.into_iter().filter_map(|r| fresh.remove(&r.id)).collect();
+    Ok(())
 }
 
 /// Everything about one session.
 pub async fn inspect(
     setup: &Setup,
-    session: &mut Session,
+    store: &mut Store,
     id: &SessionId,
 ) -> Result<(SessionReport, Model), HeadlessError> {
-    let layout =
-        session.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(session.note.clone().unwrap_or_default()))?;
+    let layout = store.layout()?.clone();
+    let node = store.node();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&mut session.link, layout, id, &session.pacer, scan_count, None).await?;
+    let (keys, score) = inspect::find_keys(&mut store.link, &layout, id, node.pacer(), scan_count, None).await?;
     if keys.is_empty() && score.is_none() {
-        return Err(HeadlessError::NoSession { id: id.escaped(), layout: session.describe_layout() });
+        return Err(HeadlessError::NoSession { id: id.escaped(), layout: store.describe_layout() });
     }
     let now = now_millis();
-    let report =
-        inspect::inspect(&mut session.link, layout, id, &keys, score, setup.collect.census.max_value_bytes, now)
-            .await?;
-    let mut model = Model::new(setup.target_info.clone(), setup.model_settings(), now);
-    model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(layout, session.note.clone()))));
+    let max_value_bytes = setup.collect.census.max_value_bytes;
+    let report = inspect::inspect(&mut store.link, &layout, id, &keys, score, max_value_bytes, now).await?;
+    let mut model = Model::new(store.target.info.clone(), setup.model_settings(), now);
+    model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, store.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
     Ok((report, model))
 }
@@ -306,19 +355,21 @@ pub async fn inspect(
 /// Plans a write, asks `confirm` (for delete), carries it out and reads it back.
 pub async fn write(
     setup: &Setup,
-    session: &mut Session,
+    store: &mut Store,
     id: &SessionId,
     kind: WriteKind,
     confirm: impl FnOnce(&WritePlan) -> Result<(), HeadlessError>,
 ) -> Result<WriteOutcome, HeadlessError> {
+    let writer = store.target.writer.clone();
     // Refuse before reading anything, so read-only is obviously safe.
-    if setup.writer.is_read_only() {
+    if writer.is_read_only() {
         return Err(HeadlessError::Write(WriteError::ReadOnly));
     }
-    let layout = session.layout()?.clone();
+    let layout = store.layout()?.clone();
+    let node = store.node();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&mut session.link, &layout, id, &session.pacer, scan_count, None).await?;
-    let plan = setup.writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, session))?;
+    let (keys, score) = inspect::find_keys(&mut store.link, &layout, id, node.pacer(), scan_count, None).await?;
+    let plan = writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, store))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(
             "nothing to {} for session '{}': it has no keys of its own{}",
@@ -328,7 +379,7 @@ pub async fn write(
         )));
     }
     confirm(&plan)?;
-    setup.writer.execute(&mut session.link, &plan).await.map_err(|e| HeadlessError::from_write(e, session))
+    writer.execute(&mut store.link, &plan).await.map_err(|e| HeadlessError::from_write(e, store))
 }
 
 /// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
@@ -400,13 +451,13 @@ impl Verdict {
 /// that what only a series shows is seen too), then the findings.
 pub async fn check(
     setup: &Setup,
-    session: &mut Session,
+    store: &mut Store,
     observe: std::time::Duration,
 ) -> Result<(SnapshotData, Verdict), HeadlessError> {
     let started = std::time::Instant::now();
-    let first = if observe.is_zero() { Watching::No } else { Watching::Start };
-    let mut data = snapshot_watched(setup, session, 0, true, first).await?;
-    if session.layout.is_none() {
+    let first = if observe.is_zero() { Observe::No } else { Observe::Start };
+    let mut data = snapshot_watched(setup, store, 0, true, first).await?;
+    if store.layout.is_none() {
         let verdict = Verdict::of(&data, 0);
         return Ok((data, verdict));
     }
@@ -415,13 +466,13 @@ pub async fn check(
         tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
         if started.elapsed() >= observe {
             // The last look at the server, judged against the watch.
-            let (stats, unavailable) = server::poll(&mut session.link).await?;
-            data.model.tick(now_millis(), setup.load.total());
+            let (stats, unavailable) = server::poll(&mut store.link).await?;
+            data.model.tick(now_millis(), store.topology.commands_sent());
             data.model.apply(Update::Server { stats: Box::new(stats), unavailable });
             break;
         }
         // Another poll and pass, judged against the ones before.
-        data = snapshot_watched(setup, session, 0, true, Watching::From(&data.model)).await?;
+        data = snapshot_watched(setup, store, 0, true, Observe::From(&data)).await?;
     }
     let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
     Ok((data, verdict))
@@ -432,8 +483,8 @@ const BY_ID_MATCHES: usize = 20;
 
 /// The session that one of the application's own ids (`session_id=9b2f…`) belongs to, found by
 /// a pass over the sessions (paced like the census) that reads each session's id fields.
-pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> Result<SessionId, HeadlessError> {
-    let layout = session.layout()?.clone();
+pub async fn find_by_app_id(setup: &Setup, store: &mut Store, by: &str) -> Result<SessionId, HeadlessError> {
+    let layout = store.layout()?.clone();
     let ids: Vec<&String> = layout.fields.ids.iter().take(crate::engine::domain::APP_ID_FIELDS).collect();
     let Some((field, value)) = by.split_once('=').map(|(f, v)| (f.trim(), v.trim())) else {
         return Err(HeadlessError::Refused(format!(
@@ -454,10 +505,10 @@ pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> R
         )));
     }
     let key = crate::engine::domain::app_id_key(field, value.as_bytes());
-    let walk_link = setup.target.connect(setup.load.clone()).await?;
     let mut found: Vec<SessionId> = Vec::new();
     let mut total = 0u64;
-    census::run_pass(&mut session.link, walk_link, &layout, setup.collect.census, 1, session.pacer.clone(), |p| {
+    let mut links = store.census_links().await?;
+    census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
         for row in &p.rows {
             if row.app_ids.contains(&key) {
                 total += 1;
@@ -471,7 +522,7 @@ pub async fn find_by_app_id(setup: &Setup, session: &mut Session, by: &str) -> R
     match found.len() {
         0 => Err(HeadlessError::NoSession {
             id: format!("{}={}", text::escape_str(field), text::escape_str(value)),
-            layout: session.describe_layout(),
+            layout: store.describe_layout(),
         }),
         1 => Ok(found.remove(0)),
         _ => Err(HeadlessError::Refused(format!(
@@ -498,58 +549,49 @@ pub struct FixPlans {
 /// without TTL, `UNLINK` of a stale lock, or `EXPIRE`/`DELETE` of a stuck session.
 pub async fn plan_fix(
     setup: &Setup,
-    session: &mut Session,
-    kind: crate::engine::domain::FindingKind,
-    write: Option<WriteKind>,
-    ttl_s: Option<i64>,
+    store: &mut Store,
+    order: FixOrder,
     limit: usize,
 ) -> Result<FixPlans, HeadlessError> {
-    use crate::engine::domain::FindingKind;
-    let layout = session.layout()?.clone();
-    let walk_link = setup.target.connect(setup.load.clone()).await?;
+    use crate::engine::domain::{FindingKind, OwnFix};
+    let kind = order.kind;
+    let layout = store.layout()?.clone();
     let mut targets: Vec<SessionId> = Vec::new();
     let mut found = 0u64;
-    let outcome =
-        census::run_pass(&mut session.link, walk_link, &layout, setup.collect.census, 1, session.pacer.clone(), |p| {
-            for row in &p.rows {
-                if row.problems.iter().any(|(k, _)| *k == kind) {
-                    found += 1;
-                    if targets.len() < limit {
-                        targets.push(row.id.clone());
-                    }
+    let mut links = store.census_links().await?;
+    let outcome = census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
+        for row in &p.rows {
+            if row.findings.iter().any(|(k, _)| *k == kind) {
+                found += 1;
+                if targets.len() < limit {
+                    targets.push(row.id.clone());
                 }
             }
-        })
-        .await?;
+        }
+    })
+    .await?;
     if kind == FindingKind::Orphaned {
         found = outcome.tally.orphaned;
         targets = outcome.orphan_ids.into_iter().take(limit).collect();
     }
-    let lifetime = ttl_s.or(layout.lifetime_s).or_else(|| {
+    let lifetime = order.ttl_s.or(layout.lifetime_s).or_else(|| {
         let max = outcome.tally.max_ttl_ms;
-        (max > 0).then(|| crate::engine::model::infer_lifetime((max + 999) / 1000))
+        (max > 0).then(|| crate::engine::domain::infer_lifetime((max + 999) / 1000))
     });
-    if kind == FindingKind::NoTtl && lifetime.is_none() {
+    if kind.own_fix() == Some(OwnFix::GiveTtl) && lifetime.is_none() {
         return Err(HeadlessError::Refused("no session lifetime is known: pass --ttl".into()));
     }
-    if !matches!(kind, FindingKind::Orphaned | FindingKind::NoTtl | FindingKind::StaleLock) && write.is_none() {
+    if kind.own_fix().is_none() && order.write.is_none() {
         return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
     }
+    let node = store.node();
+    let writer = store.target.writer.clone();
+    let mut planner = Planner { link: &mut store.link, layout: &layout, writer: &writer, pacer: node.pacer() };
+    let order = FixOrder { ttl_s: lifetime, ..order };
     let mut plans = Vec::new();
     let mut skipped = Vec::new();
     for id in targets {
-        let planned = crate::collect::plan_fix(
-            &mut session.link,
-            &layout,
-            &setup.writer,
-            &session.pacer,
-            &id,
-            kind,
-            write,
-            lifetime,
-        )
-        .await?;
-        match planned {
+        match planner.plan(&id, order).await? {
             Ok(plan) => plans.push(plan),
             Err(why) => skipped.push((id, why)),
         }
@@ -558,12 +600,12 @@ pub async fn plan_fix(
 }
 
 /// Carries out confirmed fix plans one by one; each is audited like any write.
-pub async fn apply_fix(setup: &Setup, session: &mut Session, plans: &[WritePlan]) -> Vec<Result<WriteOutcome, String>> {
+pub async fn apply_fix(store: &mut Store, plans: &[WritePlan]) -> Vec<Result<WriteOutcome, String>> {
+    let writer = store.target.writer.clone();
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
-        let result = setup
-            .writer
-            .execute(&mut session.link, plan)
+        let result = writer
+            .execute(&mut store.link, plan)
             .await
             .map_err(|e| format!("{} of '{}': {e}", plan.kind.verb(), plan.id));
         out.push(result);

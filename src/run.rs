@@ -4,7 +4,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::{Cli, Command};
-use crate::engine::msg::WriteKind;
+use crate::collect::fix::FixOrder;
+use crate::engine::msg::{WriteKind, WritePlan};
 use crate::engine::names::SessionId;
 use crate::headless::{self, HeadlessError};
 
@@ -32,7 +33,7 @@ fn headless_exit(e: HeadlessError) -> Exit {
 /// say which server, nor, for a write, that it may still happen).
 fn redis_exit(setup: &Setup) -> impl Fn(HeadlessError) -> Exit + '_ {
     move |e| {
-        let url = setup.target.redacted_url();
+        let url = setup.first().target.redacted_url();
         let message = match &e {
             HeadlessError::Redis(f) => format!("{url}: {f}"),
             HeadlessError::Write(crate::collect::write::WriteError::Redis(f)) if f.is_connection() => {
@@ -73,100 +74,68 @@ pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> Result<(), Exit> {
-    if let Some(Command::Demo(args)) = &cli.command {
-        return crate::demo::run(&cli.global, args).await.map_err(Exit::from);
-    }
-    if let Some(Command::Report(args)) = &cli.command {
-        return report(args);
-    }
-    if cli.command.is_none() {
-        let setups = Setup::all(&cli.global)?;
-        let warnings: Vec<String> = setups.iter().flat_map(|s| s.warnings.clone()).collect();
-        let result = crate::dashboard::run(setups).await.map_err(Exit::from);
-        // Said on screen while it ran; said again where it stays once the screen is gone.
-        for w in warnings {
-            eprintln!("sessiontop: warning: {w}");
-        }
-        return result;
-    }
+    let command = match cli.command {
+        Some(Command::Demo(args)) => return crate::demo::run(&cli.global, &args).await.map_err(Exit::from),
+        Some(Command::Report(args)) => return report(&args),
+        Some(command) => command,
+        None => return dashboard(Setup::new(&cli.global)?).await,
+    };
     let setup = Setup::new(&cli.global)?;
-    if let Some(Command::Replay(args)) = &cli.command {
-        let recording =
-            crate::export::record::Recording::read(&args.file).map_err(|e| Exit { message: e.to_string(), code: 1 })?;
+    let target = setup.one()?;
+    if let Command::Replay(args) = &command {
+        let recording = crate::export::record::Recording::read(&args.file)?;
         let file = args.file.display().to_string();
-        return crate::dashboard::replay(setup, recording, &file).await.map_err(Exit::from);
+        return crate::dashboard::replay(&setup, recording, &file).await.map_err(Exit::from);
     }
-    let Some(command) = cli.command else { unreachable!("the dashboard is handled above") };
     for w in &setup.warnings {
         eprintln!("sessiontop: warning: {w}");
     }
     if let Command::Check(args) = &command {
         return check(&setup, args).await;
     }
-    if let Command::Fix(args) = &command
-        && !args.dry_run
-        && setup.writer.is_read_only()
-    {
-        return Err(headless_exit(HeadlessError::Write(crate::collect::write::WriteError::ReadOnly)));
-    }
     // Refuse writes before connecting, so read-only is obviously safe.
-    if matches!(command, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)) && setup.writer.is_read_only() {
+    let writes = match &command {
+        Command::Fix(args) => !args.dry_run,
+        other => matches!(other, Command::Expire(_) | Command::Persist(_) | Command::Delete(_)),
+    };
+    if writes && target.writer.is_read_only() {
         return Err(headless_exit(HeadlessError::Write(crate::collect::write::WriteError::ReadOnly)));
     }
-    let mut session = headless::open(&setup).await.map_err(redis_exit(&setup))?;
-    let headless_exit = redis_exit(&setup);
+    let mut store = headless::open(&setup).await.map_err(redis_exit(&setup))?;
     // What detection chose is said once the command has succeeded; a failure says it in its
     // own line instead, so failures stay one line.
-    let note = session.note.as_ref().map(|_| format!("sessiontop: layout {}", session.describe_layout()));
+    let note = store.note.as_ref().map(|_| format!("sessiontop: layout {}", store.describe_layout()));
+    one_shot(&setup, &mut store, command).await?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// The dashboard, on every target given.
+async fn dashboard(setup: Setup) -> Result<(), Exit> {
+    let warnings = setup.warnings.clone();
+    let result = crate::dashboard::run(setup).await.map_err(Exit::from);
+    // Said on screen while it ran; said again where it stays once the screen is gone.
+    for w in warnings {
+        eprintln!("sessiontop: warning: {w}");
+    }
+    result
+}
+
+/// A one-shot command on the store it opened.
+async fn one_shot(setup: &Setup, store: &mut headless::Store, command: Command) -> Result<(), Exit> {
+    let exit = redis_exit(setup);
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Demo(_) | Command::Check(_) | Command::Report(_) | Command::Replay(_) => {
-            unreachable!("handled above")
+            unreachable!("handled by run")
         }
-        Command::Fix(args) => {
-            let kind = crate::engine::domain::FindingKind::ALL
-                .into_iter()
-                .find(|k| k.name() == args.finding)
-                .ok_or_else(|| Exit { message: format!("no finding '{}'", args.finding), code: 2 })?;
-            let write = match (args.expire, args.delete) {
-                (Some(d), _) => Some(WriteKind::Expire(d.as_secs() as i64)),
-                (None, true) => Some(WriteKind::Delete),
-                (None, false) => None,
-            };
-            let ttl = args.ttl.map(|d| d.as_secs() as i64);
-            let fix = headless::plan_fix(&setup, &mut session, kind, write, ttl, args.limit as usize)
-                .await
-                .map_err(&headless_exit)?;
-            let listing = headless::plain::fix_plans(&fix);
-            if args.dry_run || fix.plans.is_empty() {
-                write!(stdout, "{listing}")?;
-                if args.dry_run && !fix.plans.is_empty() {
-                    writeln!(stdout, "dry run: nothing was changed")?;
-                }
-            } else {
-                if !args.yes {
-                    confirm_on_terminal(&listing, "Apply these changes?").map_err(&headless_exit)?;
-                } else {
-                    write!(stdout, "{listing}")?;
-                }
-                let results = headless::apply_fix(&setup, &mut session, &fix.plans).await;
-                let failed = results.iter().filter(|r| r.is_err()).count();
-                for r in &results {
-                    match r {
-                        Ok(outcome) => writeln!(stdout, "{}", outcome.summary())?,
-                        Err(e) => writeln!(stdout, "failed: {}", text::escape_str(e))?,
-                    }
-                }
-                if failed > 0 {
-                    return Err(Exit { message: format!("{failed} of {} changes failed", results.len()), code: 1 });
-                }
-            }
-        }
+        Command::Fix(args) => fix(setup, store, &args).await?,
         Command::Snapshot(args) => {
-            let data =
-                headless::snapshot(&setup, &mut session, args.limit, !args.no_census).await.map_err(&headless_exit)?;
+            let data = headless::snapshot(setup, store, args.limit, !args.no_census).await.map_err(&exit)?;
             if args.json {
-                writeln!(stdout, "{}", text::json_pretty(&headless::json::snapshot(&data, &setup)))?;
+                writeln!(stdout, "{}", text::json_pretty(&headless::json::snapshot(&data, setup)))?;
             } else {
                 write!(stdout, "{}", headless::plain::snapshot(&data))?;
             }
@@ -174,54 +143,79 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Inspect(args) => {
             let id = match (&args.id, &args.by) {
                 (Some(id), _) => SessionId::from_escaped(id),
-                (None, Some(by)) => headless::find_by_app_id(&setup, &mut session, by).await.map_err(&headless_exit)?,
+                (None, Some(by)) => headless::find_by_app_id(setup, store, by).await.map_err(&exit)?,
                 (None, None) => unreachable!("clap requires an id or --by"),
             };
-            let (report, model) = headless::inspect(&setup, &mut session, &id).await.map_err(&headless_exit)?;
+            let (report, model) = headless::inspect(setup, store, &id).await.map_err(&exit)?;
             if args.json {
-                let json = headless::json::inspect(&report, &model, session.layout().map_err(&headless_exit)?);
+                let json = headless::json::inspect(&report, &model, store.layout().map_err(&exit)?);
                 writeln!(stdout, "{}", text::json_pretty(&json))?;
             } else {
                 write!(stdout, "{}", headless::plain::inspect(&report, &model))?;
             }
         }
         Command::Expire(args) => {
-            let outcome = headless::write(
-                &setup,
-                &mut session,
-                &SessionId::from_escaped(&args.id),
-                WriteKind::Expire(args.seconds),
-                |_| Ok(()),
-            )
-            .await
-            .map_err(&headless_exit)?;
+            let id = SessionId::from_escaped(&args.id);
+            let kind = WriteKind::Expire(args.seconds);
+            let outcome = headless::write(setup, store, &id, kind, |_| Ok(())).await.map_err(&exit)?;
             write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
         Command::Persist(args) => {
-            let outcome =
-                headless::write(&setup, &mut session, &SessionId::from_escaped(&args.id), WriteKind::Persist, |_| {
-                    Ok(())
-                })
-                .await
-                .map_err(&headless_exit)?;
+            let id = SessionId::from_escaped(&args.id);
+            let outcome = headless::write(setup, store, &id, WriteKind::Persist, |_| Ok(())).await.map_err(&exit)?;
             write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
         Command::Delete(args) => {
-            let yes = args.yes;
-            let outcome =
-                headless::write(&setup, &mut session, &SessionId::from_escaped(&args.id), WriteKind::Delete, |plan| {
-                    if yes {
-                        return Ok(());
-                    }
-                    confirm_on_terminal(&headless::plain::plan(plan), "Delete?")
-                })
-                .await
-                .map_err(&headless_exit)?;
+            let (id, yes) = (SessionId::from_escaped(&args.id), args.yes);
+            let confirm = |plan: &WritePlan| {
+                if yes { Ok(()) } else { confirm_on_terminal(&headless::plain::plan(plan), "Delete?") }
+            };
+            let outcome = headless::write(setup, store, &id, WriteKind::Delete, confirm).await.map_err(&exit)?;
             write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
     }
-    if let Some(note) = note {
-        eprintln!("{note}");
+    Ok(())
+}
+
+/// `fix`: lists every change; with `--dry-run` that is all; else asks (or `--yes`), makes them
+/// one by one and says how each went.
+async fn fix(setup: &Setup, store: &mut headless::Store, args: &crate::cli::FixArgs) -> Result<(), Exit> {
+    let exit = redis_exit(setup);
+    let mut stdout = std::io::stdout().lock();
+    let kind = crate::engine::domain::FindingKind::ALL
+        .into_iter()
+        .find(|k| k.name() == args.finding)
+        .ok_or_else(|| Exit { message: format!("no finding '{}'", args.finding), code: 2 })?;
+    let write = match (args.expire, args.delete) {
+        (Some(d), _) => Some(WriteKind::Expire(d.as_secs() as i64)),
+        (None, true) => Some(WriteKind::Delete),
+        (None, false) => None,
+    };
+    let order = FixOrder { kind, write, ttl_s: args.ttl.map(|d| d.as_secs() as i64) };
+    let fix = headless::plan_fix(setup, store, order, args.limit as usize).await.map_err(&exit)?;
+    let listing = headless::plain::fix_plans(&fix);
+    if args.dry_run || fix.plans.is_empty() {
+        write!(stdout, "{listing}")?;
+        if args.dry_run && !fix.plans.is_empty() {
+            writeln!(stdout, "dry run: nothing was changed")?;
+        }
+        return Ok(());
+    }
+    if args.yes {
+        write!(stdout, "{listing}")?;
+    } else {
+        confirm_on_terminal(&listing, "Apply these changes?").map_err(&exit)?;
+    }
+    let results = headless::apply_fix(store, &fix.plans).await;
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    for r in &results {
+        match r {
+            Ok(outcome) => writeln!(stdout, "{}", outcome.summary())?,
+            Err(e) => writeln!(stdout, "failed: {}", text::escape_str(e))?,
+        }
+    }
+    if failed > 0 {
+        return Err(Exit { message: format!("{failed} of {} changes failed", results.len()), code: 1 });
     }
     Ok(())
 }
@@ -248,15 +242,15 @@ fn confirm_on_terminal(plan: &str, question: &str) -> Result<(), HeadlessError> 
 /// judging: no connection, no permission, no session layout.
 async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> {
     let unknown = |message: String| Exit { message: format!("UNKNOWN: {message}"), code: CHECK_UNKNOWN };
-    let mut session = headless::open(setup).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
-    if session.layout.is_none() {
+    let mut store = headless::open(setup).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
+    if store.layout.is_none() {
         return Err(unknown(format!(
             "no session layout found ({})",
-            session.note.as_deref().map_or_else(|| "nothing detected".into(), text::escape_str)
+            store.note.as_deref().map_or_else(|| "nothing detected".into(), text::escape_str)
         )));
     }
     let (data, verdict) =
-        headless::check(setup, &mut session, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
+        headless::check(setup, &mut store, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", text::json_pretty(&headless::json::check(&verdict, &data, setup)))?;

@@ -10,13 +10,21 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use super::read::{Interner, Prepared, Probe, ReadOptions};
+use super::stages::Stages;
+use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link};
 use crate::conn::pace::{self, Kind, Pacer};
+use crate::conn::topology::{LinkUse, Node, Topology};
 use crate::engine::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
 use crate::engine::layout::Layout;
+use crate::engine::msg::Update;
 use crate::engine::names::SessionId;
 
 /// How many orphaned ids a pass keeps for display (all are counted), and how many bytes of ids
@@ -55,59 +63,41 @@ pub struct Outcome {
 struct Page {
     ids: Vec<SessionId>,
     scores: Option<Vec<Option<f64>>>,
-    /// Where the next page starts; `None` after the last page.
-    next: Option<Position>,
+    /// Whether the walk is over.
+    last: bool,
     fraction: Option<f64>,
 }
 
-/// Where a walk resumes.
-#[derive(Debug, Clone, PartialEq)]
-enum Position {
-    /// A `SCAN` cursor.
-    Cursor(u64),
-    /// In the index: members with a score from `min` on, skipping the first `offset` of those
-    /// scored exactly `min` (already returned).
-    Score { min: String, offset: usize },
-}
-
-/// Where a pass gets its ids from.
-#[derive(Clone)]
+/// Where a pass gets its ids from, and how far it has come.
 enum Walk {
-    /// The index, in score order, which has `size` members. Walking by score rather than with
+    /// The index, in score order. Walking by score rather than with
     /// `ZSCAN` costs Redis half as much per member, and misses no one: a session saved during
-    /// the walk moves to a higher score and is met again (and counted once).
-    Index { key: String, size: u64 },
-    /// `SCAN MATCH` over the keyspace of `keys` keys.
-    Keys { pattern: Vec<u8>, keys: Option<u64> },
+    /// the walk moves to a higher score and is met again (and counted once). The next page
+    /// holds members with a score from `min` on, less the first `offset` of those scored
+    /// exactly `min` (already returned).
+    Index { key: String, min: String, offset: usize },
+    /// The keyspace's session keys.
+    Keys(KeyWalk),
 }
 
 impl Walk {
-    fn start(&self) -> Position {
-        match self {
-            Walk::Index { .. } => Position::Score { min: "-inf".into(), offset: 0 },
-            Walk::Keys { .. } => Position::Cursor(0),
-        }
-    }
-
-    async fn fetch(
-        &self,
+    async fn next_page(
+        &mut self,
         link: &mut Link,
         layout: &Layout,
-        at: &Position,
         max: usize,
         pacer: &std::sync::Mutex<Pacer>,
     ) -> Result<Page, Failure> {
-        // A page is as large as it may be without one command costing Redis too much, and is
-        // paid for before it is asked for.
-        let kind = if matches!(self, Walk::Index { .. }) { Kind::Zrangebyscore } else { Kind::Scan };
-        let count = pace::paced_page(pacer, kind, max).await;
-        match (self, at) {
-            (Walk::Index { key, .. }, Position::Score { min, offset }) => {
+        match self {
+            Walk::Index { key, min, offset, .. } => {
+                // A page is as large as it may be without one command costing Redis too much,
+                // and is paid for before it is asked for.
+                let count = pace::paced_page(pacer, Kind::Zrangebyscore, max).await;
                 let flat: Vec<Vec<u8>> = link
                     .query(
                         redis::cmd("ZRANGEBYSCORE")
-                            .arg(key)
-                            .arg(min)
+                            .arg(&*key)
+                            .arg(&*min)
                             .arg("+inf")
                             .arg("WITHSCORES")
                             .arg("LIMIT")
@@ -128,25 +118,21 @@ impl Walk {
                     ids.push(SessionId::from(member));
                     scores.push(std::str::from_utf8(&score).ok().and_then(|s| s.parse::<f64>().ok()));
                 }
-                let next = match last_score.map(|s| String::from_utf8_lossy(&s).into_owned()) {
-                    Some(last) if returned == count => {
-                        let offset = if last == *min { offset + same_as_last } else { same_as_last };
-                        Some(Position::Score { min: last, offset })
+                let last = match last_score.map(|s| String::from_utf8_lossy(&s).into_owned()) {
+                    Some(score) if returned == count => {
+                        *offset = if score == *min { *offset + same_as_last } else { same_as_last };
+                        *min = score;
+                        false
                     }
-                    _ => None,
+                    _ => true,
                 };
-                Ok(Page { ids, scores: Some(scores), next, fraction: None })
+                Ok(Page { ids, scores: Some(scores), last, fraction: None })
             }
-            (Walk::Keys { pattern, keys }, Position::Cursor(cursor)) => {
-                let (next, found): (u64, Vec<Vec<u8>>) = link
-                    .query(redis::cmd("SCAN").arg(*cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count))
-                    .await?;
+            Walk::Keys(walk) => {
+                let found = walk.next(link, pacer, Count::UpTo(max), Pacing::Wait).await?;
                 let ids = found.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)).collect();
-                let fraction = if next == 0 { Some(1.0) } else { keys.map(|n| scan_fraction(next, n)) };
-                let next = (next != 0).then_some(Position::Cursor(next));
-                Ok(Page { ids, scores: None, next, fraction })
+                Ok(Page { ids, scores: None, last: walk.is_done(), fraction: walk.fraction() })
             }
-            _ => Err(Failure::Protocol("census walk position".into())),
         }
     }
 }
@@ -156,69 +142,46 @@ const PAGES_AHEAD: usize = 2;
 /// Batches of reads on the server at once.
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// Runs one pass. `on_batch` sees each batch's rows as they come (the dashboard shows the
-/// census filling in); rows carry `generation`.
+/// A node's connections for the census: the reads, and the walk a few pages ahead of them.
+#[derive(Clone)]
+pub struct CensusLinks {
+    pub node: Arc<Node>,
+    pub reads: Link,
+    pub walk: Link,
+}
+
+impl CensusLinks {
+    /// Opens the census's two connections to `node`.
+    pub async fn open(node: &Arc<Node>) -> Result<CensusLinks, Failure> {
+        let reads = node.connect(LinkUse::CensusReads).await?;
+        let walk = node.connect(LinkUse::CensusWalk).await?;
+        Ok(CensusLinks { node: node.clone(), reads, walk })
+    }
+}
+
+/// Runs one pass over the sessions on `links`' node, paced by that node's pacer. `on_batch`
+/// sees each batch's rows as they come (the dashboard shows the census filling in); rows carry
+/// `generation`.
 ///
-/// The walk over the index (or keyspace) runs on `walk_link`, a second connection, a few pages
-/// ahead of the reads on `link`; two batches of reads are on the server at once. So Redis is
-/// never idle waiting for sessiontop to parse, and the next ids never queue behind a batch of
-/// replies.
+/// The walk over the index (or keyspace) runs on the walk connection a few pages ahead of the
+/// reads; several batches of reads are on the server at once. So Redis is never idle waiting
+/// for sessiontop to parse, and the next ids never queue behind a batch of replies.
 pub async fn run_pass(
-    link: &mut Link,
-    walk_link: Link,
+    links: &mut CensusLinks,
     layout: &Layout,
     options: CensusOptions,
     generation: u64,
-    pacer: std::sync::Arc<std::sync::Mutex<Pacer>>,
+    stages: Option<&Stages>,
     mut on_batch: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
-    // An index that does not exist (yet) is no reason to miss the sessions: fall back to SCAN.
-    let index_size: Option<u64> = match &layout.index {
-        Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
-        None => None,
-    };
-    let mut pass = Pass {
-        tally: CensusTally::default(),
-        seen: HashSet::with_capacity_and_hasher(index_size.unwrap_or(0).min(1 << 21) as usize, Default::default()),
-        hasher: RandomState::new(),
-        orphan_ids: Vec::new(),
-        orphan_bytes: 0,
-        interner: Interner::default(),
-        markers: layout.fields.markers.iter().take(8).map(|m| m.name.clone()).collect(),
-    };
-    let walk = match (&layout.index, index_size) {
-        (Some(index), Some(size)) => Walk::Index { key: index.key.clone(), size },
-        _ => Walk::Keys {
-            pattern: layout.session_scan_pattern(),
-            keys: link.query::<u64>(&redis::cmd("DBSIZE")).await.ok(),
-        },
-    };
-    let is_index = matches!(walk, Walk::Index { .. });
-    let shared_layout = std::sync::Arc::new(layout.clone());
-
-    let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
-    let walker = tokio::spawn({
-        let (walk, layout, mut walk_link, pacer) = (walk.clone(), layout.clone(), walk_link, pacer.clone());
-        async move {
-            let mut at = walk.start();
-            loop {
-                let page = walk.fetch(&mut walk_link, &layout, &at, options.scan_count, &pacer).await;
-                let next = page.as_ref().ok().and_then(|p| p.next.clone());
-                if pages_tx.send(page).await.is_err() {
-                    break;
-                }
-                match next {
-                    Some(position) => at = position,
-                    None => break,
-                }
-            }
-        }
-    });
+    let (walk, index_size) = start_walk(&mut links.reads, layout).await?;
+    let mut pass = Pass::new(layout, index_size);
+    let (mut pages, walker) = spawn_walker(walk, layout, links, options.scan_count);
     // Ends the walker however this function returns.
     let _stop_walker = AbortOnDrop(walker);
-
+    let shared_layout = Arc::new(layout.clone());
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut walk_done = false;
     loop {
@@ -228,68 +191,94 @@ pub async fn run_pass(
                 break;
             };
             let mut page = page?;
-            walk_done = page.next.is_none();
+            walk_done = page.last;
             pass.admit(&mut page);
-            let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
-            // The batch's cost: its first round trip, and the fields its second will read.
-            let (cost, commands) = pacer
-                .lock()
-                .map(|p| {
-                    let (c, n) = crate::conn::link::pipeline_cost(&pipe, &p);
-                    let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
-                    (c + p.cost_us(Kind::Hmget, fields, 1), n + fields)
-                })
-                .unwrap_or((0.0, 0));
-            pace::pace(&pacer, cost, commands).await;
-            link.sample_costs(&pacer).await?;
-            let mut reader = link.clone();
-            let task_pacer = pacer.clone();
-            let (task_layout, ids, scores) = (shared_layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
-            // Both round trips of a batch, and decoding its payloads, run in the batch's own task.
-            let task = tokio::spawn(async move {
-                let sent = Instant::now();
-                let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
-                if let Ok(mut p) = task_pacer.lock() {
-                    p.observe(pipe.len() as u64, sent.elapsed());
-                }
-                let mut probe = prepared.probe(&task_layout, ids, scores, replies)?;
-                probe.fetch_fields(&mut reader).await?;
-                Ok(probe)
-            });
+            let task = send_batch(links, &shared_layout, &mut page, read).await?;
             in_flight.push_back((page, task));
         }
         let Some((page, task)) = in_flight.pop_front() else { break };
         let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
-        let read_at = super::now_millis();
-        let batch = probe.finish(&mut pass.interner, read_at);
-        let mut rows = batch.rows;
-        for row in &mut rows {
-            row.generation = generation;
-            pass.count(row);
-        }
-        pass.tally.oversized += batch.oversized;
-        pass.tally.undecodable += batch.undecodable;
-        pass.tally.max_ttl_ms = pass.tally.max_ttl_ms.max(max_ttl_ms(&rows, read_at));
-        // A session key that vanished between SCAN and the read is simply gone; only index
-        // entries without keys are orphans.
-        if is_index {
-            pass.tally.orphaned += batch.missing.len() as u64;
-            for id in batch.missing {
-                if pass.orphan_ids.len() < ORPHAN_IDS_KEPT && pass.orphan_bytes + id.len() <= ORPHAN_ID_BYTES_KEPT {
-                    pass.orphan_bytes += id.len();
-                    pass.orphan_ids.push(id);
-                }
-            }
-        } else {
-            pass.tally.vanished += batch.missing.len() as u64;
-        }
-        let fraction = match (&walk, page.fraction) {
-            (Walk::Index { size, .. }, _) => Some((pass.tally.examined as f64 / *size as f64).min(1.0)),
-            (_, fraction) => fraction,
+        let rows = pass.take(probe, generation, stages);
+        let fraction = match index_size {
+            Some(size) => Some((pass.tally.examined as f64 / size as f64).min(1.0)),
+            None => page.fraction,
         };
         on_batch(Progress { rows, tally: &pass.tally, fraction });
     }
     Ok(Outcome { tally: pass.tally, orphan_ids: pass.orphan_ids, duration: started.elapsed() })
+}
+
+/// Where the pass walks: the index when it has members (and how many), else the keyspace. An
+/// index that does not exist (yet) is no reason to miss the sessions.
+async fn start_walk(link: &mut Link, layout: &Layout) -> Result<(Walk, Option<u64>), Failure> {
+    let index_size: Option<u64> = match &layout.index {
+        Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
+        None => None,
+    };
+    let walk = match (&layout.index, index_size) {
+        (Some(index), Some(_)) => Walk::Index { key: index.key.clone(), min: "-inf".into(), offset: 0 },
+        _ => {
+            let keys = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
+            Walk::Keys(KeyWalk::matching(layout.session_scan_pattern()).with_keyspace(keys))
+        }
+    };
+    Ok((walk, index_size))
+}
+
+/// Runs the walk on its own task and connection, at most [`PAGES_AHEAD`] pages ahead.
+fn spawn_walker(
+    mut walk: Walk,
+    layout: &Layout,
+    links: &CensusLinks,
+    max: usize,
+) -> (tokio::sync::mpsc::Receiver<Result<Page, Failure>>, JoinHandle<()>) {
+    let (pages_tx, pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
+    let (layout, mut link, pacer) = (layout.clone(), links.walk.clone(), links.node.pacer().clone());
+    let walker = tokio::spawn(async move {
+        loop {
+            let page = walk.next_page(&mut link, &layout, max, &pacer).await;
+            let last = page.as_ref().map_or(true, |p| p.last);
+            if pages_tx.send(page).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    (pages, walker)
+}
+
+/// Paces a page's reads by their cost and sends them: both round trips of a batch, and
+/// decoding its payloads, run in the batch's own task.
+async fn send_batch(
+    links: &CensusLinks,
+    layout: &Arc<Layout>,
+    page: &mut Page,
+    read: ReadOptions,
+) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
+    let pacer = links.node.pacer().clone();
+    let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
+    // The batch's cost: its first round trip, and the fields its second will read.
+    let (cost, commands) = pacer
+        .lock()
+        .map(|p| {
+            let (c, n) = crate::conn::link::pipeline_cost(&pipe, &p);
+            let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
+            (c + p.cost_us(Kind::Hmget, fields, 1), n + fields)
+        })
+        .unwrap_or((0.0, 0));
+    pace::pace(&pacer, cost, commands).await;
+    let mut reader = links.reads.clone();
+    links.node.sample_costs(&mut reader).await?;
+    let (layout, ids, scores) = (layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
+    Ok(tokio::spawn(async move {
+        let sent = Instant::now();
+        let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
+        if let Ok(mut p) = pacer.lock() {
+            p.observe(pipe.len() as u64, sent.elapsed());
+        }
+        let mut probe = prepared.probe(&layout, ids, scores, replies)?;
+        probe.fetch_fields(&mut reader).await?;
+        Ok(probe)
+    }))
 }
 
 /// A page whose reads are on the server.
@@ -333,9 +322,57 @@ struct Pass {
     interner: Interner,
     /// The layout's marker names, in bit order.
     markers: Vec<String>,
+    /// Whether the pass walks the index (a member without its session is an orphan).
+    walks_index: bool,
 }
 
 impl Pass {
+    fn new(layout: &Layout, index_size: Option<u64>) -> Pass {
+        Pass {
+            tally: CensusTally::default(),
+            seen: HashSet::with_capacity_and_hasher(index_size.unwrap_or(0).min(1 << 21) as usize, Default::default()),
+            hasher: RandomState::new(),
+            orphan_ids: Vec::new(),
+            orphan_bytes: 0,
+            interner: Interner::default(),
+            markers: layout.fields.markers.iter().take(8).map(|m| m.name.clone()).collect(),
+            walks_index: index_size.is_some(),
+        }
+    }
+
+    /// A batch's rows, counted: every session read ends up live, orphaned or vanished. Where
+    /// stages are watched, a stuck session is marked before it is counted.
+    fn take(&mut self, probe: Probe, generation: u64, stages: Option<&Stages>) -> Vec<SessionRow> {
+        let read_at = super::now_millis();
+        let batch = probe.finish(&mut self.interner, read_at);
+        let mut rows = batch.rows;
+        if let Some(stages) = stages {
+            stages.pass_read(max_ttl_ms(&rows, read_at));
+            stages.observe(&mut rows, read_at);
+        }
+        for row in &mut rows {
+            row.generation = generation;
+            self.count(row);
+        }
+        self.tally.oversized += batch.oversized;
+        self.tally.undecodable += batch.undecodable;
+        self.tally.max_ttl_ms = self.tally.max_ttl_ms.max(max_ttl_ms(&rows, read_at));
+        // A session key that vanished between SCAN and the read is simply gone; only index
+        // entries without keys are orphans.
+        if self.walks_index {
+            self.tally.orphaned += batch.missing.len() as u64;
+            for id in batch.missing {
+                if self.orphan_ids.len() < ORPHAN_IDS_KEPT && self.orphan_bytes + id.len() <= ORPHAN_ID_BYTES_KEPT {
+                    self.orphan_bytes += id.len();
+                    self.orphan_ids.push(id);
+                }
+            }
+        } else {
+            self.tally.vanished += batch.missing.len() as u64;
+        }
+        rows
+    }
+
     /// Drops ids this pass has already seen and counts the rest as examined, so that every id
     /// examined ends up live, orphaned or vanished, exactly once.
     fn admit(&mut self, page: &mut Page) {
@@ -366,12 +403,12 @@ impl Pass {
             t.no_ttl += 1;
         }
         // A session counts once for each kind, with every reason of that kind.
-        for (i, (kind, _)) in row.problems.iter().enumerate() {
-            if row.problems[..i].iter().any(|(k, _)| k == kind) {
+        for (i, (kind, _)) in row.findings.iter().enumerate() {
+            if row.findings[..i].iter().any(|(k, _)| k == kind) {
                 continue;
             }
             t.evidence.note(*kind, || {
-                let why = row.problems[i..].iter().filter(|(k, _)| k == kind).map(|(_, w)| w.as_str());
+                let why = row.findings[i..].iter().filter(|(k, _)| k == kind).map(|(_, w)| w.as_str());
                 Subject::session(row.id.clone(), Some(why.collect::<Vec<_>>().join("; ")))
             });
         }
@@ -393,16 +430,6 @@ fn bump(counts: &mut std::collections::BTreeMap<String, u64>, key: &str) {
     }
 }
 
-/// How far a `SCAN` has come, estimated from its cursor: Redis walks its hash table in
-/// reverse-binary order, so the cursor's bits reversed over the table size are the share done.
-/// The table size is taken as the power of two at or above the key count.
-pub fn scan_fraction(cursor: u64, keys: u64) -> f64 {
-    let bits = 64 - keys.max(2).saturating_sub(1).leading_zeros();
-    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-    let reversed = (cursor & mask).reverse_bits() >> (64 - bits);
-    (reversed as f64 / (1u64 << bits.min(63)) as f64).min(1.0)
-}
-
 /// The largest TTL among rows read at `now`, for the session-lifetime default.
 fn max_ttl_ms(rows: &[SessionRow], now: Millis) -> i64 {
     rows.iter()
@@ -414,17 +441,78 @@ fn max_ttl_ms(rows: &[SessionRow], now: Millis) -> i64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_fraction_walks_reverse_binary() {
-        // Table of 8 slots: cursor order 0,4,2,6,1,5,3,7.
-        assert_eq!(scan_fraction(0, 8), 0.0);
-        assert_eq!(scan_fraction(4, 8), 0.125);
-        assert_eq!(scan_fraction(6, 8), 0.375);
-        assert_eq!(scan_fraction(7, 8), 0.875);
-        assert!(scan_fraction(12345, 1_000_000) < 1.0);
+/// The census task: pass after pass over the target's sessions, once the poller has found their
+/// layout, with a rest between passes; a lost connection is retried with backoff and said.
+pub(super) async fn census_loop(
+    topology: Arc<Topology>,
+    options: super::CollectOptions,
+    updates: UnboundedSender<Update>,
+    mut layout_rx: watch::Receiver<Option<super::Found>>,
+) {
+    let (layout, stages) = loop {
+        if let Some(found) = layout_rx.borrow_and_update().clone() {
+            break found;
+        }
+        if layout_rx.changed().await.is_err() {
+            return;
+        }
+    };
+    let send = |update: Update| {
+        // The receiver is gone only when the program is ending.
+        let _ = updates.send(update);
+    };
+    let blocked = |why: &str, failure: &Failure, delay: Duration| {
+        send(Update::CensusBlocked(format!("{why}: {failure}; retrying in {}s", delay.as_secs_f64().ceil())));
+    };
+    let mut generation: u64 = 0;
+    let mut attempt: u32 = 0;
+    loop {
+        let mut links = match CensusLinks::open(topology.seed()).await {
+            Ok(links) => links,
+            Err(failure) => {
+                attempt += 1;
+                let delay = super::backoff(attempt);
+                tracing::debug!(%failure, "census cannot connect");
+                blocked("cannot connect", &failure, delay);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        loop {
+            generation += 1;
+            let result = run_pass(&mut links, &layout, options.census, generation, stages.as_deref(), |p| {
+                send(Update::CensusBatch { generation, rows: p.rows, partial: p.tally.clone(), progress: p.fraction });
+            })
+            .await;
+            match result {
+                Ok(outcome) => {
+                    attempt = 0;
+                    if let Some(stages) = &stages {
+                        stages.pass_done(super::now_millis());
+                    }
+                    tracing::debug!(generation, duration = ?outcome.duration, total = outcome.tally.total, "census pass");
+                    send(Update::CensusDone {
+                        generation,
+                        tally: outcome.tally,
+                        duration_ms: outcome.duration.as_millis() as u64,
+                        orphan_ids: outcome.orphan_ids,
+                    });
+                    tokio::time::sleep(options.census_pause).await;
+                }
+                Err(failure) if failure.is_connection() => {
+                    attempt += 1;
+                    let delay = super::backoff(attempt);
+                    tracing::debug!(%failure, "census connection lost");
+                    blocked("connection lost", &failure, delay);
+                    tokio::time::sleep(delay).await;
+                    break;
+                }
+                Err(failure) => {
+                    attempt += 1;
+                    send(Update::CensusBlocked(failure.to_string()));
+                    tokio::time::sleep(options.census_pause.max(super::backoff(attempt))).await;
+                }
+            }
+        }
     }
 }

@@ -1,13 +1,17 @@
-//! `--layout auto`: samples the keyspace with `SCAN` and picks the built-in layout and prefix
-//! that most sampled keys fit.
+//! Which layout a target's sessions are in: `--layout trt|flask|chatmrpt|FILE` as asked, or,
+//! with `--layout auto`, the built-in layout and prefix that most keys of a sample of the
+//! keyspace fit (what each layout's keys look like is the layout's own: [`Layout::prefix_of`]).
 //!
 //! Bounded: at most [`SAMPLE_KEYS`] keys over at most [`MAX_SCAN_CALLS`] `SCAN` calls, with one
 //! pipelined `TYPE` round trip per batch. Never reads a value.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
+use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link, reply};
-use crate::engine::layout::{Layout, LayoutKind, Overrides};
+use crate::conn::pace::Pacer;
+use crate::engine::layout::{Choice, Layout, LayoutKind, Overrides};
 
 /// How many keys the sample may hold.
 pub const SAMPLE_KEYS: usize = 2000;
@@ -64,19 +68,19 @@ pub enum Sample {
     },
 }
 
-/// Samples the keyspace and returns the best-fitting built-in layout.
-pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Failure> {
+/// Samples the keyspace (a walk of at most [`MAX_SCAN_CALLS`] calls, charged to the node's
+/// pacer but not held back by it: the first screen waits for it) and returns the
+/// best-fitting built-in layout.
+pub async fn detect(link: &mut Link, pacer: &Mutex<Pacer>, overrides: &Overrides) -> Result<Sample, Failure> {
     let candidates = [
         Layout::builtin(LayoutKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
         Layout::builtin(LayoutKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
     ];
     let mut counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
     let mut sampled = 0;
-    let mut cursor: u64 = 0;
-    for _ in 0..MAX_SCAN_CALLS {
-        let (next, keys): (u64, Vec<Vec<u8>>) =
-            link.query(redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(SCAN_COUNT)).await?;
-        cursor = next;
+    let mut walk = KeyWalk::all();
+    while walk.calls() < MAX_SCAN_CALLS as u64 && !walk.is_done() && sampled < SAMPLE_KEYS {
+        let keys = walk.next(link, pacer, Count::Fixed(SCAN_COUNT), Pacing::Now).await?;
         // Layouts are told apart by key shapes, which are text; a key that is not UTF-8 is
         // sampled but fits no shape.
         sampled += keys.len();
@@ -99,10 +103,17 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Fa
                 }
             }
         }
-        if cursor == 0 || sampled >= SAMPLE_KEYS {
-            break;
-        }
     }
+    choose(&candidates, counts, sampled, overrides)
+}
+
+/// The layout most sampled keys fit, from the count of keys by candidate and prefix.
+fn choose(
+    candidates: &[Layout],
+    mut counts: BTreeMap<(usize, String), usize>,
+    sampled: usize,
+    overrides: &Overrides,
+) -> Result<Sample, Failure> {
     // A prefix that extends another candidate's prefix of the same layout is a related family
     // (`chatmrpt:analysis_complete:<sid>` beside `chatmrpt:<sid>`), not a layout of its own.
     let keys: Vec<(usize, String)> = counts.keys().cloned().collect();
@@ -124,4 +135,70 @@ pub async fn detect(link: &mut Link, overrides: &Overrides) -> Result<Sample, Fa
     }
     let others = ranked.iter().skip(1).map(|((i, p), n)| (candidates[*i].kind, p.clone(), *n)).collect();
     Ok(Sample::Found(Box::new(Detection { layout, matched, sampled, others })))
+}
+
+/// The layout to use: the one asked for, or what detection found.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Layout {
+        layout: Box<Layout>,
+        note: Option<String>,
+    },
+    /// Detection found nothing (yet): the note says what was sampled; `empty` when the sample
+    /// found no key at all (a store just flushed or restarted).
+    NotDetected {
+        note: String,
+        empty: bool,
+    },
+}
+
+/// Why a layout could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Layout(#[from] crate::engine::layout::LayoutError),
+    #[error(transparent)]
+    Redis(#[from] Failure),
+}
+
+/// Resolves `--layout`: loads a built-in or a file, or samples the keyspace.
+pub async fn resolve_layout(
+    link: &mut Link,
+    pacer: &Mutex<Pacer>,
+    choice: &Choice,
+    overrides: &Overrides,
+) -> Result<Resolved, ResolveError> {
+    match choice {
+        Choice::Builtin(kind) => {
+            Ok(Resolved::Layout { layout: Box::new(Layout::builtin(*kind, overrides)?), note: None })
+        }
+        Choice::File(path) => {
+            Ok(Resolved::Layout { layout: Box::new(Layout::from_file(path, overrides)?), note: None })
+        }
+        Choice::Auto => Ok(match detect(link, pacer, overrides).await? {
+            Sample::Found(detection) => {
+                tracing::info!("{}", detection.describe());
+                let note = format!("detected from {}", detection.evidence());
+                let Detection { layout, .. } = *detection;
+                Resolved::Layout { layout: Box::new(layout), note: Some(note) }
+            }
+            Sample::Nothing { sampled: 0 } => Resolved::NotDetected {
+                note: "no session layout recognised: the database is empty; waiting for sessions to appear \
+                       (or pass --layout trt|flask|FILE.toml)"
+                    .into(),
+                empty: true,
+            },
+            Sample::Nothing { sampled } => Resolved::NotDetected {
+                note: format!(
+                    "no session layout recognised in a sample of {sampled} keys{}; pass --layout trt|flask|FILE.toml",
+                    overrides
+                        .prefix
+                        .as_ref()
+                        .map(|p| format!(" under prefix '{}'", crate::util::text::escape_str(p)))
+                        .unwrap_or_default()
+                ),
+                empty: false,
+            },
+        }),
+    }
 }

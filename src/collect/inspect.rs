@@ -19,8 +19,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::read::{Interner, ReadOptions, read_rows};
+use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link, Reply, reply};
-use crate::conn::pace::{self, Kind, Pacer};
+use crate::conn::pace::Pacer;
 use crate::decode::{self, Value};
 use crate::engine::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
 use crate::engine::layout::{KeyTemplate, KeyType, Layout, Lifecycle, PartRole};
@@ -181,8 +182,9 @@ pub struct RelatedSearch {
     pub id: SessionId,
     /// The session's own field values that families name (`{field:session_id}`), once read.
     fields: Option<Vec<(String, Vec<u8>)>>,
+    /// The wildcard family being searched, and the walk over its keys.
     family: usize,
-    cursor: u64,
+    walk: Option<KeyWalk>,
     pub found: Vec<SessionKey>,
     pub done: bool,
     /// Keys the search has looked at, and the keyspace's size when it began, for progress.
@@ -197,7 +199,7 @@ impl RelatedSearch {
             id: id.clone(),
             fields: None,
             family: 0,
-            cursor: 0,
+            walk: None,
             found: Vec::new(),
             done,
             seen: 0,
@@ -239,15 +241,13 @@ impl RelatedSearch {
             // A family named by a field the session does not have has no keys to look for.
             let Some(pattern) = related.template.scan_pattern_for(&layout.prefix, self.id.as_bytes(), &fields) else {
                 self.family += 1;
-                self.cursor = 0;
+                self.walk = None;
                 continue;
             };
-            let count = pace::paced_page(pacer, Kind::Scan, max_count).await;
-            let (next, keys): (u64, Vec<Vec<u8>>) = link
-                .query(redis::cmd("SCAN").arg(self.cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(count))
-                .await?;
-            self.seen += count as u64 / families.len().max(1) as u64;
-            self.cursor = next;
+            let walk = self.walk.get_or_insert_with(|| KeyWalk::matching(pattern));
+            let before = walk.looked_at();
+            let keys = walk.next(link, pacer, Count::UpTo(max_count), Pacing::Wait).await?;
+            self.seen += (walk.looked_at() - before) / families.len().max(1) as u64;
             for key in keys {
                 if related.template.matches_for(&layout.prefix, self.id.as_bytes(), &fields, &key)
                     && !self.found.iter().any(|k| k.key.as_bytes() == key.as_slice())
@@ -260,8 +260,9 @@ impl RelatedSearch {
                     });
                 }
             }
-            if self.cursor == 0 {
+            if walk.is_done() {
                 self.family += 1;
+                self.walk = None;
                 if self.family >= families.len() {
                     self.done = true;
                     break;

@@ -16,11 +16,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
-
 use crate::conn::link::{Failure, Link, Reply, reply};
 use crate::decode::{self, Value};
-use crate::engine::domain::{APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key};
+use crate::engine::diagnose::{self, KeyTtl, RowFacts};
+use crate::engine::domain::{
+    APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key, parse_time,
+};
 use crate::engine::layout::{
     Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule,
 };
@@ -243,7 +244,7 @@ struct Probed {
     stuck: Option<String>,
     labels: Labels,
     /// Why the session's data could not be read or decoded.
-    problem: Option<String>,
+    decode_error: Option<String>,
 }
 
 /// The texts a row is made of, already cut to [`LABEL_MAX_CHARS`].
@@ -380,7 +381,7 @@ impl Probe {
         let unmeasured: Vec<usize> = (0..self.sessions.len())
             .filter(|i| {
                 let s = &self.sessions[*i];
-                s.pttl != Some(-2) && s.problem.is_none() && s.hash_len != Some(0) && !self.fits_whole(s)
+                s.pttl != Some(-2) && s.decode_error.is_none() && s.hash_len != Some(0) && !self.fits_whole(s)
             })
             .collect();
         if unmeasured.is_empty() {
@@ -401,7 +402,7 @@ impl Probe {
                 if let Err(Failure::Server { code, .. }) = r
                     && code == "WRONGTYPE"
                 {
-                    s.problem.get_or_insert_with(|| "the session key is not a hash".into());
+                    s.decode_error.get_or_insert_with(|| "the session key is not a hash".into());
                 }
             }
             s.field_lens = own.iter().map(|r| reply::int(r).unwrap_or(0).max(0) as u64).collect();
@@ -419,7 +420,7 @@ impl Probe {
         for i in 0..self.sessions.len() {
             let whole = self.fits_whole(&self.sessions[i]);
             let s = &mut self.sessions[i];
-            if s.pttl == Some(-2) || s.problem.is_some() || s.hash_len == Some(0) {
+            if s.pttl == Some(-2) || s.decode_error.is_some() || s.hash_len == Some(0) {
                 continue;
             }
             if whole {
@@ -431,7 +432,7 @@ impl Probe {
                 match *len {
                     0 => {}
                     n if n > cap => {
-                        s.problem.get_or_insert_with(|| {
+                        s.decode_error.get_or_insert_with(|| {
                             format!(
                                 "field '{}' is {}, over the read cap of {}; not read",
                                 text::escape_str(&plan.fields[f]),
@@ -443,7 +444,7 @@ impl Probe {
                     _ => fields.push(f),
                 }
             }
-            if s.problem.is_some() {
+            if s.decode_error.is_some() {
                 self.oversized += 1;
                 s.over_cap = true;
             }
@@ -478,7 +479,7 @@ impl Probe {
                     && code == "WRONGTYPE"
                 {
                     // Rewritten as another type since its size was read.
-                    self.sessions[*i].problem.get_or_insert_with(|| "the session key is not a hash".into());
+                    self.sessions[*i].decode_error.get_or_insert_with(|| "the session key is not a hash".into());
                     continue;
                 }
                 let values = reply::byte_list(r).unwrap_or_default();
@@ -517,7 +518,7 @@ impl Probe {
                     self.oversized += 1;
                     s.over_cap = true;
                     s.payload_bytes = Some(n as u64);
-                    s.problem = Some(format!(
+                    s.decode_error = Some(format!(
                         "payload of {} exceeds the read cap of {}; not decoded",
                         text::human_bytes(n as u64),
                         text::human_bytes(cap)
@@ -525,7 +526,7 @@ impl Probe {
                 }
                 Some(n) if n > 0 => fitting.push((i, n as u64)),
                 // Deleted or rewritten since the first read.
-                _ => s.problem = Some("the payload changed while it was read; not decoded".into()),
+                _ => s.decode_error = Some("the payload changed while it was read; not decoded".into()),
             }
         }
         let mut start = 0;
@@ -575,18 +576,18 @@ impl Probe {
                 continue;
             }
             let last = last_interaction(&s, naive);
-            let problems = self.problems(&s, last, now);
+            let findings = self.findings(&s, last, now);
             let mut row = SessionRow::new(s.id);
             row.ttl = Ttl::from_pttl(s.pttl, now);
             row.history_len = s.history_len;
             row.memory_bytes = s.memory_bytes;
-            row.decode_error = s.problem;
+            row.decode_error = s.decode_error;
             row.stage = s.labels.stage.map(|t| interner.get(&t));
             row.substate = s.labels.substate.map(|t| interner.get(&t));
             row.status = s.labels.status.map(|t| interner.get(&t));
             // The index score is exact epoch time; the field may be naive local time.
             row.last_interaction = last;
-            row.problems = problems;
+            row.findings = findings;
             row.markers = s.labels.markers;
             row.app_ids = s.labels.app_ids;
             batch.rows.push(row);
@@ -594,78 +595,31 @@ impl Probe {
         batch
     }
 
-    /// What is wrong with one session, judged from what was read.
-    fn problems(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String)> {
-        let t = &self.options.thresholds;
-        let mut out = Vec::new();
-        if s.pttl == Some(-1) {
-            out.push((FindingKind::NoTtl, "the session key has no TTL".to_string()));
-        }
+    /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read.
+    fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String)> {
+        let facts = RowFacts {
+            pttl: s.pttl,
+            history_len: s.history_len,
+            history_cap: self.plan.other_keys.iter().find_map(|o| o.cap),
+            counter: s.counter.zip(self.plan.counter.as_ref().map(|(_, limit)| *limit)),
+            payload_bytes: s.payload_bytes,
+            hash: self.plan.primary == Primary::Hash,
+            largest_fields: s.largest_fields.as_deref(),
+            over_cap: s.over_cap,
+            decode_error: s.decode_error.as_deref(),
+            last_interaction: last,
+            score: s.score,
+            last_interaction_text: s.labels.last_interaction.as_deref(),
+            naive: self.fields.naive_time,
+            stuck: s.stuck.as_deref(),
+        };
         let others = self.plan.other_keys.iter().zip(&s.other_ttls);
-        for (other, pttl) in others.chain(self.plan.ephemeral.iter().zip(&s.ephemeral_ttls)) {
-            let name = text::escape_str(&other.name);
-            match *pttl {
-                Some(-1) if other.lock => {
-                    out.push((FindingKind::NoTtl, format!("the {name} has no TTL")));
-                    out.push((FindingKind::StaleLock, format!("the {name} has no TTL: held until it is deleted")));
-                }
-                Some(-1) => out.push((FindingKind::NoTtl, format!("the {name} has no TTL"))),
-                Some(ms) if ms >= 0 && other.lock && ms > t.lock_held_s * 1000 => out.push((
-                    FindingKind::StaleLock,
-                    format!("the {name} is set to be held {} more", text::human_duration(ms / 1000)),
-                )),
-                Some(ms) if ms >= 0 && !other.lock => {
-                    if let Some(primary) = s.pttl.filter(|p| *p >= 0)
-                        && (ms - primary) / 1000 > t.ttl_mismatch_s
-                    {
-                        out.push((
-                            FindingKind::TtlMismatch,
-                            format!(
-                                "the {name} outlives the session key by {}",
-                                text::human_duration((ms - primary) / 1000)
-                            ),
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let (Some(len), Some(cap)) = (s.history_len, self.plan.other_keys.iter().find_map(|o| o.cap))
-            && len > cap
-        {
-            out.push((FindingKind::HistoryOverCap, format!("{len} history entries; the application keeps {cap}")));
-        }
-        if let (Some(n), Some((_, limit))) = (s.counter, &self.plan.counter)
-            && n >= *limit as i64
-        {
-            out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}")));
-        }
-        if let Some(bytes) = s.payload_bytes.filter(|b| *b > t.large_session_bytes) {
-            let what = if self.plan.primary == Primary::Hash { "hash of" } else { "payload of" };
-            let largest = s.largest_fields.as_ref().map(|f| format!("; largest: {f}")).unwrap_or_default();
-            out.push((FindingKind::Oversized, format!("{what} {}{largest}", text::human_bytes(bytes))));
-        } else if s.over_cap {
-            out.push((FindingKind::Oversized, s.problem.clone().unwrap_or_default()));
-        }
-        if let (Some(why), false) = (&s.problem, s.over_cap) {
-            out.push((FindingKind::Undecodable, why.clone()));
-        }
-        if let Some(at) = last
-            && at / 1000 > now + t.clock_skew_s * 1000
-        {
-            out.push((
-                FindingKind::ClockTrouble,
-                format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
-            ));
-        } else if let Some(why) =
-            index_disagrees(s.score, s.labels.last_interaction.as_deref(), self.fields.naive_time, t.clock_skew_s)
-        {
-            out.push((FindingKind::ClockTrouble, why));
-        }
-        if let Some(why) = &s.stuck {
-            out.push((FindingKind::Stuck, why.clone()));
-        }
-        out
+        let keys = others.chain(self.plan.ephemeral.iter().zip(&s.ephemeral_ttls)).map(|(o, pttl)| KeyTtl {
+            name: &o.name,
+            lock: o.lock,
+            pttl: *pttl,
+        });
+        diagnose::row_findings(&facts, keys, &self.options.thresholds, now)
     }
 
     /// Reads the newest history entries of the sessions that look like a user still trying
@@ -732,28 +686,6 @@ fn last_interaction(s: &Probed, naive: NaiveTime) -> Option<Micros> {
         Some(score) => Some((score * 1e6) as Micros),
         None => s.labels.last_interaction.as_deref().and_then(|t| parse_time(t, naive)),
     }
-}
-
-/// Why a session's index score is ahead of its own last-interaction field, when it is by more
-/// than `skew_s`. Both are written at the same save, so the index is ahead only when a writer
-/// touches the index without the session, or a writer's clock or units are wrong. (The field
-/// is read after the score, in a later round trip or a later batch, so a user who comes back in
-/// between makes the field newer than the score: that way round is never judged.) A field
-/// written without a zone is the application's local time, which may be another zone than this
-/// machine's: a difference of whole quarter hours up to 14 h (a zone offset) is allowed there.
-fn index_disagrees(score: Option<f64>, text: Option<&str>, naive: NaiveTime, skew_s: i64) -> Option<String> {
-    let score = score.filter(|v| v.is_finite() && *v > 0.0)?;
-    let text = text?;
-    let field = parse_time(text, naive)?;
-    let ahead = score - field as f64 / 1e6;
-    let skew = skew_s.max(1) as f64;
-    let zoned = text.trim().parse::<f64>().is_ok() || DateTime::parse_from_rfc3339(text.trim()).is_ok();
-    const QUARTER_HOUR: f64 = 900.0;
-    let offset = (ahead / QUARTER_HOUR).round() * QUARTER_HOUR;
-    let zone_offset = !zoned && offset.abs() <= 14.0 * 3600.0 && (ahead - offset).abs() <= skew;
-    (ahead > skew && !zone_offset).then(|| {
-        format!("the index score is {} ahead of the session's own last interaction", text::human_duration(ahead as i64))
-    })
 }
 
 /// Why the newest `turns` history entries (newest first) show a user going round in circles:
@@ -1001,7 +933,7 @@ impl Plan {
             counter: None,
             stuck: None,
             labels: Labels::default(),
-            problem: None,
+            decode_error: None,
         };
         match self.primary {
             Primary::Hash => {
@@ -1010,7 +942,7 @@ impl Plan {
                     && code == "WRONGTYPE"
                     && pttl != Some(-2)
                 {
-                    probed.problem.get_or_insert_with(|| "the session key is not a hash".into());
+                    probed.decode_error.get_or_insert_with(|| "the session key is not a hash".into());
                 }
                 let memory = next();
                 for r in [&len, &memory] {
@@ -1077,7 +1009,7 @@ fn decode_payload_into(probed: &mut Probed, bytes: &[u8], fields: &Fields, optio
             true
         }
         Err(e) => {
-            probed.problem = Some(e.reason);
+            probed.decode_error = Some(e.reason);
             false
         }
     }
@@ -1180,66 +1112,9 @@ fn hash_fields(layout: &Layout, status: bool) -> Vec<String> {
     out
 }
 
-/// Reads a timestamp as applications write it: epoch seconds (or milliseconds), RFC 3339, or
-/// ISO 8601 without an offset (read as local time or UTC, per the layout). Microseconds.
-pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
-    let text = text.trim();
-    if let Ok(n) = text.parse::<f64>() {
-        if !n.is_finite() || n <= 0.0 {
-            return None;
-        }
-        return Some(if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros });
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_micros());
-    }
-    let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?;
-    match naive {
-        NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
-        NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_in_every_shape_applications_write() {
-        assert_eq!(parse_time("1715949296", NaiveTime::Utc), Some(1_715_949_296_000_000));
-        assert_eq!(parse_time("1715949296.5", NaiveTime::Utc), Some(1_715_949_296_500_000));
-        assert_eq!(parse_time("1715949296500", NaiveTime::Utc), Some(1_715_949_296_500_000));
-        assert_eq!(parse_time("2024-05-17T12:34:56.789+00:00", NaiveTime::Local), Some(1_715_949_296_789_000));
-        assert_eq!(parse_time("2024-05-17T12:34:56.789012", NaiveTime::Utc), Some(1_715_949_296_789_012));
-        assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000_000));
-        assert_eq!(parse_time("yesterday", NaiveTime::Utc), None);
-        assert_eq!(parse_time("-5", NaiveTime::Utc), None);
-    }
-
-    #[test]
-    fn an_index_score_ahead_of_the_field_is_clock_trouble_unless_it_is_a_zone_offset() {
-        let at = 1_715_949_296.0;
-        let utc = |secs: f64| {
-            chrono::DateTime::from_timestamp(secs as i64, 0)
-                .unwrap()
-                .naive_utc()
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string()
-        };
-        let judge = |score: f64, text: &str| index_disagrees(Some(score), Some(text), NaiveTime::Utc, 300);
-        assert_eq!(judge(at, &utc(at - 60.0)), None, "within the skew");
-        assert_eq!(judge(at, &utc(at - 3600.0)), None, "an hour: another zone's local time");
-        assert_eq!(judge(at, &utc(at - 5.5 * 3600.0)), None, "five and a half hours: India's");
-        let why = judge(at, &utc(at - 1350.0)).expect("22.5 minutes is no zone");
-        assert!(why.contains("22m30s ahead"), "{why}");
-        assert_eq!(judge(at, &utc(at + 1350.0)), None, "a field newer than the score is a user who came back");
-        let zoned = format!("{}+00:00", utc(at - 3600.0));
-        assert!(judge(at, &zoned).is_some(), "with a zone an hour is an hour");
-        assert!(judge(at * 1000.0, &utc(at)).is_some(), "a score in milliseconds");
-        assert_eq!(index_disagrees(None, Some(&utc(at)), NaiveTime::Utc, 300), None);
-    }
 
     #[test]
     fn dotted_stage_paths_read_their_head_field() {

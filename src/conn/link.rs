@@ -179,11 +179,6 @@ pub fn pipe() -> redis::Pipeline {
     pipe
 }
 
-/// A reply as text; one that is not is a [`Failure::Protocol`] of `command`.
-fn text_reply(value: redis::Value, command: &str) -> Result<String, Failure> {
-    String::from_redis_value(value).map_err(|e| Failure::Protocol(format!("{command} ({e})")))
-}
-
 /// A connection with failure sorting and command counting.
 #[derive(Clone)]
 pub struct Link {
@@ -199,41 +194,6 @@ impl Link {
     /// What this connection (and the others sharing its counter) has sent.
     pub fn load(&self) -> &LoadCounter {
         &self.load
-    }
-
-    /// Reads `INFO commandstats` into the pacer when it is due: what each kind of command costs
-    /// Redis, and sessiontop's share. Denied or renamed `INFO` leaves the pacer to round trips.
-    pub async fn sample_costs(&mut self, pacer: &std::sync::Mutex<crate::conn::pace::Pacer>) -> Result<(), Failure> {
-        if !pacer.lock().is_ok_and(|p| p.sample_due()) {
-            return Ok(());
-        }
-        self.sample_costs_now(pacer).await
-    }
-
-    /// Reads `INFO commandstats` into the pacer now (a one-shot command's first and last look),
-    /// with `INFO cpu` in the same round trip: what Redis spends beyond commandstats' `usec`.
-    pub async fn sample_costs_now(
-        &mut self,
-        pacer: &std::sync::Mutex<crate::conn::pace::Pacer>,
-    ) -> Result<(), Failure> {
-        let mut both = pipe();
-        both.cmd("INFO").arg("commandstats").cmd("INFO").arg("cpu");
-        let mut replies = self.pipeline(&both).await?.into_iter().map(|r| r.and_then(|v| text_reply(v, "INFO")));
-        let (stats, cpu) = (replies.next(), replies.next().and_then(Result::ok));
-        match stats {
-            Some(Ok(text)) => {
-                if let Ok(mut p) = pacer.lock() {
-                    p.record_commandstats(&text, cpu.as_deref(), self.load.by_kind());
-                }
-                Ok(())
-            }
-            _ => {
-                if let Ok(mut p) = pacer.lock() {
-                    p.commandstats_unavailable();
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Sends one command. A reply of a shape `T` cannot hold (text that is not UTF-8, say) is

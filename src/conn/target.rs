@@ -214,10 +214,12 @@ impl Target {
     }
 
     /// Opens one multiplexed connection, authenticates and selects the database; commands
-    /// sent on it are counted in `load`. Connections are named `sessiontop` (`CLIENT LIST`
+    /// sent on it are counted in `load`. Collectors connect through a
+    /// topology's node, which counts and paces per node; this is for the
+    /// simple clients around them (the demo's traffic). Connections are named `sessiontop` (`CLIENT LIST`
     /// shows whose they are) and, on Redis 7.2+, do not touch the keys they read (`CLIENT
     /// NO-TOUCH`), so reading sessions leaves their LRU/LFU standing as it was.
-    pub async fn connect(&self, load: LoadCounter) -> Result<Link, Failure> {
+    pub async fn open(&self, load: LoadCounter) -> Result<Link, Failure> {
         let conn: MultiplexedConnection =
             match self.client.get_multiplexed_async_connection_with_config(&self.config).await {
                 Ok(conn) => conn,

@@ -8,21 +8,26 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButto
 use ratatui::layout::{Position, Rect};
 
 use crate::dashboard::geometry;
-use crate::dashboard::keymap::{Action, Keymap};
+use crate::dashboard::keymap::{Action, Keymap, Scope};
 use crate::dashboard::tree::{self, TreeLine};
 use crate::engine::domain::{FindingKind, Millis, SessionRow};
 use crate::engine::model::Model;
 use crate::engine::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
 use crate::engine::names::SessionId;
-use crate::engine::table::{self, Engine, Message, Rules, ViewRequest};
-pub use crate::engine::table::{SortColumn, View as TableView};
+use crate::engine::table::{self, Engine, Message, Rules, TableRequest};
+pub use crate::engine::table::{SortColumn, TableView};
+
+/// The keys the dashboard answers: its screens', switching targets, and its dialogs'.
+pub const DASHBOARD_SCOPES: &[Scope] = &[Scope::Screen, Scope::Targets, Scope::Dialog];
+/// The keys a replay answers: its own first, then the charts'.
+pub const REPLAY_SCOPES: &[Scope] = &[Scope::Replay, Scope::Screen];
 
 /// How long a status message stays.
 pub const STATUS_TTL_MS: i64 = 6000;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+pub enum Screen {
     Overview,
     Inspector,
     /// Every figure over time (`c`).
@@ -209,13 +214,16 @@ pub struct App {
     /// What the screen shows while frozen (`f`): the model and the table as they were; the
     /// live ones keep updating underneath.
     pub frozen: Option<Box<(Model, TableView)>>,
-    pub view: View,
+    pub screen: Screen,
     pub focus: Focus,
     pub table: TableState,
     pub inspector: Option<InspectorState>,
     pub charts: ChartsState,
     pub dialog: Option<Dialog>,
     pub help: bool,
+    /// The keymap's scopes this app answers, and its help lists: the dashboard's, or a
+    /// replay's.
+    pub scopes: &'static [Scope],
     pub status: Option<Status>,
     pub keymap: Keymap,
     /// The finding chosen in the alerts panel.
@@ -243,13 +251,14 @@ impl App {
         let mut app = App {
             model,
             frozen: None,
-            view: View::Overview,
+            screen: Screen::Overview,
             focus: Focus::Sessions,
             table: TableState::default(),
             inspector: None,
             charts: ChartsState::default(),
             dialog: None,
             help: false,
+            scopes: DASHBOARD_SCOPES,
             status: None,
             keymap,
             alert_selected: 0,
@@ -288,11 +297,23 @@ impl App {
         }
     }
 
-    /// Passes the rows the model received on to the table, with the rules they are judged by.
+    /// Rows an update carries go to the table engine at once; the model keeps the rest.
+    fn send_rows(&mut self, update: &mut Update) {
+        let message = match update {
+            Update::Page { rows, .. } => Message::Rows { rows: std::mem::take(rows), generation: None },
+            Update::CensusBatch { generation, rows, .. } => {
+                Message::Rows { rows: std::mem::take(rows), generation: Some(*generation) }
+            }
+            Update::Gone { ids } => Message::Gone(std::mem::take(ids)),
+            // Sessions not seen by this pass have expired or been deleted.
+            Update::CensusDone { generation, .. } => Message::PassDone { generation: *generation },
+            _ => return,
+        };
+        self.send_table(message);
+    }
+
+    /// Gives the table the clock and the rules its rows are judged by, when they changed.
     fn feed_table(&mut self) {
-        for message in std::mem::take(&mut self.model.table_inbox) {
-            self.send_table(message);
-        }
         if self.clock_sent != Some(self.model.now) {
             self.clock_sent = Some(self.model.now);
             self.send_table(Message::Clock(self.model.now));
@@ -319,7 +340,7 @@ impl App {
     /// selected row on screen.
     fn request_view(&mut self, follow: bool) {
         self.table.serial += 1;
-        let request = ViewRequest {
+        let request = TableRequest {
             sort: self.table.sort,
             reverse: self.table.reverse,
             filter: self.table.filter.clone(),
@@ -329,7 +350,7 @@ impl App {
             follow,
             serial: self.table.serial,
         };
-        self.send_table(Message::View(request));
+        self.send_table(Message::Request(request));
         self.pump_inline();
     }
 
@@ -431,6 +452,8 @@ impl App {
         }
         let report = matches!(update, Update::Inspect(_));
         let rows = self.table_rows();
+        let mut update = update;
+        self.send_rows(&mut update);
         self.model.apply(update);
         if report && self.frozen.is_none() {
             self.rebuild_tree();
@@ -491,8 +514,10 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        // Ctrl-C always quits, whatever is open.
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+        // A quit key with Ctrl or Alt (Ctrl-C) quits whatever is open; a plain one (q) is text
+        // in a dialog or the filter.
+        let chorded = key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if chorded && self.keymap.action_in(&[Scope::Screen], &key) == Some(Action::Quit) {
             self.quit = true;
             return Vec::new();
         }
@@ -541,7 +566,9 @@ impl App {
                 self.rebuild_tree();
                 Vec::new()
             }
-            Action::Expire | Action::Persist | Action::Delete if self.view != View::Charts => self.start_write(action),
+            Action::Expire | Action::Persist | Action::Delete if self.screen != Screen::Charts => {
+                self.start_write(action)
+            }
             Action::Baseline => {
                 if self.model.baseline.take().is_some() {
                     self.say(Level::Info, "baseline cleared");
@@ -553,13 +580,13 @@ impl App {
                 Vec::new()
             }
             Action::Charts => {
-                self.view = if self.view == View::Charts { View::Overview } else { View::Charts };
+                self.screen = if self.screen == Screen::Charts { Screen::Overview } else { Screen::Charts };
                 Vec::new()
             }
-            _ => match self.view {
-                View::Overview => self.on_overview_action(action),
-                View::Inspector => self.on_inspector_action(action),
-                View::Charts => {
+            _ => match self.screen {
+                Screen::Overview => self.on_overview_action(action),
+                Screen::Inspector => self.on_inspector_action(action),
+                Screen::Charts => {
                     self.on_charts_action(action);
                     Vec::new()
                 }
@@ -682,7 +709,7 @@ impl App {
     }
 
     fn open_inspector(&mut self, id: SessionId) -> Vec<Request> {
-        self.view = View::Inspector;
+        self.screen = Screen::Inspector;
         self.inspector = Some(InspectorState {
             id: id.clone(),
             pane: Pane::Tree,
@@ -720,7 +747,7 @@ impl App {
         };
         match action {
             Action::Back => {
-                self.view = View::Overview;
+                self.screen = Screen::Overview;
                 self.inspector = None;
                 return vec![Request::Inspect(None)];
             }
@@ -784,10 +811,10 @@ impl App {
 
     /// The session a write key acts on: the inspected one, else the selected row.
     fn write_target(&self) -> Option<SessionId> {
-        match self.view {
-            View::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
-            View::Overview => self.table.selected.clone(),
-            View::Charts => None,
+        match self.screen {
+            Screen::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
+            Screen::Overview => self.table.selected.clone(),
+            Screen::Charts => None,
         }
     }
 
@@ -806,7 +833,7 @@ impl App {
             }
             Action::CursorBack => c.cursor_back_ms = (c.cursor_back_ms + c.cursor_step_ms()).min(c.window_ms()),
             Action::CursorForward => c.cursor_back_ms = c.cursor_back_ms.saturating_sub(c.cursor_step_ms()),
-            Action::Back => self.view = View::Overview,
+            Action::Back => self.screen = Screen::Overview,
             _ => {}
         }
     }
@@ -832,18 +859,16 @@ impl App {
 
     fn request_plan(&mut self, id: SessionId, kind: WriteKind) -> Vec<Request> {
         self.dialog = Some(Dialog::Planning { id: id.clone(), kind, progress: None });
-        vec![Request::Plan { id, kind }]
+        vec![Request::PlanWrite { id, kind }]
     }
 
     fn on_dialog_key(&mut self, key: KeyEvent) -> Vec<Request> {
+        let action = self.keymap.action_in(&[Scope::Dialog], &key);
         let Some(dialog) = self.dialog.as_mut() else { return Vec::new() };
         match dialog {
-            Dialog::ExpireInput { id, input, error } => match key.code {
-                KeyCode::Esc => self.dialog = None,
-                KeyCode::Backspace => {
-                    input.pop();
-                }
-                KeyCode::Enter => match crate::util::text::parse_duration(input) {
+            Dialog::ExpireInput { id, input, error } => match (action, key.code) {
+                (Some(Action::Cancel), _) => self.dialog = None,
+                (Some(Action::Answer), _) => match crate::util::text::parse_duration(input) {
                     Ok(d) if d.as_secs() >= 1 => {
                         let id = id.clone();
                         return self.request_plan(id, WriteKind::Expire(d.as_secs() as i64));
@@ -851,28 +876,32 @@ impl App {
                     Ok(_) => *error = Some("at least 1 second".into()),
                     Err(e) => *error = Some(e),
                 },
-                KeyCode::Char(c) if (c.is_ascii_alphanumeric() || c == '.') && input.len() < 16 => {
+                // Typing: the dialog's other keys are text.
+                (_, KeyCode::Backspace) => {
+                    input.pop();
+                }
+                (_, KeyCode::Char(c)) if (c.is_ascii_alphanumeric() || c == '.') && input.len() < 16 => {
                     input.push(c);
                     *error = None;
                 }
                 _ => {}
             },
             Dialog::Planning { .. } => {
-                if key.code == KeyCode::Esc {
+                if action == Some(Action::Cancel) {
                     self.dialog = None;
                     return vec![Request::CancelPlan];
                 }
             }
             Dialog::PlanningFix { .. } => {
-                if key.code == KeyCode::Esc {
+                if action == Some(Action::Cancel) {
                     self.dialog = None;
                 }
             }
-            Dialog::ConfirmFix { plans, yes, .. } => match key.code {
-                KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => self.dialog = None,
-                KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab => *yes = !*yes,
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    let confirmed = *yes || matches!(key.code, KeyCode::Char(_));
+            Dialog::ConfirmFix { plans, yes, .. } => match action {
+                Some(Action::Cancel | Action::No) => self.dialog = None,
+                Some(Action::SwitchAnswer) => *yes = !*yes,
+                Some(Action::Yes | Action::Answer) => {
+                    let confirmed = *yes || action == Some(Action::Yes);
                     let plans = std::mem::take(plans);
                     self.dialog = None;
                     if confirmed {
@@ -883,17 +912,11 @@ impl App {
                 }
                 _ => {}
             },
-            Dialog::Confirm { plan, yes } => match key.code {
-                KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => self.dialog = None,
-                KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab => *yes = !*yes,
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    let plan = plan.clone();
-                    self.dialog = None;
-                    self.say(Level::Info, format!("{}…", plan.kind.verb()));
-                    return vec![Request::Execute(plan)];
-                }
-                KeyCode::Enter => {
-                    let (plan, confirmed) = (plan.clone(), *yes);
+            Dialog::Confirm { plan, yes } => match action {
+                Some(Action::Cancel | Action::No) => self.dialog = None,
+                Some(Action::SwitchAnswer) => *yes = !*yes,
+                Some(Action::Yes | Action::Answer) => {
+                    let (plan, confirmed) = (plan.clone(), *yes || action == Some(Action::Yes));
                     self.dialog = None;
                     if confirmed {
                         self.say(Level::Info, format!("{}…", plan.kind.verb()));
@@ -907,17 +930,21 @@ impl App {
         Vec::new()
     }
 
+    /// A key while the filter is typed: the dialog keys cancel (and clear it) or end typing;
+    /// every other key is text.
     fn on_filter_key(&mut self, key: KeyEvent) {
-        match key.code {
-            KeyCode::Esc => {
+        match (self.keymap.action_in(&[Scope::Dialog], &key), key.code) {
+            (Some(Action::Cancel), _) => {
                 self.table.filter.clear();
                 self.table.editing_filter = false;
             }
-            KeyCode::Enter => self.table.editing_filter = false,
-            KeyCode::Backspace => {
+            (Some(Action::Answer), _) => self.table.editing_filter = false,
+            (_, KeyCode::Backspace) => {
                 self.table.filter.pop();
             }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) && self.table.filter.len() < 128 => {
+            (_, KeyCode::Char(c))
+                if !key.modifiers.contains(KeyModifiers::CONTROL) && self.table.filter.len() < 128 =>
+            {
                 self.table.filter.push(c)
             }
             _ => {}
@@ -935,7 +962,7 @@ impl App {
         let mut requests = match event.kind {
             MouseEventKind::ScrollDown => self.on_action(Action::Down),
             MouseEventKind::ScrollUp => self.on_action(Action::Up),
-            MouseEventKind::Down(MouseButton::Left) if self.view == View::Overview => {
+            MouseEventKind::Down(MouseButton::Left) if self.screen == Screen::Overview => {
                 let table = geometry::overview_areas(self.area(), self.listed_findings().len()).table;
                 let first_row = table.y + 2; // border and header
                 let position = Position::new(event.column, event.row);

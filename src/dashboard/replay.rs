@@ -4,8 +4,10 @@
 //! cursor and the header's worst finding are drawn for that position by the same widgets as
 //! live. No Redis: this is a pure state machine over what the recording holds.
 
-use crossterm::event::KeyCode;
+use crossterm::event::KeyEvent;
 
+use crate::dashboard::app::{App, Level, Status};
+use crate::dashboard::keymap::{Action, Keymap, Scope};
 use crate::engine::domain::{Finding, FindingKind, Millis, Severity};
 use crate::export::record::Recording;
 use crate::util::text;
@@ -48,39 +50,56 @@ impl Player {
         }
     }
 
-    /// The replay's own keys: Space plays and pauses, `+`/`-` change the speed, `n`/`N` jump to
-    /// the next or previous finding event, `]`/`[` seek a tenth of the recording, Home and End
-    /// go to its ends. Returns whether the key was one of them.
-    pub fn key(&mut self, code: KeyCode, recording: &Recording) -> bool {
+    /// The replay's own keys (its scope of the keymap): play and pause, speed, the next or
+    /// previous finding event, seek a tenth of the recording, its ends. Returns whether the key
+    /// was one of them.
+    pub fn key(&mut self, keymap: &Keymap, key: &KeyEvent, recording: &Recording) -> bool {
+        match keymap.action_in(&[Scope::Replay], key) {
+            Some(action) => {
+                self.act(action, recording);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn act(&mut self, action: Action, recording: &Recording) {
         let tenth = ((self.last - self.first) / 10).max(1000);
-        match code {
-            KeyCode::Char(' ') => {
+        match action {
+            Action::PlayPause => {
                 if self.now >= self.last {
                     self.now = self.first;
                 }
                 self.playing = !self.playing;
             }
-            KeyCode::Char('+') | KeyCode::Char('=') => self.speed = (self.speed + 1).min(SPEEDS.len() - 1),
-            KeyCode::Char('-') => self.speed = self.speed.saturating_sub(1),
-            KeyCode::Char(']') => self.now = (self.now + tenth).min(self.last),
-            KeyCode::Char('[') => self.now = (self.now - tenth).max(self.first),
-            KeyCode::Home => self.now = self.first,
-            KeyCode::End => self.now = self.last,
-            KeyCode::Char('n') => {
+            Action::Faster => self.speed = (self.speed + 1).min(SPEEDS.len() - 1),
+            Action::Slower => self.speed = self.speed.saturating_sub(1),
+            Action::SeekForward => self.now = (self.now + tenth).min(self.last),
+            Action::SeekBack => self.now = (self.now - tenth).max(self.first),
+            Action::ReplayStart => self.now = self.first,
+            Action::ReplayEnd => self.now = self.last,
+            Action::NextEvent => {
                 if let Some(e) = recording.events.iter().find(|e| e.at > self.now) {
                     self.now = e.at;
                     self.playing = false;
                 }
             }
-            KeyCode::Char('N') => {
+            Action::PreviousEvent => {
                 if let Some(e) = recording.events.iter().rev().find(|e| e.at < self.now) {
                     self.now = e.at;
                     self.playing = false;
                 }
             }
-            _ => return false,
+            _ => {}
         }
-        true
+    }
+
+    /// Puts the position into `app`: its clock, the findings open then, and the status line.
+    pub fn show(&self, app: &mut App, recording: &Recording) {
+        app.model.now = self.now;
+        app.model.findings = self.findings(recording);
+        let text = self.status(&app.keymap, app.model.utc_offset_s);
+        app.status = Some(Status { at: self.now, text, level: Level::Info });
     }
 
     /// The findings open at the position, most severe first, as the events tell them.
@@ -118,14 +137,26 @@ impl Player {
     }
 
     /// The line the footer shows: where, how fast, what the keys do.
-    pub fn status(&self, utc_offset_s: i32) -> String {
+    pub fn status(&self, keymap: &Keymap, utc_offset_s: i32) -> String {
         let done = (self.now - self.first) as f64 / (self.last - self.first).max(1) as f64;
+        let k = |a: Action| keymap.label_first(a, 1);
         format!(
-            "replay {} {} ×{} · {:.0}% · Space play/pause · +/- speed · n/N next/previous finding · [ ] seek · w window · ←/→ cursor · q quit",
+            "replay {} {} ×{} · {:.0}% · {} play/pause · {}/{} speed · {}/{} next/previous finding · {} {} seek · {} window · {}/{} cursor · {} quit",
             if self.playing { "▶" } else { "❚❚" },
             text::clock(self.now, utc_offset_s),
             self.speed(),
-            done * 100.0
+            done * 100.0,
+            k(Action::PlayPause),
+            k(Action::Faster),
+            k(Action::Slower),
+            k(Action::NextEvent),
+            k(Action::PreviousEvent),
+            k(Action::SeekBack),
+            k(Action::SeekForward),
+            k(Action::ChartWindow),
+            k(Action::CursorBack),
+            k(Action::CursorForward),
+            k(Action::Quit),
         )
     }
 }
@@ -134,6 +165,12 @@ impl Player {
 mod tests {
     use super::*;
     use crate::export::record::FindingEvent;
+    use crossterm::event::{KeyCode, KeyModifiers};
+
+    /// A press of `code` through the default keymap.
+    fn press(p: &mut Player, code: KeyCode, r: &Recording) -> bool {
+        p.key(&Keymap::default(), &KeyEvent::new(code, KeyModifiers::NONE), r)
+    }
 
     fn recording() -> Recording {
         let mut r = Recording { first: Some(0), last: Some(3_600_000), ..Recording::default() };
@@ -154,17 +191,17 @@ mod tests {
         let mut p = Player::new(&r).unwrap();
         p.advance(1000);
         assert_eq!(p.now, 0, "paused");
-        assert!(p.key(KeyCode::Char(' '), &r));
+        assert!(press(&mut p, KeyCode::Char(' '), &r));
         p.advance(1000);
         assert_eq!(p.now, 60_000, "a minute a second");
-        p.key(KeyCode::Char('+'), &r);
+        press(&mut p, KeyCode::Char('+'), &r);
         p.advance(1000);
         assert_eq!(p.now, 180_000);
         p.advance(3_600_000);
         assert_eq!((p.now, p.playing), (3_600_000, false), "stops at the end");
-        p.key(KeyCode::Char(' '), &r);
+        press(&mut p, KeyCode::Char(' '), &r);
         assert_eq!((p.now, p.playing), (0, true), "Space at the end plays from the start");
-        assert!(!p.key(KeyCode::Char('w'), &r), "not the player's");
+        assert!(!press(&mut p, KeyCode::Char('w'), &r), "not the player's");
     }
 
     #[test]
@@ -172,19 +209,19 @@ mod tests {
         let r = recording();
         let mut p = Player::new(&r).unwrap();
         assert!(p.findings(&r).is_empty());
-        p.key(KeyCode::Char('n'), &r);
+        press(&mut p, KeyCode::Char('n'), &r);
         assert_eq!(p.now, 600_000);
         assert_eq!(p.findings(&r).iter().map(|f| f.kind.name()).collect::<Vec<_>>(), ["stale_lock"]);
-        p.key(KeyCode::Char('n'), &r);
+        press(&mut p, KeyCode::Char('n'), &r);
         let kinds: Vec<_> = p.findings(&r).iter().map(|f| (f.kind.name(), f.severity)).collect();
         assert_eq!(kinds, [("evicted", Severity::Critical), ("stale_lock", Severity::Warning)], "most severe first");
-        p.key(KeyCode::Char('n'), &r);
+        press(&mut p, KeyCode::Char('n'), &r);
         assert_eq!(p.findings(&r).iter().map(|f| f.kind.name()).collect::<Vec<_>>(), ["evicted"], "the lock closed");
-        p.key(KeyCode::Char('N'), &r);
+        press(&mut p, KeyCode::Char('N'), &r);
         assert_eq!(p.now, 1_200_000);
-        p.key(KeyCode::End, &r);
-        p.key(KeyCode::Char('['), &r);
+        press(&mut p, KeyCode::End, &r);
+        press(&mut p, KeyCode::Char('['), &r);
         assert_eq!(p.now, 3_240_000);
-        assert!(p.status(0).contains("×60"), "{}", p.status(0));
+        assert!(p.status(&Keymap::default(), 0).contains("×60"), "{}", p.status(&Keymap::default(), 0));
     }
 }

@@ -13,11 +13,12 @@ pub mod header;
 pub mod inspector;
 pub mod server;
 pub mod sessions;
+pub mod tabline;
 
 use ratatui::Frame;
 use ratatui::text::Span;
 
-use crate::dashboard::app::{App, View};
+use crate::dashboard::app::{App, Screen};
 use crate::dashboard::geometry::{TALL, inspector_areas, overview_areas};
 use crate::dashboard::theme::Theme;
 
@@ -26,11 +27,44 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     draw_in(frame, frame.area(), app, theme);
 }
 
+/// Draws the tab shown, below the line of targets when several are watched.
+pub fn draw_tabs(
+    frame: &mut Frame<'_>,
+    tabs: &crate::dashboard::tabs::Tabs,
+    keymap: &crate::dashboard::keymap::Keymap,
+) {
+    let mut area = frame.area();
+    let shown = tabs.shown();
+    if tabs.several() {
+        let top = ratatui::layout::Rect { height: 1.min(area.height), ..area };
+        let keys = target_keys(keymap);
+        let summaries = tabs.summaries();
+        frame.render_widget(
+            tabline::TabLine { tabs: &summaries, active: tabs.active, theme: &shown.theme, keys: &keys },
+            top,
+        );
+        area.y += top.height;
+        area.height -= top.height;
+    }
+    draw_in(frame, area, &shown.app, &shown.theme);
+}
+
+/// The keys that choose a target, as the line of targets names them (`1-9/t`).
+pub fn target_keys(keymap: &crate::dashboard::keymap::Keymap) -> String {
+    use crate::dashboard::keymap::Action;
+    format!(
+        "{}-{}/{}",
+        keymap.label_first(Action::Target1, 1),
+        keymap.label_first(Action::Target9, 1),
+        keymap.label_first(Action::NextTarget, 1)
+    )
+}
+
 /// Draws the app in `area` (the screen below the line of targets when several are watched).
 pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, theme: &Theme) {
     let model = app.shown();
-    match app.view {
-        View::Overview => {
+    match app.screen {
+        Screen::Overview => {
             let a = overview_areas(area, app.listed_findings().len());
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
             frame.render_widget(
@@ -68,7 +102,7 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             );
             frame.render_widget(footer::Footer { app, theme }, a.footer);
         }
-        View::Charts => {
+        Screen::Charts => {
             let [header, body, footer] = ratatui::layout::Layout::vertical([
                 ratatui::layout::Constraint::Length(1),
                 ratatui::layout::Constraint::Fill(1),
@@ -79,7 +113,7 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
-        View::Inspector => {
+        Screen::Inspector => {
             let keys = model.inspect.as_ref().map_or(0, |r| r.keys.len());
             let a = inspector_areas(area, keys);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, a.header);
@@ -90,10 +124,10 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
         }
     }
     if app.help {
-        frame.render_widget(dialog::Help { keymap: &app.keymap, theme }, area);
+        frame.render_widget(dialog::Help { keymap: &app.keymap, scopes: app.scopes, theme }, area);
     }
     if let Some(d) = &app.dialog {
-        frame.render_widget(dialog::DialogView { dialog: d, theme }, area);
+        frame.render_widget(dialog::DialogView { dialog: d, keymap: &app.keymap, theme }, area);
     }
 }
 

@@ -3,10 +3,10 @@
 //! alerts, `check`, `snapshot --json` and the row marks, so that wording and counts never drift
 //! between them.
 //!
-//! The census and the page poll judge each session as they read it ([`SessionRow::problems`],
+//! The census and the page poll judge each session as they read it ([`row_findings`], kept in [`SessionRow::findings`] and
 //! counted in [`Evidence`]); this module adds what only a whole pass or a series of polls can
 //! tell: the stalled funnel and its jumps, orphaned index entries, the server's own trouble, a
-//! restart, a failover, a sudden drop of sessions. A [`Watch`] remembers what that takes.
+//! restart, a failover, a sudden drop of sessions. A [`Tracker`] remembers what that takes.
 //!
 //! Must never do I/O; a pure function of what it is given.
 
@@ -14,9 +14,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::conn::info::ServerStats;
+use chrono::DateTime;
+
 use crate::engine::domain::{
-    CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Millis, SessionRow, Severity, Subject, Thresholds,
+    CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Micros, Millis, SessionRow, Severity, Subject,
+    Thresholds, parse_time,
 };
+use crate::engine::layout::NaiveTime;
 use crate::engine::names::SessionId;
 use crate::util::text;
 
@@ -59,7 +63,7 @@ pub struct Inputs<'a> {
 
 /// What a finding needs to remember between polls and passes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Watch {
+pub struct Tracker {
     last_server: Option<(Option<String>, Option<u64>, Option<String>)>,
     /// A restart seen while watching: when, and why it is believed.
     restart: Option<(Millis, String)>,
@@ -80,13 +84,19 @@ pub struct Watch {
     processes: BTreeMap<String, u64>,
     /// Patterns whose count changed: when, from, to.
     process_changes: BTreeMap<String, (Millis, u64, u64)>,
-    /// Sessions active within the window, as observed across passes (layouts without history):
+}
+
+/// Sessions a stage watch follows at most (the rest are not followed).
+pub const OBSERVED_MAX: usize = 100_000;
+
+/// The stages of sessions active within the window, as seen across polls and passes, for
+/// layouts whose sessions keep no history: a stage that stays the same while its user keeps
+/// using the session is stuck, which no single look can tell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageWatch {
     /// id → (stage, when it was first seen in that stage, when it was last seen active).
     observed: HashMap<SessionId, (Arc<str>, Millis, Millis)>,
 }
-
-/// Sessions a watch follows at most for stages that do not change (the rest are not followed).
-pub const OBSERVED_MAX: usize = 100_000;
 
 /// What judging a row by observation needs.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +111,7 @@ pub struct Observing<'a> {
     pub active_window_s: i64,
 }
 
-impl Watch {
+impl Tracker {
     /// A server poll: restarts (uptime went back or the run id changed) and role changes.
     pub fn observe_server(&mut self, stats: &ServerStats, now: Millis) {
         let current = (stats.run_id.clone(), stats.uptime_seconds, stats.role.clone());
@@ -168,49 +178,6 @@ impl Watch {
         while self.stalled_levels.len() > PASSES_KEPT {
             self.stalled_levels.pop_front();
         }
-    }
-
-    /// A session as a pass or poll read it, for layouts whose sessions keep no history: while
-    /// the user is active (idle within the window) and not at a final stage, how long its stage
-    /// has stayed the same. Returns why it is stuck, when it is.
-    pub fn observe_row(&mut self, row: &SessionRow, now: Millis, o: &Observing<'_>) -> Option<String> {
-        let idle = crate::engine::domain::idle_seconds(o.idle, row.last_interaction, row.ttl, now, o.lifetime_s)?;
-        let stage = row.stage.as_ref()?;
-        if idle > o.active_window_s || o.finals.iter().any(|f| **f == **stage) {
-            self.observed.remove(&row.id);
-            return None;
-        }
-        let room = self.observed.len() < OBSERVED_MAX;
-        let since = match self.observed.get_mut(&row.id) {
-            Some((seen, since, last)) if **seen == **stage => {
-                *last = now;
-                *since
-            }
-            Some(entry) => {
-                *entry = (stage.clone(), now, now);
-                now
-            }
-            None if room => {
-                self.observed.insert(row.id.clone(), (stage.clone(), now, now));
-                now
-            }
-            None => return None,
-        };
-        let held = (now - since) / 1000;
-        let limit = crate::engine::domain::stalled_after_for(o.stage_limit_s, o.stage_limits, Some(stage), None);
-        (held > limit).then(|| {
-            format!(
-                "active {} ago, in {} for {} as watched",
-                text::human_duration(idle),
-                text::clip_sized(stage, 48),
-                text::human_duration(held)
-            )
-        })
-    }
-
-    /// Forgets sessions not seen active for longer than the window.
-    pub fn forget_inactive(&mut self, now: Millis, active_window_s: i64) {
-        self.observed.retain(|_, (_, _, last)| now - *last <= active_window_s * 1000);
     }
 
     /// The findings only a series can show, added to `out`.
@@ -332,6 +299,191 @@ impl Watch {
     }
 }
 
+/// What a reader saw of one session, for [`row_findings`].
+#[derive(Debug, Clone, Copy)]
+pub struct RowFacts<'a> {
+    /// `PTTL` of the session key.
+    pub pttl: Option<i64>,
+    pub history_len: Option<u64>,
+    /// The length the application trims its history to.
+    pub history_cap: Option<u64>,
+    /// The rate-limit counter of the current minute, and its limit.
+    pub counter: Option<(i64, u64)>,
+    /// The payload's length (a string session) or the hash's memory (a hash session).
+    pub payload_bytes: Option<u64>,
+    pub hash: bool,
+    /// The largest fields of an oversized payload, with their sizes.
+    pub largest_fields: Option<&'a str>,
+    /// A payload or field over the read cap, not read (`decode_error` says which).
+    pub over_cap: bool,
+    pub decode_error: Option<&'a str>,
+    /// When the session was last active, and what it was read from: the index score and the
+    /// session's own field, in the layout's zone for naive times.
+    pub last_interaction: Option<Micros>,
+    pub score: Option<f64>,
+    pub last_interaction_text: Option<&'a str>,
+    pub naive: NaiveTime,
+    /// Why the session's history shows a user going round in circles, when it does.
+    pub stuck: Option<&'a str>,
+}
+
+/// The TTL of one of a session's other keys (a part, or a related key the layout names).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTtl<'a> {
+    pub name: &'a str,
+    /// A lock: held too long, or forever, is a stale lock.
+    pub lock: bool,
+    pub pttl: Option<i64>,
+}
+
+/// What is wrong with one session, judged from what was read of it: the finding it counts
+/// towards, and a word on why. The one judgement of a row that one look can make, for the
+/// census, the page and the inspector alike (what only watching shows is the tracker's:
+/// [`Tracker::observe_row`]).
+pub fn row_findings<'a>(
+    s: &RowFacts<'a>,
+    keys: impl IntoIterator<Item = KeyTtl<'a>>,
+    t: &Thresholds,
+    now: Millis,
+) -> Vec<(FindingKind, String)> {
+    let mut out = Vec::new();
+    if s.pttl == Some(-1) {
+        out.push((FindingKind::NoTtl, "the session key has no TTL".to_string()));
+    }
+    for key in keys {
+        key_findings(&key, s.pttl, t, &mut out);
+    }
+    if let (Some(len), Some(cap)) = (s.history_len, s.history_cap)
+        && len > cap
+    {
+        out.push((FindingKind::HistoryOverCap, format!("{len} history entries; the application keeps {cap}")));
+    }
+    if let Some((n, limit)) = s.counter
+        && n >= limit as i64
+    {
+        out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}")));
+    }
+    if let Some(bytes) = s.payload_bytes.filter(|b| *b > t.large_session_bytes) {
+        let what = if s.hash { "hash of" } else { "payload of" };
+        let largest = s.largest_fields.map(|f| format!("; largest: {f}")).unwrap_or_default();
+        out.push((FindingKind::Oversized, format!("{what} {}{largest}", text::human_bytes(bytes))));
+    } else if s.over_cap {
+        out.push((FindingKind::Oversized, s.decode_error.unwrap_or_default().to_string()));
+    }
+    if let (Some(why), false) = (s.decode_error, s.over_cap) {
+        out.push((FindingKind::Undecodable, why.to_string()));
+    }
+    if let Some(at) = s.last_interaction
+        && at / 1000 > now + t.clock_skew_s * 1000
+    {
+        out.push((
+            FindingKind::ClockTrouble,
+            format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
+        ));
+    } else if let Some(why) = index_disagrees(s.score, s.last_interaction_text, s.naive, t.clock_skew_s) {
+        out.push((FindingKind::ClockTrouble, why));
+    }
+    if let Some(why) = s.stuck {
+        out.push((FindingKind::Stuck, why.to_string()));
+    }
+    out
+}
+
+/// What one of a session's other keys shows: no TTL, a lock held too long, a part that
+/// outlives the session key.
+fn key_findings(key: &KeyTtl<'_>, session_pttl: Option<i64>, t: &Thresholds, out: &mut Vec<(FindingKind, String)>) {
+    let name = text::escape_str(key.name);
+    match key.pttl {
+        Some(-1) if key.lock => {
+            out.push((FindingKind::NoTtl, format!("the {name} has no TTL")));
+            out.push((FindingKind::StaleLock, format!("the {name} has no TTL: held until it is deleted")));
+        }
+        Some(-1) => out.push((FindingKind::NoTtl, format!("the {name} has no TTL"))),
+        Some(ms) if ms >= 0 && key.lock && ms > t.lock_held_s * 1000 => out.push((
+            FindingKind::StaleLock,
+            format!("the {name} is set to be held {} more", text::human_duration(ms / 1000)),
+        )),
+        Some(ms) if ms >= 0 && !key.lock => {
+            if let Some(primary) = session_pttl.filter(|p| *p >= 0)
+                && (ms - primary) / 1000 > t.ttl_mismatch_s
+            {
+                out.push((
+                    FindingKind::TtlMismatch,
+                    format!("the {name} outlives the session key by {}", text::human_duration((ms - primary) / 1000)),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why a session's index score is ahead of its own last-interaction field, when it is by more
+/// than `skew_s`. Both are written at the same save, so the index is ahead only when a writer
+/// touches the index without the session, or a writer's clock or units are wrong. (The field
+/// is read after the score, in a later round trip or a later batch, so a user who comes back in
+/// between makes the field newer than the score: that way round is never judged.) A field
+/// written without a zone is the application's local time, which may be another zone than this
+/// machine's: a difference of whole quarter hours up to 14 h (a zone offset) is allowed there.
+fn index_disagrees(score: Option<f64>, text: Option<&str>, naive: NaiveTime, skew_s: i64) -> Option<String> {
+    let score = score.filter(|v| v.is_finite() && *v > 0.0)?;
+    let text = text?;
+    let field = parse_time(text, naive)?;
+    let ahead = score - field as f64 / 1e6;
+    let skew = skew_s.max(1) as f64;
+    let zoned = text.trim().parse::<f64>().is_ok() || DateTime::parse_from_rfc3339(text.trim()).is_ok();
+    const QUARTER_HOUR: f64 = 900.0;
+    let offset = (ahead / QUARTER_HOUR).round() * QUARTER_HOUR;
+    let zone_offset = !zoned && offset.abs() <= 14.0 * 3600.0 && (ahead - offset).abs() <= skew;
+    (ahead > skew && !zone_offset).then(|| {
+        format!("the index score is {} ahead of the session's own last interaction", text::human_duration(ahead as i64))
+    })
+}
+
+impl StageWatch {
+    /// A session as a pass or poll read it, for layouts whose sessions keep no history: while
+    /// the user is active (idle within the window) and not at a final stage, how long its stage
+    /// has stayed the same. Returns why it is stuck, when it is.
+    pub fn observe_row(&mut self, row: &SessionRow, now: Millis, o: &Observing<'_>) -> Option<String> {
+        let idle = crate::engine::domain::idle_seconds(o.idle, row.last_interaction, row.ttl, now, o.lifetime_s)?;
+        let stage = row.stage.as_ref()?;
+        if idle > o.active_window_s || o.finals.iter().any(|f| **f == **stage) {
+            self.observed.remove(&row.id);
+            return None;
+        }
+        let room = self.observed.len() < OBSERVED_MAX;
+        let since = match self.observed.get_mut(&row.id) {
+            Some((seen, since, last)) if **seen == **stage => {
+                *last = now;
+                *since
+            }
+            Some(entry) => {
+                *entry = (stage.clone(), now, now);
+                now
+            }
+            None if room => {
+                self.observed.insert(row.id.clone(), (stage.clone(), now, now));
+                now
+            }
+            None => return None,
+        };
+        let held = (now - since) / 1000;
+        let limit = crate::engine::domain::stalled_after_for(o.stage_limit_s, o.stage_limits, Some(stage), None);
+        (held > limit).then(|| {
+            format!(
+                "active {} ago, in {} for {} as watched",
+                text::human_duration(idle),
+                text::clip_sized(stage, 48),
+                text::human_duration(held)
+            )
+        })
+    }
+
+    /// Forgets sessions not seen active for longer than the window.
+    pub fn forget_inactive(&mut self, now: Millis, active_window_s: i64) {
+        self.observed.retain(|_, (_, _, last)| now - *last <= active_window_s * 1000);
+    }
+}
+
 /// The stalled threshold in words: `15m`, or `15m (30m in 3.2_alpha_sequence)` when the layout
 /// gives stages their own.
 fn thresholds_words(inputs: &Inputs<'_>) -> String {
@@ -392,7 +544,7 @@ pub fn same_servers(peers: &[Peer<'_>]) -> Vec<Vec<(String, bool)>> {
 }
 
 /// Every finding, most severe first (then by kind).
-pub fn findings(inputs: &Inputs<'_>, watch: &Watch) -> Vec<Finding> {
+pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     let mut out = Vec::new();
     for (other, same_store) in inputs.same_server {
         let other = text::escape_str(other);
@@ -419,9 +571,9 @@ pub fn findings(inputs: &Inputs<'_>, watch: &Watch) -> Vec<Finding> {
         server_findings(server, inputs.thresholds, &mut out);
     }
     if let Some(census) = inputs.census {
-        session_findings(census, inputs, watch, &mut out);
+        session_findings(census, inputs, tracker, &mut out);
     }
-    watch.findings(inputs, &mut out);
+    tracker.findings(inputs, &mut out);
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
     // One finding a kind: what a series shows (evicted while watching, a restart seen) outranks
     // what one look shows (evicted since start, a short uptime).
@@ -532,7 +684,7 @@ fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
         ));
     }
     // A start seen only as a short uptime is worth knowing (a deploy restarts Redis on purpose);
-    // a restart seen while watching is critical (see `Watch`).
+    // a restart seen while watching is critical (see `Tracker`).
     if let Some(uptime) = s.uptime_seconds.filter(|u| *u < RECENT_START_S) {
         out.push(server_finding(
             FindingKind::Restarted,
@@ -547,7 +699,7 @@ fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 /// What a census pass shows.
-fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, out: &mut Vec<Finding>) {
+fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, tracker: &Tracker, out: &mut Vec<Finding>) {
     let ev: &Evidence = &census.evidence;
     let t = inputs.thresholds;
     let per_session = |kind: FindingKind, severity: Severity, summary: String| Finding {
@@ -578,7 +730,7 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, watch: &Watch, ou
     if let Some((total, by_stage)) = inputs.stalled
         && total > 0
     {
-        let jumps = watch.stalled_jumps(inputs.now);
+        let jumps = tracker.stalled_jumps(inputs.now);
         let severity = if jumps.is_empty() { Severity::Info } else { Severity::Warning };
         let jumped = jumps
             .iter()
@@ -734,7 +886,7 @@ mod tests {
             uptime_seconds: Some(86_400),
             ..ServerStats::default()
         };
-        let f = findings(&inputs(Some(&s), None, &t), &Watch::default());
+        let f = findings(&inputs(Some(&s), None, &t), &Tracker::default());
         assert_eq!(kinds(&f), [(FindingKind::NoMaxmemory, Severity::Info)], "a small store's fragmentation is noise");
     }
 
@@ -752,7 +904,7 @@ mod tests {
             uptime_seconds: Some(120),
             ..ServerStats::default()
         };
-        let f = findings(&inputs(Some(&s), None, &t), &Watch::default());
+        let f = findings(&inputs(Some(&s), None, &t), &Tracker::default());
         assert_eq!(
             kinds(&f),
             [
@@ -766,13 +918,13 @@ mod tests {
         );
         assert!(f[0].summary.contains("92% of maxmemory"), "{}", f[0].summary);
         let at_80 = ServerStats { used_memory_bytes: Some(800 << 20), ..s.clone() };
-        assert_eq!(findings(&inputs(Some(&at_80), None, &t), &Watch::default())[0].severity, Severity::Warning);
+        assert_eq!(findings(&inputs(Some(&at_80), None, &t), &Tracker::default())[0].severity, Severity::Warning);
     }
 
     #[test]
     fn a_watch_sees_restarts_failovers_evictions_and_drops() {
         let t = Thresholds::default();
-        let mut w = Watch::default();
+        let mut w = Tracker::default();
         let first = ServerStats {
             run_id: Some("a".into()),
             uptime_seconds: Some(5000),
@@ -797,7 +949,7 @@ mod tests {
         let f = findings(&Inputs { now: 4000 + EVENT_FINDING_MS, ..inputs(Some(&restarted), None, &t) }, &w);
         assert!(!f.iter().any(|f| f.kind == FindingKind::RoleChanged), "an event finding ends after an hour");
 
-        let mut w = Watch::default();
+        let mut w = Tracker::default();
         w.observe_pass(10, 1000, 0.2);
         w.observe_pass(20, 600, 0.2);
         w.observe_pass(30, 600, 0.2);
@@ -825,7 +977,7 @@ mod tests {
             ttl: crate::engine::domain::Ttl::ExpiresAt(now + (86_400 - idle_s) * 1000),
             ..SessionRow::new(id)
         };
-        let mut w = Watch::default();
+        let mut w = StageWatch::default();
         let t0 = 1_000_000_000;
         for (id, stage) in [("trying", "uploaded"), ("moving", "uploaded"), ("done", "analysis_complete")] {
             assert_eq!(w.observe_row(&row(id, stage, t0, 5), t0, &o), None);
@@ -859,7 +1011,7 @@ mod tests {
         assert_eq!(same[1], [("prod".to_string(), true), ("chatmrpt".to_string(), false)]);
         assert!(same[3].is_empty(), "a different server");
         let t = Thresholds::default();
-        let f = findings(&Inputs { same_server: &same[0], ..inputs(None, None, &t) }, &Watch::default());
+        let f = findings(&Inputs { same_server: &same[0], ..inputs(None, None, &t) }, &Tracker::default());
         assert_eq!(kinds(&f), [(FindingKind::SameServer, Severity::Critical)], "one finding a kind, the worst");
         assert!(f[0].summary.contains("target 'staging'"), "{}", f[0].summary);
         // Not known yet (no poll): only the address tells.
@@ -877,7 +1029,7 @@ mod tests {
             processes: vec![WatchedProcesses { pattern: "gunicorn".into(), count: n, ..Default::default() }],
             ..Default::default()
         };
-        let mut w = Watch::default();
+        let mut w = Tracker::default();
         w.observe_host(&host(6), 0);
         w.observe_host(&host(6), 1000);
         assert!(findings(&inputs(None, None, &t), &w).is_empty(), "steady: nothing to say");
@@ -895,7 +1047,7 @@ mod tests {
         let t = Thresholds::default();
         let census = CensusTally { total: 500, ..CensusTally::default() };
         let by = vec![("uploaded".to_string(), 40u64), ("tpr_analysis".to_string(), 12)];
-        let mut w = Watch::default();
+        let mut w = Tracker::default();
         for at in 0..3 {
             w.observe_stalled(at, &by);
         }
@@ -925,7 +1077,7 @@ mod tests {
         }
         census.evidence.note(FindingKind::HistoryOverCap, || Subject::session(SessionId::from("h"), None));
         let orphans = [SessionId::from("gone")];
-        let f = findings(&Inputs { orphan_ids: &orphans, ..inputs(None, Some(&census), &t) }, &Watch::default());
+        let f = findings(&Inputs { orphan_ids: &orphans, ..inputs(None, Some(&census), &t) }, &Tracker::default());
         assert_eq!(
             kinds(&f),
             [
@@ -939,7 +1091,30 @@ mod tests {
         assert_eq!(f[2].sample[0].id, Some(SessionId::from("gone")));
         assert!(f[2].summary.contains("23%"), "{}", f[2].summary);
         let few = CensusTally { total: 2000, orphaned: 5, ..CensusTally::default() };
-        let f = findings(&inputs(None, Some(&few), &t), &Watch::default());
+        let f = findings(&inputs(None, Some(&few), &t), &Tracker::default());
         assert!(f[0].summary.contains("(0.2% of the index)"), "{}", f[0].summary);
+    }
+
+    #[test]
+    fn an_index_score_ahead_of_the_field_is_clock_trouble_unless_it_is_a_zone_offset() {
+        let at = 1_715_949_296.0;
+        let utc = |secs: f64| {
+            chrono::DateTime::from_timestamp(secs as i64, 0)
+                .unwrap()
+                .naive_utc()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        };
+        let judge = |score: f64, text: &str| index_disagrees(Some(score), Some(text), NaiveTime::Utc, 300);
+        assert_eq!(judge(at, &utc(at - 60.0)), None, "within the skew");
+        assert_eq!(judge(at, &utc(at - 3600.0)), None, "an hour: another zone's local time");
+        assert_eq!(judge(at, &utc(at - 5.5 * 3600.0)), None, "five and a half hours: India's");
+        let why = judge(at, &utc(at - 1350.0)).expect("22.5 minutes is no zone");
+        assert!(why.contains("22m30s ahead"), "{why}");
+        assert_eq!(judge(at, &utc(at + 1350.0)), None, "a field newer than the score is a user who came back");
+        let zoned = format!("{}+00:00", utc(at - 3600.0));
+        assert!(judge(at, &zoned).is_some(), "with a zone an hour is an hour");
+        assert!(judge(at * 1000.0, &utc(at)).is_some(), "a score in milliseconds");
+        assert_eq!(index_disagrees(None, Some(&utc(at)), NaiveTime::Utc, 300), None);
     }
 }

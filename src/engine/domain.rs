@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
+
 use crate::decode::{Format, Value};
-use crate::engine::layout::{IdleSource, Layout, Lifecycle, PartRole};
+use crate::engine::layout::{IdleSource, Layout, Lifecycle, NaiveTime, PartRole};
 use crate::engine::names::{Key, SessionId};
 
 /// Epoch milliseconds.
@@ -71,7 +73,7 @@ pub struct SessionRow {
     pub generation: u64,
     /// What is wrong with this session, as read: the finding it counts towards and a word on
     /// why (`history outlives the session key by 2h`). Empty for most sessions.
-    pub problems: Vec<(FindingKind, String)>,
+    pub findings: Vec<(FindingKind, String)>,
     /// The layout's markers this session carries, one bit each in the layout's order.
     pub markers: u8,
     /// The application's own ids for the session, as [`app_id_key`]s of the layout's id fields
@@ -105,7 +107,7 @@ impl SessionRow {
             memory_bytes: None,
             decode_error: None,
             generation: 0,
-            problems: Vec::new(),
+            findings: Vec::new(),
             markers: 0,
             app_ids: [0; APP_ID_FIELDS],
         }
@@ -136,7 +138,7 @@ pub struct CensusTally {
     pub vanished: u64,
     /// Distinct index entries or session keys examined: live + orphaned + vanished.
     pub examined: u64,
-    /// What is wrong with sessions, counted with a sample of each (see [`SessionRow::problems`]).
+    /// What is wrong with sessions, counted with a sample of each (see [`SessionRow::findings`]).
     pub evidence: Evidence,
     /// Live sessions carrying each of the layout's markers (ChatMRPT's `TPR`).
     pub by_marker: BTreeMap<String, u64>,
@@ -451,6 +453,29 @@ impl FindingKind {
     pub fn is_server(self) -> bool {
         self >= FindingKind::MemoryHigh && self != FindingKind::SessionsDropped
     }
+
+    /// The write that fixes the finding's sessions by itself, if it has one; the sessions of any
+    /// other session finding can only be expired or deleted, as the user chooses. The one place
+    /// that says which findings `x` and `sessiontop fix` can mend on their own.
+    pub fn own_fix(self) -> Option<OwnFix> {
+        match self {
+            FindingKind::Orphaned => Some(OwnFix::Unindex),
+            FindingKind::NoTtl => Some(OwnFix::GiveTtl),
+            FindingKind::StaleLock => Some(OwnFix::Release),
+            _ => None,
+        }
+    }
+}
+
+/// A finding's own fix (see [`FindingKind::own_fix`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnFix {
+    /// Remove the index entry that names no keys.
+    Unindex,
+    /// Give the keys without a TTL the session lifetime.
+    GiveTtl,
+    /// Delete the lock held too long.
+    Release,
 }
 
 /// The machine sessiontop runs on, and the processes `--watch-process` names.
@@ -516,7 +541,7 @@ pub struct Finding {
     pub sample: Vec<Subject>,
 }
 
-/// Per-session problems the census counts, with a bounded sample of each.
+/// Per-session findings the census counts, with a bounded sample of each.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evidence {
     pub counts: BTreeMap<FindingKind, u64>,
@@ -586,5 +611,117 @@ impl Default for Thresholds {
             fragmentation_min_bytes: 64 << 20,
             drop_share: 0.3,
         }
+    }
+}
+
+/// Where the session lifetime in use comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeSource {
+    Flag,
+    Layout,
+    /// Rounded up from the largest TTL the census saw.
+    Inferred {
+        largest_ttl_s: i64,
+    },
+}
+
+impl LifetimeSource {
+    /// How the lifetime was found, in words (`inferred from the largest TTL seen, 23h59m`).
+    pub fn describe(self) -> String {
+        match self {
+            LifetimeSource::Flag => "--session-lifetime".into(),
+            LifetimeSource::Layout => "the layout's".into(),
+            LifetimeSource::Inferred { largest_ttl_s } => format!(
+                "inferred from the largest TTL seen ({}), rounded up; pass --session-lifetime if it is wrong",
+                crate::util::text::human_duration(largest_ttl_s)
+            ),
+        }
+    }
+}
+
+/// Session lifetimes applications set: 5, 10, 15 and 30 minutes, 1, 2, 4, 6, 8 and 12 hours,
+/// 1, 2, 7, 14, 30 and 31 days (Flask's default).
+const COMMON_LIFETIMES_S: [i64; 16] = [
+    300, 600, 900, 1800, 3600, 7200, 14_400, 21_600, 28_800, 43_200, 86_400, 172_800, 604_800, 1_209_600, 2_592_000,
+    2_678_400,
+];
+
+/// The lifetime a session store with this largest TTL most likely has: the next common lifetime
+/// at or above it, or beyond them the next whole day. One of [`inferable_lifetimes`].
+pub fn infer_lifetime(largest_ttl_s: i64) -> i64 {
+    COMMON_LIFETIMES_S
+        .iter()
+        .copied()
+        .find(|l| *l >= largest_ttl_s)
+        .unwrap_or_else(|| largest_ttl_s.saturating_add(86_399) / 86_400 * 86_400)
+}
+
+/// Every lifetime [`infer_lifetime`] can give up to `largest_ttl_s`, so that a count that needs
+/// the lifetime can be kept for each before the pass that infers it ends.
+pub fn inferable_lifetimes() -> impl Iterator<Item = i64> {
+    COMMON_LIFETIMES_S.into_iter().chain((32..=MAX_INFERRED_DAYS).map(|d| d * 86_400))
+}
+
+/// Beyond this many days an inferred lifetime is not told apart (a year and a month).
+pub const MAX_INFERRED_DAYS: i64 = 400;
+
+/// The session lifetime used for `lifetime - TTL`, and where it comes from:
+/// `--session-lifetime`, the layout's, or the largest TTL seen (in ms), rounded up to the
+/// lifetime applications set (a TTL is at most the lifetime, and only just after a request
+/// equal to it, so the largest TTL seen alone would understate every idle time by the time
+/// since the newest request). The one rule for the model, the census and the stage watch.
+pub fn session_lifetime(
+    flag_s: Option<i64>,
+    layout_s: Option<i64>,
+    largest_ttl_ms: i64,
+) -> Option<(i64, LifetimeSource)> {
+    if let Some(s) = flag_s {
+        return Some((s, LifetimeSource::Flag));
+    }
+    if let Some(s) = layout_s {
+        return Some((s, LifetimeSource::Layout));
+    }
+    (largest_ttl_ms > 0).then(|| {
+        let largest = (largest_ttl_ms + 999) / 1000;
+        (infer_lifetime(largest), LifetimeSource::Inferred { largest_ttl_s: largest })
+    })
+}
+
+/// Reads a timestamp as applications write it: epoch seconds (or milliseconds), RFC 3339, or
+/// ISO 8601 without an offset (read as local time or UTC, per the layout). Microseconds.
+pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<f64>() {
+        if !n.is_finite() || n <= 0.0 {
+            return None;
+        }
+        return Some(if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros });
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_micros());
+    }
+    let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?;
+    match naive {
+        NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
+        NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_shape_applications_write() {
+        assert_eq!(parse_time("1715949296", NaiveTime::Utc), Some(1_715_949_296_000_000));
+        assert_eq!(parse_time("1715949296.5", NaiveTime::Utc), Some(1_715_949_296_500_000));
+        assert_eq!(parse_time("1715949296500", NaiveTime::Utc), Some(1_715_949_296_500_000));
+        assert_eq!(parse_time("2024-05-17T12:34:56.789+00:00", NaiveTime::Local), Some(1_715_949_296_789_000));
+        assert_eq!(parse_time("2024-05-17T12:34:56.789012", NaiveTime::Utc), Some(1_715_949_296_789_012));
+        assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000_000));
+        assert_eq!(parse_time("yesterday", NaiveTime::Utc), None);
+        assert_eq!(parse_time("-5", NaiveTime::Utc), None);
     }
 }

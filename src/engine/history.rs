@@ -146,6 +146,22 @@ impl History {
         }
     }
 
+    /// The newest `n` samples as they came, oldest first, across gaps: what a trend beside a
+    /// figure draws.
+    pub fn recent(&self, n: usize) -> Vec<f64> {
+        let mut out: Vec<f64> =
+            self.fine.iter().rev().filter(|(_, v)| !v.is_nan()).take(n).map(|(_, v)| f64::from(*v)).collect();
+        out.reverse();
+        out
+    }
+
+    /// How much a counter grew from each of its newest samples to the next, oldest first, at most
+    /// `n` of them (a counter that went down, a restart, starts over).
+    pub fn recent_increases(&self, n: usize) -> Vec<f64> {
+        let values = self.recent(n.saturating_add(1));
+        values.windows(2).filter(|w| w[1] >= w[0]).map(|w| w[1] - w[0]).collect()
+    }
+
     /// The newest sample.
     pub fn last(&self) -> Option<(Millis, f64)> {
         match self.fine.back() {
@@ -317,8 +333,10 @@ pub fn process_series(pattern: &str) -> String {
 pub const USED_MEMORY: &str = "used_memory";
 pub const MAXMEMORY: &str = "maxmemory";
 pub const SESSIONS: &str = "sessions";
-/// Counters kept for changes since a baseline (not charted: their rates are).
+/// Counters kept for changes since a baseline and the panels' trends (not charted: their
+/// rates are).
 pub const EVICTED_KEYS: &str = "evicted_keys";
+pub const EXPIRED_KEYS: &str = "expired_keys";
 /// Redis's uptime, kept so that a recording shows its restarts.
 pub const UPTIME: &str = "uptime_seconds";
 
@@ -504,5 +522,19 @@ mod tests {
         all.record("stage:0", S, None);
         assert_eq!(all.get("stage:0").unwrap().last(), Some((0, 1.0)), "unknown records nothing");
         assert_eq!(all.with_prefix("stage:").count(), MAX_SERIES);
+    }
+
+    #[test]
+    fn a_trend_is_the_newest_samples_and_a_counter_trends_by_its_increases() {
+        let mut h = History::default();
+        for (i, v) in [5.0, 7.0, 7.0, 2.0, 4.0].into_iter().enumerate() {
+            h.push(i as Millis * S, v);
+            if i == 2 {
+                h.gap(2 * S + 500);
+            }
+        }
+        assert_eq!(h.recent(3), vec![7.0, 2.0, 4.0], "across the gap");
+        assert_eq!(h.recent(10).len(), 5);
+        assert_eq!(h.recent_increases(10), vec![2.0, 0.0, 2.0], "the fall (a restart) is skipped");
     }
 }

@@ -8,16 +8,14 @@
 //! Must never do I/O.
 
 use crate::conn::info::ServerStats;
-use crate::engine::diagnose::{self, Watch};
+use crate::engine::diagnose::{self, Tracker};
 use crate::engine::domain::{
-    self, CensusTally, Evidence, Finding, FindingKind, LayoutInfo, LinkState, Millis, SessionReport, SessionRow,
-    Severity, Subject, TargetInfo, Thresholds, Ttl,
+    self, CensusTally, Finding, FindingKind, LayoutInfo, LifetimeSource, LinkState, Millis, SessionReport, SessionRow,
+    Severity, TargetInfo, Thresholds, Ttl,
 };
 use crate::engine::layout::IdleSource;
-use crate::engine::msg::{PlanReply, Update};
+use crate::engine::msg::Update;
 use crate::engine::names::SessionId;
-use crate::engine::series::Trends;
-use crate::engine::table;
 
 /// Where the census is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,7 +35,7 @@ pub struct CensusState {
     /// Ids of orphaned index entries from the last pass (capped).
     pub orphan_ids: Vec<SessionId>,
     /// Why the census is not making progress (cannot connect, a pass failed), until it does.
-    pub problem: Option<String>,
+    pub blocked: Option<String>,
 }
 
 impl CensusState {
@@ -97,59 +95,24 @@ impl Default for ModelSettings {
     }
 }
 
-/// Where the session lifetime in use comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifetimeSource {
-    Flag,
-    Layout,
-    /// Rounded up from the largest TTL the census saw.
-    Inferred {
-        largest_ttl_s: i64,
-    },
-}
-
-impl LifetimeSource {
-    /// How the lifetime was found, in words (`inferred from the largest TTL seen, 23h59m`).
-    pub fn describe(self) -> String {
-        match self {
-            LifetimeSource::Flag => "--session-lifetime".into(),
-            LifetimeSource::Layout => "the layout's".into(),
-            LifetimeSource::Inferred { largest_ttl_s } => format!(
-                "inferred from the largest TTL seen ({}), rounded up; pass --session-lifetime if it is wrong",
-                crate::util::text::human_duration(largest_ttl_s)
-            ),
-        }
-    }
-}
-
-/// Session lifetimes applications set: 5, 10, 15 and 30 minutes, 1, 2, 4, 6, 8 and 12 hours,
-/// 1, 2, 7, 14, 30 and 31 days (Flask's default).
-const COMMON_LIFETIMES_S: [i64; 16] = [
-    300, 600, 900, 1800, 3600, 7200, 14_400, 21_600, 28_800, 43_200, 86_400, 172_800, 604_800, 1_209_600, 2_592_000,
-    2_678_400,
-];
-
-/// The lifetime a session store with this largest TTL most likely has: the next common lifetime
-/// at or above it, or beyond them the next whole day. One of [`inferable_lifetimes`].
-pub fn infer_lifetime(largest_ttl_s: i64) -> i64 {
-    COMMON_LIFETIMES_S
-        .iter()
-        .copied()
-        .find(|l| *l >= largest_ttl_s)
-        .unwrap_or_else(|| largest_ttl_s.saturating_add(86_399) / 86_400 * 86_400)
-}
-
-/// Every lifetime [`infer_lifetime`] can give up to `largest_ttl_s`, so that a count that needs
-/// the lifetime can be kept for each before the pass that infers it ends.
-pub fn inferable_lifetimes() -> impl Iterator<Item = i64> {
-    COMMON_LIFETIMES_S.into_iter().chain((32..=MAX_INFERRED_DAYS).map(|d| d * 86_400))
-}
-
-/// Beyond this many days an inferred lifetime is not told apart (a year and a month).
-pub const MAX_INFERRED_DAYS: i64 = 400;
-
 /// How many recent notices the model keeps.
 const NOTICE_CAPACITY: usize = 20;
+
+/// What sessiontop's own work costs: its commands, the share of a Redis core they use, the
+/// budget, and its own process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnLoad {
+    /// Commands sent in all, and when that was last sampled.
+    sampled: Option<(Millis, u64)>,
+    pub commands_per_sec: Option<f64>,
+    /// The share of one Redis core sessiontop's commands used lately, the budget in force, and
+    /// whether the pacer is holding back because Redis is slow.
+    pub redis_share: Option<f64>,
+    pub budget: Option<String>,
+    pub backing_off: bool,
+    /// sessiontop's own CPU share (percent of one core) and resident memory.
+    pub process: Option<(f32, u64)>,
+}
 
 /// The state.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,8 +131,7 @@ pub struct Model {
     pub server_at: Option<Millis>,
     /// Server fields that could not be read, with why.
     pub server_unavailable: Vec<String>,
-    pub trends: Trends,
-    /// Every figure over the last day, for the charts.
+    /// Every figure over the last day: the charts and the panels' trends read it.
     pub history: crate::engine::history::Histories,
     /// The deploy baseline (`--baseline`, `b`): panels show changes since it.
     pub baseline: Option<Millis>,
@@ -178,37 +140,19 @@ pub struct Model {
     /// Other targets watched beside this one that are the same Redis server (see
     /// [`crate::engine::diagnose::same_servers`]).
     pub same_server: Vec<(String, bool)>,
-    /// Rows for the sessions table, on their way to it: the table keeps every row (off the UI
-    /// thread, in [`crate::engine::table`]); the model only passes them on, so it stays small.
-    pub table_inbox: Vec<table::Message>,
     pub census: CensusState,
     /// Session fields that could not be read (`MEMORY USAGE denied`).
     pub session_unavailable: Vec<String>,
     pub inspect: Option<SessionReport>,
-    /// The latest write plan, for the confirmation dialog.
-    pub plan: Option<PlanReply>,
     pub notices: Vec<(Millis, String)>,
-    /// Commands sessiontop has sent, and when that was last sampled.
-    own_commands: Option<(Millis, u64)>,
-    pub own_commands_per_sec: Option<f64>,
-    /// The share of one Redis core sessiontop's commands used lately, the budget in force, and
-    /// whether the pacer is holding back because Redis is slow.
-    pub own_redis_share: Option<f64>,
-    pub budget: Option<String>,
-    pub backing_off: bool,
-    /// How far the search for every key of the session a write is planned for has come.
-    pub search: Option<(SessionId, Option<f64>)>,
-    /// sessiontop's own CPU share (percent of one core) and resident memory.
-    pub own_process: Option<(f32, u64)>,
+    pub own: OwnLoad,
     /// Stalled sessions in all and by stage, as the table last counted them.
     pub stalled: Option<(u64, Vec<(String, u64)>)>,
     /// Whether a pass ended since the stalled counts were last given (the next are its).
     stalled_due: bool,
     /// What the findings remember between polls, and the findings now, most severe first.
-    pub watch: Watch,
+    pub tracker: Tracker,
     pub findings: Vec<Finding>,
-    /// Sessions found stuck by watching their stages, in the running pass and the last one.
-    observed_stuck: (Evidence, Evidence),
 }
 
 impl Model {
@@ -224,63 +168,37 @@ impl Model {
             server: None,
             server_at: None,
             server_unavailable: Vec::new(),
-            trends: Trends::default(),
             history: Default::default(),
             baseline: None,
             host: None,
             same_server: Vec::new(),
-            table_inbox: Vec::new(),
             census: CensusState::default(),
             session_unavailable: Vec::new(),
             inspect: None,
-            plan: None,
             notices: Vec::new(),
-            own_commands: None,
-            own_commands_per_sec: None,
-            own_process: None,
-            own_redis_share: None,
-            budget: None,
-            backing_off: false,
-            search: None,
+            own: OwnLoad::default(),
             stalled: None,
             stalled_due: false,
-            watch: Watch::default(),
+            tracker: Tracker::default(),
             findings: Vec::new(),
-            observed_stuck: Default::default(),
         }
     }
 
     /// Takes over what an earlier model of the same target watched: the series findings need
-    /// (restarts, evictions, passes, stages) and the trends.
+    /// (restarts, evictions, passes, stalled counts) and the history.
     pub fn continue_from(&mut self, earlier: &Model) {
-        self.watch = earlier.watch.clone();
-        self.trends = earlier.trends.clone();
+        self.tracker = earlier.tracker.clone();
         self.history = earlier.history.clone();
         self.census.generation = earlier.census.generation;
-        self.observed_stuck = earlier.observed_stuck.clone();
     }
 
     /// Puts the findings together again from what the model holds.
     pub fn refresh_findings(&mut self) {
         let has_index = self.layout.as_ref().is_some_and(|l| l.has_index);
         let has_history = self.layout.as_ref().is_some_and(|l| l.stuck_by_history);
-        // Stuck sessions found by watching join those the census found.
-        let merged = match (&self.census.complete, self.observed_stuck.1.count(FindingKind::Stuck)) {
-            (Some(tally), n) if n > 0 => {
-                let mut tally = tally.clone();
-                for subject in self.observed_stuck.1.sample(FindingKind::Stuck) {
-                    tally.evidence.note(FindingKind::Stuck, || subject.clone());
-                }
-                let noted = tally.evidence.count(FindingKind::Stuck);
-                let extra = n.saturating_sub(self.observed_stuck.1.sample(FindingKind::Stuck).len() as u64);
-                tally.evidence.counts.insert(FindingKind::Stuck, noted + extra);
-                Some(tally)
-            }
-            _ => None,
-        };
         let inputs = diagnose::Inputs {
             server: self.server.as_ref(),
-            census: merged.as_ref().or(self.census.complete.as_ref()),
+            census: self.census.complete.as_ref(),
             orphan_ids: &self.census.orphan_ids,
             stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
             stalled_after_s: self.settings.stalled_after_s,
@@ -291,28 +209,7 @@ impl Model {
             has_history,
             now: self.now,
         };
-        self.findings = diagnose::findings(&inputs, &self.watch);
-    }
-
-    /// Watches the stages of sessions whose layout keeps no history, and marks those that stay
-    /// in one while their users keep using them as stuck (the census cannot tell from one look).
-    pub fn observe_rows(&mut self, rows: &mut [SessionRow]) {
-        let Some(layout) = self.layout.as_ref().filter(|l| !l.stuck_by_history) else { return };
-        let lifetime_s = self.lifetime_s();
-        let observing = crate::engine::diagnose::Observing {
-            idle: self.settings.idle,
-            lifetime_s,
-            finals: &layout.finals,
-            stage_limit_s: self.settings.stalled_after_s,
-            stage_limits: &self.settings.stage_limits,
-            active_window_s: self.settings.thresholds.active_window_s,
-        };
-        for row in rows.iter_mut() {
-            if let Some(why) = self.watch.observe_row(row, self.now, &observing) {
-                self.observed_stuck.0.note(FindingKind::Stuck, || Subject::session(row.id.clone(), Some(why.clone())));
-                row.problems.push((FindingKind::Stuck, why));
-            }
-        }
+        self.findings = diagnose::findings(&inputs, &self.tracker);
     }
 
     /// The stalled counts the table worked out.
@@ -320,7 +217,7 @@ impl Model {
     pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>) {
         let due = std::mem::take(&mut self.stalled_due);
         if due {
-            self.watch.observe_stalled(self.now, &by_stage);
+            self.tracker.observe_stalled(self.now, &by_stage);
             self.history.record("stalled", self.now, Some(total as f64));
         }
         if due || self.stalled.as_ref() != Some(&(total, by_stage.clone())) {
@@ -332,17 +229,16 @@ impl Model {
     /// Advances the model's clock and samples sessiontop's own command count.
     pub fn tick(&mut self, now: Millis, own_commands_total: u64) {
         self.now = now;
-        match self.own_commands {
+        match self.own.sampled {
             Some((then, before)) if now.saturating_sub(then) >= 1000 => {
                 let rate =
                     (own_commands_total.saturating_sub(before)) as f64 * 1000.0 / (now.saturating_sub(then)) as f64;
-                self.own_commands_per_sec = Some(rate);
-                self.trends.own_commands_per_sec.push(rate);
+                self.own.commands_per_sec = Some(rate);
                 self.history.record("own_commands_per_sec", now, Some(rate));
-                self.own_commands = Some((now, own_commands_total));
+                self.own.sampled = Some((now, own_commands_total));
             }
             Some(_) => {}
-            None => self.own_commands = Some((now, own_commands_total)),
+            None => self.own.sampled = Some((now, own_commands_total)),
         }
     }
 
@@ -360,7 +256,7 @@ impl Model {
                 for p in &host.processes {
                     h.record(&crate::engine::history::process_series(&p.pattern), now, Some(p.rss_bytes as f64));
                 }
-                let changed = self.watch.observe_host(&host, now);
+                let changed = self.tracker.observe_host(&host, now);
                 self.host = Some(*host);
                 if changed {
                     self.refresh_findings();
@@ -384,53 +280,43 @@ impl Model {
             }
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
-            Update::Page { mut rows, unavailable } => {
-                self.observe_rows(&mut rows);
-                self.table_inbox.push(table::Message::Rows { rows, generation: None });
-                self.session_unavailable = unavailable;
-            }
-            Update::Gone { ids } => self.table_inbox.push(table::Message::Gone(ids)),
-            Update::CensusProblem(reason) => self.census.problem = Some(reason),
-            Update::Searching { id, progress } => self.search = Some((id, progress)),
+            // The rows are the table's (the dashboard sends them there); the model keeps what
+            // was said about them.
+            Update::Page { unavailable, .. } => self.session_unavailable = unavailable,
+            Update::Gone { .. } => {}
+            Update::CensusBlocked(reason) => self.census.blocked = Some(reason),
+            // The dialog shows how far a search has come; the model keeps nothing of it.
+            Update::Searching { .. } => {}
             Update::OwnLoad { redis_cpu_share, budget, backing_off } => {
-                self.own_redis_share = redis_cpu_share;
+                self.own.redis_share = redis_cpu_share;
                 if let Some(share) = redis_cpu_share {
-                    self.trends.own_redis_share.push(share * 100.0);
                     self.history.record("own_redis_share", self.now, Some(share));
                 }
-                self.budget = Some(budget);
-                self.backing_off = backing_off;
+                self.own.budget = Some(budget);
+                self.own.backing_off = backing_off;
             }
-            Update::CensusBatch { generation, mut rows, partial, progress } => {
-                self.observe_rows(&mut rows);
-                self.census.problem = None;
+            Update::CensusBatch { generation, partial, progress, .. } => {
+                self.census.blocked = None;
                 self.census.generation = generation;
                 self.census.partial = partial;
                 self.census.progress = progress;
-                self.table_inbox.push(table::Message::Rows { rows, generation: Some(generation) });
             }
-            Update::CensusDone { generation, tally, duration_ms, orphan_ids } => {
-                self.census.problem = None;
-                // Sessions not seen by this pass have expired or been deleted.
-                self.table_inbox.push(table::Message::PassDone { generation });
-                self.trends.sessions.push(tally.total as f64);
+            Update::CensusDone { tally, duration_ms, orphan_ids, .. } => {
+                self.census.blocked = None;
                 self.record_pass(&tally);
                 self.census.complete = Some(tally);
                 self.census.last_duration_ms = Some(duration_ms);
                 self.census.completed_at = Some(self.now);
                 self.census.orphan_ids = orphan_ids;
                 let live = self.census.complete.as_ref().map_or(0, |c| c.total);
-                self.watch.observe_pass(self.now, live, self.settings.thresholds.drop_share);
+                self.tracker.observe_pass(self.now, live, self.settings.thresholds.drop_share);
                 self.stalled_due = true;
-                self.watch.forget_inactive(self.now, self.settings.thresholds.active_window_s);
-                self.observed_stuck.1 = std::mem::take(&mut self.observed_stuck.0);
                 self.refresh_findings();
             }
             Update::Inspect(report) => self.inspect = Some(*report),
-            // The dashboard's fix dialog takes these; the model keeps nothing of them.
-            Update::FixPlans { .. } => {}
-            Update::Plan(reply) => self.plan = Some(reply),
-            Update::OwnProcess { cpu_percent, rss_bytes } => self.own_process = Some((cpu_percent, rss_bytes)),
+            // The dashboard's dialogs take these; the model keeps nothing of them.
+            Update::FixPlans { .. } | Update::Plan(_) => {}
+            Update::OwnProcess { cpu_percent, rss_bytes } => self.own.process = Some((cpu_percent, rss_bytes)),
             Update::WriteDone { message, .. } | Update::Notice(message) => {
                 self.notices.push((self.now, message));
                 if self.notices.len() > NOTICE_CAPACITY {
@@ -441,38 +327,7 @@ impl Model {
     }
 
     fn apply_server(&mut self, stats: ServerStats, unavailable: Vec<String>) {
-        let t = &mut self.trends;
-        if let Some(v) = stats.used_memory_bytes {
-            t.used_memory.push(v as f64);
-        }
-        if let Some(v) = stats.connected_clients {
-            t.clients.push(v as f64);
-        }
-        if let Some(v) = stats.blocked_clients {
-            t.blocked_clients.push(v as f64);
-        }
-        if let Some(v) = stats.ops_per_sec {
-            t.ops_per_sec.push(v as f64);
-        }
-        if let Some(v) = stats.hit_rate() {
-            t.hit_rate.push(v);
-        }
-        if let Some(v) = stats.db_keys {
-            t.db_keys.push(v as f64);
-        }
-        // Counters become per-poll deltas; a restart (counter went down) restarts the delta.
-        let previous = self.server.as_ref();
-        let delta = |now: Option<u64>, before: Option<u64>| match (now, before) {
-            (Some(n), Some(b)) if n >= b => Some((n - b) as f64),
-            _ => None,
-        };
-        if let Some(d) = delta(stats.evicted_keys, previous.and_then(|p| p.evicted_keys)) {
-            t.evicted_per_poll.push(d);
-        }
-        if let Some(d) = delta(stats.expired_keys, previous.and_then(|p| p.expired_keys)) {
-            t.expired_per_poll.push(d);
-        }
-        self.watch.observe_server(&stats, self.now);
+        self.tracker.observe_server(&stats, self.now);
         self.record_server(&stats);
         self.server = Some(stats);
         self.server_at = Some(self.now);
@@ -495,6 +350,7 @@ impl Model {
         h.record("hit_rate", now, stats.hit_rate());
         h.record("db_keys", now, n(stats.db_keys));
         h.record(crate::engine::history::EVICTED_KEYS, now, n(stats.evicted_keys));
+        h.record(crate::engine::history::EXPIRED_KEYS, now, n(stats.expired_keys));
         h.record(crate::engine::history::UPTIME, now, n(stats.uptime_seconds));
         if let (Some(before), Some(at)) = (self.server.as_ref(), self.server_at)
             && now > at
@@ -558,22 +414,10 @@ impl Model {
         self.lifetime().map(|(s, _)| s)
     }
 
-    /// The session lifetime and where it comes from: `--session-lifetime`, the layout, or the
-    /// largest TTL the census saw, rounded up to the lifetime applications set (a TTL is at
-    /// most the lifetime, and only just after a request equal to it, so the largest TTL seen
-    /// alone would understate every idle time by the time since the newest request).
+    /// The session lifetime and where it comes from (see [`domain::session_lifetime`]).
     pub fn lifetime(&self) -> Option<(i64, LifetimeSource)> {
-        if let Some(s) = self.settings.lifetime_s {
-            return Some((s, LifetimeSource::Flag));
-        }
-        if let Some(s) = self.settings.layout_lifetime_s {
-            return Some((s, LifetimeSource::Layout));
-        }
-        let max = self.census.complete.as_ref().map_or(0, |c| c.max_ttl_ms).max(self.census.partial.max_ttl_ms);
-        (max > 0).then(|| {
-            let largest = (max + 999) / 1000;
-            (infer_lifetime(largest), LifetimeSource::Inferred { largest_ttl_s: largest })
-        })
+        let largest = self.census.complete.as_ref().map_or(0, |c| c.max_ttl_ms).max(self.census.partial.max_ttl_ms);
+        domain::session_lifetime(self.settings.lifetime_s, self.settings.layout_lifetime_s, largest)
     }
 
     /// Seconds since the session's last interaction, by the layout's rule; `None` if unknown.
@@ -635,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_passed_on_to_the_table() {
+    fn a_pass_is_counted_and_its_rows_are_left_to_the_table() {
         let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
         m.apply(Update::CensusBatch {
             generation: 2,
@@ -650,10 +494,7 @@ mod tests {
             orphan_ids: vec![],
         });
         assert_eq!(m.census.totals().total, 1);
-        assert!(matches!(
-            &m.table_inbox[..],
-            [table::Message::Rows { generation: Some(2), .. }, table::Message::PassDone { generation: 2 }]
-        ));
+        assert_eq!(m.census.generation, 2);
     }
 
     #[test]
@@ -661,6 +502,6 @@ mod tests {
         let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
         m.tick(0, 100);
         m.tick(2000, 300);
-        assert_eq!(m.own_commands_per_sec, Some(100.0));
+        assert_eq!(m.own.commands_per_sec, Some(100.0));
     }
 }

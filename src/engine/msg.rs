@@ -57,7 +57,7 @@ pub enum Update {
         backing_off: bool,
     },
     /// The census cannot get on: why, shown until its next batch arrives.
-    CensusProblem(String),
+    CensusBlocked(String),
     /// A write finished: one line for the user, and whether it succeeded.
     WriteDone {
         message: String,
@@ -100,7 +100,7 @@ pub enum Request {
     /// Open (or, with `None`, close) the inspector on a session.
     Inspect(Option<SessionId>),
     /// Work out exactly what a write would change, for the confirmation dialog.
-    Plan { id: SessionId, kind: WriteKind },
+    PlanWrite { id: SessionId, kind: WriteKind },
     /// Stop planning a write (its dialog was closed).
     CancelPlan,
     /// Carry out a plan the user confirmed.

@@ -82,7 +82,7 @@ const MAX_STAGES: usize = 1000;
 /// substate for layouts that have substates).
 ///
 /// Under the TTL rule without a known lifetime the count depends on the lifetime the pass will
-/// infer, which is one of a few dozen values ([`crate::engine::model::inferable_lifetimes`]): a count is
+/// infer, which is one of a few dozen values ([`crate::engine::domain::inferable_lifetimes`]): a count is
 /// kept for each, a few hundred numbers a stage, and the one for the inferred lifetime is read
 /// at the end. Exact, and bounded whatever the store's size.
 pub struct StalledCount {
@@ -105,7 +105,7 @@ impl StalledCount {
             settings,
             counted: BTreeMap::new(),
             by_lifetime: BTreeMap::new(),
-            lifetimes: crate::engine::model::inferable_lifetimes().collect(),
+            lifetimes: crate::engine::domain::inferable_lifetimes().collect(),
             labels: Default::default(),
         }
     }
@@ -236,7 +236,7 @@ mod tests {
         for (i, left) in [40 * day - 100, 40 * day - 1000, 39 * day].iter().enumerate() {
             count.see(&row(&i.to_string(), 0, now + left * 1000));
         }
-        let lifetime = crate::engine::model::infer_lifetime(40 * day - 100);
+        let lifetime = crate::engine::domain::infer_lifetime(40 * day - 100);
         assert_eq!(lifetime, 40 * day);
         assert_eq!(count.total(Some(lifetime)), 2, "idle 100 s is not stalled; 1000 s and a day are");
     }

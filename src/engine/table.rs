@@ -8,7 +8,7 @@
 //! An [`Engine`] owns the store and answers what the table shows: it sorts and filters all rows
 //! (an order of row indices), counts the stalled, and cuts a window of rows around what is on
 //! screen. [`spawn`] runs an engine on its own thread: the dashboard sends it rows and view
-//! requests and gets [`View`]s back, so no key press ever waits for work over all sessions on
+//! requests and gets [`TableView`]s back, so no key press ever waits for work over all sessions on
 //! the UI thread; on the engine's thread a view request is answered before the rows queued
 //! ahead of it, and a data-driven re-sort happens at most every [`RESORT_INTERVAL`] (the order
 //! shown is never staler than that plus one sort). Tests run an engine inline.
@@ -122,7 +122,7 @@ impl Default for Rules {
 
 /// What the table should show: the order and which part of it.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ViewRequest {
+pub struct TableRequest {
     pub sort: SortColumn,
     pub reverse: bool,
     pub filter: String,
@@ -138,7 +138,7 @@ pub struct ViewRequest {
 
 /// What the table shows, as the engine last worked it out.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct View {
+pub struct TableView {
     /// The request this answers.
     pub serial: u64,
     pub sort: SortColumn,
@@ -164,7 +164,7 @@ pub struct View {
     pub sort_ms: f64,
 }
 
-impl View {
+impl TableView {
     /// The row at a position of the order, if the window holds it.
     pub fn row_at(&self, index: usize) -> Option<&SessionRow> {
         index.checked_sub(self.window_start).and_then(|i| self.window.get(i))
@@ -193,7 +193,7 @@ pub enum Message {
     Rules(Rules),
     /// The clock moved (idle times and TTLs count from it).
     Clock(Millis),
-    View(ViewRequest),
+    Request(TableRequest),
     /// Forget every row (a new layout).
     Clear,
 }
@@ -215,8 +215,8 @@ struct Row {
     stage: u16,
     substate: u16,
     status: u16,
-    /// The findings this session counts towards, one bit per kind (see [`problem_bits`]).
-    problems: u16,
+    /// The findings this session counts towards, one bit per kind (see [`finding_bits`]).
+    findings: u16,
     /// The layout's markers the session carries, one bit each.
     markers: u8,
     flags: u8,
@@ -375,7 +375,7 @@ impl Store {
             stage: store.labels.id(row.stage.as_ref()),
             substate: store.labels.id(row.substate.as_ref()),
             status: store.labels.id(row.status.as_ref()),
-            problems: problem_bits(&row.problems),
+            findings: finding_bits(&row.findings),
             markers: row.markers,
             epoch: old.map_or(0, |o| o.epoch),
             flags: OCCUPIED
@@ -594,7 +594,7 @@ impl Store {
                 self.errors.get(&slot).map_or_else(|| "not read or not decoded".to_string(), |e| e.to_string())
             }),
             generation: u64::from(r.generation),
-            problems: problem_kinds(r.problems).map(|k| (k, String::new())).collect(),
+            findings: finding_kinds(r.findings).map(|k| (k, String::new())).collect(),
             markers: r.markers,
             app_ids: [0; domain::APP_ID_FIELDS],
         }
@@ -623,7 +623,7 @@ pub struct Engine {
     dirty: bool,
     sorted_at: Option<Instant>,
     sort_ms: f64,
-    request: ViewRequest,
+    request: TableRequest,
     stalled: usize,
     stalled_by: BTreeMap<String, usize>,
     counted_at: Option<Instant>,
@@ -676,7 +676,7 @@ impl Engine {
                 }
             }
             Message::Clock(now) => self.now = now,
-            Message::View(request) => {
+            Message::Request(request) => {
                 self.changed = true;
                 self.request = request;
             }
@@ -690,7 +690,7 @@ impl Engine {
     /// Works out what changed and answers with a view when the table should be redrawn. The
     /// order is recomputed at once when the sort or filter changed, or when the table is
     /// empty; otherwise at most every [`RESORT_INTERVAL`] after rows changed.
-    pub fn view(&mut self, now: Instant) -> Option<View> {
+    pub fn view(&mut self, now: Instant) -> Option<TableView> {
         let wanted = (self.request.sort, self.request.reverse, self.request.filter.clone());
         let inputs_changed = self.ordered_by.as_ref() != Some(&wanted);
         let resort_due = self.dirty
@@ -875,7 +875,7 @@ impl Engine {
         self.stalled_by = by.into_iter().filter_map(|(id, n)| Some((store.labels.text(id)?.to_string(), n))).collect();
     }
 
-    fn window(&self) -> View {
+    fn window(&self) -> TableView {
         let r = &self.request;
         let len = self.order.len();
         let selected_index = r
@@ -899,7 +899,7 @@ impl Engine {
         let start = offset.saturating_sub(WINDOW_MARGIN);
         let end = (offset + rows + WINDOW_MARGIN).min(len);
         let window = self.order[start.min(end)..end].iter().map(|slot| self.store.session_row(*slot)).collect();
-        View {
+        TableView {
             serial: r.serial,
             sort: r.sort,
             reverse: r.reverse,
@@ -923,15 +923,15 @@ impl Engine {
 }
 
 /// The session findings a row can count towards, in bit order: the kinds before the server's.
-const ROW_PROBLEMS: &[FindingKind] = FindingKind::ALL.split_at(FindingKind::SESSION_KINDS).0;
+const ROW_FINDINGS: &[FindingKind] = FindingKind::ALL.split_at(FindingKind::SESSION_KINDS).0;
 
-/// A row's problems as bits.
-fn problem_bits(problems: &[(FindingKind, String)]) -> u16 {
-    problems.iter().filter_map(|(k, _)| ROW_PROBLEMS.iter().position(|r| r == k)).fold(0, |bits, i| bits | 1 << i)
+/// A row's findings as bits.
+fn finding_bits(findings: &[(FindingKind, String)]) -> u16 {
+    findings.iter().filter_map(|(k, _)| ROW_FINDINGS.iter().position(|r| r == k)).fold(0, |bits, i| bits | 1 << i)
 }
 
-fn problem_kinds(bits: u16) -> impl Iterator<Item = FindingKind> {
-    ROW_PROBLEMS.iter().copied().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, k)| k)
+fn finding_kinds(bits: u16) -> impl Iterator<Item = FindingKind> {
+    ROW_FINDINGS.iter().copied().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, k)| k)
 }
 
 /// Eight bytes of an id from `at` as a number that sorts as the bytes do (zeros past its end).
@@ -1021,7 +1021,7 @@ impl<'a> Filter<'a> {
         if let Some(name) = text.trim().strip_prefix(KIND_FILTER) {
             let name = name.trim().to_lowercase();
             let marker = rules.markers.iter().position(|m| m.to_lowercase() == name);
-            let kind = match ROW_PROBLEMS.iter().position(|k| k.name() == name) {
+            let kind = match ROW_FINDINGS.iter().position(|k| k.name() == name) {
                 _ if name == FindingKind::Stalled.name() => KindFilter::Stalled(Stalled::new(store, rules, now)),
                 Some(bit) => KindFilter::Bit(1 << bit),
                 None => match marker {
@@ -1047,7 +1047,7 @@ impl<'a> Filter<'a> {
     fn matches(&self, store: &Store, slot: u32, row: &Row) -> bool {
         match &self.kind {
             Some(KindFilter::Slots(slots)) => return slots.binary_search(&slot).is_ok(),
-            Some(KindFilter::Bit(bit)) => return row.problems & bit != 0,
+            Some(KindFilter::Bit(bit)) => return row.findings & bit != 0,
             Some(KindFilter::Marker(bit)) => return row.markers & bit != 0,
             Some(KindFilter::Stalled(stalled)) => return stalled.is(row),
             Some(KindFilter::Nothing) => return false,
@@ -1094,7 +1094,7 @@ impl Drop for Worker {
 
 /// Starts an engine thread. Views go to `views` (a closure, so the caller chooses the channel
 /// and can wake its own event loop).
-pub fn spawn(max_rows: usize, views: impl Fn(View) -> bool + Send + 'static) -> Worker {
+pub fn spawn(max_rows: usize, views: impl Fn(TableView) -> bool + Send + 'static) -> Worker {
     let (messages, inbox) = mpsc::channel::<Message>();
     let thread = std::thread::Builder::new()
         .name("sessiontop-table".into())
@@ -1113,10 +1113,10 @@ pub fn spawn(max_rows: usize, views: impl Fn(View) -> bool + Send + 'static) -> 
                 queue.extend(inbox.try_iter());
                 // A view request is answered before the rows that wait, so a key press never
                 // queues behind data; the newest request wins.
-                if queue.iter().any(|m| matches!(m, Message::View(_))) {
+                if queue.iter().any(|m| matches!(m, Message::Request(_))) {
                     let (asks, rows): (VecDeque<Message>, VecDeque<Message>) = queue
                         .drain(..)
-                        .partition(|m| matches!(m, Message::View(_) | Message::Rules(_) | Message::Clock(_)));
+                        .partition(|m| matches!(m, Message::Request(_) | Message::Rules(_) | Message::Clock(_)));
                     queue = rows;
                     asks.into_iter().for_each(|m| engine.apply(m));
                     if let Some(view) = engine.view(Instant::now())
@@ -1166,7 +1166,7 @@ mod tests {
         e
     }
 
-    fn ids(v: &View) -> Vec<String> {
+    fn ids(v: &TableView) -> Vec<String> {
         v.window.iter().map(|r| r.id.escaped()).collect()
     }
 
@@ -1178,22 +1178,22 @@ mod tests {
     #[test]
     fn sorts_filters_and_follows_the_selection() {
         let mut e = engine(vec![row("b", 30, "x"), row("a", 10, "y"), row("c", 20, "x"), row("bad\u{1b}", 5, "z")]);
-        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
         let v = e.view(Instant::now()).unwrap();
         assert_eq!(ids(&v), ["bad\\x1b", "a", "c", "b"], "least idle first");
-        e.apply(Message::View(ViewRequest { sort: SortColumn::Id, rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { sort: SortColumn::Id, rows: 10, ..TableRequest::default() }));
         assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["a", "b", "bad\\x1b", "c"]);
-        e.apply(Message::View(ViewRequest { sort: SortColumn::History, rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { sort: SortColumn::History, rows: 10, ..TableRequest::default() }));
         assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["b", "c", "a", "bad\\x1b"], "history longest first");
-        e.apply(Message::View(ViewRequest { filter: "Y".into(), rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { filter: "Y".into(), rows: 10, ..TableRequest::default() }));
         assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["a"], "by substate, any case");
-        e.apply(Message::View(ViewRequest { filter: "\\x1b".into(), rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { filter: "\\x1b".into(), rows: 10, ..TableRequest::default() }));
         assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["bad\\x1b"], "an escaped id matches as shown");
         // Following the selection moves the window.
         let many: Vec<SessionRow> = (0..500).map(|i| row(&format!("u{i:03}"), i, "x")).collect();
         let mut e = engine(many);
         let selected = Some(SessionId::from("u400"));
-        e.apply(Message::View(ViewRequest { rows: 10, selected, follow: true, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, selected, follow: true, ..TableRequest::default() }));
         let v = e.view(Instant::now()).unwrap();
         assert_eq!(v.selected_index, Some(400));
         assert_eq!(v.offset, 391);
@@ -1204,7 +1204,7 @@ mod tests {
     #[test]
     fn data_re_sorts_are_throttled_and_sort_changes_are_not() {
         let mut e = engine(vec![row("a", 10, "x")]);
-        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
         let t0 = Instant::now();
         assert_eq!(e.view(t0).unwrap().len, 1);
         e.apply(Message::Rows { rows: vec![row("b", 1, "x")], generation: None });
@@ -1213,7 +1213,7 @@ mod tests {
         let v = e.view(t0 + RESORT_INTERVAL).unwrap();
         assert_eq!(ids(&v), ["b", "a"]);
         e.apply(Message::Rows { rows: vec![row("c", 0, "x")], generation: None });
-        e.apply(Message::View(ViewRequest { reverse: true, rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { reverse: true, rows: 10, ..TableRequest::default() }));
         let v = e.view(t0 + RESORT_INTERVAL + Duration::from_millis(1)).unwrap();
         assert_eq!(ids(&v), ["a", "b", "c"], "a changed sort re-sorts at once, with the new rows");
     }
@@ -1223,7 +1223,7 @@ mod tests {
         let mut e = engine((0..10).map(|i| row(&format!("u{i}"), i * 10, "x")).collect());
         e.apply(Message::Rows { rows: vec![row("u1", 10, "x"), row("u2", 20, "x")], generation: Some(2) });
         e.apply(Message::PassDone { generation: 2 });
-        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
         assert_eq!(ids(&e.view(Instant::now()).unwrap()), ["u1", "u2"]);
 
         let mut e = Engine::new(100);
@@ -1235,11 +1235,11 @@ mod tests {
             });
         }
         e.apply(Message::PassDone { generation: 1 });
-        e.apply(Message::View(ViewRequest {
+        e.apply(Message::Request(TableRequest {
             rows: 10,
             sort: SortColumn::Idle,
             reverse: true,
-            ..ViewRequest::default()
+            ..TableRequest::default()
         }));
         let v = e.view(Instant::now()).unwrap();
         assert_eq!(v.stored, 100);
@@ -1254,7 +1254,7 @@ mod tests {
     fn stalled_counts_follow_the_rules_and_the_clock() {
         let mut e = engine(vec![row("a", 10, "x"), row("b", 2000, "x"), row("c", 3000, "done")]);
         e.apply(Message::Rules(Rules { finals: vec!["done".into()], by_substate: true, ..Rules::default() }));
-        e.apply(Message::View(ViewRequest { rows: 10, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
         let v = e.view(Instant::now()).unwrap();
         assert_eq!(v.stalled, 1);
         assert_eq!(v.stalled_by.get("x"), Some(&1));
@@ -1265,12 +1265,12 @@ mod tests {
 
     /// Every row in the order a view holds (the whole order of a small table).
     fn all_ids(e: &mut Engine, sort: SortColumn, reverse: bool, filter: &str) -> Vec<String> {
-        e.apply(Message::View(ViewRequest {
+        e.apply(Message::Request(TableRequest {
             sort,
             reverse,
             filter: filter.into(),
             rows: 1000,
-            ..ViewRequest::default()
+            ..TableRequest::default()
         }));
         ids(&e.view(Instant::now()).unwrap())
     }
@@ -1322,7 +1322,7 @@ mod tests {
         e.apply(Message::Rows { rows: vec![row("zzz-ab-new", 0, "s")], generation: None });
         all_ids(&mut e, SortColumn::Idle, false, "ab");
         let later = Instant::now() + RESORT_INTERVAL;
-        e.apply(Message::View(ViewRequest { filter: "ab".into(), rows: 1000, ..ViewRequest::default() }));
+        e.apply(Message::Request(TableRequest { filter: "ab".into(), rows: 1000, ..TableRequest::default() }));
         let v = e.view(later).unwrap();
         assert_eq!(v.window.first().map(|r| r.id.escaped()), Some("zzz-ab-new".into()));
     }

@@ -236,8 +236,8 @@ fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>
         one("sessiontop_redis_keys", String::new(), n(s.db_keys));
         one("sessiontop_redis_uptime_seconds", String::new(), n(s.uptime_seconds));
     }
-    one("sessiontop_own_commands_per_second", String::new(), model.own_commands_per_sec);
-    one("sessiontop_own_redis_cpu_share", String::new(), model.own_redis_share);
+    one("sessiontop_own_commands_per_second", String::new(), model.own.commands_per_sec);
+    one("sessiontop_own_redis_cpu_share", String::new(), model.own.redis_share);
     if let Some(h) = model.host.as_ref() {
         one("sessiontop_host_cpu_share", String::new(), Some(f64::from(h.cpu_percent) / 100.0));
         one("sessiontop_host_memory_used_bytes", String::new(), Some(h.memory_used_bytes as f64));

@@ -469,11 +469,14 @@ mod tests {
         assert_eq!(kinds, [("stale_lock".to_string(), true), ("stale_lock".to_string(), false)]);
         // Replayed: the lock is open between its two events, and the player finds them.
         let mut player = crate::dashboard::replay::Player::new(&rec).unwrap();
+        let keymap = crate::dashboard::keymap::Keymap::default();
+        let next_event =
+            crossterm::event::KeyEvent::new(crossterm::event::KeyCode::Char('n'), crossterm::event::KeyModifiers::NONE);
         assert!(player.findings(&rec).is_empty());
-        player.key(crossterm::event::KeyCode::Char('n'), &rec);
+        player.key(&keymap, &next_event, &rec);
         assert_eq!(player.now, t0 + 5000);
         assert_eq!(player.findings(&rec)[0].kind, FindingKind::StaleLock);
-        player.key(crossterm::event::KeyCode::Char('n'), &rec);
+        player.key(&keymap, &next_event, &rec);
         assert!(player.findings(&rec).is_empty(), "closed at {}", player.now);
         let text = crate::headless::report::text(&rec, "rec.ndjson", 0);
         assert!(text.contains("gaps      1 (nothing heard)"), "{text}");

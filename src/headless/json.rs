@@ -96,7 +96,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
         "target": {
             "url": m.target.url,
             "name": m.target.name,
-            "db": setup.target.db(),
+            "db": setup.first().target.db(),
             "read_only": m.target.read_only,
         },
         "layout": layout,
@@ -130,7 +130,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
         "sessions": sessions,
         "census": census,
         "own_load": {
-            "commands_sent": setup.load.total(),
+            "commands_sent": data.commands_sent,
             "redis_cpu_share": data.redis_cpu_share,
             "budget": data.budget,
         },
@@ -209,7 +209,7 @@ pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData, setup: &Se
     json!({
         "sessiontop_version": env!("CARGO_PKG_VERSION"),
         "taken_at": rfc3339_ms(data.model.now),
-        "target": {"url": data.model.target.url, "name": data.model.target.name, "db": setup.target.db()},
+        "target": {"url": data.model.target.url, "name": data.model.target.name, "db": setup.first().target.db()},
         "status": verdict.status(),
         "exit_code": verdict.exit_code(),
         "sessions": data.layout.as_ref().map(|_| data.model.census.totals().total),

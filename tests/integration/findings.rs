@@ -344,7 +344,7 @@ fn inputs_now<'a>(
 /// The server findings one look at `stats` gives with what `watch` saw before, by kind.
 fn server_kinds(
     stats: &sessiontop::conn::info::ServerStats,
-    watch: &sessiontop::engine::diagnose::Watch,
+    watch: &sessiontop::engine::diagnose::Tracker,
     thresholds: &sessiontop::engine::domain::Thresholds,
 ) -> Vec<(String, String, u64)> {
     sessiontop::engine::diagnose::findings(&inputs_now(Some(stats), thresholds), watch)
@@ -372,7 +372,7 @@ fn server_trouble_in_a_real_redis_is_found() {
     let mut server = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
     let mut con = conn(&server);
     let t = sessiontop::engine::domain::Thresholds::default();
-    let mut watch = sessiontop::engine::diagnose::Watch::default();
+    let mut watch = sessiontop::engine::diagnose::Tracker::default();
     let now = || (now_epoch() * 1000.0) as i64;
     let first = stats(&mut con);
     watch.observe_server(&first, now());
@@ -543,14 +543,14 @@ fn a_sudden_drop_of_live_sessions_is_critical_in_check_observe() {
 
 #[test]
 fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
-    use sessiontop::collect::Host;
+    use sessiontop::collect::host::Host;
     // Two workers of a made-up service, told apart from everything else by their arguments.
     let marker = format!("{}", 400_000 + std::process::id());
     let spawn = || std::process::Command::new("sleep").arg(&marker).spawn().unwrap();
     let (mut first, mut second) = (spawn(), spawn());
     let mut host = Host::new(vec![format!("sleep {marker}"), "no-such-service-anywhere".into()]).unwrap();
     let t = sessiontop::engine::domain::Thresholds::default();
-    let mut watch = sessiontop::engine::diagnose::Watch::default();
+    let mut watch = sessiontop::engine::diagnose::Tracker::default();
     let now = || (now_epoch() * 1000.0) as i64;
     let stats = host.sample();
     assert!(stats.memory_total_bytes > 0 && stats.memory_used_bytes > 0, "{stats:?}");

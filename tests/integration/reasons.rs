@@ -177,7 +177,7 @@ fn a_census_without_a_connection_says_why() {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await {
-                Ok(Some(Update::CensusProblem(reason))) => return Some(reason),
+                Ok(Some(Update::CensusBlocked(reason))) => return Some(reason),
                 Ok(Some(_)) => {}
                 _ => break,
             }

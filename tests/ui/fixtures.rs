@@ -92,9 +92,34 @@ pub fn ttl_in(seconds: i64) -> Ttl {
     Ttl::ExpiresAt(NOW + seconds * 1000)
 }
 
+/// A model with the rows its census read, which the dashboard's table is given beside it.
+pub struct Connected {
+    pub model: Model,
+    pub rows: Vec<SessionRow>,
+}
+
+impl std::ops::Deref for Connected {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl std::ops::DerefMut for Connected {
+    fn deref_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+}
+
+impl From<Model> for Connected {
+    fn from(model: Model) -> Connected {
+        Connected { model, rows: Vec::new() }
+    }
+}
+
 /// A connected model with server statistics, trends, a complete census and `n` sessions,
 /// including one of each problem: stalled, no TTL, undecodable.
-pub fn connected(n: usize, used: u64, max: u64) -> Model {
+pub fn connected(n: usize, used: u64, max: u64) -> Connected {
     let mut m = Model::new(target(false), settings(), NOW - 60_000);
     m.apply(Update::Link(LinkState::Connected { since: NOW - 3_600_000 }));
     m.apply(Update::Layout(Box::new(layout_info())));
@@ -121,13 +146,13 @@ pub fn connected(n: usize, used: u64, max: u64) -> Model {
     }
     rows.push(row("stalled_user", "3.1_assess_readiness", 2400, ttl_in(84_000), 9, 3081));
     let mut forever = row("forever_user", "1.2_problem_and_body", 30, Ttl::Persistent, 4, 2210);
-    forever.problems = vec![(FindingKind::NoTtl, "the session key has no TTL".into())];
+    forever.findings = vec![(FindingKind::NoTtl, "the session key has no TTL".into())];
     rows.push(forever);
     let mut broken = row("bad\u{1b}[2Jpayload", "1.1_goal_and_vision", 45, ttl_in(86_000), 0, 512);
     broken.stage = None;
     broken.substate = None;
     broken.decode_error = Some("not JSON, msgpack or pickle (msgpack: invalid marker at byte 0)".into());
-    broken.problems = vec![(FindingKind::Undecodable, broken.decode_error.clone().unwrap_or_default())];
+    broken.findings = vec![(FindingKind::Undecodable, broken.decode_error.clone().unwrap_or_default())];
     rows.push(broken);
     let mut tally = CensusTally {
         total: rows.len() as u64,
@@ -138,7 +163,7 @@ pub fn connected(n: usize, used: u64, max: u64) -> Model {
         ..Default::default()
     };
     for r in &rows {
-        for (kind, why) in &r.problems {
+        for (kind, why) in &r.findings {
             tally.evidence.note(*kind, || Subject::session(r.id.clone(), Some(why.clone())));
         }
         match &r.substate {
@@ -149,14 +174,14 @@ pub fn connected(n: usize, used: u64, max: u64) -> Model {
             *tally.by_stage.entry(s.to_string()).or_default() += 1;
         }
     }
-    m.apply(Update::CensusBatch { generation: 1, rows, partial: tally.clone(), progress: Some(1.0) });
+    m.apply(Update::CensusBatch { generation: 1, rows: Vec::new(), partial: tally.clone(), progress: Some(1.0) });
     m.apply(Update::CensusDone { generation: 1, tally, duration_ms: 212, orphan_ids: vec![] });
     for i in 0..30 {
         m.tick(NOW - 60_000 + i * 2000, (i * 180) as u64);
     }
     m.apply(Update::OwnProcess { cpu_percent: 0.7, rss_bytes: 21 << 20 });
     m.tick(NOW, 11_000);
-    m
+    Connected { model: m, rows }
 }
 
 fn text_value(s: &str) -> Value {
@@ -270,20 +295,24 @@ pub fn report() -> SessionReport {
     }
 }
 
-pub fn app(model: Model, size: (u16, u16)) -> App {
-    App::new(model, Keymap::default(), size)
+/// The dashboard on `fixture`, its table holding the census's rows (the dashboard sends a
+/// census's rows to the table as they come).
+pub fn app(fixture: impl Into<Connected>, size: (u16, u16)) -> App {
+    use sessiontop::engine::table::{DEFAULT_MAX_ROWS, Engine, Message};
+    let Connected { model, rows } = fixture.into();
+    let generation = model.census.generation;
+    let mut engine = Engine::new(DEFAULT_MAX_ROWS);
+    engine.set_immediate();
+    if !rows.is_empty() {
+        engine.apply(Message::Rows { rows, generation: Some(generation) });
+        engine.apply(Message::PassDone { generation });
+    }
+    App::with_table(model, Keymap::default(), size, sessiontop::dashboard::app::Table::Inline(Box::new(engine)))
 }
 
-/// The rows a model holds for the table (the census batches it was given).
-pub fn rows_of(model: &Model) -> Vec<SessionRow> {
-    model
-        .table_inbox
-        .iter()
-        .flat_map(|m| match m {
-            sessiontop::engine::table::Message::Rows { rows, .. } => rows.clone(),
-            _ => Vec::new(),
-        })
-        .collect()
+/// The rows the census read for the table.
+pub fn rows_of(fixture: &Connected) -> Vec<SessionRow> {
+    fixture.rows.clone()
 }
 
 /// A session's row as the table last showed it.

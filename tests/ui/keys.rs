@@ -2,7 +2,7 @@
 //! requests out.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use sessiontop::dashboard::app::{App, Dialog, Level, Pane, SortColumn, View};
+use sessiontop::dashboard::app::{App, Dialog, Level, Pane, Screen, SortColumn};
 use sessiontop::engine::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
 use sessiontop::engine::names::SessionId;
 
@@ -106,12 +106,12 @@ fn enter_inspects_and_escape_returns() {
     let id = a.table.selected.clone().unwrap();
     let requests = key(&mut a, KeyCode::Enter);
     assert!(requests.contains(&Request::Inspect(Some(id.clone()))));
-    assert_eq!(a.view, View::Inspector);
+    assert_eq!(a.screen, Screen::Inspector);
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.inspector.as_ref().unwrap().pane, Pane::History);
     let requests = key(&mut a, KeyCode::Esc);
     assert!(requests.contains(&Request::Inspect(None)));
-    assert_eq!(a.view, View::Overview);
+    assert_eq!(a.screen, Screen::Overview);
     assert_eq!(a.table.selected.as_ref(), Some(&id));
 }
 
@@ -157,7 +157,7 @@ fn delete_asks_with_the_plan_and_defaults_to_no() {
     let mut a = overview();
     select_stalled(&mut a);
     let requests = key(&mut a, KeyCode::Char('d'));
-    assert!(requests.contains(&Request::Plan { id: "stalled_user".into(), kind: WriteKind::Delete }));
+    assert!(requests.contains(&Request::PlanWrite { id: "stalled_user".into(), kind: WriteKind::Delete }));
     assert!(matches!(a.dialog, Some(Dialog::Planning { .. })));
     a.on_update(ready(WriteKind::Delete));
     assert!(matches!(&a.dialog, Some(Dialog::Confirm { yes: false, .. })));
@@ -224,7 +224,7 @@ fn expire_asks_for_seconds_and_accepts_durations() {
     }
     typed(&mut a, "15m");
     let requests = key(&mut a, KeyCode::Enter);
-    assert!(requests.contains(&Request::Plan { id: "stalled_user".into(), kind: WriteKind::Expire(900) }));
+    assert!(requests.contains(&Request::PlanWrite { id: "stalled_user".into(), kind: WriteKind::Expire(900) }));
     a.on_update(ready(WriteKind::Expire(900)));
     let requests = key(&mut a, KeyCode::Char('y'));
     assert!(requests.iter().any(|r| matches!(r, Request::Execute(p) if p.kind == WriteKind::Expire(900))));
@@ -237,7 +237,7 @@ fn read_only_write_keys_explain_and_send_nothing() {
     let mut a = app(m, (160, 48));
     for c in ['e', 'p', 'd'] {
         let requests = key(&mut a, KeyCode::Char(c));
-        assert!(!requests.iter().any(|r| matches!(r, Request::Plan { .. } | Request::Execute(_))));
+        assert!(!requests.iter().any(|r| matches!(r, Request::PlanWrite { .. } | Request::Execute(_))));
         assert!(a.dialog.is_none());
         let status = a.status.as_ref().unwrap();
         assert_eq!(status.level, Level::Warn);
@@ -381,7 +381,7 @@ fn a_stalled_census_says_why_instead_of_starting() {
     let mut a = app(m, (160, 48));
     let (text, _) = render(&a, &theme());
     assert!(text.contains("starting…"), "{text}");
-    a.on_update(Update::CensusProblem(
+    a.on_update(Update::CensusBlocked(
         "cannot connect: the server refused the connection: ERR max number of clients reached; retrying in 4s".into(),
     ));
     let (text, buffer) = render(&a, &theme());
@@ -520,7 +520,7 @@ fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_th
     m.tick(NOW, 36_000);
     let mut a = app(m, (80, 24));
     key(&mut a, KeyCode::Char('c'));
-    assert_eq!(a.view, View::Charts);
+    assert_eq!(a.screen, Screen::Charts);
     let (text, _) = render(&a, &theme());
     assert!(text.contains("used memory · last 5m00s"), "{text}");
     assert!(text.contains("maxmemory") && text.contains("now"), "{text}");
@@ -555,7 +555,7 @@ fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_th
     let (text, _) = render(&a, &theme());
     assert!(text.contains("nothing recorded in this window yet"), "{text}");
     key(&mut a, KeyCode::Esc);
-    assert_eq!(a.view, View::Overview);
+    assert_eq!(a.screen, Screen::Overview);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use proptest::prelude::*;
-use sessiontop::dashboard::app::{App, View};
+use sessiontop::dashboard::app::{App, Screen};
 use sessiontop::decode::Value;
 use sessiontop::engine::domain::{
     CensusTally, Decodedish, KeyReport, LinkState, SessionKey, SessionReport, SessionRow, Ttl,
@@ -189,7 +189,7 @@ fn update_strategy() -> impl Strategy<Value = Update> {
             error
         })),
         text_strategy().prop_map(Update::Notice),
-        text_strategy().prop_map(Update::CensusProblem),
+        text_strategy().prop_map(Update::CensusBlocked),
         (text_strategy(), any::<bool>()).prop_map(|(message, ok)| Update::WriteDone { message, ok }),
         (any::<u32>(), any::<i64>(), text_strategy())
             .prop_map(|(attempt, retry_at, error)| Update::Link(LinkState::Reconnecting { attempt, retry_at, error })),
@@ -326,6 +326,6 @@ fn scrolling_the_inspectors_keys_pane_stays_within_its_keys() {
     app.on_mouse(MouseEvent { kind: MouseEventKind::ScrollDown, column: 5, row: 5, modifiers: KeyModifiers::NONE });
     let keys = app.model.inspect.as_ref().map_or(0, |r| r.keys.len());
     assert!(app.inspector.as_ref().unwrap().keys_offset < keys.max(1));
-    assert_eq!(app.view, View::Inspector);
+    assert_eq!(app.screen, Screen::Inspector);
     let _ = render(&app, &theme());
 }

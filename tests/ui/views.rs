@@ -1,7 +1,7 @@
 //! Snapshots of every view at 80x24 and 160x48, and the colours that carry meaning.
 
 use ratatui::style::Color;
-use sessiontop::dashboard::app::{Dialog, View};
+use sessiontop::dashboard::app::{Dialog, Screen};
 use sessiontop::dashboard::theme::{Role, Theme};
 use sessiontop::engine::domain::{LinkState, SessionKey};
 use sessiontop::engine::layout::Lifecycle;
@@ -65,7 +65,7 @@ fn inspector_app(size: (u16, u16)) -> sessiontop::dashboard::app::App {
     a.table.selected = Some("user_1234".into());
     let requests = a.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Enter));
     assert!(requests.contains(&sessiontop::engine::msg::Request::Inspect(Some("user_1234".into()))));
-    assert_eq!(a.view, View::Inspector);
+    assert_eq!(a.screen, Screen::Inspector);
     a
 }
 

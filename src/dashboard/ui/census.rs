@@ -79,9 +79,9 @@ impl Widget for CensusPanel<'_> {
                 head.push(count(*n, &format!("in {}", text::escape_str(name)), Role::Accent, 7));
             }
         }
-        if let Some(problem) = &m.census.problem {
+        if let Some(blocked) = &m.census.blocked {
             // Why the counts are not moving comes first: a stall must never look like progress.
-            let why = format!("✗ census: {}  ", text::clip(&text::escape_str(problem), 100));
+            let why = format!("✗ census: {}  ", text::clip(&text::escape_str(blocked), 100));
             head.insert(0, (11, vec![Span::styled(why, t.style(Role::Crit))]));
         }
         match (&m.census.complete, m.census.progress) {

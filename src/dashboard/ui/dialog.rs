@@ -7,9 +7,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
 use crate::dashboard::app::Dialog;
-use crate::dashboard::keymap::Keymap;
+use crate::dashboard::keymap::{Action, Keymap};
 use crate::dashboard::theme::{Role, Theme};
-use crate::engine::msg::WriteKind;
+use crate::engine::domain::FindingKind;
+use crate::engine::msg::{WriteKind, WritePlan};
+use crate::engine::names::SessionId;
 use crate::util::text;
 
 /// A box of at most `width` x `height` in the middle of `area`.
@@ -19,174 +21,198 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     cell
 }
 
-/// The No and Yes buttons under a confirmation, the chosen one highlighted.
-fn answers(t: &Theme, yes: bool) -> Line<'static> {
+/// The No and Yes buttons under a confirmation, the chosen one highlighted, with the keys that
+/// answer it.
+fn answers(t: &Theme, keymap: &Keymap, yes: bool) -> Line<'static> {
     let button = |label: &str, on: bool| {
         let style = if on { t.style(Role::Selection).add_modifier(Modifier::BOLD) } else { t.style(Role::Muted) };
         Span::styled(format!("  {label}  "), style)
     };
+    let hint = format!(
+        "    {} choose · {} confirm · {}/{} · {}",
+        keymap.label_first(Action::SwitchAnswer, 2),
+        keymap.label_first(Action::Answer, 1),
+        keymap.label_first(Action::Yes, 1),
+        keymap.label_first(Action::No, 1),
+        keymap.label_first(Action::Cancel, 1)
+    );
     Line::from(vec![
         Span::raw("   "),
         button("No", !yes),
         Span::raw("   "),
         button("Yes", yes),
-        Span::styled("    ←/→ choose · ⏎ confirm · y/n · Esc", t.style(Role::Muted)),
+        Span::styled(hint, t.style(Role::Muted)),
     ])
 }
 
 pub struct DialogView<'a> {
     pub dialog: &'a Dialog,
+    pub keymap: &'a Keymap,
     pub theme: &'a Theme,
+}
+
+/// What a dialog shows: its title, its lines, and the role of its border.
+type Contents = (String, Vec<Line<'static>>, Role);
+
+impl DialogView<'_> {
+    fn expire(&self, id: &SessionId, input: &str, error: Option<&String>) -> Contents {
+        let t = self.theme;
+        let k = |a: Action| self.keymap.label_first(a, 1);
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled("expire session ", t.style(Role::Text)),
+                Span::styled(id.escaped_short(80), t.style(Role::Accent)),
+                Span::styled(" in:", t.style(Role::Text)),
+            ]),
+            Line::from(vec![
+                Span::styled("  ▶ ", t.style(Role::Accent)),
+                Span::styled(format!("{input}▏"), t.style(Role::Title)),
+            ]),
+            Line::from(Span::styled(
+                format!("seconds, or 90s, 15m, 2h, 1d · {} next · {} cancel", k(Action::Answer), k(Action::Cancel)),
+                t.style(Role::Muted),
+            )),
+        ];
+        if let Some(e) = error {
+            lines.push(Line::from(Span::styled(text::escape_str(e), t.style(Role::Crit))));
+        }
+        (" expire ".into(), lines, Role::Accent)
+    }
+
+    /// A dialog waiting for the collectors, with how to stop waiting.
+    fn waiting(&self, title: String, what: String) -> Contents {
+        let cancel = self.keymap.label_first(Action::Cancel, 1);
+        let line = Line::from(Span::styled(format!("{what}  ({cancel} cancels)"), self.theme.style(Role::Muted)));
+        (title, vec![line], Role::Accent)
+    }
+
+    fn confirm(&self, plan: &WritePlan, yes: bool) -> Contents {
+        let t = self.theme;
+        let question = match plan.kind {
+            WriteKind::Delete => "delete these keys, atomically?".to_string(),
+            WriteKind::Persist => "remove the TTL of these keys?".to_string(),
+            WriteKind::Expire(s) => format!("expire these keys in {}?", text::human_duration(s)),
+            WriteKind::Unindex => "remove this orphaned index entry?".to_string(),
+            WriteKind::Release => "release (delete) these stale locks?".to_string(),
+        };
+        let mut lines = vec![Line::from(vec![
+            Span::styled("session ", t.style(Role::Text)),
+            Span::styled(plan.id.escaped_short(80), t.style(Role::Accent)),
+            Span::styled(format!(": {question}"), t.style(Role::Text)),
+        ])];
+        let verb_role = if plan.kind == WriteKind::Delete { Role::Crit } else { Role::Warn };
+        for k in &plan.keys {
+            lines.push(Line::from(vec![
+                Span::styled("  • ", t.style(verb_role)),
+                Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
+                Span::styled(format!("  {}", text::escape_str(&k.role)), t.style(Role::Muted)),
+            ]));
+        }
+        if let Some(index) = &plan.index {
+            lines.push(Line::from(vec![
+                Span::styled("  • ", t.style(verb_role)),
+                Span::styled(format!("index entry in {}", text::escape_str(index)), t.style(Role::Text)),
+            ]));
+        }
+        for k in &plan.untouched {
+            lines.push(Line::from(Span::styled(
+                format!("    left alone: {} ({})", k.key.escaped_short(100), text::escape_str(&k.role)),
+                t.style(Role::Muted),
+            )));
+        }
+        lines.push(Line::from(""));
+        lines.push(answers(t, self.keymap, yes));
+        (format!(" {} ", plan.kind.verb()), lines, verb_role)
+    }
+
+    fn confirm_fix(
+        &self,
+        kind: FindingKind,
+        of: u64,
+        plans: &[WritePlan],
+        skipped: usize,
+        yes: bool,
+        height: u16,
+    ) -> Contents {
+        let t = self.theme;
+        let question = match plans.first().map(|p| p.kind) {
+            Some(WriteKind::Unindex) => "remove these orphaned index entries?".to_string(),
+            Some(WriteKind::Release) => "release (delete) these stale locks?".to_string(),
+            Some(WriteKind::Expire(s)) => format!("give these keys without TTL a TTL of {}?", text::human_duration(s)),
+            _ => "make these changes?".to_string(),
+        };
+        let left_out =
+            if skipped > 0 { format!(" ({skipped} left out: the fix no longer fits them)") } else { String::new() };
+        let mut lines = vec![Line::from(Span::styled(
+            format!("{} sessions: {question}{left_out}", plans.len()),
+            t.style(Role::Text),
+        ))];
+        let named = (plans.len() + skipped) as u64;
+        if of > named {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "the {named} the finding names, of {}; after the next census pass, x again fixes more \
+                     (or: sessiontop fix {})",
+                    text::grouped(of),
+                    kind.name()
+                ),
+                t.style(Role::Muted),
+            )));
+        }
+        // Every change, as many as fit; the rest counted.
+        let max_lines = usize::from(height.saturating_sub(8)).max(3);
+        let mut changes: Vec<Line> = Vec::new();
+        for plan in plans {
+            for k in &plan.keys {
+                changes.push(Line::from(vec![
+                    Span::styled("  • ", t.style(Role::Warn)),
+                    Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
+                ]));
+            }
+            if let Some(index) = &plan.index {
+                changes.push(Line::from(vec![
+                    Span::styled("  • ", t.style(Role::Warn)),
+                    Span::styled(
+                        format!("'{}' in {}", plan.id.escaped_short(60), text::escape_str(index)),
+                        t.style(Role::Text),
+                    ),
+                ]));
+            }
+        }
+        let total = changes.len();
+        lines.extend(changes.into_iter().take(max_lines));
+        if total > max_lines {
+            lines.push(Line::from(Span::styled(
+                format!("    … {} more (all in the audit log once made)", total - max_lines),
+                t.style(Role::Muted),
+            )));
+        }
+        lines.push(Line::from(""));
+        lines.push(answers(t, self.keymap, yes));
+        (format!(" fix {} ", kind.name()), lines, Role::Warn)
+    }
 }
 
 impl Widget for DialogView<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let t = self.theme;
-        let (title, lines, role): (String, Vec<Line>, Role) = match self.dialog {
-            Dialog::ExpireInput { id, input, error } => {
-                let mut lines = vec![
-                    Line::from(vec![
-                        Span::styled("expire session ", t.style(Role::Text)),
-                        Span::styled(id.escaped_short(80), t.style(Role::Accent)),
-                        Span::styled(" in:", t.style(Role::Text)),
-                    ]),
-                    Line::from(vec![
-                        Span::styled("  ▶ ", t.style(Role::Accent)),
-                        Span::styled(format!("{input}▏"), t.style(Role::Title)),
-                    ]),
-                    Line::from(Span::styled(
-                        "seconds, or 90s, 15m, 2h, 1d · ⏎ next · Esc cancel",
-                        t.style(Role::Muted),
-                    )),
-                ];
-                if let Some(e) = error {
-                    lines.push(Line::from(Span::styled(text::escape_str(e), t.style(Role::Crit))));
-                }
-                (" expire ".into(), lines, Role::Accent)
-            }
-            Dialog::Planning { id, kind, progress } => (
+        let (title, lines, role) = match self.dialog {
+            Dialog::ExpireInput { id, input, error } => self.expire(id, input, error.as_ref()),
+            Dialog::Planning { id, kind, progress } => self.waiting(
                 format!(" {} ", kind.verb()),
-                vec![Line::from(Span::styled(
-                    format!(
-                        "finding every key of '{}'…{}  (Esc cancels)",
-                        id.escaped_short(80),
-                        progress.map(|p| format!(" {:.0}% of the keyspace searched", p * 100.0)).unwrap_or_default()
-                    ),
-                    t.style(Role::Muted),
-                ))],
-                Role::Accent,
+                format!(
+                    "finding every key of '{}'…{}",
+                    id.escaped_short(80),
+                    progress.map(|p| format!(" {:.0}% of the keyspace searched", p * 100.0)).unwrap_or_default()
+                ),
             ),
-            Dialog::Confirm { plan, yes } => {
-                let question = match plan.kind {
-                    WriteKind::Delete => "delete these keys, atomically?".to_string(),
-                    WriteKind::Persist => "remove the TTL of these keys?".to_string(),
-                    WriteKind::Expire(s) => format!("expire these keys in {}?", text::human_duration(s)),
-                    WriteKind::Unindex => "remove this orphaned index entry?".to_string(),
-                    WriteKind::Release => "release (delete) these stale locks?".to_string(),
-                };
-                let mut lines = vec![Line::from(vec![
-                    Span::styled("session ", t.style(Role::Text)),
-                    Span::styled(plan.id.escaped_short(80), t.style(Role::Accent)),
-                    Span::styled(format!(": {question}"), t.style(Role::Text)),
-                ])];
-                let verb_role = if plan.kind == WriteKind::Delete { Role::Crit } else { Role::Warn };
-                for k in &plan.keys {
-                    lines.push(Line::from(vec![
-                        Span::styled("  • ", t.style(verb_role)),
-                        Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
-                        Span::styled(format!("  {}", text::escape_str(&k.role)), t.style(Role::Muted)),
-                    ]));
-                }
-                if let Some(index) = &plan.index {
-                    lines.push(Line::from(vec![
-                        Span::styled("  • ", t.style(verb_role)),
-                        Span::styled(format!("index entry in {}", text::escape_str(index)), t.style(Role::Text)),
-                    ]));
-                }
-                for k in &plan.untouched {
-                    lines.push(Line::from(Span::styled(
-                        format!("    left alone: {} ({})", k.key.escaped_short(100), text::escape_str(&k.role)),
-                        t.style(Role::Muted),
-                    )));
-                }
-                lines.push(Line::from(""));
-                lines.push(answers(t, *yes));
-                (format!(" {} ", plan.kind.verb()), lines, verb_role)
-            }
-            Dialog::PlanningFix { kind, .. } => (
-                format!(" fix {} ", kind.name()),
-                vec![Line::from(Span::styled(
-                    "working out every change, session by session…  (Esc cancels)",
-                    t.style(Role::Muted),
-                ))],
-                Role::Accent,
-            ),
+            Dialog::Confirm { plan, yes } => self.confirm(plan, *yes),
+            Dialog::PlanningFix { kind, .. } => self
+                .waiting(format!(" fix {} ", kind.name()), "working out every change, session by session…".to_string()),
             Dialog::ConfirmFix { kind, of, plans, skipped, yes } => {
-                let question = match plans.first().map(|p| p.kind) {
-                    Some(WriteKind::Unindex) => "remove these orphaned index entries?".to_string(),
-                    Some(WriteKind::Release) => "release (delete) these stale locks?".to_string(),
-                    Some(WriteKind::Expire(s)) => {
-                        format!("give these keys without TTL a TTL of {}?", text::human_duration(s))
-                    }
-                    _ => "make these changes?".to_string(),
-                };
-                let mut lines = vec![Line::from(Span::styled(
-                    format!(
-                        "{} sessions: {question}{}",
-                        plans.len(),
-                        if *skipped > 0 {
-                            format!(" ({skipped} left out: the fix no longer fits them)")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    t.style(Role::Text),
-                ))];
-                let named = (plans.len() + skipped) as u64;
-                if *of > named {
-                    lines.push(Line::from(Span::styled(
-                        format!(
-                            "the {named} the finding names, of {}; after the next census pass, x again fixes more \
-                             (or: sessiontop fix {})",
-                            text::grouped(*of),
-                            kind.name()
-                        ),
-                        t.style(Role::Muted),
-                    )));
-                }
-                // Every change, as many as fit; the rest counted.
-                let max_lines = usize::from(area.height.saturating_sub(8)).max(3);
-                let mut changes: Vec<Line> = Vec::new();
-                for plan in plans {
-                    for k in &plan.keys {
-                        changes.push(Line::from(vec![
-                            Span::styled("  • ", t.style(Role::Warn)),
-                            Span::styled(k.key.escaped_short(100), t.style(Role::Text)),
-                        ]));
-                    }
-                    if let Some(index) = &plan.index {
-                        changes.push(Line::from(vec![
-                            Span::styled("  • ", t.style(Role::Warn)),
-                            Span::styled(
-                                format!("'{}' in {}", plan.id.escaped_short(60), text::escape_str(index)),
-                                t.style(Role::Text),
-                            ),
-                        ]));
-                    }
-                }
-                let total = changes.len();
-                lines.extend(changes.into_iter().take(max_lines));
-                if total > max_lines {
-                    lines.push(Line::from(Span::styled(
-                        format!("    … {} more (all in the audit log once made)", total - max_lines),
-                        t.style(Role::Muted),
-                    )));
-                }
-                lines.push(Line::from(""));
-                lines.push(answers(t, *yes));
-                (format!(" fix {} ", kind.name()), lines, Role::Warn)
+                self.confirm_fix(*kind, *of, plans, *skipped, *yes, area.height)
             }
         };
+        let t = self.theme;
         let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.len()) as u16 + 4;
         let height = lines.len() as u16 + 2;
         let rect = centered(area, width.clamp(30, area.width.saturating_sub(4).max(30)), height);
@@ -201,13 +227,15 @@ impl Widget for DialogView<'_> {
 
 pub struct Help<'a> {
     pub keymap: &'a Keymap,
+    /// The scopes whose keys are listed.
+    pub scopes: &'a [crate::dashboard::keymap::Scope],
     pub theme: &'a Theme,
 }
 
 impl Widget for Help<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let help = self.keymap.help();
+        let help = self.keymap.help(self.scopes);
         let key_width = help.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4);
         let notes = [
             " marks: ✗ did not decode · ⚠ stalled · ∞ no TTL · mouse: wheel scrolls, click selects",

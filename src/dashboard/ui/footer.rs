@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::fit;
-use crate::dashboard::app::{App, Level, View};
+use crate::dashboard::app::{App, Level, Screen};
 use crate::dashboard::keymap::Action;
 use crate::dashboard::theme::{Role, Theme};
 use crate::util::text;
@@ -18,9 +18,9 @@ pub struct Footer<'a> {
 }
 
 /// The actions the footer offers in each view, most useful first.
-fn offered(view: View) -> &'static [Action] {
-    match view {
-        View::Overview => &[
+fn offered(screen: Screen) -> &'static [Action] {
+    match screen {
+        Screen::Overview => &[
             Action::Down,
             Action::Inspect,
             Action::Filter,
@@ -36,7 +36,7 @@ fn offered(view: View) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
-        View::Charts => &[
+        Screen::Charts => &[
             Action::Back,
             Action::Down,
             Action::ChartWindow,
@@ -46,7 +46,7 @@ fn offered(view: View) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
-        View::Inspector => &[
+        Screen::Inspector => &[
             Action::Back,
             Action::Down,
             Action::NextPanel,
@@ -87,7 +87,7 @@ impl Widget for Footer<'_> {
             return;
         }
         let mut segments = Vec::new();
-        for (i, action) in offered(app.view).iter().enumerate() {
+        for (i, action) in offered(app.screen).iter().enumerate() {
             let priority = 10u8.saturating_sub(i as u8).max(1);
             let label = match action {
                 Action::Down => format!("{}/{}", app.keymap.label(Action::Up), app.keymap.label(Action::Down)),

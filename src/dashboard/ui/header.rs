@@ -117,16 +117,16 @@ impl Widget for Header<'_> {
         // What watching costs: Redis's time first (the budget's unit), then sessiontop's own.
         // What watching costs: Redis's time first (the budget's unit, kept when space is short),
         // then sessiontop's own.
-        let redis = match (m.own_redis_share, &m.budget) {
+        let redis = match (m.own.redis_share, &m.own.budget) {
             (Some(share), Some(budget)) => Some(format!("own {:.1}% redis (budget {budget})", share * 100.0)),
             (Some(share), None) => Some(format!("own {:.1}% redis", share * 100.0)),
             (None, _) => None,
         };
         let mut parts = Vec::new();
-        if let Some(rate) = m.own_commands_per_sec {
+        if let Some(rate) = m.own.commands_per_sec {
             parts.push(format!("{rate:.0} cmd/s"));
         }
-        if let Some((cpu, rss)) = m.own_process {
+        if let Some((cpu, rss)) = m.own.process {
             parts.push(format!("{cpu:.1}% cpu · {}", text::human_bytes(rss)));
         }
         let own = match (&redis, parts.is_empty()) {
@@ -134,7 +134,7 @@ impl Widget for Header<'_> {
             (Some(_), false) => Some(parts.join(" · ")),
             (None, false) => Some(format!("own {}", parts.join(" · "))),
         };
-        if m.backing_off {
+        if m.own.backing_off {
             segments.push((9, vec![Span::raw(" "), badge("BACKING OFF: Redis is slow".into())]));
         }
         if let Some(redis) = redis {

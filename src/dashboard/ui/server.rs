@@ -43,14 +43,15 @@ impl Widget for ServerPanel<'_> {
         };
         let width = usize::from(inner.width);
         let trend = (width / 10).clamp(6, 24);
-        let tr = &m.trends;
+        let h = |name: &str| m.history.get(name).map_or_else(Vec::new, |h| h.recent(trend));
+        let rises = |name: &str| m.history.get(name).map_or_else(Vec::new, |h| h.recent_increases(trend));
         let n = |v: Option<u64>| v.map_or("n/a".to_string(), text::grouped);
         let label = |s: &str| Span::styled(format!("{s:<9}"), t.style(Role::Muted));
-        let item = |name: &str, value: String, role: Role, points: &[f64]| -> Vec<Span<'static>> {
+        let item = |name: &str, value: String, role: Role, points: Vec<f64>| -> Vec<Span<'static>> {
             vec![
                 Span::styled(format!("{name} "), t.style(Role::Muted)),
                 Span::styled(value, t.style(role)),
-                Span::styled(format!(" {}   ", spark(points, trend)), t.style(Role::Bar)),
+                Span::styled(format!(" {}   ", spark(&points, trend)), t.style(Role::Bar)),
             ]
         };
         let (memory, memory_details) = memory_segments(s, m, t, width, trend);
@@ -58,17 +59,18 @@ impl Widget for ServerPanel<'_> {
             "clients",
             format!("{} ({} blocked)", n(s.connected_clients), n(s.blocked_clients)),
             Role::Text,
-            tr.clients.points(),
+            h("clients"),
         );
-        let ops = item("ops/s", n(s.ops_per_sec), Role::Text, tr.ops_per_sec.points());
+        let ops = item("ops/s", n(s.ops_per_sec), Role::Text, h("ops_per_sec"));
         let hit = item(
             "hit rate",
             s.hit_rate().map_or("n/a".into(), |h| format!("{:.1}%", h * 100.0)),
             Role::Text,
-            tr.hit_rate.points(),
+            h("hit_rate"),
         );
-        let keys = item("in db", n(s.db_keys), Role::Text, tr.db_keys.points());
-        let evicting = tr.evicted_per_poll.last().unwrap_or(0.0) > 0.0;
+        let keys = item("in db", n(s.db_keys), Role::Text, h("db_keys"));
+        let evicted_trend = rises(crate::engine::history::EVICTED_KEYS);
+        let evicting = evicted_trend.last().copied().unwrap_or(0.0) > 0.0;
         let since = |name: &str, unit| {
             m.since_baseline(name).map_or(String::new(), |d| format!(" ({} since baseline)", super::signed(unit, d)))
         };
@@ -80,9 +82,9 @@ impl Widget for ServerPanel<'_> {
                 since(crate::engine::history::EVICTED_KEYS, crate::engine::history::Unit::Count)
             ),
             if evicting { Role::Crit } else { Role::Text },
-            tr.evicted_per_poll.points(),
+            evicted_trend,
         );
-        let expired = item("expired", n(s.expired_keys), Role::Text, tr.expired_per_poll.points());
+        let expired = item("expired", n(s.expired_keys), Role::Text, rises(crate::engine::history::EXPIRED_KEYS));
         let keyspace: Vec<String> = s
             .keyspace
             .iter()
@@ -106,11 +108,11 @@ impl Widget for ServerPanel<'_> {
             (Some(role), None, _) => role.to_string(),
             _ => "n/a".to_string(),
         };
-        let own = match (m.own_commands_per_sec, m.own_process) {
+        let own = match (m.own.commands_per_sec, m.own.process) {
             (Some(rate), Some((cpu, rss))) => {
                 format!(
                     "{rate:.0} cmd/s {} · {cpu:.1}% cpu · {} rss",
-                    spark(tr.own_commands_per_sec.points(), trend),
+                    spark(&h("own_commands_per_sec"), trend),
                     text::human_bytes(rss)
                 )
             }
@@ -219,7 +221,8 @@ fn memory_segments(
         ),
         t.style(Role::Muted),
     )];
-    let trend_span = Span::styled(format!(" {}  ", spark(m.trends.used_memory.points(), trend)), t.style(Role::Bar));
+    let points = m.history.get(crate::engine::history::USED_MEMORY).map_or_else(Vec::new, |h| h.recent(trend));
+    let trend_span = Span::styled(format!(" {}  ", spark(&points, trend)), t.style(Role::Bar));
     let main = match (s.memory_fraction(), s.maxmemory_bytes) {
         (Some(fraction), Some(max)) => {
             let role = if fraction >= MEMORY_CRIT {

@@ -1,0 +1,70 @@
+//! Planning the writes that fix a finding, session by session: the one planner behind the
+//! dashboard's `x` and `sessiontop fix`. Which findings have a fix of their own is the
+//! finding's ([`FindingKind::own_fix`]); this turns it into the exact write for one session as
+//! it is now.
+
+use std::sync::Mutex;
+
+use super::inspect;
+use super::write::Writer;
+use crate::conn::link::{Failure, Link, reply};
+use crate::conn::pace::Pacer;
+use crate::engine::domain::{FindingKind, OwnFix};
+use crate::engine::layout::Layout;
+use crate::engine::msg::{WriteKind, WritePlan};
+use crate::engine::names::SessionId;
+
+/// What a fix is to do: the finding, the write the user chose for a finding without one of
+/// its own (expire or delete), and the TTL to give keys without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixOrder {
+    pub kind: FindingKind,
+    pub write: Option<WriteKind>,
+    pub ttl_s: Option<i64>,
+}
+
+/// Where a fix is planned: the connection, the layout, the writer that will carry it out, and
+/// the pacer of the node the session's keys are on.
+pub struct Planner<'a> {
+    pub link: &'a mut Link,
+    pub layout: &'a Layout,
+    pub writer: &'a Writer,
+    pub pacer: &'a Mutex<Pacer>,
+}
+
+impl Planner<'_> {
+    /// The write that fixes `order` for one session: `Unindex` for an orphaned entry, `EXPIRE`
+    /// of exactly the keys without TTL, `Release` of a stale lock, or the write the user chose.
+    /// `Ok(Err(why))` when the fix does not fit the session (any more).
+    pub async fn plan(&mut self, id: &SessionId, order: FixOrder) -> Result<Result<WritePlan, String>, Failure> {
+        let write = match (order.kind.own_fix(), order.write) {
+            (Some(OwnFix::Unindex), _) => WriteKind::Unindex,
+            (Some(OwnFix::Release), _) => WriteKind::Release,
+            (Some(OwnFix::GiveTtl), _) => match order.ttl_s {
+                Some(s) => WriteKind::Expire(s),
+                None => return Ok(Err("no session lifetime is known: give a TTL".into())),
+            },
+            (None, Some(write)) => write,
+            (None, None) => {
+                return Ok(Err(format!("{} has no fix of its own: expire or delete the sessions", order.kind.name())));
+            }
+        };
+        // Keys named by wildcard patterns are not what these findings are about, and finding
+        // them would scan the keyspace once per session: only a delete looks for them.
+        let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
+        let (mut keys, score) = inspect::find_keys(self.link, self.layout, id, self.pacer, 1000, known).await?;
+        if order.kind.own_fix() == Some(OwnFix::GiveTtl) {
+            let mut pipe = crate::conn::link::pipe();
+            for k in &keys {
+                pipe.cmd("PTTL").arg(&k.key);
+            }
+            let replies = self.link.pipeline(&pipe).await?;
+            keys = keys.into_iter().zip(replies).filter(|(_, r)| reply::int(r) == Some(-1)).map(|(k, _)| k).collect();
+        }
+        Ok(match self.writer.plan(self.layout, id, write, keys, score) {
+            Ok(plan) if plan.is_empty() => Err("nothing left to change".into()),
+            Ok(plan) => Ok(plan),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+}

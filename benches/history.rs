@@ -3,6 +3,8 @@
 //! seven stages), then the bytes the history holds and what recording cost
 //! (`cargo bench --bench history`). No Redis: the polls are made up, the store is the real one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 use std::time::Instant;
 
 use sessiontop::conn::info::ServerStats;

@@ -19,6 +19,8 @@
 //! - the dearest command sessiontop sent: the largest `usec_per_call` by `INFO commandstats`,
 //!   and the `SLOWLOG` entries at 1 ms or more.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 #[path = "support/load.rs"]
 mod load;
 

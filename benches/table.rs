@@ -6,6 +6,8 @@
 //! share a long common prefix (`000…0s<n>_AbCd…`, as the scale benchmark's loader writes them).
 //! `SESSIONTOP_BENCH_ROWS` sets the row count (default 1,000,000).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

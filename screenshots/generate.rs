@@ -5,6 +5,8 @@
 //! 160x48 buffer and written as SVG (one text run per cell style, so the layout holds in any
 //! monospace font).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 use std::fmt::Write as _;
 use std::time::Duration;
 

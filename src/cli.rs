@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::layout::Choice;
+use crate::util::text::DurationError;
 
 /// A terminal dashboard for the Redis databases that web applications keep their user sessions in.
 #[derive(Debug, Parser)]
@@ -324,10 +325,10 @@ pub struct DeleteArgs {
 pub const MAX_VALUE_BYTES_LIMIT: u64 = 512 << 20;
 
 /// A duration that must be more than zero (a timeout of 0 would mean every command fails).
-pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_positive_duration(text: &str) -> Result<Duration, DurationError> {
     let d = parse_duration(text)?;
     if d.is_zero() {
-        return Err(format!("'{text}' must be more than 0 (a timeout of 0 would fail every command)"));
+        return Err(DurationError::Zero(text.to_string()));
     }
     Ok(d)
 }
@@ -344,8 +345,17 @@ pub fn split_named_url(spec: &str) -> (Option<&str>, &str) {
 }
 
 /// A `--watch-process` pattern: not empty (it would match every process).
-fn parse_pattern(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() { Err("an empty pattern would match every process".into()) } else { Ok(text.to_string()) }
+fn parse_pattern(text: &str) -> Result<String, ArgError> {
+    if text.trim().is_empty() { Err(ArgError::EmptyPattern) } else { Ok(text.to_string()) }
+}
+
+/// Why a flag's value is refused (the durations' own are [`DurationError`]s).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("an empty pattern would match every process")]
+    EmptyPattern,
+    #[error("'{text}' is neither now nor an RFC 3339 time (2026-12-02T14:30:00Z): {reason}")]
+    NotABaseline { text: String, reason: String },
 }
 
 /// `--baseline`: when the deploy was.
@@ -366,16 +376,16 @@ impl Baseline {
     }
 }
 
-pub fn parse_baseline(text: &str) -> Result<Baseline, String> {
+pub fn parse_baseline(text: &str) -> Result<Baseline, ArgError> {
     if text.eq_ignore_ascii_case("now") {
         return Ok(Baseline::Now);
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| Baseline::At(t.timestamp_millis()))
-        .map_err(|e| format!("'{text}' is neither now nor an RFC 3339 time (2026-12-02T14:30:00Z): {e}"))
+        .map_err(|e| ArgError::NotABaseline { text: text.to_string(), reason: e.to_string() })
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     crate::util::text::parse_duration(text)
 }
 

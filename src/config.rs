@@ -51,7 +51,7 @@ pub struct TargetConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read { path: String, reason: crate::util::local_file::LocalFileError },
     #[error("invalid config {path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("no target '{name}' in {path} (known: {known})")]

@@ -60,8 +60,8 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Decoded, DecodeFailure> {
     let mut errors = Vec::with_capacity(3);
     for format in guess_order(bytes) {
         let attempt = match format {
-            Format::Json => json::decode(bytes),
-            Format::Msgpack => msgpack::decode(bytes),
+            Format::Json => json::decode(bytes).map_err(|e| e.to_string()),
+            Format::Msgpack => msgpack::decode(bytes).map_err(|e| e.to_string()),
             Format::Pickle => pickle::decode(bytes).map_err(|e| e.to_string()),
         };
         match attempt {

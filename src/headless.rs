@@ -593,21 +593,31 @@ pub async fn plan_fix(
     for id in targets {
         match planner.plan(&id, order).await? {
             Ok(plan) => plans.push(plan),
-            Err(why) => skipped.push((id, why)),
+            Err(why) => skipped.push((id, why.to_string())),
         }
     }
     Ok(FixPlans { kind, plans, skipped, found })
 }
 
+/// A fix's write that failed: which, for which session, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} of '{id}': {error}")]
+pub struct FixFailed {
+    pub verb: &'static str,
+    pub id: SessionId,
+    pub error: WriteError,
+}
+
 /// Carries out confirmed fix plans one by one; each is audited like any write.
-pub async fn apply_fix(store: &mut Store, plans: &[WritePlan]) -> Vec<Result<WriteOutcome, String>> {
+pub async fn apply_fix(store: &mut Store, plans: &[WritePlan]) -> Vec<Result<WriteOutcome, FixFailed>> {
     let writer = store.target.writer.clone();
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
-        let result = writer
-            .execute(&mut store.link, plan)
-            .await
-            .map_err(|e| format!("{} of '{}': {e}", plan.kind.verb(), plan.id));
+        let result = writer.execute(&mut store.link, plan).await.map_err(|error| FixFailed {
+            verb: plan.kind.verb(),
+            id: plan.id.clone(),
+            error,
+        });
         out.push(result);
     }
     out

@@ -211,7 +211,7 @@ async fn fix(setup: &Setup, store: &mut headless::Store, args: &crate::cli::FixA
     for r in &results {
         match r {
             Ok(outcome) => writeln!(stdout, "{}", outcome.summary())?,
-            Err(e) => writeln!(stdout, "failed: {}", text::escape_str(e))?,
+            Err(e) => writeln!(stdout, "failed: {}", text::escape_str(&e.to_string()))?,
         }
     }
     if failed > 0 {

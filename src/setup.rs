@@ -69,7 +69,7 @@ pub enum SetupError {
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("invalid --layout in the config: {0}")]
-    Layout(String),
+    Layout(#[from] crate::engine::layout::ChoiceError),
     #[error(
         "{0} targets given (--url, --target): several are watched side by side by the dashboard; a command takes one"
     )]
@@ -226,7 +226,7 @@ fn target_setup(global: &Global, loaded: &Loaded, warnings: &mut Vec<String>) ->
     let target = Target::from_spec(&spec)?;
     let read_only = global.read_only || tc.read_only;
     let choice = match (&global.layout, &tc.layout) {
-        (Choice::Auto, Some(configured)) => configured.parse().map_err(SetupError::Layout)?,
+        (Choice::Auto, Some(configured)) => configured.parse()?,
         (given, _) => given.clone(),
     };
     let overrides = Overrides { prefix: global.prefix.clone().or(tc.prefix), stage_field: global.stage_field.clone() };

@@ -3,6 +3,8 @@
 //! a circle (read from the sources, as `crate::…` paths outside tests). So shared types live
 //! below the code that exchanges them, and a new folder has to be given its place here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

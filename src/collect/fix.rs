@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use super::inspect;
-use super::write::Writer;
+use super::write::{WriteError, Writer};
 use crate::conn::link::{Failure, Link, reply};
 use crate::conn::pace::Pacer;
 use crate::engine::domain::{FindingKind, OwnFix};
@@ -36,17 +36,18 @@ impl Planner<'_> {
     /// The write that fixes `order` for one session: `Unindex` for an orphaned entry, `EXPIRE`
     /// of exactly the keys without TTL, `Release` of a stale lock, or the write the user chose.
     /// `Ok(Err(why))` when the fix does not fit the session (any more).
-    pub async fn plan(&mut self, id: &SessionId, order: FixOrder) -> Result<Result<WritePlan, String>, Failure> {
+    pub async fn plan(&mut self, id: &SessionId, order: FixOrder) -> Result<Result<WritePlan, WriteError>, Failure> {
+        let not = |why: String| Ok(Err(WriteError::NotApplicable(why)));
         let write = match (order.kind.own_fix(), order.write) {
             (Some(OwnFix::Unindex), _) => WriteKind::Unindex,
             (Some(OwnFix::Release), _) => WriteKind::Release,
             (Some(OwnFix::GiveTtl), _) => match order.ttl_s {
                 Some(s) => WriteKind::Expire(s),
-                None => return Ok(Err("no session lifetime is known: give a TTL".into())),
+                None => return not("no session lifetime is known: give a TTL".into()),
             },
             (None, Some(write)) => write,
             (None, None) => {
-                return Ok(Err(format!("{} has no fix of its own: expire or delete the sessions", order.kind.name())));
+                return not(format!("{} has no fix of its own: expire or delete the sessions", order.kind.name()));
             }
         };
         // Keys named by wildcard patterns are not what these findings are about, and finding
@@ -62,9 +63,8 @@ impl Planner<'_> {
             keys = keys.into_iter().zip(replies).filter(|(_, r)| reply::int(r) == Some(-1)).map(|(k, _)| k).collect();
         }
         Ok(match self.writer.plan(self.layout, id, write, keys, score) {
-            Ok(plan) if plan.is_empty() => Err("nothing left to change".into()),
-            Ok(plan) => Ok(plan),
-            Err(e) => Err(e.to_string()),
+            Ok(plan) if plan.is_empty() => Err(WriteError::NotApplicable("nothing left to change".into())),
+            other => other,
         })
     }
 }

@@ -342,7 +342,7 @@ impl Poller {
         for id in ids {
             match planner.plan(&id, order).await {
                 Ok(Ok(plan)) => plans.push(plan),
-                Ok(Err(why)) => skipped.push((id, why)),
+                Ok(Err(why)) => skipped.push((id, why.to_string())),
                 Err(f) if f.is_connection() => return Err(f),
                 Err(f) => skipped.push((id, f.to_string())),
             }

@@ -78,46 +78,16 @@ impl Kind {
         Kind::Other,
     ];
 
-    /// The kind of a command by its name and first argument (`MEMORY USAGE`).
+    /// The kind of a command by its name and first argument (`MEMORY USAGE`), as `INFO
+    /// commandstats` names it: one table of names for both.
     pub fn of(name: &[u8], sub: Option<&[u8]>) -> Kind {
-        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        if is("PTTL") {
-            Kind::Pttl
-        } else if is("HSTRLEN") {
-            Kind::Hstrlen
-        } else if is("HLEN") {
-            Kind::Hlen
-        } else if is("HMGET") {
-            Kind::Hmget
-        } else if is("LLEN") {
-            Kind::Llen
-        } else if is("ZSCORE") {
-            Kind::Zscore
-        } else if is("STRLEN") {
-            Kind::Strlen
-        } else if is("GETRANGE") {
-            Kind::Getrange
-        } else if is("MEMORY") && sub.is_some_and(|s| s.eq_ignore_ascii_case(b"USAGE")) {
-            Kind::MemoryUsage
-        } else if is("ZRANGEBYSCORE") {
-            Kind::Zrangebyscore
-        } else if is("ZREVRANGE") {
-            Kind::Zrevrange
-        } else if is("ZREVRANGEBYSCORE") {
-            Kind::Zrevrangebyscore
-        } else if is("GET") {
-            Kind::Get
-        } else if is("SCAN") {
-            Kind::Scan
-        } else if is("EXISTS") {
-            Kind::Exists
-        } else if is("TYPE") {
-            Kind::Type
-        } else if is("INFO") {
-            Kind::Info
-        } else {
-            Kind::Other
+        if name.eq_ignore_ascii_case(b"memory") {
+            return if sub.is_some_and(|s| s.eq_ignore_ascii_case(b"usage")) { Kind::MemoryUsage } else { Kind::Other };
         }
+        Kind::ALL
+            .into_iter()
+            .find(|k| *k != Kind::MemoryUsage && k.stat_name().is_some_and(|s| name.eq_ignore_ascii_case(s.as_bytes())))
+            .unwrap_or(Kind::Other)
     }
 
     /// The `cmdstat_` name `INFO commandstats` reports the kind under.
@@ -194,17 +164,26 @@ pub enum Budget {
     Unlimited,
 }
 
+/// Why text is not a budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    #[error("'{0}' is not a budget like 2%, 20000/s or 0")]
+    NotABudget(String),
+    #[error("'{0}': a share is more than 0% and at most 100%")]
+    ShareOutOfRange(String),
+}
+
 impl std::str::FromStr for Budget {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = BudgetError;
+    fn from_str(text: &str) -> Result<Self, BudgetError> {
         let t = text.trim();
-        let bad = || format!("'{text}' is not a budget like 2%, 20000/s or 0");
+        let bad = || BudgetError::NotABudget(text.to_string());
         if let Some(p) = t.strip_suffix('%') {
             let p: f64 = p.trim().parse().map_err(|_| bad())?;
             return match p {
                 p if p.is_finite() && p > 0.0 && p <= 100.0 => Ok(Budget::Share(p / 100.0)),
                 0.0 => Ok(Budget::Unlimited),
-                _ => Err(format!("'{text}': a share is more than 0% and at most 100%")),
+                _ => Err(BudgetError::ShareOutOfRange(text.to_string())),
             };
         }
         let rate = t.strip_suffix("/s").unwrap_or(t);
@@ -602,5 +581,11 @@ mod tests {
         assert_eq!(Kind::of(b"MEMORY", Some(b"usage")), Kind::MemoryUsage);
         assert_eq!(Kind::of(b"hlen", None), Kind::Hlen);
         assert_eq!(Kind::of(b"HGETALL", None), Kind::Other);
+        assert_eq!(Kind::of(b"Scan", None), Kind::Scan);
+        assert_eq!(Kind::of(b"memory", Some(b"STATS")), Kind::Other);
+        for kind in Kind::ALL.into_iter().filter(|k| !matches!(k, Kind::MemoryUsage | Kind::Other)) {
+            let name = kind.stat_name().unwrap().to_ascii_uppercase();
+            assert_eq!(Kind::of(name.as_bytes(), None), kind, "{name}");
+        }
     }
 }

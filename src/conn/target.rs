@@ -47,7 +47,7 @@ pub enum TargetError {
     #[error("invalid Redis URL '{url}': {reason}")]
     BadUrl { url: String, reason: String },
     #[error("cannot read password file {path}: {reason}")]
-    PasswordFile { path: String, reason: String },
+    PasswordFile { path: String, reason: crate::util::local_file::LocalFileError },
     #[error("cannot read TLS CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
     #[error("{0} needs a rediss:// URL")]
@@ -160,7 +160,7 @@ impl Target {
             Some(path) => {
                 let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
                 let pem = crate::util::local_file::read(path, crate::util::local_file::CERTIFICATES_MAX_BYTES)
-                    .map_err(ca_error)?;
+                    .map_err(|e| ca_error(e.to_string()))?;
                 let count =
                     <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
                         .filter(Result::is_ok)

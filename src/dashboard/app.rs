@@ -874,7 +874,7 @@ impl App {
                         return self.request_plan(id, WriteKind::Expire(d.as_secs() as i64));
                     }
                     Ok(_) => *error = Some("at least 1 second".into()),
-                    Err(e) => *error = Some(e),
+                    Err(e) => *error = Some(e.to_string()),
                 },
                 // Typing: the dialog's other keys are text.
                 (_, KeyCode::Backspace) => {

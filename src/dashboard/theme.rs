@@ -66,7 +66,7 @@ pub enum ThemeError {
     #[error("unknown theme '{0}' (built in: default, light, high-contrast, production; or a .toml file)")]
     Unknown(String),
     #[error("cannot read theme {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read { path: String, reason: crate::util::local_file::LocalFileError },
     #[error("invalid theme {name}: {reason}")]
     Invalid { name: String, reason: String },
 }

@@ -11,13 +11,13 @@ const NAN: &str = "\"\\u0000sessiontop:NaN\\u0000\"";
 const INF: &str = "\"\\u0000sessiontop:Infinity\\u0000\"";
 const NEG_INF: &str = "\"\\u0000sessiontop:-Infinity\\u0000\"";
 
-pub(super) fn decode(bytes: &[u8]) -> Result<Value, String> {
+pub(super) fn decode(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     // serde_json refuses nesting deeper than 128 levels, so hostile input cannot exhaust the stack.
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(parsed) => Ok(convert(parsed)),
         Err(e) => match python_non_finite(bytes) {
-            Some(rewritten) => serde_json::from_slice(&rewritten).map(convert).map_err(|_| e.to_string()),
-            None => Err(e.to_string()),
+            Some(rewritten) => serde_json::from_slice(&rewritten).map(convert).map_err(|_| e),
+            None => Err(e),
         },
     }
 }

@@ -8,11 +8,20 @@ use super::Value;
 /// Nesting deeper than this is refused; sessions are a few levels deep.
 const MAX_DEPTH: usize = 128;
 
-pub(super) fn decode(bytes: &[u8]) -> Result<Value, String> {
+/// Why bytes are not one msgpack value.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum MsgpackError {
+    #[error("{0}")]
+    Read(#[from] rmpv::decode::Error),
+    #[error("{0} trailing bytes after the value")]
+    Trailing(usize),
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
     let mut rest = bytes;
-    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH).map_err(|e| e.to_string())?;
+    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH)?;
     if !rest.is_empty() {
-        return Err(format!("{} trailing bytes after the value", rest.len()));
+        return Err(MsgpackError::Trailing(rest.len()));
     }
     Ok(convert(value))
 }

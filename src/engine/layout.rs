@@ -238,9 +238,26 @@ struct WorkflowFile {
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error("cannot read layout file {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read { path: String, reason: crate::util::local_file::LocalFileError },
     #[error("invalid layout {name}: {reason}")]
     Invalid { name: String, reason: String },
+}
+
+/// Why a key template is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("'{0}': `*` is only allowed in related-key patterns")]
+    AnyOutsideRelated(String),
+    #[error("'{0}': {{field:NAME}} is not closed")]
+    FieldNotClosed(String),
+    #[error("'{0}': {{field:…}} is only allowed in related-key patterns")]
+    FieldOutsideRelated(String),
+    #[error("'{template}': '{name}' is not a field name")]
+    BadFieldName { template: String, name: String },
+    #[error("'{0}': only {{prefix}}, {{id}} and (in related keys) {{field:NAME}} may appear in braces")]
+    UnknownBraces(String),
+    #[error("'{0}': {{id}} may appear only once")]
+    IdTwice(String),
 }
 
 /// One piece of a key template.
@@ -274,7 +291,7 @@ struct Fill<'a> {
 }
 
 impl KeyTemplate {
-    fn parse(source: &str, allow_any: bool) -> Result<Self, String> {
+    fn parse(source: &str, allow_any: bool) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = source;
@@ -287,19 +304,19 @@ impl KeyTemplate {
                 Some(Piece::Id)
             } else if let Some(r) = rest.strip_prefix('*') {
                 if !allow_any {
-                    return Err(format!("'{source}': `*` is only allowed in related-key patterns"));
+                    return Err(TemplateError::AnyOutsideRelated(source.to_string()));
                 }
                 rest = r;
                 Some(Piece::Any)
             } else if let Some(r) = rest.strip_prefix("{field:") {
                 let Some((name, after)) = r.split_once('}') else {
-                    return Err(format!("'{source}': {{field:NAME}} is not closed"));
+                    return Err(TemplateError::FieldNotClosed(source.to_string()));
                 };
                 if !allow_any {
-                    return Err(format!("'{source}': {{field:…}} is only allowed in related-key patterns"));
+                    return Err(TemplateError::FieldOutsideRelated(source.to_string()));
                 }
                 if name.is_empty() || name.contains(['{', '*']) {
-                    return Err(format!("'{source}': '{name}' is not a field name"));
+                    return Err(TemplateError::BadFieldName { template: source.to_string(), name: name.to_string() });
                 }
                 rest = after;
                 Some(Piece::Field(name.to_string()))
@@ -307,9 +324,7 @@ impl KeyTemplate {
                 let mut chars = rest.chars();
                 if let Some(c) = chars.next() {
                     if c == '{' {
-                        return Err(format!(
-                            "'{source}': only {{prefix}}, {{id}} and (in related keys) {{field:NAME}} may appear in braces"
-                        ));
+                        return Err(TemplateError::UnknownBraces(source.to_string()));
                     }
                     literal.push(c);
                 }
@@ -327,7 +342,7 @@ impl KeyTemplate {
             pieces.push(Piece::Literal(literal));
         }
         if pieces.iter().filter(|p| **p == Piece::Id).count() > 1 {
-            return Err(format!("'{source}': {{id}} may appear only once"));
+            return Err(TemplateError::IdTwice(source.to_string()));
         }
         Ok(KeyTemplate { source: source.to_string(), pieces })
     }
@@ -690,13 +705,13 @@ pub struct Layout {
 /// The most markers a layout may name (a row keeps them as bits).
 pub const MAX_MARKERS: usize = 8;
 
-/// A TOML scalar as the text a session field's value reads as.
-fn toml_scalar(v: &toml::Value) -> Result<String, String> {
+/// A TOML scalar as the text a session field's value reads as (`None` for a table or array).
+fn toml_scalar(v: &toml::Value) -> Option<String> {
     match v {
-        toml::Value::String(s) => Ok(s.clone()),
-        toml::Value::Boolean(b) => Ok(b.to_string()),
-        toml::Value::Integer(i) => Ok(i.to_string()),
-        other => Err(format!("a condition compares with a string, a number or a boolean, not {other}")),
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => None,
     }
 }
 
@@ -716,67 +731,89 @@ pub struct Overrides {
     pub stage_field: Option<String>,
 }
 
+/// A layout named `layout` is invalid for `reason`.
+fn invalid(layout: &str, reason: impl std::fmt::Display) -> LayoutError {
+    LayoutError::Invalid { name: layout.to_string(), reason: reason.to_string() }
+}
+
+impl Part {
+    fn from_file(p: PartFile, layout: &str) -> Result<Part, LayoutError> {
+        let template = KeyTemplate::parse(&p.key, false).map_err(|e| invalid(layout, e))?;
+        if !template.has_id() {
+            return Err(invalid(layout, format!("part '{}' key '{}' has no {{id}}", p.name, p.key)));
+        }
+        Ok(Part { name: p.name, template, ty: p.ty, role: p.role, cap: p.cap })
+    }
+}
+
+impl Related {
+    fn from_file(r: RelatedFile, layout: &str) -> Result<Related, LayoutError> {
+        let template = KeyTemplate::parse(&r.pattern, true).map_err(|e| invalid(layout, e))?;
+        if !template.has_id() && template.field_names().is_empty() {
+            let why = format!("related '{}' pattern '{}' has no {{id}} or {{field:NAME}}", r.name, r.pattern);
+            return Err(invalid(layout, why));
+        }
+        if r.role == RelatedRole::RateLimit && (r.limit.is_none() || template.is_exact()) {
+            let why = format!("rate-limit '{}' needs a `limit` and a `*` (the epoch minute) in its pattern", r.name);
+            return Err(invalid(layout, why));
+        }
+        Ok(Related { name: r.name, template, lifecycle: r.lifecycle, role: r.role, limit: r.limit })
+    }
+}
+
+impl Marker {
+    fn from_file(m: MarkerFile, layout: &str) -> Result<Marker, LayoutError> {
+        let any = m
+            .any
+            .into_iter()
+            .map(|c| match (c.is, c.one_of) {
+                (Some(is), None) => match toml_scalar(&is) {
+                    Some(value) => Ok(Condition::Is { field: c.field, value }),
+                    None => Err(invalid(
+                        layout,
+                        format!("a condition compares with a string, a number or a boolean, not {is}"),
+                    )),
+                },
+                (None, Some(values)) => Ok(Condition::In { field: c.field, values }),
+                _ => Err(invalid(layout, format!("marker '{}': a condition needs `is` or `in`", m.name))),
+            })
+            .collect::<Result<Vec<_>, LayoutError>>()?;
+        Ok(Marker { name: m.name, any })
+    }
+}
+
 impl Layout {
     /// Parses a layout from TOML text.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, LayoutError> {
         let file: LayoutFile = toml::from_str(text)
             .map_err(|e| LayoutError::Invalid { name: "file".into(), reason: e.message().to_string() })?;
         let name = file.name.clone();
-        let invalid = |reason: String| LayoutError::Invalid { name: name.clone(), reason };
+        let invalid = |reason: String| invalid(&name, reason);
+        let template =
+            |source: &str, related: bool| KeyTemplate::parse(source, related).map_err(|e| invalid(e.to_string()));
 
-        let session_key = KeyTemplate::parse(&file.session.key, false).map_err(invalid)?;
+        let session_key = template(&file.session.key, false)?;
         if !session_key.has_id() {
             return Err(invalid(format!("session key '{}' has no {{id}}", file.session.key)));
         }
         let prefix = overrides.prefix.clone().unwrap_or(file.prefix);
         let index = match file.index {
             Some(ix) => {
-                let template = KeyTemplate::parse(&ix.key, false).map_err(invalid)?;
-                if template.has_id() {
+                let key = template(&ix.key, false)?;
+                if key.has_id() {
                     return Err(invalid(format!("index key '{}' cannot contain {{id}}", ix.key)));
                 }
                 Some(Index {
-                    key: String::from_utf8_lossy(template.key(&prefix, b"").as_bytes()).into_owned(),
+                    key: String::from_utf8_lossy(key.key(&prefix, b"").as_bytes()).into_owned(),
                     score: ix.score,
                 })
             }
             None => None,
         };
-        let parts = file
-            .parts
-            .into_iter()
-            .map(|p| {
-                let template = KeyTemplate::parse(&p.key, false)?;
-                if !template.has_id() {
-                    return Err(format!("part '{}' key '{}' has no {{id}}", p.name, p.key));
-                }
-                Ok(Part { name: p.name, template, ty: p.ty, role: p.role, cap: p.cap })
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(invalid)?;
-        let related = file
-            .related
-            .into_iter()
-            .map(|r| {
-                let template = KeyTemplate::parse(&r.pattern, true)?;
-                if !template.has_id() && template.field_names().is_empty() {
-                    return Err(format!(
-                        "related '{}' pattern '{}' has no {{id}} or {{field:NAME}}",
-                        r.name, r.pattern
-                    ));
-                }
-                if r.role == RelatedRole::RateLimit && (r.limit.is_none() || template.is_exact()) {
-                    return Err(format!(
-                        "rate-limit '{}' needs a `limit` and a `*` (the epoch minute) in its pattern",
-                        r.name
-                    ));
-                }
-                Ok(Related { name: r.name, template, lifecycle: r.lifecycle, role: r.role, limit: r.limit })
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(invalid)?;
+        let parts = file.parts.into_iter().map(|p| Part::from_file(p, &name)).collect::<Result<Vec<_>, _>>()?;
+        let related = file.related.into_iter().map(|r| Related::from_file(r, &name)).collect::<Result<Vec<_>, _>>()?;
         let mut fields = Fields {
-            markers: Vec::new(),
+            markers: file.markers.into_iter().map(|m| Marker::from_file(m, &name)).collect::<Result<_, _>>()?,
             stage: file.fields.stage,
             substate: file.fields.substate,
             status: file.fields.status,
@@ -784,49 +821,27 @@ impl Layout {
             naive_time: file.fields.naive_time,
             ids: file.fields.ids,
         };
+        if fields.markers.len() > MAX_MARKERS {
+            return Err(invalid(format!("at most {MAX_MARKERS} markers")));
+        }
+        if let Some(stage) = &overrides.stage_field {
+            fields.stage = vec![stage.clone()];
+        }
+        let seconds = |what: &str, text: &str| {
+            crate::util::text::parse_duration(text)
+                .map(|d| d.as_secs().max(1) as i64)
+                .map_err(|e| invalid(format!("{what}: {e}")))
+        };
         let lifetime_s = match file.idle.as_ref().and_then(|i| i.lifetime.as_deref()) {
-            Some(text) => Some(
-                crate::util::text::parse_duration(text)
-                    .map_err(|e| invalid(format!("idle.lifetime: {e}")))?
-                    .as_secs()
-                    .max(1) as i64,
-            ),
+            Some(text) => Some(seconds("idle.lifetime", text)?),
             None => None,
         };
         let stalled_after = file
             .workflow
             .stalled_after
             .iter()
-            .map(|(stage, text)| {
-                let d = crate::util::text::parse_duration(text)
-                    .map_err(|e| invalid(format!("workflow.stalled_after.{stage}: {e}")))?;
-                Ok((stage.clone(), d.as_secs().max(1) as i64))
-            })
+            .map(|(stage, text)| Ok((stage.clone(), seconds(&format!("workflow.stalled_after.{stage}"), text)?)))
             .collect::<Result<Vec<_>, LayoutError>>()?;
-        let markers = file
-            .markers
-            .into_iter()
-            .map(|m| {
-                let any = m
-                    .any
-                    .into_iter()
-                    .map(|c| match (c.is, c.one_of) {
-                        (Some(is), None) => Ok(Condition::Is { field: c.field, value: toml_scalar(&is)? }),
-                        (None, Some(values)) => Ok(Condition::In { field: c.field, values }),
-                        _ => Err(format!("marker '{}': a condition needs `is` or `in`", m.name)),
-                    })
-                    .collect::<Result<Vec<_>, String>>()?;
-                Ok(Marker { name: m.name, any })
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(invalid)?;
-        if markers.len() > MAX_MARKERS {
-            return Err(invalid(format!("at most {MAX_MARKERS} markers")));
-        }
-        fields.markers = markers;
-        if let Some(stage) = &overrides.stage_field {
-            fields.stage = vec![stage.clone()];
-        }
         let idle = match &file.idle {
             Some(idle) => idle.from,
             None if !fields.last_interaction.is_empty() => IdleSource::LastInteraction,
@@ -953,16 +968,21 @@ pub enum Choice {
     File(std::path::PathBuf),
 }
 
+/// Why `--layout` names no layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not auto, trt, flask, chatmrpt or a .toml file")]
+pub struct ChoiceError(String);
+
 impl std::str::FromStr for Choice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ChoiceError;
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
         Ok(match s {
             "auto" => Choice::Auto,
             "trt" => Choice::Builtin(LayoutKind::Trt),
             "flask" => Choice::Builtin(LayoutKind::Flask),
             "chatmrpt" => Choice::Builtin(LayoutKind::Chatmrpt),
             path if path.ends_with(".toml") => Choice::File(path.into()),
-            other => return Err(format!("'{other}' is not auto, trt, flask, chatmrpt or a .toml file")),
+            other => return Err(ChoiceError(other.to_string())),
         })
     }
 }

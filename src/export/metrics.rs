@@ -40,12 +40,17 @@ impl Page {
     }
 }
 
+/// Why `--metrics-listen` names no address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not PORT or ADDR:PORT (127.0.0.1:9187, [::1]:9187)")]
+pub struct ListenError(String);
+
 /// `--metrics-listen`: `PORT` (on loopback) or `ADDR:PORT`.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen(text: &str) -> Result<SocketAddr, ListenError> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse::<SocketAddr>().map_err(|_| format!("'{text}' is not PORT or ADDR:PORT (127.0.0.1:9187, [::1]:9187)"))
+    text.parse::<SocketAddr>().map_err(|_| ListenError(text.to_string()))
 }
 
 /// Binds the metrics address (before the terminal is taken, so a busy port is said plainly).

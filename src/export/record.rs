@@ -59,9 +59,9 @@ pub struct Recorder {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("cannot record to {path}: {reason}")]
-    Open { path: String, reason: String },
+    Open { path: String, reason: std::io::Error },
     #[error("cannot read the recording {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read { path: String, reason: std::io::Error },
     #[error("{path} is not a sessiontop recording (its first line is not a recording header); choose another file")]
     NotARecording { path: String },
     #[error("{path} was recorded by a newer sessiontop (format {version}; this one writes {FORMAT_VERSION})")]
@@ -91,7 +91,7 @@ impl Recorder {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| RecordError::Open { path: shown.clone(), reason: e.to_string() })?;
+            .map_err(|e| RecordError::Open { path: shown.clone(), reason: e })?;
         let header = if existing > 0 {
             json!({"sessiontop_recording": FORMAT_VERSION, "target": target, "interval_ms": interval_ms, "resumed_at": now})
         } else {
@@ -114,7 +114,7 @@ impl Recorder {
                 writer.run(rx);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| RecordError::Open { path: shown, reason: e.to_string() })?;
+            .map_err(|e| RecordError::Open { path: shown, reason: e })?;
         let recorder = Recorder { tx, done, status, written: BTreeMap::new(), open: BTreeMap::new() };
         recorder.send(header.to_string());
         Ok(recorder)
@@ -202,11 +202,11 @@ fn round(v: f64) -> Value {
     }
 }
 
-fn first_line(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+fn first_line(path: &Path) -> std::io::Result<String> {
+    let file = std::fs::File::open(path)?;
     let mut line = String::new();
     // A header is short; a file whose first line is not is not a recording.
-    std::io::BufReader::new(file).take(4096).read_line(&mut line).map_err(|e| e.to_string())?;
+    std::io::BufReader::new(file).take(4096).read_line(&mut line)?;
     Ok(line)
 }
 
@@ -324,7 +324,7 @@ impl Recording {
                 let n = (&mut reader)
                     .take(MAX_LINE as u64 + 1)
                     .read_until(b'\n', &mut buf)
-                    .map_err(|e| RecordError::Read { path: shown.clone(), reason: e.to_string() })?;
+                    .map_err(|e| RecordError::Read { path: shown.clone(), reason: e })?;
                 if n == 0 {
                     break;
                 }

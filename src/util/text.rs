@@ -197,23 +197,36 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// Why text is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("'{0}' is not a duration like 90s, 15m, 24h or 1d")]
+    NotADuration(String),
+    #[error("'{text}': unknown unit '{unit}' (use ms, s, m, h or d)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("'{0}' is out of range")]
+    OutOfRange(String),
+    #[error("'{0}' must be more than 0 (a timeout of 0 would fail every command)")]
+    Zero(String),
+}
+
 /// A duration as people type it: a number and a unit (`500ms`, `90s` or `90`, `15m`, `24h`,
 /// `1d`), from 0 to a billion seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 1d"))?;
+    let number: f64 = number.parse().map_err(|_| DurationError::NotADuration(text.to_string()))?;
     let seconds = match unit {
         "" | "s" => number,
         "ms" => number / 1000.0,
         "m" => number * 60.0,
         "h" => number * 3600.0,
         "d" => number * 86_400.0,
-        _ => return Err(format!("'{text}': unknown unit '{unit}' (use ms, s, m, h or d)")),
+        _ => return Err(DurationError::UnknownUnit { text: text.to_string(), unit: unit.to_string() }),
     };
     if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        return Err(format!("'{text}' is out of range"));
+        return Err(DurationError::OutOfRange(text.to_string()));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
 }

@@ -260,3 +260,57 @@ fn several_targets_are_for_the_dashboard_and_a_command_says_so() {
         "{err}"
     );
 }
+
+/// When Redis is away is when an on-call engineer most needs to see whether the application's
+/// host is alive: the host is sampled on its own tick, whatever the link does, so the host line
+/// keeps updating through an outage.
+#[test]
+fn the_host_line_keeps_updating_while_redis_is_away() {
+    use sessiontop::engine::domain::LinkState;
+    let mut server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = setup_for(&server.socket_url(), &dir, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (samples_while_away, still_away) = runtime.block_on(async {
+        let poll = std::time::Duration::from_millis(100);
+        let (_collector, mut updates) = setup.spawn_collectors(fast(&setup, poll));
+        let (host_task, mut host) = sessiontop::collect::host::spawn(Vec::new(), poll);
+        let now = sessiontop::collect::now_millis;
+        let mut model =
+            sessiontop::engine::model::Model::new(setup.first().info.clone(), setup.model_settings(), now());
+        let host_samples = |m: &sessiontop::engine::model::Model| {
+            m.history.get("host_memory").map_or(0, |h| h.recent(usize::MAX).len())
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut away_since: Option<(usize, tokio::time::Instant)> = None;
+        let mut stopped = false;
+        while tokio::time::Instant::now() < deadline {
+            let update = tokio::select! {
+                Some(u) = updates.recv() => u,
+                Some(u) = host.recv() => u,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => break,
+            };
+            model.tick(now(), 0);
+            model.apply(update);
+            let connected = matches!(model.link, LinkState::Connected { .. });
+            if connected && model.host.is_some() && !stopped {
+                // Redis goes away under an open dashboard.
+                server.stop();
+                stopped = true;
+            }
+            if stopped && !connected && away_since.is_none() {
+                away_since = Some((host_samples(&model), tokio::time::Instant::now()));
+            }
+            if let Some((_, since)) = away_since
+                && since.elapsed() >= std::time::Duration::from_millis(1500)
+            {
+                break;
+            }
+        }
+        host_task.abort();
+        let (before, _) = away_since.expect("the outage was seen");
+        (host_samples(&model) - before, !matches!(model.link, LinkState::Connected { .. }))
+    });
+    assert!(still_away, "Redis stayed away");
+    assert!(samples_while_away >= 5, "the host was sampled {samples_while_away} times in 1.5 s of outage");
+}

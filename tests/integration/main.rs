@@ -1,5 +1,7 @@
 //! Integration tests against a real `redis-server` that each test starts for itself.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
+
 mod chatmrpt;
 mod common;
 mod e2e;

@@ -382,10 +382,49 @@ pub async fn inspect(
     now: Millis,
 ) -> Result<SessionReport, Failure> {
     let mut unavailable: Vec<String> = Vec::new();
-    let samples = MAX_ITEMS.to_string();
+    let mut seen = what_keys_are(link, keys, now, &mut unavailable).await?;
+    let history = read_contents(link, &mut seen, max_value_bytes, &mut unavailable).await?;
+    let options = ReadOptions { page: true, max_value_bytes, thresholds: crate::engine::domain::Thresholds::default() };
+    let batch = read_rows(link, layout, vec![id.clone()], None, options, &mut Interner::default(), now).await?;
+    for u in batch.unavailable {
+        note(&mut unavailable, u);
+    }
+    let mut row = batch.rows.into_iter().next().unwrap_or_else(|| SessionRow::new(id.clone()));
+    if row.last_interaction.is_none() {
+        row.last_interaction = score.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as Micros);
+    }
+    Ok(SessionReport {
+        id: id.clone(),
+        row,
+        keys: seen.into_iter().map(|s| s.report).collect(),
+        index_score: score,
+        history: history.entries,
+        history_raw: history.raw,
+        history_total: history.total,
+        observed_at: now,
+        unavailable,
+        related_search: None,
+    })
+}
 
-    // Round trip 1: what each key is, and how much memory it takes (exact up to MAX_ITEMS
-    // items, which is what bounds the reads of lists, sets and sorted sets).
+/// A session's history as the inspector read it: its newest entries decoded and as stored,
+/// and how many it has.
+#[derive(Default)]
+struct HistoryRead {
+    entries: Vec<Value>,
+    raw: Vec<Vec<u8>>,
+    total: u64,
+}
+
+/// Round trip 1: what each key is, its TTL, and how much memory it takes (exact up to
+/// [`MAX_ITEMS`] items, which is what bounds the reads of lists, sets and sorted sets).
+async fn what_keys_are(
+    link: &mut Link,
+    keys: &[SessionKey],
+    now: Millis,
+    unavailable: &mut Vec<String>,
+) -> Result<Vec<Seen>, Failure> {
+    let samples = MAX_ITEMS.to_string();
     let mut pipe = crate::conn::link::pipe();
     for k in keys {
         pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key);
@@ -402,7 +441,7 @@ pub async fn inspect(
             if let Err(f) = m
                 && f.is_unavailable()
             {
-                note(&mut unavailable, f.to_string());
+                note(unavailable, f.to_string());
             }
             reply::int(m).map(|n| n.max(0) as u64)
         });
@@ -421,7 +460,7 @@ pub async fn inspect(
         let part = k.part.filter(|p| *p != PartRole::History || report.redis_type == "list");
         if k.part == Some(PartRole::History) && part.is_none() {
             note(
-                &mut unavailable,
+                unavailable,
                 format!(
                     "history key {} is a {}, not a list: shown as a key, not as history",
                     k.key.escaped(),
@@ -431,19 +470,26 @@ pub async fn inspect(
         }
         seen.push(Seen { report, part, memory });
     }
+    Ok(seen)
+}
 
-    // Round trip 2: each key's length and, where its size allows, its contents.
+/// Round trip 2: each key's length and, where its size allows, its contents; then the hashes
+/// over the cap, field by field. Returns the history, when one of the keys is.
+async fn read_contents(
+    link: &mut Link,
+    seen: &mut [Seen],
+    max_value_bytes: u64,
+    unavailable: &mut Vec<String>,
+) -> Result<HistoryRead, Failure> {
     let mut pipe = crate::conn::link::pipe();
     let mut plans: Vec<ContentPlan> = Vec::with_capacity(seen.len());
-    for s in &seen {
+    for s in seen.iter() {
         let plan = ContentPlan::new(&s.report.redis_type, s.memory, max_value_bytes);
         plan.add(&mut pipe, &s.report.redis_type, &s.report.key, max_value_bytes);
         plans.push(plan);
     }
     let replies = link.pipeline(&pipe).await?;
-    let mut history = Vec::new();
-    let mut history_raw = Vec::new();
-    let mut history_total = 0;
+    let mut history = HistoryRead::default();
     let mut pending_hashes: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
     for (i, ((s, plan), pair)) in seen.iter_mut().zip(&plans).zip(replies.chunks(2)).enumerate() {
         let (Some(len), content) = (pair.first(), pair.get(1)) else { continue };
@@ -455,9 +501,9 @@ pub async fn inspect(
                 let entries: Vec<Vec<u8>> =
                     content.cloned().and_then(reply::byte_list).unwrap_or_default().into_iter().flatten().collect();
                 report.truncated = (entries.len() as u64) < length;
-                history = entries.iter().map(|e| decode::decode_text(e)).collect();
-                history_raw = entries;
-                history_total = length;
+                history.entries = entries.iter().map(|e| decode::decode_text(e)).collect();
+                history.raw = entries;
+                history.total = length;
             }
             ContentPlan::Whole => {
                 let Some(content) = content else { continue };
@@ -480,8 +526,8 @@ pub async fn inspect(
             }
             ContentPlan::Unread { reason } => {
                 if s.part == Some(PartRole::History) {
-                    history_total = length;
-                    note(&mut unavailable, format!("history not read: {reason}"));
+                    history.total = length;
+                    note(unavailable, format!("history not read: {reason}"));
                 }
                 report.content = Some(not_read(reason.clone(), length));
                 report.truncated = length > 0;
@@ -492,36 +538,7 @@ pub async fn inspect(
         let report = &mut seen[i].report;
         read_hash_by_field(link, report, names, max_value_bytes).await?;
     }
-
-    let batch = read_rows(
-        link,
-        layout,
-        vec![id.clone()],
-        None,
-        ReadOptions { page: true, max_value_bytes, thresholds: crate::engine::domain::Thresholds::default() },
-        &mut Interner::default(),
-        now,
-    )
-    .await?;
-    for u in batch.unavailable {
-        note(&mut unavailable, u);
-    }
-    let mut row = batch.rows.into_iter().next().unwrap_or_else(|| SessionRow::new(id.clone()));
-    if row.last_interaction.is_none() {
-        row.last_interaction = score.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as Micros);
-    }
-    Ok(SessionReport {
-        id: id.clone(),
-        row,
-        keys: seen.into_iter().map(|s| s.report).collect(),
-        index_score: score,
-        history,
-        history_raw,
-        history_total,
-        observed_at: now,
-        unavailable,
-        related_search: None,
-    })
+    Ok(history)
 }
 
 fn note(list: &mut Vec<String>, text: String) {

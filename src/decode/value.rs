@@ -248,22 +248,7 @@ impl Value {
                 }
             }
             Value::Set(v) => seq(out, "{", v, "}"),
-            Value::Map(m) => {
-                out.push('{');
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    if out.len() > budget {
-                        out.push('…');
-                        break;
-                    }
-                    k.write_inline(out, budget);
-                    out.push_str(": ");
-                    v.write_inline(out, budget);
-                }
-                out.push('}');
-            }
+            Value::Map(m) => write_map_inline(out, m, budget),
             Value::DateTime(s) | Value::Date(s) | Value::Time(s) => out.push_str(&text::escape_str(s)),
             Value::TimeDelta { days, seconds, micros } => {
                 let _ = write!(out, "{}", format_timedelta(*days, *seconds, *micros));
@@ -274,34 +259,7 @@ impl Value {
             Value::Uuid(s) => {
                 let _ = write!(out, "UUID('{}')", text::escape_str(s));
             }
-            Value::Object { class, args, state } => {
-                out.push('<');
-                out.push_str(&text::escape_str(class));
-                for a in args {
-                    out.push(' ');
-                    a.write_inline(out, budget);
-                }
-                if let Some(state) = state {
-                    match state.as_ref() {
-                        Value::Map(m) => {
-                            for (k, v) in m {
-                                out.push(' ');
-                                match k {
-                                    Value::Str(s) => out.push_str(&text::escape_str(s)),
-                                    other => other.write_inline(out, budget),
-                                }
-                                out.push('=');
-                                v.write_inline(out, budget);
-                            }
-                        }
-                        other => {
-                            out.push(' ');
-                            other.write_inline(out, budget);
-                        }
-                    }
-                }
-                out.push('>');
-            }
+            Value::Object { class, args, state } => write_object_inline(out, class, args, state.as_deref(), budget),
             Value::Ext { type_id, data } => {
                 let _ = write!(out, "ext({type_id}, b\"{}\")", text::escape_bytes(data));
             }
@@ -322,6 +280,53 @@ pub fn format_timedelta(days: i64, seconds: i64, micros: i64) -> String {
         let _ = write!(out, ".{micros:06}");
     }
     out
+}
+
+/// A map on one line: `{key: value, …}`, cut once `budget` is spent.
+fn write_map_inline(out: &mut String, m: &[(Value, Value)], budget: usize) {
+    out.push('{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if out.len() > budget {
+            out.push('…');
+            break;
+        }
+        k.write_inline(out, budget);
+        out.push_str(": ");
+        v.write_inline(out, budget);
+    }
+    out.push('}');
+}
+
+/// An object of a class sessiontop does not know on one line: `<module.Class args key=value>`.
+fn write_object_inline(out: &mut String, class: &str, args: &[Value], state: Option<&Value>, budget: usize) {
+    out.push('<');
+    out.push_str(&text::escape_str(class));
+    for a in args {
+        out.push(' ');
+        a.write_inline(out, budget);
+    }
+    match state {
+        Some(Value::Map(m)) => {
+            for (k, v) in m {
+                out.push(' ');
+                match k {
+                    Value::Str(s) => out.push_str(&text::escape_str(s)),
+                    other => other.write_inline(out, budget),
+                }
+                out.push('=');
+                v.write_inline(out, budget);
+            }
+        }
+        Some(other) => {
+            out.push(' ');
+            other.write_inline(out, budget);
+        }
+        None => {}
+    }
+    out.push('>');
 }
 
 #[cfg(test)]

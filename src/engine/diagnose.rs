@@ -594,40 +594,7 @@ pub fn worst(findings: &[Finding]) -> Option<Severity> {
 /// What one look at `INFO` shows.
 fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
     let max = s.maxmemory_bytes.unwrap_or(0);
-    match (s.used_memory_bytes, max) {
-        (_, 0) if s.maxmemory_bytes.is_some() => out.push(server_finding(
-            FindingKind::NoMaxmemory,
-            Severity::Info,
-            1,
-            "maxmemory is 0: Redis grows until the machine runs out of memory, and nothing bounds the sessions".into(),
-        )),
-        (Some(used), max) if max > 0 => {
-            let share = used as f64 / max as f64;
-            let severity = if share >= t.memory_critical {
-                Some(Severity::Critical)
-            } else if share >= t.memory_warning {
-                Some(Severity::Warning)
-            } else {
-                None
-            };
-            if let Some(severity) = severity {
-                let line = if severity == Severity::Critical { t.memory_critical } else { t.memory_warning };
-                out.push(server_finding(
-                    FindingKind::MemoryHigh,
-                    severity,
-                    1,
-                    format!(
-                        "used memory {} is {:.0}% of maxmemory {} (at or above {:.0}%)",
-                        text::human_bytes(used),
-                        share * 100.0,
-                        text::human_bytes(max),
-                        line * 100.0
-                    ),
-                ));
-            }
-        }
-        _ => {}
-    }
+    memory_findings(s, t, out);
     if max > 0
         && let Some(policy) = s.maxmemory_policy.as_deref()
         && (policy.starts_with("allkeys-") || policy.starts_with("volatile-"))
@@ -698,6 +665,45 @@ fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
     }
 }
 
+/// Memory against `maxmemory`: none set, or near it.
+fn memory_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
+    let max = s.maxmemory_bytes.unwrap_or(0);
+    match (s.used_memory_bytes, max) {
+        (_, 0) if s.maxmemory_bytes.is_some() => out.push(server_finding(
+            FindingKind::NoMaxmemory,
+            Severity::Info,
+            1,
+            "maxmemory is 0: Redis grows until the machine runs out of memory, and nothing bounds the sessions".into(),
+        )),
+        (Some(used), max) if max > 0 => {
+            let share = used as f64 / max as f64;
+            let severity = if share >= t.memory_critical {
+                Some(Severity::Critical)
+            } else if share >= t.memory_warning {
+                Some(Severity::Warning)
+            } else {
+                None
+            };
+            if let Some(severity) = severity {
+                let line = if severity == Severity::Critical { t.memory_critical } else { t.memory_warning };
+                out.push(server_finding(
+                    FindingKind::MemoryHigh,
+                    severity,
+                    1,
+                    format!(
+                        "used memory {} is {:.0}% of maxmemory {} (at or above {:.0}%)",
+                        text::human_bytes(used),
+                        share * 100.0,
+                        text::human_bytes(max),
+                        line * 100.0
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// What a census pass shows.
 fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, tracker: &Tracker, out: &mut Vec<Finding>) {
     let ev: &Evidence = &census.evidence;
@@ -710,7 +716,6 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, tracker: &Tracker
         by_stage: Vec::new(),
         sample: ev.sample(kind).to_vec(),
     };
-    let n = |kind: FindingKind| text::grouped(ev.count(kind));
     if ev.count(FindingKind::Stuck) > 0 {
         let how = if inputs.has_history {
             format!("their last {} turns stayed in one stage with the same decision", t.stuck_turns)
@@ -722,64 +727,83 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, tracker: &Tracker
             Severity::Warning,
             format!(
                 "{} sessions active in the last {} do not advance: {how}",
-                n(FindingKind::Stuck),
+                text::grouped(ev.count(FindingKind::Stuck)),
                 text::human_duration(t.active_window_s),
             ),
         ));
     }
-    if let Some((total, by_stage)) = inputs.stalled
-        && total > 0
-    {
-        let jumps = tracker.stalled_jumps(inputs.now);
-        let severity = if jumps.is_empty() { Severity::Info } else { Severity::Warning };
-        let jumped = jumps
-            .iter()
-            .map(|(stage, to, level, at)| {
-                format!(
-                    "{} jumped to {to} from about {level:.0} ({} ago)",
-                    text::escape_str(stage),
-                    text::human_duration((inputs.now - at) / 1000)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(Finding {
-            kind: FindingKind::Stalled,
-            severity,
-            count: total,
-            summary: format!(
-                "{} sessions idle over {} short of a final stage (most are users who left){}",
-                text::grouped(total),
-                thresholds_words(inputs),
-                if jumped.is_empty() { String::new() } else { format!("; {jumped}") }
-            ),
-            by_stage: by_stage.to_vec(),
-            sample: Vec::new(),
-        });
+    if let Some(stalled) = stalled_finding(inputs, tracker) {
+        out.push(stalled);
     }
     if inputs.has_index && census.orphaned > 0 {
-        let entries = census.total + census.orphaned;
-        let severity = if census.orphaned * 2 > entries { Severity::Warning } else { Severity::Info };
-        out.push(Finding {
-            kind: FindingKind::Orphaned,
-            severity,
-            count: census.orphaned,
-            summary: format!(
-                "{} index entries name sessions whose keys are gone ({} of the index): the index's count of active sessions is that much too high",
-                text::grouped(census.orphaned),
-                text::percent(census.orphaned as f64 / entries.max(1) as f64)
-            ),
-            by_stage: Vec::new(),
-            sample: inputs
-                .orphan_ids
-                .iter()
-                .map(|id| Subject::session(id.clone(), Some("index entry without session keys".into())))
-                .filter(Subject::fits_a_sample)
-                .take(FINDING_SAMPLE)
-                .collect(),
-        });
+        out.push(orphaned_finding(census, inputs));
     }
-    let simple: [(FindingKind, Severity, String); 8] = [
+    for (kind, severity, summary) in per_session_sentences(ev, t) {
+        if ev.count(kind) > 0 {
+            out.push(per_session(kind, severity, summary));
+        }
+    }
+}
+
+/// Sessions idle past their stage's threshold, with the stages whose count jumped lately.
+fn stalled_finding(inputs: &Inputs<'_>, tracker: &Tracker) -> Option<Finding> {
+    let (total, by_stage) = inputs.stalled.filter(|(total, _)| *total > 0)?;
+    let jumps = tracker.stalled_jumps(inputs.now);
+    let severity = if jumps.is_empty() { Severity::Info } else { Severity::Warning };
+    let jumped = jumps
+        .iter()
+        .map(|(stage, to, level, at)| {
+            format!(
+                "{} jumped to {to} from about {level:.0} ({} ago)",
+                text::escape_str(stage),
+                text::human_duration((inputs.now - at) / 1000)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Finding {
+        kind: FindingKind::Stalled,
+        severity,
+        count: total,
+        summary: format!(
+            "{} sessions idle over {} short of a final stage (most are users who left){}",
+            text::grouped(total),
+            thresholds_words(inputs),
+            if jumped.is_empty() { String::new() } else { format!("; {jumped}") }
+        ),
+        by_stage: by_stage.to_vec(),
+        sample: Vec::new(),
+    })
+}
+
+/// Index entries whose session keys are gone.
+fn orphaned_finding(census: &CensusTally, inputs: &Inputs<'_>) -> Finding {
+    let entries = census.total + census.orphaned;
+    let severity = if census.orphaned * 2 > entries { Severity::Warning } else { Severity::Info };
+    Finding {
+        kind: FindingKind::Orphaned,
+        severity,
+        count: census.orphaned,
+        summary: format!(
+            "{} index entries name sessions whose keys are gone ({} of the index): the index's count of active sessions is that much too high",
+            text::grouped(census.orphaned),
+            text::percent(census.orphaned as f64 / entries.max(1) as f64)
+        ),
+        by_stage: Vec::new(),
+        sample: inputs
+            .orphan_ids
+            .iter()
+            .map(|id| Subject::session(id.clone(), Some("index entry without session keys".into())))
+            .filter(Subject::fits_a_sample)
+            .take(FINDING_SAMPLE)
+            .collect(),
+    }
+}
+
+/// The findings the census counts session by session, each with its severity and sentence.
+fn per_session_sentences(ev: &Evidence, t: &Thresholds) -> [(FindingKind, Severity, String); 8] {
+    let n = |kind: FindingKind| text::grouped(ev.count(kind));
+    [
         (
             FindingKind::NoTtl,
             Severity::Warning,
@@ -840,12 +864,7 @@ fn session_findings(census: &CensusTally, inputs: &Inputs<'_>, tracker: &Tracker
                 text::human_duration(t.clock_skew_s)
             ),
         ),
-    ];
-    for (kind, severity, summary) in simple {
-        if ev.count(kind) > 0 {
-            out.push(per_session(kind, severity, summary));
-        }
-    }
+    ]
 }
 
 #[cfg(test)]

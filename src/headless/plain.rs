@@ -16,8 +16,6 @@ use crate::util::text;
 pub fn snapshot(data: &SnapshotData) -> String {
     let m = &data.model;
     let mut out = String::new();
-    let s = m.server.clone().unwrap_or_default();
-    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), text::grouped);
     let _ = writeln!(out, "target    {}", text::escape_str(&m.target.url));
     match &data.layout {
         Some(layout) => {
@@ -37,6 +35,32 @@ pub fn snapshot(data: &SnapshotData) -> String {
             );
         }
     }
+    server_lines(&mut out, m);
+    if data.layout.is_none() {
+        let _ = writeln!(out, "sessions  none counted: waiting for session keys to appear");
+        return out;
+    }
+    let Some(stalled) = data.stalled else {
+        let _ = writeln!(out, "sessions  not counted (--no-census): the first page only");
+        out.push_str(&items_table(data));
+        return out;
+    };
+    census_lines(&mut out, data, stalled);
+    if !m.findings.is_empty() {
+        let _ = writeln!(out, "findings");
+        for f in &m.findings {
+            let _ = writeln!(out, "  {}", finding_line(f));
+        }
+    }
+    let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(m.census.totals().total));
+    out.push_str(&items_table(data));
+    out
+}
+
+/// The server's figures, and those that could not be read.
+fn server_lines(out: &mut String, m: &crate::engine::model::Model) {
+    let s = m.server.clone().unwrap_or_default();
+    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), text::grouped);
     let memory = match (s.used_memory_bytes, s.maxmemory_bytes) {
         (Some(used), Some(0)) => format!("{} (no limit)", text::human_bytes(used)),
         (Some(used), Some(max)) => format!("{} of {}", text::human_bytes(used), text::human_bytes(max)),
@@ -67,16 +91,12 @@ pub fn snapshot(data: &SnapshotData) -> String {
     for u in &m.server_unavailable {
         let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
     }
-    if data.layout.is_none() {
-        let _ = writeln!(out, "sessions  none counted: waiting for session keys to appear");
-        return out;
-    }
+}
+
+/// What the census counted: the totals, by stage and substate, the markers, the lifetime.
+fn census_lines(out: &mut String, data: &SnapshotData, stalled: u64) {
+    let m = &data.model;
     let t = m.census.totals();
-    let Some(stalled) = data.stalled else {
-        let _ = writeln!(out, "sessions  not counted (--no-census): the first page only");
-        out.push_str(&items_table(data));
-        return out;
-    };
     let _ = writeln!(
         out,
         "sessions  {} live, {} orphaned index entries, {} without TTL, {} undecodable, {} oversized, {} stalled (idle > {})",
@@ -121,15 +141,6 @@ pub fn snapshot(data: &SnapshotData) -> String {
     {
         let _ = writeln!(out, "lifetime  {} ({})", text::human_duration(lifetime), source.describe());
     }
-    if !m.findings.is_empty() {
-        let _ = writeln!(out, "findings");
-        for f in &m.findings {
-            let _ = writeln!(out, "  {}", finding_line(f));
-        }
-    }
-    let _ = writeln!(out, "most recently active ({} of {})", data.items.len(), text::grouped(t.total));
-    out.push_str(&items_table(data));
-    out
 }
 
 /// The sessions listed, as a table.
@@ -234,37 +245,49 @@ pub fn inspect(report: &SessionReport, model: &Model) -> String {
         .collect();
     out.push_str(&table(&["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"], &rows));
     for k in &report.keys {
-        let Some(content) = &k.content else { continue };
-        let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), k.key.escaped_short(120));
-        match content {
-            Decodedish::Value { format, value } => {
-                if let Some(f) = format {
-                    let _ = writeln!(out, "  format: {}", f.name());
-                }
-                for line in present::outline(value).iter().skip(usize::from(present::skips_root(value))) {
-                    let indent = "  ".repeat(line.depth.max(1));
-                    match &line.label {
-                        Some(label) => {
-                            let _ = writeln!(out, "{indent}{label}: {}", line.text);
-                        }
-                        None => {
-                            let _ = writeln!(out, "{indent}{}", line.text);
-                        }
+        if let Some(content) = &k.content {
+            let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), k.key.escaped_short(120));
+            content_lines(&mut out, content);
+        }
+    }
+    history_lines(&mut out, report);
+    out
+}
+
+/// A key's contents: decoded, as an outline; or why not, with the raw bytes escaped.
+fn content_lines(out: &mut String, content: &Decodedish) {
+    match content {
+        Decodedish::Value { format, value } => {
+            if let Some(f) = format {
+                let _ = writeln!(out, "  format: {}", f.name());
+            }
+            for line in present::outline(value).iter().skip(usize::from(present::skips_root(value))) {
+                let indent = "  ".repeat(line.depth.max(1));
+                match &line.label {
+                    Some(label) => {
+                        let _ = writeln!(out, "{indent}{label}: {}", line.text);
+                    }
+                    None => {
+                        let _ = writeln!(out, "{indent}{}", line.text);
                     }
                 }
             }
-            Decodedish::Undecodable { reason, raw, total_len } => {
-                let _ = writeln!(out, "  undecodable: {}", text::escape_str(reason));
-                let _ = writeln!(
-                    out,
-                    "  raw ({} bytes{}): {}",
-                    total_len,
-                    if (raw.len() as u64) < *total_len { ", cut" } else { "" },
-                    text::clip(&text::escape_bytes(raw), 2000)
-                );
-            }
+        }
+        Decodedish::Undecodable { reason, raw, total_len } => {
+            let _ = writeln!(out, "  undecodable: {}", text::escape_str(reason));
+            let _ = writeln!(
+                out,
+                "  raw ({} bytes{}): {}",
+                total_len,
+                if (raw.len() as u64) < *total_len { ", cut" } else { "" },
+                text::clip(&text::escape_bytes(raw), 2000)
+            );
         }
     }
+}
+
+/// The history, newest first: each exchange with its decision and substate.
+fn history_lines(out: &mut String, report: &SessionReport) {
     if report.history_total > 0 {
         let _ = writeln!(
             out,
@@ -296,7 +319,6 @@ pub fn inspect(report: &SessionReport, model: &Model) -> String {
             }
         }
     }
-    out
 }
 
 /// The plan as lines for a confirmation prompt.

@@ -40,18 +40,11 @@ pub fn ordered_counts(model: &Model) -> (&'static str, Vec<(String, u64)>) {
     (title, out)
 }
 
-impl Widget for CensusPanel<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+impl CensusPanel<'_> {
+    /// The head line's pieces, by priority: the totals, why the census is blocked, its progress.
+    fn head(&self) -> Vec<(u8, Vec<Span<'static>>)> {
         let (m, t) = (self.model, self.theme);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" census ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
         let totals = m.census.totals();
-        let mut lines = Vec::new();
-
         let mut head: Vec<(u8, Vec<Span<'static>>)> = Vec::new();
         if m.layout.is_some() {
             let count = |n: u64, what: &str, role: Role, priority: u8| {
@@ -107,38 +100,55 @@ impl Widget for CensusPanel<'_> {
                 head.push((10, vec![Span::styled(text::escape_str(note), t.style(Role::Muted))]));
             }
         }
-        let head = fit(head, usize::from(inner.width));
-        lines.push(Line::from(head));
+        head
+    }
 
-        let (title, counts) = ordered_counts(m);
+    /// A tall panel: a bar for each stage, with its change since the baseline and its stalled.
+    fn stage_bars(&self, counts: &[(String, u64)], inner: Rect, lines: &mut Vec<Line<'static>>) {
+        let (m, t) = (self.model, self.theme);
         let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+        let label_width =
+            counts.iter().map(|(k, _)| text::escape_str(k).chars().count()).max().unwrap_or(0).clamp(6, 28);
+        let bar_width = usize::from(inner.width).saturating_sub(label_width + 22).max(4);
+        let rows = usize::from(inner.height.saturating_sub(1));
+        for (k, n) in counts.iter().take(rows) {
+            let stalled = self.stalled_by.get(k).copied().unwrap_or(0);
+            let mut spans = vec![
+                Span::styled(
+                    format!("{:<label_width$} ", text::clip(&text::escape_str(k), label_width)),
+                    t.style(Role::Text),
+                ),
+                Span::styled(bar(*n as f64 / max as f64, bar_width), t.style(Role::Bar)),
+                Span::styled(format!(" {:>7}", text::grouped(*n)), t.style(Role::Text)),
+            ];
+            if let Some(d) = m.since_baseline(&crate::engine::history::stage_series(k)) {
+                let change = format!(" {:>6}", super::signed(crate::engine::history::Unit::Count, d));
+                spans.push(Span::styled(change, t.style(Role::Accent)));
+            }
+            if stalled > 0 {
+                spans.push(Span::styled(format!("  ⚠ {stalled}"), t.style(Role::Warn)));
+            }
+            lines.push(Line::from(spans));
+        }
+        if counts.len() > rows {
+            lines.push(Line::from(Span::styled(format!("… {} more", counts.len() - rows), t.style(Role::Muted))));
+        }
+    }
+}
+
+impl Widget for CensusPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (m, t) = (self.model, self.theme);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.style(Role::Border))
+            .title(Span::styled(" census ", t.style(Role::Title)));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let mut lines = vec![Line::from(fit(self.head(), usize::from(inner.width)))];
+        let (title, counts) = ordered_counts(m);
         if self.tall {
-            let label_width =
-                counts.iter().map(|(k, _)| text::escape_str(k).chars().count()).max().unwrap_or(0).clamp(6, 28);
-            let bar_width = usize::from(inner.width).saturating_sub(label_width + 22).max(4);
-            let rows = usize::from(inner.height.saturating_sub(1));
-            for (k, n) in counts.iter().take(rows) {
-                let stalled = self.stalled_by.get(k).copied().unwrap_or(0);
-                let mut spans = vec![
-                    Span::styled(
-                        format!("{:<label_width$} ", text::clip(&text::escape_str(k), label_width)),
-                        t.style(Role::Text),
-                    ),
-                    Span::styled(bar(*n as f64 / max as f64, bar_width), t.style(Role::Bar)),
-                    Span::styled(format!(" {:>7}", text::grouped(*n)), t.style(Role::Text)),
-                ];
-                if let Some(d) = m.since_baseline(&crate::engine::history::stage_series(k)) {
-                    let change = format!(" {:>6}", super::signed(crate::engine::history::Unit::Count, d));
-                    spans.push(Span::styled(change, t.style(Role::Accent)));
-                }
-                if stalled > 0 {
-                    spans.push(Span::styled(format!("  ⚠ {stalled}"), t.style(Role::Warn)));
-                }
-                lines.push(Line::from(spans));
-            }
-            if counts.len() > rows {
-                lines.push(Line::from(Span::styled(format!("… {} more", counts.len() - rows), t.style(Role::Muted))));
-            }
+            self.stage_bars(&counts, inner, &mut lines);
         } else if !counts.is_empty() {
             // One line: the workflow's shape as a bar per stage, then the first and last.
             let heights: Vec<f64> = counts.iter().map(|(_, n)| *n as f64).collect();

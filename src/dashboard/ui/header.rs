@@ -38,6 +38,47 @@ pub fn link_text(model: &Model) -> (String, Option<String>, Role) {
     }
 }
 
+/// The worst finding in words, its role and its priority for the space: a problem outranks
+/// the target's name; "no warnings" does not, and is not claimed while the data is stale.
+fn worst(m: &Model) -> Option<(String, Role, u8)> {
+    if m.server.is_none() && m.findings.is_empty() {
+        return None;
+    }
+    let count = |s: Severity| m.findings.iter().filter(|f| f.severity == s).count();
+    match crate::engine::diagnose::worst(&m.findings) {
+        Some(Severity::Critical) => Some((format!("✗ {} critical", count(Severity::Critical)), Role::Crit, 11)),
+        Some(Severity::Warning) => {
+            let n = count(Severity::Warning);
+            Some((format!("⚠ {n} warning{}", if n == 1 { "" } else { "s" }), Role::Warn, 11))
+        }
+        _ if !m.is_stale() => Some(("✓ no warnings".to_string(), Role::Ok, 4)),
+        _ => None,
+    }
+}
+
+/// What watching costs: the share of a Redis core (with the budget), and sessiontop's own
+/// commands, CPU and memory.
+fn own_load(m: &Model) -> (Option<String>, Option<String>) {
+    let redis = match (m.own.redis_share, &m.own.budget) {
+        (Some(share), Some(budget)) => Some(format!("own {:.1}% redis (budget {budget})", share * 100.0)),
+        (Some(share), None) => Some(format!("own {:.1}% redis", share * 100.0)),
+        (None, _) => None,
+    };
+    let mut parts = Vec::new();
+    if let Some(rate) = m.own.commands_per_sec {
+        parts.push(format!("{rate:.0} cmd/s"));
+    }
+    if let Some((cpu, rss)) = m.own.process {
+        parts.push(format!("{cpu:.1}% cpu · {}", text::human_bytes(rss)));
+    }
+    let own = match (&redis, parts.is_empty()) {
+        (_, true) => None,
+        (Some(_), false) => Some(parts.join(" · ")),
+        (None, false) => Some(format!("own {}", parts.join(" · "))),
+    };
+    (redis, own)
+}
+
 impl Widget for Header<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (m, theme) = (self.model, self.theme);
@@ -86,22 +127,8 @@ impl Widget for Header<'_> {
             segments.push((11, vec![Span::styled(stale, on(Role::Warn))]));
         }
         // The worst finding, in words and colour, at all times.
-        // A problem outranks the target's name for the space; "no warnings" does not, and is not
-        // claimed while the data is stale.
-        if m.server.is_some() || !m.findings.is_empty() {
-            let count = |s: Severity| m.findings.iter().filter(|f| f.severity == s).count();
-            let shown = match crate::engine::diagnose::worst(&m.findings) {
-                Some(Severity::Critical) => Some((format!("✗ {} critical", count(Severity::Critical)), Role::Crit, 11)),
-                Some(Severity::Warning) => {
-                    let n = count(Severity::Warning);
-                    Some((format!("⚠ {n} warning{}", if n == 1 { "" } else { "s" }), Role::Warn, 11))
-                }
-                _ if !m.is_stale() => Some(("✓ no warnings".to_string(), Role::Ok, 4)),
-                _ => None,
-            };
-            if let Some((words, role, priority)) = shown {
-                segments.push((priority, vec![Span::styled(" │ ", base), Span::styled(words, on(role))]));
-            }
+        if let Some((words, role, priority)) = worst(m) {
+            segments.push((priority, vec![Span::styled(" │ ", base), Span::styled(words, on(role))]));
         }
         let layout = match &m.layout {
             Some(s) => format!("{} '{}'", s.kind.name(), text::escape_str(&s.prefix)),
@@ -114,26 +141,9 @@ impl Widget for Header<'_> {
         if self.frozen {
             segments.push((10, vec![Span::raw(" "), badge("FROZEN".into())]));
         }
-        // What watching costs: Redis's time first (the budget's unit), then sessiontop's own.
         // What watching costs: Redis's time first (the budget's unit, kept when space is short),
         // then sessiontop's own.
-        let redis = match (m.own.redis_share, &m.own.budget) {
-            (Some(share), Some(budget)) => Some(format!("own {:.1}% redis (budget {budget})", share * 100.0)),
-            (Some(share), None) => Some(format!("own {:.1}% redis", share * 100.0)),
-            (None, _) => None,
-        };
-        let mut parts = Vec::new();
-        if let Some(rate) = m.own.commands_per_sec {
-            parts.push(format!("{rate:.0} cmd/s"));
-        }
-        if let Some((cpu, rss)) = m.own.process {
-            parts.push(format!("{cpu:.1}% cpu · {}", text::human_bytes(rss)));
-        }
-        let own = match (&redis, parts.is_empty()) {
-            (_, true) => None,
-            (Some(_), false) => Some(parts.join(" · ")),
-            (None, false) => Some(format!("own {}", parts.join(" · "))),
-        };
+        let (redis, own) = own_load(m);
         if m.own.backing_off {
             segments.push((9, vec![Span::raw(" "), badge("BACKING OFF: Redis is slow".into())]));
         }

@@ -22,31 +22,30 @@ pub struct ServerPanel<'a> {
 const MEMORY_WARN: f64 = 0.75;
 const MEMORY_CRIT: f64 = 0.90;
 
-impl Widget for ServerPanel<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+/// The panel's pieces, each a few spans, laid out on tall and short panels alike.
+struct Parts {
+    memory: Vec<Span<'static>>,
+    memory_details: Vec<Span<'static>>,
+    clients: Vec<Span<'static>>,
+    ops: Vec<Span<'static>>,
+    hit: Vec<Span<'static>>,
+    keys: Vec<Span<'static>>,
+    evicted: Vec<Span<'static>>,
+    expired: Vec<Span<'static>>,
+    keyspace: Span<'static>,
+    replication: String,
+    own: String,
+    unavailable: Vec<Span<'static>>,
+}
+
+impl ServerPanel<'_> {
+    /// Every figure of `s` as spans, with its trend where it has one.
+    fn parts(&self, s: &ServerStats, width: usize) -> Parts {
         let (m, t) = (self.model, self.theme);
-        let border = if self.focused { t.style(Role::Accent) } else { t.style(Role::Border) };
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .title(Span::styled(" server ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
-        let Some(s) = &m.server else {
-            let text = if m.server_unavailable.is_empty() {
-                "waiting for the first poll…".to_string()
-            } else {
-                m.server_unavailable.join("; ")
-            };
-            Paragraph::new(Span::styled(text::escape_str(&text), t.style(Role::Muted))).render(inner, buf);
-            return;
-        };
-        let width = usize::from(inner.width);
         let trend = (width / 10).clamp(6, 24);
         let h = |name: &str| m.history.get(name).map_or_else(Vec::new, |h| h.recent(trend));
         let rises = |name: &str| m.history.get(name).map_or_else(Vec::new, |h| h.recent_increases(trend));
         let n = |v: Option<u64>| v.map_or("n/a".to_string(), text::grouped);
-        let label = |s: &str| Span::styled(format!("{s:<9}"), t.style(Role::Muted));
         let item = |name: &str, value: String, role: Role, points: Vec<f64>| -> Vec<Span<'static>> {
             vec![
                 Span::styled(format!("{name} "), t.style(Role::Muted)),
@@ -125,39 +124,98 @@ impl Widget for ServerPanel<'_> {
             .map(|u| Span::styled(format!("{}   ", text::escape_str(u)), t.style(Role::Warn)))
             .collect();
 
+        Parts {
+            memory,
+            memory_details,
+            clients,
+            ops,
+            hit,
+            keys,
+            evicted,
+            expired,
+            keyspace,
+            replication,
+            own,
+            unavailable,
+        }
+    }
+}
+
+/// A row's name, as the panel's first column shows it.
+fn label(t: &Theme, s: &str) -> Span<'static> {
+    Span::styled(format!("{s:<9}"), t.style(Role::Muted))
+}
+
+/// A panel of seven rows or more: a row for each kind of figure.
+fn tall_lines(p: Parts, host: Vec<(u8, Vec<Span<'static>>)>, t: &Theme, width: usize) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from([vec![label(t, "memory")], p.memory].concat()),
+        Line::from([vec![label(t, "")], p.memory_details].concat()),
+        Line::from([vec![label(t, "load")], p.clients, p.ops, p.hit].concat()),
+        Line::from([vec![label(t, "keys")], p.keys, p.evicted, p.expired].concat()),
+        Line::from(vec![label(t, "keyspace"), p.keyspace]),
+        Line::from(vec![label(t, "role"), Span::styled(text::escape_str(&p.replication), t.style(Role::Text))]),
+        Line::from(vec![label(t, "own load"), Span::styled(p.own, t.style(Role::Text))]),
+    ];
+    if !host.is_empty() {
+        let mut segments = vec![(10, vec![label(t, "host")])];
+        segments.extend(host);
+        lines.push(Line::from(fit(segments, width)));
+    }
+    if !p.unavailable.is_empty() {
+        lines.push(Line::from([vec![label(t, "n/a")], p.unavailable].concat()));
+    }
+    lines
+}
+
+/// A short panel: the figures that matter most, fitted to the width by priority.
+fn short_lines(
+    p: Parts,
+    host: Vec<(u8, Vec<Span<'static>>)>,
+    t: &Theme,
+    width: usize,
+    height: u16,
+) -> Vec<Line<'static>> {
+    let line = |segments: Vec<(u8, Vec<Span<'static>>)>| Line::from(fit(segments, width));
+    let mut lines = vec![
+        line(vec![(9, vec![label(t, "memory")]), (9, p.memory), (3, p.memory_details)]),
+        line(vec![(9, p.clients), (8, p.ops), (7, p.hit), (1, p.unavailable)]),
+        line(vec![(9, p.keys), (8, p.evicted), (7, p.expired), (2, vec![p.keyspace])]),
+    ];
+    if height >= 4 && !host.is_empty() {
+        let mut segments = vec![(10, vec![label(t, "host")])];
+        segments.extend(host);
+        lines.push(line(segments));
+    }
+    lines
+}
+
+impl Widget for ServerPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (m, t) = (self.model, self.theme);
+        let border = if self.focused { t.style(Role::Accent) } else { t.style(Role::Border) };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(border)
+            .title(Span::styled(" server ", t.style(Role::Title)));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let Some(s) = &m.server else {
+            let text = if m.server_unavailable.is_empty() {
+                "waiting for the first poll…".to_string()
+            } else {
+                m.server_unavailable.join("; ")
+            };
+            Paragraph::new(Span::styled(text::escape_str(&text), t.style(Role::Muted))).render(inner, buf);
+            return;
+        };
+        let width = usize::from(inner.width);
+        let parts = self.parts(s, width);
         let host = host_segments(m, t);
-        let lines: Vec<Line> = if inner.height >= 7 {
-            let mut lines = vec![
-                Line::from([vec![label("memory")], memory].concat()),
-                Line::from([vec![label("")], memory_details].concat()),
-                Line::from([vec![label("load")], clients, ops, hit].concat()),
-                Line::from([vec![label("keys")], keys, evicted, expired].concat()),
-                Line::from(vec![label("keyspace"), keyspace]),
-                Line::from(vec![label("role"), Span::styled(text::escape_str(&replication), t.style(Role::Text))]),
-                Line::from(vec![label("own load"), Span::styled(own, t.style(Role::Text))]),
-            ];
-            if !host.is_empty() {
-                let mut segments = vec![(10, vec![label("host")])];
-                segments.extend(host);
-                lines.push(Line::from(fit(segments, width)));
-            }
-            if !unavailable.is_empty() {
-                lines.push(Line::from([vec![label("n/a")], unavailable].concat()));
-            }
-            lines
+        let lines = if inner.height >= 7 {
+            tall_lines(parts, host, t, width)
         } else {
-            let line = |segments: Vec<(u8, Vec<Span<'static>>)>| Line::from(fit(segments, width));
-            let mut lines = vec![
-                line(vec![(9, vec![label("memory")]), (9, memory), (3, memory_details)]),
-                line(vec![(9, clients), (8, ops), (7, hit), (1, unavailable)]),
-                line(vec![(9, keys), (8, evicted), (7, expired), (2, vec![keyspace])]),
-            ];
-            if inner.height >= 4 && !host.is_empty() {
-                let mut segments = vec![(10, vec![label("host")])];
-                segments.extend(host);
-                lines.push(line(segments));
-            }
-            lines
+            short_lines(parts, host, t, width, inner.height)
         };
         Paragraph::new(lines).render(inner, buf);
     }

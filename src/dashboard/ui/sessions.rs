@@ -41,11 +41,12 @@ pub fn row_mark(model: &Model, row: &SessionRow) -> Option<(&'static str, Role)>
     }
 }
 
-impl Widget for SessionsTable<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+impl SessionsTable<'_> {
+    /// The title: how many rows of how many, the sort, the filter, and what is not shown.
+    fn title(&self) -> Line<'static> {
         let (m, t, state, view) = (self.model, self.theme, self.table, self.view);
-        let column = state.sort_column();
         let arrow = if state.reverse { "▼" } else { "▲" };
+        let column = state.sort_column();
         let mut title = vec![
             Span::styled(" sessions ", t.style(Role::Title)),
             Span::styled(
@@ -68,27 +69,14 @@ impl Widget for SessionsTable<'_> {
         if m.is_stale() {
             title.push(Span::styled("· stale ", t.style(Role::Warn)));
         }
-        let border = if self.focused { t.style(Role::Accent) } else { t.style(Role::Border) };
-        let block = Block::default().borders(Borders::ALL).border_style(border).title(Line::from(title));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        Line::from(title)
+    }
 
-        if view.len == 0 {
-            let message = if m.layout.is_none() {
-                m.layout_note.clone().unwrap_or_else(|| "waiting for the session layout…".into())
-            } else if !state.filter.is_empty() {
-                format!("no session matches '{}'", state.filter)
-            } else if m.census.complete.is_none() {
-                "counting sessions…".into()
-            } else {
-                "no sessions".into()
-            };
-            Paragraph::new(Span::styled(text::escape_str(&message), t.style(Role::Muted)))
-                .alignment(Alignment::Center)
-                .render(Rect { y: inner.y + inner.height / 2, height: 1.min(inner.height), ..inner }, buf);
-            return;
-        }
-
+    /// The rows on screen, with the header, in columns cut to fit `inner`.
+    fn table(&self, inner: Rect) -> Table<'static> {
+        let (m, t, state, view) = (self.model, self.theme, self.table, self.view);
+        let column = state.sort_column();
+        let arrow = if state.reverse { "▼" } else { "▲" };
         let header_cell = |c: SortColumn| {
             let label = if c == column { format!("{}{arrow}", c.title()) } else { c.title().to_string() };
             let style =
@@ -148,6 +136,32 @@ impl Widget for SessionsTable<'_> {
                 .style(style)
             })
             .collect();
-        Table::new(rows, widths).header(header).column_spacing(1).render(inner, buf);
+        Table::new(rows, widths).header(header).column_spacing(1)
+    }
+}
+
+impl Widget for SessionsTable<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (m, t, state, view) = (self.model, self.theme, self.table, self.view);
+        let border = if self.focused { t.style(Role::Accent) } else { t.style(Role::Border) };
+        let block = Block::default().borders(Borders::ALL).border_style(border).title(self.title());
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if view.len == 0 {
+            let message = if m.layout.is_none() {
+                m.layout_note.clone().unwrap_or_else(|| "waiting for the session layout…".into())
+            } else if !state.filter.is_empty() {
+                format!("no session matches '{}'", state.filter)
+            } else if m.census.complete.is_none() {
+                "counting sessions…".into()
+            } else {
+                "no sessions".into()
+            };
+            Paragraph::new(Span::styled(text::escape_str(&message), t.style(Role::Muted)))
+                .alignment(Alignment::Center)
+                .render(Rect { y: inner.y + inner.height / 2, height: 1.min(inner.height), ..inner }, buf);
+            return;
+        }
+        self.table(inner).render(inner, buf);
     }
 }

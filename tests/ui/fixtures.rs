@@ -354,3 +354,36 @@ pub fn cell_on_row<'a>(buffer: &'a Buffer, needle: &str, symbol: &str) -> &'a ra
 pub fn theme() -> Theme {
     Theme::load("default").expect("built-in theme")
 }
+
+/// Two hours of polls two seconds apart, ending at [`NOW`], with Redis away from 40 to 30
+/// minutes ago: what the charts draw.
+pub fn charted() -> Model {
+    let start = NOW - 7_200_000;
+    let mut m = Model::new(target(false), settings(), start);
+    m.apply(Update::Link(LinkState::Connected { since: start }));
+    m.apply(Update::Layout(Box::new(layout_info())));
+    let outage = (start + 4_800_000)..(start + 5_400_000);
+    for i in 0..3600i64 {
+        let at = start + i * 2000;
+        m.tick(at, i as u64 * 10);
+        if outage.contains(&at) {
+            if at == outage.start {
+                m.apply(Update::Link(LinkState::Reconnecting {
+                    attempt: 1,
+                    retry_at: at + 1000,
+                    error: "gone".into(),
+                }));
+            }
+            continue;
+        }
+        if at == outage.end {
+            m.apply(Update::Link(LinkState::Connected { since: at }));
+        }
+        m.apply(Update::Server {
+            stats: Box::new(server((100 << 20) + i as u64 * 1000, 200 << 20)),
+            unavailable: vec![],
+        });
+    }
+    m.tick(NOW, 36_000);
+    m
+}

@@ -489,35 +489,7 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
 
 #[test]
 fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_the_cursor() {
-    use sessiontop::engine::domain::LinkState;
-    let start = NOW - 7_200_000;
-    let mut m = sessiontop::engine::model::Model::new(target(false), settings(), start);
-    m.apply(Update::Link(LinkState::Connected { since: start }));
-    m.apply(Update::Layout(Box::new(layout_info())));
-    // Two hours of polls two seconds apart, with Redis away from 40 to 30 minutes ago.
-    let outage = (start + 4_800_000)..(start + 5_400_000);
-    for i in 0..3600i64 {
-        let at = start + i * 2000;
-        m.tick(at, i as u64 * 10);
-        if outage.contains(&at) {
-            if at == outage.start {
-                m.apply(Update::Link(LinkState::Reconnecting {
-                    attempt: 1,
-                    retry_at: at + 1000,
-                    error: "gone".into(),
-                }));
-            }
-            continue;
-        }
-        if at == outage.end {
-            m.apply(Update::Link(LinkState::Connected { since: at }));
-        }
-        m.apply(Update::Server {
-            stats: Box::new(server((100 << 20) + i as u64 * 1000, 200 << 20)),
-            unavailable: vec![],
-        });
-    }
-    m.tick(NOW, 36_000);
+    let m = charted();
     let mut a = app(m, (80, 24));
     key(&mut a, KeyCode::Char('c'));
     assert_eq!(a.screen, Screen::Charts);

@@ -1,5 +1,6 @@
 //! Snapshots of every view at 80x24 and 160x48, and the colours that carry meaning.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::style::Color;
 use sessiontop::dashboard::app::{Dialog, Screen};
 use sessiontop::dashboard::theme::{Role, Theme};
@@ -92,8 +93,15 @@ fn help() {
     });
 }
 
+fn key(k: &str, role: &str, lifecycle: Lifecycle) -> SessionKey {
+    SessionKey { key: k.into(), role: role.into(), part: None, lifecycle }
+}
+
+fn press(code: KeyCode) -> KeyEvent {
+    KeyEvent::from(code)
+}
+
 fn plan() -> WritePlan {
-    let key = |k: &str, role: &str, lifecycle| SessionKey { key: k.into(), role: role.into(), part: None, lifecycle };
     WritePlan {
         id: "stalled_user".into(),
         kind: WriteKind::Delete,
@@ -240,4 +248,88 @@ fn the_header_says_what_watching_costs_redis() {
     let (text, _) = render(&app(m, (160, 48)), &Theme::load("default").unwrap());
     let header = text.lines().next().unwrap();
     assert!(header.contains("BACKING OFF: Redis is slow"), "{header}");
+}
+
+#[test]
+fn charts_over_an_hour_with_an_outage() {
+    snapshot("charts", |size| {
+        let mut a = app(charted(), size);
+        a.on_key(press(KeyCode::Char('c')));
+        a.on_key(press(KeyCode::Char('w')));
+        for _ in 0..10 {
+            a.on_key(press(KeyCode::Left));
+        }
+        assert_eq!(a.screen, Screen::Charts);
+        a
+    });
+}
+
+#[test]
+fn fix_dialog_lists_every_change_and_what_it_leaves() {
+    use sessiontop::engine::domain::FindingKind;
+    snapshot("fix_dialog", |size| {
+        let mut a = app(connected(30, 200 << 20, 0), size);
+        let plan = |id: &str| WritePlan {
+            id: id.into(),
+            kind: WriteKind::Expire(86_400),
+            keys: vec![key(&format!("trt:session:{id}:state"), "primary", Lifecycle::Session)],
+            untouched: vec![],
+            index: None,
+        };
+        let plans = vec![plan("forever_user"), plan("user_1002"), plan("user_1003")];
+        a.dialog = Some(Dialog::ConfirmFix { kind: FindingKind::NoTtl, of: 312, plans, skipped: 1, yes: false });
+        a
+    });
+}
+
+/// Three targets side by side, the second shown: two of them one store under two names.
+fn three_targets(size: (u16, u16)) -> sessiontop::dashboard::tabs::Tabs {
+    use sessiontop::dashboard::keymap::Keymap;
+    use sessiontop::dashboard::tabs::{Tab, Tabs};
+    let tab = |name: &str, model: Connected, address: &str| Tab {
+        name: name.into(),
+        app: app(model, (size.0, size.1 - 1)),
+        theme: theme(),
+        address: address.into(),
+        db: 0,
+    };
+    // Staging's name, but production's server and store: the mix-up the line says loudly.
+    let staging = connected(8, 200 << 20, 0);
+    let mut tabs = Tabs::new(
+        vec![
+            tab("production", connected(30, 200 << 20, 0), "10.0.0.5:6379"),
+            tab("chatmrpt", connected(12, 200 << 20, 0), "10.0.0.6:6379"),
+            tab("staging-with-a-long-name-that-is-cut", staging, "10.0.0.5:6379"),
+        ],
+        Keymap::default(),
+    );
+    tabs.on_key(press(KeyCode::Char('2')));
+    tabs.mark_same_servers();
+    tabs
+}
+
+#[test]
+fn tab_line_with_several_targets() {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    for size in SIZES {
+        let tabs = three_targets(size);
+        let mut terminal = Terminal::new(TestBackend::new(size.0, size.1)).unwrap();
+        let keymap = sessiontop::dashboard::keymap::Keymap::default();
+        terminal.draw(|f| sessiontop::dashboard::ui::draw_tabs(f, &tabs, &keymap)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let text: String = (0..size.1)
+            .map(|y| {
+                let line: String = (0..size.0).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+                format!("{}\n", line.trim_end())
+            })
+            .collect();
+        insta::assert_snapshot!(format!("tab_line_{}x{}", size.0, size.1), text);
+        let line = text.lines().next().unwrap();
+        assert_eq!(line.matches("SAME SERVER").count(), 2, "{line}");
+        assert!(["1 ", "2 ", "3 "].iter().all(|n| line.contains(n)), "every target's number: {line}");
+        if size.0 >= 160 {
+            assert!(line.contains("1-9/t switch"), "{line}");
+        }
+    }
 }

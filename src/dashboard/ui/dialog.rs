@@ -45,6 +45,30 @@ fn answers(t: &Theme, keymap: &Keymap, yes: bool) -> Line<'static> {
     ])
 }
 
+/// Rows `lines` take once wrapped to `width`, as the dialog draws them.
+fn wrapped_rows(lines: &[Line<'static>], width: u16) -> usize {
+    Paragraph::new(lines.to_vec()).wrap(Wrap { trim: false }).line_count(width.max(1))
+}
+
+/// The dialog's lines cut to `max_rows` once wrapped: the first line and the last two (a blank
+/// and the answers) always stay, so a long list never pushes the answers off the screen; the
+/// lines between go first, counted.
+fn fit_rows(mut lines: Vec<Line<'static>>, width: u16, max_rows: usize, t: &Theme) -> Vec<Line<'static>> {
+    if wrapped_rows(&lines, width) <= max_rows || lines.len() <= 3 {
+        return lines;
+    }
+    let mut dropped = 0;
+    // One row for the line that says how many were left out.
+    while lines.len() > 3 && wrapped_rows(&lines, width) + 1 > max_rows {
+        lines.remove(lines.len() - 3);
+        dropped += 1;
+    }
+    let more = Line::from(Span::styled(format!("    … {dropped} more lines"), t.style(Role::Muted)));
+    let at = lines.len().saturating_sub(2);
+    lines.insert(at, more);
+    lines
+}
+
 pub struct DialogView<'a> {
     pub dialog: &'a Dialog,
     pub keymap: &'a Keymap,
@@ -214,8 +238,10 @@ impl Widget for DialogView<'_> {
         };
         let t = self.theme;
         let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.len()) as u16 + 4;
-        let height = lines.len() as u16 + 2;
-        let rect = centered(area, width.clamp(30, area.width.saturating_sub(4).max(30)), height);
+        let width = width.clamp(30, area.width.saturating_sub(4).max(30));
+        let lines = fit_rows(lines, width.saturating_sub(2), usize::from(area.height.saturating_sub(2)), t);
+        let height = wrapped_rows(&lines, width.saturating_sub(2)) as u16 + 2;
+        let rect = centered(area, width, height);
         Clear.render(rect, buf);
         let block = Block::default()
             .borders(Borders::ALL)

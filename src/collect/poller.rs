@@ -67,6 +67,8 @@ pub struct Poller {
     /// A write being planned: its search for every key of the session goes on across polls.
     planning: Option<(WriteKind, RelatedSearch)>,
     interner: Interner,
+    /// What the poller's connection had sent, by kind, when its work was last charged.
+    charged: [u64; crate::conn::pace::Kind::ALL.len()],
 }
 
 impl Poller {
@@ -94,6 +96,7 @@ impl Poller {
             related: None,
             planning: None,
             interner: Interner::default(),
+            charged: [0; crate::conn::pace::Kind::ALL.len()],
         }
     }
 
@@ -126,6 +129,7 @@ impl Poller {
                     // A restarted or failed-over server may hold other sessions: look again.
                     self.newest_score = None;
                     self.detected_at = None;
+                    self.charged = [0; crate::conn::pace::Kind::ALL.len()];
                     self.send(Update::Link(LinkState::Connected { since: now_millis() }));
                     self.run_connected(&mut link, &mut requests, &layout_tx).await
                 }
@@ -214,6 +218,8 @@ impl Poller {
                 Err(f) if f.is_connection() => return f,
                 Err(f) => self.send(Update::Notice(f.to_string())),
             }
+            // The poll, and what the requests before it sent, cost the node's budget too.
+            self.node().charge(link, &mut self.charged);
             if let Err(f) = self.answer_until_next_poll(link, requests).await {
                 return f;
             }

@@ -14,30 +14,39 @@ use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 
 use crate::conn::pace::{Counts, Kind};
 
-/// Counts the commands sessiontop sends, across all its connections, in all and by kind (what
-/// the pacer turns into Redis time).
+/// Counts the commands sessiontop sends, in all and by kind (what the pacer turns into Redis
+/// time): a node's across all its connections, or one connection's and, through it, its node's
+/// ([`LoadCounter::child`]).
 #[derive(Debug, Clone, Default)]
-pub struct LoadCounter(Arc<(AtomicU64, Counts)>);
+pub struct LoadCounter {
+    own: Arc<(AtomicU64, Counts)>,
+    /// The counter that counts this one's commands too.
+    parent: Option<Arc<(AtomicU64, Counts)>>,
+}
 
 impl LoadCounter {
-    pub fn add(&self, commands: u64) {
-        self.0.0.fetch_add(commands, Ordering::Relaxed);
+    /// A counter of its own whose commands this one counts too.
+    pub fn child(&self) -> LoadCounter {
+        LoadCounter { own: Arc::default(), parent: Some(self.own.clone()) }
     }
 
     /// Counts one command by its kind.
     fn count(&self, cmd: &redis::Cmd) {
-        self.add(1);
-        self.0.1.add(kind_of(cmd), 1);
+        let kind = kind_of(cmd);
+        for counter in std::iter::once(&self.own).chain(&self.parent) {
+            counter.0.fetch_add(1, Ordering::Relaxed);
+            counter.1.add(kind, 1);
+        }
     }
 
     /// Commands sent since the counter was made.
     pub fn total(&self) -> u64 {
-        self.0.0.load(Ordering::Relaxed)
+        self.own.0.load(Ordering::Relaxed)
     }
 
     /// Commands sent, by kind.
     pub fn by_kind(&self) -> &Counts {
-        &self.0.1
+        &self.own.1
     }
 }
 

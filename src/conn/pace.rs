@@ -149,7 +149,8 @@ impl Counts {
         self.0[kind as usize].load(Ordering::Relaxed)
     }
 
-    fn snapshot(&self) -> [u64; Kind::ALL.len()] {
+    /// Every kind's count, in [`Kind::ALL`]'s order.
+    pub fn snapshot(&self) -> [u64; Kind::ALL.len()] {
         std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
     }
 }
@@ -309,6 +310,24 @@ impl Pacer {
             Budget::Unlimited => (0.0, 0.0),
         };
         self.available = (self.available + elapsed * rate).min(burst.max(1.0));
+    }
+
+    /// Charges the commands counted in `sent` since `before` (work done without waiting for
+    /// the budget: the page poll, the inspector, writes), by the cost book; `before` becomes
+    /// `sent`. `SCAN`s are not charged here: a walk that can wait paid for each before it was
+    /// sent, and detection's bounded sample is not held back.
+    pub fn charge_sent(&mut self, before: &mut [u64; Kind::ALL.len()], sent: &Counts) {
+        let now = sent.snapshot();
+        let (mut cost, mut commands) = (0.0, 0);
+        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Scan) {
+            let n = now[kind as usize].saturating_sub(before[kind as usize]);
+            cost += self.cost_us(kind, n, self.last_count[kind as usize]);
+            commands += n;
+        }
+        *before = now;
+        if commands > 0 {
+            self.charge(cost, commands);
+        }
     }
 
     /// Charges work already done (the page poll, a write), in the budget's unit.
@@ -573,6 +592,21 @@ mod tests {
             p.observe(1000, Duration::from_millis(5));
         }
         assert!(!p.backing_off(), "ordinary round trips after a quick one");
+    }
+
+    #[test]
+    fn work_done_without_waiting_is_charged_once() {
+        let counts = Counts::default();
+        let mut p = Pacer::new(Budget::Share(0.01));
+        let mut before = [0; Kind::ALL.len()];
+        counts.add(Kind::Pttl, 1000);
+        counts.add(Kind::Scan, 50);
+        p.charge_sent(&mut before, &counts);
+        assert!((p.spent_us() - 1500.0).abs() < 1e-6, "1000 PTTL at 1.5 µs; the SCANs paid already");
+        p.charge_sent(&mut before, &counts);
+        assert!((p.spent_us() - 1500.0).abs() < 1e-6, "nothing new sent, nothing charged");
+        // The budget is spent: paced work now waits for it.
+        assert!(p.reserve(10.0, 1) > Duration::from_millis(100));
     }
 
     #[test]

@@ -83,10 +83,21 @@ impl Node {
         &self.pacer
     }
 
-    /// Opens the connection for `use_`; its commands are counted in this node's load.
+    /// Opens the connection for `use_`; its commands are counted in this node's load (and, for
+    /// the poller's, in a counter of the connection's own, so that its work can be charged to
+    /// the pacer: see [`Node::charge`]).
     pub async fn connect(&self, use_: LinkUse) -> Result<Link, Failure> {
         tracing::debug!(node = %self.address, ?use_, "connecting");
-        self.target.open(self.load.clone()).await
+        let load = if use_ == LinkUse::Poll { self.load.child() } else { self.load.clone() };
+        self.target.open(load).await
+    }
+
+    /// Charges the pacer for what `link` sent since `before` without waiting for the budget
+    /// (the page poll, the inspector, writes), so that the paced work leaves room for it.
+    pub fn charge(&self, link: &Link, before: &mut [u64; crate::conn::pace::Kind::ALL.len()]) {
+        if let Ok(mut p) = self.pacer.lock() {
+            p.charge_sent(before, link.load().by_kind());
+        }
     }
 
     /// What the last poll said about the server process.

@@ -33,7 +33,7 @@ use crate::engine::model::Model;
 use crate::engine::msg::Update;
 use crate::export::{metrics, record};
 use crate::setup::Setup;
-use app::{App, Table, TableView};
+use app::{App, TableEngine, TableView};
 use keymap::{Action, Keymap, KeymapError, Scope};
 use tabs::{Outbox, Tab, Tabs};
 use terminal::{Input, TerminalGuard};
@@ -214,7 +214,7 @@ fn start_tabs(
         // The table's rows live on the engine's own thread; its views come back on a channel.
         let views_tx = views_tx.clone();
         let worker = crate::engine::table::spawn(setup.max_rows, move |view| views_tx.send((i, view)).is_ok());
-        let mut app = App::with_table(model, keymap.clone(), app_size, Table::Thread(worker));
+        let mut app = App::with_table(model, keymap.clone(), app_size, TableEngine::Thread(worker));
         for w in &setup.warnings {
             app.on_update(Update::Notice(w.clone()));
         }

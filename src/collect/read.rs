@@ -122,7 +122,7 @@ pub async fn read_rows(
 /// The first round trip of a batch, ready to send; [`Prepared::probe`] reads its replies. Split
 /// so that a census can have one batch on the server while it reads another.
 pub struct Prepared {
-    plan: Arc<Plan>,
+    plan: Arc<ReadPlan>,
     options: ReadOptions,
 }
 
@@ -134,7 +134,7 @@ impl Prepared {
         need_score: bool,
         options: ReadOptions,
     ) -> (Prepared, redis::Pipeline) {
-        let plan = Plan::new(layout, options, need_score);
+        let plan = ReadPlan::new(layout, options, need_score);
         let mut pipe = crate::conn::link::pipe();
         let mut key = Vec::new();
         for id in ids {
@@ -197,7 +197,7 @@ impl Prepared {
 /// A batch after its first round trip: what is known of each session, and which hash fields
 /// are still to be read.
 pub struct Probe {
-    plan: Arc<Plan>,
+    plan: Arc<ReadPlan>,
     options: ReadOptions,
     sessions: Vec<Probed>,
     oversized: u64,
@@ -741,7 +741,7 @@ enum Primary {
 }
 
 /// The commands read for each session, in order.
-struct Plan {
+struct ReadPlan {
     /// Hash fields that may be read.
     fields: Vec<String>,
     primary: Primary,
@@ -773,8 +773,8 @@ struct OtherKey {
     cap: Option<u64>,
 }
 
-impl Plan {
-    fn new(layout: &Layout, options: ReadOptions, need_score: bool) -> Plan {
+impl ReadPlan {
+    fn new(layout: &Layout, options: ReadOptions, need_score: bool) -> ReadPlan {
         let scored = layout.index.as_ref().is_some_and(|i| i.score == ScoreMeaning::LastInteraction);
         // The last-interaction field is read even where the index score gives the time: the two
         // disagreeing is a finding (clock trouble).
@@ -823,7 +823,7 @@ impl Plan {
             + memory_keys
             + other_keys.len()
             + usize::from(probe_ephemeral);
-        Plan {
+        ReadPlan {
             fields,
             primary,
             zscore,

@@ -143,16 +143,16 @@ impl TableState {
 
 /// Where the table's rows live: on the engine's own thread (the dashboard), or inline (tests,
 /// screenshots: every view is worked out at once).
-pub enum Table {
+pub enum TableEngine {
     Inline(Box<Engine>),
     Thread(table::Worker),
 }
 
-impl std::fmt::Debug for Table {
+impl std::fmt::Debug for TableEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Table::Inline(_) => "Table::Inline",
-            Table::Thread(_) => "Table::Thread",
+            TableEngine::Inline(_) => "TableEngine::Inline",
+            TableEngine::Thread(_) => "TableEngine::Thread",
         })
     }
 }
@@ -232,7 +232,7 @@ pub struct App {
     pub size: (u16, u16),
     pub quit: bool,
     last_viewport: Vec<SessionId>,
-    table_engine: Table,
+    table_engine: TableEngine,
     rules_sent: Option<Rules>,
     clock_sent: Option<Millis>,
 }
@@ -242,12 +242,12 @@ impl App {
     pub fn new(model: Model, keymap: Keymap, size: (u16, u16)) -> App {
         let mut engine = Engine::new(table::DEFAULT_MAX_ROWS);
         engine.set_immediate();
-        App::with_table(model, keymap, size, Table::Inline(Box::new(engine)))
+        App::with_table(model, keymap, size, TableEngine::Inline(Box::new(engine)))
     }
 
     /// An app whose table lives on `table` (the dashboard's engine thread, sending views back
     /// to [`App::on_view`]).
-    pub fn with_table(model: Model, keymap: Keymap, size: (u16, u16), table: Table) -> App {
+    pub fn with_table(model: Model, keymap: Keymap, size: (u16, u16), table: TableEngine) -> App {
         let mut app = App {
             model,
             frozen: None,
@@ -289,8 +289,8 @@ impl App {
     /// Sends a message to the table engine.
     fn send_table(&mut self, message: Message) {
         match &mut self.table_engine {
-            Table::Inline(engine) => engine.apply(message),
-            Table::Thread(worker) => {
+            TableEngine::Inline(engine) => engine.apply(message),
+            TableEngine::Thread(worker) => {
                 // The engine ends only with the program.
                 let _ = worker.messages.send(message);
             }
@@ -357,8 +357,8 @@ impl App {
     /// An inline engine answers at once.
     fn pump_inline(&mut self) {
         let view = match &mut self.table_engine {
-            Table::Inline(engine) => engine.view(std::time::Instant::now()),
-            Table::Thread(_) => None,
+            TableEngine::Inline(engine) => engine.view(std::time::Instant::now()),
+            TableEngine::Thread(_) => None,
         };
         if let Some(view) = view {
             self.apply_view(view);

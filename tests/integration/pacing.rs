@@ -81,3 +81,45 @@ fn no_census_reads_the_first_page_only() {
     assert_eq!(stats.get("hmget").map(|s| s.0), Some(5), "{text}");
     assert_eq!(stats.get("zrangebyscore"), None, "no walk of the index: {text}");
 }
+
+/// A target is a topology of nodes, a standalone server one node, and each node gets the
+/// connections `LinkUse` names, no more: the poller's, and the census's two once it counts.
+/// `CLIENT LIST` on the server is the judge; and what the server ran is what the node counted.
+#[test]
+fn a_standalone_server_is_one_node_with_the_connections_it_is_said_to_get() {
+    use sessiontop::conn::topology::{Kind, LINKS_PER_NODE};
+    use sessiontop::engine::msg::Update;
+    let server = server();
+    let mut con = conn(&server);
+    trt_sessions(&mut con, 50);
+    let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = setup_for(&server.socket_url(), &dir, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (clients, nodes, kind, counted, ran) = runtime.block_on(async {
+        let (collector, mut updates) = setup.spawn_collectors(fast(&setup, std::time::Duration::from_millis(100)));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await {
+                Ok(Some(Update::CensusDone { .. })) => break,
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+        let clients = list.lines().filter(|l| l.contains("name=sessiontop")).count();
+        let topology = collector.topology().clone();
+        drop(collector);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let node = &topology.nodes()[0];
+        // The server's count leaves out INFO (and this test's own CLIENT LIST); so does this.
+        let info = node.load().by_kind().get(sessiontop::conn::pace::Kind::Info);
+        let counted = topology.commands_sent() - info;
+        let ran = server_calls(&mut con) - 1;
+        (clients, topology.nodes().len(), topology.kind(), counted, ran)
+    });
+    assert_eq!((nodes, kind), (1, Kind::Standalone));
+    assert_eq!(clients, LINKS_PER_NODE, "the poller's one and the census's two");
+    assert!(counted >= 50, "at least a read per session: {counted}");
+    assert!(counted.abs_diff(ran) <= 10, "the node counted {counted}, the server ran {ran}");
+}

@@ -307,7 +307,7 @@ pub fn app(fixture: impl Into<Connected>, size: (u16, u16)) -> App {
         engine.apply(Message::Rows { rows, generation: Some(generation) });
         engine.apply(Message::PassDone { generation });
     }
-    App::with_table(model, Keymap::default(), size, sessiontop::dashboard::app::Table::Inline(Box::new(engine)))
+    App::with_table(model, Keymap::default(), size, sessiontop::dashboard::app::TableEngine::Inline(Box::new(engine)))
 }
 
 /// The rows the census read for the table.

@@ -3,8 +3,11 @@
 //! server and pacing by it ([`pace`]), what `INFO` says ([`info`]), and what a target is made of: its nodes, each with its own
 //! connections, pacer and load account ([`topology`]).
 
+pub mod cluster;
 pub mod info;
 pub mod link;
 pub mod pace;
+pub mod route;
+pub mod slot;
 pub mod target;
 pub mod topology;

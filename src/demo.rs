@@ -5,6 +5,7 @@
 //!
 //! Must never touch a Redis it did not start.
 
+pub mod local_cluster;
 pub mod local_redis;
 pub mod pickle;
 

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod model;
 pub mod msg;
 pub mod names;
+pub mod nodes;
 pub mod present;
 pub mod summary;
 pub mod table;

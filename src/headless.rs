@@ -15,8 +15,9 @@ use crate::collect::read::{Interner, ReadOptions, read_rows};
 use crate::collect::stages::Stages;
 use crate::collect::write::{WriteError, WriteOutcome};
 use crate::collect::{inspect, now_millis, page, server};
-use crate::conn::link::{Failure, Link};
-use crate::conn::topology::{LinkUse, Node, Topology};
+use crate::conn::link::Failure;
+use crate::conn::route::Router;
+use crate::conn::topology::{LinkUse, Topology};
 use crate::engine::domain::{SessionReport, SessionRow};
 use crate::engine::layout::Layout;
 use crate::engine::model::Model;
@@ -79,7 +80,7 @@ pub struct Store {
     pub target: crate::setup::TargetSetup,
     /// Paced by the one-shot budget: what each node's commands cost it.
     pub topology: Arc<Topology>,
-    pub link: Link,
+    pub router: Router,
     /// `None` when `--layout auto` recognised no layout (an empty or unfamiliar keyspace).
     pub layout: Option<Layout>,
     /// What detection said: the evidence for the layout it chose, or why it chose none.
@@ -90,11 +91,6 @@ impl Store {
     /// The layout, or why there is none.
     pub fn layout(&self) -> Result<&Layout, HeadlessError> {
         self.layout.as_ref().ok_or_else(|| HeadlessError::NotDetected(self.note.clone().unwrap_or_default()))
-    }
-
-    /// The node the command's commands go to: a standalone target's only node.
-    pub fn node(&self) -> Arc<Node> {
-        self.topology.seed().clone()
     }
 
     /// `trt, prefix 'trt:' (detected from …)`, for messages.
@@ -108,10 +104,12 @@ impl Store {
         )
     }
 
-    /// The census's connections to the node.
+    /// The census's connections: the reads share the command's own.
     async fn census_links(&self) -> Result<CensusLinks, Failure> {
-        let node = self.node();
-        Ok(CensusLinks { reads: self.link.clone(), walk: node.connect(LinkUse::CensusWalk).await?, node })
+        Ok(CensusLinks {
+            reads: self.router.clone(),
+            walk: Router::discover(&self.topology, LinkUse::CensusWalk).await?,
+        })
     }
 }
 
@@ -120,24 +118,23 @@ pub async fn open(setup: &Setup) -> Result<Store, HeadlessError> {
     let target = setup.one()?;
     let url = || target.target.redacted_url().to_string();
     let topology = setup.topology(target, false);
-    let mut link =
-        topology.discover(LinkUse::Poll).await.map_err(|failure| HeadlessError::Connect { url: url(), failure })?;
-    let node = topology.seed().clone();
+    let router = Router::discover(&topology, LinkUse::Poll)
+        .await
+        .map_err(|failure| HeadlessError::Connect { url: url(), failure })?;
     let spec = &target.layout;
-    let resolved =
-        detect::resolve_layout(&mut link, node.pacer(), &spec.choice, &spec.overrides).await.map_err(|e| match e {
-            // A server that wants a password answers the first command, not the connection.
-            ResolveError::Redis(failure @ Failure::Auth(_)) => HeadlessError::Connect { url: url(), failure },
-            other => HeadlessError::Resolve(other),
-        })?;
+    let resolved = detect::resolve_layout(&router, &spec.choice, &spec.overrides).await.map_err(|e| match e {
+        // A server that wants a password answers the first command, not the connection.
+        ResolveError::Redis(failure @ Failure::Auth(_)) => HeadlessError::Connect { url: url(), failure },
+        other => HeadlessError::Resolve(other),
+    })?;
     // The first look at the costs, so the last can say what this command cost Redis.
-    node.sample_costs_now(&mut link).await?;
+    router.sample_costs_now().await?;
     let target = target.clone();
     let (layout, note) = match resolved {
         Resolved::Layout { layout, note } => (Some(*layout), note),
         Resolved::NotDetected { note, .. } => (None, Some(note)),
     };
-    Ok(Store { target, topology, link, layout, note })
+    Ok(Store { target, topology, router, layout, note })
 }
 
 /// A full poll and census, as the model holds it, plus the sessions to list.
@@ -205,9 +202,11 @@ async fn snapshot_watched(
         stages = earlier.stages.clone();
     }
     model.apply(Update::Link(crate::engine::domain::LinkState::Connected { since: started }));
-    let (stats, unavailable) = server::poll(&mut store.link).await?;
-    store.node().note(&stats);
-    model.apply(Update::Server { stats: Box::new(stats), unavailable });
+    let polled = server::poll_target(&store.router).await?;
+    model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
+    if let Some(nodes) = polled.nodes {
+        model.apply(Update::Nodes(Box::new(nodes)));
+    }
     let mut data = SnapshotData {
         model,
         layout: None,
@@ -241,7 +240,7 @@ async fn snapshot_watched(
         }
     }
     // The last look at the costs: what the command's commands cost Redis since it began.
-    store.node().sample_costs_now(&mut store.link).await?;
+    store.router.sample_costs_now().await?;
     data.redis_cpu_share = store.topology.share_overall();
     data.budget = store.topology.load_report().budget;
     data.commands_sent = store.topology.commands_sent();
@@ -265,11 +264,10 @@ async fn first_page_into(
     limit: usize,
     data: &mut SnapshotData,
 ) -> Result<(), HeadlessError> {
-    let node = store.node();
     let scan_count = setup.collect.census.scan_count;
-    let ids = page::first_page(&mut store.link, layout, limit, node.pacer(), scan_count).await?;
+    let ids = page::first_page(&store.router, layout, limit, scan_count).await?;
     let batch =
-        read_rows(&mut store.link, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
     data.model.session_unavailable = batch.unavailable;
     let mut top = TopN::new(limit, data.model.settings.idle);
     for row in &batch.rows {
@@ -321,7 +319,7 @@ async fn census_into(
     let kept = top.into_rows();
     let ids: Vec<SessionId> = kept.iter().map(|r| r.id.clone()).collect();
     let batch =
-        read_rows(&mut store.link, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
     data.model.session_unavailable = batch.unavailable;
     let mut fresh: std::collections::HashMap<SessionId, SessionRow> =
         batch.rows.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -337,15 +335,14 @@ pub async fn inspect(
     id: &SessionId,
 ) -> Result<(SessionReport, Model), HeadlessError> {
     let layout = store.layout()?.clone();
-    let node = store.node();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&mut store.link, &layout, id, node.pacer(), scan_count, None).await?;
+    let (keys, score) = inspect::find_keys(&store.router, &layout, id, scan_count, None).await?;
     if keys.is_empty() && score.is_none() {
         return Err(HeadlessError::NoSession { id: id.escaped(), layout: store.describe_layout() });
     }
     let now = now_millis();
     let max_value_bytes = setup.collect.census.max_value_bytes;
-    let report = inspect::inspect(&mut store.link, &layout, id, &keys, score, max_value_bytes, now).await?;
+    let report = inspect::inspect(&store.router, &layout, id, &keys, score, max_value_bytes, now).await?;
     let mut model = Model::new(store.target.info.clone(), setup.model_settings(), now);
     model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, store.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));
@@ -366,9 +363,8 @@ pub async fn write(
         return Err(HeadlessError::Write(WriteError::ReadOnly));
     }
     let layout = store.layout()?.clone();
-    let node = store.node();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&mut store.link, &layout, id, node.pacer(), scan_count, None).await?;
+    let (keys, score) = inspect::find_keys(&store.router, &layout, id, scan_count, None).await?;
     let plan = writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, store))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(
@@ -379,7 +375,7 @@ pub async fn write(
         )));
     }
     confirm(&plan)?;
-    writer.execute(&mut store.link, &plan).await.map_err(|e| HeadlessError::from_write(e, store))
+    writer.execute(&store.router, &plan).await.map_err(|e| HeadlessError::from_write(e, store))
 }
 
 /// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
@@ -466,9 +462,12 @@ pub async fn check(
         tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
         if started.elapsed() >= observe {
             // The last look at the server, judged against the watch.
-            let (stats, unavailable) = server::poll(&mut store.link).await?;
+            let polled = server::poll_target(&store.router).await?;
             data.model.tick(now_millis(), store.topology.commands_sent());
-            data.model.apply(Update::Server { stats: Box::new(stats), unavailable });
+            data.model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
+            if let Some(nodes) = polled.nodes {
+                data.model.apply(Update::Nodes(Box::new(nodes)));
+            }
             break;
         }
         // Another poll and pass, judged against the ones before.
@@ -584,9 +583,8 @@ pub async fn plan_fix(
     if kind.own_fix().is_none() && order.write.is_none() {
         return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
     }
-    let node = store.node();
     let writer = store.target.writer.clone();
-    let mut planner = Planner { link: &mut store.link, layout: &layout, writer: &writer, pacer: node.pacer() };
+    let mut planner = Planner { router: &store.router, layout: &layout, writer: &writer };
     let order = FixOrder { ttl_s: lifetime, ..order };
     let mut plans = Vec::new();
     let mut skipped = Vec::new();
@@ -613,7 +611,7 @@ pub async fn apply_fix(store: &mut Store, plans: &[WritePlan]) -> Vec<Result<Wri
     let writer = store.target.writer.clone();
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
-        let result = writer.execute(&mut store.link, plan).await.map_err(|error| FixFailed {
+        let result = writer.execute(&store.router, plan).await.map_err(|error| FixFailed {
             verb: plan.kind.verb(),
             id: plan.id.clone(),
             error,

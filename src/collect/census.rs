@@ -21,6 +21,7 @@ use super::stages::Stages;
 use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link};
 use crate::conn::pace::{self, Kind, Pacer};
+use crate::conn::route::Router;
 use crate::conn::topology::{LinkUse, Node, Topology};
 use crate::engine::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
 use crate::engine::layout::Layout;
@@ -65,6 +66,8 @@ struct Page {
     scores: Option<Vec<Option<f64>>>,
     /// Whether the walk is over.
     last: bool,
+    /// Which walk it came from (one per primary for a keyspace walk of a cluster).
+    walk: usize,
     fraction: Option<f64>,
 }
 
@@ -126,12 +129,12 @@ impl Walk {
                     }
                     _ => true,
                 };
-                Ok(Page { ids, scores: Some(scores), last, fraction: None })
+                Ok(Page { ids, scores: Some(scores), last, walk: 0, fraction: None })
             }
             Walk::Keys(walk) => {
                 let found = walk.next(link, pacer, Count::UpTo(max), Pacing::Wait).await?;
                 let ids = found.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)).collect();
-                Ok(Page { ids, scores: None, last: walk.is_done(), fraction: walk.fraction() })
+                Ok(Page { ids, scores: None, last: walk.is_done(), walk: 0, fraction: walk.fraction() })
             }
         }
     }
@@ -142,24 +145,25 @@ const PAGES_AHEAD: usize = 2;
 /// Batches of reads on the server at once.
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// A node's connections for the census: the reads, and the walk a few pages ahead of them.
+/// A target's connections for the census: the reads, and the walks a few pages ahead of them
+/// (each to the node it walks).
 #[derive(Clone)]
 pub struct CensusLinks {
-    pub node: Arc<Node>,
-    pub reads: Link,
-    pub walk: Link,
+    pub reads: Router,
+    pub walk: Router,
 }
 
 impl CensusLinks {
-    /// Opens the census's two connections to `node`.
-    pub async fn open(node: &Arc<Node>) -> Result<CensusLinks, Failure> {
-        let reads = node.connect(LinkUse::CensusReads).await?;
-        let walk = node.connect(LinkUse::CensusWalk).await?;
-        Ok(CensusLinks { node: node.clone(), reads, walk })
+    /// Opens the census's connections: the first of each now, the rest (on a cluster) as
+    /// the pass needs them.
+    pub async fn open(topology: &Arc<Topology>) -> Result<CensusLinks, Failure> {
+        let reads = Router::discover(topology, LinkUse::CensusReads).await?;
+        let walk = Router::discover(topology, LinkUse::CensusWalk).await?;
+        Ok(CensusLinks { reads, walk })
     }
 }
 
-/// Runs one pass over the sessions on `links`' node, paced by that node's pacer. `on_batch`
+/// Runs one pass over the target's sessions, each node paced by its own pacer. `on_batch`
 /// sees each batch's rows as they come (the dashboard shows the census filling in); rows carry
 /// `generation`.
 ///
@@ -176,11 +180,12 @@ pub async fn run_pass(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
-    let (walk, index_size) = start_walk(&mut links.reads, layout).await?;
+    let (walks, index_size) = start_walks(&links.reads, layout).await?;
     let mut pass = Pass::new(layout, index_size);
-    let (mut pages, walker) = spawn_walker(walk, layout, links, options.scan_count);
-    // Ends the walker however this function returns.
-    let _stop_walker = AbortOnDrop(walker);
+    let mut fractions: Vec<Option<f64>> = vec![Some(0.0); walks.len()];
+    let (mut pages, walkers) = spawn_walkers(walks, layout, links, options.scan_count).await?;
+    // Ends the walkers however this function returns.
+    let _stop_walkers: Vec<AbortOnDrop> = walkers.into_iter().map(AbortOnDrop).collect();
     let shared_layout = Arc::new(layout.clone());
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut walk_done = false;
@@ -191,7 +196,9 @@ pub async fn run_pass(
                 break;
             };
             let mut page = page?;
-            walk_done = page.last;
+            if let Some(f) = fractions.get_mut(page.walk) {
+                *f = if page.last { Some(1.0) } else { page.fraction };
+            }
             pass.admit(&mut page);
             let task = send_batch(links, &shared_layout, &mut page, read).await?;
             in_flight.push_back((page, task));
@@ -201,49 +208,61 @@ pub async fn run_pass(
         let rows = pass.take(probe, generation, stages);
         let fraction = match index_size {
             Some(size) => Some((pass.tally.examined as f64 / size as f64).min(1.0)),
-            None => page.fraction,
+            None => fractions.iter().copied().sum::<Option<f64>>().map(|f| f / fractions.len().max(1) as f64),
         };
+        let _ = page;
         on_batch(Progress { rows, tally: &pass.tally, fraction });
     }
     Ok(Outcome { tally: pass.tally, orphan_ids: pass.orphan_ids, duration: started.elapsed() })
 }
 
-/// Where the pass walks: the index when it has members (and how many), else the keyspace. An
-/// index that does not exist (yet) is no reason to miss the sessions.
-async fn start_walk(link: &mut Link, layout: &Layout) -> Result<(Walk, Option<u64>), Failure> {
+/// Where the pass walks: the index when it has members (and how many; on the node that holds
+/// it), else the keyspace of every primary. An index that does not exist (yet) is no reason to
+/// miss the sessions.
+async fn start_walks(router: &Router, layout: &Layout) -> Result<(Vec<(Arc<Node>, Walk)>, Option<u64>), Failure> {
     let index_size: Option<u64> = match &layout.index {
-        Some(index) => link.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
+        Some(index) => router.query::<Option<u64>>(redis::cmd("ZCARD").arg(&index.key)).await?.filter(|n| *n > 0),
         None => None,
     };
-    let walk = match (&layout.index, index_size) {
-        (Some(index), Some(_)) => Walk::Index { key: index.key.clone(), min: "-inf".into(), offset: 0 },
-        _ => {
-            let keys = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
-            Walk::Keys(KeyWalk::matching(layout.session_scan_pattern()).with_keyspace(keys))
-        }
-    };
-    Ok((walk, index_size))
+    if let (Some(index), Some(_)) = (&layout.index, index_size) {
+        let walk = Walk::Index { key: index.key.clone(), min: "-inf".into(), offset: 0 };
+        return Ok((vec![(router.node_for(index.key.as_bytes()), walk)], index_size));
+    }
+    let mut walks = Vec::new();
+    for node in router.topology().map().primaries() {
+        let keys = router.link(&node).await?.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
+        walks.push((node, Walk::Keys(KeyWalk::matching(layout.session_scan_pattern()).with_keyspace(keys))));
+    }
+    Ok((walks, None))
 }
 
-/// Runs the walk on its own task and connection, at most [`PAGES_AHEAD`] pages ahead.
-fn spawn_walker(
-    mut walk: Walk,
+/// Runs each walk on its own task and its node's connection, together at most
+/// [`PAGES_AHEAD`] pages ahead; the pages end when every walk has ended.
+async fn spawn_walkers(
+    walks: Vec<(Arc<Node>, Walk)>,
     layout: &Layout,
     links: &CensusLinks,
     max: usize,
-) -> (tokio::sync::mpsc::Receiver<Result<Page, Failure>>, JoinHandle<()>) {
+) -> Result<(tokio::sync::mpsc::Receiver<Result<Page, Failure>>, Vec<JoinHandle<()>>), Failure> {
     let (pages_tx, pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
-    let (layout, mut link, pacer) = (layout.clone(), links.walk.clone(), links.node.pacer().clone());
-    let walker = tokio::spawn(async move {
-        loop {
-            let page = walk.next_page(&mut link, &layout, max, &pacer).await;
-            let last = page.as_ref().map_or(true, |p| p.last);
-            if pages_tx.send(page).await.is_err() || last {
-                break;
+    let mut walkers = Vec::with_capacity(walks.len());
+    for (i, (node, mut walk)) in walks.into_iter().enumerate() {
+        let (layout, pages_tx) = (layout.clone(), pages_tx.clone());
+        let mut link = links.walk.link(&node).await?;
+        walkers.push(tokio::spawn(async move {
+            loop {
+                let mut page = walk.next_page(&mut link, &layout, max, node.pacer()).await;
+                if let Ok(p) = &mut page {
+                    p.walk = i;
+                }
+                let last = page.as_ref().map_or(true, |p| p.last);
+                if pages_tx.send(page).await.is_err() || last {
+                    break;
+                }
             }
-        }
-    });
-    (pages, walker)
+        }));
+    }
+    Ok((pages, walkers))
 }
 
 /// Paces a page's reads by their cost and sends them: both round trips of a batch, and
@@ -254,29 +273,29 @@ async fn send_batch(
     page: &mut Page,
     read: ReadOptions,
 ) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
-    let pacer = links.node.pacer().clone();
     let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
-    // The batch's cost: its first round trip, and the fields its second will read.
-    let (cost, commands) = pacer
-        .lock()
-        .map(|p| {
-            let (c, n) = crate::conn::link::pipeline_cost(&pipe, &p);
-            let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
-            (c + p.cost_us(Kind::Hmget, fields, 1), n + fields)
-        })
-        .unwrap_or((0.0, 0));
-    pace::pace(&pacer, cost, commands).await;
-    let mut reader = links.reads.clone();
-    links.node.sample_costs(&mut reader).await?;
+    // The batch's cost to each node: its first round trip, and the fields its second will read
+    // (shared out as the first round trip is).
+    let costs = links.reads.costs(&pipe);
+    let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
+    for (node, cost, commands) in &costs {
+        let share = fields * commands / pipe.len().max(1) as u64;
+        let field_cost = node.pacer().lock().map(|p| p.cost_us(Kind::Hmget, share, 1)).unwrap_or(0.0);
+        pace::pace(node.pacer(), cost + field_cost, commands + share).await;
+    }
+    let reader = links.reads.clone();
+    reader.sample_costs().await?;
     let (layout, ids, scores) = (layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
     Ok(tokio::spawn(async move {
         let sent = Instant::now();
         let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
-        if let Ok(mut p) = pacer.lock() {
-            p.observe(pipe.len() as u64, sent.elapsed());
+        for (node, _, commands) in &costs {
+            if let Ok(mut p) = node.pacer().lock() {
+                p.observe(*commands, sent.elapsed());
+            }
         }
         let mut probe = prepared.probe(&layout, ids, scores, replies)?;
-        probe.fetch_fields(&mut reader).await?;
+        probe.fetch_fields(&reader).await?;
         Ok(probe)
     }))
 }
@@ -467,7 +486,7 @@ pub(super) async fn census_loop(
     let mut generation: u64 = 0;
     let mut attempt: u32 = 0;
     loop {
-        let mut links = match CensusLinks::open(topology.seed()).await {
+        let mut links = match CensusLinks::open(&topology).await {
             Ok(links) => links,
             Err(failure) => {
                 attempt += 1;

@@ -6,11 +6,10 @@
 //! pipelined `TYPE` round trip per batch. Never reads a value.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
-use super::walk::{Count, KeyWalk, Pacing};
-use crate::conn::link::{Failure, Link, reply};
-use crate::conn::pace::Pacer;
+use super::walk::{Count, KeyWalk, KeyspaceWalk, Pacing};
+use crate::conn::link::{Failure, reply};
+use crate::conn::route::Router;
 use crate::engine::layout::{Choice, Layout, LayoutKind, Overrides};
 
 /// How many keys the sample may hold.
@@ -71,16 +70,16 @@ pub enum Sample {
 /// Samples the keyspace (a walk of at most [`MAX_SCAN_CALLS`] calls, charged to the node's
 /// pacer but not held back by it: the first screen waits for it) and returns the
 /// best-fitting built-in layout.
-pub async fn detect(link: &mut Link, pacer: &Mutex<Pacer>, overrides: &Overrides) -> Result<Sample, Failure> {
+pub async fn detect(router: &Router, overrides: &Overrides) -> Result<Sample, Failure> {
     let candidates = [
         Layout::builtin(LayoutKind::Trt, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
         Layout::builtin(LayoutKind::Flask, overrides).map_err(|e| Failure::Protocol(e.to_string()))?,
     ];
     let mut counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
     let mut sampled = 0;
-    let mut walk = KeyWalk::all();
+    let mut walk = KeyspaceWalk::new(router, KeyWalk::all());
     while walk.calls() < MAX_SCAN_CALLS as u64 && !walk.is_done() && sampled < SAMPLE_KEYS {
-        let keys = walk.next(link, pacer, Count::Fixed(SCAN_COUNT), Pacing::Now).await?;
+        let keys = walk.next(router, Count::Fixed(SCAN_COUNT), Pacing::Now).await?;
         // Layouts are told apart by key shapes, which are text; a key that is not UTF-8 is
         // sampled but fits no shape.
         sampled += keys.len();
@@ -89,7 +88,7 @@ pub async fn detect(link: &mut Link, pacer: &Mutex<Pacer>, overrides: &Overrides
         for key in &keys {
             pipe.cmd("TYPE").arg(key);
         }
-        let types = link.pipeline(&pipe).await?;
+        let types = router.pipeline(&pipe).await?;
         if let Some(failure) = types.iter().find_map(|t| t.as_ref().err().filter(|f| f.is_unavailable())) {
             return Err(failure.clone());
         }
@@ -162,12 +161,7 @@ pub enum ResolveError {
 }
 
 /// Resolves `--layout`: loads a built-in or a file, or samples the keyspace.
-pub async fn resolve_layout(
-    link: &mut Link,
-    pacer: &Mutex<Pacer>,
-    choice: &Choice,
-    overrides: &Overrides,
-) -> Result<Resolved, ResolveError> {
+pub async fn resolve_layout(router: &Router, choice: &Choice, overrides: &Overrides) -> Result<Resolved, ResolveError> {
     match choice {
         Choice::Builtin(kind) => {
             Ok(Resolved::Layout { layout: Box::new(Layout::builtin(*kind, overrides)?), note: None })
@@ -175,7 +169,7 @@ pub async fn resolve_layout(
         Choice::File(path) => {
             Ok(Resolved::Layout { layout: Box::new(Layout::from_file(path, overrides)?), note: None })
         }
-        Choice::Auto => Ok(match detect(link, pacer, overrides).await? {
+        Choice::Auto => Ok(match detect(router, overrides).await? {
             Sample::Found(detection) => {
                 tracing::info!("{}", detection.describe());
                 let note = format!("detected from {}", detection.evidence());

@@ -3,12 +3,10 @@
 //! finding's ([`FindingKind::own_fix`]); this turns it into the exact write for one session as
 //! it is now.
 
-use std::sync::Mutex;
-
 use super::inspect;
 use super::write::{WriteError, Writer};
-use crate::conn::link::{Failure, Link, reply};
-use crate::conn::pace::Pacer;
+use crate::conn::link::{Failure, reply};
+use crate::conn::route::Router;
 use crate::engine::domain::{FindingKind, OwnFix};
 use crate::engine::layout::Layout;
 use crate::engine::msg::{WriteKind, WritePlan};
@@ -23,13 +21,11 @@ pub struct FixOrder {
     pub ttl_s: Option<i64>,
 }
 
-/// Where a fix is planned: the connection, the layout, the writer that will carry it out, and
-/// the pacer of the node the session's keys are on.
+/// Where a fix is planned: the connections, the layout, and the writer that will carry it out.
 pub struct Planner<'a> {
-    pub link: &'a mut Link,
+    pub router: &'a Router,
     pub layout: &'a Layout,
     pub writer: &'a Writer,
-    pub pacer: &'a Mutex<Pacer>,
 }
 
 impl Planner<'_> {
@@ -53,13 +49,13 @@ impl Planner<'_> {
         // Keys named by wildcard patterns are not what these findings are about, and finding
         // them would scan the keyspace once per session: only a delete looks for them.
         let known = if write == WriteKind::Delete { None } else { Some(&[][..]) };
-        let (mut keys, score) = inspect::find_keys(self.link, self.layout, id, self.pacer, 1000, known).await?;
+        let (mut keys, score) = inspect::find_keys(self.router, self.layout, id, 1000, known).await?;
         if order.kind.own_fix() == Some(OwnFix::GiveTtl) {
             let mut pipe = crate::conn::link::pipe();
             for k in &keys {
                 pipe.cmd("PTTL").arg(&k.key);
             }
-            let replies = self.link.pipeline(&pipe).await?;
+            let replies = self.router.pipeline(&pipe).await?;
             keys = keys.into_iter().zip(replies).filter(|(_, r)| reply::int(r) == Some(-1)).map(|(k, _)| k).collect();
         }
         Ok(match self.writer.plan(self.layout, id, write, keys, score) {

@@ -16,12 +16,10 @@
 
 use std::collections::HashSet;
 
-use std::sync::Mutex;
-
 use super::read::{Interner, ReadOptions, read_rows};
-use super::walk::{Count, KeyWalk, Pacing};
-use crate::conn::link::{Failure, Link, Reply, reply};
-use crate::conn::pace::Pacer;
+use super::walk::{Count, KeyWalk, KeyspaceWalk, Pacing};
+use crate::conn::link::{Failure, Reply, reply};
+use crate::conn::route::Router;
 use crate::decode::{self, Value};
 use crate::engine::domain::{Decodedish, KeyReport, Micros, Millis, SessionKey, SessionReport, SessionRow, Ttl};
 use crate::engine::layout::{KeyTemplate, KeyType, Layout, Lifecycle, PartRole};
@@ -37,13 +35,12 @@ pub const READ_BUDGET_FACTOR: u64 = 4;
 const MAX_AMBIGUOUS_KEY_LEN: usize = 1024;
 
 /// A session's keys that exist now, and its index score. Related families with a `*` are
-/// found by a `SCAN MATCH` over the keyspace (paced by `pacer`), unless `known_related` already
+/// found by a `SCAN MATCH` over the keyspace (paced by each node's pacer), unless `known_related` already
 /// lists them.
 pub async fn find_keys(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     id: &SessionId,
-    pacer: &Mutex<Pacer>,
     scan_count: usize,
     known_related: Option<&[SessionKey]>,
 ) -> Result<(Vec<SessionKey>, Option<f64>), Failure> {
@@ -64,7 +61,7 @@ pub async fn find_keys(
     }
     let exact: Vec<_> = layout.related.iter().filter(|r| r.template.is_exact()).collect();
     let fields = if exact.iter().any(|r| !r.template.field_names().is_empty()) {
-        session_fields(link, layout, id).await?
+        session_fields(router, layout, id).await?
     } else {
         Vec::new()
     };
@@ -74,7 +71,7 @@ pub async fn find_keys(
     }
     match known_related {
         Some(known) => candidates.extend(known.iter().cloned()),
-        None => candidates.extend(scan_related(link, layout, id, pacer, scan_count).await?),
+        None => candidates.extend(scan_related(router, layout, id, scan_count).await?),
     }
     let mut seen = HashSet::new();
     candidates.retain(|c| seen.insert(c.key.clone()));
@@ -86,14 +83,14 @@ pub async fn find_keys(
     if let Some(index) = &layout.index {
         pipe.cmd("ZSCORE").arg(&index.key).arg(id);
     }
-    let replies = link.pipeline(&pipe).await?;
+    let replies = router.pipeline(&pipe).await?;
     if let Some(failure) = replies.iter().find_map(|r| r.as_ref().err().filter(|f| f.is_unavailable())) {
         return Err(failure.clone());
     }
     let score = layout.index.as_ref().and_then(|_| replies.last().and_then(reply::float));
     let keys: Vec<SessionKey> =
         candidates.into_iter().zip(&replies).filter(|(_, r)| reply::int(r) == Some(1)).map(|(c, _)| c).collect();
-    let keys = drop_keys_of_longer_ids(link, layout, id, keys).await?;
+    let keys = drop_keys_of_longer_ids(router, layout, id, keys).await?;
     Ok((keys, score))
 }
 
@@ -115,7 +112,7 @@ fn template_of<'s>(layout: &'s Layout, key: &SessionKey) -> Option<&'s KeyTempla
 /// primary key or index entry exists): `trt:ratelimit:abc:def:7` is `abc:def`'s when that
 /// session exists, not `abc`'s. One pipelined round trip, only when such ids are possible.
 async fn drop_keys_of_longer_ids(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     id: &SessionId,
     keys: Vec<SessionKey>,
@@ -154,7 +151,7 @@ async fn drop_keys_of_longer_ids(
                 pipe.cmd("ZSCORE").arg(&index.key).arg(other);
             }
         }
-        let replies = link.pipeline(&pipe).await?;
+        let replies = router.pipeline(&pipe).await?;
         let per = 1 + usize::from(layout.index.is_some());
         for (other, r) in asked.into_iter().zip(replies.chunks(per)) {
             let exists = r.first().and_then(reply::int) == Some(1);
@@ -184,7 +181,7 @@ pub struct RelatedSearch {
     fields: Option<Vec<(String, Vec<u8>)>>,
     /// The wildcard family being searched, and the walk over its keys.
     family: usize,
-    walk: Option<KeyWalk>,
+    walk: Option<KeyspaceWalk>,
     pub found: Vec<SessionKey>,
     pub done: bool,
     /// Keys the search has looked at, and the keyspace's size when it began, for progress.
@@ -218,19 +215,18 @@ impl RelatedSearch {
     /// Runs at most `calls` `SCAN`s; returns whether the search is done.
     pub async fn step(
         &mut self,
-        link: &mut Link,
+        router: &Router,
         layout: &Layout,
-        pacer: &Mutex<Pacer>,
         max_count: usize,
         calls: usize,
     ) -> Result<bool, Failure> {
         let families: Vec<_> = layout.related.iter().filter(|r| !r.template.is_exact()).collect();
         if self.keyspace.is_none() && !self.done {
-            self.keyspace = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
+            self.keyspace = router.keyspace_size().await;
         }
         if self.fields.is_none() && !self.done {
             let named = families.iter().any(|r| !r.template.field_names().is_empty());
-            self.fields = Some(if named { session_fields(link, layout, &self.id).await? } else { Vec::new() });
+            self.fields = Some(if named { session_fields(router, layout, &self.id).await? } else { Vec::new() });
         }
         let fields = self.fields.clone().unwrap_or_default();
         for _ in 0..calls {
@@ -244,9 +240,9 @@ impl RelatedSearch {
                 self.walk = None;
                 continue;
             };
-            let walk = self.walk.get_or_insert_with(|| KeyWalk::matching(pattern));
+            let walk = self.walk.get_or_insert_with(|| KeyspaceWalk::new(router, KeyWalk::matching(pattern)));
             let before = walk.looked_at();
-            let keys = walk.next(link, pacer, Count::UpTo(max_count), Pacing::Wait).await?;
+            let keys = walk.next(router, Count::UpTo(max_count), Pacing::Wait).await?;
             self.seen += (walk.looked_at() - before) / families.len().max(1) as u64;
             for key in keys {
                 if related.template.matches_for(&layout.prefix, self.id.as_bytes(), &fields, &key)
@@ -283,7 +279,7 @@ const FIELD_VALUE_MAX: usize = 1024;
 /// over [`FIELD_READ_CAP`], a field that is not a short scalar, or a session without the field
 /// gives no value, and the keys named by it are not looked for.
 pub async fn session_fields(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     id: &SessionId,
 ) -> Result<Vec<(String, Vec<u8>)>, Failure> {
@@ -306,7 +302,7 @@ pub async fn session_fields(
         KeyType::String => {
             let mut pipe = crate::conn::link::pipe();
             pipe.cmd("STRLEN").arg(&key).cmd("GETRANGE").arg(&key).arg(0).arg(FIELD_READ_CAP - 1);
-            let mut replies = link.pipeline(&pipe).await?.into_iter();
+            let mut replies = router.pipeline(&pipe).await?.into_iter();
             let len = replies.next().as_ref().and_then(reply::int).unwrap_or(0);
             let bytes = replies.next().and_then(reply::bytes).unwrap_or_default();
             if len as u64 > FIELD_READ_CAP {
@@ -328,7 +324,7 @@ pub async fn session_fields(
             }
             let fitting: Vec<&String> = names
                 .iter()
-                .zip(link.pipeline(&sizes).await?)
+                .zip(router.pipeline(&sizes).await?)
                 .filter(|(_, r)| reply::int(r).is_some_and(|n| n > 0 && n as usize <= FIELD_VALUE_MAX))
                 .map(|(n, _)| n)
                 .collect();
@@ -340,7 +336,7 @@ pub async fn session_fields(
             for n in &fitting {
                 get.arg(n.as_str());
             }
-            let values: Vec<Option<Vec<u8>>> = link.query(&get).await?;
+            let values: Vec<Option<Vec<u8>>> = router.query(&get).await?;
             Ok(fitting
                 .into_iter()
                 .zip(values)
@@ -353,14 +349,13 @@ pub async fn session_fields(
 
 /// Keys of the session's wildcard related families, the whole search at once (paced).
 pub async fn scan_related(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     id: &SessionId,
-    pacer: &Mutex<Pacer>,
     scan_count: usize,
 ) -> Result<Vec<SessionKey>, Failure> {
     let mut search = RelatedSearch::new(layout, id);
-    while !search.step(link, layout, pacer, scan_count, 64).await? {}
+    while !search.step(router, layout, scan_count, 64).await? {}
     Ok(search.found)
 }
 
@@ -373,7 +368,7 @@ struct Seen {
 
 /// Reads everything about one session. `keys` and `score` come from [`find_keys`].
 pub async fn inspect(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     id: &SessionId,
     keys: &[SessionKey],
@@ -382,10 +377,10 @@ pub async fn inspect(
     now: Millis,
 ) -> Result<SessionReport, Failure> {
     let mut unavailable: Vec<String> = Vec::new();
-    let mut seen = what_keys_are(link, keys, now, &mut unavailable).await?;
-    let history = read_contents(link, &mut seen, max_value_bytes, &mut unavailable).await?;
+    let mut seen = what_keys_are(router, keys, now, &mut unavailable).await?;
+    let history = read_contents(router, &mut seen, max_value_bytes, &mut unavailable).await?;
     let options = ReadOptions { page: true, max_value_bytes, thresholds: crate::engine::domain::Thresholds::default() };
-    let batch = read_rows(link, layout, vec![id.clone()], None, options, &mut Interner::default(), now).await?;
+    let batch = read_rows(router, layout, vec![id.clone()], None, options, &mut Interner::default(), now).await?;
     for u in batch.unavailable {
         note(&mut unavailable, u);
     }
@@ -419,7 +414,7 @@ struct HistoryRead {
 /// Round trip 1: what each key is, its TTL, and how much memory it takes (exact up to
 /// [`MAX_ITEMS`] items, which is what bounds the reads of lists, sets and sorted sets).
 async fn what_keys_are(
-    link: &mut Link,
+    router: &Router,
     keys: &[SessionKey],
     now: Millis,
     unavailable: &mut Vec<String>,
@@ -430,7 +425,7 @@ async fn what_keys_are(
         pipe.cmd("TYPE").arg(&k.key).cmd("PTTL").arg(&k.key);
         pipe.cmd("MEMORY").arg("USAGE").arg(&k.key).arg("SAMPLES").arg(&samples);
     }
-    let replies = link.pipeline(&pipe).await?;
+    let replies = router.pipeline(&pipe).await?;
     let mut seen: Vec<Seen> = Vec::new();
     for (k, r) in keys.iter().zip(replies.chunks(3)) {
         let redis_type = r.first().and_then(|t| reply::string(t.clone())).unwrap_or_else(|| "unknown".into());
@@ -476,7 +471,7 @@ async fn what_keys_are(
 /// Round trip 2: each key's length and, where its size allows, its contents; then the hashes
 /// over the cap, field by field. Returns the history, when one of the keys is.
 async fn read_contents(
-    link: &mut Link,
+    router: &Router,
     seen: &mut [Seen],
     max_value_bytes: u64,
     unavailable: &mut Vec<String>,
@@ -488,7 +483,7 @@ async fn read_contents(
         plan.add(&mut pipe, &s.report.redis_type, &s.report.key, max_value_bytes);
         plans.push(plan);
     }
-    let replies = link.pipeline(&pipe).await?;
+    let replies = router.pipeline(&pipe).await?;
     let mut history = HistoryRead::default();
     let mut pending_hashes: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
     for (i, ((s, plan), pair)) in seen.iter_mut().zip(&plans).zip(replies.chunks(2)).enumerate() {
@@ -536,7 +531,7 @@ async fn read_contents(
     }
     for (i, names) in pending_hashes {
         let report = &mut seen[i].report;
-        read_hash_by_field(link, report, names, max_value_bytes).await?;
+        read_hash_by_field(router, report, names, max_value_bytes).await?;
     }
     Ok(history)
 }
@@ -612,7 +607,7 @@ impl ContentPlan {
 
 /// Round trip 3 and 4 for a hash over the cap: each field's size, then the fields that fit.
 async fn read_hash_by_field(
-    link: &mut Link,
+    router: &Router,
     report: &mut KeyReport,
     mut names: Vec<Vec<u8>>,
     cap: u64,
@@ -625,7 +620,7 @@ async fn read_hash_by_field(
         pipe.cmd("HSTRLEN").arg(&report.key).arg(name);
     }
     let sizes: Vec<u64> =
-        link.pipeline(&pipe).await?.iter().map(|r| reply::int(r).unwrap_or(0).max(0) as u64).collect();
+        router.pipeline(&pipe).await?.iter().map(|r| reply::int(r).unwrap_or(0).max(0) as u64).collect();
     let budget = cap.saturating_mul(READ_BUDGET_FACTOR);
     let mut spent = 0u64;
     let mut wanted = Vec::new();
@@ -642,7 +637,7 @@ async fn read_hash_by_field(
         for name in &wanted {
             hmget.arg(name);
         }
-        values = link.query::<Vec<Option<Vec<u8>>>>(&hmget).await?;
+        values = router.query::<Vec<Option<Vec<u8>>>>(&hmget).await?;
     }
     let mut read = values.into_iter();
     let mut map = Vec::with_capacity(names.len());

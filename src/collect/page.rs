@@ -2,11 +2,10 @@
 //! last poll: the most recent from an index scored by last interaction, else the session keys
 //! the first few `SCAN` calls find.
 
-use std::sync::Mutex;
-
-use super::walk::{Count, KeyWalk, Pacing};
-use crate::conn::link::{Failure, Link};
-use crate::conn::pace::{Kind, Pacer};
+use super::walk::{Count, KeyWalk, KeyspaceWalk, Pacing};
+use crate::conn::link::Failure;
+use crate::conn::pace::Kind;
+use crate::conn::route::Router;
 use crate::engine::layout::{Index, Layout, ScoreMeaning};
 use crate::engine::names::SessionId;
 
@@ -24,10 +23,9 @@ pub fn recency_index(layout: &Layout) -> Option<&Index> {
 /// found (the caller keeps the most recent of them). Someone waits for it: its commands are
 /// sized by their measured cost but not held back by the budget.
 pub async fn first_page(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     limit: usize,
-    pacer: &Mutex<Pacer>,
     scan_count: usize,
 ) -> Result<Vec<SessionId>, Failure> {
     if limit == 0 {
@@ -36,13 +34,14 @@ pub async fn first_page(
     if let Some(index) = recency_index(layout) {
         // The newest `limit` members, in pages sized by their cost (a large `--limit` is not
         // one dear command).
-        let page = pacer.lock().map(|p| p.page_size(Kind::Zrevrange, 1000)).unwrap_or(100);
+        let node = router.node_for(index.key.as_bytes());
+        let page = node.pacer().lock().map(|p| p.page_size(Kind::Zrevrange, 1000)).unwrap_or(100);
         let mut ids = Vec::new();
         while ids.len() < limit {
             let start = ids.len();
             let stop = (start + page).min(limit) - 1;
             let members: Vec<Vec<u8>> =
-                link.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(start).arg(stop)).await?;
+                router.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(start).arg(stop)).await?;
             let last = members.len() < stop - start + 1;
             ids.extend(members.into_iter().map(SessionId::from));
             if last {
@@ -51,10 +50,10 @@ pub async fn first_page(
         }
         return Ok(ids);
     }
-    let mut walk = KeyWalk::matching(layout.session_scan_pattern());
+    let mut walk = KeyspaceWalk::new(router, KeyWalk::matching(layout.session_scan_pattern()));
     let mut ids = Vec::new();
     while walk.calls() < FIRST_PAGE_SCAN_CALLS && !walk.is_done() && ids.len() < limit {
-        let keys = walk.next(link, pacer, Count::UpTo(scan_count), Pacing::Now).await?;
+        let keys = walk.next(router, Count::UpTo(scan_count), Pacing::Now).await?;
         ids.extend(keys.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)));
     }
     Ok(ids)
@@ -64,28 +63,30 @@ pub async fn first_page(
 /// first, with their scores: each poll reads only what changed, so the table stays live
 /// between census passes.
 pub async fn saved_since(
-    link: &mut Link,
+    router: &Router,
     index: &Index,
     since: Option<f64>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, f64)>, Failure> {
     match since {
         None => {
-            link.query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1)).arg("WITHSCORES"))
+            router
+                .query(redis::cmd("ZREVRANGE").arg(&index.key).arg(0).arg(limit.saturating_sub(1)).arg("WITHSCORES"))
                 .await
         }
         Some(since) => {
-            link.query(
-                redis::cmd("ZREVRANGEBYSCORE")
-                    .arg(&index.key)
-                    .arg("+inf")
-                    .arg(format!("({since}"))
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit),
-            )
-            .await
+            router
+                .query(
+                    redis::cmd("ZREVRANGEBYSCORE")
+                        .arg(&index.key)
+                        .arg("+inf")
+                        .arg(format!("({since}"))
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit),
+                )
+                .await
         }
     }
 }

@@ -19,8 +19,9 @@ use super::read::{self, Interner, ReadOptions};
 use super::stages::Stages;
 use super::write::{WriteError, Writer};
 use super::{CollectOptions, Found, LayoutSpec, backoff, now_millis, page, server};
-use crate::conn::link::{Failure, Link};
-use crate::conn::topology::{LinkUse, Node, Topology};
+use crate::conn::link::Failure;
+use crate::conn::route::Router;
+use crate::conn::topology::{LinkUse, Topology};
 use crate::engine::domain::{FindingKind, LayoutInfo, LinkState};
 use crate::engine::layout::Layout;
 use crate::engine::msg::{PlanReply, Request, Update, WriteKind, WritePlan};
@@ -67,8 +68,6 @@ pub struct Poller {
     /// A write being planned: its search for every key of the session goes on across polls.
     planning: Option<(WriteKind, RelatedSearch)>,
     interner: Interner,
-    /// What the poller's connection had sent, by kind, when its work was last charged.
-    charged: [u64; crate::conn::pace::Kind::ALL.len()],
 }
 
 impl Poller {
@@ -96,18 +95,12 @@ impl Poller {
             related: None,
             planning: None,
             interner: Interner::default(),
-            charged: [0; crate::conn::pace::Kind::ALL.len()],
         }
     }
 
     fn send(&self, update: Update) {
         // The receiver is gone only when the program is ending.
         let _ = self.updates.send(update);
-    }
-
-    /// The node every poll goes to: a standalone target's only node.
-    fn node(&self) -> Arc<Node> {
-        self.topology.seed().clone()
     }
 
     fn census(&self) -> CensusOptions {
@@ -124,14 +117,13 @@ impl Poller {
         let mut attempt: u32 = 0;
         loop {
             self.polled = false;
-            let failure = match self.topology.discover(LinkUse::Poll).await {
-                Ok(mut link) => {
+            let failure = match Router::discover(&self.topology, LinkUse::Poll).await {
+                Ok(router) => {
                     // A restarted or failed-over server may hold other sessions: look again.
                     self.newest_score = None;
                     self.detected_at = None;
-                    self.charged = [0; crate::conn::pace::Kind::ALL.len()];
                     self.send(Update::Link(LinkState::Connected { since: now_millis() }));
-                    self.run_connected(&mut link, &mut requests, &layout_tx).await
+                    self.run_connected(&router, &mut requests, &layout_tx).await
                 }
                 Err(failure) => failure,
             };
@@ -205,22 +197,22 @@ impl Poller {
     /// Polls on the connection until it fails: returns why.
     async fn run_connected(
         &mut self,
-        link: &mut Link,
+        router: &Router,
         requests: &mut mpsc::UnboundedReceiver<Request>,
         layout_tx: &watch::Sender<Option<Found>>,
     ) -> Failure {
         loop {
-            if let Err(f) = self.find_layout(link, layout_tx).await {
+            if let Err(f) = self.find_layout(router, layout_tx).await {
                 return f;
             }
-            match self.poll_once(link).await {
+            match self.poll_once(router).await {
                 Ok(()) => self.polled = true,
                 Err(f) if f.is_connection() => return f,
                 Err(f) => self.send(Update::Notice(f.to_string())),
             }
-            // The poll, and what the requests before it sent, cost the node's budget too.
-            self.node().charge(link, &mut self.charged);
-            if let Err(f) = self.answer_until_next_poll(link, requests).await {
+            // The poll, and what the requests before it sent, cost the nodes' budgets too.
+            router.charge().await;
+            if let Err(f) = self.answer_until_next_poll(router, requests).await {
                 return f;
             }
         }
@@ -228,15 +220,14 @@ impl Poller {
 
     /// Looks for the layout while none is known, now and then; a connection failure is the
     /// only error.
-    async fn find_layout(&mut self, link: &mut Link, layout_tx: &watch::Sender<Option<Found>>) -> Result<(), Failure> {
+    async fn find_layout(&mut self, router: &Router, layout_tx: &watch::Sender<Option<Found>>) -> Result<(), Failure> {
         let retry = if self.keyspace_empty { DETECT_EMPTY_RETRY_INTERVAL } else { DETECT_RETRY_INTERVAL };
         if self.layout.is_some() || self.detected_at.is_some_and(|at| at.elapsed() < retry) {
             return Ok(());
         }
         self.detected_at = Some(Instant::now());
-        let node = self.node();
         let spec = &self.layout_spec;
-        match detect::resolve_layout(link, node.pacer(), &spec.choice, &spec.overrides).await {
+        match detect::resolve_layout(router, &spec.choice, &spec.overrides).await {
             Ok(Resolved::Layout { layout, note }) => {
                 self.send(Update::Layout(Box::new(LayoutInfo::new(&layout, note))));
                 let layout: Arc<Layout> = Arc::from(layout);
@@ -258,13 +249,13 @@ impl Poller {
     /// searching between them.
     async fn answer_until_next_poll(
         &mut self,
-        link: &mut Link,
+        router: &Router,
         requests: &mut mpsc::UnboundedReceiver<Request>,
     ) -> Result<(), Failure> {
         let last_poll = Instant::now();
         let deadline = tokio::time::Instant::now() + self.options.poll_interval;
         loop {
-            if let Err(f) = self.advance_plan(link).await
+            if let Err(f) = self.advance_plan(router).await
                 && f.is_connection()
             {
                 return Err(f);
@@ -279,7 +270,7 @@ impl Poller {
             let Some(request) = request else {
                 return Err(Failure::Connection("sessiontop is stopping".into()));
             };
-            if self.answer(link, request).await? {
+            if self.answer(router, request).await? {
                 tokio::time::sleep(MIN_POLL_GAP.saturating_sub(last_poll.elapsed())).await;
                 return Ok(());
             }
@@ -288,7 +279,7 @@ impl Poller {
 
     /// Answers one request; returns whether to poll at once. A connection failure is the only
     /// error.
-    async fn answer(&mut self, link: &mut Link, request: Request) -> Result<bool, Failure> {
+    async fn answer(&mut self, router: &Router, request: Request) -> Result<bool, Failure> {
         Ok(match request {
             Request::Refresh => {
                 // Asked to look again now: that includes looking for the layout.
@@ -320,29 +311,28 @@ impl Poller {
                 false
             }
             Request::PlanFix { kind, ids, ttl_s } => {
-                self.plan_fixes(link, FixOrder { kind, write: None, ttl_s }, ids).await?;
+                self.plan_fixes(router, FixOrder { kind, write: None, ttl_s }, ids).await?;
                 false
             }
             Request::ExecuteFix(plans) => {
-                self.execute_fixes(link, &plans).await?;
+                self.execute_fixes(router, &plans).await?;
                 true
             }
             Request::Execute(plan) => {
-                self.execute(link, &plan).await?;
+                self.execute(router, &plan).await?;
                 true
             }
         })
     }
 
     /// Plans a finding's fix for the sessions it names, for the dashboard's dialog.
-    async fn plan_fixes(&mut self, link: &mut Link, order: FixOrder, ids: Vec<SessionId>) -> Result<(), Failure> {
+    async fn plan_fixes(&mut self, router: &Router, order: FixOrder, ids: Vec<SessionId>) -> Result<(), Failure> {
         let kind: FindingKind = order.kind;
         let Some(layout) = self.layout.clone() else {
             self.send(Update::FixPlans { kind, plans: Vec::new(), skipped: Vec::new() });
             return Ok(());
         };
-        let node = self.node();
-        let mut planner = Planner { link, layout: &layout, writer: &self.writer, pacer: node.pacer() };
+        let mut planner = Planner { router, layout: &layout, writer: &self.writer };
         let mut plans = Vec::new();
         let mut skipped = Vec::new();
         for id in ids {
@@ -358,10 +348,10 @@ impl Poller {
     }
 
     /// Carries out a fix's writes one by one, and says how many were made.
-    async fn execute_fixes(&mut self, link: &mut Link, plans: &[WritePlan]) -> Result<(), Failure> {
+    async fn execute_fixes(&mut self, router: &Router, plans: &[WritePlan]) -> Result<(), Failure> {
         let (mut done, mut failed) = (0, Vec::new());
         for plan in plans {
-            match self.writer.execute(link, plan).await {
+            match self.writer.execute(router, plan).await {
                 Ok(_) => done += 1,
                 Err(WriteError::Redis(f)) if f.is_connection() => {
                     let message = format!("fixed {done} of {}; then: {f}", plans.len());
@@ -381,8 +371,8 @@ impl Poller {
     }
 
     /// Carries out a write the user confirmed, and says what it did.
-    async fn execute(&mut self, link: &mut Link, plan: &WritePlan) -> Result<(), Failure> {
-        let (message, ok) = match self.writer.execute(link, plan).await {
+    async fn execute(&mut self, router: &Router, plan: &WritePlan) -> Result<(), Failure> {
+        let (message, ok) = match self.writer.execute(router, plan).await {
             Ok(outcome) => (outcome.summary(), true),
             Err(WriteError::Redis(f)) if f.is_connection() => {
                 let message = format!("{} of '{}' failed: {f}", plan.kind.verb(), plan.id);
@@ -398,12 +388,11 @@ impl Poller {
 
     /// Takes a write's search for every key of its session a step further; when it is done,
     /// plans the write and answers the dialog.
-    async fn advance_plan(&mut self, link: &mut Link) -> Result<(), Failure> {
-        let node = self.node();
+    async fn advance_plan(&mut self, router: &Router) -> Result<(), Failure> {
         let scan_count = self.options.census.scan_count;
         let (Some(layout), Some((kind, search))) = (self.layout.clone(), self.planning.as_mut()) else { return Ok(()) };
         let kind = *kind;
-        let step = search.step(link, &layout, node.pacer(), scan_count, SEARCH_CALLS_PER_STEP).await;
+        let step = search.step(router, &layout, scan_count, SEARCH_CALLS_PER_STEP).await;
         let (id, progress) = (search.id.clone(), search.progress());
         match step {
             Err(f) => {
@@ -418,7 +407,7 @@ impl Poller {
             Ok(true) => {}
         }
         let Some((kind, search)) = self.planning.take() else { return Ok(()) };
-        let found = inspect::find_keys(link, &layout, &id, node.pacer(), scan_count, Some(&search.found)).await;
+        let found = inspect::find_keys(router, &layout, &id, scan_count, Some(&search.found)).await;
         let reply = match found {
             Ok((keys, score)) => match self.writer.plan(&layout, &id, kind, keys, score) {
                 Ok(plan) => PlanReply::Ready(plan),
@@ -434,12 +423,8 @@ impl Poller {
     }
 
     /// One poll: server statistics, sessiontop's cost, the visible page, the inspector.
-    async fn poll_once(&mut self, link: &mut Link) -> Result<(), Failure> {
-        let node = self.node();
-        let (stats, unavailable) = server::poll(link).await?;
-        node.note(&stats);
-        self.send(Update::Server { stats: Box::new(stats), unavailable });
-        node.sample_costs(link).await?;
+    async fn poll_once(&mut self, router: &Router) -> Result<(), Failure> {
+        self.poll_servers(router).await?;
         let load = self.topology.load_report();
         self.send(Update::OwnLoad {
             redis_cpu_share: load.redis_cpu_share,
@@ -447,19 +432,30 @@ impl Poller {
             backing_off: load.backing_off,
         });
         let Some(layout) = self.layout.clone() else { return Ok(()) };
-        self.poll_page(link, &layout).await?;
+        self.poll_page(router, &layout).await?;
         if let Some(id) = self.inspecting.clone() {
-            self.poll_inspector(link, &layout, &id).await?;
+            self.poll_inspector(router, &layout, &id).await?;
+        }
+        Ok(())
+    }
+
+    /// The server's statistics, and what sessiontop's commands cost it: of its one node, or of
+    /// every node of a cluster (with the map read again, and each node's own figures).
+    async fn poll_servers(&mut self, router: &Router) -> Result<(), Failure> {
+        let polled = server::poll_target(router).await?;
+        self.send(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
+        if let Some(nodes) = polled.nodes {
+            self.send(Update::Nodes(Box::new(nodes)));
         }
         Ok(())
     }
 
     /// The sessions on screen, and those saved since the last poll (from an index scored by
     /// last interaction: the most recent first time round, then only what is newer).
-    async fn poll_page(&mut self, link: &mut Link, layout: &Layout) -> Result<(), Failure> {
+    async fn poll_page(&mut self, router: &Router, layout: &Layout) -> Result<(), Failure> {
         let mut ids = self.viewport.clone();
         if let Some(index) = page::recency_index(layout) {
-            let recent = page::saved_since(link, index, self.newest_score, self.options.page_size).await?;
+            let recent = page::saved_since(router, index, self.newest_score, self.options.page_size).await?;
             if let Some(newest) = recent.iter().map(|(_, s)| *s).reduce(f64::max) {
                 self.newest_score = Some(self.newest_score.map_or(newest, |s| s.max(newest)));
             }
@@ -477,7 +473,7 @@ impl Poller {
         let options =
             ReadOptions { page: true, max_value_bytes: census.max_value_bytes, thresholds: census.thresholds };
         let now = now_millis();
-        let mut batch = read::read_rows(link, layout, ids, None, options, &mut self.interner, now).await?;
+        let mut batch = read::read_rows(router, layout, ids, None, options, &mut self.interner, now).await?;
         if let Some(stages) = &self.stages {
             stages.observe(&mut batch.rows, now);
         }
@@ -490,8 +486,7 @@ impl Poller {
 
     /// The open inspector's session, read afresh; the search for its wildcard keys goes a step
     /// further each poll, and starts over now and then while the inspector stays open.
-    async fn poll_inspector(&mut self, link: &mut Link, layout: &Layout, id: &SessionId) -> Result<(), Failure> {
-        let node = self.node();
+    async fn poll_inspector(&mut self, router: &Router, layout: &Layout, id: &SessionId) -> Result<(), Failure> {
         let stale = self
             .related
             .as_ref()
@@ -503,13 +498,13 @@ impl Poller {
         let mut related = Vec::new();
         if let Some((search, _)) = self.related.as_mut() {
             let scan_count = self.options.census.scan_count;
-            search.step(link, layout, node.pacer(), scan_count, SEARCH_CALLS_PER_STEP).await?;
+            search.step(router, layout, scan_count, SEARCH_CALLS_PER_STEP).await?;
             progress = (!search.done).then(|| search.progress().unwrap_or(0.0));
             related = search.found.clone();
         }
-        let (keys, score) = inspect::find_keys(link, layout, id, node.pacer(), 0, Some(&related)).await?;
+        let (keys, score) = inspect::find_keys(router, layout, id, 0, Some(&related)).await?;
         let max_value_bytes = self.census().max_value_bytes;
-        let mut report = inspect::inspect(link, layout, id, &keys, score, max_value_bytes, now_millis()).await?;
+        let mut report = inspect::inspect(router, layout, id, &keys, score, max_value_bytes, now_millis()).await?;
         report.related_search = progress;
         self.send(Update::Inspect(Box::new(report)));
         Ok(())

@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::conn::link::{Failure, Link, Reply, reply};
+use crate::conn::link::{Failure, Reply, reply};
+use crate::conn::route::Router;
 use crate::decode::{self, Value};
 use crate::engine::diagnose::{self, KeyTtl, RowFacts};
 use crate::engine::domain::{
@@ -104,7 +105,7 @@ pub struct ReadOptions {
 /// Reads the rows of `ids`. `scores` are index scores already known (from a walk of the index);
 /// when absent and the index scores last interaction, `ZSCORE` is read too.
 pub async fn read_rows(
-    link: &mut Link,
+    router: &Router,
     layout: &Layout,
     ids: Vec<SessionId>,
     scores: Option<Vec<Option<f64>>>,
@@ -113,9 +114,9 @@ pub async fn read_rows(
     now: Millis,
 ) -> Result<Batch, Failure> {
     let (prepared, pipe) = Prepared::new(layout, &ids, scores.is_none(), options);
-    let replies = link.pipeline(&pipe).await?;
+    let replies = router.pipeline(&pipe).await?;
     let mut probe = prepared.probe(layout, ids, scores, replies)?;
-    probe.fetch_fields(link).await?;
+    probe.fetch_fields(router).await?;
     Ok(probe.finish(interner, now))
 }
 
@@ -261,22 +262,22 @@ struct Labels {
 impl Probe {
     /// The second round trip(s): the hash fields within the cap, in chunks of at most
     /// [`FIELD_CHUNK_BYTES`]. Nothing to do for other layouts.
-    pub async fn fetch_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+    pub async fn fetch_fields(&mut self, router: &Router) -> Result<(), Failure> {
         let plan = self.plan.clone();
         if plan.primary == Primary::String {
-            self.fetch_long_payloads(link).await?;
+            self.fetch_long_payloads(router).await?;
         }
         if plan.primary == Primary::Hash && !plan.fields.is_empty() {
-            self.fetch_hash_fields(link).await?;
-            self.fetch_largest_hash_fields(link).await?;
+            self.fetch_hash_fields(router).await?;
+            self.fetch_largest_hash_fields(router).await?;
         }
-        self.fetch_ephemerals(link).await?;
-        self.fetch_histories(link).await
+        self.fetch_ephemerals(router).await?;
+        self.fetch_histories(router).await
     }
 
     /// The `PTTL` of the exactly named related keys and the rate-limit counter, for the sessions
     /// that have any of them.
-    async fn fetch_ephemerals(&mut self, link: &mut Link) -> Result<(), Failure> {
+    async fn fetch_ephemerals(&mut self, router: &Router) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let present: Vec<usize> = (0..self.sessions.len()).filter(|i| self.sessions[*i].ephemeral_present).collect();
         if present.is_empty() {
@@ -293,7 +294,7 @@ impl Probe {
                 pipe.cmd("GET").arg(counter);
             }
         }
-        let replies = link.pipeline(&pipe).await?;
+        let replies = router.pipeline(&pipe).await?;
         for (i, own) in present.into_iter().zip(replies.chunks(per)) {
             let s = &mut self.sessions[i];
             s.ephemeral_ttls = own.iter().take(plan.ephemeral.len()).map(reply::int).collect();
@@ -308,7 +309,7 @@ impl Probe {
     /// field names (`HKEYS`, only for hashes of at most [`SIZED_FIELDS_MAX`] fields whose whole
     /// size is within the read cap, so the reply is bounded) and each field's `HSTRLEN`. A hash
     /// whose length is not known (`HLEN` denied) is not listed.
-    async fn fetch_largest_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
+    async fn fetch_largest_hash_fields(&mut self, router: &Router) -> Result<(), Failure> {
         let t = self.options.thresholds;
         let cap = self.options.max_value_bytes;
         let large: Vec<usize> = (0..self.sessions.len())
@@ -335,7 +336,7 @@ impl Probe {
         if named.is_empty() {
             return Ok(());
         }
-        let names: Vec<Vec<Vec<u8>>> = link
+        let names: Vec<Vec<Vec<u8>>> = router
             .pipeline(&pipe)
             .await?
             .into_iter()
@@ -348,7 +349,7 @@ impl Probe {
                 pipe.cmd("HSTRLEN").arg(&key).arg(f);
             }
         }
-        let mut sizes = link.pipeline(&pipe).await?.into_iter().map(|r| reply::int(&r).unwrap_or(0).max(0) as u64);
+        let mut sizes = router.pipeline(&pipe).await?.into_iter().map(|r| reply::int(&r).unwrap_or(0).max(0) as u64);
         for (i, fields) in named.into_iter().zip(names) {
             let mut by_size: Vec<(u64, &[u8])> =
                 fields.iter().map(|f| (sizes.next().unwrap_or(0), f.as_slice())).collect();
@@ -376,7 +377,7 @@ impl Probe {
 
     /// The `HSTRLEN` of each field of the hashes whose size did not tell that they fit the cap
     /// (large, or not measured): a round trip that a store of ordinary sessions never needs.
-    async fn fetch_field_sizes(&mut self, link: &mut Link) -> Result<(), Failure> {
+    async fn fetch_field_sizes(&mut self, router: &Router) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let unmeasured: Vec<usize> = (0..self.sessions.len())
             .filter(|i| {
@@ -395,7 +396,7 @@ impl Probe {
                 pipe.cmd("HSTRLEN").arg(&key).arg(field);
             }
         }
-        let replies = link.pipeline(&pipe).await?;
+        let replies = router.pipeline(&pipe).await?;
         for (i, own) in unmeasured.into_iter().zip(replies.chunks(plan.fields.len().max(1))) {
             let s = &mut self.sessions[i];
             for r in own {
@@ -411,8 +412,8 @@ impl Probe {
     }
 
     /// The hash fields within the cap, in chunks of at most [`FIELD_CHUNK_BYTES`].
-    async fn fetch_hash_fields(&mut self, link: &mut Link) -> Result<(), Failure> {
-        self.fetch_field_sizes(link).await?;
+    async fn fetch_hash_fields(&mut self, router: &Router) -> Result<(), Failure> {
+        self.fetch_field_sizes(router).await?;
         let plan = self.plan.clone();
         let cap = self.options.max_value_bytes;
         // (session, fields to read, their bytes at most) in order, grouped into chunks by size.
@@ -473,7 +474,7 @@ impl Probe {
                 pipe.add_command(hmget);
                 end += 1;
             }
-            let replies = link.pipeline(&pipe).await?;
+            let replies = router.pipeline(&pipe).await?;
             for ((i, fields, _), r) in wanted[start..end].iter().zip(replies) {
                 if let Err(Failure::Server { code, .. }) = &r
                     && code == "WRONGTYPE"
@@ -495,7 +496,7 @@ impl Probe {
 
     /// Payloads longer than the first round trip's peek: their lengths, then those within the
     /// cap, whole, in chunks of at most [`FIELD_CHUNK_BYTES`].
-    async fn fetch_long_payloads(&mut self, link: &mut Link) -> Result<(), Failure> {
+    async fn fetch_long_payloads(&mut self, router: &Router) -> Result<(), Failure> {
         let long: Vec<usize> = (0..self.sessions.len()).filter(|i| self.sessions[*i].long_payload).collect();
         if long.is_empty() {
             return Ok(());
@@ -507,7 +508,7 @@ impl Probe {
             self.write_key(*i, &mut key);
             pipe.cmd("STRLEN").arg(&key);
         }
-        let lens: Vec<Option<i64>> = link.pipeline(&pipe).await?.iter().map(reply::int).collect();
+        let lens: Vec<Option<i64>> = router.pipeline(&pipe).await?.iter().map(reply::int).collect();
         // (session, length) of the payloads that fit the cap.
         let mut fitting: Vec<(usize, u64)> = Vec::new();
         for (i, len) in long.into_iter().zip(lens) {
@@ -541,7 +542,7 @@ impl Probe {
                 pipe.cmd("GETRANGE").arg(&key).arg(0).arg(cap.saturating_sub(1));
                 end += 1;
             }
-            let replies = link.pipeline(&pipe).await?;
+            let replies = router.pipeline(&pipe).await?;
             for ((i, _), r) in fitting[start..end].iter().zip(replies) {
                 let bytes = reply::bytes(r).unwrap_or_default();
                 if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options) {
@@ -626,7 +627,7 @@ impl Probe {
     /// (active within the window, not at a final stage, with enough history), and marks those
     /// whose last turns all stayed in one stage with the same decision. A history is read only
     /// when `MEMORY USAGE` says those entries fit the read cap.
-    async fn fetch_histories(&mut self, link: &mut Link) -> Result<(), Failure> {
+    async fn fetch_histories(&mut self, router: &Router) -> Result<(), Failure> {
         let (Some(rule), Some(history)) = (self.stuck_rule.clone(), self.history.clone()) else { return Ok(()) };
         let t = self.options.thresholds;
         let turns = t.stuck_turns.max(2);
@@ -651,7 +652,7 @@ impl Probe {
         for i in &candidates {
             sizes.cmd("MEMORY").arg("USAGE").arg(key(*i)).arg("SAMPLES").arg(turns);
         }
-        let replies = link.pipeline(&sizes).await?;
+        let replies = router.pipeline(&sizes).await?;
         let mut readable = Vec::new();
         for (i, r) in candidates.into_iter().zip(replies) {
             match (reply::int(&r), reply::failure(&r)) {
@@ -670,7 +671,7 @@ impl Probe {
         for i in &readable {
             reads.cmd("LRANGE").arg(key(*i)).arg(0).arg(turns - 1);
         }
-        let replies = if readable.is_empty() { Vec::new() } else { link.pipeline(&reads).await? };
+        let replies = if readable.is_empty() { Vec::new() } else { router.pipeline(&reads).await? };
         for (i, r) in readable.into_iter().zip(replies) {
             let entries = reply::byte_list(r).unwrap_or_default();
             self.sessions[i].stuck = going_round(&entries, &rule, turns, &self.finals);

@@ -4,13 +4,17 @@
 //! related keys (for the inspector and for a write's plan) all walk with it; nothing else in
 //! sessiontop sends `SCAN`.
 //!
-//! A walk belongs to one node: its cursor means nothing to another. `SCAN` may return a key
-//! twice and keys written during the walk may be missed or met; the callers count each key once.
+//! A [`KeyWalk`] belongs to one node: its cursor means nothing to another. A [`KeyspaceWalk`]
+//! walks a whole target, each primary in turn (a standalone server is its only one). `SCAN`
+//! may return a key twice and keys written during the walk may be missed or met; the callers
+//! count each key once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::conn::link::{Failure, Link};
 use crate::conn::pace::{self, Kind, Pacer};
+use crate::conn::route::Router;
+use crate::conn::topology::Node;
 
 /// How many keys one `SCAN` looks at (its `COUNT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +126,68 @@ impl KeyWalk {
         self.looked_at += count as u64;
         self.cursor = next;
         self.done = next == 0;
+        Ok(keys)
+    }
+}
+
+/// A walk over a target's keyspace: every primary's, one after the other.
+#[derive(Debug, Clone)]
+pub struct KeyspaceWalk {
+    /// The primaries when the walk began, each with its walk.
+    nodes: Vec<(Arc<Node>, KeyWalk)>,
+    /// The node being walked.
+    at: usize,
+    /// Whether each node's keyspace is asked for (`DBSIZE`) as its walk begins, for progress.
+    sized: bool,
+}
+
+impl KeyspaceWalk {
+    /// A walk over `router`'s target, with `walk` (every key, or those matching) on each primary.
+    pub fn new(router: &Router, walk: KeyWalk) -> KeyspaceWalk {
+        let nodes = router.topology().map().primaries().into_iter().map(|n| (n, walk.clone())).collect();
+        KeyspaceWalk { nodes, at: 0, sized: false }
+    }
+
+    /// Asks each node's keyspace size as its walk begins, so that progress can be estimated.
+    pub fn sized(mut self) -> KeyspaceWalk {
+        self.sized = true;
+        self
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.at >= self.nodes.len()
+    }
+
+    /// `SCAN` calls made, on every node.
+    pub fn calls(&self) -> u64 {
+        self.nodes.iter().map(|(_, w)| w.calls()).sum()
+    }
+
+    /// About how many keys the walk has looked at, on every node.
+    pub fn looked_at(&self) -> u64 {
+        self.nodes.iter().map(|(_, w)| w.looked_at()).sum()
+    }
+
+    /// How far the walk has come, 0 to 1: the nodes done, and the share of the one being walked.
+    pub fn fraction(&self) -> Option<f64> {
+        if self.nodes.is_empty() || self.is_done() {
+            return Some(1.0);
+        }
+        let current = self.nodes.get(self.at).and_then(|(_, w)| w.fraction())?;
+        Some((self.at as f64 + current) / self.nodes.len() as f64)
+    }
+
+    /// One `SCAN` call on the node being walked, paced by that node's pacer.
+    pub async fn next(&mut self, router: &Router, count: Count, pacing: Pacing) -> Result<Vec<Vec<u8>>, Failure> {
+        let Some((node, walk)) = self.nodes.get_mut(self.at) else { return Ok(Vec::new()) };
+        let mut link = router.link(node).await?;
+        if self.sized && walk.calls() == 0 && walk.keyspace().is_none() {
+            walk.keyspace = link.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
+        }
+        let keys = walk.next(&mut link, node.pacer(), count, pacing).await?;
+        if walk.is_done() {
+            self.at += 1;
+        }
         Ok(keys)
     }
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::conn::link::{Failure, Link, reply};
+use crate::conn::link::{Failure, reply};
+use crate::conn::route::Router;
 use crate::engine::domain::SessionKey;
 use crate::engine::layout::{Layout, Lifecycle};
 use crate::engine::msg::{WriteKind, WritePlan};
@@ -126,7 +127,7 @@ impl Writer {
     }
 
     /// Carries out a plan the user confirmed.
-    pub async fn execute(&self, link: &mut Link, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
+    pub async fn execute(&self, router: &Router, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
         if self.read_only {
             return Err(WriteError::ReadOnly);
         }
@@ -157,7 +158,7 @@ impl Writer {
                 }
             }
         }
-        let result = link.transaction(&pipe).await;
+        let result = router.transaction(&pipe).await;
         let outcome = match result {
             Ok(replies) if !replies.is_empty() && replies.iter().all(Result::is_err) => {
                 let failure = replies.into_iter().find_map(Result::err).unwrap_or(Failure::Protocol("EXEC".into()));
@@ -165,7 +166,7 @@ impl Writer {
             }
             Ok(replies) => match replies.iter().find_map(|r| r.as_ref().err()) {
                 Some(failure) => Err(WriteError::Incomplete(failure.to_string())),
-                None => self.read_back(link, plan).await,
+                None => self.read_back(router, plan).await,
             },
             Err(failure) => Err(WriteError::Redis(failure)),
         };
@@ -178,7 +179,7 @@ impl Writer {
     }
 
     /// Reads back each key's state after a write.
-    async fn read_back(&self, link: &mut Link, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
+    async fn read_back(&self, router: &Router, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
         let mut pipe = crate::conn::link::pipe();
         for k in &plan.keys {
             pipe.cmd("PTTL").arg(&k.key);
@@ -186,7 +187,7 @@ impl Writer {
         if let Some(index) = &plan.index {
             pipe.cmd("ZSCORE").arg(index).arg(&plan.id);
         }
-        let replies = link.pipeline(&pipe).await?;
+        let replies = router.pipeline(&pipe).await?;
         let keys = plan
             .keys
             .iter()

@@ -102,6 +102,66 @@ impl ServerStats {
     }
 }
 
+/// Adds up what the nodes of a cluster say, as one server's figures: what is about the data
+/// (memory, keys, expiries, evictions, the keyspace) over the primaries, what is about traffic
+/// (clients, commands, hits) over every node. A figure no node gives stays unknown; a figure
+/// of which one node says nothing is the sum of the rest. `identity` stands in for the run id
+/// (one cluster seen through two targets is one server).
+pub fn combine(primaries: &[&ServerStats], all: &[&ServerStats], identity: Option<String>) -> ServerStats {
+    fn sum(stats: &[&ServerStats], field: impl Fn(&ServerStats) -> Option<u64>) -> Option<u64> {
+        stats.iter().filter_map(|s| field(s)).reduce(|a, b| a.saturating_add(b))
+    }
+    let first = |field: fn(&ServerStats) -> Option<String>| primaries.iter().find_map(|s| field(s));
+    let used = sum(primaries, |s| s.used_memory_bytes);
+    let rss = sum(primaries, |s| s.used_memory_rss_bytes);
+    // A limit is the cluster's only when every primary has one.
+    let maxmemory = match sum(primaries, |s| s.maxmemory_bytes) {
+        Some(_) if primaries.iter().any(|s| s.maxmemory_bytes == Some(0)) => Some(0),
+        other => other,
+    };
+    let mut keyspace: BTreeMap<u32, KeyspaceLine> = BTreeMap::new();
+    for line in primaries.iter().flat_map(|s| &s.keyspace) {
+        let entry = keyspace.entry(line.db).or_insert(KeyspaceLine { db: line.db, keys: 0, expires: 0, avg_ttl_ms: 0 });
+        // The average TTL weighted by each node's keys with one.
+        let weighted = entry.avg_ttl_ms.saturating_mul(entry.expires) + line.avg_ttl_ms.saturating_mul(line.expires);
+        entry.keys += line.keys;
+        entry.expires += line.expires;
+        entry.avg_ttl_ms = weighted.checked_div(entry.expires).unwrap_or(0);
+    }
+    let mut versions: Vec<&String> = all.iter().filter_map(|s| s.redis_version.as_ref()).collect();
+    versions.sort_by_key(|v| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>());
+    ServerStats {
+        redis_version: versions.first().map(|v| (*v).clone()),
+        redis_mode: Some("cluster".into()),
+        os: first(|s| s.os.clone()),
+        role: Some("cluster".into()),
+        run_id: identity,
+        uptime_seconds: all.iter().filter_map(|s| s.uptime_seconds).min(),
+        used_memory_bytes: used,
+        used_memory_peak_bytes: sum(primaries, |s| s.used_memory_peak_bytes),
+        used_memory_rss_bytes: rss,
+        maxmemory_bytes: maxmemory,
+        maxmemory_policy: first(|s| s.maxmemory_policy.clone()),
+        mem_fragmentation_ratio: match (rss, used) {
+            (Some(rss), Some(used)) if used > 0 => Some(rss as f64 / used as f64),
+            _ => None,
+        },
+        connected_clients: sum(all, |s| s.connected_clients),
+        blocked_clients: sum(all, |s| s.blocked_clients),
+        ops_per_sec: sum(all, |s| s.ops_per_sec),
+        total_commands_processed: sum(all, |s| s.total_commands_processed),
+        keyspace_hits: sum(all, |s| s.keyspace_hits),
+        keyspace_misses: sum(all, |s| s.keyspace_misses),
+        evicted_keys: sum(primaries, |s| s.evicted_keys),
+        rejected_connections: sum(all, |s| s.rejected_connections),
+        expired_keys: sum(primaries, |s| s.expired_keys),
+        connected_slaves: sum(primaries, |s| s.connected_slaves),
+        master_link_status: None,
+        keyspace: keyspace.into_values().collect(),
+        db_keys: sum(primaries, |s| s.db_keys),
+    }
+}
+
 fn parse_keyspace(key: &str, value: &str) -> Option<(u32, KeyspaceLine)> {
     let db: u32 = key.strip_prefix("db")?.parse().ok()?;
     let mut line = KeyspaceLine { db, keys: 0, expires: 0, avg_ttl_ms: 0 };
@@ -142,5 +202,35 @@ mod tests {
         assert_eq!(s.keyspace[0], KeyspaceLine { db: 0, keys: 3, expires: 2, avg_ttl_ms: 1_729_782 });
         assert_eq!(s.evicted_keys, Some(0));
         assert_eq!(s.os, None, "absent fields stay unknown");
+    }
+
+    #[test]
+    fn a_clusters_figures_add_up_data_over_primaries_and_traffic_over_all() {
+        let node = |used, clients, keys, ttl, version: &str| ServerStats {
+            redis_version: Some(version.into()),
+            used_memory_bytes: Some(used),
+            used_memory_rss_bytes: Some(used * 2),
+            maxmemory_bytes: Some(1000),
+            connected_clients: Some(clients),
+            db_keys: Some(keys),
+            uptime_seconds: Some(100 + used),
+            keyspace: vec![KeyspaceLine { db: 0, keys, expires: keys, avg_ttl_ms: ttl }],
+            ..ServerStats::default()
+        };
+        let (a, b, r) =
+            (node(100, 2, 10, 1000, "7.2.4"), node(300, 3, 30, 2000, "7.0.15"), node(100, 5, 10, 1000, "7.2.4"));
+        let c = combine(&[&a, &b], &[&a, &b, &r], Some("cluster:x".into()));
+        assert_eq!(c.used_memory_bytes, Some(400), "replicas hold copies: data is counted on primaries");
+        assert_eq!(c.connected_clients, Some(10), "clients connect to replicas too");
+        assert_eq!(c.db_keys, Some(40));
+        assert_eq!(c.maxmemory_bytes, Some(2000));
+        assert_eq!(c.mem_fragmentation_ratio, Some(2.0));
+        assert_eq!(c.keyspace[0], KeyspaceLine { db: 0, keys: 40, expires: 40, avg_ttl_ms: 1750 });
+        assert_eq!(c.redis_version.as_deref(), Some("7.0.15"), "the oldest node says what every node can do");
+        assert_eq!(c.uptime_seconds, Some(200));
+        assert_eq!(c.run_id.as_deref(), Some("cluster:x"));
+        let unlimited = ServerStats { maxmemory_bytes: Some(0), ..a.clone() };
+        assert_eq!(combine(&[&unlimited, &b], &[], None).maxmemory_bytes, Some(0));
+        assert_eq!(combine(&[], &[], None).used_memory_bytes, None);
     }
 }

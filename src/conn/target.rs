@@ -78,6 +78,8 @@ pub struct Target {
     /// Where the server is: `host:port` or the socket's path (to tell two targets that are
     /// one server).
     address: String,
+    /// The CA certificates given with `--tls-ca`, for the targets of other nodes ([`Target::at`]).
+    root_cert: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A plain address to open a raw connection to.
@@ -156,6 +158,7 @@ impl Target {
         }
 
         let address = info.addr().to_string();
+        let mut root_cert = None;
         let client = match &spec.tls_ca {
             Some(path) => {
                 let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
@@ -168,6 +171,7 @@ impl Target {
                 if count == 0 {
                     return Err(ca_error("no PEM certificate in it".into()));
                 }
+                root_cert = Some(std::sync::Arc::new(pem.clone()));
                 let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
                 redis::Client::build_with_tls(info, certs)
                     .map_err(|e| TargetError::CaFile { path: path.display().to_string(), reason: describe(&e) })?
@@ -190,7 +194,52 @@ impl Target {
             tls_addr,
             config,
             address,
+            root_cert,
         })
+    }
+
+    /// The same target at another node of it (a cluster's, a sentinel's primary): the same
+    /// user, password, database, TLS settings and timeouts, at `host:port`. Over TLS the
+    /// certificate is checked against `host`.
+    pub fn at(&self, host: &str, port: u16) -> Result<Target, TargetError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let info = self.client.get_connection_info().clone();
+        let addr = match info.addr().clone() {
+            ConnectionAddr::TcpTls { insecure, tls_params, .. } => {
+                ConnectionAddr::TcpTls { host: host.clone(), port, insecure, tls_params }
+            }
+            _ => ConnectionAddr::Tcp(host.clone(), port),
+        };
+        let info = info.set_addr(addr);
+        let bad = |e: &redis::RedisError| TargetError::BadUrl { url: format!("{host}:{port}"), reason: describe(e) };
+        let client = match &self.root_cert {
+            Some(pem) => {
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) };
+                redis::Client::build_with_tls(info.clone(), certs).map_err(|e| bad(&e))?
+            }
+            None => redis::Client::open(info.clone()).map_err(|e| bad(&e))?,
+        };
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let user = self.auth.as_ref().and_then(|(u, _)| u.as_deref()).map(|u| format!("{u}@")).unwrap_or_default();
+        let shown = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        Ok(Target {
+            client,
+            redacted: format!("{scheme}://{user}{shown}:{port}"),
+            name: self.name.clone(),
+            db: self.db,
+            auth: self.auth.clone(),
+            probe: (!self.tls).then(|| ProbeAddr::Tcp(host.clone(), port)),
+            tls: self.tls,
+            tls_addr: self.tls.then(|| (host.clone(), port)),
+            config: self.config.clone(),
+            address: info.addr().to_string(),
+            root_cert: self.root_cert.clone(),
+        })
+    }
+
+    /// Whether connections use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The URL with any password replaced by `***`.

@@ -3,19 +3,24 @@
 //! keyspace to walk. A target's figures (commands sent, the share of a core its reads cost) are
 //! sums over its nodes.
 //!
-//! A [`Topology`] is made from the target before connecting, with the node its URL names, and
-//! [`Topology::discover`] connects and finds out what the target is. Every target is one
-//! standalone server today, a topology of one node; a node's pacer and load account outlive
-//! reconnects, so what was learnt of the server's costs is kept.
+//! A [`Topology`] is made from the target before connecting, with the node its URL names (the
+//! seed), and the router's `discover` connects and finds out what the target is: one standalone
+//! server (a topology of one node), or a Redis Cluster, whose shards, slots, primaries and
+//! replicas `CLUSTER SHARDS` gives ([`Map`]). The map is refreshed when the cluster says it
+//! moved (`MOVED`), when a node cannot be reached, and on every poll; each change has a new
+//! epoch. A node's pacer and load account outlive reconnects and refreshes, so what was learnt
+//! of a server's costs is kept.
 //!
 //! How many connections sessiontop opens to a node is said once, by [`LinkUse`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
+use crate::conn::cluster::{Announced, Health, Role, Shard};
 use crate::conn::info::ServerStats;
 use crate::conn::link::{Failure, Link, LoadCounter};
 use crate::conn::pace::{Budget, Pacer};
-use crate::conn::target::Target;
+use crate::conn::slot;
+use crate::conn::target::{Target, TargetError};
 
 /// What each connection to a node carries: sessiontop opens one of each, so
 /// [`LINKS_PER_NODE`] in all (the census's two only once there is a layout to count).
@@ -148,79 +153,402 @@ impl Node {
 pub enum Kind {
     /// One server: every key on the one node.
     Standalone,
+    /// A Redis Cluster: keys spread over the primaries by hash slot.
+    Cluster,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Standalone => "standalone",
+            Kind::Cluster => "cluster",
+        }
+    }
+}
+
+/// How to tell what a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KindChoice {
+    /// From `INFO cluster` (`cluster_enabled:1`).
+    #[default]
+    Detect,
+    /// A cluster, whatever `INFO` says or when it may not be read (`--cluster`).
+    Cluster,
+}
+
+/// A node of the map, with what the cluster said of it at the last refresh.
+#[derive(Debug, Clone)]
+pub struct MapNode {
+    pub node: Arc<Node>,
+    /// The cluster's id for the node (empty for a standalone server).
+    pub id: String,
+    pub health: Health,
+    pub offset: Option<u64>,
+}
+
+/// Slots and the nodes that serve them.
+#[derive(Debug, Clone)]
+pub struct MapShard {
+    pub slots: Vec<(u16, u16)>,
+    /// `None` while the shard has no primary the cluster knows (failed, not yet replaced).
+    pub primary: Option<MapNode>,
+    pub replicas: Vec<MapNode>,
+}
+
+/// What a target is made of, as of one refresh.
+#[derive(Debug)]
+pub struct Map {
+    pub kind: Kind,
+    /// Goes up by one with every change of slots, primaries or nodes.
+    pub epoch: u64,
+    pub shards: Vec<MapShard>,
+    /// For each slot, the index of its shard, or [`NO_SHARD`].
+    owner: Vec<u16>,
+}
+
+/// The slot belongs to no shard.
+pub const NO_SHARD: u16 = u16::MAX;
+
+impl Map {
+    fn standalone(seed: &Arc<Node>) -> Map {
+        let primary = MapNode { node: seed.clone(), id: String::new(), health: Health::Online, offset: None };
+        let shard =
+            MapShard { slots: vec![(0, (slot::SLOTS - 1) as u16)], primary: Some(primary), replicas: Vec::new() };
+        Map { kind: Kind::Standalone, epoch: 0, shards: vec![shard], owner: Vec::new() }
+    }
+
+    /// The node every command goes to when there is only one.
+    pub fn single(&self) -> Option<&Arc<Node>> {
+        match (self.kind, self.shards.as_slice()) {
+            (Kind::Standalone, [shard]) => shard.primary.as_ref().map(|p| &p.node),
+            _ => None,
+        }
+    }
+
+    /// The shard serving `slot`.
+    pub fn shard_of(&self, slot: u16) -> Option<&MapShard> {
+        if self.kind == Kind::Standalone {
+            return self.shards.first();
+        }
+        let i = *self.owner.get(usize::from(slot))?;
+        self.shards.get(usize::from(i))
+    }
+
+    /// The primary serving `key`'s slot.
+    pub fn primary_for(&self, key: &[u8]) -> Option<&Arc<Node>> {
+        self.shard_of(slot::of(key)).and_then(|s| s.primary.as_ref()).map(|p| &p.node)
+    }
+
+    /// Every primary, in slot order.
+    pub fn primaries(&self) -> Vec<Arc<Node>> {
+        self.shards.iter().filter_map(|s| s.primary.as_ref().map(|p| p.node.clone())).collect()
+    }
+
+    /// Every node: each shard's primary, then its replicas.
+    pub fn nodes(&self) -> Vec<&MapNode> {
+        self.shards.iter().flat_map(|s| s.primary.iter().chain(&s.replicas)).collect()
+    }
+
+    /// The slot ranges no primary serves.
+    pub fn uncovered(&self) -> Vec<(u16, u16)> {
+        if self.kind == Kind::Standalone {
+            return Vec::new();
+        }
+        slot::ranges_where(|s| {
+            let i = self.owner.get(s).copied().unwrap_or(NO_SHARD);
+            i == NO_SHARD || self.shards.get(usize::from(i)).is_none_or(|sh| sh.primary.is_none())
+        })
+    }
+
+    /// The slots `node` serves as a primary.
+    pub fn slots_of(&self, node: &Arc<Node>) -> Vec<(u16, u16)> {
+        self.shards
+            .iter()
+            .filter(|s| s.primary.as_ref().is_some_and(|p| Arc::ptr_eq(&p.node, node)))
+            .flat_map(|s| s.slots.iter().copied())
+            .collect()
+    }
+
+    /// Whether the two maps give every slot to the same primary, with the same nodes.
+    fn same_as(&self, other: &Map) -> bool {
+        type Shape = Vec<(Vec<(u16, u16)>, Option<String>, Vec<String>)>;
+        let shape = |m: &Map| -> Shape {
+            let mut v: Vec<_> = m
+                .shards
+                .iter()
+                .map(|s| {
+                    let mut replicas: Vec<String> = s.replicas.iter().map(|r| r.node.address.clone()).collect();
+                    replicas.sort();
+                    (s.slots.clone(), s.primary.as_ref().map(|p| p.node.address.clone()), replicas)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        self.kind == other.kind && shape(self) == shape(other)
+    }
+}
+
+/// Announced node addresses mapped to the addresses sessiontop can reach them at
+/// (`--node-address-map ANNOUNCED=REACHABLE`: NAT, SSH tunnels, port forwards).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressMap(Vec<(String, (String, u16))>);
+
+/// Why an address map entry is not `HOST:PORT=HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not ANNOUNCED_HOST:PORT=REACHABLE_HOST:PORT")]
+pub struct AddressMapError(String);
+
+impl AddressMap {
+    pub fn parse(entries: &[String]) -> Result<AddressMap, AddressMapError> {
+        let mut map = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let bad = || AddressMapError(entry.clone());
+            let (from, to) = entry.split_once('=').ok_or_else(bad)?;
+            let from_ok = split_host_port(from.trim()).ok_or_else(bad)?;
+            let to = split_host_port(to.trim()).ok_or_else(bad)?;
+            map.push((format!("{}:{}", from_ok.0, from_ok.1), to));
+        }
+        Ok(AddressMap(map))
+    }
+
+    /// Where to connect for a node announced at `host:port`.
+    fn reach(&self, host: &str, port: u16) -> (String, u16) {
+        let announced = format!("{host}:{port}");
+        self.0.iter().find(|(from, _)| *from == announced).map_or((host.to_string(), port), |(_, to)| to.clone())
+    }
+}
+
+/// `host:port`, `[v6]:port`.
+pub fn split_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// What sessiontop's reads cost a target lately, over all its nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
-    /// The share of one Redis core, summed over the nodes that could measure it.
+    /// The share of one Redis core of the node that pays most, among those that could measure it.
     pub redis_cpu_share: Option<f64>,
     pub budget: String,
     /// Whether any node's pacer is holding back because its server is slow.
     pub backing_off: bool,
+    /// How many nodes the figures are over.
+    pub nodes: usize,
 }
 
 /// A target's nodes.
 #[derive(Debug)]
 pub struct Topology {
-    kind: Kind,
-    nodes: Vec<Arc<Node>>,
+    seed: Arc<Node>,
+    template: Target,
+    budget: Budget,
+    choice: KindChoice,
+    address_map: AddressMap,
+    map: RwLock<Arc<Map>>,
+    /// Every node made so far (a cluster's are few), so that a node keeps its pacer and its
+    /// count across refreshes, and can be found by the address a `MOVED` names.
+    made: Mutex<Vec<Arc<Node>>>,
+    /// Whether the kind is settled: a server is a cluster or not from its start on, so `INFO
+    /// cluster` is asked once.
+    decided: std::sync::atomic::AtomicBool,
+}
+
+/// Why the topology could not be read.
+fn unreadable(why: impl std::fmt::Display) -> Failure {
+    Failure::Protocol(format!("the cluster's topology: {why}"))
 }
 
 impl Topology {
     /// The topology as known before connecting: the node the target's URL names, paced by
     /// `budget`.
     pub fn new(target: &Target, budget: Budget) -> Topology {
-        Topology { kind: Kind::Standalone, nodes: vec![Arc::new(Node::new(target.clone(), budget))] }
+        Topology::with(target, budget, KindChoice::Detect, AddressMap::default())
     }
 
-    /// Connects to the target and finds out what it is made of; returns the connection for
-    /// `use_` to the node connected through. A standalone server is its own only node.
-    pub async fn discover(&self, use_: LinkUse) -> Result<Link, Failure> {
-        self.seed().connect(use_).await
+    /// As [`Topology::new`], told how to tell what the target is and where announced nodes are.
+    pub fn with(target: &Target, budget: Budget, choice: KindChoice, address_map: AddressMap) -> Topology {
+        let seed = Arc::new(Node::new(target.clone(), budget));
+        Topology {
+            map: RwLock::new(Arc::new(Map::standalone(&seed))),
+            made: Mutex::new(vec![seed.clone()]),
+            seed,
+            template: target.clone(),
+            budget,
+            choice,
+            address_map,
+            decided: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The nodes to connect through to find out what the target is: the seed, then every node
+    /// known to be of it (the seed may be down while the cluster is up).
+    pub fn entry_points(&self) -> Vec<Arc<Node>> {
+        let mut candidates = vec![self.seed.clone()];
+        for node in self.map().nodes() {
+            if !candidates.iter().any(|c| Arc::ptr_eq(c, &node.node)) {
+                candidates.push(node.node.clone());
+            }
+        }
+        candidates
+    }
+
+    /// Reads what the target is made of through `link` (a connection to `via`), and makes it
+    /// the map if it changed.
+    pub async fn refresh_through(&self, via: &Arc<Node>, link: &mut Link) -> Result<(), Failure> {
+        use std::sync::atomic::Ordering;
+        let decided = self.decided.load(Ordering::Relaxed);
+        let kind = match (self.map().kind, self.choice) {
+            (Kind::Cluster, _) | (_, KindChoice::Cluster) => Kind::Cluster,
+            (Kind::Standalone, _) if decided => Kind::Standalone,
+            (Kind::Standalone, KindChoice::Detect) => {
+                match link.query::<String>(redis::cmd("INFO").arg("cluster")).await {
+                    Ok(info) if crate::conn::cluster::cluster_enabled(&info) => Kind::Cluster,
+                    Ok(_) => Kind::Standalone,
+                    Err(f) if f.is_connection() => return Err(f),
+                    // `INFO` denied: a standalone server unless told otherwise.
+                    Err(_) => Kind::Standalone,
+                }
+            }
+        };
+        self.decided.store(true, Ordering::Relaxed);
+        if kind == Kind::Standalone {
+            return Ok(());
+        }
+        let shards = self.read_shards(via, link).await?;
+        self.install(shards)
+    }
+
+    /// `CLUSTER SHARDS`, or `CLUSTER SLOTS` where the server is older than 7.0.
+    async fn read_shards(&self, via: &Arc<Node>, link: &mut Link) -> Result<Vec<Shard>, Failure> {
+        let tls = self.template.is_tls();
+        let asked = split_host_port(via.address()).map(|(h, _)| h).unwrap_or_default();
+        match link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SHARDS")).await {
+            Ok(reply) => crate::conn::cluster::from_shards(reply, tls, &asked).map_err(unreadable),
+            Err(Failure::Unknown { .. }) => {
+                let reply = link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+                crate::conn::cluster::from_slots(reply, &asked).map_err(unreadable)
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Makes `shards` the map, with a new epoch if anything changed.
+    fn install(&self, shards: Vec<Shard>) -> Result<(), Failure> {
+        let mut owner = vec![NO_SHARD; slot::SLOTS];
+        let mut mapped = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let mut primary = None;
+            let mut replicas = Vec::new();
+            for announced in &shard.nodes {
+                let node = self.node_for(announced).map_err(unreadable)?;
+                let entry =
+                    MapNode { node, id: announced.id.clone(), health: announced.health, offset: announced.offset };
+                match announced.role {
+                    Role::Primary if primary.is_none() => primary = Some(entry),
+                    _ => replicas.push(entry),
+                }
+            }
+            if shard.slots.is_empty() && primary.is_none() && replicas.is_empty() {
+                continue;
+            }
+            let index = mapped.len() as u16;
+            for &(first, last) in &shard.slots {
+                for s in first..=last.min((slot::SLOTS - 1) as u16) {
+                    owner[usize::from(s)] = index;
+                }
+            }
+            mapped.push(MapShard { slots: shard.slots, primary, replicas });
+        }
+        let mut current = self.map.write().map_err(|_| unreadable("lock poisoned"))?;
+        let mut next = Map { kind: Kind::Cluster, epoch: current.epoch, shards: mapped, owner };
+        if !next.same_as(&current) {
+            next.epoch += 1;
+            tracing::info!(epoch = next.epoch, shards = next.shards.len(), "topology changed");
+        }
+        *current = Arc::new(next);
+        Ok(())
+    }
+
+    /// The node announced as `announced`, made the first time it is met.
+    fn node_for(&self, announced: &Announced) -> Result<Arc<Node>, TargetError> {
+        self.node_at(&announced.host, announced.port)
+    }
+
+    /// The node at `host:port` as the cluster names it (a `MOVED` or `ASK` reply, or the map).
+    pub fn node_at(&self, host: &str, port: u16) -> Result<Arc<Node>, TargetError> {
+        let address = format!("{host}:{port}");
+        let mut made =
+            self.made.lock().map_err(|_| TargetError::BadUrl { url: address.clone(), reason: "lock".into() })?;
+        if let Some(node) = made.iter().find(|n| n.address == address) {
+            return Ok(node.clone());
+        }
+        let (reach_host, reach_port) = self.address_map.reach(host, port);
+        let mut node = Node::new(self.template.at(&reach_host, reach_port)?, self.budget);
+        node.address = address;
+        let node = Arc::new(node);
+        made.push(node.clone());
+        Ok(node)
+    }
+
+    /// What the target is made of now.
+    pub fn map(&self) -> Arc<Map> {
+        match self.map.read() {
+            Ok(map) => map.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.map().kind
     }
 
-    /// Every node.
-    pub fn nodes(&self) -> &[Arc<Node>] {
-        &self.nodes
+    /// Every node of the map (primaries and replicas); the seed alone before a cluster is found.
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.map().nodes().into_iter().map(|n| n.node.clone()).collect()
     }
 
     /// The node the target's URL names, through which the topology is discovered (and, for a
     /// standalone server, the node every command goes to).
     pub fn seed(&self) -> &Arc<Node> {
-        // `new` makes the seed node, and nothing removes it.
-        &self.nodes[0]
+        &self.seed
+    }
+
+    /// Every node made so far: the map's, and the seed (through which a cluster was found).
+    fn all_made(&self) -> Vec<Arc<Node>> {
+        self.made.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Commands sent to every node since the start.
     pub fn commands_sent(&self) -> u64 {
-        self.nodes.iter().map(|n| n.load.total()).sum()
+        self.all_made().iter().map(|n| n.load.total()).sum()
     }
 
-    /// What sessiontop's commands cost the target lately.
+    /// What sessiontop's commands cost the target lately: the share of the node that pays
+    /// most (each node has the whole budget of its own core).
     pub fn load_report(&self) -> LoadReport {
         let mut share: Option<f64> = None;
         let mut budget = String::new();
         let mut backing_off = false;
-        for node in &self.nodes {
+        let nodes = self.nodes();
+        for node in &nodes {
             if let Ok(p) = node.pacer.lock() {
                 if let Some(s) = p.share() {
-                    share = Some(share.unwrap_or(0.0) + s);
+                    share = Some(share.map_or(s, |m: f64| m.max(s)));
                 }
                 budget = p.budget().to_string();
                 backing_off |= p.backing_off();
             }
         }
-        LoadReport { redis_cpu_share: share, budget, backing_off }
+        LoadReport { redis_cpu_share: share, budget, backing_off, nodes: nodes.len() }
     }
 
     /// The share of one Redis core the target's commands used from each node's first look at
-    /// `INFO commandstats` to its last (what a one-shot command cost while it ran).
+    /// `INFO commandstats` to its last (what a one-shot command cost while it ran), summed over
+    /// the nodes.
     pub fn share_overall(&self) -> Option<f64> {
-        self.nodes.iter().filter_map(|n| n.pacer.lock().ok().and_then(|p| p.share_overall())).reduce(|a, b| a + b)
+        self.all_made().iter().filter_map(|n| n.pacer.lock().ok().and_then(|p| p.share_overall())).reduce(|a, b| a + b)
     }
 }

@@ -43,6 +43,9 @@ pub enum Listen {
     Unix,
     /// A free TCP port on 127.0.0.1, plus the unix socket.
     Tcp,
+    /// A free TCP port whose cluster bus port (the port + 10,000) is free too, plus the unix
+    /// socket: a cluster node's.
+    ClusterTcp,
 }
 
 /// Options for [`LocalRedis::start`].
@@ -81,11 +84,11 @@ impl LocalRedis {
         let mut server = LocalRedis { child: None, dir, binary, port: None, extra_args: options.extra_args };
         match options.listen {
             Listen::Unix => server.spawn_and_wait()?,
-            Listen::Tcp => {
+            Listen::Tcp | Listen::ClusterTcp => {
                 // Binding port 0 and releasing it can race with another process; try a few ports.
                 let mut last = None;
                 for _ in 0..5 {
-                    server.port = Some(free_port()?);
+                    server.port = Some(if options.listen == Listen::Tcp { free_port()? } else { free_cluster_port()? });
                     match server.spawn_and_wait() {
                         Ok(()) => return Ok(server),
                         Err(e) => last = Some(e),
@@ -112,6 +115,11 @@ impl LocalRedis {
 
     pub fn socket_path(&self) -> PathBuf {
         self.dir.path().join("redis.sock")
+    }
+
+    /// The TCP port, when it listens on one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
     }
 
     /// The server's directory (its log file is `redis.log` there).
@@ -204,6 +212,18 @@ pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, LocalRedisError> 
 fn free_port() -> Result<u16, LocalRedisError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| LocalRedisError::NotReady(e.to_string()))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| LocalRedisError::NotReady(e.to_string()))
+}
+
+/// A free port below 55,536 whose bus port (the port + 10,000) is free too.
+fn free_cluster_port() -> Result<u16, LocalRedisError> {
+    for _ in 0..200 {
+        let port = fastrand::u16(20_000..55_000);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return Ok(port);
+        }
+    }
+    Err(LocalRedisError::NotReady("no free port pair for a cluster node".into()))
 }
 
 fn ping(socket: &Path) -> bool {

@@ -24,8 +24,7 @@ use crate::engine::layout::NaiveTime;
 use crate::engine::names::SessionId;
 use crate::util::text;
 
-/// How long a restart or a failover stays a finding after it was seen.
-pub const EVENT_FINDING_MS: Millis = 60 * 60 * 1000;
+pub use crate::engine::domain::EVENT_FINDING_MS;
 /// A server that has been up for less than this has restarted recently (a first look).
 const RECENT_START_S: u64 = 10 * 60;
 /// Census passes remembered for the stalled jump and the drop of sessions.
@@ -39,6 +38,8 @@ const STALLED_JUMP_MIN: u64 = 10;
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub server: Option<&'a ServerStats>,
+    /// The nodes of a target made of several.
+    pub nodes: Option<&'a crate::engine::domain::NodesView>,
     /// The last complete census pass, when there is one.
     pub census: Option<&'a CensusTally>,
     /// Orphaned ids the pass kept.
@@ -84,6 +85,8 @@ pub struct Tracker {
     processes: BTreeMap<String, u64>,
     /// Patterns whose count changed: when, from, to.
     process_changes: BTreeMap<String, (Millis, u64, u64)>,
+    /// The nodes of a cluster: failovers and reshardings seen while watching.
+    nodes: crate::engine::nodes::NodeWatch,
 }
 
 /// Sessions a stage watch follows at most (the rest are not followed).
@@ -134,6 +137,11 @@ impl Tracker {
             self.rejected_base = stats.rejected_connections;
         }
         self.last_server = Some(current);
+    }
+
+    /// A poll of a cluster's nodes.
+    pub fn observe_nodes(&mut self, view: &crate::engine::domain::NodesView, now: Millis) {
+        self.nodes.observe(view, now);
     }
 
     /// A sample of the host: a watched pattern whose count of processes changed (a worker
@@ -570,6 +578,9 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     if let Some(server) = inputs.server {
         server_findings(server, inputs.thresholds, &mut out);
     }
+    if let Some(nodes) = inputs.nodes {
+        tracker.nodes.findings(nodes, inputs.thresholds, inputs.now, &mut out);
+    }
     if let Some(census) = inputs.census {
         session_findings(census, inputs, tracker, &mut out);
     }
@@ -874,6 +885,7 @@ mod tests {
     fn inputs<'a>(server: Option<&'a ServerStats>, census: Option<&'a CensusTally>, t: &'a Thresholds) -> Inputs<'a> {
         Inputs {
             server,
+            nodes: None,
             census,
             orphan_ids: &[],
             stalled: None,

@@ -14,6 +14,9 @@ use crate::engine::names::{Key, SessionId};
 
 /// Epoch milliseconds.
 pub type Millis = i64;
+
+/// How long a restart, a failover or another event seen while watching stays a finding.
+pub const EVENT_FINDING_MS: Millis = 60 * 60 * 1000;
 /// Epoch microseconds: last-interaction times keep the precision of the index score, so the
 /// most recently active sessions are told apart within a second.
 pub type Micros = i64;
@@ -383,6 +386,11 @@ pub enum FindingKind {
     Fragmentation,
     Restarted,
     RoleChanged,
+    // The nodes of a cluster.
+    NodeDown,
+    Failover,
+    SlotsUncovered,
+    SlotsMoved,
     SessionsDropped,
     // The host sessiontop runs on.
     ProcessCount,
@@ -394,7 +402,7 @@ impl FindingKind {
     /// How many of [`FindingKind::ALL`], from the first, are about sessions.
     pub const SESSION_KINDS: usize = 11;
 
-    pub const ALL: [FindingKind; 23] = [
+    pub const ALL: [FindingKind; 27] = [
         FindingKind::Stuck,
         FindingKind::Stalled,
         FindingKind::Orphaned,
@@ -415,6 +423,10 @@ impl FindingKind {
         FindingKind::Fragmentation,
         FindingKind::Restarted,
         FindingKind::RoleChanged,
+        FindingKind::NodeDown,
+        FindingKind::Failover,
+        FindingKind::SlotsUncovered,
+        FindingKind::SlotsMoved,
         FindingKind::SessionsDropped,
         FindingKind::ProcessCount,
         FindingKind::SameServer,
@@ -443,6 +455,10 @@ impl FindingKind {
             FindingKind::Fragmentation => "fragmentation",
             FindingKind::Restarted => "restarted",
             FindingKind::RoleChanged => "role_changed",
+            FindingKind::NodeDown => "node_down",
+            FindingKind::Failover => "failover",
+            FindingKind::SlotsUncovered => "slots_uncovered",
+            FindingKind::SlotsMoved => "slots_moved",
             FindingKind::SessionsDropped => "sessions_dropped",
             FindingKind::ProcessCount => "process_count",
             FindingKind::SameServer => "same_server",
@@ -476,6 +492,57 @@ pub enum OwnFix {
     GiveTtl,
     /// Delete the lock held too long.
     Release,
+}
+
+/// One node of a target made of several (a cluster's primaries and replicas), as the last
+/// poll saw it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeStatus {
+    /// `host:port` as the cluster announces it.
+    pub address: String,
+    /// The cluster's id for the node.
+    pub id: String,
+    pub primary: bool,
+    /// A replica's primary, by address.
+    pub replica_of: Option<String>,
+    /// What the cluster says of the node: `online`, `failed`, `loading`.
+    pub health: String,
+    /// The slots a primary serves.
+    pub slots: Vec<(u16, u16)>,
+    /// What the node's own `INFO` and `DBSIZE` said; `None` when it could not be asked.
+    pub stats: Option<Box<crate::conn::info::ServerStats>>,
+    /// Why the node could not be polled.
+    pub error: Option<String>,
+    /// The share of the node's core sessiontop's commands cost lately.
+    pub own_share: Option<f64>,
+    pub commands_sent: u64,
+    /// How far a replica is behind its primary, in bytes of the replication stream.
+    pub lag_bytes: Option<u64>,
+}
+
+impl NodeStatus {
+    /// How many slots a primary serves.
+    pub fn slot_count(&self) -> u32 {
+        self.slots.iter().map(|(a, b)| u32::from(*b) - u32::from(*a) + 1).sum()
+    }
+}
+
+/// What a target made of several nodes is made of, as of the last poll.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodesView {
+    /// `cluster`.
+    pub kind: String,
+    /// Goes up with every change of slots, primaries or nodes.
+    pub epoch: u64,
+    pub nodes: Vec<NodeStatus>,
+    /// Slot ranges no primary serves.
+    pub uncovered: Vec<(u16, u16)>,
+}
+
+impl NodesView {
+    pub fn primaries(&self) -> impl Iterator<Item = &NodeStatus> {
+        self.nodes.iter().filter(|n| n.primary)
+    }
 }
 
 /// The machine sessiontop runs on, and the processes `--watch-process` names.

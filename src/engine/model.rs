@@ -127,6 +127,8 @@ pub struct Model {
     pub layout: Option<LayoutInfo>,
     pub layout_note: Option<String>,
     pub server: Option<ServerStats>,
+    /// The nodes of a target made of several, as the last poll saw them.
+    pub nodes: Option<crate::engine::domain::NodesView>,
     /// When `server` was read.
     pub server_at: Option<Millis>,
     /// Server fields that could not be read, with why.
@@ -166,6 +168,7 @@ impl Model {
             layout: None,
             layout_note: None,
             server: None,
+            nodes: None,
             server_at: None,
             server_unavailable: Vec::new(),
             history: Default::default(),
@@ -198,6 +201,7 @@ impl Model {
         let has_history = self.layout.as_ref().is_some_and(|l| l.stuck_by_history);
         let inputs = diagnose::Inputs {
             server: self.server.as_ref(),
+            nodes: self.nodes.as_ref(),
             census: self.census.complete.as_ref(),
             orphan_ids: &self.census.orphan_ids,
             stalled: self.stalled.as_ref().map(|(n, by)| (*n, by.as_slice())),
@@ -280,6 +284,11 @@ impl Model {
             }
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
+            Update::Nodes(view) => {
+                self.tracker.observe_nodes(&view, self.now);
+                self.nodes = Some(*view);
+                self.refresh_findings();
+            }
             // The rows are the table's (the dashboard sends them there); the model keeps what
             // was said about them.
             Update::Page { unavailable, .. } => self.session_unavailable = unavailable,

@@ -22,6 +22,8 @@ pub enum Update {
         stats: Box<ServerStats>,
         unavailable: Vec<String>,
     },
+    /// The nodes of a target made of several, each as its own poll saw it.
+    Nodes(Box<crate::engine::domain::NodesView>),
     /// Fresh details of some sessions (the visible page).
     Page {
         rows: Vec<SessionRow>,

@@ -19,6 +19,37 @@ fn rfc3339_ms(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
+/// A cluster's nodes, or `null` for one server.
+fn topology(view: Option<&crate::engine::domain::NodesView>) -> J {
+    let Some(view) = view else { return J::Null };
+    json!({
+        "kind": view.kind,
+        "epoch": view.epoch,
+        "uncovered_slots": crate::conn::slot::ranges_text(&view.uncovered),
+        "nodes": view.nodes.iter().map(|n| {
+            let s = n.stats.as_deref();
+            json!({
+                "address": n.address,
+                "id": n.id,
+                "role": if n.primary { "primary" } else { "replica" },
+                "replica_of": n.replica_of,
+                "health": n.health,
+                "slots": crate::conn::slot::ranges_text(&n.slots),
+                "slot_count": n.slot_count(),
+                "error": n.error,
+                "db_keys": s.and_then(|s| s.db_keys),
+                "used_memory_bytes": s.and_then(|s| s.used_memory_bytes),
+                "maxmemory_bytes": s.and_then(|s| s.maxmemory_bytes),
+                "connected_clients": s.and_then(|s| s.connected_clients),
+                "ops_per_sec": s.and_then(|s| s.ops_per_sec),
+                "lag_bytes": n.lag_bytes,
+                "commands_sent": n.commands_sent,
+                "redis_cpu_share": n.own_share,
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
 /// TTL in seconds as Redis counts it: -1 for no TTL, `null` when unknown.
 fn ttl_json(ttl: Ttl, now: i64) -> J {
     match ttl {
@@ -127,6 +158,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             })).collect::<Vec<_>>(),
             "unavailable": m.server_unavailable,
         },
+        "topology": topology(m.nodes.as_ref()),
         "sessions": sessions,
         "census": census,
         "own_load": {

@@ -59,7 +59,14 @@ pub fn naive_local(epoch: f64) -> String {
 /// One turn of the TRT service, command for command as its `RedisSessionManager` does it:
 /// `save_session_state` (HSET mapping, EXPIRE, ZADD index) then `add_conversation_exchange`
 /// (LPUSH, LTRIM 0 49, EXPIRE); on the first turn the meta hash (written once, TTL from creation).
-pub fn trt_turn(con: &mut redis::Connection, prefix: &str, id: &str, substate: &str, at_epoch: f64, first: bool) {
+pub fn trt_turn(
+    con: &mut impl redis::ConnectionLike,
+    prefix: &str,
+    id: &str,
+    substate: &str,
+    at_epoch: f64,
+    first: bool,
+) {
     let state = format!("{prefix}session:{id}:state");
     let history = format!("{prefix}session:{id}:history");
     let iso = naive_local(at_epoch);
@@ -100,7 +107,7 @@ pub fn trt_turn(con: &mut redis::Connection, prefix: &str, id: &str, substate: &
 }
 
 /// Flask-Session's write: `SET {prefix}{sid} <payload> EX <lifetime>`.
-pub fn flask_set(con: &mut redis::Connection, prefix: &str, sid: &str, payload: &[u8], ttl: u64) {
+pub fn flask_set(con: &mut impl redis::ConnectionLike, prefix: &str, sid: &str, payload: &[u8], ttl: u64) {
     let _: () = redis::cmd("SET").arg(format!("{prefix}{sid}")).arg(payload).arg("EX").arg(ttl).query(con).unwrap();
 }
 

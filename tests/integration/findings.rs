@@ -328,6 +328,7 @@ fn inputs_now<'a>(
 ) -> sessiontop::engine::diagnose::Inputs<'a> {
     sessiontop::engine::diagnose::Inputs {
         server,
+        nodes: None,
         census: None,
         orphan_ids: &[],
         stalled: None,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
 
 mod chatmrpt;
+mod cluster;
 mod common;
 mod e2e;
 mod engine;

@@ -1,0 +1,495 @@
+//! A target's connections for one use ([`LinkUse`]), one per node, and the routing of each
+//! command to the node that serves it. On a standalone server everything goes to its one
+//! connection, as it is. On a cluster a keyed command goes to the primary of its key's slot; a
+//! pipeline is split into one pipeline per node, sent to all of them at once, and its replies
+//! put back in order; a command with several keys (`EXISTS`, `UNLINK`) is split per slot and
+//! its counts summed. A `MOVED` reply refreshes the map and sends what moved again to its new
+//! node (never the whole pipeline blindly); an `ASK` sends it, after `ASKING`, to the node
+//! named. Commands without a key go to the connection they are sent on, explicitly:
+//! [`Router::link`].
+//!
+//! Never sends a command anywhere but to the node its key's slot names (or `MOVED`/`ASK` named).
+
+use std::sync::Arc;
+
+use redis::{Cmd, FromRedisValue, Pipeline};
+
+use crate::conn::link::{Failure, Link, Reply};
+use crate::conn::pace::Kind;
+use crate::conn::topology::{LinkUse, Map, Node, Topology, split_host_port};
+
+/// How many times a command is sent on after `MOVED` or `ASK` before its last reply is kept.
+const MAX_REDIRECTS: usize = 3;
+
+/// A connection held, and what it had sent when its work was last charged to its node's pacer.
+struct Held {
+    node: Arc<Node>,
+    link: Link,
+    charged: [u64; Kind::ALL.len()],
+}
+
+/// A target's connections for one use, opened as commands need them. Clones share the
+/// connections (each is multiplexed), so tasks that work side by side still hold one
+/// connection per node for the use.
+#[derive(Clone)]
+pub struct Router {
+    topology: Arc<Topology>,
+    use_: LinkUse,
+    held: Arc<tokio::sync::Mutex<Vec<Held>>>,
+}
+
+/// What part of one command of a pipeline goes where.
+struct Part {
+    /// The command of the pipeline this is (a part of).
+    index: usize,
+    cmd: Cmd,
+    /// The slot of its keys; `None` for a command without a key.
+    slot: Option<u16>,
+    /// The node an `ASK` sent it to.
+    asking: Option<Arc<Node>>,
+}
+
+impl Router {
+    fn new(topology: Arc<Topology>, use_: LinkUse) -> Router {
+        Router { topology, use_, held: Arc::default() }
+    }
+
+    /// Connects to the target (through the seed, or any node known to be of it when the seed
+    /// cannot be reached), finds out what it is made of, and returns a router for `use_` with
+    /// that first connection in it.
+    pub async fn discover(topology: &Arc<Topology>, use_: LinkUse) -> Result<Router, Failure> {
+        let mut last = None;
+        for node in topology.entry_points() {
+            match node.connect(use_).await {
+                Ok(mut link) => {
+                    topology.refresh_through(&node, &mut link).await?;
+                    let mut router = Router::new(topology.clone(), use_);
+                    router.adopt(node, link);
+                    return Ok(router);
+                }
+                Err(f @ Failure::Auth(_)) => return Err(f),
+                Err(f) => last = Some(f),
+            }
+        }
+        Err(last.unwrap_or_else(|| Failure::Connection("no node to connect to".into())))
+    }
+
+    /// Keeps `link`, a connection to `node`, for the commands that go there.
+    fn adopt(&mut self, node: Arc<Node>, link: Link) {
+        let held = Arc::get_mut(&mut self.held).map(tokio::sync::Mutex::get_mut);
+        if let Some(held) = held {
+            held.retain(|h| !Arc::ptr_eq(&h.node, &node));
+            held.push(Held { node, link, charged: [0; Kind::ALL.len()] });
+        }
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    /// The connection to `node` (a handle on it: it is multiplexed), opened if it is not yet.
+    pub async fn link(&self, node: &Arc<Node>) -> Result<Link, Failure> {
+        let mut held = self.held.lock().await;
+        if let Some(h) = held.iter().find(|h| Arc::ptr_eq(&h.node, node)) {
+            return Ok(h.link.clone());
+        }
+        let link = node.connect(self.use_).await?;
+        held.push(Held { node: node.clone(), link: link.clone(), charged: [0; Kind::ALL.len()] });
+        Ok(link)
+    }
+
+    /// The nodes connected to.
+    pub async fn connected(&self) -> Vec<Arc<Node>> {
+        self.held.lock().await.iter().map(|h| h.node.clone()).collect()
+    }
+
+    /// The node commands without a key go to when no node is named: the only node of a
+    /// standalone server, a cluster's first primary.
+    pub fn home(&self) -> Arc<Node> {
+        let map = self.topology.map();
+        if let Some(node) = map.single() {
+            return node.clone();
+        }
+        map.primaries().into_iter().next().unwrap_or_else(|| self.topology.seed().clone())
+    }
+
+    /// The node that serves `key` (the primary of its slot), or home when no node does.
+    pub fn node_for(&self, key: &[u8]) -> Arc<Node> {
+        self.topology.map().primary_for(key).cloned().unwrap_or_else(|| self.home())
+    }
+
+    /// The keys in the selected database over every primary (`DBSIZE` on each); `None` when
+    /// a node will not say.
+    pub async fn keyspace_size(&self) -> Option<u64> {
+        let mut total = 0;
+        for node in self.topology.map().primaries() {
+            total += self.link(&node).await.ok()?.query::<u64>(&redis::cmd("DBSIZE")).await.ok()?;
+        }
+        Some(total)
+    }
+
+    /// Reads the map again (a cluster only), through a primary connected to, else any node of
+    /// the map that answers.
+    pub async fn refresh(&self) -> Result<(), Failure> {
+        let map = self.topology.map();
+        if map.single().is_some() {
+            return Ok(());
+        }
+        let connected = self.connected().await;
+        let mut candidates: Vec<Arc<Node>> = map.primaries();
+        candidates.sort_by_key(|n| !connected.iter().any(|c| Arc::ptr_eq(c, n)));
+        candidates.extend(map.nodes().into_iter().map(|n| n.node.clone()));
+        let mut last = Failure::Connection("no node of the cluster answers".into());
+        for node in candidates {
+            match self.link(&node).await {
+                Ok(mut link) => match self.topology.refresh_through(&node, &mut link).await {
+                    Ok(()) => return Ok(()),
+                    Err(f) => last = f,
+                },
+                Err(f) => last = f,
+            }
+        }
+        Err(last)
+    }
+
+    /// Closes the connections to nodes no longer in the map.
+    pub async fn forget_departed(&self) {
+        let nodes = self.topology.nodes();
+        self.held.lock().await.retain(|h| nodes.iter().any(|n| Arc::ptr_eq(n, &h.node)));
+    }
+
+    /// Charges each node's pacer for what its connection sent since the last charge, without
+    /// waiting for the budget (the page poll, the inspector, writes: see [`Node::charge`]).
+    pub async fn charge(&self) {
+        for held in self.held.lock().await.iter_mut() {
+            held.node.charge(&held.link, &mut held.charged);
+        }
+    }
+
+    /// Reads `INFO commandstats` into each connected node's pacer when it is due (see
+    /// [`Node::sample_costs`]).
+    pub async fn sample_costs(&self) -> Result<(), Failure> {
+        let held: Vec<(Arc<Node>, Link)> =
+            self.held.lock().await.iter().map(|h| (h.node.clone(), h.link.clone())).collect();
+        for (node, mut link) in held {
+            node.sample_costs(&mut link).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `INFO commandstats` into the pacer of every primary now (a one-shot command's
+    /// first and last look: see [`Node::sample_costs_now`]).
+    pub async fn sample_costs_now(&self) -> Result<(), Failure> {
+        for node in self.topology.map().primaries() {
+            let mut link = self.link(&node).await?;
+            node.sample_costs_now(&mut link).await?;
+        }
+        Ok(())
+    }
+
+    /// The nodes a pipeline's commands go to, each with how many and what they will cost it
+    /// by its pacer's book.
+    pub fn costs(&self, pipe: &Pipeline) -> Vec<(Arc<Node>, f64, u64)> {
+        let map = self.topology.map();
+        let home = self.home();
+        let mut out: Vec<(Arc<Node>, f64, u64)> = Vec::new();
+        for cmd in pipe.cmd_iter() {
+            let node = match (map.single(), keys_of(cmd).first()) {
+                (Some(node), _) => node.clone(),
+                (None, Some(key)) => map.primary_for(key).cloned().unwrap_or_else(|| home.clone()),
+                (None, None) => home.clone(),
+            };
+            let cost = node.pacer().lock().map(|p| p.cost_us(crate::conn::link::kind_of(cmd), 1, 1)).unwrap_or(0.0);
+            match out.iter_mut().find(|(n, _, _)| Arc::ptr_eq(n, &node)) {
+                Some((_, c, n)) => {
+                    *c += cost;
+                    *n += 1;
+                }
+                None => out.push((node, cost, 1)),
+            }
+        }
+        out
+    }
+
+    /// Sends one command to the node of its key (or home, without one).
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Failure> {
+        let mut pipe = crate::conn::link::pipe();
+        pipe.add_command(cmd.clone());
+        let reply = self.pipeline(&pipe).await?.into_iter().next().unwrap_or(Err(Failure::Protocol("reply".into())))?;
+        T::from_redis_value(reply).map_err(|e| Failure::Protocol(format!("{} ({e})", first_word(cmd))))
+    }
+
+    /// Sends a pipeline (built with [`crate::conn::link::pipe`]) and returns each command's own
+    /// reply, in order. On a cluster, one pipeline per node, all at once.
+    pub async fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
+        let map = self.topology.map();
+        if let Some(node) = map.single() {
+            let node = node.clone();
+            return self.link(&node).await?.pipeline(pipe).await;
+        }
+        let count = pipe.len();
+        let mut pending = split(pipe);
+        let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
+        for round in 0..=MAX_REDIRECTS {
+            let map = self.topology.map();
+            let sent = self.send_parts(&map, std::mem::take(&mut pending)).await?;
+            let mut moved = false;
+            for (mut part, reply) in sent {
+                match redirect(&reply) {
+                    Some(Redirect::Moved) if round < MAX_REDIRECTS => {
+                        moved = true;
+                        part.asking = None;
+                        pending.push(part);
+                    }
+                    Some(Redirect::Ask(host, port)) if round < MAX_REDIRECTS => {
+                        part.asking = self.topology.node_at(&host, port).ok();
+                        pending.push(part);
+                    }
+                    _ => merge(&mut replies[part.index], reply),
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            if moved {
+                self.refresh().await?;
+            }
+        }
+        Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
+    }
+
+    /// Sends each part to its node (one pipeline per node, all at once) and returns each part
+    /// with its reply.
+    async fn send_parts(&self, map: &Map, parts: Vec<Part>) -> Result<Vec<(Part, Reply)>, Failure> {
+        let home = self.home();
+        let mut groups: Vec<(Arc<Node>, Vec<Part>)> = Vec::new();
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            let node = match (&part.asking, part.slot) {
+                (Some(node), _) => node.clone(),
+                (None, None) => home.clone(),
+                (None, Some(slot)) => match map.shard_of(slot).and_then(|s| s.primary.as_ref()) {
+                    Some(primary) => primary.node.clone(),
+                    None => {
+                        let detail = format!("hash slot {slot} is served by no node the cluster knows");
+                        out.push((
+                            part,
+                            Err(Failure::Server { command: String::new(), code: "CLUSTERDOWN".into(), detail }),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            match groups.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
+                Some((_, group)) => group.push(part),
+                None => groups.push((node, vec![part])),
+            }
+        }
+        let mut sends = Vec::with_capacity(groups.len());
+        for (node, group) in &groups {
+            let mut pipe = crate::conn::link::pipe();
+            for part in group {
+                if part.asking.is_some() {
+                    pipe.cmd("ASKING");
+                }
+                pipe.add_command(part.cmd.clone());
+            }
+            sends.push((self.link(node).await?, pipe));
+        }
+        let results = futures_util::future::join_all(
+            sends.into_iter().map(|(mut link, pipe)| async move { link.pipeline(&pipe).await }),
+        )
+        .await;
+        for ((_, group), result) in groups.into_iter().zip(results) {
+            let mut replies = result?.into_iter();
+            for part in group {
+                if part.asking.is_some() {
+                    replies.next();
+                }
+                let reply = replies.next().unwrap_or_else(|| Err(Failure::Protocol("pipeline".into())));
+                out.push((part, reply));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC` on the node of their keys, which must share
+    /// one slot on a cluster (a transaction cannot span slots). Returns their replies.
+    pub async fn transaction(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
+        for attempt in 0..2 {
+            let map = self.topology.map();
+            let node = match map.single() {
+                Some(node) => node.clone(),
+                None => self.transaction_node(&map, pipe)?,
+            };
+            let replies = self.link(&node).await?.transaction(pipe).await?;
+            // Refused as queued because the slot moved: nothing ran; look again and retry once.
+            if attempt == 0 && replies.iter().any(|r| redirect(r).is_some()) {
+                self.refresh().await?;
+                continue;
+            }
+            return Ok(replies);
+        }
+        Err(Failure::Protocol("EXEC".into()))
+    }
+
+    fn transaction_node(&self, map: &Map, pipe: &Pipeline) -> Result<Arc<Node>, Failure> {
+        let mut slots: Vec<u16> =
+            pipe.cmd_iter().flat_map(|c| keys_of(c).into_iter().map(crate::conn::slot::of)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        match slots.as_slice() {
+            [] => Ok(self.home()),
+            [slot] => map.shard_of(*slot).and_then(|s| s.primary.as_ref()).map(|p| p.node.clone()).ok_or_else(|| {
+                Failure::Server {
+                    command: "MULTI".into(),
+                    code: "CLUSTERDOWN".into(),
+                    detail: format!("hash slot {slot} is served by no node the cluster knows"),
+                }
+            }),
+            _ => Err(Failure::Server {
+                command: "MULTI".into(),
+                code: "CROSSSLOT".into(),
+                detail: format!("the keys are in {} hash slots; a transaction needs one", slots.len()),
+            }),
+        }
+    }
+}
+
+/// Where the cluster said to send a command instead.
+enum Redirect {
+    /// The slot has a new owner for good: refresh the map.
+    Moved,
+    /// The slot is being migrated: ask the node named, this once.
+    Ask(String, u16),
+}
+
+fn redirect(reply: &Reply) -> Option<Redirect> {
+    let Err(Failure::Server { code, detail, .. }) = reply else { return None };
+    let address = detail.split_whitespace().nth(1)?;
+    match code.as_str() {
+        "MOVED" => Some(Redirect::Moved),
+        "ASK" => split_host_port(address).map(|(h, p)| Redirect::Ask(h, p)),
+        _ => None,
+    }
+}
+
+/// The pipeline's commands as parts: one each, but a command with several keys in several
+/// slots is one part per slot, whose replies are summed.
+fn split(pipe: &Pipeline) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(pipe.len());
+    for (index, cmd) in pipe.cmd_iter().enumerate() {
+        let keys = keys_of(cmd);
+        let slots: Vec<u16> = keys.iter().map(|k| crate::conn::slot::of(k)).collect();
+        let first = slots.first().copied();
+        if slots.iter().all(|s| Some(*s) == first) {
+            parts.push(Part { index, cmd: cmd.clone(), slot: first, asking: None });
+            continue;
+        }
+        let name = first_word(cmd);
+        let mut by_slot: Vec<(u16, Cmd)> = Vec::new();
+        for (key, slot) in keys.iter().zip(&slots) {
+            match by_slot.iter_mut().find(|(s, _)| s == slot) {
+                Some((_, c)) => {
+                    c.arg(*key);
+                }
+                None => {
+                    let mut c = redis::cmd(&name);
+                    c.arg(*key);
+                    by_slot.push((*slot, c));
+                }
+            }
+        }
+        parts.extend(by_slot.into_iter().map(|(slot, cmd)| Part { index, cmd, slot: Some(slot), asking: None }));
+    }
+    parts
+}
+
+/// Puts a part's reply in its command's place: the first part's as it is, further parts'
+/// counts added to it (an error wins).
+fn merge(slot: &mut Option<Reply>, reply: Reply) {
+    *slot = match (slot.take(), reply) {
+        (None, reply) => Some(reply),
+        (Some(Ok(redis::Value::Int(a))), Ok(redis::Value::Int(b))) => Some(Ok(redis::Value::Int(a + b))),
+        (Some(Err(e)), _) | (Some(_), Err(e)) => Some(Err(e)),
+        (Some(kept), _) => Some(kept),
+    };
+}
+
+/// The command's name, upper case.
+fn first_word(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(bytes)) => String::from_utf8_lossy(bytes).to_ascii_uppercase(),
+        _ => String::new(),
+    }
+}
+
+/// The keys of a command, by where the commands sessiontop sends keep them.
+pub fn keys_of(cmd: &Cmd) -> Vec<&[u8]> {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|a| match a {
+            redis::Arg::Simple(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    let Some(name) = args.first() else { return Vec::new() };
+    let name = name.to_ascii_uppercase();
+    match name.as_slice() {
+        b"INFO" | b"DBSIZE" | b"SCAN" | b"PING" | b"CLIENT" | b"CONFIG" | b"SLOWLOG" | b"LATENCY" | b"CLUSTER"
+        | b"SELECT" | b"AUTH" | b"MULTI" | b"EXEC" | b"DISCARD" | b"ROLE" | b"READONLY" | b"READWRITE" | b"ASKING"
+        | b"ACL" | b"COMMAND" | b"HELLO" | b"SENTINEL" | b"FLUSHALL" | b"FLUSHDB" | b"TIME" => Vec::new(),
+        // `MEMORY USAGE key`, `OBJECT IDLETIME key`.
+        b"MEMORY" | b"OBJECT" => args.get(2).copied().into_iter().collect(),
+        b"EXISTS" | b"UNLINK" | b"DEL" | b"TOUCH" | b"MGET" | b"WATCH" => args[1..].to_vec(),
+        _ => args.get(1).copied().into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_where_each_command_keeps_them() {
+        assert_eq!(keys_of(redis::cmd("HGETALL").arg("k")), vec![b"k".as_slice()]);
+        assert_eq!(keys_of(redis::cmd("MEMORY").arg("USAGE").arg("k").arg("SAMPLES").arg(16)), vec![b"k".as_slice()]);
+        assert_eq!(keys_of(redis::cmd("EXISTS").arg("a").arg("b")), vec![b"a".as_slice(), b"b".as_slice()]);
+        assert!(keys_of(redis::cmd("SCAN").arg(0).arg("MATCH").arg("x*")).is_empty());
+        assert!(keys_of(redis::cmd("INFO").arg("commandstats")).is_empty());
+    }
+
+    #[test]
+    fn commands_with_keys_in_several_slots_are_split_per_slot() {
+        let mut pipe = crate::conn::link::pipe();
+        pipe.cmd("GET").arg("a");
+        pipe.cmd("EXISTS").arg("{x}1").arg("{y}1").arg("{x}2");
+        pipe.cmd("INFO");
+        let parts = split(&pipe);
+        assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 1, 1, 2]);
+        assert_eq!(parts[1].slot, Some(crate::conn::slot::of(b"x")));
+        assert_eq!(keys_of(&parts[1].cmd), vec![b"{x}1".as_slice(), b"{x}2".as_slice()]);
+        assert_eq!(parts[3].slot, None);
+    }
+
+    #[test]
+    fn split_counts_are_summed_and_errors_kept() {
+        let mut slot = None;
+        merge(&mut slot, Ok(redis::Value::Int(2)));
+        merge(&mut slot, Ok(redis::Value::Int(1)));
+        assert_eq!(slot, Some(Ok(redis::Value::Int(3))));
+        merge(&mut slot, Err(Failure::Connection("x".into())));
+        assert!(matches!(slot, Some(Err(_))));
+    }
+
+    #[test]
+    fn redirects_are_read_from_their_replies() {
+        let moved =
+            Err(Failure::Server { command: "GET".into(), code: "MOVED".into(), detail: "3999 10.0.0.2:7001".into() });
+        assert!(matches!(redirect(&moved), Some(Redirect::Moved)));
+        let ask =
+            Err(Failure::Server { command: "GET".into(), code: "ASK".into(), detail: "3999 10.0.0.3:7002".into() });
+        assert!(matches!(redirect(&ask), Some(Redirect::Ask(h, 7002)) if h == "10.0.0.3"));
+        assert!(redirect(&Ok(redis::Value::Nil)).is_none());
+    }
+}

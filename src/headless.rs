@@ -365,7 +365,9 @@ pub async fn write(
     let layout = store.layout()?.clone();
     let scan_count = setup.collect.census.scan_count;
     let (keys, score) = inspect::find_keys(&store.router, &layout, id, scan_count, None).await?;
-    let plan = writer.plan(&layout, id, kind, keys, score).map_err(|e| HeadlessError::from_write(e, store))?;
+    let plan = writer
+        .plan(&store.router.topology().map(), &layout, id, kind, keys, score)
+        .map_err(|e| HeadlessError::from_write(e, store))?;
     if plan.keys.is_empty() && plan.index.is_none() {
         return Err(HeadlessError::Refused(format!(
             "nothing to {} for session '{}': it has no keys of its own{}",

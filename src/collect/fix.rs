@@ -58,7 +58,7 @@ impl Planner<'_> {
             let replies = self.router.pipeline(&pipe).await?;
             keys = keys.into_iter().zip(replies).filter(|(_, r)| reply::int(r) == Some(-1)).map(|(k, _)| k).collect();
         }
-        Ok(match self.writer.plan(self.layout, id, write, keys, score) {
+        Ok(match self.writer.plan(&self.router.topology().map(), self.layout, id, write, keys, score) {
             Ok(plan) if plan.is_empty() => Err(WriteError::NotApplicable("nothing left to change".into())),
             other => other,
         })

@@ -409,7 +409,7 @@ impl Poller {
         let Some((kind, search)) = self.planning.take() else { return Ok(()) };
         let found = inspect::find_keys(router, &layout, &id, scan_count, Some(&search.found)).await;
         let reply = match found {
-            Ok((keys, score)) => match self.writer.plan(&layout, &id, kind, keys, score) {
+            Ok((keys, score)) => match self.writer.plan(&router.topology().map(), &layout, &id, kind, keys, score) {
                 Ok(plan) => PlanReply::Ready(plan),
                 Err(e) => PlanReply::Failed { id, kind, error: e.to_string() },
             },

@@ -1,7 +1,9 @@
 //! Writes to Redis: expire, persist and delete a session, and the fixes findings offer (remove an
 //! orphaned index entry, give keys without TTL one, release a stale lock). Each is planned first
 //! (the exact keys it will touch, which the user confirms), refused under `--read-only`,
-//! written to the audit log before and after, run atomically in `MULTI`/`EXEC`, and read back.
+//! written to the audit log before and after, run in `MULTI`/`EXEC`, and read back. On one
+//! server the whole write is one transaction; on a cluster it is one per hash slot (see
+//! [`steps`]), which the plan, the dialog and the audit log say.
 //!
 //! Must never write anything the plan did not list, and never write when read-only.
 
@@ -12,9 +14,10 @@ use serde::Serialize;
 
 use crate::conn::link::{Failure, reply};
 use crate::conn::route::Router;
+use crate::conn::topology::Map;
 use crate::engine::domain::SessionKey;
 use crate::engine::layout::{Layout, Lifecycle};
-use crate::engine::msg::{WriteKind, WritePlan};
+use crate::engine::msg::{WriteKind, WritePlan, WriteSpan};
 use crate::engine::names::{Key, SessionId};
 
 /// What a write did, as read back afterwards.
@@ -26,6 +29,9 @@ pub struct WriteOutcome {
     /// `still present` when a delete did not take.
     pub keys: Vec<(Key, String)>,
     pub index_entry_removed: bool,
+    /// How many transactions it took, on how many nodes.
+    #[serde(skip)]
+    pub span: WriteSpan,
 }
 
 impl WriteOutcome {
@@ -40,6 +46,14 @@ impl WriteOutcome {
         );
         if self.index_entry_removed {
             line.push_str(" and its index entry");
+        }
+        if !self.span.is_atomic() {
+            line.push_str(&format!(
+                ", in {} transactions on {} node{} (one per hash slot, not atomic together)",
+                self.span.steps,
+                self.span.nodes,
+                if self.span.nodes == 1 { "" } else { "s" }
+            ));
         }
         line
     }
@@ -97,6 +111,7 @@ impl Writer {
     /// exist and its index score (as the collectors' `find_keys` finds them).
     pub fn plan(
         &self,
+        map: &Map,
         layout: &Layout,
         id: &SessionId,
         kind: WriteKind,
@@ -123,10 +138,13 @@ impl Writer {
             WriteKind::Delete | WriteKind::Unindex if score.is_some() => layout.index.as_ref().map(|i| i.key.clone()),
             _ => None,
         };
-        Ok(WritePlan { id: id.clone(), kind, keys, untouched, index })
+        let mut plan = WritePlan { id: id.clone(), kind, keys, untouched, index, span: WriteSpan::default() };
+        plan.span = span(map, &plan);
+        Ok(plan)
     }
 
-    /// Carries out a plan the user confirmed.
+    /// Carries out a plan the user confirmed: one transaction on one server; on a cluster one
+    /// per hash slot, the session's keys first and its index entry last, each audited.
     pub async fn execute(&self, router: &Router, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
         if self.read_only {
             return Err(WriteError::ReadOnly);
@@ -134,41 +152,62 @@ impl Writer {
         if plan.is_empty() {
             return Err(WriteError::NoSession(plan.id.escaped()));
         }
-        let keys: Vec<&Key> = plan.keys.iter().map(|k| &k.key).collect();
+        // The slots as they are now, whatever they were when the plan was made.
+        let steps = steps(&router.topology().map(), plan);
         self.audit.record(&AuditRecord::new(&self.target_url, plan, "begin", None))?;
-
-        let mut pipe = crate::conn::link::pipe();
-        match plan.kind {
-            WriteKind::Expire(seconds) => {
-                for key in &keys {
-                    pipe.cmd("EXPIRE").arg(*key).arg(seconds);
+        // An absolute time, so that a step sent again cannot put the session's end later.
+        let expire_at = match plan.kind {
+            WriteKind::Expire(seconds) => Some(chrono::Utc::now().timestamp_millis() + seconds.saturating_mul(1000)),
+            _ => None,
+        };
+        let mut stopped: Option<(usize, WriteError)> = None;
+        for (i, step) in steps.iter().enumerate() {
+            let pipe = step.commands(plan, expire_at);
+            // What went wrong, for a first step (nothing was changed) and for a later one.
+            let failed = |failure: Failure, refused: bool| -> WriteError {
+                match (i, refused) {
+                    (0, true) => WriteError::Refused(failure),
+                    (0, false) if failure.is_connection() => WriteError::Redis(failure),
+                    _ => WriteError::Incomplete(failure.to_string()),
                 }
+            };
+            let result = match router.transaction(&pipe).await {
+                Ok(replies) if !replies.is_empty() && replies.iter().all(Result::is_err) => {
+                    let failure = replies.into_iter().find_map(Result::err).unwrap_or(Failure::Protocol("EXEC".into()));
+                    Err(failed(failure, true))
+                }
+                Ok(replies) => match replies.into_iter().find_map(Result::err) {
+                    Some(failure) => Err(failed(failure, false)),
+                    None => Ok(()),
+                },
+                Err(failure) => Err(failed(failure, false)),
+            };
+            if steps.len() > 1 {
+                let note = result.as_ref().map_or_else(|e| format!("failed: {e}"), |()| "done".into());
+                self.audit.record(&AuditRecord::step(&self.target_url, plan, step, note))?;
             }
-            WriteKind::Persist => {
-                for key in &keys {
-                    pipe.cmd("PERSIST").arg(*key);
-                }
-            }
-            WriteKind::Delete | WriteKind::Unindex | WriteKind::Release => {
-                if !keys.is_empty() {
-                    pipe.cmd("UNLINK").arg(&keys);
-                }
-                if let Some(index) = &plan.index {
-                    pipe.cmd("ZREM").arg(index).arg(&plan.id);
-                }
+            if let Err(e) = result {
+                stopped = Some((i, e));
+                break;
             }
         }
-        let result = router.transaction(&pipe).await;
-        let outcome = match result {
-            Ok(replies) if !replies.is_empty() && replies.iter().all(Result::is_err) => {
-                let failure = replies.into_iter().find_map(Result::err).unwrap_or(Failure::Protocol("EXEC".into()));
-                Err(WriteError::Refused(failure))
+        let outcome = match stopped {
+            None => self.read_back(router, plan).await,
+            Some((0, e)) => Err(e),
+            // Some steps ran: say which, and where every key stands now.
+            Some((done, e)) => {
+                let now = self.read_back_states(router, plan).await.unwrap_or_default();
+                let states: Vec<String> = now.iter().map(|(k, s)| format!("{k} {s}")).collect();
+                let why = match e {
+                    WriteError::Incomplete(why) => why,
+                    other => other.to_string(),
+                };
+                Err(WriteError::Incomplete(format!(
+                    "{done} of {} steps done, then {why}; now: {}",
+                    steps.len(),
+                    if states.is_empty() { "unknown".into() } else { states.join(", ") }
+                )))
             }
-            Ok(replies) => match replies.iter().find_map(|r| r.as_ref().err()) {
-                Some(failure) => Err(WriteError::Incomplete(failure.to_string())),
-                None => self.read_back(router, plan).await,
-            },
-            Err(failure) => Err(WriteError::Redis(failure)),
         };
         let note = match &outcome {
             Ok(o) => o.summary(),
@@ -178,8 +217,40 @@ impl Writer {
         outcome
     }
 
+    /// Each key's state now, and the index entry's, without judging them.
+    async fn read_back_states(&self, router: &Router, plan: &WritePlan) -> Result<Vec<(Key, String)>, WriteError> {
+        let mut states = self.read_states(router, plan).await?.0;
+        if let Some(index) = &plan.index {
+            let entry = router.query::<Option<f64>>(redis::cmd("ZSCORE").arg(index).arg(&plan.id)).await.ok();
+            let state = match entry {
+                Some(Some(_)) => "still indexed",
+                Some(None) => "removed",
+                None => "unknown",
+            };
+            states.push((Key::from(format!("index entry in {index}").into_bytes()), state.to_string()));
+        }
+        Ok(states)
+    }
+
     /// Reads back each key's state after a write.
     async fn read_back(&self, router: &Router, plan: &WritePlan) -> Result<WriteOutcome, WriteError> {
+        let (keys, index_entry_removed) = self.read_states(router, plan).await?;
+        if matches!(plan.kind, WriteKind::Delete | WriteKind::Release)
+            && let Some((key, _)) = keys.iter().find(|(_, s)| s != "deleted")
+        {
+            return Err(WriteError::Incomplete(format!("{key} is still present")));
+        }
+        Ok(WriteOutcome {
+            session: plan.id.clone(),
+            action: plan.kind.verb(),
+            keys,
+            index_entry_removed,
+            span: plan.span,
+        })
+    }
+
+    /// Each key's state (`deleted`, `persistent`, `ttl 60s`), and whether the index entry is gone.
+    async fn read_states(&self, router: &Router, plan: &WritePlan) -> Result<(Vec<(Key, String)>, bool), WriteError> {
         let mut pipe = crate::conn::link::pipe();
         for k in &plan.keys {
             pipe.cmd("PTTL").arg(&k.key);
@@ -204,13 +275,94 @@ impl Writer {
             .collect::<Vec<_>>();
         let index_entry_removed =
             plan.index.is_some() && replies.last().is_some_and(|r| matches!(r, Ok(redis::Value::Nil)));
-        if matches!(plan.kind, WriteKind::Delete | WriteKind::Release)
-            && let Some((key, _)) = keys.iter().find(|(_, s)| s != "deleted")
-        {
-            return Err(WriteError::Incomplete(format!("{key} is still present")));
-        }
-        Ok(WriteOutcome { session: plan.id.clone(), action: plan.kind.verb(), keys, index_entry_removed })
+        Ok((keys, index_entry_removed))
     }
+}
+
+/// One transaction of a write: the plan's keys in one hash slot (all of them on one server),
+/// and whether the index entry goes with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The node it goes to, as the map names it.
+    pub node: String,
+    /// The hash slot; `None` on one server.
+    pub slot: Option<u16>,
+    /// Indices into the plan's keys.
+    pub keys: Vec<usize>,
+    pub index: bool,
+}
+
+impl Step {
+    /// The step's commands: `PEXPIREAT` (at `expire_at`), `PERSIST` or `UNLINK` of its keys,
+    /// then `ZREM` of the index entry.
+    fn commands(&self, plan: &WritePlan, expire_at: Option<i64>) -> redis::Pipeline {
+        let mut pipe = crate::conn::link::pipe();
+        let keys: Vec<&Key> = self.keys.iter().filter_map(|i| plan.keys.get(*i)).map(|k| &k.key).collect();
+        match plan.kind {
+            WriteKind::Expire(_) => {
+                for key in &keys {
+                    pipe.cmd("PEXPIREAT").arg(*key).arg(expire_at.unwrap_or(0));
+                }
+            }
+            WriteKind::Persist => {
+                for key in &keys {
+                    pipe.cmd("PERSIST").arg(*key);
+                }
+            }
+            WriteKind::Delete | WriteKind::Unindex | WriteKind::Release => {
+                if !keys.is_empty() {
+                    pipe.cmd("UNLINK").arg(&keys);
+                }
+            }
+        }
+        if self.index
+            && let Some(index) = &plan.index
+        {
+            pipe.cmd("ZREM").arg(index).arg(&plan.id);
+        }
+        pipe
+    }
+}
+
+/// The transactions a plan takes on the target `map` describes: one on a single server; on a
+/// cluster one per hash slot, in the order of the plan's keys, with the index entry in the last
+/// (so that an interruption leaves at worst an orphaned index entry, which the census finds and
+/// `fix` removes, never an index that lost a live session).
+pub fn steps(map: &Map, plan: &WritePlan) -> Vec<Step> {
+    if let Some(node) = map.single() {
+        let keys = (0..plan.keys.len()).collect();
+        return vec![Step { node: node.address().to_string(), slot: None, keys, index: plan.index.is_some() }];
+    }
+    let node_of = |slot: u16| {
+        map.shard_of(slot).and_then(|s| s.primary.as_ref()).map_or_else(String::new, |p| p.node.address().to_string())
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    for (i, k) in plan.keys.iter().enumerate() {
+        let slot = crate::conn::slot::of(k.key.as_bytes());
+        match steps.iter_mut().find(|s| s.slot == Some(slot)) {
+            Some(step) => step.keys.push(i),
+            None => steps.push(Step { node: node_of(slot), slot: Some(slot), keys: vec![i], index: false }),
+        }
+    }
+    if let Some(index) = &plan.index {
+        let slot = crate::conn::slot::of(index.as_bytes());
+        let mut last = match steps.iter().position(|s| s.slot == Some(slot)) {
+            Some(i) => steps.remove(i),
+            None => Step { node: node_of(slot), slot: Some(slot), keys: Vec::new(), index: false },
+        };
+        last.index = true;
+        steps.push(last);
+    }
+    steps
+}
+
+/// How many transactions a plan takes, on how many nodes.
+pub fn span(map: &Map, plan: &WritePlan) -> WriteSpan {
+    let steps = steps(map, plan);
+    let mut nodes: Vec<&str> = steps.iter().map(|s| s.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    WriteSpan { steps: steps.len().max(1), nodes: nodes.len().max(1) }
 }
 
 /// One line of the audit log.
@@ -228,6 +380,17 @@ struct AuditRecord<'a> {
     keys: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<&'a str>,
+    /// Whether the write is one transaction; when it is not, how many and on how many nodes.
+    atomic: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<usize>,
+    /// A step's node and hash slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<String>,
 }
@@ -247,8 +410,23 @@ impl<'a> AuditRecord<'a> {
             session: plan.id.escaped(),
             keys: plan.keys.iter().map(|k| k.key.escaped()).collect(),
             index: plan.index.as_deref(),
+            atomic: plan.span.is_atomic(),
+            steps: (!plan.span.is_atomic()).then_some(plan.span.steps),
+            nodes: (!plan.span.is_atomic()).then_some(plan.span.nodes),
+            node: None,
+            slot: None,
             outcome,
         }
+    }
+
+    /// One step of a write that is not one transaction: its node, slot and keys, and how it went.
+    fn step(target: &'a str, plan: &'a WritePlan, step: &Step, outcome: String) -> Self {
+        let mut record = AuditRecord::new(target, plan, "step", Some(outcome));
+        record.keys = step.keys.iter().filter_map(|i| plan.keys.get(*i)).map(|k| k.key.escaped()).collect();
+        record.index = if step.index { plan.index.as_deref() } else { None };
+        record.node = Some(step.node.clone());
+        record.slot = step.slot;
+        record
     }
 }
 

@@ -153,6 +153,43 @@ pub struct WritePlan {
     pub untouched: Vec<SessionKey>,
     /// The index whose entry for `id` the write removes.
     pub index: Option<String>,
+    /// How many transactions the write takes, on how many nodes.
+    pub span: WriteSpan,
+}
+
+/// Where a write goes. On one server it is one transaction; on a cluster one per hash slot
+/// its keys are in (a transaction cannot span slots), so a session whose keys share no hash
+/// tag is written in several steps that are not atomic together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteSpan {
+    pub steps: usize,
+    pub nodes: usize,
+}
+
+impl Default for WriteSpan {
+    fn default() -> Self {
+        WriteSpan { steps: 1, nodes: 1 }
+    }
+}
+
+impl WriteSpan {
+    /// Whether the whole write is one transaction.
+    pub fn is_atomic(&self) -> bool {
+        self.steps <= 1
+    }
+
+    /// What a person is told of a write that is not one transaction; `None` when it is.
+    pub fn warning(&self) -> Option<String> {
+        (!self.is_atomic()).then(|| {
+            format!(
+                "not atomic: {} hash slots on {} node{}, one transaction each; the session's keys go first and its \
+                 index entry last, so an interruption leaves at worst an orphaned entry that `fix` removes",
+                self.steps,
+                self.nodes,
+                if self.nodes == 1 { "" } else { "s" }
+            )
+        })
+    }
 }
 
 impl WritePlan {

@@ -334,6 +334,9 @@ pub fn plan(plan: &WritePlan) -> String {
     for k in &plan.untouched {
         let _ = writeln!(out, "  left alone: {}  ({})", k.key, text::escape_str(&k.role));
     }
+    if let Some(warning) = plan.span.warning() {
+        let _ = writeln!(out, "  {warning}");
+    }
     out
 }
 

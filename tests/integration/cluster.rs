@@ -92,3 +92,109 @@ fn a_snapshot_walks_the_keyspace_of_every_primary_for_flask_sessions() {
     assert_eq!(detected["layout"]["name"], "chatmrpt", "{}", detected["detection"]);
     assert_eq!(detected["sessions"]["total"], 240);
 }
+
+/// Every key of every primary with its TTL, sorted.
+fn keyspace(c: &LocalCluster) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for i in 0..c.primaries() {
+        let mut con = c.connection(i).unwrap();
+        let keys: Vec<String> = con.scan::<String>().unwrap().map(Result::unwrap).collect();
+        for key in keys {
+            let ttl: i64 = con.ttl(&key).unwrap();
+            out.push((key, ttl.signum()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_session_spread_over_nodes_is_inspected_expired_and_deleted_slot_by_slot() {
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    let now = now_epoch();
+    for id in ["target", "bystander"] {
+        trt_turn(&mut con, "trt:", id, "1.2_problem_and_body", now - 60.0, true);
+    }
+    let parts: Vec<String> = ["state", "history", "meta"].iter().map(|p| format!("trt:session:target:{p}")).collect();
+    let slots: Vec<u16> = parts.iter().map(|k| sessiontop::conn::slot::of(k.as_bytes())).collect();
+    assert!(slots[0] != slots[1] && slots[1] != slots[2], "the parts hash to different slots: {slots:?}");
+    let others = |c: &LocalCluster| keyspace(c).into_iter().filter(|(k, _)| !k.contains("target")).collect::<Vec<_>>();
+    let before = others(&c);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Inspect: every part, read from the node that holds it.
+    let report = json(sessiontop(&c.url(), &dir).args(["inspect", "target", "--json"]));
+    let roles: Vec<&str> = report["keys"].as_array().unwrap().iter().map(|k| k["role"].as_str().unwrap()).collect();
+    for role in ["primary", "history", "meta"] {
+        assert!(roles.contains(&role), "{role} missing: {report}");
+    }
+
+    // Expire: each part in its own slot's transaction, by an absolute time.
+    let out = sessiontop(&c.url(), &dir).args(["expire", "target", "120"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("in 3 transactions on"), "{text}");
+    for part in &parts {
+        let ttl: i64 = con.ttl(part).unwrap();
+        assert!((115..=120).contains(&ttl), "{part}: {ttl}");
+    }
+
+    // Delete: the keys first, the index entry last, each step in the audit log.
+    let out = sessiontop(&c.url(), &dir).args(["delete", "target", "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("deleted session 'target': 3 keys and its index entry, in 4 transactions"), "{text}");
+    for part in &parts {
+        assert!(!con.exists::<_, bool>(part).unwrap(), "{part}");
+    }
+    assert_eq!(con.zscore::<_, _, Option<f64>>("trt:active_sessions", "target").unwrap(), None);
+    assert_eq!(others(&c), before, "nothing of any other session changed");
+
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(super::common::audit_path(&dir))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let delete: Vec<&serde_json::Value> = audit.iter().filter(|l| l["action"] == "delete").collect();
+    let phases: Vec<&str> = delete.iter().map(|l| l["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["begin", "step", "step", "step", "step", "end"], "{delete:?}");
+    assert_eq!(delete[0]["atomic"], false);
+    assert_eq!(delete[0]["steps"], 4);
+    let steps = &delete[1..5];
+    assert!(steps.iter().all(|s| s["outcome"] == "done" && s["node"].is_string() && s["slot"].is_u64()));
+    assert_eq!(steps[3]["index"], "trt:active_sessions", "the index entry goes last");
+    assert!(steps[..3].iter().all(|s| s["index"].is_null()));
+    let expire: Vec<&serde_json::Value> = audit.iter().filter(|l| l["action"] == "expire").collect();
+    assert_eq!(expire.len(), 5, "begin, a step per slot, end");
+}
+
+#[test]
+fn a_write_refused_half_way_says_what_was_done_key_by_key_and_leaves_only_an_orphan() {
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    let now = now_epoch();
+    trt_turn(&mut con, "trt:", "target", "1.2_problem_and_body", now - 60.0, true);
+    // A user who may write the sessions' keys but not the index: the last step is refused.
+    for i in 0..c.nodes().len() {
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", "writer", "on", ">pw", "resetkeys", "%R~*", "%RW~trt:session:*", "+@all"][..])
+            .query(&mut c.connection(i).unwrap())
+            .unwrap();
+    }
+    let url = c.url().replace("redis://", "redis://writer:pw@");
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop(&url, &dir).args(["delete", "target", "--yes"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the write did not complete: 3 of 4 steps done, then ZREM denied"), "{err}");
+    assert!(err.contains("trt:session:target:state deleted"), "{err}");
+    assert!(err.contains("NOPERM") || err.contains("denied"), "{err}");
+    assert!(con.zscore::<_, _, Option<f64>>("trt:active_sessions", "target").unwrap().is_some());
+    // What is left is an orphaned entry, which the census names and `fix` removes.
+    let snap = json(sessiontop(&c.url(), &dir).args(["--layout", "trt", "snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["orphaned"], 1, "{}", snap["sessions"]);
+    let out = sessiontop(&c.url(), &dir).args(["--layout", "trt", "fix", "orphaned", "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(con.zscore::<_, _, Option<f64>>("trt:active_sessions", "target").unwrap().is_none());
+}

@@ -145,6 +145,7 @@ fn ready(kind: WriteKind) -> Update {
         keys: vec![],
         untouched: vec![],
         index: Some("trt:active_sessions".into()),
+        span: Default::default(),
     }))
 }
 
@@ -205,6 +206,7 @@ fn a_plan_that_fails_closes_the_dialog_and_says_why() {
         keys: vec![],
         untouched: vec![],
         index: None,
+        span: Default::default(),
     })));
     assert!(matches!(a.dialog, Some(Dialog::Planning { .. })));
     key(&mut a, KeyCode::Esc);
@@ -461,6 +463,7 @@ fn a_finding_is_fixed_from_the_alerts_after_listing_every_change() {
         }],
         untouched: vec![],
         index: None,
+        span: Default::default(),
     };
     a.on_update(Update::FixPlans { kind: FindingKind::NoTtl, plans: vec![plan.clone()], skipped: vec![] });
     assert!(matches!(&a.dialog, Some(Dialog::ConfirmFix { yes: false, .. })), "defaults to No");

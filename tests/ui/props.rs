@@ -160,6 +160,7 @@ fn plan_strategy() -> impl Strategy<Value = WritePlan> {
                 .collect(),
             untouched: vec![],
             index: index.then(|| "trt:active_sessions".into()),
+            span: Default::default(),
         })
 }
 

@@ -113,6 +113,7 @@ fn plan() -> WritePlan {
         ],
         untouched: vec![],
         index: Some("trt:active_sessions".into()),
+        span: Default::default(),
     }
 }
 
@@ -275,6 +276,7 @@ fn fix_dialog_lists_every_change_and_what_it_leaves() {
             keys: vec![key(&format!("trt:session:{id}:state"), "primary", Lifecycle::Session)],
             untouched: vec![],
             index: None,
+            span: Default::default(),
         };
         let plans = vec![plan("forever_user"), plan("user_1002"), plan("user_1003")];
         a.dialog = Some(Dialog::ConfirmFix { kind: FindingKind::NoTtl, of: 312, plans, skipped: 1, yes: false });

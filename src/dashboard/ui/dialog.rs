@@ -113,7 +113,8 @@ impl DialogView<'_> {
     fn confirm(&self, plan: &WritePlan, yes: bool) -> Contents {
         let t = self.theme;
         let question = match plan.kind {
-            WriteKind::Delete => "delete these keys, atomically?".to_string(),
+            WriteKind::Delete if plan.span.is_atomic() => "delete these keys, atomically?".to_string(),
+            WriteKind::Delete => "delete these keys?".to_string(),
             WriteKind::Persist => "remove the TTL of these keys?".to_string(),
             WriteKind::Expire(s) => format!("expire these keys in {}?", text::human_duration(s)),
             WriteKind::Unindex => "remove this orphaned index entry?".to_string(),
@@ -143,6 +144,9 @@ impl DialogView<'_> {
                 format!("    left alone: {} ({})", k.key.escaped_short(100), text::escape_str(&k.role)),
                 t.style(Role::Muted),
             )));
+        }
+        if let Some(warning) = plan.span.warning() {
+            lines.push(Line::from(Span::styled(format!("  {warning}"), t.style(Role::Warn))));
         }
         lines.push(Line::from(""));
         lines.push(answers(t, self.keymap, yes));

@@ -84,8 +84,11 @@ enum Walk {
 }
 
 impl Walk {
+    /// The next page: the index's through `router` (which follows the index's slot wherever it
+    /// moves), a node's keyspace's on `link`, its connection to the node.
     async fn next_page(
         &mut self,
+        router: &Router,
         link: &mut Link,
         layout: &Layout,
         max: usize,
@@ -96,7 +99,7 @@ impl Walk {
                 // A page is as large as it may be without one command costing Redis too much,
                 // and is paid for before it is asked for.
                 let count = pace::paced_page(pacer, Kind::Zrangebyscore, max).await;
-                let flat: Vec<Vec<u8>> = link
+                let flat: Vec<Vec<u8>> = router
                     .query(
                         redis::cmd("ZRANGEBYSCORE")
                             .arg(&*key)
@@ -182,38 +185,140 @@ pub async fn run_pass(
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
     let (walks, index_size) = start_walks(&links.reads, layout).await?;
     let mut pass = Pass::new(layout, index_size);
-    let mut fractions: Vec<Option<f64>> = vec![Some(0.0); walks.len()];
-    let (mut pages, walkers) = spawn_walkers(walks, layout, links, options.scan_count).await?;
-    // Ends the walkers however this function returns.
-    let _stop_walkers: Vec<AbortOnDrop> = walkers.into_iter().map(AbortOnDrop).collect();
+    // Each primary walked, with the slots it served when its last walk began.
+    let mut walked: Walked = Vec::new();
+    let mut walks = Walks::start(walks, layout, links, options.scan_count, &mut walked).await?;
     let shared_layout = Arc::new(layout.clone());
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut walk_done = false;
+    let mut rewalks = 0;
     loop {
         while !walk_done && in_flight.len() < BATCHES_IN_FLIGHT {
-            let Some(page) = pages.recv().await else {
+            let Some(page) = walks.pages.recv().await else {
                 walk_done = true;
                 break;
             };
             let mut page = page?;
-            if let Some(f) = fractions.get_mut(page.walk) {
-                *f = if page.last { Some(1.0) } else { page.fraction };
-            }
+            walks.progressed(&page);
             pass.admit(&mut page);
             let task = send_batch(links, &shared_layout, &mut page, read).await?;
-            in_flight.push_back((page, task));
+            in_flight.push_back(task);
         }
-        let Some((page, task)) = in_flight.pop_front() else { break };
-        let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
-        let rows = pass.take(probe, generation, stages);
-        let fraction = match index_size {
-            Some(size) => Some((pass.tally.examined as f64 / size as f64).min(1.0)),
-            None => fractions.iter().copied().sum::<Option<f64>>().map(|f| f / fractions.len().max(1) as f64),
-        };
-        let _ = page;
-        on_batch(Progress { rows, tally: &pass.tally, fraction });
+        if let Some(task) = in_flight.pop_front() {
+            let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
+            let rows = pass.take(probe, generation, stages);
+            let fraction = match index_size {
+                Some(size) => Some((pass.tally.examined as f64 / size as f64).min(1.0)),
+                None => walks.fraction(),
+            };
+            on_batch(Progress { rows, tally: &pass.tally, fraction });
+            continue;
+        }
+        // Every walk has ended. Slots that reached a primary after its walk began may hold keys
+        // no walk met: walk those primaries again (what was counted is not counted twice).
+        if index_size.is_some() {
+            break;
+        }
+        links.reads.refresh().await?;
+        let gained = gained(&links.reads.topology().map(), &walked);
+        if gained.is_empty() || rewalks == MAX_REWALKS {
+            break;
+        }
+        rewalks += 1;
+        tracing::info!(nodes = gained.len(), rewalks, "slots moved during the census: walking again");
+        let again = gained.into_iter().map(|node| (node, Walk::Keys(KeyWalk::matching(layout.session_scan_pattern()))));
+        walks = Walks::start(again.collect(), layout, links, options.scan_count, &mut walked).await?;
+        walk_done = false;
     }
+    pass.tally.uncovered_slots = match index_size {
+        Some(_) => links.reads.topology().map().uncovered(),
+        None => uncovered(&links.reads.topology().map(), &walked),
+    };
     Ok(Outcome { tally: pass.tally, orphan_ids: pass.orphan_ids, duration: started.elapsed() })
+}
+
+/// Each primary a pass walked, with the slots it served when its last walk began.
+type Walked = Vec<(Arc<Node>, Vec<(u16, u16)>)>;
+
+/// How many times a pass walks again the primaries that gained slots while it walked.
+const MAX_REWALKS: usize = 3;
+
+/// The walks of a pass (or of a second look at the primaries that gained slots), each on its
+/// own task, together at most [`PAGES_AHEAD`] pages ahead of the reads.
+struct Walks {
+    pages: tokio::sync::mpsc::Receiver<Result<Page, Failure>>,
+    /// Ends the walkers however the pass ends.
+    _walkers: Vec<AbortOnDrop>,
+    fractions: Vec<Option<f64>>,
+}
+
+impl Walks {
+    async fn start(
+        walks: Vec<(Arc<Node>, Walk)>,
+        layout: &Layout,
+        links: &CensusLinks,
+        max: usize,
+        walked: &mut Walked,
+    ) -> Result<Walks, Failure> {
+        let map = links.reads.topology().map();
+        for (node, _) in &walks {
+            walked.retain(|(n, _)| !Arc::ptr_eq(n, node));
+            walked.push((node.clone(), map.slots_of(node)));
+        }
+        let fractions = vec![Some(0.0); walks.len()];
+        let (pages, walkers) = spawn_walkers(walks, layout, links, max).await?;
+        Ok(Walks { pages, _walkers: walkers.into_iter().map(AbortOnDrop).collect(), fractions })
+    }
+
+    fn progressed(&mut self, page: &Page) {
+        if let Some(f) = self.fractions.get_mut(page.walk) {
+            *f = if page.last { Some(1.0) } else { page.fraction };
+        }
+    }
+
+    /// How far the walks have come together, when each knows.
+    fn fraction(&self) -> Option<f64> {
+        let sum = self.fractions.iter().copied().sum::<Option<f64>>()?;
+        Some(sum / self.fractions.len().max(1) as f64)
+    }
+}
+
+/// The primaries of `map` that serve a slot their last walk did not start with, or that were
+/// not walked at all.
+fn gained(map: &crate::conn::topology::Map, walked: &Walked) -> Vec<Arc<Node>> {
+    map.primaries()
+        .into_iter()
+        .filter(|node| {
+            let now = map.slots_of(node);
+            match walked.iter().find(|(n, _)| Arc::ptr_eq(n, node)) {
+                None => !now.is_empty(),
+                Some((_, before)) => now.iter().any(|r| !covers(before, *r)),
+            }
+        })
+        .collect()
+}
+
+/// The slots no finished walk covered: served by no primary, or by one that gained them after
+/// its last walk began.
+fn uncovered(map: &crate::conn::topology::Map, walked: &Walked) -> Vec<(u16, u16)> {
+    if map.single().is_some() {
+        return Vec::new();
+    }
+    let gained = gained(map, walked);
+    let mut covered = vec![false; crate::conn::slot::SLOTS];
+    for node in map.primaries().iter().filter(|n| !gained.iter().any(|g| Arc::ptr_eq(g, n))) {
+        for (a, b) in map.slots_of(node) {
+            for s in a..=b {
+                covered[usize::from(s)] = true;
+            }
+        }
+    }
+    crate::conn::slot::ranges_where(|s| !covered[s])
+}
+
+/// Whether the ranges `outer` hold every slot of `inner`.
+fn covers(outer: &[(u16, u16)], inner: (u16, u16)) -> bool {
+    (inner.0..=inner.1).all(|s| outer.iter().any(|(a, b)| (*a..=*b).contains(&s)))
 }
 
 /// Where the pass walks: the index when it has members (and how many; on the node that holds
@@ -247,11 +352,11 @@ async fn spawn_walkers(
     let (pages_tx, pages) = tokio::sync::mpsc::channel::<Result<Page, Failure>>(PAGES_AHEAD);
     let mut walkers = Vec::with_capacity(walks.len());
     for (i, (node, mut walk)) in walks.into_iter().enumerate() {
-        let (layout, pages_tx) = (layout.clone(), pages_tx.clone());
+        let (layout, pages_tx, router) = (layout.clone(), pages_tx.clone(), links.walk.clone());
         let mut link = links.walk.link(&node).await?;
         walkers.push(tokio::spawn(async move {
             loop {
-                let mut page = walk.next_page(&mut link, &layout, max, node.pacer()).await;
+                let mut page = walk.next_page(&router, &mut link, &layout, max, node.pacer()).await;
                 if let Ok(p) = &mut page {
                     p.walk = i;
                 }
@@ -300,8 +405,8 @@ async fn send_batch(
     }))
 }
 
-/// A page whose reads are on the server.
-type InFlight = (Page, JoinHandle<Result<Probe, Failure>>);
+/// A batch whose reads are on the server.
+type InFlight = JoinHandle<Result<Probe, Failure>>;
 
 /// Aborts a task when dropped.
 struct AbortOnDrop(JoinHandle<()>);

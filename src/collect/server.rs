@@ -75,11 +75,18 @@ pub async fn poll_cluster(router: &Router) -> Result<ClusterPoll, Failure> {
     let polls = futures_util::future::join_all(entries.iter().map(|entry| {
         let (router, node) = (router.clone(), entry.node.clone());
         async move {
-            let mut link = router.link(&node).await?;
-            let polled = poll(&mut link).await?;
-            node.note(&polled.0);
-            node.sample_costs(&mut link).await?;
-            Ok::<_, Failure>(polled)
+            let polled = async {
+                let mut link = router.link(&node).await?;
+                let polled = poll(&mut link).await?;
+                node.note(&polled.0);
+                node.sample_costs(&mut link).await?;
+                Ok::<_, Failure>(polled)
+            }
+            .await;
+            if polled.as_ref().is_err_and(Failure::is_connection) {
+                router.forget(&node).await;
+            }
+            polled
         }
     }))
     .await;

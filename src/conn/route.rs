@@ -152,6 +152,11 @@ impl Router {
         Err(last)
     }
 
+    /// Drops the connection to `node` (after it failed), so that the next command opens another.
+    pub async fn forget(&self, node: &Arc<Node>) {
+        self.held.lock().await.retain(|h| !Arc::ptr_eq(&h.node, node));
+    }
+
     /// Closes the connections to nodes no longer in the map.
     pub async fn forget_departed(&self) {
         let nodes = self.topology.nodes();
@@ -224,6 +229,7 @@ impl Router {
     pub async fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
         let map = self.topology.map();
         if let Some(node) = map.single() {
+            // One server: its connection failing is the target's, which its owner reconnects.
             let node = node.clone();
             return self.link(&node).await?.pipeline(pipe).await;
         }
@@ -300,8 +306,16 @@ impl Router {
             sends.into_iter().map(|(mut link, pipe)| async move { link.pipeline(&pipe).await }),
         )
         .await;
-        for ((_, group), result) in groups.into_iter().zip(results) {
-            let mut replies = result?.into_iter();
+        for ((node, group), result) in groups.into_iter().zip(results) {
+            let mut replies = match result {
+                Ok(replies) => replies.into_iter(),
+                Err(f) => {
+                    if f.is_connection() {
+                        self.forget(&node).await;
+                    }
+                    return Err(f);
+                }
+            };
             for part in group {
                 if part.asking.is_some() {
                     replies.next();
@@ -322,7 +336,15 @@ impl Router {
                 Some(node) => node.clone(),
                 None => self.transaction_node(&map, pipe)?,
             };
-            let replies = self.link(&node).await?.transaction(pipe).await?;
+            let replies = match self.link(&node).await?.transaction(pipe).await {
+                Ok(replies) => replies,
+                Err(f) => {
+                    if f.is_connection() {
+                        self.forget(&node).await;
+                    }
+                    return Err(f);
+                }
+            };
             // Refused as queued because the slot moved: nothing ran; look again and retry once.
             if attempt == 0 && replies.iter().any(|r| redirect(r).is_some()) {
                 self.refresh().await?;

@@ -581,6 +581,22 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     if let Some(nodes) = inputs.nodes {
         tracker.nodes.findings(nodes, inputs.thresholds, inputs.now, &mut out);
     }
+    if let Some(census) = inputs.census.filter(|c| !c.uncovered_slots.is_empty())
+        && !out.iter().any(|f| f.kind == FindingKind::SlotsUncovered)
+    {
+        let count: u32 = census.uncovered_slots.iter().map(|(a, b)| u32::from(*b) - u32::from(*a) + 1).sum();
+        out.push(server_finding(
+            FindingKind::SlotsUncovered,
+            Severity::Warning,
+            u64::from(count),
+            format!(
+                "the last census pass could not count the sessions in slots {} ({} of 16,384): they kept moving \
+                 between primaries while it walked; the next pass tries again",
+                crate::conn::slot::ranges_text(&census.uncovered_slots),
+                text::grouped(u64::from(count))
+            ),
+        ));
+    }
     if let Some(census) = inputs.census {
         session_findings(census, inputs, tracker, &mut out);
     }

@@ -145,6 +145,9 @@ pub struct CensusTally {
     pub evidence: Evidence,
     /// Live sessions carrying each of the layout's markers (ChatMRPT's `TPR`).
     pub by_marker: BTreeMap<String, u64>,
+    /// A cluster's hash slots the pass could not count: served by no primary, or still moving
+    /// after the pass had walked their new primaries again.
+    pub uncovered_slots: Vec<(u16, u16)>,
 }
 
 /// The connection's health.

@@ -14,14 +14,19 @@ const EVENT_MS: Millis = crate::engine::domain::EVENT_FINDING_MS;
 /// Events kept of each kind (older ones are dropped first).
 const EVENTS_KEPT: usize = 8;
 
+/// A node as a poll saw it: its address, whether it was a primary, and its slots.
+type Seen = (String, bool, Vec<(u16, u16)>);
+
 /// What the node findings remember between polls.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeWatch {
     /// Each node by id: its address, whether it was a primary, and the slots it served.
-    last: BTreeMap<String, (String, bool, u32)>,
+    last: BTreeMap<String, Seen>,
+    /// Each slot's last known primary, by id (kept while a slot has none).
+    owners: Vec<Option<std::sync::Arc<str>>>,
     /// Failovers seen: when, the former primary's address, the new one's, the slots moved.
     failovers: Vec<(Millis, String, String, u32)>,
-    /// Slots that changed primary without a failover: when, and how many.
+    /// Slots that changed primary without a failover: when (the minute's first), and how many.
     reshards: Vec<(Millis, u32)>,
 }
 
@@ -29,49 +34,57 @@ impl NodeWatch {
     /// A poll of the nodes: primaries that were replicas are failovers; primaries whose slots
     /// changed otherwise are a resharding.
     pub fn observe(&mut self, view: &NodesView, now: Millis) {
-        let current: BTreeMap<String, (String, bool, u32)> = view
+        let current: BTreeMap<String, Seen> = view
             .nodes
             .iter()
             .filter(|n| !n.id.is_empty())
-            .map(|n| (n.id.clone(), (n.address.clone(), n.primary, n.slot_count())))
+            .map(|n| (n.id.clone(), (n.address.clone(), n.primary, n.slots.clone())))
             .collect();
+        let mut promoted = Vec::new();
         if !self.last.is_empty() {
-            let mut moved = 0;
             for (id, (address, primary, slots)) in &current {
-                match self.last.get(id) {
-                    Some((_, false, _)) if *primary => {
-                        let former = self.former_primary(view, address);
-                        self.failovers.push((now, former, address.clone(), *slots));
-                    }
-                    Some((_, true, before)) if *primary && before != slots => {
-                        moved += before.abs_diff(*slots);
-                    }
-                    None if *primary && *slots > 0 => moved += slots,
-                    _ => {}
+                if *primary && matches!(self.last.get(id), Some((_, false, _))) {
+                    let former = self.former_primary(slots);
+                    self.failovers.push((now, former, address.clone(), count(slots)));
+                    promoted.push(id.as_str());
                 }
             }
-            // Every slot that moved left one primary and reached another.
-            if moved / 2 > 0 {
-                self.reshards.push((now, moved / 2));
+        }
+        // Slots whose primary changed, other than by a failover, moved (resharding).
+        let first = self.owners.is_empty();
+        self.owners.resize(crate::conn::slot::SLOTS, None);
+        let mut moved = 0;
+        for n in view.primaries().filter(|n| !n.id.is_empty()) {
+            let id: std::sync::Arc<str> = n.id.as_str().into();
+            for &(a, b) in &n.slots {
+                for slot in a..=b.min((crate::conn::slot::SLOTS - 1) as u16) {
+                    let owner = &mut self.owners[usize::from(slot)];
+                    if owner.as_deref().is_some_and(|o| o != n.id) && !promoted.contains(&n.id.as_str()) && !first {
+                        moved += 1;
+                    }
+                    *owner = Some(id.clone());
+                }
             }
+        }
+        // A minute's moves are one entry, so an hour of resharding is at most sixty.
+        match self.reshards.last_mut() {
+            Some((at, n)) if moved > 0 && now - *at < 60_000 => *n += moved,
+            _ if moved > 0 => self.reshards.push((now, moved)),
+            _ => {}
         }
         self.last = current;
         self.failovers.retain(|(at, ..)| now - at < EVENT_MS);
         self.reshards.retain(|(at, _)| now - at < EVENT_MS);
         let excess = self.failovers.len().saturating_sub(EVENTS_KEPT);
         self.failovers.drain(..excess);
-        let excess = self.reshards.len().saturating_sub(EVENTS_KEPT);
-        self.reshards.drain(..excess);
     }
 
-    /// The primary a new primary replaced: a node that was a primary and now is its replica,
-    /// or is failed.
-    fn former_primary(&self, view: &NodesView, new: &str) -> String {
-        view.nodes
-            .iter()
-            .filter(|n| n.replica_of.as_deref() == Some(new) || n.health == "failed" || n.error.is_some())
-            .find(|n| self.last.get(&n.id).is_some_and(|(_, was_primary, _)| *was_primary))
-            .map_or_else(|| "its former primary".to_string(), |n| n.address.clone())
+    /// The primary a new primary replaced: the one that served its slots before.
+    fn former_primary(&self, slots: &[(u16, u16)]) -> String {
+        self.last
+            .values()
+            .find(|(_, was_primary, before)| *was_primary && !slots.is_empty() && before.as_slice() == slots)
+            .map_or_else(|| "its former primary".to_string(), |(address, ..)| address.clone())
     }
 
     /// The findings of the nodes now and of what was seen while watching.
@@ -117,6 +130,11 @@ impl NodeWatch {
             ));
         }
     }
+}
+
+/// How many slots the ranges hold.
+fn count(ranges: &[(u16, u16)]) -> u32 {
+    ranges.iter().map(|(a, b)| u32::from(*b) - u32::from(*a) + 1).sum()
 }
 
 fn finding(kind: FindingKind, severity: Severity, count: u64, summary: String) -> Finding {

@@ -116,6 +116,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
     let census = data.census_duration_ms.map(|_| {
         json!({
             "examined": totals.examined,
+            "uncovered_slots": crate::conn::slot::ranges_text(&totals.uncovered_slots),
             "duration_ms": data.census_duration_ms,
             "scan_count": setup.collect.census.scan_count,
             "budget": data.budget,

@@ -198,3 +198,167 @@ fn a_write_refused_half_way_says_what_was_done_key_by_key_and_leaves_only_an_orp
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(con.zscore::<_, _, Option<f64>>("trt:active_sessions", "target").unwrap().is_none());
 }
+
+/// Runs the dashboard's collectors against `url` for at most `limit`, feeding a model, and
+/// calls `step` with each update applied; stops when `step` returns true. Returns the model and
+/// whether `step` ended it.
+pub fn watch(
+    url: &str,
+    args: &[&str],
+    limit: std::time::Duration,
+    mut step: impl FnMut(&sessiontop::engine::model::Model, &sessiontop::engine::msg::Update) -> bool,
+) -> (sessiontop::engine::model::Model, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = super::common::setup_for(url, &dir, args);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (_collector, mut updates) =
+            setup.spawn_collectors(super::common::fast(&setup, std::time::Duration::from_millis(100)));
+        let now = sessiontop::collect::now_millis;
+        let mut model =
+            sessiontop::engine::model::Model::new(setup.first().info.clone(), setup.model_settings(), now());
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let update = tokio::select! {
+                Some(u) = updates.recv() => u,
+                _ = tokio::time::sleep_until(deadline) => return (model, false),
+            };
+            model.tick(now(), 0);
+            let seen = update.clone();
+            model.apply(update);
+            if step(&model, &seen) {
+                return (model, true);
+            }
+        }
+    })
+}
+
+fn census_done(update: &sessiontop::engine::msg::Update) -> Option<(u64, u64)> {
+    match update {
+        sessiontop::engine::msg::Update::CensusDone { generation, tally, .. } => Some((*generation, tally.total)),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_failover_under_an_open_dashboard_is_followed_reported_and_counted_through() {
+    use sessiontop::engine::domain::{FindingKind, LinkState};
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    let now = now_epoch();
+    for i in 0..150 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - i as f64, true);
+    }
+    // The replica of the first primary (replicas follow the primaries in the same order).
+    let replica = c.primaries();
+    let mut failed_over_at: Option<u64> = None;
+    let mut link_lost = false;
+    let (model, done) = watch(&c.url(), &["--layout", "trt"], std::time::Duration::from_secs(40), |m, u| {
+        if failed_over_at.is_some() && !matches!(m.link, LinkState::Connected { .. }) {
+            link_lost = true;
+        }
+        match (failed_over_at, census_done(u)) {
+            (None, Some((generation, 150))) if m.nodes.is_some() => {
+                let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c.connection(replica).unwrap()).unwrap();
+                failed_over_at = Some(generation);
+                false
+            }
+            (Some(at), Some((generation, total))) if generation > at + 1 => {
+                assert_eq!(total, 150, "the census counts through the failover");
+                m.findings.iter().any(|f| f.kind == FindingKind::Failover)
+            }
+            _ => false,
+        }
+    });
+    let failover = model.findings.iter().find(|f| f.kind == FindingKind::Failover);
+    assert!(done, "followed within the time: {:?} {:?}", model.findings, model.nodes);
+    let promoted = c.nodes()[replica].port().unwrap();
+    let summary = &failover.unwrap().summary;
+    assert!(summary.contains(&format!("127.0.0.1:{promoted} took over 5,461 slots from 127.0.0.1:")), "{summary}");
+    assert!(!link_lost, "a planned failover needs no reconnect: the router follows MOVED");
+    let nodes = model.nodes.as_ref().unwrap();
+    assert!(nodes.nodes.iter().any(|n| n.primary && n.address.ends_with(&format!(":{promoted}"))));
+}
+
+/// Moves `slots` from primary `from` to primary `to` as `redis-cli --cluster reshard` does:
+/// `IMPORTING` and `MIGRATING`, `MIGRATE` of each key, then `SETSLOT … NODE` everywhere.
+fn migrate(c: &LocalCluster, from: usize, to: usize, slots: std::ops::Range<u16>) -> usize {
+    let id = |i: usize| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut c.connection(i).unwrap()).unwrap() };
+    let (from_id, to_id) = (id(from), id(to));
+    let (mut src, mut dst) = (c.connection(from).unwrap(), c.connection(to).unwrap());
+    let to_port = c.nodes()[to].port().unwrap();
+    let mut moved = 0;
+    for slot in slots {
+        let _: () =
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut dst).unwrap();
+        let _: () =
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut src).unwrap();
+        loop {
+            let keys: Vec<String> =
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut src).unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            moved += keys.len();
+            let _: () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to_port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query(&mut src)
+                .unwrap();
+        }
+        for i in 0..c.primaries() {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id)
+                .query(&mut c.connection(i).unwrap())
+                .unwrap();
+        }
+    }
+    moved
+}
+
+#[test]
+fn slots_migrated_during_a_census_are_counted_once_and_reported() {
+    use sessiontop::engine::domain::FindingKind;
+    use sessiontop::engine::msg::Update;
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    for i in 0..3000 {
+        flask_set(&mut con, "chatmrpt:", &sid(i), &chatmrpt_msgpack(Some("tpr_analysis"), 1), 86_400);
+    }
+    let args = ["--layout", "chatmrpt", "--scan-count", "20", "--budget", "3000/s"];
+    let mut migrated: Option<(u64, usize)> = None;
+    let (model, done) = watch(&c.url(), &args, std::time::Duration::from_secs(60), |m, u| {
+        match (u, migrated) {
+            // Half way through the first pass, a third of the first primary's slots move.
+            (Update::CensusBatch { generation: 1, progress: Some(p), .. }, None) if *p > 0.2 => {
+                migrated = Some((1, migrate(&c, 0, 1, 0..1800)));
+                false
+            }
+            (Update::CensusDone { generation, tally, .. }, Some((during, _))) if *generation >= during => {
+                if !tally.uncovered_slots.is_empty() {
+                    // Slots still moving as the pass ended: said, not guessed at.
+                    assert!(tally.total <= 3000);
+                    assert!(m.findings.iter().any(|f| f.kind == FindingKind::SlotsUncovered), "{:?}", m.findings);
+                    return false;
+                }
+                assert_eq!(tally.total, 3000, "pass {generation}: every session once, none twice");
+                // Every moved slot seen by the polls since.
+                m.findings.iter().any(|f| f.kind == FindingKind::SlotsMoved && f.count == 1800)
+            }
+            _ => false,
+        }
+    });
+    let (_, keys) = migrated.expect("the migration ran during the first pass");
+    assert!(keys > 100, "keys moved: {keys}");
+    assert!(done, "{:?}", model.findings);
+    let moved = model.findings.iter().find(|f| f.kind == FindingKind::SlotsMoved).unwrap();
+    assert_eq!(moved.count, 1800, "{}", moved.summary);
+}

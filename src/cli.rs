@@ -82,6 +82,36 @@ pub struct Global {
     /// Read the password from FILE (overrides the URL's; $REDISCLI_AUTH is used when neither gives one).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// Treat the target as a Redis Cluster, whatever `INFO` says or when it may not be read
+    /// (a cluster is otherwise found from `INFO cluster`).
+    #[arg(long, global = true)]
+    pub cluster: bool,
+    /// Where to reach a node that the cluster or the sentinels announce at another address
+    /// (NAT, an SSH tunnel, a port forward): ANNOUNCED=REACHABLE, both HOST:PORT. Repeatable.
+    #[arg(long, global = true, value_name = "HOST:PORT=HOST:PORT")]
+    pub node_address_map: Vec<String>,
+    /// A sentinel to ask for the primary (HOST:PORT; repeatable), with --master; the same as a
+    /// redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER URL.
+    #[arg(long, global = true, value_name = "HOST:PORT", requires = "master")]
+    pub sentinel: Vec<String>,
+    /// The name the sentinels know the primary by.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub master: Option<String>,
+    /// ACL user for the sentinels, when they want their own.
+    #[arg(long, global = true, value_name = "USER")]
+    pub sentinel_user: Option<String>,
+    /// Read the sentinels' own password from FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sentinel_password_file: Option<PathBuf>,
+    /// Where the census and the visible page read sessions: `primary`; `replica` (only a
+    /// replica whose link is up and whose lag is under --replica-max-lag); or `auto` (such a
+    /// replica when there is one, else the primary, said on screen). Writes always go to the
+    /// primary.
+    #[arg(long, global = true, value_name = "WHERE", default_value = "primary")]
+    pub read_from: crate::conn::topology::ReadFrom,
+    /// The most bytes of replication stream a replica may be behind its primary to be read from.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub replica_max_lag: u64,
     /// Database number (overrides the URL's).
     #[arg(long, global = true, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub db: Option<i64>,

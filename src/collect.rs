@@ -129,7 +129,12 @@ pub fn spawn(
     let poller = poller::Poller::new(topology.clone(), layout, options.clone(), writer, updates.clone());
     let poller = tokio::spawn(poller.run(request_rx, layout_tx));
     let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx));
-    (Collector { requests, topology, tasks: vec![poller, census] }, receiver)
+    let mut tasks = vec![poller, census];
+    if let Some(sentinels) = topology.sentinels() {
+        let follow = crate::conn::sentinel::follow_switches(topology.template().clone(), sentinels.clone());
+        tasks.push(tokio::spawn(follow));
+    }
+    (Collector { requests, topology, tasks }, receiver)
 }
 
 /// Backoff before reconnect attempt `attempt` (1-based): doubling from [`BACKOFF_MIN`] to

@@ -8,6 +8,7 @@ pub mod info;
 pub mod link;
 pub mod pace;
 pub mod route;
+pub mod sentinel;
 pub mod slot;
 pub mod target;
 pub mod topology;

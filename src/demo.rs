@@ -7,6 +7,7 @@
 
 pub mod local_cluster;
 pub mod local_redis;
+pub mod local_sentinel;
 pub mod pickle;
 
 use std::time::Duration;

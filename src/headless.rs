@@ -364,7 +364,7 @@ pub async fn write(
     }
     let layout = store.layout()?.clone();
     let scan_count = setup.collect.census.scan_count;
-    let (keys, score) = inspect::find_keys(&store.router, &layout, id, scan_count, None).await?;
+    let (keys, score) = inspect::find_keys(&store.router.primary_only(), &layout, id, scan_count, None).await?;
     let plan = writer
         .plan(&store.router.topology().map(), &layout, id, kind, keys, score)
         .map_err(|e| HeadlessError::from_write(e, store))?;
@@ -377,7 +377,7 @@ pub async fn write(
         )));
     }
     confirm(&plan)?;
-    writer.execute(&store.router, &plan).await.map_err(|e| HeadlessError::from_write(e, store))
+    writer.execute(&store.router.primary_only(), &plan).await.map_err(|e| HeadlessError::from_write(e, store))
 }
 
 /// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
@@ -472,8 +472,23 @@ pub async fn check(
             }
             break;
         }
-        // Another poll and pass, judged against the ones before.
-        data = snapshot_watched(setup, store, 0, true, Observe::From(&data)).await?;
+        // Another poll and pass, judged against the ones before. A connection lost (a
+        // failover) is found again, and the watch goes on from where it was.
+        match snapshot_watched(setup, store, 0, true, Observe::From(&data)).await {
+            Ok(next) => data = next,
+            Err(HeadlessError::Redis(f)) if f.is_connection() => {
+                tracing::info!(error = %f, "check: connection lost, connecting again");
+                data.model.apply(Update::Link(crate::engine::domain::LinkState::Reconnecting {
+                    attempt: 1,
+                    retry_at: now_millis(),
+                    error: f.to_string(),
+                }));
+                if let Ok(router) = Router::discover(&store.topology, LinkUse::Poll).await {
+                    store.router = router;
+                }
+            }
+            Err(other) => return Err(other),
+        }
     }
     let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
     Ok((data, verdict))
@@ -586,7 +601,8 @@ pub async fn plan_fix(
         return Err(HeadlessError::Refused("say what to do with them: --expire DURATION or --delete".into()));
     }
     let writer = store.target.writer.clone();
-    let mut planner = Planner { router: &store.router, layout: &layout, writer: &writer };
+    let primary = store.router.primary_only();
+    let mut planner = Planner { router: &primary, layout: &layout, writer: &writer };
     let order = FixOrder { ttl_s: lifetime, ..order };
     let mut plans = Vec::new();
     let mut skipped = Vec::new();
@@ -613,7 +629,7 @@ pub async fn apply_fix(store: &mut Store, plans: &[WritePlan]) -> Vec<Result<Wri
     let writer = store.target.writer.clone();
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
-        let result = writer.execute(&store.router, plan).await.map_err(|error| FixFailed {
+        let result = writer.execute(&store.router.primary_only(), plan).await.map_err(|error| FixFailed {
             verb: plan.kind.verb(),
             id: plan.id.clone(),
             error,

@@ -17,7 +17,7 @@ use crate::collect::{CollectOptions, Collector, DEFAULT_CENSUS_PAUSE, DEFAULT_PA
 use crate::config::{self, ConfigError, Loaded};
 use crate::conn::pace::Budget;
 use crate::conn::target::{DEFAULT_URL, Target, TargetError, TargetSpec};
-use crate::conn::topology::Topology;
+use crate::conn::topology::{AddressMap, KindChoice, Topology, TopologySpec};
 use crate::engine::domain::TargetInfo;
 use crate::engine::layout::{Choice, Overrides};
 use crate::engine::model::ModelSettings;
@@ -33,6 +33,9 @@ pub struct TargetSetup {
     pub writer: Writer,
     /// The theme's name or file: `--theme`, the target's, the config's, else `default`.
     pub theme: String,
+    /// What kind of target it is, where its announced nodes are, its sentinels, and where
+    /// sessions are read from.
+    pub topology: TopologySpec,
 }
 
 /// Everything a command needs to run: the targets, and what the run shares.
@@ -74,6 +77,14 @@ pub enum SetupError {
         "{0} targets given (--url, --target): several are watched side by side by the dashboard; a command takes one"
     )]
     Several(usize),
+    #[error("--node-address-map: {0}")]
+    AddressMap(#[from] crate::conn::topology::AddressMapError),
+    #[error(transparent)]
+    SentinelUrl(#[from] crate::conn::sentinel::SentinelUrlError),
+    #[error("--sentinel: '{0}' is not HOST:PORT")]
+    Sentinel(String),
+    #[error("cannot read --sentinel-password-file {path}: {reason}")]
+    SentinelPassword { path: String, reason: crate::util::local_file::LocalFileError },
 }
 
 impl Setup {
@@ -151,7 +162,7 @@ impl Setup {
 
     /// A target's nodes as known before connecting, each paced by the budget in force.
     pub fn topology(&self, target: &TargetSetup, dashboard: bool) -> Arc<Topology> {
-        Arc::new(Topology::new(&target.target, self.budget(dashboard)))
+        Arc::new(Topology::with(&target.target, self.budget(dashboard), target.topology.clone()))
     }
 
     /// Starts the dashboard's collectors on `target` with `options` (the setup's own, or
@@ -211,6 +222,7 @@ fn target_setup(global: &Global, loaded: &Loaded, warnings: &mut Vec<String>) ->
         .or_else(|| target_config.as_ref().map(|t| t.url.clone()))
         .or(env_url)
         .unwrap_or_else(|| DEFAULT_URL.to_string());
+    let (url, topology) = topology_spec(global, url)?;
     let spec = TargetSpec {
         name: named.clone(),
         url,
@@ -242,5 +254,47 @@ fn target_setup(global: &Global, loaded: &Loaded, warnings: &mut Vec<String>) ->
                 .to_string(),
         );
     }
-    Ok(TargetSetup { target, info, layout: LayoutSpec { choice, overrides }, writer, theme })
+    Ok(TargetSetup { target, info, layout: LayoutSpec { choice, overrides }, writer, theme, topology })
+}
+
+/// What the flags and the URL say of the target's kind: a `redis+sentinel://` URL (or
+/// `--sentinel` with `--master`) becomes the data nodes' URL and the sentinels to ask.
+fn topology_spec(global: &Global, url: String) -> Result<(String, TopologySpec), SetupError> {
+    let mut spec = TopologySpec {
+        choice: if global.cluster { KindChoice::Cluster } else { KindChoice::Detect },
+        address_map: AddressMap::parse(&global.node_address_map)?,
+        sentinel: None,
+        read_from: global.read_from,
+        replica_max_lag: global.replica_max_lag,
+    };
+    let auth = match (&global.sentinel_user, &global.sentinel_password_file) {
+        (None, None) => None,
+        (user, file) => {
+            let password = match file {
+                Some(path) => crate::util::local_file::read_text(path, crate::util::local_file::PASSWORD_MAX_BYTES)
+                    .map_err(|reason| SetupError::SentinelPassword { path: path.display().to_string(), reason })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                None => String::new(),
+            };
+            Some((user.clone(), password))
+        }
+    };
+    if let Some(parsed) = crate::conn::sentinel::parse_url(&url) {
+        let parsed = parsed?;
+        spec.sentinel =
+            Some(crate::conn::sentinel::SentinelSpec { sentinels: parsed.sentinels, master: parsed.master, auth });
+        return Ok((parsed.data_url, spec));
+    }
+    if let Some(master) = &global.master
+        && !global.sentinel.is_empty()
+    {
+        let sentinels = global
+            .sentinel
+            .iter()
+            .map(|s| crate::conn::target::split_host_port(s).ok_or_else(|| SetupError::Sentinel(s.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        spec.sentinel = Some(crate::conn::sentinel::SentinelSpec { sentinels, master: master.clone(), auth });
+    }
+    Ok((url, spec))
 }

@@ -220,7 +220,7 @@ pub async fn run_pass(
             break;
         }
         links.reads.refresh().await?;
-        let gained = gained(&links.reads.topology().map(), &walked);
+        let gained = gained(links.reads.topology(), &links.reads.topology().map(), &walked);
         if gained.is_empty() || rewalks == MAX_REWALKS {
             break;
         }
@@ -232,7 +232,7 @@ pub async fn run_pass(
     }
     pass.tally.uncovered_slots = match index_size {
         Some(_) => links.reads.topology().map().uncovered(),
-        None => uncovered(&links.reads.topology().map(), &walked),
+        None => uncovered(links.reads.topology(), &links.reads.topology().map(), &walked),
     };
     Ok(Outcome { tally: pass.tally, orphan_ids: pass.orphan_ids, duration: started.elapsed() })
 }
@@ -283,11 +283,12 @@ impl Walks {
     }
 }
 
-/// The primaries of `map` that serve a slot their last walk did not start with, or that were
-/// not walked at all.
-fn gained(map: &crate::conn::topology::Map, walked: &Walked) -> Vec<Arc<Node>> {
-    map.primaries()
-        .into_iter()
+/// The nodes walked for each shard of `map` (its primary, or the replica `--read-from` picks)
+/// that serve a slot their last walk did not start with, or that were not walked at all.
+fn gained(topology: &Topology, map: &crate::conn::topology::Map, walked: &Walked) -> Vec<Arc<Node>> {
+    map.shards
+        .iter()
+        .filter_map(|shard| topology.read_node(shard))
         .filter(|node| {
             let now = map.slots_of(node);
             match walked.iter().find(|(n, _)| Arc::ptr_eq(n, node)) {
@@ -298,16 +299,17 @@ fn gained(map: &crate::conn::topology::Map, walked: &Walked) -> Vec<Arc<Node>> {
         .collect()
 }
 
-/// The slots no finished walk covered: served by no primary, or by one that gained them after
-/// its last walk began.
-fn uncovered(map: &crate::conn::topology::Map, walked: &Walked) -> Vec<(u16, u16)> {
-    if map.single().is_some() {
+/// The slots no finished walk covered: served by no primary, or by a node that gained them
+/// after its last walk began.
+fn uncovered(topology: &Topology, map: &crate::conn::topology::Map, walked: &Walked) -> Vec<(u16, u16)> {
+    if map.kind != crate::conn::topology::Kind::Cluster {
         return Vec::new();
     }
-    let gained = gained(map, walked);
+    let gained = gained(topology, map, walked);
     let mut covered = vec![false; crate::conn::slot::SLOTS];
-    for node in map.primaries().iter().filter(|n| !gained.iter().any(|g| Arc::ptr_eq(g, n))) {
-        for (a, b) in map.slots_of(node) {
+    let walked_now = map.shards.iter().filter_map(|shard| topology.read_node(shard));
+    for node in walked_now.filter(|n| !gained.iter().any(|g| Arc::ptr_eq(g, n))) {
+        for (a, b) in map.slots_of(&node) {
             for s in a..=b {
                 covered[usize::from(s)] = true;
             }
@@ -334,7 +336,18 @@ async fn start_walks(router: &Router, layout: &Layout) -> Result<(Vec<(Arc<Node>
         return Ok((vec![(router.node_for(index.key.as_bytes()), walk)], index_size));
     }
     let mut walks = Vec::new();
-    for node in router.topology().map().primaries() {
+    let topology = router.topology();
+    let map = topology.map();
+    // Each shard's keyspace, on the node `--read-from` picks (its primary by default).
+    let nodes: Vec<Arc<Node>> = map.shards.iter().filter_map(|shard| topology.read_node(shard)).collect();
+    if nodes.len() < map.shards.len() {
+        return Err(Failure::Server {
+            command: "SCAN".into(),
+            code: "NOREPLICA".into(),
+            detail: "no replica is in sync to read from (--read-from replica): waiting for one".into(),
+        });
+    }
+    for node in nodes {
         let keys = router.link(&node).await?.query::<u64>(&redis::cmd("DBSIZE")).await.ok();
         walks.push((node, Walk::Keys(KeyWalk::matching(layout.session_scan_pattern()).with_keyspace(keys))));
     }

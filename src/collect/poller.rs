@@ -255,7 +255,7 @@ impl Poller {
         let last_poll = Instant::now();
         let deadline = tokio::time::Instant::now() + self.options.poll_interval;
         loop {
-            if let Err(f) = self.advance_plan(router).await
+            if let Err(f) = self.advance_plan(&router.primary_only()).await
                 && f.is_connection()
             {
                 return Err(f);
@@ -311,15 +311,15 @@ impl Poller {
                 false
             }
             Request::PlanFix { kind, ids, ttl_s } => {
-                self.plan_fixes(router, FixOrder { kind, write: None, ttl_s }, ids).await?;
+                self.plan_fixes(&router.primary_only(), FixOrder { kind, write: None, ttl_s }, ids).await?;
                 false
             }
             Request::ExecuteFix(plans) => {
-                self.execute_fixes(router, &plans).await?;
+                self.execute_fixes(&router.primary_only(), &plans).await?;
                 true
             }
             Request::Execute(plan) => {
-                self.execute(router, &plan).await?;
+                self.execute(&router.primary_only(), &plan).await?;
                 true
             }
         })

@@ -39,6 +39,13 @@ pub struct ServerStats {
     pub expired_keys: Option<u64>,
     pub connected_slaves: Option<u64>,
     pub master_link_status: Option<String>,
+    /// The replication stream's offset: a primary's own (`master_repl_offset`), or how far a
+    /// replica has read its primary's (`slave_repl_offset`).
+    pub repl_offset: Option<u64>,
+    /// A replica's primary, as `host:port` (`master_host`, `master_port`).
+    pub master_address: Option<String>,
+    /// A primary's replicas, as `host:port` (its `slaveN:ip=…,port=…` lines).
+    pub replicas: Vec<String>,
     pub keyspace: Vec<KeyspaceLine>,
     /// `DBSIZE` of the selected database.
     pub db_keys: Option<u64>,
@@ -84,6 +91,12 @@ impl ServerStats {
             expired_keys: n("expired_keys"),
             connected_slaves: n("connected_slaves"),
             master_link_status: s("master_link_status"),
+            repl_offset: n("slave_repl_offset").or_else(|| n("master_repl_offset")),
+            master_address: match (fields.get("master_host"), fields.get("master_port")) {
+                (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+                _ => None,
+            },
+            replicas: replica_lines(&fields),
             keyspace,
             db_keys: None,
         }
@@ -157,9 +170,26 @@ pub fn combine(primaries: &[&ServerStats], all: &[&ServerStats], identity: Optio
         expired_keys: sum(primaries, |s| s.expired_keys),
         connected_slaves: sum(primaries, |s| s.connected_slaves),
         master_link_status: None,
+        repl_offset: None,
+        master_address: None,
+        replicas: Vec::new(),
         keyspace: keyspace.into_values().collect(),
         db_keys: sum(primaries, |s| s.db_keys),
     }
+}
+
+/// A primary's replicas from its `slave0:ip=10.0.0.2,port=6380,state=online,…` lines, in order.
+fn replica_lines(fields: &HashMap<&str, &str>) -> Vec<String> {
+    let mut lines: Vec<(u32, String)> = fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let n: u32 = k.strip_prefix("slave")?.parse().ok()?;
+            let get = |name: &str| v.split(',').find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
+            Some((n, format!("{}:{}", get("ip")?, get("port")?)))
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, a)| a).collect()
 }
 
 fn parse_keyspace(key: &str, value: &str) -> Option<(u32, KeyspaceLine)> {
@@ -186,6 +216,8 @@ mod tests {
         # Clients\r\nconnected_clients:3\r\nblocked_clients:0\r\n# Memory\r\nused_memory:1048576\r\nused_memory_peak:2097152\r\n\
         maxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:5.61\r\n# Stats\r\ninstantaneous_ops_per_sec:12\r\n\
         keyspace_hits:3\r\nkeyspace_misses:1\r\nevicted_keys:0\r\nexpired_keys:7\r\n# Replication\r\nrole:master\r\n\
+        slave1:ip=10.0.0.3,port=6381,state=online,offset=90,lag=1\r\nslave0:ip=10.0.0.2,port=6380,state=online,offset=99,lag=0\r\n\
+        master_repl_offset:100\r\n\
         # Keyspace\r\ndb0:keys=3,expires=2,avg_ttl=1729782\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
 
     #[test]
@@ -202,6 +234,8 @@ mod tests {
         assert_eq!(s.keyspace[0], KeyspaceLine { db: 0, keys: 3, expires: 2, avg_ttl_ms: 1_729_782 });
         assert_eq!(s.evicted_keys, Some(0));
         assert_eq!(s.os, None, "absent fields stay unknown");
+        assert_eq!(s.replicas, vec!["10.0.0.2:6380", "10.0.0.3:6381"]);
+        assert_eq!(s.repl_offset, Some(100));
     }
 
     #[test]

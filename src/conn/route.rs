@@ -16,7 +16,7 @@ use redis::{Cmd, FromRedisValue, Pipeline};
 
 use crate::conn::link::{Failure, Link, Reply};
 use crate::conn::pace::Kind;
-use crate::conn::topology::{LinkUse, Map, Node, Topology, split_host_port};
+use crate::conn::topology::{LinkUse, Map, MapShard, Node, Topology, split_host_port};
 
 /// How many times a command is sent on after `MOVED` or `ASK` before its last reply is kept.
 const MAX_REDIRECTS: usize = 3;
@@ -36,6 +36,10 @@ pub struct Router {
     topology: Arc<Topology>,
     use_: LinkUse,
     held: Arc<tokio::sync::Mutex<Vec<Held>>>,
+    /// The sentinels' announced switches of primary this router has followed.
+    switches: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether reads go where `--read-from` says (else to the primary, as writes do).
+    replica_reads: bool,
 }
 
 /// What part of one command of a pipeline goes where.
@@ -51,18 +55,34 @@ struct Part {
 
 impl Router {
     fn new(topology: Arc<Topology>, use_: LinkUse) -> Router {
-        Router { topology, use_, held: Arc::default() }
+        let switches = Arc::new(std::sync::atomic::AtomicU64::new(topology.sentinels().map_or(0, |s| s.switches())));
+        let replica_reads = topology.read_from() != crate::conn::topology::ReadFrom::Primary;
+        Router { topology, use_, held: Arc::default(), switches, replica_reads }
     }
 
     /// Connects to the target (through the seed, or any node known to be of it when the seed
     /// cannot be reached), finds out what it is made of, and returns a router for `use_` with
     /// that first connection in it.
     pub async fn discover(topology: &Arc<Topology>, use_: LinkUse) -> Result<Router, Failure> {
+        if let Some(sentinels) = topology.sentinels() {
+            let (node, link) = resolve(topology, sentinels, use_).await?;
+            let mut router = Router::new(topology.clone(), use_);
+            router.adopt(node, link);
+            return Ok(router);
+        }
         let mut last = None;
         for node in topology.entry_points() {
             match node.connect(use_).await {
                 Ok(mut link) => {
                     topology.refresh_through(&node, &mut link).await?;
+                    if topology.read_from() != crate::conn::topology::ReadFrom::Primary
+                        && topology.map().kind == crate::conn::topology::Kind::Standalone
+                    {
+                        // A standalone primary's replicas are named by its `INFO replication`.
+                        let info: String = link.query(redis::cmd("INFO").arg("replication")).await.unwrap_or_default();
+                        let replicas = crate::conn::info::ServerStats::from_info(&info).replicas;
+                        topology.install_replicas(&replicas).map_err(|e| Failure::Connection(e.to_string()))?;
+                    }
                     let mut router = Router::new(topology.clone(), use_);
                     router.adopt(node, link);
                     return Ok(router);
@@ -83,6 +103,13 @@ impl Router {
         }
     }
 
+    /// Keeps `link` in the connections every clone shares.
+    async fn adopt_shared(&self, node: Arc<Node>, link: Link) {
+        let mut held = self.held.lock().await;
+        held.retain(|h| !Arc::ptr_eq(&h.node, &node));
+        held.push(Held { node, link, charged: [0; Kind::ALL.len()] });
+    }
+
     pub fn topology(&self) -> &Arc<Topology> {
         &self.topology
     }
@@ -93,9 +120,31 @@ impl Router {
         if let Some(h) = held.iter().find(|h| Arc::ptr_eq(&h.node, node)) {
             return Ok(h.link.clone());
         }
-        let link = node.connect(self.use_).await?;
+        let mut link = node.connect(self.use_).await?;
+        let map = self.topology.map();
+        if map.kind == crate::conn::topology::Kind::Cluster && !map.primaries().iter().any(|p| Arc::ptr_eq(p, node)) {
+            // A cluster's replica serves keyed reads only to a connection that asked to read
+            // from it; refused (a managed service), it answers with MOVED, which is followed.
+            let _ = link.query::<redis::Value>(&redis::cmd("READONLY")).await;
+        }
         held.push(Held { node: node.clone(), link: link.clone(), charged: [0; Kind::ALL.len()] });
         Ok(link)
+    }
+
+    /// This router reading from the primary whatever `--read-from` says (sharing the
+    /// connections): for writes, what they read first and what they read back.
+    pub fn primary_only(&self) -> Router {
+        Router { replica_reads: false, ..self.clone() }
+    }
+
+    /// The sentinels' announced switches this router has followed.
+    pub fn switches_seen(&self) -> u64 {
+        self.switches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes that the switches announced so far are being followed.
+    pub fn saw_switches(&self, n: u64) {
+        self.switches.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The nodes connected to.
@@ -128,9 +177,16 @@ impl Router {
         Some(total)
     }
 
-    /// Reads the map again (a cluster only), through a primary connected to, else any node of
-    /// the map that answers.
+    /// Reads the map again: a cluster's through a primary connected to (else any node of the
+    /// map that answers); a sentinel target's by asking the sentinels, connecting to the primary
+    /// they name. Nothing to do for a standalone server.
     pub async fn refresh(&self) -> Result<(), Failure> {
+        if let Some(sentinels) = self.topology.sentinels() {
+            let (node, link) = resolve(&self.topology, sentinels, self.use_).await?;
+            self.adopt_shared(node, link).await;
+            self.forget_departed().await;
+            return Ok(());
+        }
         let map = self.topology.map();
         if map.single().is_some() {
             return Ok(());
@@ -192,6 +248,11 @@ impl Router {
         Ok(())
     }
 
+    /// Whether this router's reads go to replicas of `map`'s shards.
+    fn reads_elsewhere(&self, map: &Map) -> bool {
+        self.replica_reads && map.shards.iter().any(|s| !s.replicas.is_empty())
+    }
+
     /// The nodes a pipeline's commands go to, each with how many and what they will cost it
     /// by its pacer's book.
     pub fn costs(&self, pipe: &Pipeline) -> Vec<(Arc<Node>, f64, u64)> {
@@ -228,7 +289,7 @@ impl Router {
     /// reply, in order. On a cluster, one pipeline per node, all at once.
     pub async fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
         let map = self.topology.map();
-        if let Some(node) = map.single() {
+        if let Some(node) = map.single().filter(|_| !self.reads_elsewhere(&map)) {
             // One server: its connection failing is the target's, which its owner reconnects.
             let node = node.clone();
             return self.link(&node).await?.pipeline(pipe).await;
@@ -271,20 +332,12 @@ impl Router {
         let mut groups: Vec<(Arc<Node>, Vec<Part>)> = Vec::new();
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
-            let node = match (&part.asking, part.slot) {
-                (Some(node), _) => node.clone(),
-                (None, None) => home.clone(),
-                (None, Some(slot)) => match map.shard_of(slot).and_then(|s| s.primary.as_ref()) {
-                    Some(primary) => primary.node.clone(),
-                    None => {
-                        let detail = format!("hash slot {slot} is served by no node the cluster knows");
-                        out.push((
-                            part,
-                            Err(Failure::Server { command: String::new(), code: "CLUSTERDOWN".into(), detail }),
-                        ));
-                        continue;
-                    }
-                },
+            let node = match self.node_of(map, &home, &part) {
+                Ok(node) => node,
+                Err(failure) => {
+                    out.push((part, Err(failure)));
+                    continue;
+                }
             };
             match groups.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
                 Some((_, group)) => group.push(part),
@@ -327,6 +380,25 @@ impl Router {
         Ok(out)
     }
 
+    /// The node a part goes to: where an `ASK` sent it; home without a key; else its slot's
+    /// primary, or for a read the node `--read-from` picks.
+    fn node_of(&self, map: &Map, home: &Arc<Node>, part: &Part) -> Result<Arc<Node>, Failure> {
+        let fail = |code: &str, detail: String| Failure::Server { command: String::new(), code: code.into(), detail };
+        match (&part.asking, part.slot) {
+            (Some(node), _) => Ok(node.clone()),
+            (None, None) => Ok(home.clone()),
+            (None, Some(slot)) => match map.shard_of(slot) {
+                Some(shard) if self.reads_elsewhere(map) && !is_write(&part.cmd) => {
+                    self.topology.read_node(shard).ok_or_else(|| {
+                        fail("NOREPLICA", "no replica is in sync to read from (--read-from replica)".into())
+                    })
+                }
+                Some(MapShard { primary: Some(primary), .. }) => Ok(primary.node.clone()),
+                _ => Err(fail("CLUSTERDOWN", format!("hash slot {slot} is served by no node the cluster knows"))),
+            },
+        }
+    }
+
     /// Runs commands atomically in `MULTI`/`EXEC` on the node of their keys, which must share
     /// one slot on a cluster (a transaction cannot span slots). Returns their replies.
     pub async fn transaction(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
@@ -345,8 +417,10 @@ impl Router {
                     return Err(f);
                 }
             };
-            // Refused as queued because the slot moved: nothing ran; look again and retry once.
-            if attempt == 0 && replies.iter().any(|r| redirect(r).is_some()) {
+            // Refused as queued because the slot moved, or the primary is one no more: nothing
+            // ran; look again and retry once.
+            let demoted = replies.iter().any(|r| matches!(r, Err(Failure::Server { code, .. }) if code == "READONLY"));
+            if attempt == 0 && (demoted || replies.iter().any(|r| redirect(r).is_some())) {
                 self.refresh().await?;
                 continue;
             }
@@ -376,6 +450,54 @@ impl Router {
             }),
         }
     }
+}
+
+/// Asks the sentinels for the primary, connects to it as `use_`, and makes sure it is one;
+/// installs what they said as the target's map. A primary that says it is a replica (the
+/// sentinels are mid-failover) is an error to retry.
+async fn resolve(
+    topology: &Arc<Topology>,
+    sentinels: &crate::conn::sentinel::Sentinels,
+    use_: LinkUse,
+) -> Result<(Arc<Node>, Link), Failure> {
+    let template = topology.template();
+    let answer = sentinels.ask(template).await?;
+    let (host, port) = &answer.primary;
+    let node = topology.node_at(host, *port).map_err(|e| Failure::Connection(e.to_string()))?;
+    let mut link = node.connect(use_).await?;
+    if !crate::conn::sentinel::is_primary(&mut link).await? {
+        return Err(Failure::Connection(format!(
+            "the sentinels name {host}:{port} as primary of '{}', but it says it is a replica (a failover under way?)",
+            crate::util::text::escape_str(sentinels.master())
+        )));
+    }
+    topology.install_sentinel(&answer.primary, &answer.replicas).map_err(|e| Failure::Connection(e.to_string()))?;
+    Ok((node, link))
+}
+
+/// Whether a command changes data (and so goes to the primary however reads are routed).
+fn is_write(cmd: &Cmd) -> bool {
+    matches!(
+        first_word(cmd).as_str(),
+        "UNLINK"
+            | "DEL"
+            | "EXPIRE"
+            | "PEXPIRE"
+            | "PEXPIREAT"
+            | "EXPIREAT"
+            | "PERSIST"
+            | "ZREM"
+            | "ZADD"
+            | "SET"
+            | "HSET"
+            | "LPUSH"
+            | "RPUSH"
+            | "LTRIM"
+            | "INCR"
+            | "MULTI"
+            | "EXEC"
+            | "WATCH"
+    )
 }
 
 /// Where the cluster said to send a command instead.

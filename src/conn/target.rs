@@ -237,6 +237,51 @@ impl Target {
         })
     }
 
+    /// The target of a sentinel at `host:port`: the same TLS settings and timeouts, the
+    /// sentinels' own credentials (or none), database 0.
+    pub fn for_sentinel(
+        &self,
+        host: &str,
+        port: u16,
+        auth: Option<(Option<String>, String)>,
+    ) -> Result<Target, TargetError> {
+        let mut target = self.at(host, port)?;
+        target.auth = auth;
+        target.db = 0;
+        target.redacted = target.redacted.split_once("://").map_or(target.redacted.clone(), |(scheme, rest)| {
+            format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, host)| host))
+        });
+        Ok(target)
+    }
+
+    /// A subscriber's connection (for a sentinel's `+switch-master`), authenticated as the
+    /// target is.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, Failure> {
+        let info = self.client.get_connection_info().clone();
+        let mut settings = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some((user, password)) = &self.auth {
+            if let Some(user) = user {
+                settings = settings.set_username(user);
+            }
+            settings = settings.set_password(password);
+        }
+        let info = info.set_redis_settings(settings);
+        let client = match &self.root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| Failure::Connection(describe(&e)))?;
+        let connect = client.get_async_pubsub();
+        match tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(e)) => Err(Failure::from_redis("SUBSCRIBE", &e)),
+            Err(_) => Err(Failure::Connection("timed out".into())),
+        }
+    }
+
     /// Whether connections use TLS.
     pub fn is_tls(&self) -> bool {
         self.tls
@@ -382,6 +427,14 @@ impl Target {
         };
         tokio::time::timeout(GREETING_TIMEOUT, read).await.ok().flatten()
     }
+}
+
+/// `host:port`, `[v6]:port`.
+pub fn split_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host.to_string(), port.parse().ok()?))
 }
 
 fn with_db(redacted: &str, db: Option<i64>) -> String {

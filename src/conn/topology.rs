@@ -19,7 +19,9 @@ use crate::conn::cluster::{Announced, Health, Role, Shard};
 use crate::conn::info::ServerStats;
 use crate::conn::link::{Failure, Link, LoadCounter};
 use crate::conn::pace::{Budget, Pacer};
+use crate::conn::sentinel::Sentinels;
 use crate::conn::slot;
+pub use crate::conn::target::split_host_port;
 use crate::conn::target::{Target, TargetError};
 
 /// What each connection to a node carries: sessiontop opens one of each, so
@@ -155,6 +157,8 @@ pub enum Kind {
     Standalone,
     /// A Redis Cluster: keys spread over the primaries by hash slot.
     Cluster,
+    /// A primary that Redis Sentinel names (and may replace), with its replicas.
+    Sentinel,
 }
 
 impl Kind {
@@ -162,6 +166,7 @@ impl Kind {
         match self {
             Kind::Standalone => "standalone",
             Kind::Cluster => "cluster",
+            Kind::Sentinel => "sentinel",
         }
     }
 }
@@ -217,17 +222,18 @@ impl Map {
         Map { kind: Kind::Standalone, epoch: 0, shards: vec![shard], owner: Vec::new() }
     }
 
-    /// The node every command goes to when there is only one.
+    /// The node every command goes to when one serves every key: a standalone server, a
+    /// sentinel's primary.
     pub fn single(&self) -> Option<&Arc<Node>> {
         match (self.kind, self.shards.as_slice()) {
-            (Kind::Standalone, [shard]) => shard.primary.as_ref().map(|p| &p.node),
+            (Kind::Standalone | Kind::Sentinel, [shard]) => shard.primary.as_ref().map(|p| &p.node),
             _ => None,
         }
     }
 
     /// The shard serving `slot`.
     pub fn shard_of(&self, slot: u16) -> Option<&MapShard> {
-        if self.kind == Kind::Standalone {
+        if self.kind != Kind::Cluster {
             return self.shards.first();
         }
         let i = *self.owner.get(usize::from(slot))?;
@@ -251,7 +257,7 @@ impl Map {
 
     /// The slot ranges no primary serves.
     pub fn uncovered(&self) -> Vec<(u16, u16)> {
-        if self.kind == Kind::Standalone {
+        if self.kind != Kind::Cluster {
             return Vec::new();
         }
         slot::ranges_where(|s| {
@@ -260,11 +266,11 @@ impl Map {
         })
     }
 
-    /// The slots `node` serves as a primary.
+    /// The slots of the shard `node` serves (as its primary or a replica).
     pub fn slots_of(&self, node: &Arc<Node>) -> Vec<(u16, u16)> {
         self.shards
             .iter()
-            .filter(|s| s.primary.as_ref().is_some_and(|p| Arc::ptr_eq(&p.node, node)))
+            .filter(|s| s.primary.iter().chain(&s.replicas).any(|n| Arc::ptr_eq(&n.node, node)))
             .flat_map(|s| s.slots.iter().copied())
             .collect()
     }
@@ -319,14 +325,6 @@ impl AddressMap {
     }
 }
 
-/// `host:port`, `[v6]:port`.
-pub fn split_host_port(text: &str) -> Option<(String, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then_some(())?;
-    Some((host.to_string(), port.parse().ok()?))
-}
-
 /// What sessiontop's reads cost a target lately, over all its nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
@@ -339,6 +337,56 @@ pub struct LoadReport {
     pub nodes: usize,
 }
 
+/// Where sessions are read from (`--read-from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    #[default]
+    Primary,
+    /// Only a replica whose link is up and whose lag is under the limit.
+    Replica,
+    /// Such a replica when there is one, else the primary.
+    Auto,
+}
+
+/// Why text is not a `--read-from`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not primary, replica or auto")]
+pub struct ReadFromError(String);
+
+impl std::str::FromStr for ReadFrom {
+    type Err = ReadFromError;
+    fn from_str(text: &str) -> Result<Self, ReadFromError> {
+        match text.to_ascii_lowercase().as_str() {
+            "primary" | "master" => Ok(ReadFrom::Primary),
+            "replica" | "replicas" => Ok(ReadFrom::Replica),
+            "auto" => Ok(ReadFrom::Auto),
+            _ => Err(ReadFromError(text.to_string())),
+        }
+    }
+}
+
+impl ReadFrom {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadFrom::Primary => "primary",
+            ReadFrom::Replica => "replica",
+            ReadFrom::Auto => "auto",
+        }
+    }
+}
+
+/// How a target is to be reached beyond its URL: what kind it is, where announced nodes are,
+/// its sentinels.
+#[derive(Debug, Clone, Default)]
+pub struct TopologySpec {
+    pub choice: KindChoice,
+    pub address_map: AddressMap,
+    pub sentinel: Option<crate::conn::sentinel::SentinelSpec>,
+    pub read_from: ReadFrom,
+    /// The most bytes of replication stream a replica read from may be behind.
+    pub replica_max_lag: u64,
+}
+
 /// A target's nodes.
 #[derive(Debug)]
 pub struct Topology {
@@ -347,6 +395,11 @@ pub struct Topology {
     budget: Budget,
     choice: KindChoice,
     address_map: AddressMap,
+    sentinels: Option<Arc<Sentinels>>,
+    read_from: ReadFrom,
+    replica_max_lag: u64,
+    /// The replicas in sync enough to be read from, by address, as the last poll found them.
+    readable: Mutex<Vec<String>>,
     map: RwLock<Arc<Map>>,
     /// Every node made so far (a cluster's are few), so that a node keeps its pacer and its
     /// count across refreshes, and can be found by the address a `MOVED` names.
@@ -365,11 +418,12 @@ impl Topology {
     /// The topology as known before connecting: the node the target's URL names, paced by
     /// `budget`.
     pub fn new(target: &Target, budget: Budget) -> Topology {
-        Topology::with(target, budget, KindChoice::Detect, AddressMap::default())
+        Topology::with(target, budget, TopologySpec::default())
     }
 
-    /// As [`Topology::new`], told how to tell what the target is and where announced nodes are.
-    pub fn with(target: &Target, budget: Budget, choice: KindChoice, address_map: AddressMap) -> Topology {
+    /// As [`Topology::new`], told how to tell what the target is, where announced nodes are,
+    /// and which sentinels name its primary.
+    pub fn with(target: &Target, budget: Budget, spec: TopologySpec) -> Topology {
         let seed = Arc::new(Node::new(target.clone(), budget));
         Topology {
             map: RwLock::new(Arc::new(Map::standalone(&seed))),
@@ -377,10 +431,102 @@ impl Topology {
             seed,
             template: target.clone(),
             budget,
-            choice,
-            address_map,
+            choice: spec.choice,
+            address_map: spec.address_map,
+            sentinels: spec.sentinel.map(|s| Arc::new(Sentinels::new(s))),
+            read_from: spec.read_from,
+            replica_max_lag: spec.replica_max_lag,
+            readable: Mutex::new(Vec::new()),
             decided: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    pub fn read_from(&self) -> ReadFrom {
+        self.read_from
+    }
+
+    pub fn replica_max_lag(&self) -> u64 {
+        self.replica_max_lag
+    }
+
+    /// Says which replicas are in sync enough to be read from (the poller's judgement).
+    pub fn set_readable(&self, addresses: Vec<String>) {
+        if let Ok(mut readable) = self.readable.lock() {
+            *readable = addresses;
+        }
+    }
+
+    /// The node to read `shard`'s keys from: an in-sync replica when `--read-from` asks for
+    /// one (with `auto`, else the primary); `None` when only a replica will do and none is in
+    /// sync.
+    pub fn read_node(&self, shard: &MapShard) -> Option<Arc<Node>> {
+        let primary = shard.primary.as_ref().map(|p| p.node.clone());
+        if self.read_from == ReadFrom::Primary {
+            return primary;
+        }
+        let readable = self.readable.lock().map(|r| r.clone()).unwrap_or_default();
+        let replica =
+            shard.replicas.iter().find(|r| readable.iter().any(|a| a == r.node.address())).map(|r| r.node.clone());
+        match (replica, self.read_from) {
+            (Some(replica), _) => Some(replica),
+            (None, ReadFrom::Auto) => primary,
+            (None, _) => None,
+        }
+    }
+
+    /// Adds a standalone primary's replicas (from its `INFO replication`) to the map, for
+    /// reading from them.
+    pub fn install_replicas(&self, replicas: &[String]) -> Result<(), TargetError> {
+        let map = self.map();
+        if map.kind != Kind::Standalone {
+            return Ok(());
+        }
+        let Some(primary) = map.shards.first().and_then(|s| s.primary.clone()) else { return Ok(()) };
+        let entry = |node: Arc<Node>| MapNode { node, id: String::new(), health: Health::Online, offset: None };
+        let mut nodes = Vec::with_capacity(replicas.len());
+        for address in replicas {
+            if let Some((host, port)) = split_host_port(address) {
+                nodes.push(entry(self.node_at(&host, port)?));
+            }
+        }
+        let shard = MapShard { slots: vec![(0, (slot::SLOTS - 1) as u16)], primary: Some(primary), replicas: nodes };
+        self.replace(Map { kind: Kind::Standalone, epoch: 0, shards: vec![shard], owner: Vec::new() });
+        Ok(())
+    }
+
+    /// The target as its URL gave it: what every node's connection is made from.
+    pub fn template(&self) -> &Target {
+        &self.template
+    }
+
+    /// The sentinels that name the target's primary, when it has them.
+    pub fn sentinels(&self) -> Option<&Arc<Sentinels>> {
+        self.sentinels.as_ref()
+    }
+
+    /// Makes the primary the sentinels named (and its replicas) the map, with a new epoch if
+    /// it changed.
+    pub fn install_sentinel(&self, primary: &(String, u16), replicas: &[(String, u16)]) -> Result<(), TargetError> {
+        let entry = |node: Arc<Node>| MapNode { node, id: String::new(), health: Health::Online, offset: None };
+        let primary = entry(self.node_at(&primary.0, primary.1)?);
+        let replicas = replicas.iter().map(|(h, p)| self.node_at(h, *p).map(entry)).collect::<Result<Vec<_>, _>>()?;
+        let shard = MapShard { slots: vec![(0, (slot::SLOTS - 1) as u16)], primary: Some(primary), replicas };
+        self.replace(Map { kind: Kind::Sentinel, epoch: 0, shards: vec![shard], owner: Vec::new() });
+        Ok(())
+    }
+
+    /// Makes `next` the map, with the epoch after the current one if it differs.
+    fn replace(&self, mut next: Map) {
+        let mut current = match self.map.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        next.epoch = current.epoch;
+        if !next.same_as(&current) {
+            next.epoch += 1;
+            tracing::info!(epoch = next.epoch, kind = next.kind.name(), shards = next.shards.len(), "topology changed");
+        }
+        *current = Arc::new(next);
     }
 
     /// The nodes to connect through to find out what the target is: the seed, then every node
@@ -398,12 +544,16 @@ impl Topology {
     /// Reads what the target is made of through `link` (a connection to `via`), and makes it
     /// the map if it changed.
     pub async fn refresh_through(&self, via: &Arc<Node>, link: &mut Link) -> Result<(), Failure> {
+        if self.sentinels.is_some() {
+            // The sentinels say what a sentinel's target is (see the router's `discover`).
+            return Ok(());
+        }
         use std::sync::atomic::Ordering;
         let decided = self.decided.load(Ordering::Relaxed);
         let kind = match (self.map().kind, self.choice) {
             (Kind::Cluster, _) | (_, KindChoice::Cluster) => Kind::Cluster,
-            (Kind::Standalone, _) if decided => Kind::Standalone,
-            (Kind::Standalone, KindChoice::Detect) => {
+            (Kind::Standalone | Kind::Sentinel, _) if decided => Kind::Standalone,
+            (Kind::Standalone | Kind::Sentinel, KindChoice::Detect) => {
                 match link.query::<String>(redis::cmd("INFO").arg("cluster")).await {
                     Ok(info) if crate::conn::cluster::cluster_enabled(&info) => Kind::Cluster,
                     Ok(_) => Kind::Standalone,
@@ -462,13 +612,7 @@ impl Topology {
             }
             mapped.push(MapShard { slots: shard.slots, primary, replicas });
         }
-        let mut current = self.map.write().map_err(|_| unreadable("lock poisoned"))?;
-        let mut next = Map { kind: Kind::Cluster, epoch: current.epoch, shards: mapped, owner };
-        if !next.same_as(&current) {
-            next.epoch += 1;
-            tracing::info!(epoch = next.epoch, shards = next.shards.len(), "topology changed");
-        }
-        *current = Arc::new(next);
+        self.replace(Map { kind: Kind::Cluster, epoch: 0, shards: mapped, owner });
         Ok(())
     }
 

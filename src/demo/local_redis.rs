@@ -214,8 +214,19 @@ fn free_port() -> Result<u16, LocalRedisError> {
     listener.local_addr().map(|a| a.port()).map_err(|e| LocalRedisError::NotReady(e.to_string()))
 }
 
+/// A free port below `limit` (a sentinel's, beside servers whose ports come from the kernel).
+pub(crate) fn free_port_below(limit: u16) -> Result<u16, LocalRedisError> {
+    for _ in 0..200 {
+        let port = fastrand::u16(20_000..limit);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(LocalRedisError::NotReady("no free port".into()))
+}
+
 /// A free port below 55,536 whose bus port (the port + 10,000) is free too.
-fn free_cluster_port() -> Result<u16, LocalRedisError> {
+pub(crate) fn free_cluster_port() -> Result<u16, LocalRedisError> {
     for _ in 0..200 {
         let port = fastrand::u16(20_000..55_000);
         let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
@@ -239,7 +250,7 @@ fn ping(socket: &Path) -> bool {
     stream.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
 }
 
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -263,7 +274,7 @@ fn last_log_line(path: &Path) -> String {
 }
 
 #[cfg(target_os = "linux")]
-fn stop_with_parent(cmd: &mut Command) {
+pub(crate) fn stop_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -277,4 +288,4 @@ fn stop_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn stop_with_parent(_cmd: &mut Command) {}
+pub(crate) fn stop_with_parent(_cmd: &mut Command) {}

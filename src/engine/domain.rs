@@ -540,6 +540,9 @@ pub struct NodesView {
     pub nodes: Vec<NodeStatus>,
     /// Slot ranges no primary serves.
     pub uncovered: Vec<(u16, u16)>,
+    /// Where sessions are read from under `--read-from` (`reads from 10.0.0.2:6380 (lag 0 B)`);
+    /// `None` when from the primary.
+    pub reads: Option<String>,
 }
 
 impl NodesView {

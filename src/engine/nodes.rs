@@ -97,13 +97,13 @@ impl NodeWatch {
             .iter()
             .filter(|(at, ..)| now - at < EVENT_MS)
             .map(|(at, old, new, slots)| {
-                format!(
-                    "{} took over {} slots from {} ({} ago)",
-                    text::escape_str(new),
-                    text::grouped(u64::from(*slots)),
-                    text::escape_str(old),
-                    text::human_duration((now - at) / 1000)
-                )
+                let ago = text::human_duration((now - at) / 1000);
+                let (new, old) = (text::escape_str(new), text::escape_str(old));
+                if view.kind == "cluster" {
+                    format!("{new} took over {} slots from {old} ({ago} ago)", text::grouped(u64::from(*slots)))
+                } else {
+                    format!("{new} replaced {old} as the primary ({ago} ago)")
+                }
             })
             .collect();
         if !failovers.is_empty() {
@@ -228,7 +228,7 @@ mod tests {
     }
 
     fn view(nodes: Vec<NodeStatus>) -> NodesView {
-        NodesView { kind: "cluster".into(), epoch: 1, nodes, uncovered: Vec::new() }
+        NodesView { kind: "cluster".into(), epoch: 1, nodes, uncovered: Vec::new(), reads: None }
     }
 
     fn kinds(watch: &NodeWatch, v: &NodesView, now: Millis) -> Vec<(FindingKind, Severity)> {

@@ -14,5 +14,6 @@ mod hostile;
 mod pacing;
 mod reasons;
 mod record;
+mod sentinel;
 mod tls;
 mod writes;

@@ -121,6 +121,10 @@ pub async fn open(setup: &Setup) -> Result<Store, HeadlessError> {
     let router = Router::discover(&topology, LinkUse::Poll)
         .await
         .map_err(|failure| HeadlessError::Connect { url: url(), failure })?;
+    if topology.read_from() != crate::conn::topology::ReadFrom::Primary {
+        // Which replicas are in sync, before the first read.
+        server::poll_target(&router).await.map_err(|failure| HeadlessError::Connect { url: url(), failure })?;
+    }
     let spec = &target.layout;
     let resolved = detect::resolve_layout(&router, &spec.choice, &spec.overrides).await.map_err(|e| match e {
         // A server that wants a password answers the first command, not the connection.

@@ -201,6 +201,13 @@ impl Poller {
         requests: &mut mpsc::UnboundedReceiver<Request>,
         layout_tx: &watch::Sender<Option<Found>>,
     ) -> Failure {
+        // Reading from replicas needs to know which are in sync before the first read.
+        if self.layout.is_none()
+            && router.topology().read_from() != crate::conn::topology::ReadFrom::Primary
+            && let Err(f) = self.poll_servers(router).await
+        {
+            return f;
+        }
         loop {
             if let Err(f) = self.find_layout(router, layout_tx).await {
                 return f;

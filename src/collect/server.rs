@@ -45,7 +45,8 @@ pub struct TargetPoll {
 /// reads what sessiontop's commands cost each node when that is due.
 pub async fn poll_target(router: &Router) -> Result<TargetPoll, Failure> {
     let map = router.topology().map();
-    if let (Kind::Standalone, 1, Some(node)) = (map.kind, map.nodes().len(), map.single()) {
+    let replicas_asked = router.topology().read_from() != ReadFrom::Primary;
+    if let (Kind::Standalone, 1, false, Some(node)) = (map.kind, map.nodes().len(), replicas_asked, map.single()) {
         let mut link = router.link(node).await?;
         let (stats, unavailable) = poll(&mut link).await?;
         node.note(&stats);

@@ -130,7 +130,7 @@ impl KeyWalk {
     }
 }
 
-/// A walk over a target's keyspace: every primary's, one after the other.
+/// A walk over a target's keyspace: every shard's, one after the other.
 #[derive(Debug, Clone)]
 pub struct KeyspaceWalk {
     /// The primaries when the walk began, each with its walk.
@@ -142,9 +142,10 @@ pub struct KeyspaceWalk {
 }
 
 impl KeyspaceWalk {
-    /// A walk over `router`'s target, with `walk` (every key, or those matching) on each primary.
+    /// A walk over `router`'s target, with `walk` (every key, or those matching) on each
+    /// shard's node: its primary, or the replica `--read-from` picks.
     pub fn new(router: &Router, walk: KeyWalk) -> KeyspaceWalk {
-        let nodes = router.topology().map().primaries().into_iter().map(|n| (n, walk.clone())).collect();
+        let nodes = router.read_nodes().into_iter().map(|n| (n, walk.clone())).collect();
         KeyspaceWalk { nodes, at: 0, sized: false }
     }
 

@@ -131,6 +131,19 @@ impl Router {
         Ok(link)
     }
 
+    /// The node each shard's keys are read from: the one `--read-from` picks when this router
+    /// follows it (the primary when it picks none), else the primary.
+    pub fn read_nodes(&self) -> Vec<Arc<Node>> {
+        let map = self.topology.map();
+        map.shards
+            .iter()
+            .filter_map(|shard| {
+                let primary = shard.primary.as_ref().map(|p| p.node.clone());
+                if self.replica_reads { self.topology.read_node(shard).or(primary) } else { primary }
+            })
+            .collect()
+    }
+
     /// This router reading from the primary whatever `--read-from` says (sharing the
     /// connections): for writes, what they read first and what they read back.
     pub fn primary_only(&self) -> Router {
@@ -248,11 +261,6 @@ impl Router {
         Ok(())
     }
 
-    /// Whether this router's reads go to replicas of `map`'s shards.
-    fn reads_elsewhere(&self, map: &Map) -> bool {
-        self.replica_reads && map.shards.iter().any(|s| !s.replicas.is_empty())
-    }
-
     /// The nodes a pipeline's commands go to, each with how many and what they will cost it
     /// by its pacer's book.
     pub fn costs(&self, pipe: &Pipeline) -> Vec<(Arc<Node>, f64, u64)> {
@@ -289,7 +297,7 @@ impl Router {
     /// reply, in order. On a cluster, one pipeline per node, all at once.
     pub async fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, Failure> {
         let map = self.topology.map();
-        if let Some(node) = map.single().filter(|_| !self.reads_elsewhere(&map)) {
+        if let Some(node) = map.single().filter(|_| !self.replica_reads) {
             // One server: its connection failing is the target's, which its owner reconnects.
             let node = node.clone();
             return self.link(&node).await?.pipeline(pipe).await;
@@ -388,7 +396,7 @@ impl Router {
             (Some(node), _) => Ok(node.clone()),
             (None, None) => Ok(home.clone()),
             (None, Some(slot)) => match map.shard_of(slot) {
-                Some(shard) if self.reads_elsewhere(map) && !is_write(&part.cmd) => {
+                Some(shard) if self.replica_reads && !is_write(&part.cmd) => {
                     self.topology.read_node(shard).ok_or_else(|| {
                         fail("NOREPLICA", "no replica is in sync to read from (--read-from replica)".into())
                     })

@@ -26,6 +26,7 @@ fn topology(view: Option<&crate::engine::domain::NodesView>) -> J {
         "kind": view.kind,
         "epoch": view.epoch,
         "uncovered_slots": crate::conn::slot::ranges_text(&view.uncovered),
+        "reads": view.reads,
         "nodes": view.nodes.iter().map(|n| {
             let s = n.stats.as_deref();
             json!({

@@ -362,3 +362,67 @@ fn slots_migrated_during_a_census_are_counted_once_and_reported() {
     let moved = model.findings.iter().find(|f| f.kind == FindingKind::SlotsMoved).unwrap();
     assert_eq!(moved.count, 1800, "{}", moved.summary);
 }
+
+/// The commands each primary ran, by name, from `INFO commandstats`.
+fn commands_on(c: &LocalCluster, i: usize) -> Vec<String> {
+    let text: String = redis::cmd("INFO").arg("commandstats").query(&mut c.connection(i).unwrap()).unwrap();
+    text.lines().filter_map(|l| l.strip_prefix("cmdstat_")?.split(':').next().map(str::to_string)).collect()
+}
+
+/// What a read of sessions sends: none of it may reach a primary when reading from replicas.
+const READS: [&str; 16] = [
+    "scan",
+    "zrangebyscore",
+    "zrevrange",
+    "zrevrangebyscore",
+    "zcard",
+    "zscore",
+    "hmget",
+    "hgetall",
+    "hlen",
+    "hstrlen",
+    "llen",
+    "lrange",
+    "pttl",
+    "type",
+    "memory|usage",
+    "exists",
+];
+
+#[test]
+fn reading_from_replicas_leaves_the_primaries_only_info_and_the_map() {
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    let now = now_epoch();
+    for i in 0..200 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - i as f64, true);
+    }
+    for i in 0..c.primaries() {
+        let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c.connection(i).unwrap()).unwrap();
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c.connection(i).unwrap()).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for layout in ["auto", "trt"] {
+        let snap = json(sessiontop(&c.url(), &dir).args([
+            "--read-from",
+            "replica",
+            "--layout",
+            layout,
+            "snapshot",
+            "--json",
+            "--limit",
+            "5",
+        ]));
+        assert_eq!(snap["sessions"]["total"], 200, "{layout}: {}", snap["sessions"]);
+        assert_eq!(snap["sessions"]["items"].as_array().unwrap().len(), 5);
+    }
+    for i in 0..c.primaries() {
+        let ran = commands_on(&c, i);
+        let reads: Vec<&String> = ran.iter().filter(|c| READS.contains(&c.as_str())).collect();
+        assert!(reads.is_empty(), "primary {i} served reads {reads:?} (ran {ran:?})");
+    }
+    let replica_reads: usize = (c.primaries()..c.nodes().len())
+        .map(|i| commands_on(&c, i).iter().filter(|c| READS.contains(&c.as_str())).count())
+        .sum();
+    assert!(replica_reads >= 3, "the replicas served the reads");
+}

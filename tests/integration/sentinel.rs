@@ -112,3 +112,35 @@ fn check_observe_follows_a_sentinel_failover() {
         report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "restarted").collect();
     assert!(restarts.iter().all(|f| f["severity"] == "info"), "{restarts:?}");
 }
+
+#[test]
+fn a_standalone_primarys_replica_is_read_from_and_auto_falls_back_saying_so() {
+    let mut s = LocalSentinels::start(&[]).unwrap();
+    fill(&s, 30);
+    let stats = |server: &sessiontop::demo::local_redis::LocalRedis| -> String {
+        let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+        redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap()
+    };
+    let mut con = redis::Client::open(s.primary.url()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = s.primary.url();
+    let snap = json(sessiontop(&url, &dir).args(["--read-from", "replica", "--layout", "trt", "snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["total"], 30);
+    let reads = snap["topology"]["reads"].as_str().unwrap();
+    assert!(reads.starts_with(&format!("reads from 127.0.0.1:{} (lag ", s.replica.port().unwrap())), "{reads}");
+    let primary = stats(&s.primary);
+    for read in ["cmdstat_zrangebyscore", "cmdstat_hmget", "cmdstat_lrange", "cmdstat_zcard"] {
+        assert!(!primary.contains(read), "the primary served {read}: {primary}");
+    }
+    assert!(stats(&s.replica).contains("cmdstat_zrangebyscore"));
+    // No replica in sync: `auto` reads the primary and says so; `replica` will not.
+    s.replica.stop();
+    let snap = json(sessiontop(&url, &dir).args(["--read-from", "auto", "--layout", "trt", "snapshot", "--json"]));
+    assert_eq!(snap["sessions"]["total"], 30);
+    let reads = snap["topology"]["reads"].as_str().unwrap();
+    assert!(reads.contains("reads from the primary") && reads.contains("no replica in sync"), "{reads}");
+    let out = sessiontop(&url, &dir).args(["--read-from", "replica", "--layout", "trt", "snapshot"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no replica is in sync"), "{err}");
+}

@@ -18,8 +18,6 @@ use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
 use sessiontop::cli::Cli;
 use sessiontop::collect;
-use sessiontop::conn::link::LoadCounter;
-use sessiontop::conn::target::{Target, TargetSpec};
 use sessiontop::dashboard::app::{App, Dialog};
 use sessiontop::dashboard::keymap::Keymap;
 use sessiontop::dashboard::theme::Theme;
@@ -45,15 +43,13 @@ async fn run() -> Result<(), String> {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
     let server = LocalRedis::start(Options::default()).map_err(|e| e.to_string())?;
     let url = server.socket_url();
-    let target =
-        Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() }).map_err(|e| e.to_string())?;
-    let mut link = target.open(LoadCounter::default()).await.map_err(|e| e.to_string())?;
+    let link = sessiontop::demo::writer(&url).await.map_err(|e| e.to_string())?;
     let mut sim = sessiontop::demo::Simulator::new(fastrand::Rng::with_seed(7));
-    sim.fill(&mut link, 2000).await.map_err(|e| e.to_string())?;
+    sim.fill(&link, 2000).await.map_err(|e| e.to_string())?;
     // Live traffic while the screenshots are taken.
     let traffic = tokio::spawn(async move {
         loop {
-            let _ = sim.step(&mut link).await;
+            let _ = sim.step(&link).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     });

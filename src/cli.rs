@@ -259,6 +259,13 @@ pub struct DemoArgs {
     /// TRT sessions to start with (and three quarters as many Flask sessions).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sessions: u32,
+    /// A Redis Cluster instead: three primaries with a replica each, on loopback.
+    #[arg(long)]
+    pub cluster: bool,
+    /// With --cluster: every DURATION a replica takes over from its primary (CLUSTER FAILOVER),
+    /// in turn, so that the failover is seen live.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "cluster")]
+    pub failover_every: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -12,9 +12,14 @@ pub mod pickle;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::cli::{DemoArgs, Global};
-use crate::conn::link::{Failure, Link, LoadCounter};
+use crate::conn::link::Failure;
+use crate::conn::route::Router;
 use crate::conn::target::{Target, TargetSpec};
+use crate::conn::topology::{LinkUse, Topology};
+use local_cluster::{ClusterOptions, LocalCluster};
 use local_redis::{LocalRedis, Options};
 
 /// The demo's two applications' prefixes.
@@ -76,63 +81,137 @@ pub enum DemoError {
 /// The database the demo keeps ChatMRPT's sessions in (TRT's are in 0).
 const FLASK_DB: i64 = 1;
 
+/// The demo's store: one server (ChatMRPT's sessions in a database of their own), or a
+/// cluster of three primaries with a replica each (one database: the two layouts side by side).
+enum Store {
+    Server(LocalRedis),
+    Cluster(LocalCluster),
+}
+
+impl Store {
+    fn url(&self) -> String {
+        match self {
+            Store::Server(s) => s.url(),
+            Store::Cluster(c) => c.url(),
+        }
+    }
+}
+
+/// A connection that writes as an application would: to the one server, or to whichever node
+/// of a cluster serves each key.
+pub async fn writer(url: &str) -> Result<Router, DemoError> {
+    let target = Target::from_spec(&TargetSpec { url: url.to_string(), ..Default::default() })?;
+    let topology = Arc::new(Topology::new(&target, crate::conn::pace::Budget::Unlimited));
+    Ok(Router::discover(&topology, LinkUse::Poll).await?)
+}
+
 /// Runs the demo until Ctrl-C (or until the dashboard is closed).
 pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
-    let server = LocalRedis::start(Options {
-        binary: args.redis_server.clone(),
-        listen: local_redis::Listen::Tcp,
-        extra_args: Vec::new(),
-    })?;
-    let url = server.url();
-    let target = Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() })?;
-    let mut link = target.open(LoadCounter::default()).await?;
-    let mut sim = Simulator::new(fastrand::Rng::new()).with_flask_db(FLASK_DB);
-    sim.fill(&mut link, args.sessions as usize).await?;
+    let store = if args.cluster {
+        Store::Cluster(LocalCluster::start(ClusterOptions {
+            binary: args.redis_server.clone(),
+            ..ClusterOptions::default()
+        })?)
+    } else {
+        Store::Server(LocalRedis::start(Options {
+            binary: args.redis_server.clone(),
+            listen: local_redis::Listen::Tcp,
+            extra_args: Vec::new(),
+        })?)
+    };
+    let url = store.url();
+    // A cluster has database 0 only.
+    let flask_db = if args.cluster { 0 } else { FLASK_DB };
+    let link = writer(&url).await?;
+    let mut sim = Simulator::new(fastrand::Rng::new()).with_flask_db(flask_db);
+    sim.fill(&link, args.sessions as usize).await?;
     let simulator = tokio::spawn(async move {
         loop {
             tokio::time::sleep(STEP_INTERVAL).await;
-            if let Err(e) = sim.step(&mut link).await {
+            if let Err(e) = sim.step(&link).await {
                 tracing::warn!(error = %e, "demo simulator step failed");
             }
         }
     });
-
+    let failovers = match (&store, args.failover_every) {
+        (Store::Cluster(c), Some(every)) => Some(tokio::spawn(fail_over_now_and_then(replica_urls(c), every))),
+        _ => None,
+    };
+    let flask_url = if flask_db == 0 { url.clone() } else { format!("{url}/{flask_db}") };
     let result = if args.no_tui {
-        println!("sessiontop demo: redis-server at {url} (data in {})", server.dir().display());
-        println!("  in another terminal: sessiontop --url trt={url} --url chatmrpt={url}/{FLASK_DB}");
+        println!("sessiontop demo: {} at {url}", if args.cluster { "a Redis Cluster" } else { "redis-server" });
+        println!("  in another terminal: sessiontop --url trt={url} --url chatmrpt={flask_url}");
         println!("  press Ctrl-C to stop; nothing is left running afterwards");
         wait_for_stop().await.map_err(DemoError::from)
     } else {
-        // Both applications' stores side by side, a tab each (they share the demo's server, as
-        // two applications often share one Redis; ChatMRPT's store is a database of its own); a
-        // layout given on the command line shows that one alone.
-        use crate::engine::layout::{Choice, LayoutKind};
-        let (urls, layouts) = match &global.layout {
-            Choice::Auto => (
-                vec![format!("trt={url}"), format!("chatmrpt={url}/{FLASK_DB}")],
-                vec![Choice::Builtin(LayoutKind::Trt), Choice::Builtin(LayoutKind::Chatmrpt)],
-            ),
-            Choice::Builtin(LayoutKind::Chatmrpt | LayoutKind::Flask) => {
-                (vec![format!("{url}/{FLASK_DB}")], vec![global.layout.clone()])
-            }
-            given => (vec![url.clone()], vec![given.clone()]),
-        };
-        let mut setup =
-            crate::setup::Setup::new(&crate::cli::Global { url: urls, target: Vec::new(), ..global.clone() })?;
-        for (target, layout) in setup.targets.iter_mut().zip(layouts) {
-            target.layout.choice = layout;
-        }
+        let setup = dashboard_setup(global, &url, &flask_url)?;
         tokio::select! {
             result = crate::dashboard::run(setup) => result.map_err(DemoError::from),
             _ = wait_for_stop() => Ok(()),
         }
     };
     simulator.abort();
-    drop(server);
+    if let Some(task) = failovers {
+        task.abort();
+    }
+    drop(store);
     if !args.no_tui {
         println!("sessiontop demo: stopped the demo store at {url}");
     }
     result
+}
+
+/// Both applications' stores side by side, a tab each (they share the demo's server, as two
+/// applications often share one Redis); a layout given on the command line shows that one alone.
+fn dashboard_setup(global: &Global, url: &str, flask_url: &str) -> Result<crate::setup::Setup, DemoError> {
+    use crate::engine::layout::{Choice, LayoutKind};
+    let (urls, layouts) = match &global.layout {
+        Choice::Auto => (
+            vec![format!("trt={url}"), format!("chatmrpt={flask_url}")],
+            vec![Choice::Builtin(LayoutKind::Trt), Choice::Builtin(LayoutKind::Chatmrpt)],
+        ),
+        Choice::Builtin(LayoutKind::Chatmrpt | LayoutKind::Flask) => {
+            (vec![flask_url.to_string()], vec![global.layout.clone()])
+        }
+        given => (vec![url.to_string()], vec![given.clone()]),
+    };
+    let mut setup = crate::setup::Setup::new(&crate::cli::Global { url: urls, target: Vec::new(), ..global.clone() })?;
+    for (target, layout) in setup.targets.iter_mut().zip(layouts) {
+        target.layout.choice = layout;
+    }
+    Ok(setup)
+}
+
+/// The URLs of a cluster's replicas, over their unix sockets.
+fn replica_urls(c: &LocalCluster) -> Vec<String> {
+    c.nodes().iter().skip(c.primaries()).map(|n| n.socket_url()).collect()
+}
+
+/// Every `every`, one of the cluster's replicas takes over from its primary (`CLUSTER
+/// FAILOVER`), in turn: the failover finding, on a live demo.
+async fn fail_over_now_and_then(nodes: Vec<String>, every: Duration) {
+    let mut turn = 0usize;
+    loop {
+        tokio::time::sleep(every).await;
+        // Whoever is a replica now: after a failover the former primary is one.
+        for offset in 0..nodes.len() {
+            let url = &nodes[(turn + offset) % nodes.len()];
+            // A plain connection to the node itself: these commands have no key to route by.
+            let Ok(target) = Target::from_spec(&TargetSpec { url: url.clone(), ..Default::default() }) else {
+                continue;
+            };
+            let Ok(mut link) = target.open(crate::conn::link::LoadCounter::default()).await else { continue };
+            let role: Result<String, _> = link.query(redis::cmd("INFO").arg("replication")).await;
+            if role.is_ok_and(|r| r.contains("role:slave")) {
+                match link.query::<redis::Value>(redis::cmd("CLUSTER").arg("FAILOVER")).await {
+                    Ok(_) => tracing::info!(node = %url, "demo: failing over"),
+                    Err(e) => tracing::warn!(node = %url, error = %e, "demo: failover refused"),
+                }
+                break;
+            }
+        }
+        turn += 1;
+    }
 }
 
 async fn wait_for_stop() -> std::io::Result<()> {
@@ -206,7 +285,7 @@ impl Simulator {
 
     /// Writes `per_layout` sessions of each layout with ages spread over the last day, plus the
     /// planted problems and the other keys a real database holds.
-    pub async fn fill(&mut self, link: &mut Link, per_layout: usize) -> Result<(), Failure> {
+    pub async fn fill(&mut self, link: &Router, per_layout: usize) -> Result<(), Failure> {
         let now = chrono::Local::now();
         let mut pipe = redis::pipe();
         for _ in 0..per_layout {
@@ -353,7 +432,7 @@ impl Simulator {
     }
 
     /// One step of traffic.
-    pub async fn step(&mut self, link: &mut Link) -> Result<(), Failure> {
+    pub async fn step(&mut self, link: &Router) -> Result<(), Failure> {
         let now = chrono::Local::now();
         let mut pipe = redis::pipe();
         // Users arrive.

@@ -405,13 +405,8 @@ async fn send_batch(
     reader.sample_costs().await?;
     let (layout, ids, scores) = (layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
     Ok(tokio::spawn(async move {
-        let sent = Instant::now();
-        let replies = if pipe.is_empty() { Vec::new() } else { reader.pipeline(&pipe).await? };
-        for (node, _, commands) in &costs {
-            if let Ok(mut p) = node.pacer().lock() {
-                p.observe(*commands, sent.elapsed());
-            }
-        }
+        // Each node's part of the first round trip is told to its pacer, for backing off.
+        let replies = if pipe.is_empty() { Vec::new() } else { reader.observing().pipeline(&pipe).await? };
         let mut probe = prepared.probe(&layout, ids, scores, replies)?;
         probe.fetch_fields(&reader).await?;
         Ok(probe)

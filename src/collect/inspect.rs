@@ -426,6 +426,7 @@ async fn what_keys_are(
         pipe.cmd("MEMORY").arg("USAGE").arg(&k.key).arg("SAMPLES").arg(&samples);
     }
     let replies = router.pipeline(&pipe).await?;
+    let map = router.topology().map();
     let mut seen: Vec<Seen> = Vec::new();
     for (k, r) in keys.iter().zip(replies.chunks(3)) {
         let redis_type = r.first().and_then(|t| reply::string(t.clone())).unwrap_or_else(|| "unknown".into());
@@ -450,6 +451,10 @@ async fn what_keys_are(
             content: None,
             truncated: false,
             raw: Vec::new(),
+            node: (map.kind == crate::conn::topology::Kind::Cluster).then(|| {
+                let slot = crate::conn::slot::of(k.key.as_bytes());
+                (router.node_for(k.key.as_bytes()).address().to_string(), slot)
+            }),
         };
         // The history part is only read as history when it is the list the layout says.
         let part = k.part.filter(|p| *p != PartRole::History || report.redis_type == "list");

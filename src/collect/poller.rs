@@ -435,7 +435,8 @@ impl Poller {
         let load = self.topology.load_report();
         self.send(Update::OwnLoad {
             redis_cpu_share: load.redis_cpu_share,
-            budget: load.budget,
+            // Each node has the whole budget of its own core; the share shown is the dearest node's.
+            budget: if load.nodes > 1 { format!("{} a node", load.budget) } else { load.budget },
             backing_off: load.backing_off,
         });
         let Some(layout) = self.layout.clone() else { return Ok(()) };

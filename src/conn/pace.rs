@@ -155,6 +155,12 @@ impl Counts {
     }
 }
 
+/// The shortest round trip that can count as slow.
+pub const SLOW_ROUND_TRIP: Duration = Duration::from_millis(5);
+
+/// Seconds in which a slowed pacer doubles its pace again while it sees no round trip.
+pub const SLOWDOWN_HALF_LIFE_S: f64 = 5.0;
+
 /// What `--budget` says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Budget {
@@ -218,8 +224,9 @@ pub struct Pacer {
     /// Units available (µs of Redis time for a share, commands for a rate); may go negative.
     available: f64,
     refilled: Instant,
-    /// 1 when Redis is as quick as usual; down to 1/16 while it is slow.
+    /// 1 when Redis is as quick as usual; down to 1/16 while it is slow (as of `slow_at`).
     slowdown: f64,
+    slow_at: Option<Instant>,
     /// Round trip per command, as usual lately (µs).
     baseline_us: Option<f64>,
     sample: Option<Sample>,
@@ -261,6 +268,7 @@ impl Pacer {
             available: 0.0,
             refilled: Instant::now(),
             slowdown: 1.0,
+            slow_at: None,
             baseline_us: None,
             sample: None,
             commandstats_denied: false,
@@ -305,8 +313,8 @@ impl Pacer {
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
         let (rate, burst) = match self.budget {
-            Budget::Share(s) => (s * 1e6 * self.slowdown, s * 1e6 * BURST.as_secs_f64()),
-            Budget::Rate(r) => (r * self.slowdown, r * BURST.as_secs_f64().max(1.0)),
+            Budget::Share(s) => (s * 1e6 * self.slowdown(), s * 1e6 * BURST.as_secs_f64()),
+            Budget::Rate(r) => (r * self.slowdown(), r * BURST.as_secs_f64().max(1.0)),
             Budget::Unlimited => (0.0, 0.0),
         };
         self.available = (self.available + elapsed * rate).min(burst.max(1.0));
@@ -352,8 +360,8 @@ impl Pacer {
             return Duration::ZERO;
         }
         let rate = match self.budget {
-            Budget::Share(s) => s * 1e6 * self.slowdown,
-            Budget::Rate(r) => r * self.slowdown,
+            Budget::Share(s) => s * 1e6 * self.slowdown(),
+            Budget::Rate(r) => r * self.slowdown(),
             Budget::Unlimited => f64::INFINITY,
         };
         Duration::from_secs_f64((-self.available / rate).min(60.0))
@@ -367,11 +375,15 @@ impl Pacer {
         }
         let per = round_trip.as_secs_f64() * 1e6 / commands as f64;
         let baseline = *self.baseline_us.get_or_insert(per);
-        if per > 3.0 * baseline {
-            self.slowdown = (self.slowdown / 2.0).max(1.0 / 16.0);
-        } else {
-            self.slowdown = (self.slowdown * 1.1).min(1.0);
+        // A short round trip is never slow, whatever it comes to per command: a few commands
+        // (a cluster node's part of a batch, a paced page) cost the network's latency, not Redis's.
+        let slow = per > 3.0 * baseline && round_trip >= SLOW_ROUND_TRIP;
+        if slow {
+            tracing::debug!(per, baseline, commands, ?round_trip, "slow round trip");
         }
+        self.slowdown = if slow { (self.slowdown() / 2.0).max(1.0 / 16.0) } else { (self.slowdown() * 1.1).min(1.0) };
+        // The stored factor is as of now; it recovers with time from here.
+        self.slow_at = (self.slowdown < 1.0).then(Instant::now);
         // The baseline follows quick round trips fast and slow ones slowly, but never jumps to
         // one unusually quick batch: pinned to the quickest ever, every ordinary batch after it
         // looked slow and the pace stayed at its floor.
@@ -387,7 +399,18 @@ impl Pacer {
 
     /// Whether the pacer is holding back because Redis is slow.
     pub fn backing_off(&self) -> bool {
-        self.slowdown < 0.99
+        self.slowdown() < 0.99
+    }
+
+    /// How much of the budget is used while Redis is slow: halved by each slow round trip,
+    /// back by a tenth with each ordinary one, and doubling every [`SLOWDOWN_HALF_LIFE_S`]
+    /// seconds after the last round trip seen (a pause between passes observes nothing, and
+    /// is no reason to stay slow).
+    fn slowdown(&self) -> f64 {
+        match self.slow_at {
+            Some(at) => (self.slowdown * 2f64.powf(at.elapsed().as_secs_f64() / SLOWDOWN_HALF_LIFE_S)).min(1.0),
+            None => self.slowdown,
+        }
     }
 
     /// Whether the costs should be learnt again now.
@@ -592,6 +615,18 @@ mod tests {
             p.observe(1000, Duration::from_millis(5));
         }
         assert!(!p.backing_off(), "ordinary round trips after a quick one");
+    }
+
+    #[test]
+    fn a_slowed_pacer_recovers_with_time_when_it_sees_no_round_trip() {
+        let mut p = Pacer::new(Budget::Share(0.02));
+        p.observe(1000, Duration::from_millis(2));
+        p.observe(1000, Duration::from_millis(20));
+        p.observe(1000, Duration::from_millis(20));
+        assert!(p.backing_off());
+        // A pause between passes: nothing observed for four half-lives.
+        p.slow_at = p.slow_at.map(|at| at - Duration::from_secs_f64(4.0 * SLOWDOWN_HALF_LIFE_S));
+        assert!(!p.backing_off(), "{}", p.slowdown());
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Router {
     switches: Arc<std::sync::atomic::AtomicU64>,
     /// Whether reads go where `--read-from` says (else to the primary, as writes do).
     replica_reads: bool,
+    /// Whether each node's round trips are told to its pacer (see [`Router::observing`]).
+    observes: bool,
 }
 
 /// What part of one command of a pipeline goes where.
@@ -57,7 +59,7 @@ impl Router {
     fn new(topology: Arc<Topology>, use_: LinkUse) -> Router {
         let switches = Arc::new(std::sync::atomic::AtomicU64::new(topology.sentinels().map_or(0, |s| s.switches())));
         let replica_reads = topology.read_from() != crate::conn::topology::ReadFrom::Primary;
-        Router { topology, use_, held: Arc::default(), switches, replica_reads }
+        Router { topology, use_, held: Arc::default(), switches, replica_reads, observes: false }
     }
 
     /// Connects to the target (through the seed, or any node known to be of it when the seed
@@ -142,6 +144,12 @@ impl Router {
                 if self.replica_reads { self.topology.read_node(shard).or(primary) } else { primary }
             })
             .collect()
+    }
+
+    /// This router telling each node's pacer how long its part of every round trip took (the
+    /// census's batches: paced work that backs off when a node is slow), sharing the connections.
+    pub fn observing(&self) -> Router {
+        Router { observes: true, ..self.clone() }
     }
 
     /// This router reading from the primary whatever `--read-from` says (sharing the
@@ -240,6 +248,15 @@ impl Router {
         }
     }
 
+    /// Tells `node`'s pacer how long `commands` took it, when this router's round trips pace.
+    fn observe(&self, node: &Arc<Node>, commands: usize, took: std::time::Duration) {
+        if self.observes
+            && let Ok(mut p) = node.pacer().lock()
+        {
+            p.observe(commands as u64, took);
+        }
+    }
+
     /// Reads `INFO commandstats` into each connected node's pacer when it is due (see
     /// [`Node::sample_costs`]).
     pub async fn sample_costs(&self) -> Result<(), Failure> {
@@ -300,7 +317,10 @@ impl Router {
         if let Some(node) = map.single().filter(|_| !self.replica_reads) {
             // One server: its connection failing is the target's, which its owner reconnects.
             let node = node.clone();
-            return self.link(&node).await?.pipeline(pipe).await;
+            let sent = std::time::Instant::now();
+            let replies = self.link(&node).await?.pipeline(pipe).await?;
+            self.observe(&node, pipe.len(), sent.elapsed());
+            return Ok(replies);
         }
         let count = pipe.len();
         let mut pending = split(pipe);
@@ -363,11 +383,16 @@ impl Router {
             }
             sends.push((self.link(node).await?, pipe));
         }
-        let results = futures_util::future::join_all(
-            sends.into_iter().map(|(mut link, pipe)| async move { link.pipeline(&pipe).await }),
-        )
+        let results = futures_util::future::join_all(sends.into_iter().map(|(mut link, pipe)| async move {
+            let sent = std::time::Instant::now();
+            let result = link.pipeline(&pipe).await;
+            (result, pipe.len(), sent.elapsed())
+        }))
         .await;
-        for ((node, group), result) in groups.into_iter().zip(results) {
+        for ((node, group), (result, sent, took)) in groups.into_iter().zip(results) {
+            if result.is_ok() {
+                self.observe(&node, sent, took);
+            }
             let mut replies = match result {
                 Ok(replies) => replies.into_iter(),
                 Err(f) => {

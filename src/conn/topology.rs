@@ -586,7 +586,9 @@ impl Topology {
     }
 
     /// Makes `shards` the map, with a new epoch if anything changed.
-    fn install(&self, shards: Vec<Shard>) -> Result<(), Failure> {
+    fn install(&self, mut shards: Vec<Shard>) -> Result<(), Failure> {
+        // In slot order, whatever order the cluster answered in.
+        shards.sort_by_key(|s| s.slots.iter().map(|(a, _)| *a).min().unwrap_or(u16::MAX));
         let mut owner = vec![NO_SHARD; slot::SLOTS];
         let mut mapped = Vec::with_capacity(shards.len());
         for shard in shards {

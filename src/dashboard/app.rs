@@ -32,6 +32,8 @@ pub enum Screen {
     Inspector,
     /// Every figure over time (`c`).
     Charts,
+    /// The nodes of a target made of several (`n`).
+    Nodes,
 }
 
 /// The windows the charts show, in turn (`w`).
@@ -219,6 +221,8 @@ pub struct App {
     pub table: TableState,
     pub inspector: Option<InspectorState>,
     pub charts: ChartsState,
+    /// The first node the nodes view shows.
+    pub nodes_offset: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     /// The keymap's scopes this app answers, and its help lists: the dashboard's, or a
@@ -256,6 +260,7 @@ impl App {
             table: TableState::default(),
             inspector: None,
             charts: ChartsState::default(),
+            nodes_offset: 0,
             dialog: None,
             help: false,
             scopes: DASHBOARD_SCOPES,
@@ -566,7 +571,9 @@ impl App {
                 self.rebuild_tree();
                 Vec::new()
             }
-            Action::Expire | Action::Persist | Action::Delete if self.screen != Screen::Charts => {
+            Action::Expire | Action::Persist | Action::Delete
+                if !matches!(self.screen, Screen::Charts | Screen::Nodes) =>
+            {
                 self.start_write(action)
             }
             Action::Baseline => {
@@ -583,11 +590,19 @@ impl App {
                 self.screen = if self.screen == Screen::Charts { Screen::Overview } else { Screen::Charts };
                 Vec::new()
             }
+            Action::Nodes => {
+                self.screen = if self.screen == Screen::Nodes { Screen::Overview } else { Screen::Nodes };
+                Vec::new()
+            }
             _ => match self.screen {
                 Screen::Overview => self.on_overview_action(action),
                 Screen::Inspector => self.on_inspector_action(action),
                 Screen::Charts => {
                     self.on_charts_action(action);
+                    Vec::new()
+                }
+                Screen::Nodes => {
+                    self.on_nodes_action(action);
                     Vec::new()
                 }
             },
@@ -814,7 +829,21 @@ impl App {
         match self.screen {
             Screen::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             Screen::Overview => self.table.selected.clone(),
-            Screen::Charts => None,
+            Screen::Charts | Screen::Nodes => None,
+        }
+    }
+
+    /// Keys of the nodes view: scroll the list, go back.
+    fn on_nodes_action(&mut self, action: Action) {
+        let count = self.shown().nodes.as_ref().map_or(0, |v| v.nodes.len());
+        let last = count.saturating_sub(1);
+        match action {
+            Action::Up => self.nodes_offset = self.nodes_offset.saturating_sub(1),
+            Action::Down => self.nodes_offset = (self.nodes_offset + 1).min(last),
+            Action::Top => self.nodes_offset = 0,
+            Action::Bottom => self.nodes_offset = last,
+            Action::Back => self.screen = Screen::Overview,
+            _ => {}
         }
     }
 

@@ -11,6 +11,7 @@ pub mod dialog;
 pub mod footer;
 pub mod header;
 pub mod inspector;
+pub mod nodes;
 pub mod server;
 pub mod sessions;
 pub mod tabline;
@@ -111,6 +112,17 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             .areas(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
+        }
+        Screen::Nodes => {
+            let [header, body, footer] = ratatui::layout::Layout::vertical([
+                ratatui::layout::Constraint::Length(1),
+                ratatui::layout::Constraint::Fill(1),
+                ratatui::layout::Constraint::Length(1),
+            ])
+            .areas(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(nodes::NodesPanel { model, theme, offset: app.nodes_offset }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
         Screen::Inspector => {

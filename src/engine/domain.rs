@@ -195,6 +195,8 @@ pub struct KeyReport {
     /// The contents as stored, for the raw view: the value, or each field, entry or member
     /// (labelled with its field name or index).
     pub raw: Vec<(Option<String>, Vec<u8>)>,
+    /// On a cluster, the primary that holds the key and the key's hash slot.
+    pub node: Option<(String, u16)>,
 }
 
 /// Everything about one session, for `inspect` and the inspector.

@@ -206,6 +206,8 @@ pub fn inspect(report: &SessionReport, model: &Model, layout: &Layout) -> J {
             "type": k.redis_type,
             "ttl_seconds": ttl_json(k.ttl, report.observed_at),
             "memory_bytes": k.memory_bytes,
+            "node": k.node.as_ref().map(|(address, _)| address),
+            "slot": k.node.as_ref().map(|(_, slot)| slot),
             "length": k.length,
             "truncated": k.truncated,
         })).collect::<Vec<_>>(),

@@ -175,10 +175,11 @@ fn items_table(data: &SnapshotData) -> String {
 const TEXT_CELL_CHARS: usize = LABEL_MAX_CHARS + 20;
 
 /// Left-aligned columns separated by two spaces.
-fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+fn table<R: AsRef<[String]>>(headers: &[&str], rows: &[R]) -> String {
+    let n = headers.len();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
             *w = (*w).max(cell.chars().count());
         }
     }
@@ -187,7 +188,7 @@ fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
         let mut l = String::from(" ");
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             l.push(' ');
-            if i + 1 == N {
+            if i + 1 == n {
                 l.push_str(cell);
             } else {
                 l.push_str(&text::pad(cell, *w));
@@ -198,7 +199,7 @@ fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
     };
     line(&mut out, headers.to_vec());
     for row in rows {
-        line(&mut out, row.iter().map(String::as_str).collect());
+        line(&mut out, row.as_ref().iter().map(String::as_str).collect());
     }
     out
 }
@@ -229,21 +230,32 @@ pub fn inspect(report: &SessionReport, model: &Model) -> String {
         let _ = writeln!(out, "          unavailable: {}", text::escape_str(u));
     }
     let _ = writeln!(out, "keys");
-    let rows: Vec<[String; 6]> = report
+    let on_nodes = report.keys.iter().any(|k| k.node.is_some());
+    let rows: Vec<Vec<String>> = report
         .keys
         .iter()
         .map(|k| {
-            [
+            let mut row = vec![
                 text::escape_str(&k.role),
                 k.key.escaped_short(120),
                 text::escape_str(&k.redis_type),
                 present::ttl_text(k.ttl, now),
                 k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { " (cut)" } else { "" })),
                 k.memory_bytes.map_or("—".into(), text::human_bytes),
-            ]
+            ];
+            if on_nodes {
+                row.push(
+                    k.node.as_ref().map_or("—".into(), |(a, slot)| format!("{} (slot {slot})", text::escape_str(a))),
+                );
+            }
+            row
         })
         .collect();
-    out.push_str(&table(&["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"], &rows));
+    let mut titles = vec!["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"];
+    if on_nodes {
+        titles.push("NODE");
+    }
+    out.push_str(&table(&titles, &rows));
     for k in &report.keys {
         if let Some(content) = &k.content {
             let _ = writeln!(out, "{} ({})", text::escape_str(&k.role), k.key.escaped_short(120));

@@ -235,6 +235,7 @@ pub fn report() -> SessionReport {
         ),
     ];
     let key = |key: &str, role: &str, ty: &str, length: u64, memory: u64, content: Option<Decodedish>| KeyReport {
+        node: None,
         raw: match &content {
             Some(Decodedish::Value { value: Value::Map(fields), .. }) => fields
                 .iter()

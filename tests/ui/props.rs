@@ -112,6 +112,7 @@ fn report_strategy() -> impl Strategy<Value = SessionReport> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (key, content, raw))| KeyReport {
+                    node: None,
                     key: Key::from(key),
                     role: if i == 0 { "primary".into() } else { format!("part{i}") },
                     redis_type: "hash".into(),

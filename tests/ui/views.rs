@@ -335,3 +335,62 @@ fn tab_line_with_several_targets() {
         }
     }
 }
+
+/// A cluster of three primaries and three replicas: one primary unreachable with its slots
+/// unserved, one replica behind, reads from the replicas.
+fn clustered() -> Connected {
+    use sessiontop::engine::domain::{NodeStatus, NodesView};
+    let mut fixture = connected(30, 200 << 20, 0);
+    let node = |i: u16, primary: bool, slots: (u16, u16)| NodeStatus {
+        address: format!("10.0.1.{i}:6379"),
+        id: format!("{i:040}"),
+        primary,
+        replica_of: (!primary).then(|| format!("10.0.1.{}:6379", i - 3)),
+        health: "online".into(),
+        slots: if primary { vec![slots] } else { Vec::new() },
+        stats: Some(Box::new(server(60 << 20, 1 << 30))),
+        error: None,
+        own_share: Some(0.012),
+        commands_sent: 12_345,
+        lag_bytes: (!primary).then_some(0),
+    };
+    let mut down = node(2, true, (5461, 10922));
+    down.error = Some("connection refused".into());
+    down.stats = None;
+    let mut behind = node(6, false, (0, 0));
+    behind.lag_bytes = Some(3 << 20);
+    let view = NodesView {
+        kind: "cluster".into(),
+        epoch: 7,
+        nodes: vec![
+            node(1, true, (0, 5460)),
+            down,
+            node(3, true, (10923, 16383)),
+            node(4, false, (0, 0)),
+            node(5, false, (0, 0)),
+            behind,
+        ],
+        uncovered: vec![(5461, 10922)],
+        reads: Some("reads from 10.0.1.4:6379 (lag 0 B), 10.0.1.6:6379 (lag 3.0 MiB)".into()),
+    };
+    fixture.model.apply(Update::Nodes(Box::new(view)));
+    fixture
+}
+
+#[test]
+fn nodes_view_of_a_cluster_with_a_node_down() {
+    snapshot("nodes", |size| {
+        let mut a = app(clustered(), size);
+        a.on_key(press(KeyCode::Char('n')));
+        assert_eq!(a.screen, Screen::Nodes);
+        a
+    });
+}
+
+#[test]
+fn a_cluster_node_down_is_a_critical_alert_on_the_overview() {
+    let a = app(clustered(), (160, 48));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("node_down"), "{text}");
+    assert!(text.contains("cluster · 3 primaries, 3 replicas · 10,922 of 16,384 slots served"), "{text}");
+}

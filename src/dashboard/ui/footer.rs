@@ -33,6 +33,7 @@ fn offered(screen: Screen) -> &'static [Action] {
             Action::Freeze,
             Action::NextPanel,
             Action::Charts,
+            Action::Nodes,
             Action::Help,
             Action::Quit,
         ],
@@ -46,6 +47,7 @@ fn offered(screen: Screen) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
+        Screen::Nodes => &[Action::Back, Action::Down, Action::Charts, Action::Freeze, Action::Help, Action::Quit],
         Screen::Inspector => &[
             Action::Back,
             Action::Down,

@@ -109,6 +109,14 @@ impl Widget for Header<'_> {
                 s.role.as_deref().map_or(String::new(), text::escape_str)
             );
             segments.push((5, part(version)));
+            if let Some(view) = &m.nodes {
+                let primaries = view.primaries().count();
+                let replicas = view.nodes.len() - primaries;
+                segments.push((3, vec![Span::styled(format!(" {primaries}P/{replicas}R"), base)]));
+                if let Some(reads) = &view.reads {
+                    segments.push((5, part(text::clip(&text::escape_str(reads), 60))));
+                }
+            }
             if let Some(up) = s.uptime_seconds {
                 segments.push((2, vec![Span::styled(format!(" up {}", text::human_duration(up as i64)), base)]));
             }

@@ -147,40 +147,48 @@ fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>
 
 fn keys_table<'a>(report: &'a SessionReport, state: &InspectorState, t: &Theme) -> Table<'a> {
     let border = if state.pane == Pane::Keys { t.style(Role::Accent) } else { t.style(Role::Border) };
-    let header = Row::new(
-        ["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"].map(|h| Cell::from(Span::styled(h, t.style(Role::Muted)))),
-    );
+    // On a cluster, which primary holds each key (a session's keys are on several).
+    let on_nodes = report.keys.iter().any(|k| k.node.is_some());
+    let mut titles = vec!["ROLE", "KEY", "TYPE", "TTL", "LENGTH", "MEMORY"];
+    if on_nodes {
+        titles.push("NODE");
+    }
+    let header = Row::new(titles.into_iter().map(|h| Cell::from(Span::styled(h, t.style(Role::Muted)))));
     let rows: Vec<Row> = report
         .keys
         .iter()
         .skip(state.keys_offset.min(report.keys.len().saturating_sub(1)))
         .map(|k| {
             let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(text::escape_str(&k.role)),
                 Cell::from(k.key.escaped_short(200)),
                 Cell::from(k.redis_type.clone()),
                 right(present::ttl_text(k.ttl, report.observed_at)),
                 right(k.length.map_or("—".into(), |n| format!("{n}{}", if k.truncated { "+" } else { "" }))),
                 right(k.memory_bytes.map_or("—".into(), text::human_bytes)),
-            ])
-            .style(t.style(Role::Text))
+            ];
+            if on_nodes {
+                cells.push(Cell::from(k.node.as_ref().map_or("—".into(), |(a, _)| text::escape_str(a))));
+            }
+            Row::new(cells).style(t.style(Role::Text))
         })
         .collect();
     let title = Span::styled(format!(" keys {} ", report.keys.len()), t.style(Role::Title));
-    Table::new(
-        rows,
-        [
-            Constraint::Length(14),
-            Constraint::Fill(1),
-            Constraint::Length(6),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(9),
-        ],
-    )
-    .header(header)
-    .block(Block::default().borders(Borders::ALL).border_style(border).title(title))
+    let mut widths = vec![
+        Constraint::Length(14),
+        Constraint::Fill(1),
+        Constraint::Length(6),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(9),
+    ];
+    if on_nodes {
+        widths.push(Constraint::Length(21));
+    }
+    Table::new(rows, widths)
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).border_style(border).title(title))
 }
 
 fn transcript<'a>(report: &SessionReport, state: &InspectorState, t: &Theme) -> Vec<Line<'a>> {

@@ -101,12 +101,7 @@ impl ServerPanel<'_> {
             if keyspace.is_empty() { "empty".to_string() } else { keyspace.join(" · ") },
             t.style(Role::Muted),
         );
-        let replication = match (s.role.as_deref(), s.connected_slaves, s.master_link_status.as_deref()) {
-            (Some("slave"), _, link) => format!("replica, link to primary {}", link.unwrap_or("unknown")),
-            (Some(role), Some(replicas), _) => format!("{role}, {replicas} replicas"),
-            (Some(role), None, _) => role.to_string(),
-            _ => "n/a".to_string(),
-        };
+        let replication = replication(m, s);
         let own = match (m.own.commands_per_sec, m.own.process) {
             (Some(rate), Some((cpu, rss))) => {
                 format!(
@@ -138,6 +133,20 @@ impl ServerPanel<'_> {
             own,
             unavailable,
         }
+    }
+}
+
+/// The role row: a cluster's or a sentinel's nodes, else the server's role and replicas.
+fn replication(m: &Model, s: &ServerStats) -> String {
+    if let Some(view) = &m.nodes {
+        let reads = view.reads.as_ref().map(|r| format!(" · {}", text::escape_str(r))).unwrap_or_default();
+        return super::nodes::summary(view) + &reads;
+    }
+    match (s.role.as_deref(), s.connected_slaves, s.master_link_status.as_deref()) {
+        (Some("slave"), _, link) => format!("replica, link to primary {}", link.unwrap_or("unknown")),
+        (Some(role), Some(replicas), _) => format!("{role}, {replicas} replicas"),
+        (Some(role), None, _) => role.to_string(),
+        _ => "n/a".to_string(),
     }
 }
 

@@ -330,6 +330,9 @@ pub const PROCESS_PREFIX: &str = "process_rss:";
 pub fn process_series(pattern: &str) -> String {
     format!("{PROCESS_PREFIX}{pattern}")
 }
+/// A cluster's or a sentinel's node's used memory, and its commands a second, by address.
+pub const NODE_MEMORY_PREFIX: &str = "node_memory:";
+pub const NODE_OPS_PREFIX: &str = "node_ops:";
 pub const USED_MEMORY: &str = "used_memory";
 pub const MAXMEMORY: &str = "maxmemory";
 pub const SESSIONS: &str = "sessions";
@@ -364,8 +367,12 @@ pub const FIGURES: [Figure; 19] = [
 ];
 
 /// Figures charted together, one line each: a label, the prefix of their series, their unit.
-pub const GROUPS: [(&str, &str, Unit); 2] =
-    [("sessions per stage", STAGE_PREFIX, Unit::Count), ("watched processes' memory", PROCESS_PREFIX, Unit::Bytes)];
+pub const GROUPS: [(&str, &str, Unit); 4] = [
+    ("sessions per stage", STAGE_PREFIX, Unit::Count),
+    ("watched processes' memory", PROCESS_PREFIX, Unit::Bytes),
+    ("nodes' memory", NODE_MEMORY_PREFIX, Unit::Bytes),
+    ("nodes' commands a second", NODE_OPS_PREFIX, Unit::PerSecond),
+];
 
 /// Every figure by name. Names are fixed for the server's figures and `stage:NAME` for the
 /// sessions in each stage; past [`MAX_SERIES`] new names are not kept.

@@ -286,6 +286,14 @@ impl Model {
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
             Update::Nodes(view) => {
                 self.tracker.observe_nodes(&view, self.now);
+                for n in &view.nodes {
+                    let s = n.stats.as_deref();
+                    let (h, now) = (&mut self.history, self.now);
+                    let memory = format!("{}{}", crate::engine::history::NODE_MEMORY_PREFIX, n.address);
+                    h.record(&memory, now, s.and_then(|s| s.used_memory_bytes).map(|v| v as f64));
+                    let ops = format!("{}{}", crate::engine::history::NODE_OPS_PREFIX, n.address);
+                    h.record(&ops, now, s.and_then(|s| s.ops_per_sec).map(|v| v as f64));
+                }
                 self.nodes = Some(*view);
                 self.refresh_findings();
             }

@@ -137,7 +137,7 @@ fn label(value: &str) -> String {
 }
 
 /// The metric names, their type and help, in the order the page lists them.
-pub const METRICS: [(&str, &str, &str); 27] = [
+pub const METRICS: [(&str, &str, &str); 37] = [
     ("sessiontop_up", "gauge", "1 while sessiontop is connected to the target"),
     ("sessiontop_live_sessions", "gauge", "live sessions counted by the last census pass"),
     ("sessiontop_sessions", "gauge", "live sessions by stage (or substate), last census pass"),
@@ -165,6 +165,16 @@ pub const METRICS: [(&str, &str, &str); 27] = [
     ("sessiontop_host_memory_used_bytes", "gauge", "memory in use on the host sessiontop runs on"),
     ("sessiontop_watched_processes", "gauge", "processes a --watch-process pattern matches"),
     ("sessiontop_watched_processes_rss_bytes", "gauge", "resident memory of the processes a pattern matches"),
+    ("sessiontop_node_up", "gauge", "1 while a cluster's or a sentinel's node answers sessiontop, by node and role"),
+    ("sessiontop_node_slots", "gauge", "hash slots a cluster's primary serves"),
+    ("sessiontop_node_keys", "gauge", "DBSIZE of the node"),
+    ("sessiontop_node_used_memory_bytes", "gauge", "INFO used_memory of the node"),
+    ("sessiontop_node_maxmemory_bytes", "gauge", "INFO maxmemory of the node (0: no limit)"),
+    ("sessiontop_node_connected_clients", "gauge", "INFO connected_clients of the node"),
+    ("sessiontop_node_ops_per_second", "gauge", "INFO instantaneous_ops_per_sec of the node"),
+    ("sessiontop_node_replication_lag_bytes", "gauge", "how far a replica is behind its primary"),
+    ("sessiontop_node_own_redis_cpu_share", "gauge", "share of the node's core sessiontop's commands cost"),
+    ("sessiontop_cluster_uncovered_slots", "gauge", "hash slots no primary serves"),
 ];
 
 /// The page for the targets watched (each model with its target's name), from what the models
@@ -241,6 +251,9 @@ fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>
         one("sessiontop_redis_keys", String::new(), n(s.db_keys));
         one("sessiontop_redis_uptime_seconds", String::new(), n(s.uptime_seconds));
     }
+    if let Some(view) = model.nodes.as_ref() {
+        node_samples(view, &mut one);
+    }
     one("sessiontop_own_commands_per_second", String::new(), model.own.commands_per_sec);
     one("sessiontop_own_redis_cpu_share", String::new(), model.own.redis_share);
     if let Some(h) = model.host.as_ref() {
@@ -251,6 +264,32 @@ fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>
             one("sessiontop_watched_processes", extra.clone(), Some(p.count as f64));
             one("sessiontop_watched_processes_rss_bytes", extra, Some(p.rss_bytes as f64));
         }
+    }
+}
+
+/// A cluster's or a sentinel's nodes, a sample each with `node` and `role` labels (families of
+/// their own, so that a sum over a target's samples never counts a figure twice).
+fn node_samples(view: &crate::engine::domain::NodesView, one: &mut impl FnMut(&'static str, String, Option<f64>)) {
+    let uncovered: u32 = view.uncovered.iter().map(|(a, b)| u32::from(*b) - u32::from(*a) + 1).sum();
+    if view.kind == "cluster" {
+        one("sessiontop_cluster_uncovered_slots", String::new(), Some(f64::from(uncovered)));
+    }
+    for n in &view.nodes {
+        let extra =
+            format!(",node=\"{}\",role=\"{}\"", label(&n.address), if n.primary { "primary" } else { "replica" });
+        let s = n.stats.as_deref();
+        let v = |x: Option<u64>| x.map(|x| x as f64);
+        one("sessiontop_node_up", extra.clone(), Some(if s.is_some() { 1.0 } else { 0.0 }));
+        if n.primary && view.kind == "cluster" {
+            one("sessiontop_node_slots", extra.clone(), Some(f64::from(n.slot_count())));
+        }
+        one("sessiontop_node_keys", extra.clone(), v(s.and_then(|s| s.db_keys)));
+        one("sessiontop_node_used_memory_bytes", extra.clone(), v(s.and_then(|s| s.used_memory_bytes)));
+        one("sessiontop_node_maxmemory_bytes", extra.clone(), v(s.and_then(|s| s.maxmemory_bytes)));
+        one("sessiontop_node_connected_clients", extra.clone(), v(s.and_then(|s| s.connected_clients)));
+        one("sessiontop_node_ops_per_second", extra.clone(), v(s.and_then(|s| s.ops_per_sec)));
+        one("sessiontop_node_replication_lag_bytes", extra.clone(), v(n.lag_bytes));
+        one("sessiontop_node_own_redis_cpu_share", extra, n.own_share);
     }
 }
 
@@ -291,6 +330,46 @@ mod tests {
         assert!(page.contains("sessiontop_redis_used_memory_bytes{target=\"prod \\\"eu\\\"\"} 1024\n"), "{page}");
         assert!(page.contains("sessiontop_census_duration_seconds{target=\"prod \\\"eu\\\"\"} 1.5\n"), "{page}");
         assert!(!page.contains("sessiontop_redis_rss_bytes"), "unknown figures are left out");
+        // A cluster's nodes, labelled by node and role.
+        let mut node = crate::engine::domain::NodeStatus {
+            address: "10.0.0.1:6379".into(),
+            primary: true,
+            slots: vec![(0, 8191)],
+            stats: Some(Box::new(crate::conn::info::ServerStats { used_memory_bytes: Some(77), ..Default::default() })),
+            ..Default::default()
+        };
+        let replica = crate::engine::domain::NodeStatus {
+            address: "10.0.0.2:6379".into(),
+            lag_bytes: Some(12),
+            ..Default::default()
+        };
+        node.id = "a".into();
+        let view = crate::engine::domain::NodesView {
+            kind: "cluster".into(),
+            nodes: vec![node, replica],
+            uncovered: vec![(8192, 16383)],
+            ..Default::default()
+        };
+        m.apply(crate::engine::msg::Update::Nodes(Box::new(view)));
+        let page = exposition(&[(&m, "c")]);
+        assert!(
+            page.contains(
+                "sessiontop_node_used_memory_bytes{target=\"c\",node=\"10.0.0.1:6379\",role=\"primary\"} 77\n"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("sessiontop_node_slots{target=\"c\",node=\"10.0.0.1:6379\",role=\"primary\"} 8192\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("sessiontop_node_up{target=\"c\",node=\"10.0.0.2:6379\",role=\"replica\"} 0\n"),
+            "{page}"
+        );
+        assert!(page.contains(
+            "sessiontop_node_replication_lag_bytes{target=\"c\",node=\"10.0.0.2:6379\",role=\"replica\"} 12\n"
+        ));
+        assert!(page.contains("sessiontop_cluster_uncovered_slots{target=\"c\"} 8192\n"), "{page}");
         // Every sample line's metric has its HELP and TYPE before it.
         for line in page.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split('{').next().unwrap();

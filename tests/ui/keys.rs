@@ -521,9 +521,12 @@ fn the_charts_show_two_hours_with_an_outage_as_a_gap_and_read_every_figure_at_th
     let (text, _) = render(&a, &theme());
     let used = text.lines().find(|l| l.contains("used memory") && l.starts_with('│')).unwrap_or_default();
     assert!(used.contains("MiB"), "before the outage: {used}");
-    // Down to the sessions per stage, the watched processes (none here), and back.
+    // Down to the sessions per stage, the watched processes (none here; nor nodes, the last
+    // two), and back.
     key(&mut a, KeyCode::Char('G'));
-    key(&mut a, KeyCode::Char('k'));
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Char('k'));
+    }
     let (text, _) = render(&a, &theme());
     assert!(text.contains("sessions per stage"), "{text}");
     key(&mut a, KeyCode::Char('j'));

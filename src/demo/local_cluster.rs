@@ -25,6 +25,9 @@ pub struct ClusterOptions {
     pub node_timeout: Duration,
     /// Further `--option value` arguments for every node.
     pub extra_args: Vec<String>,
+    /// Client ports speak TLS only (the certificates among `extra_args`; `--tls-cluster yes`
+    /// and `--tls-replication yes` are added).
+    pub tls: bool,
 }
 
 impl Default for ClusterOptions {
@@ -35,6 +38,7 @@ impl Default for ClusterOptions {
             replicas_per_primary: 1,
             node_timeout: Duration::from_millis(2000),
             extra_args: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -65,16 +69,26 @@ impl LocalCluster {
             "0".into(),
         ];
         args.extend(options.extra_args.iter().cloned());
+        if options.tls {
+            args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+        }
         let mut nodes = Vec::with_capacity(count);
         for _ in 0..count {
             nodes.push(LocalRedis::start(Options {
                 binary: options.binary.clone(),
-                listen: Listen::ClusterTcp,
+                listen: if options.tls { Listen::ClusterTls } else { Listen::ClusterTcp },
                 extra_args: args.clone(),
             })?);
         }
         let cluster = LocalCluster { nodes, primaries: options.primaries };
-        cluster.form().map_err(|e| LocalRedisError::NotReady(format!("the cluster did not form: {e}")))?;
+        cluster.form().map_err(|e| {
+            let logs: Vec<String> =
+                cluster.nodes.iter().map(|n| super::local_redis::last_log_line(&n.dir().join("redis.log"))).collect();
+            LocalRedisError::NotReady(format!(
+                "the cluster did not form: {e} (the nodes' logs end: {})",
+                logs.join(" | ")
+            ))
+        })?;
         Ok(cluster)
     }
 

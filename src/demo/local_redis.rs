@@ -46,6 +46,9 @@ pub enum Listen {
     /// A free TCP port whose cluster bus port (the port + 10,000) is free too, plus the unix
     /// socket: a cluster node's.
     ClusterTcp,
+    /// As [`Listen::ClusterTcp`], the port speaking TLS only (the TLS options among the extra
+    /// arguments); the unix socket stays plain.
+    ClusterTls,
 }
 
 /// Options for [`LocalRedis::start`].
@@ -70,6 +73,8 @@ pub struct LocalRedis {
     dir: tempfile::TempDir,
     binary: PathBuf,
     port: Option<u16>,
+    /// Whether the port speaks TLS.
+    tls: bool,
     extra_args: Vec<String>,
 }
 
@@ -81,10 +86,11 @@ impl LocalRedis {
             .prefix("sessiontop-redis-")
             .tempdir()
             .map_err(|e| LocalRedisError::TempDir(e.to_string()))?;
-        let mut server = LocalRedis { child: None, dir, binary, port: None, extra_args: options.extra_args };
+        let tls = options.listen == Listen::ClusterTls;
+        let mut server = LocalRedis { child: None, dir, binary, port: None, tls, extra_args: options.extra_args };
         match options.listen {
             Listen::Unix => server.spawn_and_wait()?,
-            Listen::Tcp | Listen::ClusterTcp => {
+            Listen::Tcp | Listen::ClusterTcp | Listen::ClusterTls => {
                 // Binding port 0 and releasing it can race with another process; try a few ports.
                 let mut last = None;
                 for _ in 0..5 {
@@ -102,9 +108,10 @@ impl LocalRedis {
 
     /// A URL for the TCP port when there is one, else for the unix socket.
     pub fn url(&self) -> String {
-        match self.port {
-            Some(port) => format!("redis://127.0.0.1:{port}"),
-            None => self.socket_url(),
+        match (self.port, self.tls) {
+            (Some(port), true) => format!("rediss://127.0.0.1:{port}"),
+            (Some(port), false) => format!("redis://127.0.0.1:{port}"),
+            (None, _) => self.socket_url(),
         }
     }
 
@@ -146,8 +153,15 @@ impl LocalRedis {
         let socket = self.socket_path();
         let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(&self.binary);
+        let (port, tls_port) = match (self.port, self.tls) {
+            (Some(port), true) => (0, Some(port)),
+            (port, _) => (port.unwrap_or(0), None),
+        };
+        if let Some(tls_port) = tls_port {
+            cmd.arg("--tls-port").arg(tls_port.to_string());
+        }
         cmd.arg("--port")
-            .arg(self.port.unwrap_or(0).to_string())
+            .arg(port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir)
@@ -266,7 +280,7 @@ pub(crate) fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn last_log_line(path: &Path) -> String {
+pub(crate) fn last_log_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|log| log.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))

@@ -426,3 +426,57 @@ fn reading_from_replicas_leaves_the_primaries_only_info_and_the_map() {
         .sum();
     assert!(replica_reads >= 3, "the replicas served the reads");
 }
+
+#[test]
+fn a_tls_cluster_with_a_narrow_acl_user_is_counted_and_degrades_one_field_at_a_time() {
+    let tls = super::tls::certificates();
+    let mut args: Vec<String> = ["--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file"]
+        .iter()
+        .zip([&tls.cert, &tls.key, &tls.ca])
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect();
+    args.extend(["--tls-auth-clients", "no"].map(String::from));
+    let c = LocalCluster::start(ClusterOptions { extra_args: args, tls: true, ..ClusterOptions::default() }).unwrap();
+    // A user that may read and run what a watcher runs, but not MEMORY nor CLIENT: as a
+    // managed service's restricted user (or Serverless, which has neither) would be.
+    for i in 0..c.nodes().len() {
+        let _: () = redis::cmd("ACL")
+            .arg(
+                &["SETUSER", "watcher", "on", ">pw", "~*", "&*", "+@read", "+info", "+cluster", "+readonly", "-memory"]
+                    [..],
+            )
+            .query(&mut c.connection(i).unwrap())
+            .unwrap();
+    }
+    let seed = format!("{}/#insecure", c.url());
+    let mut con = redis::cluster::ClusterClient::new(vec![seed]).unwrap().get_connection().unwrap();
+    let now = now_epoch();
+    for i in 0..120 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - i as f64, true);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = c.url().replace("rediss://", "rediss://watcher:pw@");
+    assert!(url.starts_with("rediss://watcher:pw@127.0.0.1:"), "{url}");
+    let snap = json(sessiontop(&url, &dir).args([
+        "--tls-ca",
+        tls.ca.to_str().unwrap(),
+        "--layout",
+        "trt",
+        "snapshot",
+        "--json",
+        "--limit",
+        "3",
+    ]));
+    assert_eq!(snap["sessions"]["total"], 120, "{}", snap["sessions"]);
+    assert_eq!(snap["topology"]["nodes"].as_array().unwrap().len(), 6);
+    let unavailable = snap["sessions"]["unavailable"].to_string();
+    assert!(unavailable.contains("MEMORY USAGE denied"), "{unavailable}");
+    assert!(snap["sessions"]["items"][0]["memory_bytes"].is_null());
+    // Writes are refused by the server for this user, each step said.
+    let out = sessiontop(&url, &dir)
+        .args(["--tls-ca", tls.ca.to_str().unwrap(), "--layout", "trt", "delete", "user_1", "--yes"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nothing was changed") && err.contains("denied"), "{err}");
+}

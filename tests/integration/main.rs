@@ -15,5 +15,5 @@ mod pacing;
 mod reasons;
 mod record;
 mod sentinel;
-mod tls;
+pub mod tls;
 mod writes;

@@ -4,17 +4,20 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 
 use crate::common::*;
 
-struct TlsFiles {
+pub struct TlsFiles {
     _dir: tempfile::TempDir,
-    ca: std::path::PathBuf,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
-fn certificates() -> TlsFiles {
+pub fn certificates() -> TlsFiles {
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // A name and the usages OpenSSL wants of a CA (a cluster's nodes verify each other with it).
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "sessiontop test CA");
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
     let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])

@@ -20,7 +20,7 @@ use super::read::{Interner, Prepared, Probe, ReadOptions};
 use super::stages::Stages;
 use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link};
-use crate::conn::pace::{self, Kind, Pacer};
+use crate::conn::pace::{self, Kind};
 use crate::conn::route::Router;
 use crate::conn::topology::{LinkUse, Node, Topology};
 use crate::engine::domain::{CensusTally, Millis, SessionRow, Subject, Ttl};
@@ -90,10 +90,11 @@ impl Walk {
         &mut self,
         router: &Router,
         link: &mut Link,
+        node: &Arc<Node>,
         layout: &Layout,
         max: usize,
-        pacer: &std::sync::Mutex<Pacer>,
     ) -> Result<Page, Failure> {
+        let pacer = node.pacer();
         match self {
             Walk::Index { key, min, offset, .. } => {
                 // A page is as large as it may be without one command costing Redis too much,
@@ -136,7 +137,20 @@ impl Walk {
             }
             Walk::Keys(walk) => {
                 let found = walk.next(link, pacer, Count::UpTo(max), Pacing::Wait).await?;
-                let ids = found.iter().filter_map(|k| layout.session_id(k).map(SessionId::from)).collect();
+                // On a cluster a node counts the keys of the slots it serves now: a key left in
+                // a slot it gave up (or is still importing) is another node's, or no one's.
+                let map = router.topology().map();
+                let serves = |key: &[u8]| {
+                    map.kind != crate::conn::topology::Kind::Cluster
+                        || map.shard_of(crate::conn::slot::of(key)).is_some_and(|shard| {
+                            shard.primary.iter().chain(&shard.replicas).any(|n| Arc::ptr_eq(&n.node, node))
+                        })
+                };
+                let ids = found
+                    .iter()
+                    .filter(|k| serves(k))
+                    .filter_map(|k| layout.session_id(k).map(SessionId::from))
+                    .collect();
                 Ok(Page { ids, scores: None, last: walk.is_done(), walk: 0, fraction: walk.fraction() })
             }
         }
@@ -369,7 +383,7 @@ async fn spawn_walkers(
         let mut link = links.walk.link(&node).await?;
         walkers.push(tokio::spawn(async move {
             loop {
-                let mut page = walk.next_page(&router, &mut link, &layout, max, node.pacer()).await;
+                let mut page = walk.next_page(&router, &mut link, &node, &layout, max).await;
                 if let Ok(p) = &mut page {
                     p.walk = i;
                 }

@@ -480,3 +480,42 @@ fn a_tls_cluster_with_a_narrow_acl_user_is_counted_and_degrades_one_field_at_a_t
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("nothing was changed") && err.contains("denied"), "{err}");
 }
+
+#[test]
+fn slots_no_primary_serves_are_a_finding_and_the_rest_is_still_counted() {
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    for i in 0..300 {
+        flask_set(&mut con, "chatmrpt:", &sid(i), &chatmrpt_msgpack(Some("tpr_analysis"), 1), 86_400);
+    }
+    drop(con);
+    // The first primary gives up its first 1,000 slots (their keys go with them); the others
+    // keep serving theirs.
+    let lost: u64 = (0..1000u16)
+        .map(|s| {
+            redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(s).query::<u64>(&mut c.connection(0).unwrap()).unwrap()
+        })
+        .sum();
+    for i in 0..c.nodes().len() {
+        let mut node = c.connection(i).unwrap();
+        let _: () =
+            redis::cmd("CONFIG").arg("SET").arg("cluster-require-full-coverage").arg("no").query(&mut node).unwrap();
+    }
+    let mut first = c.connection(0).unwrap();
+    let _: () = redis::cmd("CLUSTER").arg("DELSLOTSRANGE").arg(0).arg(999).query(&mut first).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let snap = loop {
+        let snap =
+            json(sessiontop(&c.url(), &dir).args(["--layout", "chatmrpt", "snapshot", "--json", "--limit", "1"]));
+        if snap["topology"]["uncovered_slots"] == "0-999" || std::time::Instant::now() > deadline {
+            break snap;
+        }
+    };
+    assert_eq!(snap["topology"]["uncovered_slots"], "0-999", "{}", snap["topology"]);
+    let kinds: Vec<&str> = snap["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"slots_uncovered"), "{kinds:?}");
+    let total = snap["sessions"]["total"].as_u64().unwrap();
+    assert_eq!(total, 300 - lost, "the sessions in served slots are all counted ({lost} are in the lost ones)");
+    assert_eq!(snap["census"]["uncovered_slots"], "0-999");
+}

@@ -3,6 +3,10 @@
 //!
 //! `cargo bench --bench scale` (both layouts, both sizes; about a quarter of an hour here).
 //! `SESSIONTOP_BENCH_SIZES=100000` and `SESSIONTOP_BENCH_LAYOUTS=trt` choose fewer.
+//! `SESSIONTOP_BENCH_CLUSTER=3000000` measures that many TRT sessions on a Redis Cluster of three
+//! primaries instead (beside 1,000,000 on one server, in the same run): the figures below are
+//! then summed over the primaries (Redis CPU, commandstats floor, slowlog), the dearest command
+//! the dearest on any, and while watching each node's share is printed.
 //!
 //! For each store it prints:
 //! - the first screen headless (`snapshot --no-census`) and in the dashboard (tmux: until the
@@ -27,9 +31,16 @@ mod load;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sessiontop::demo::local_cluster::{ClusterOptions, LocalCluster};
 use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
 
 fn main() {
+    if let Some(n) = std::env::var("SESSIONTOP_BENCH_CLUSTER").ok().and_then(|n| n.parse::<usize>().ok()) {
+        let tmux = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+        bench(load::Kind::Trt, n / 3, tmux);
+        bench_cluster(n, tmux);
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("SESSIONTOP_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
@@ -55,42 +66,62 @@ fn main() {
     }
 }
 
+/// The servers of a store: one, or a cluster's primaries (held so that they run as long as
+/// the store).
+#[expect(dead_code, reason = "held, never read: dropping them stops the servers")]
+enum Servers {
+    One(LocalRedis),
+    Cluster(LocalCluster),
+}
+
 struct Store {
-    server: LocalRedis,
-    con: redis::Connection,
+    _servers: Servers,
+    /// A connection to each server (each primary of a cluster).
+    cons: Vec<redis::Connection>,
     url: String,
     kind: load::Kind,
     sessions: usize,
 }
 
 impl Store {
-    fn cmd<T: redis::FromRedisValue>(&mut self, args: &[&str]) -> T {
+    /// `args` on every server, each reply.
+    fn each<T: redis::FromRedisValue>(&mut self, args: &[&str]) -> Vec<T> {
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
             c.arg(*a);
         }
-        c.query(&mut self.con).unwrap()
+        self.cons.iter_mut().map(|con| c.query(con).unwrap()).collect()
+    }
+
+    /// `args` on the (first) server.
+    fn cmd<T: redis::FromRedisValue>(&mut self, args: &[&str]) -> T {
+        self.each(args).into_iter().next().unwrap()
     }
 
     fn reset_stats(&mut self) {
-        let () = self.cmd(&["CONFIG", "RESETSTAT"]);
-        let () = self.cmd(&["SLOWLOG", "RESET"]);
+        let _: Vec<()> = self.each(&["CONFIG", "RESETSTAT"]);
+        let _: Vec<()> = self.each(&["SLOWLOG", "RESET"]);
     }
 
-    fn commandstats(&mut self) -> std::collections::HashMap<String, (u64, u64)> {
-        let text: String = self.cmd(&["INFO", "commandstats"]);
-        sessiontop::conn::pace::parse_commandstats(&text)
+    /// Each server's `INFO commandstats`.
+    fn commandstats(&mut self) -> Vec<std::collections::HashMap<String, (u64, u64)>> {
+        let texts: Vec<String> = self.each(&["INFO", "commandstats"]);
+        texts.iter().map(|t| sessiontop::conn::pace::parse_commandstats(t)).collect()
     }
 
-    /// Redis time (µs) of every command since the reset, but the bench's own.
+    /// Redis time (µs) of every command since the reset, but the bench's own, over the servers.
     fn floor_us(&mut self) -> u64 {
-        self.commandstats().iter().filter(|(name, _)| !is_bench_own(name)).map(|(_, (_, usec))| usec).sum()
+        self.commandstats()
+            .iter()
+            .flat_map(|stats| stats.iter().filter(|(name, _)| !is_bench_own(name)).map(|(_, (_, usec))| *usec))
+            .sum()
     }
 
-    /// The dearest command by its mean cost since the reset, but the bench's own.
+    /// The dearest command by its mean cost since the reset on any server, but the bench's own.
     fn dearest(&mut self) -> (String, f64) {
         self.commandstats()
             .into_iter()
+            .flatten()
             .filter(|(name, _)| !is_bench_own(name))
             .filter(|(_, (calls, _))| *calls > 0)
             .map(|(name, (calls, usec))| (name, usec as f64 / calls as f64))
@@ -102,8 +133,9 @@ impl Store {
     /// how many there were). The slowlog times the command's wall clock inside Redis, so on a
     /// loaded machine a preempted O(1) command lands there too.
     fn slow_commands(&mut self) -> (u64, Vec<(i64, String)>) {
-        let count: u64 = self.cmd(&["SLOWLOG", "LEN"]);
-        let entries: Vec<redis::Value> = self.cmd(&["SLOWLOG", "GET", "128"]);
+        let count: u64 = self.each::<u64>(&["SLOWLOG", "LEN"]).into_iter().sum();
+        let entries: Vec<redis::Value> =
+            self.each::<Vec<redis::Value>>(&["SLOWLOG", "GET", "128"]).into_iter().flatten().collect();
         let mut slow: Vec<(i64, String)> = entries
             .iter()
             .filter_map(|e| match e {
@@ -122,13 +154,23 @@ impl Store {
         (count, slow)
     }
 
-    /// Redis's own CPU seconds so far (user + system).
+    /// Redis's own CPU seconds so far (user + system), summed over the servers.
     fn cpu_s(&mut self) -> f64 {
-        let text: String = self.cmd(&["INFO", "cpu"]);
-        text.lines()
-            .filter(|l| l.starts_with("used_cpu_user:") || l.starts_with("used_cpu_sys:"))
-            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
-            .sum()
+        self.cpu_each().iter().sum()
+    }
+
+    /// Each server's own CPU seconds so far (user + system).
+    fn cpu_each(&mut self) -> Vec<f64> {
+        let texts: Vec<String> = self.each(&["INFO", "cpu"]);
+        texts
+            .iter()
+            .map(|text| {
+                text.lines()
+                    .filter(|l| l.starts_with("used_cpu_user:") || l.starts_with("used_cpu_sys:"))
+                    .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+                    .sum()
+            })
+            .collect()
     }
 
     fn layout_args(&self) -> Vec<String> {
@@ -157,18 +199,42 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
     let started = Instant::now();
     load::load(port, kind, sessions);
     let con = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
-    let mut store = Store { server, con, url, kind, sessions };
-    let keys: u64 = store.cmd(&["DBSIZE"]);
-    let () = store.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "1000"]);
-    let () = store.cmd(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
+    let store = Store { _servers: Servers::One(server), cons: vec![con], url, kind, sessions };
+    measure(store, "one server", started.elapsed(), tmux);
+}
+
+/// `sessions` TRT sessions on a cluster of three primaries (no replicas: the machine's memory
+/// goes to the sessions).
+fn bench_cluster(sessions: usize, tmux: bool) {
+    let cluster = LocalCluster::start(ClusterOptions { replicas_per_primary: 0, ..ClusterOptions::default() })
+        .unwrap_or_else(|e| {
+            eprintln!("scale bench: {e}");
+            std::process::exit(1);
+        });
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port().unwrap()).collect();
+    // The cluster gave the primaries equal shares of the slots, in order.
+    let share = sessiontop::conn::slot::SLOTS / ports.len();
+    let owner = |slot: u16| (usize::from(slot) / share).min(ports.len() - 1);
+    let started = Instant::now();
+    load::load_cluster(&ports, owner, load::Kind::Trt, sessions);
+    let cons = (0..ports.len()).map(|i| cluster.connection(i).unwrap()).collect();
+    let url = cluster.url();
+    let store = Store { _servers: Servers::Cluster(cluster), cons, url, kind: load::Kind::Trt, sessions };
+    measure(store, "three primaries", started.elapsed(), tmux);
+}
+
+fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) {
+    let (kind, sessions) = (store.kind, store.sessions);
+    let keys: u64 = store.each::<u64>(&["DBSIZE"]).into_iter().sum();
+    let _: Vec<()> = store.each(&["CONFIG", "SET", "slowlog-log-slower-than", "1000"]);
+    let _: Vec<()> = store.each(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
     let info: String = store.cmd(&["INFO", "server"]);
     let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_string();
     println!(
-        "\n== {} {} sessions ({} keys), loaded in {:.1?}, redis-server {version} ==",
+        "\n== {} {} sessions on {on} ({} keys), loaded in {loaded:.1?}, redis-server {version} ==",
         sessiontop::util::text::grouped(sessions as u64),
         kind.name(),
         sessiontop::util::text::grouped(keys),
-        started.elapsed()
     );
 
     let mut dear = Dearest::default();
@@ -196,13 +262,14 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
         assert_eq!(json["sessions"]["undecodable"], 0, "the loaded payloads decode");
         assert_eq!(json["sessions"]["no_stage"], 0, "every loaded session has a stage");
         println!(
-            "census          --budget {:<18} {:>9.0} ms  floor {:>7.0} ms  ratio {:.2}x  peak RSS {:>4} MiB  Redis CPU {:>4.0}% of a core (own_load says {})",
+            "census          --budget {:<18} {:>9.0} ms  floor {:>7.0} ms  ratio {:.2}x  peak RSS {:>4} MiB  Redis CPU {:>4.0}% of a core, {:.2}x the floor (own_load says {})",
             budget.unwrap_or("default (50%)"),
             ms(t),
             floor * 1e3,
             t.as_secs_f64() / floor,
             rss_kib / 1024,
             cpu / t.as_secs_f64() * 100.0,
+            cpu / floor,
             percent(&json["own_load"]["redis_cpu_share"]),
         );
         dear.take(&mut store);
@@ -241,7 +308,6 @@ fn bench(kind: load::Kind, sessions: usize, tmux: bool) {
     }
 
     dear.print();
-    drop(store.server);
 }
 
 /// The dearest commands seen over the runs on one store.
@@ -440,9 +506,12 @@ fn dashboard(store: &mut Store) {
 
         // Filter: ten characters typed as a fast typist types them (ten a second), then the
         // rows that match after the last; and the same ten pasted at once.
+        // A session the table holds: past --max-rows (a million) it keeps the most recently
+        // active, and the loader makes session n as recent as n modulo 86,000.
+        let n = if store.sessions <= 1_000_000 { store.sessions - 1 } else { 86_000 * ((store.sessions - 1) / 86_000) };
         let target = match store.kind {
-            load::Kind::Trt => format!("user_{}", store.sessions - 1),
-            load::Kind::Flask => format!("s{}_AbCd", store.sessions - 1),
+            load::Kind::Trt => format!("user_{n}"),
+            load::Kind::Flask => format!("s{n}_AbCd"),
         };
         let typed: String = target.chars().take(10).collect();
         dash.keys(&["/"]);
@@ -471,19 +540,25 @@ fn dashboard(store: &mut Store) {
 
     // What watching costs Redis at the default budget: the idle server's own CPU first.
     let window = Duration::from_secs(30);
-    let before = store.cpu_s();
+    let before = store.cpu_each();
     std::thread::sleep(window);
-    let idle = (store.cpu_s() - before) / window.as_secs_f64();
+    let idle: Vec<f64> = store.cpu_each().iter().zip(&before).map(|(a, b)| (a - b) / window.as_secs_f64()).collect();
     let dash = Dashboard::start(store, &[]);
     dash.wait(Duration::from_secs(30), |s| first_row(s).contains(row_marker));
     std::thread::sleep(Duration::from_secs(5));
-    let before = store.cpu_s();
+    let before = store.cpu_each();
     std::thread::sleep(window);
-    let watching = (store.cpu_s() - before) / window.as_secs_f64();
+    let each: Vec<f64> = store.cpu_each().iter().zip(&before).map(|(a, b)| (a - b) / window.as_secs_f64()).collect();
+    if each.len() > 1 {
+        let shares: Vec<String> = each.iter().zip(&idle).map(|(w, i)| format!("{:.1}%", (w - i) * 100.0)).collect();
+        println!("dashboard       each node's Redis CPU while watching: {} (target <= 2% each)", shares.join(", "));
+    }
+    let (watching, idle): (f64, f64) = (each.iter().sum(), idle.iter().sum());
+    let target = if each.len() > 1 { "summed over the nodes" } else { "target <= 2%" };
     let header = dash.screen().lines().next().unwrap_or_default().to_string();
     let shown = header.split(" │ ").find(|p| p.contains("% redis")).unwrap_or("(not shown)").trim().to_string();
     println!(
-        "dashboard       Redis CPU while watching    {:>8.1}% of a core (idle server {:.1}%, with the dashboard {:.1}%; target <= 2%); header: {shown}",
+        "dashboard       Redis CPU while watching    {:>8.1}% of a core (idle server {:.1}%, with the dashboard {:.1}%; {target}); header: {shown}",
         (watching - idle) * 100.0,
         idle * 100.0,
         watching * 100.0

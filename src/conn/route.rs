@@ -48,11 +48,25 @@ pub struct Router {
 struct Part {
     /// The command of the pipeline this is (a part of).
     index: usize,
-    cmd: Cmd,
+    /// A command of its own when the pipeline's had keys in several slots (this slot's share
+    /// of them); else the pipeline's command itself is sent.
+    own: Option<Box<Cmd>>,
     /// The slot of its keys; `None` for a command without a key.
     slot: Option<u16>,
+    /// Whether it changes data (and so goes to a primary, however reads are routed).
+    write: bool,
     /// The node an `ASK` sent it to.
     asking: Option<Arc<Node>>,
+}
+
+impl Part {
+    /// The command to send.
+    fn cmd<'a>(&'a self, cmds: &[&'a Cmd]) -> &'a Cmd {
+        match &self.own {
+            Some(own) => own,
+            None => cmds[self.index],
+        }
+    }
 }
 
 impl Router {
@@ -283,23 +297,35 @@ impl Router {
     pub fn costs(&self, pipe: &Pipeline) -> Vec<(Arc<Node>, f64, u64)> {
         let map = self.topology.map();
         let home = self.home();
-        let mut out: Vec<(Arc<Node>, f64, u64)> = Vec::new();
+        // Commands by node and kind first, so that each node's pacer is asked once.
+        let mut counts: Vec<(Arc<Node>, [u64; Kind::ALL.len()])> = Vec::new();
         for cmd in pipe.cmd_iter() {
-            let node = match (map.single(), keys_of(cmd).first()) {
-                (Some(node), _) => node.clone(),
-                (None, Some(key)) => map.primary_for(key).cloned().unwrap_or_else(|| home.clone()),
-                (None, None) => home.clone(),
+            let node = match (map.single(), first_key(cmd)) {
+                (Some(node), _) => node,
+                (None, Some(key)) => map.primary_for(key).unwrap_or(&home),
+                (None, None) => &home,
             };
-            let cost = node.pacer().lock().map(|p| p.cost_us(crate::conn::link::kind_of(cmd), 1, 1)).unwrap_or(0.0);
-            match out.iter_mut().find(|(n, _, _)| Arc::ptr_eq(n, &node)) {
-                Some((_, c, n)) => {
-                    *c += cost;
-                    *n += 1;
+            let kind = crate::conn::link::kind_of(cmd) as usize;
+            match counts.iter_mut().find(|(n, _)| Arc::ptr_eq(n, node)) {
+                Some((_, by_kind)) => by_kind[kind] += 1,
+                None => {
+                    let mut by_kind = [0; Kind::ALL.len()];
+                    by_kind[kind] = 1;
+                    counts.push((node.clone(), by_kind));
                 }
-                None => out.push((node, cost, 1)),
             }
         }
-        out
+        counts
+            .into_iter()
+            .map(|(node, by_kind)| {
+                let cost = node
+                    .pacer()
+                    .lock()
+                    .map(|p| Kind::ALL.iter().map(|k| p.cost_us(*k, by_kind[*k as usize], 1)).sum())
+                    .unwrap_or(0.0);
+                (node, cost, by_kind.iter().sum())
+            })
+            .collect()
     }
 
     /// Sends one command to the node of its key (or home, without one).
@@ -323,11 +349,12 @@ impl Router {
             return Ok(replies);
         }
         let count = pipe.len();
-        let mut pending = split(pipe);
+        let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+        let mut pending = split(&cmds);
         let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
         for round in 0..=MAX_REDIRECTS {
             let map = self.topology.map();
-            let sent = self.send_parts(&map, std::mem::take(&mut pending)).await?;
+            let sent = self.send_parts(&map, std::mem::take(&mut pending), &cmds).await?;
             let mut moved = false;
             for (mut part, reply) in sent {
                 match redirect(&reply) {
@@ -355,7 +382,7 @@ impl Router {
 
     /// Sends each part to its node (one pipeline per node, all at once) and returns each part
     /// with its reply.
-    async fn send_parts(&self, map: &Map, parts: Vec<Part>) -> Result<Vec<(Part, Reply)>, Failure> {
+    async fn send_parts(&self, map: &Map, parts: Vec<Part>, cmds: &[&Cmd]) -> Result<Vec<(Part, Reply)>, Failure> {
         let home = self.home();
         let mut groups: Vec<(Arc<Node>, Vec<Part>)> = Vec::new();
         let mut out = Vec::with_capacity(parts.len());
@@ -379,7 +406,7 @@ impl Router {
                 if part.asking.is_some() {
                     pipe.cmd("ASKING");
                 }
-                pipe.add_command(part.cmd.clone());
+                pipe.add_command(part.cmd(cmds).clone());
             }
             sends.push((self.link(node).await?, pipe));
         }
@@ -421,11 +448,9 @@ impl Router {
             (Some(node), _) => Ok(node.clone()),
             (None, None) => Ok(home.clone()),
             (None, Some(slot)) => match map.shard_of(slot) {
-                Some(shard) if self.replica_reads && !is_write(&part.cmd) => {
-                    self.topology.read_node(shard).ok_or_else(|| {
-                        fail("NOREPLICA", "no replica is in sync to read from (--read-from replica)".into())
-                    })
-                }
+                Some(shard) if self.replica_reads && !part.write => self.topology.read_node(shard).ok_or_else(|| {
+                    fail("NOREPLICA", "no replica is in sync to read from (--read-from replica)".into())
+                }),
                 Some(MapShard { primary: Some(primary), .. }) => Ok(primary.node.clone()),
                 _ => Err(fail("CLUSTERDOWN", format!("hash slot {slot} is served by no node the cluster knows"))),
             },
@@ -508,28 +533,39 @@ async fn resolve(
     Ok((node, link))
 }
 
-/// Whether a command changes data (and so goes to the primary however reads are routed).
-fn is_write(cmd: &Cmd) -> bool {
+/// A command's name in upper case, when it is short enough to be one sessiontop knows.
+fn upper(name: &[u8]) -> Option<([u8; 12], usize)> {
+    let mut buf = [0u8; 12];
+    let out = buf.get_mut(..name.len())?;
+    for (o, c) in out.iter_mut().zip(name) {
+        *o = c.to_ascii_uppercase();
+    }
+    Some((buf, name.len()))
+}
+
+/// Whether a command (by its name) changes data, and so goes to the primary however reads are
+/// routed.
+fn is_write(name: &[u8]) -> bool {
+    let Some((buf, n)) = upper(name) else { return false };
     matches!(
-        first_word(cmd).as_str(),
-        "UNLINK"
-            | "DEL"
-            | "EXPIRE"
-            | "PEXPIRE"
-            | "PEXPIREAT"
-            | "EXPIREAT"
-            | "PERSIST"
-            | "ZREM"
-            | "ZADD"
-            | "SET"
-            | "HSET"
-            | "LPUSH"
-            | "RPUSH"
-            | "LTRIM"
-            | "INCR"
-            | "MULTI"
-            | "EXEC"
-            | "WATCH"
+        &buf[..n],
+        b"UNLINK"
+            | b"DEL"
+            | b"EXPIRE"
+            | b"PEXPIRE"
+            | b"PEXPIREAT"
+            | b"EXPIREAT"
+            | b"PERSIST"
+            | b"ZREM"
+            | b"ZADD"
+            | b"SET"
+            | b"HSET"
+            | b"LPUSH"
+            | b"RPUSH"
+            | b"LTRIM"
+            | b"INCR"
+            | b"MULTI"
+            | b"EXEC"
     )
 }
 
@@ -553,31 +589,45 @@ fn redirect(reply: &Reply) -> Option<Redirect> {
 
 /// The pipeline's commands as parts: one each, but a command with several keys in several
 /// slots is one part per slot, whose replies are summed.
-fn split(pipe: &Pipeline) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(pipe.len());
-    for (index, cmd) in pipe.cmd_iter().enumerate() {
-        let keys = keys_of(cmd);
-        let slots: Vec<u16> = keys.iter().map(|k| crate::conn::slot::of(k)).collect();
-        let first = slots.first().copied();
-        if slots.iter().all(|s| Some(*s) == first) {
-            parts.push(Part { index, cmd: cmd.clone(), slot: first, asking: None });
-            continue;
-        }
-        let name = first_word(cmd);
-        let mut by_slot: Vec<(u16, Cmd)> = Vec::new();
-        for (key, slot) in keys.iter().zip(&slots) {
-            match by_slot.iter_mut().find(|(s, _)| s == slot) {
-                Some((_, c)) => {
-                    c.arg(*key);
+fn split(cmds: &[&Cmd]) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(cmds.len());
+    for (index, cmd) in cmds.iter().enumerate() {
+        let name = arg(cmd, 0).unwrap_or_default();
+        let write = is_write(name);
+        let one = |slot| Part { index, own: None, slot, write, asking: None };
+        match key_spec(name) {
+            Keys::None => parts.push(one(None)),
+            Keys::One(i) => parts.push(one(arg(cmd, i).map(crate::conn::slot::of))),
+            Keys::From(i) => {
+                let keys: Vec<&[u8]> = cmd.args_iter().skip(i).filter_map(simple).collect();
+                let slots: Vec<u16> = keys.iter().map(|k| crate::conn::slot::of(k)).collect();
+                let first = slots.first().copied();
+                if slots.iter().all(|s| Some(*s) == first) {
+                    parts.push(one(first));
+                    continue;
                 }
-                None => {
-                    let mut c = redis::cmd(&name);
-                    c.arg(*key);
-                    by_slot.push((*slot, c));
+                let mut by_slot: Vec<(u16, Cmd)> = Vec::new();
+                for (key, slot) in keys.iter().zip(&slots) {
+                    match by_slot.iter_mut().find(|(s, _)| s == slot) {
+                        Some((_, c)) => {
+                            c.arg(*key);
+                        }
+                        None => {
+                            let mut c = redis::cmd(&String::from_utf8_lossy(name));
+                            c.arg(*key);
+                            by_slot.push((*slot, c));
+                        }
+                    }
                 }
+                parts.extend(by_slot.into_iter().map(|(slot, cmd)| Part {
+                    index,
+                    own: Some(Box::new(cmd)),
+                    slot: Some(slot),
+                    write,
+                    asking: None,
+                }));
             }
         }
-        parts.extend(by_slot.into_iter().map(|(slot, cmd)| Part { index, cmd, slot: Some(slot), asking: None }));
     }
     parts
 }
@@ -601,25 +651,56 @@ fn first_word(cmd: &Cmd) -> String {
     }
 }
 
-/// The keys of a command, by where the commands sessiontop sends keep them.
-pub fn keys_of(cmd: &Cmd) -> Vec<&[u8]> {
-    let args: Vec<&[u8]> = cmd
-        .args_iter()
-        .filter_map(|a| match a {
-            redis::Arg::Simple(bytes) => Some(bytes),
-            _ => None,
-        })
-        .collect();
-    let Some(name) = args.first() else { return Vec::new() };
-    let name = name.to_ascii_uppercase();
-    match name.as_slice() {
+/// Where a command keeps its keys.
+enum Keys {
+    None,
+    /// One key, at this argument.
+    One(usize),
+    /// A key in every argument from this one on.
+    From(usize),
+}
+
+/// Where the commands sessiontop sends keep their keys, by name.
+fn key_spec(name: &[u8]) -> Keys {
+    let Some((buf, n)) = upper(name) else { return Keys::One(1) };
+    match &buf[..n] {
         b"INFO" | b"DBSIZE" | b"SCAN" | b"PING" | b"CLIENT" | b"CONFIG" | b"SLOWLOG" | b"LATENCY" | b"CLUSTER"
         | b"SELECT" | b"AUTH" | b"MULTI" | b"EXEC" | b"DISCARD" | b"ROLE" | b"READONLY" | b"READWRITE" | b"ASKING"
-        | b"ACL" | b"COMMAND" | b"HELLO" | b"SENTINEL" | b"FLUSHALL" | b"FLUSHDB" | b"TIME" => Vec::new(),
+        | b"ACL" | b"COMMAND" | b"HELLO" | b"SENTINEL" | b"FLUSHALL" | b"FLUSHDB" | b"TIME" => Keys::None,
         // `MEMORY USAGE key`, `OBJECT IDLETIME key`.
-        b"MEMORY" | b"OBJECT" => args.get(2).copied().into_iter().collect(),
-        b"EXISTS" | b"UNLINK" | b"DEL" | b"TOUCH" | b"MGET" | b"WATCH" => args[1..].to_vec(),
-        _ => args.get(1).copied().into_iter().collect(),
+        b"MEMORY" | b"OBJECT" => Keys::One(2),
+        b"EXISTS" | b"UNLINK" | b"DEL" | b"TOUCH" | b"MGET" | b"WATCH" => Keys::From(1),
+        _ => Keys::One(1),
+    }
+}
+
+fn simple(a: redis::Arg<&[u8]>) -> Option<&[u8]> {
+    match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// The command's argument `i` (its name is 0).
+fn arg(cmd: &Cmd, i: usize) -> Option<&[u8]> {
+    cmd.args_iter().nth(i).and_then(simple)
+}
+
+/// The command's first key, if it has one.
+pub fn first_key(cmd: &Cmd) -> Option<&[u8]> {
+    match key_spec(arg(cmd, 0)?) {
+        Keys::None => None,
+        Keys::One(i) | Keys::From(i) => arg(cmd, i),
+    }
+}
+
+/// The keys of a command, by where the commands sessiontop sends keep them.
+pub fn keys_of(cmd: &Cmd) -> Vec<&[u8]> {
+    let Some(name) = arg(cmd, 0) else { return Vec::new() };
+    match key_spec(name) {
+        Keys::None => Vec::new(),
+        Keys::One(i) => arg(cmd, i).into_iter().collect(),
+        Keys::From(i) => cmd.args_iter().skip(i).filter_map(simple).collect(),
     }
 }
 
@@ -642,10 +723,13 @@ mod tests {
         pipe.cmd("GET").arg("a");
         pipe.cmd("EXISTS").arg("{x}1").arg("{y}1").arg("{x}2");
         pipe.cmd("INFO");
-        let parts = split(&pipe);
+        let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+        let parts = split(&cmds);
         assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 1, 1, 2]);
         assert_eq!(parts[1].slot, Some(crate::conn::slot::of(b"x")));
-        assert_eq!(keys_of(&parts[1].cmd), vec![b"{x}1".as_slice(), b"{x}2".as_slice()]);
+        assert_eq!(keys_of(parts[1].cmd(&cmds)), vec![b"{x}1".as_slice(), b"{x}2".as_slice()]);
+        assert_eq!(first_key(cmds[1]), Some(b"{x}1".as_slice()));
+        assert!(std::ptr::eq(parts[0].cmd(&cmds), cmds[0]), "a command with one slot is sent as it is");
         assert_eq!(parts[3].slot, None);
     }
 

@@ -698,3 +698,65 @@ impl Topology {
         self.all_made().iter().filter_map(|n| n.pacer.lock().ok().and_then(|p| p.share_overall())).reduce(|a, b| a + b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::cluster::{Announced, Health, Role, Shard};
+
+    fn target() -> Target {
+        let spec = crate::conn::target::TargetSpec { url: "redis://seed.example:7000".into(), ..Default::default() };
+        Target::from_spec(&spec).unwrap()
+    }
+
+    fn node(id: &str, host: &str, port: u16, role: Role) -> Announced {
+        Announced { id: id.into(), host: host.into(), port, role, offset: None, health: Health::Online }
+    }
+
+    #[test]
+    fn announced_addresses_are_reached_where_the_map_says() {
+        let map = AddressMap::parse(&["10.0.0.1:6379=127.0.0.1:16379".into(), "[::1]:1=h:2".into()]).unwrap();
+        assert_eq!(map.reach("10.0.0.1", 6379), ("127.0.0.1".to_string(), 16379));
+        assert_eq!(map.reach("10.0.0.2", 6379), ("10.0.0.2".to_string(), 6379), "others as announced");
+        assert_eq!(map.reach("::1", 1), ("h".to_string(), 2));
+        for bad in ["10.0.0.1:6379", "a=b", "h:1=h:x", ":1=h:2"] {
+            assert!(AddressMap::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+        // A node keeps the name the cluster gives it (for MOVED), and is reached at the mapped one.
+        let topology =
+            Topology::with(&target(), Budget::Unlimited, TopologySpec { address_map: map, ..TopologySpec::default() });
+        let n = topology.node_at("10.0.0.1", 6379).unwrap();
+        assert_eq!(n.address(), "10.0.0.1:6379");
+        assert_eq!(n.target.address(), "127.0.0.1:16379");
+        assert!(Arc::ptr_eq(&n, &topology.node_at("10.0.0.1", 6379).unwrap()), "one node for one address");
+    }
+
+    #[test]
+    fn a_cluster_map_gives_each_slot_its_primary_and_a_new_epoch_only_on_change() {
+        let topology = Topology::new(&target(), Budget::Unlimited);
+        let shards = vec![
+            Shard { slots: vec![(8192, 16383)], nodes: vec![node("b", "h", 2, Role::Primary)] },
+            Shard {
+                slots: vec![(0, 8000)],
+                nodes: vec![node("a", "h", 1, Role::Primary), node("r", "h", 3, Role::Replica)],
+            },
+        ];
+        topology.install(shards.clone()).unwrap();
+        let map = topology.map();
+        assert_eq!((map.kind, map.epoch), (Kind::Cluster, 1));
+        assert_eq!(map.primaries().iter().map(|n| n.address().to_string()).collect::<Vec<_>>(), ["h:1", "h:2"]);
+        assert_eq!(
+            map.primary_for(b"{x}").map(|n| n.address().to_string()),
+            Some(format!("h:{}", if slot::of(b"x") <= 8000 { 1 } else { 2 }))
+        );
+        assert_eq!(map.uncovered(), vec![(8001, 8191)]);
+        assert_eq!(map.slots_of(&topology.node_at("h", 3).unwrap()), vec![(0, 8000)], "a replica's are its shard's");
+        topology.install(shards).unwrap();
+        assert_eq!(topology.map().epoch, 1, "the same map is no change");
+        topology
+            .install(vec![Shard { slots: vec![(0, 16383)], nodes: vec![node("b", "h", 2, Role::Primary)] }])
+            .unwrap();
+        assert_eq!(topology.map().epoch, 2);
+        assert!(topology.map().uncovered().is_empty());
+    }
+}

@@ -127,6 +127,23 @@ fn delete_dialog_lists_the_exact_keys() {
 }
 
 #[test]
+fn a_delete_across_slots_says_it_is_not_atomic() {
+    let mut spread = plan();
+    spread.span = sessiontop::engine::msg::WriteSpan { steps: 4, nodes: 3 };
+    for size in SIZES {
+        let mut a = app(connected(30, 200 << 20, 0), size);
+        a.dialog = Some(Dialog::Confirm { plan: spread.clone(), yes: false });
+        let (text, _) = render(&a, &theme());
+        // The dialog's lines, joined, without the borders the wrap puts between its words.
+        let flat: String = text.replace(['│', '┃'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("delete these keys?"), "{text}");
+        assert!(!flat.contains("atomically"), "{text}");
+        assert!(flat.contains("not atomic: 4 hash slots on 3 nodes"), "{size:?}: {text}");
+        assert!(text.contains("No"), "the answers stay on screen: {text}");
+    }
+}
+
+#[test]
 fn expire_dialog() {
     snapshot("expire_dialog", |size| {
         let mut a = app(connected(30, 200 << 20, 0), size);

@@ -13,7 +13,8 @@
 //!   first session row is drawn);
 //! - the census (`snapshot --json`) at `--budget 0` and at the one-shot default, beside its
 //!   floor: the Redis CPU its own reads cost (the sum of `usec` in `INFO commandstats`, reset
-//!   before each run), and the peak RSS of the process;
+//!   before each run), the peak RSS and CPU time of the process, and at `--budget 0` what each
+//!   command cost per session (calls and Redis µs, summed over the servers);
 //! - at 100,000 TRT sessions, the application's own listing (its Python code on redis-py,
 //!   `benches/trt_naive_client.py`; needs `pip install redis`) and `--budget 2%`'s Redis CPU;
 //! - the dashboard (tmux, 160x48): RSS after a full census (at `--budget 0`, so that it is
@@ -115,6 +116,28 @@ impl Store {
             .iter()
             .flat_map(|stats| stats.iter().filter(|(name, _)| !is_bench_own(name)).map(|(_, (_, usec))| *usec))
             .sum()
+    }
+
+    /// What each command sessiontop sent cost per session since the reset, summed over the
+    /// servers: calls and Redis µs, the dearest first.
+    fn per_session(&mut self) -> String {
+        let mut by_name: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for stats in self.commandstats() {
+            for (name, (calls, usec)) in stats.into_iter().filter(|(name, _)| !is_bench_own(name)) {
+                let entry = by_name.entry(name).or_default();
+                entry.0 += calls;
+                entry.1 += usec;
+            }
+        }
+        let mut rows: Vec<(String, (u64, u64))> = by_name.into_iter().collect();
+        rows.sort_by_key(|(_, (_, usec))| std::cmp::Reverse(*usec));
+        let n = self.sessions.max(1) as f64;
+        let shown: Vec<String> = rows
+            .iter()
+            .take(8)
+            .map(|(name, (calls, usec))| format!("{name} {:.2}x {:.2} µs", *calls as f64 / n, *usec as f64 / n))
+            .collect();
+        shown.join(", ")
     }
 
     /// The dearest command by its mean cost since the reset on any server, but the bench's own.
@@ -242,8 +265,7 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) {
     // The first screen, headless.
     let mut firsts = Vec::new();
     for _ in 0..3 {
-        let (t, _, _) = snapshot(&store, &["--no-census", "--limit", "20"]);
-        firsts.push(t);
+        firsts.push(snapshot(&store, &["--no-census", "--limit", "20"]).took);
     }
     println!("first screen    snapshot --no-census        {:>9.0} ms (median of 3)", ms(median(firsts)));
 
@@ -255,14 +277,14 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) {
             args.extend(["--budget", b]);
         }
         let before = store.cpu_s();
-        let (t, rss_kib, json) = snapshot(&store, &args);
+        let Run { took: t, rss_kib, cpu_s: own_cpu, json } = snapshot(&store, &args);
         let cpu = store.cpu_s() - before;
         let floor = store.floor_us() as f64 / 1e6;
         assert_eq!(json["sessions"]["total"], sessions as u64, "the census counted every session");
         assert_eq!(json["sessions"]["undecodable"], 0, "the loaded payloads decode");
         assert_eq!(json["sessions"]["no_stage"], 0, "every loaded session has a stage");
         println!(
-            "census          --budget {:<18} {:>9.0} ms  floor {:>7.0} ms  ratio {:.2}x  peak RSS {:>4} MiB  Redis CPU {:>4.0}% of a core, {:.2}x the floor (own_load says {})",
+            "census          --budget {:<18} {:>9.0} ms  floor {:>7.0} ms  ratio {:.2}x  peak RSS {:>4} MiB  Redis CPU {:>4.0}% of a core, {:.2}x the floor (own_load says {}); sessiontop CPU {:.1} s ({:.1} µs a session)",
             budget.unwrap_or("default (50%)"),
             ms(t),
             floor * 1e3,
@@ -271,13 +293,18 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) {
             cpu / t.as_secs_f64() * 100.0,
             cpu / floor,
             percent(&json["own_load"]["redis_cpu_share"]),
+            own_cpu,
+            own_cpu * 1e6 / sessions.max(1) as f64,
         );
+        if budget == Some("0") {
+            println!("  per session     {}", store.per_session());
+        }
         dear.take(&mut store);
     }
 
     if sessions <= 100_000 {
         if kind == load::Kind::Trt {
-            let (t, _, _) = snapshot(&store, &["--json", "--limit", "20"]);
+            let t = snapshot(&store, &["--json", "--limit", "20"]).took;
             match naive_python(&store.url) {
                 Some(naive) => println!(
                     "own listing     the app's Python client     {:>9.0} ms  plain snapshot {:.0} ms: {:.1}x faster (target >= 10x)",
@@ -290,7 +317,7 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) {
         }
         store.reset_stats();
         let before = store.cpu_s();
-        let (t, _, json) = snapshot(&store, &["--json", "--limit", "20", "--budget", "2%"]);
+        let Run { took: t, json, .. } = snapshot(&store, &["--json", "--limit", "20", "--budget", "2%"]);
         let cpu = store.cpu_s() - before;
         println!(
             "census          --budget 2%                 {:>9.0} ms  Redis CPU {:.1}% of a core (target <= 3%; own_load says {})",
@@ -341,9 +368,20 @@ impl Dearest {
     }
 }
 
-/// The real binary, run to its end: wall time, peak RSS (KiB) and its JSON (when it printed any).
+/// A run of the real binary.
+struct Run {
+    took: Duration,
+    /// Peak RSS.
+    rss_kib: i64,
+    /// CPU time (user + system).
+    cpu_s: f64,
+    /// Its JSON (when it printed any).
+    json: serde_json::Value,
+}
+
+/// The real binary, run to its end.
 #[expect(clippy::zombie_processes, reason = "the child is reaped by wait4, for its own rusage")]
-fn snapshot(store: &Store, args: &[&str]) -> (Duration, i64, serde_json::Value) {
+fn snapshot(store: &Store, args: &[&str]) -> Run {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessiontop"))
         .arg("--url")
@@ -358,23 +396,24 @@ fn snapshot(store: &Store, args: &[&str]) -> (Duration, i64, serde_json::Value) 
         .unwrap();
     let mut out = Vec::new();
     std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    let (status, rss) = wait_with_rusage(child.id() as i32);
-    let elapsed = started.elapsed();
+    let (status, rss_kib, cpu_s) = wait_with_rusage(child.id() as i32);
+    let took = started.elapsed();
     assert!(status == 0, "snapshot {args:?} exited with {status}");
     let json = serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null);
-    (elapsed, rss, json)
+    Run { took, rss_kib, cpu_s, json }
 }
 
-/// Waits for one child and returns its exit status and peak RSS (KiB).
-fn wait_with_rusage(pid: i32) -> (i32, i64) {
+/// Waits for one child and returns its exit status, peak RSS (KiB) and CPU seconds.
+fn wait_with_rusage(pid: i32) -> (i32, i64, f64) {
     let mut status = 0;
     // SAFETY: wait4 fills the status and rusage we pass for the child we spawned.
-    let rss = unsafe {
+    let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::wait4(pid, &mut status, 0, &mut usage);
-        usage.ru_maxrss
+        usage
     };
-    (libc::WEXITSTATUS(status), rss)
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (libc::WEXITSTATUS(status), usage.ru_maxrss, seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
 fn naive_python(url: &str) -> Option<Duration> {

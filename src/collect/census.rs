@@ -405,13 +405,13 @@ async fn send_batch(
     page: &mut Page,
     read: ReadOptions,
 ) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
-    let (prepared, pipe) = Prepared::new(layout, &page.ids, page.scores.is_none(), read);
+    let (prepared, batch) = Prepared::new(&links.reads, layout, &page.ids, page.scores.is_none(), read);
     // The batch's cost to each node: its first round trip, and the fields its second will read
     // (shared out as the first round trip is).
-    let costs = links.reads.costs(&pipe);
+    let costs = links.reads.costs(&batch);
     let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
     for (node, cost, commands) in &costs {
-        let share = fields * commands / pipe.len().max(1) as u64;
+        let share = fields * commands / batch.len().max(1) as u64;
         let field_cost = node.pacer().lock().map(|p| p.cost_us(Kind::Hmget, share, 1)).unwrap_or(0.0);
         pace::pace(node.pacer(), cost + field_cost, commands + share).await;
     }
@@ -420,7 +420,7 @@ async fn send_batch(
     let (layout, ids, scores) = (layout.clone(), std::mem::take(&mut page.ids), page.scores.take());
     Ok(tokio::spawn(async move {
         // Each node's part of the first round trip is told to its pacer, for backing off.
-        let replies = if pipe.is_empty() { Vec::new() } else { reader.observing().pipeline(&pipe).await? };
+        let replies = if batch.is_empty() { Vec::new() } else { reader.observing().send(batch).await? };
         let mut probe = prepared.probe(&layout, ids, scores, replies)?;
         probe.fetch_fields(&reader).await?;
         Ok(probe)

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::conn::link::{Failure, Reply, reply};
-use crate::conn::route::Router;
+use crate::conn::route::{Commands, Router};
 use crate::decode::{self, Value};
 use crate::engine::diagnose::{self, KeyTtl, RowFacts};
 use crate::engine::domain::{
@@ -113,8 +113,8 @@ pub async fn read_rows(
     interner: &mut Interner,
     now: Millis,
 ) -> Result<Batch, Failure> {
-    let (prepared, pipe) = Prepared::new(layout, &ids, scores.is_none(), options);
-    let replies = router.pipeline(&pipe).await?;
+    let (prepared, batch) = Prepared::new(router, layout, &ids, scores.is_none(), options);
+    let replies = router.send(batch).await?;
     let mut probe = prepared.probe(layout, ids, scores, replies)?;
     probe.fetch_fields(router).await?;
     Ok(probe.finish(interner, now))
@@ -128,15 +128,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The reader and the pipeline to send.
+    /// The reader and the batch to send through `router`.
     pub fn new(
+        router: &Router,
         layout: &Layout,
         ids: &[SessionId],
         need_score: bool,
         options: ReadOptions,
-    ) -> (Prepared, redis::Pipeline) {
+    ) -> (Prepared, crate::conn::route::Batch) {
         let plan = ReadPlan::new(layout, options, need_score);
-        let mut pipe = crate::conn::link::pipe();
+        let mut pipe = router.batch();
         let mut key = Vec::new();
         for id in ids {
             plan.add(&mut pipe, layout, id, options, &mut key);
@@ -839,60 +840,55 @@ impl ReadPlan {
         }
     }
 
-    fn add(
-        &self,
-        pipe: &mut redis::Pipeline,
-        layout: &Layout,
-        id: &SessionId,
-        options: ReadOptions,
-        key: &mut Vec<u8>,
-    ) {
+    fn add(&self, pipe: &mut impl Commands, layout: &Layout, id: &SessionId, options: ReadOptions, key: &mut Vec<u8>) {
         key.clear();
         layout.session_key.write_key(key, &layout.prefix, id.as_bytes());
         let key = key.as_slice();
         let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
         pttl.arg("PTTL").arg(key);
-        pipe.add_command(pttl);
+        pipe.push(pttl);
         match self.primary {
             Primary::Hash => {
                 // Its size: exact when it has at most HASH_SAMPLES fields, sampled (and bounded
                 // in cost) when it has more.
-                pipe.cmd("HLEN").arg(key);
-                pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(HASH_SAMPLES);
+                pipe.push(redis::cmd("HLEN").arg(key).take());
+                pipe.push(redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(HASH_SAMPLES).take());
             }
             Primary::String => {
                 // One byte past the peek tells a payload that fits it from one that does not.
-                pipe.cmd("GETRANGE").arg(key).arg(0).arg(peek_bytes(options));
+                pipe.push(redis::cmd("GETRANGE").arg(key).arg(0).arg(peek_bytes(options)).take());
             }
             Primary::TtlOnly => {}
         }
         if self.zscore
             && let Some(index) = &layout.index
         {
-            pipe.cmd("ZSCORE").arg(&index.key).arg(id);
+            pipe.push(redis::cmd("ZSCORE").arg(&index.key).arg(id).take());
         }
         if self.history
             && let Some(part) = layout.history()
         {
-            pipe.cmd("LLEN").arg(part.template.key(&layout.prefix, id.as_bytes()));
+            pipe.push(redis::cmd("LLEN").arg(part.template.key(&layout.prefix, id.as_bytes())).take());
         }
         if self.memory_keys > 0 {
             if self.primary != Primary::Hash {
-                pipe.cmd("MEMORY").arg("USAGE").arg(key);
+                pipe.push(redis::cmd("MEMORY").arg("USAGE").arg(key).take());
             }
             for part in &layout.parts {
-                pipe.cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes()));
+                pipe.push(
+                    redis::cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes())).take(),
+                );
             }
         }
         for other in &self.other_keys {
-            pipe.cmd("PTTL").arg(other.template.key(&layout.prefix, id.as_bytes()));
+            pipe.push(redis::cmd("PTTL").arg(other.template.key(&layout.prefix, id.as_bytes())).take());
         }
         if self.probe_ephemeral {
             let mut exists = redis::cmd("EXISTS");
             for key in self.ephemeral_keys(&layout.prefix, id) {
                 exists.arg(key);
             }
-            pipe.add_command(exists);
+            pipe.push(exists);
         }
     }
 

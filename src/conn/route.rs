@@ -6,7 +6,8 @@
 //! its counts summed. A `MOVED` reply refreshes the map and sends what moved again to its new
 //! node (never the whole pipeline blindly); an `ASK` sends it, after `ASKING`, to the node
 //! named. Commands without a key go to the connection they are sent on, explicitly:
-//! [`Router::link`].
+//! [`Router::link`]. The census's reads are built as a [`Batch`], whose commands are placed in
+//! their node's pipeline as they are added: no second pass over them, no copies.
 //!
 //! Never sends a command anywhere but to the node its key's slot names (or `MOVED`/`ASK` named).
 
@@ -66,6 +67,108 @@ impl Part {
             Some(own) => own,
             None => cmds[self.index],
         }
+    }
+}
+
+/// Commands to send together, each placed in the pipeline of the node that serves its key's
+/// slot as it is added (a command with keys in several slots split per slot there), so that
+/// sending them needs no second look at each command and no copy of any. On one server, one
+/// pipeline as it is. Built by [`Router::batch`], sent by [`Router::send`].
+pub struct Batch {
+    router: Router,
+    map: Arc<Map>,
+    home: Arc<Node>,
+    /// One server, read where it is written: one pipeline, no parts.
+    one: bool,
+    groups: Vec<Group>,
+    /// Commands added.
+    count: usize,
+    /// Parts no node serves, with why.
+    unplaced: Vec<(Part, Reply)>,
+}
+
+/// One node's pipeline of a batch.
+struct Group {
+    node: Arc<Node>,
+    pipe: Pipeline,
+    /// What each command of the pipeline is (on a cluster).
+    parts: Vec<Part>,
+    by_kind: [u64; Kind::ALL.len()],
+}
+
+impl Group {
+    fn new(node: Arc<Node>) -> Group {
+        Group { node, pipe: crate::conn::link::pipe(), parts: Vec::new(), by_kind: [0; Kind::ALL.len()] }
+    }
+
+    fn push(&mut self, part: Option<Part>, cmd: Cmd) {
+        self.by_kind[crate::conn::link::kind_of(&cmd) as usize] += 1;
+        self.parts.extend(part);
+        self.pipe.add_command(cmd);
+    }
+}
+
+impl Batch {
+    /// Adds a command; its reply comes back in the place of the order it was added in.
+    pub fn add(&mut self, cmd: Cmd) {
+        let index = self.count;
+        self.count += 1;
+        if self.one {
+            if let Some(group) = self.groups.first_mut() {
+                group.push(None, cmd);
+            }
+            return;
+        }
+        match parts_of(&cmd, index) {
+            Parts::Whole(part) => self.place(part, cmd),
+            Parts::PerSlot(parts) => {
+                for mut part in parts {
+                    if let Some(own) = part.own.take() {
+                        self.place(part, *own);
+                    }
+                }
+            }
+        }
+    }
+
+    fn place(&mut self, part: Part, cmd: Cmd) {
+        match self.router.node_of(&self.map, &self.home, &part) {
+            Ok(node) => match self.groups.iter_mut().find(|g| Arc::ptr_eq(&g.node, &node)) {
+                Some(group) => group.push(Some(part), cmd),
+                None => {
+                    let mut group = Group::new(node);
+                    group.push(Some(part), cmd);
+                    self.groups.push(group);
+                }
+            },
+            Err(failure) => self.unplaced.push((part, Err(failure))),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The commands to send (a command split per slot counts once per slot).
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.pipe.len()).sum()
+    }
+}
+
+/// What a batch's commands are built into: a [`Batch`], or a plain pipeline.
+pub trait Commands {
+    fn push(&mut self, cmd: Cmd);
+}
+
+impl Commands for Batch {
+    fn push(&mut self, cmd: Cmd) {
+        self.add(cmd);
+    }
+}
+
+impl Commands for Pipeline {
+    fn push(&mut self, cmd: Cmd) {
+        self.add_command(cmd);
     }
 }
 
@@ -292,40 +395,84 @@ impl Router {
         Ok(())
     }
 
-    /// The nodes a pipeline's commands go to, each with how many and what they will cost it
-    /// by its pacer's book.
-    pub fn costs(&self, pipe: &Pipeline) -> Vec<(Arc<Node>, f64, u64)> {
+    /// A batch to fill with commands, each placed in the pipeline of its node as it is added
+    /// (see [`Batch`]); sent with [`Router::send`].
+    pub fn batch(&self) -> Batch {
         let map = self.topology.map();
         let home = self.home();
-        // Commands by node and kind first, so that each node's pacer is asked once.
-        let mut counts: Vec<(Arc<Node>, [u64; Kind::ALL.len()])> = Vec::new();
-        for cmd in pipe.cmd_iter() {
-            let node = match (map.single(), first_key(cmd)) {
-                (Some(node), _) => node,
-                (None, Some(key)) => map.primary_for(key).unwrap_or(&home),
-                (None, None) => &home,
-            };
-            let kind = crate::conn::link::kind_of(cmd) as usize;
-            match counts.iter_mut().find(|(n, _)| Arc::ptr_eq(n, node)) {
-                Some((_, by_kind)) => by_kind[kind] += 1,
-                None => {
-                    let mut by_kind = [0; Kind::ALL.len()];
-                    by_kind[kind] = 1;
-                    counts.push((node.clone(), by_kind));
-                }
-            }
-        }
-        counts
-            .into_iter()
-            .map(|(node, by_kind)| {
-                let cost = node
+        let one = map.single().is_some() && !self.replica_reads;
+        let groups = if one { vec![Group::new(home.clone())] } else { Vec::new() };
+        Batch { router: self.clone(), map, home, one, groups, count: 0, unplaced: Vec::new() }
+    }
+
+    /// The nodes a batch's commands go to, each with how many and what they will cost it by
+    /// its pacer's book (each node's pacer asked once).
+    pub fn costs(&self, batch: &Batch) -> Vec<(Arc<Node>, f64, u64)> {
+        batch
+            .groups
+            .iter()
+            .map(|group| {
+                let cost = group
+                    .node
                     .pacer()
                     .lock()
-                    .map(|p| Kind::ALL.iter().map(|k| p.cost_us(*k, by_kind[*k as usize], 1)).sum())
+                    .map(|p| Kind::ALL.iter().map(|k| p.cost_us(*k, group.by_kind[*k as usize], 1)).sum())
                     .unwrap_or(0.0);
-                (node, cost, by_kind.iter().sum())
+                (group.node.clone(), cost, group.by_kind.iter().sum())
             })
             .collect()
+    }
+
+    /// Sends a batch, one pipeline per node, all at once, and returns each command's own reply
+    /// in the order they were added. What a node sends on elsewhere (`MOVED`, `ASK`) is sent
+    /// there, as [`Router::pipeline`] does.
+    pub async fn send(&self, batch: Batch) -> Result<Vec<Reply>, Failure> {
+        let Batch { groups, count, unplaced, one, .. } = batch;
+        if one {
+            let Some(group) = groups.into_iter().next() else { return Ok(Vec::new()) };
+            if group.pipe.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sent = std::time::Instant::now();
+            let replies = self.link(&group.node).await?.pipeline(&group.pipe).await?;
+            self.observe(&group.node, group.pipe.len(), sent.elapsed());
+            return Ok(replies);
+        }
+        let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
+        let mut sends = Vec::with_capacity(groups.len());
+        for group in &groups {
+            sends.push((self.link(&group.node).await?, &group.pipe));
+        }
+        let results = futures_util::future::join_all(sends.into_iter().map(|(mut link, pipe)| async move {
+            let sent = std::time::Instant::now();
+            let result = link.pipeline(pipe).await;
+            (result, sent.elapsed())
+        }))
+        .await;
+        let mut sent = unplaced;
+        for (group, (result, took)) in groups.into_iter().zip(results) {
+            let replies = match result {
+                Ok(replies) => replies,
+                Err(f) => {
+                    if f.is_connection() {
+                        self.forget(&group.node).await;
+                    }
+                    return Err(f);
+                }
+            };
+            self.observe(&group.node, group.pipe.len(), took);
+            let mut cmds = group.pipe.cmd_iter();
+            for (mut part, reply) in group.parts.into_iter().zip(replies) {
+                // A part that is sent on needs its command of its own.
+                let cmd = cmds.next();
+                if redirect(&reply).is_some() {
+                    part.own = cmd.map(|c| Box::new(c.clone()));
+                }
+                sent.push((part, reply));
+            }
+        }
+        self.follow(sent, &[], &mut replies).await?;
+        Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
     }
 
     /// Sends one command to the node of its key (or home, without one).
@@ -348,15 +495,26 @@ impl Router {
             self.observe(&node, pipe.len(), sent.elapsed());
             return Ok(replies);
         }
-        let count = pipe.len();
         let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
-        let mut pending = split(&cmds);
-        let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
+        let mut replies: Vec<Option<Reply>> = (0..cmds.len()).map(|_| None).collect();
+        let sent = self.send_parts(&map, split(&cmds), &cmds).await?;
+        self.follow(sent, &cmds, &mut replies).await?;
+        Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
+    }
+
+    /// Puts each part's reply in its command's place, and sends on what a node said to send
+    /// elsewhere: after a `MOVED` (the map read again first) to its slot's node now, after an
+    /// `ASK` to the node named, at most [`MAX_REDIRECTS`] times.
+    async fn follow(
+        &self,
+        mut sent: Vec<(Part, Reply)>,
+        cmds: &[&Cmd],
+        replies: &mut [Option<Reply>],
+    ) -> Result<(), Failure> {
         for round in 0..=MAX_REDIRECTS {
-            let map = self.topology.map();
-            let sent = self.send_parts(&map, std::mem::take(&mut pending), &cmds).await?;
+            let mut pending = Vec::new();
             let mut moved = false;
-            for (mut part, reply) in sent {
+            for (mut part, reply) in std::mem::take(&mut sent) {
                 match redirect(&reply) {
                     Some(Redirect::Moved) if round < MAX_REDIRECTS => {
                         moved = true;
@@ -376,8 +534,10 @@ impl Router {
             if moved {
                 self.refresh().await?;
             }
+            let map = self.topology.map();
+            sent = self.send_parts(&map, pending, cmds).await?;
         }
-        Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
+        Ok(())
     }
 
     /// Sends each part to its node (one pipeline per node, all at once) and returns each part
@@ -592,44 +752,58 @@ fn redirect(reply: &Reply) -> Option<Redirect> {
 fn split(cmds: &[&Cmd]) -> Vec<Part> {
     let mut parts = Vec::with_capacity(cmds.len());
     for (index, cmd) in cmds.iter().enumerate() {
-        let name = arg(cmd, 0).unwrap_or_default();
-        let write = is_write(name);
-        let one = |slot| Part { index, own: None, slot, write, asking: None };
-        match key_spec(name) {
-            Keys::None => parts.push(one(None)),
-            Keys::One(i) => parts.push(one(arg(cmd, i).map(crate::conn::slot::of))),
-            Keys::From(i) => {
-                let keys: Vec<&[u8]> = cmd.args_iter().skip(i).filter_map(simple).collect();
-                let slots: Vec<u16> = keys.iter().map(|k| crate::conn::slot::of(k)).collect();
-                let first = slots.first().copied();
-                if slots.iter().all(|s| Some(*s) == first) {
-                    parts.push(one(first));
-                    continue;
-                }
-                let mut by_slot: Vec<(u16, Cmd)> = Vec::new();
-                for (key, slot) in keys.iter().zip(&slots) {
-                    match by_slot.iter_mut().find(|(s, _)| s == slot) {
-                        Some((_, c)) => {
-                            c.arg(*key);
-                        }
-                        None => {
-                            let mut c = redis::cmd(&String::from_utf8_lossy(name));
-                            c.arg(*key);
-                            by_slot.push((*slot, c));
-                        }
-                    }
-                }
-                parts.extend(by_slot.into_iter().map(|(slot, cmd)| Part {
-                    index,
-                    own: Some(Box::new(cmd)),
-                    slot: Some(slot),
-                    write,
-                    asking: None,
-                }));
-            }
+        match parts_of(cmd, index) {
+            Parts::Whole(part) => parts.push(part),
+            Parts::PerSlot(some) => parts.extend(some),
         }
     }
     parts
+}
+
+/// A command as it is sent on a cluster.
+enum Parts {
+    /// Whole, to the node of its slot (or home, without a key).
+    Whole(Part),
+    /// Split per slot, each part with its own command.
+    PerSlot(Vec<Part>),
+}
+
+/// How command `index`, `cmd`, is sent on a cluster.
+fn parts_of(cmd: &Cmd, index: usize) -> Parts {
+    let name = arg(cmd, 0).unwrap_or_default();
+    let write = is_write(name);
+    let one = |slot| Parts::Whole(Part { index, own: None, slot, write, asking: None });
+    match key_spec(name) {
+        Keys::None => one(None),
+        Keys::One(i) => one(arg(cmd, i).map(crate::conn::slot::of)),
+        Keys::From(i) => {
+            let keys = || cmd.args_iter().skip(i).filter_map(simple);
+            let Some(first) = keys().next().map(crate::conn::slot::of) else { return one(None) };
+            if keys().all(|k| crate::conn::slot::of(k) == first) {
+                return one(Some(first));
+            }
+            let mut by_slot: Vec<(u16, Cmd)> = Vec::new();
+            for key in keys() {
+                let slot = crate::conn::slot::of(key);
+                match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                    Some((_, c)) => {
+                        c.arg(key);
+                    }
+                    None => {
+                        let mut c = redis::cmd(&String::from_utf8_lossy(name));
+                        c.arg(key);
+                        by_slot.push((slot, c));
+                    }
+                }
+            }
+            Parts::PerSlot(
+                by_slot
+                    .into_iter()
+                    .map(|(slot, cmd)| Part { index, own: Some(Box::new(cmd)), slot: Some(slot), write, asking: None })
+                    .collect(),
+            )
+        }
+    }
 }
 
 /// Puts a part's reply in its command's place: the first part's as it is, further parts'

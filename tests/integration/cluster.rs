@@ -324,6 +324,94 @@ fn migrate(c: &LocalCluster, from: usize, to: usize, slots: std::ops::Range<u16>
     moved
 }
 
+/// Keys of `slot`'s primary, by slot: `n` of them in each of `slots`.
+fn keys_in(slots: std::ops::Range<u16>, n: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut i = 0u64;
+    let wanted: std::collections::HashSet<u16> = slots.collect();
+    let mut left: std::collections::HashMap<u16, usize> = wanted.iter().map(|s| (*s, n)).collect();
+    while left.values().any(|n| *n > 0) {
+        let key = format!("batch:{i}");
+        i += 1;
+        if let Some(n) = left.get_mut(&sessiontop::conn::slot::of(key.as_bytes()))
+            && *n > 0
+        {
+            *n -= 1;
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+#[test]
+fn a_batch_placed_by_a_map_gone_stale_is_sent_on_where_its_slots_went() {
+    use sessiontop::conn::topology::LinkUse;
+    let c = cluster();
+    let mut con = cluster_client(&c);
+    // Keys in slots the first primary serves (0..5461), and one past them on the second.
+    let moved = keys_in(0..20, 3);
+    let asked = keys_in(20..21, 6);
+    let others = keys_in(6000..6010, 2);
+    for key in moved.iter().chain(&asked).chain(&others) {
+        let _: () = con.set(key, key).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let setup = super::common::setup_for(&c.url(), &dir, &["--budget", "0"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let topology = setup.topology(setup.first(), false);
+        let router = sessiontop::conn::route::Router::discover(&topology, LinkUse::Poll).await.unwrap();
+        let gets = |keys: &[String]| {
+            let mut batch = router.batch();
+            for key in keys {
+                batch.add(redis::cmd("GET").arg(key).take());
+            }
+            // One command whose keys sit on two nodes, its counts summed.
+            batch.add(redis::cmd("EXISTS").arg(&moved[0]).arg(&others[0]).arg("batch:none").take());
+            batch
+        };
+        let all: Vec<String> = moved.iter().chain(&asked).chain(&others).cloned().collect();
+        // Placed by the map as it is; then the slots move (and one is half way through).
+        let batch = gets(&all);
+        migrate(&c, 0, 1, 0..20);
+        let half = asked.len() / 2;
+        half_migrate(&c, 0, 1, 20, &asked[..half]);
+        let replies = router.send(batch).await.unwrap();
+        assert_eq!(replies.len(), all.len() + 1);
+        for (key, reply) in all.iter().zip(&replies) {
+            let got: String = redis::from_redis_value(reply.clone().unwrap()).unwrap();
+            assert_eq!(&got, key, "each reply in its command's place");
+        }
+        let exists: i64 = redis::from_redis_value(replies[all.len()].clone().unwrap()).unwrap();
+        assert_eq!(exists, 2);
+        // The map was read again: the moved slots' keys now go to their new node at once.
+        let map = topology.map();
+        let owner = map.primary_for(moved[0].as_bytes()).unwrap();
+        assert!(owner.address().ends_with(&format!(":{}", c.nodes()[1].port().unwrap())), "{}", owner.address());
+    });
+}
+
+/// Begins moving `slot` from primary `from` to `to` and moves only `keys` of it: the rest are
+/// still on `from`, which answers `ASK` for those it no longer has.
+fn half_migrate(c: &LocalCluster, from: usize, to: usize, slot: u16, keys: &[String]) {
+    let id = |i: usize| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut c.connection(i).unwrap()).unwrap() };
+    let (from_id, to_id) = (id(from), id(to));
+    let (mut src, mut dst) = (c.connection(from).unwrap(), c.connection(to).unwrap());
+    let _: () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut dst).unwrap();
+    let _: () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut src).unwrap();
+    let to_port = c.nodes()[to].port().unwrap();
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(to_port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(keys)
+        .query(&mut src)
+        .unwrap();
+}
+
 #[test]
 fn slots_migrated_during_a_census_are_counted_once_and_reported() {
     use sessiontop::engine::domain::FindingKind;

@@ -322,8 +322,9 @@ pub struct FixArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Session id (the key's, in the escaped form sessiontop shows).
-    #[arg(required_unless_present = "by")]
+    /// Session id (the key's, in the escaped form sessiontop shows; one that begins with `-`
+    /// is taken as an id).
+    #[arg(required_unless_present = "by", allow_hyphen_values = true)]
     pub id: Option<String>,
     /// Find the session by one of the application's own ids instead (`session_id=9b2f…`,
     /// `user_id=…`; the layout names its id fields): a paced pass over the sessions.
@@ -337,21 +338,24 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// Session id.
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ExpireArgs {
     /// Session id.
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
-    /// New TTL in seconds.
-    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
-    pub seconds: i64,
+    /// The new TTL, as the dashboard's dialog takes it: `900` (seconds), `15m`, `2h`, `1d`.
+    #[arg(value_name = "TTL", value_parser = parse_positive_duration)]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Session id.
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// Do not ask for confirmation.
     #[arg(long)]

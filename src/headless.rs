@@ -384,23 +384,31 @@ pub async fn write(
     writer.execute(&store.router.primary_only(), &plan).await.map_err(|e| HeadlessError::from_write(e, store))
 }
 
+/// `check`'s exit code when it cannot judge (the Nagios plugin convention).
+pub const CHECK_UNKNOWN: u8 = 3;
+
 /// What `check` concludes: the worst finding, as the Nagios plugin convention grades it.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub worst: Option<crate::engine::domain::Severity>,
     pub observed_s: u64,
+    /// What could not be judged (no session layout found), said beside what was.
+    pub unjudged: Option<String>,
 }
 
 impl Verdict {
     pub fn of(data: &SnapshotData, observed_s: u64) -> Verdict {
-        Verdict { worst: crate::engine::diagnose::worst(&data.model.findings), observed_s }
+        Verdict { worst: crate::engine::diagnose::worst(&data.model.findings), observed_s, unjudged: None }
     }
 
-    /// 0 OK (nothing, or only information), 1 warning, 2 critical.
+    /// 0 OK (nothing, or only information), 1 warning, 2 critical; 3 unknown when the sessions
+    /// could not be judged and the server showed nothing worse (the order of the Nagios
+    /// plugins' own worst-of: critical, warning, unknown, OK).
     pub fn exit_code(&self) -> u8 {
-        match self.worst {
-            Some(crate::engine::domain::Severity::Critical) => 2,
-            Some(crate::engine::domain::Severity::Warning) => 1,
+        match (self.worst, &self.unjudged) {
+            (Some(crate::engine::domain::Severity::Critical), _) => 2,
+            (Some(crate::engine::domain::Severity::Warning), _) => 1,
+            (_, Some(_)) => CHECK_UNKNOWN,
             _ => 0,
         }
     }
@@ -409,7 +417,8 @@ impl Verdict {
         match self.exit_code() {
             2 => "CRITICAL",
             1 => "WARNING",
-            _ => "OK",
+            0 => "OK",
+            _ => "UNKNOWN",
         }
     }
 
@@ -420,9 +429,10 @@ impl Verdict {
         let count = |s: Severity| f.iter().filter(|x| x.severity == s).count();
         let names =
             |s: Severity| f.iter().filter(|x| x.severity == s).map(|x| x.kind.name()).collect::<Vec<_>>().join(", ");
-        let sessions = match &data.layout {
-            Some(_) => format!("{} sessions", text::grouped(data.model.census.totals().total)),
-            None => "no session layout".to_string(),
+        let sessions = match (&data.layout, &self.unjudged) {
+            (Some(_), _) => format!("{} sessions", text::grouped(data.model.census.totals().total)),
+            (None, Some(why)) => why.clone(),
+            (None, None) => "no session layout".to_string(),
         };
         let mut parts = Vec::new();
         for (severity, one, many) in
@@ -459,10 +469,6 @@ pub async fn check(
     let started = std::time::Instant::now();
     let first = if observe.is_zero() { Observe::No } else { Observe::Start };
     let mut data = snapshot_watched(setup, store, 0, true, first).await?;
-    if store.layout.is_none() {
-        let verdict = Verdict::of(&data, 0);
-        return Ok((data, verdict));
-    }
     while started.elapsed() < observe {
         let left = observe.saturating_sub(started.elapsed());
         tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
@@ -581,7 +587,7 @@ pub async fn plan_fix(
     let mut links = store.census_links().await?;
     let outcome = census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
         for row in &p.rows {
-            if row.findings.iter().any(|(k, _)| *k == kind) {
+            if row.findings.iter().any(|f| f.kind == kind) {
                 found += 1;
                 if targets.len() < limit {
                     targets.push(row.id.clone());

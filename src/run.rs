@@ -156,7 +156,7 @@ async fn one_shot(setup: &Setup, store: &mut headless::Store, command: Command) 
         }
         Command::Expire(args) => {
             let id = SessionId::from_escaped(&args.id);
-            let kind = WriteKind::Expire(args.seconds);
+            let kind = WriteKind::Expire(args.ttl.as_secs().max(1) as i64);
             let outcome = headless::write(setup, store, &id, kind, |_| Ok(())).await.map_err(&exit)?;
             write!(stdout, "{}", headless::plain::outcome(&outcome))?;
         }
@@ -239,18 +239,19 @@ fn confirm_on_terminal(plan: &str, question: &str) -> Result<(), HeadlessError> 
 }
 
 /// `check`: exit 0, 1 or 2 by the worst finding; 3 (unknown) for anything that keeps it from
-/// judging: no connection, no permission, no session layout.
+/// judging: no connection, no permission; no session layout unless the server is worse.
 async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> {
     let unknown = |message: String| Exit { message: format!("UNKNOWN: {message}"), code: CHECK_UNKNOWN };
     let mut store = headless::open(setup).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
+    // With no session layout the server is still judged; the verdict is the worse of the two.
+    let (data, mut verdict) =
+        headless::check(setup, &mut store, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
     if store.layout.is_none() {
-        return Err(unknown(format!(
+        verdict.unjudged = Some(format!(
             "no session layout found ({})",
             store.note.as_deref().map_or_else(|| "nothing detected".into(), text::escape_str)
-        )));
+        ));
     }
-    let (data, verdict) =
-        headless::check(setup, &mut store, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", text::json_pretty(&headless::json::check(&verdict, &data, setup)))?;
@@ -264,5 +265,4 @@ async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> 
     }
 }
 
-/// `check`'s exit code when it cannot judge (the Nagios plugin convention).
-pub const CHECK_UNKNOWN: u8 = 3;
+pub use crate::headless::CHECK_UNKNOWN;

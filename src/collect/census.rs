@@ -549,13 +549,17 @@ impl Pass {
             t.no_ttl += 1;
         }
         // A session counts once for each kind, with every reason of that kind.
-        for (i, (kind, _)) in row.findings.iter().enumerate() {
-            if row.findings[..i].iter().any(|(k, _)| k == kind) {
+        for (i, found) in row.findings.iter().enumerate() {
+            let kind = found.kind;
+            if row.findings[..i].iter().any(|f| f.kind == kind) {
                 continue;
             }
-            t.evidence.note(*kind, || {
-                let why = row.findings[i..].iter().filter(|(k, _)| k == kind).map(|(_, w)| w.as_str());
-                Subject::session(row.id.clone(), Some(why.collect::<Vec<_>>().join("; ")))
+            t.evidence.note(kind, || {
+                let of_kind = || row.findings[i..].iter().filter(|f| f.kind == kind);
+                let why = of_kind().map(|f| f.why.as_str()).collect::<Vec<_>>().join("; ");
+                // The key it is about: the first of its kind that names one.
+                let key = of_kind().find_map(|f| f.key.clone());
+                Subject { id: Some(row.id.clone()), key, detail: Some(why) }
             });
         }
         for (i, name) in self.markers.iter().enumerate() {

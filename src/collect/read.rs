@@ -19,14 +19,14 @@ use std::sync::Arc;
 use crate::conn::link::{Failure, Reply, reply};
 use crate::conn::route::{Commands, Router};
 use crate::decode::{self, Value};
-use crate::engine::diagnose::{self, KeyTtl, RowFacts};
+use crate::engine::diagnose::{self, About, KeyTtl, RowFacts};
 use crate::engine::domain::{
-    APP_ID_FIELDS, FindingKind, Micros, Millis, SessionRow, Thresholds, Ttl, app_id_key, parse_time,
+    APP_ID_FIELDS, FindingKind, Micros, Millis, RowFinding, SessionRow, Thresholds, Ttl, app_id_key, parse_time,
 };
 use crate::engine::layout::{
     Fields, KeyTemplate, KeyType, Layout, NaiveTime, PartRole, RelatedRole, ScoreMeaning, StuckRule,
 };
-use crate::engine::names::SessionId;
+use crate::engine::names::{Key, SessionId};
 use crate::util::text;
 
 /// Shares the text of values that repeat across sessions (stages, substates, statuses), so a
@@ -597,8 +597,34 @@ impl Probe {
         batch
     }
 
-    /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read.
-    fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String)> {
+    /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read, each
+    /// naming the key it is about (worked out only for the few sessions with a finding).
+    fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<RowFinding> {
+        let found = self.judge(s, last, now);
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let id = s.id.as_bytes();
+        let plan = &self.plan;
+        let key_of = |about: About| -> Option<Key> {
+            match about {
+                About::Session => Some(self.key_template.key(&self.prefix, id)),
+                About::Key(i) => {
+                    plan.other_keys.iter().chain(&plan.ephemeral).nth(i).map(|o| o.template.key(&self.prefix, id))
+                }
+                About::History => {
+                    plan.other_keys.iter().find(|o| o.cap.is_some()).map(|o| o.template.key(&self.prefix, id))
+                }
+                About::Counter => {
+                    plan.counter.as_ref().map(|(template, _)| template.key_with(&self.prefix, id, &plan.minute))
+                }
+                About::Nothing => None,
+            }
+        };
+        found.into_iter().map(|(kind, why, about)| RowFinding { kind, why, key: key_of(about) }).collect()
+    }
+
+    fn judge(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String, About)> {
         let facts = RowFacts {
             pttl: s.pttl,
             history_len: s.history_len,

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::engine::diagnose::{Observing, StageWatch};
-use crate::engine::domain::{FindingKind, Millis, SessionRow, session_lifetime};
+use crate::engine::domain::{FindingKind, Millis, RowFinding, SessionRow, session_lifetime};
 use crate::engine::layout::{IdleSource, Layout};
 
 /// What watching stages is judged by, from the command line: the stalled threshold of stages
@@ -74,7 +74,7 @@ impl Stages {
         };
         for row in rows.iter_mut() {
             if let Some(why) = state.watch.observe_row(row, now, &observing) {
-                row.findings.push((FindingKind::Stuck, why));
+                row.findings.push(RowFinding::new(FindingKind::Stuck, why));
             }
         }
     }
@@ -132,8 +132,8 @@ mod tests {
         let mut rows = vec![row(t1)];
         stages.observe(&mut rows, t1);
         assert_eq!(rows[0].findings.len(), 1, "{:?}", rows[0].findings);
-        assert_eq!(rows[0].findings[0].0, FindingKind::Stuck);
-        assert!(rows[0].findings[0].1.contains("in uploaded for 16m"), "{:?}", rows[0].findings);
+        assert_eq!(rows[0].findings[0].kind, FindingKind::Stuck);
+        assert!(rows[0].findings[0].why.contains("in uploaded for 16m"), "{:?}", rows[0].findings);
         // Forgotten once the user has not been seen for longer than the window.
         stages.pass_done(t1 + 31 * 60_000);
         let mut rows = vec![row(t1 + 32 * 60_000)];

@@ -178,6 +178,10 @@ pub enum BudgetError {
     NotABudget(String),
     #[error("'{0}': a share is more than 0% and at most 100%")]
     ShareOutOfRange(String),
+    #[error(
+        "'{0}' is a bare number: say {0}% (a share of one Redis core) or {0}/s (commands a second); 0 alone is no limit"
+    )]
+    Bare(String),
 }
 
 impl std::str::FromStr for Budget {
@@ -193,7 +197,15 @@ impl std::str::FromStr for Budget {
                 _ => Err(BudgetError::ShareOutOfRange(text.to_string())),
             };
         }
-        let rate = t.strip_suffix("/s").unwrap_or(t);
+        let Some(rate) = t.strip_suffix("/s") else {
+            // A bare number is a share or a rate only by guessing (`1` would be one command a
+            // second, a snapshot of minutes in silence): only 0, no limit, is taken bare.
+            return match t.parse::<f64>() {
+                Ok(0.0) => Ok(Budget::Unlimited),
+                Ok(_) => Err(BudgetError::Bare(t.to_string())),
+                Err(_) => Err(bad()),
+            };
+        };
         let r: f64 = rate.trim().parse().map_err(|_| bad())?;
         match r {
             0.0 => Ok(Budget::Unlimited),
@@ -549,8 +561,15 @@ mod tests {
         assert_eq!("2%".parse::<Budget>(), Ok(Budget::Share(0.02)));
         assert_eq!("0.5%".parse::<Budget>(), Ok(Budget::Share(0.005)));
         assert_eq!("20000/s".parse::<Budget>(), Ok(Budget::Rate(20_000.0)));
-        assert_eq!("20000".parse::<Budget>(), Ok(Budget::Rate(20_000.0)), "the old spelling");
         assert_eq!("0".parse::<Budget>(), Ok(Budget::Unlimited));
+        assert_eq!("0/s".parse::<Budget>(), Ok(Budget::Unlimited));
+        for bare in ["1", "20000", "2.5"] {
+            let refused = bare.parse::<Budget>().unwrap_err().to_string();
+            assert!(
+                refused.contains(&format!("{bare}% (a share")) && refused.contains(&format!("{bare}/s")),
+                "{refused}"
+            );
+        }
         assert!("150%".parse::<Budget>().is_err());
         assert!("fast".parse::<Budget>().is_err());
         assert_eq!(Budget::Share(0.02).to_string(), "2%");

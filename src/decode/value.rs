@@ -176,7 +176,13 @@ impl Value {
                     })
                     .collect(),
             ),
-            Value::DateTime(s) | Value::Date(s) | Value::Time(s) => J::String(s.clone()),
+            // A zone's name is not part of an RFC 3339 timestamp: a zoned datetime is the
+            // timestamp with its offset, and the zone beside it.
+            Value::DateTime(s) => match s.strip_suffix(']').and_then(|s| s.split_once('[')) {
+                Some((at, zone)) => json!({ "$datetime": at, "zone": zone }),
+                None => J::String(s.clone()),
+            },
+            Value::Date(s) | Value::Time(s) => J::String(s.clone()),
             Value::TimeDelta { .. } => J::String(self.inline(usize::MAX)),
             Value::Object { class, args, state } => json!({
                 "$class": class,
@@ -383,5 +389,18 @@ mod tests {
             v.to_json(),
             serde_json::json!({"raw": {"$bytes": "\\x00\\x01a"}, "tup": [1, 2], "big": "18446744073709551616"})
         );
+    }
+
+    #[test]
+    fn a_zoned_datetime_is_an_rfc3339_timestamp_with_its_zone_beside_it() {
+        let zoned = Value::DateTime("2025-07-23T10:15:00+01:00[Africa/Lagos]".into());
+        let json = zoned.to_json();
+        assert_eq!(json, serde_json::json!({"$datetime": "2025-07-23T10:15:00+01:00", "zone": "Africa/Lagos"}));
+        let at = chrono::DateTime::parse_from_rfc3339(json["$datetime"].as_str().unwrap()).unwrap();
+        assert_eq!(at.to_rfc3339(), "2025-07-23T10:15:00+01:00");
+        // On screen the zone stays where RFC 9557 puts it.
+        assert_eq!(zoned.inline(80), "2025-07-23T10:15:00+01:00[Africa/Lagos]");
+        let aware = Value::DateTime("2024-05-17T12:34:56.789000+00:00".into());
+        assert_eq!(aware.to_json(), serde_json::json!("2024-05-17T12:34:56.789000+00:00"));
     }
 }

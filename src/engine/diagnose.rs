@@ -344,8 +344,23 @@ pub struct KeyTtl<'a> {
     pub pttl: Option<i64>,
 }
 
+/// Which of a session's keys a finding of one look at it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    /// The session's own key.
+    Session,
+    /// The `i`th of the keys given to [`row_findings`].
+    Key(usize),
+    /// Its history list.
+    History,
+    /// Its rate-limit counter of this minute.
+    Counter,
+    /// The session as a whole.
+    Nothing,
+}
+
 /// What is wrong with one session, judged from what was read of it: the finding it counts
-/// towards, and a word on why. The one judgement of a row that one look can make, for the
+/// towards, a word on why, and which key it is about. The one judgement of a row that one look can make, for the
 /// census, the page and the inspector alike (what only watching shows is the tracker's:
 /// [`Tracker::observe_row`]).
 pub fn row_findings<'a>(
@@ -353,63 +368,76 @@ pub fn row_findings<'a>(
     keys: impl IntoIterator<Item = KeyTtl<'a>>,
     t: &Thresholds,
     now: Millis,
-) -> Vec<(FindingKind, String)> {
+) -> Vec<(FindingKind, String, About)> {
     let mut out = Vec::new();
+    let session = |kind, why: String| (kind, why, About::Session);
     if s.pttl == Some(-1) {
-        out.push((FindingKind::NoTtl, "the session key has no TTL".to_string()));
+        out.push(session(FindingKind::NoTtl, "the session key has no TTL".to_string()));
     }
-    for key in keys {
-        key_findings(&key, s.pttl, t, &mut out);
+    for (i, key) in keys.into_iter().enumerate() {
+        key_findings(i, &key, s.pttl, t, &mut out);
     }
     if let (Some(len), Some(cap)) = (s.history_len, s.history_cap)
         && len > cap
     {
-        out.push((FindingKind::HistoryOverCap, format!("{len} history entries; the application keeps {cap}")));
+        out.push((
+            FindingKind::HistoryOverCap,
+            format!("{len} history entries; the application keeps {cap}"),
+            About::History,
+        ));
     }
     if let Some((n, limit)) = s.counter
         && n >= limit as i64
     {
-        out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}")));
+        out.push((FindingKind::RateLimited, format!("{n} requests this minute; the limit is {limit}"), About::Counter));
     }
     if let Some(bytes) = s.payload_bytes.filter(|b| *b > t.large_session_bytes) {
         let what = if s.hash { "hash of" } else { "payload of" };
         let largest = s.largest_fields.map(|f| format!("; largest: {f}")).unwrap_or_default();
-        out.push((FindingKind::Oversized, format!("{what} {}{largest}", text::human_bytes(bytes))));
+        out.push(session(FindingKind::Oversized, format!("{what} {}{largest}", text::human_bytes(bytes))));
     } else if s.over_cap {
-        out.push((FindingKind::Oversized, s.decode_error.unwrap_or_default().to_string()));
+        out.push(session(FindingKind::Oversized, s.decode_error.unwrap_or_default().to_string()));
     }
     if let (Some(why), false) = (s.decode_error, s.over_cap) {
-        out.push((FindingKind::Undecodable, why.to_string()));
+        out.push(session(FindingKind::Undecodable, why.to_string()));
     }
     if let Some(at) = s.last_interaction
         && at / 1000 > now + t.clock_skew_s * 1000
     {
-        out.push((
+        out.push(session(
             FindingKind::ClockTrouble,
             format!("last interaction {} in the future", text::human_duration((at / 1000 - now) / 1000)),
         ));
     } else if let Some(why) = index_disagrees(s.score, s.last_interaction_text, s.naive, t.clock_skew_s) {
-        out.push((FindingKind::ClockTrouble, why));
+        out.push(session(FindingKind::ClockTrouble, why));
     }
     if let Some(why) = s.stuck {
-        out.push((FindingKind::Stuck, why.to_string()));
+        out.push((FindingKind::Stuck, why.to_string(), About::Nothing));
     }
     out
 }
 
 /// What one of a session's other keys shows: no TTL, a lock held too long, a part that
 /// outlives the session key.
-fn key_findings(key: &KeyTtl<'_>, session_pttl: Option<i64>, t: &Thresholds, out: &mut Vec<(FindingKind, String)>) {
+fn key_findings(
+    i: usize,
+    key: &KeyTtl<'_>,
+    session_pttl: Option<i64>,
+    t: &Thresholds,
+    out: &mut Vec<(FindingKind, String, About)>,
+) {
     let name = text::escape_str(key.name);
+    let about = About::Key(i);
     match key.pttl {
         Some(-1) if key.lock => {
-            out.push((FindingKind::NoTtl, format!("the {name} has no TTL")));
-            out.push((FindingKind::StaleLock, format!("the {name} has no TTL: held until it is deleted")));
+            out.push((FindingKind::NoTtl, format!("the {name} has no TTL"), about));
+            out.push((FindingKind::StaleLock, format!("the {name} has no TTL: held until it is deleted"), about));
         }
-        Some(-1) => out.push((FindingKind::NoTtl, format!("the {name} has no TTL"))),
+        Some(-1) => out.push((FindingKind::NoTtl, format!("the {name} has no TTL"), about)),
         Some(ms) if ms >= 0 && key.lock && ms > t.lock_held_s * 1000 => out.push((
             FindingKind::StaleLock,
             format!("the {name} is set to be held {} more", text::human_duration(ms / 1000)),
+            about,
         )),
         Some(ms) if ms >= 0 && !key.lock => {
             if let Some(primary) = session_pttl.filter(|p| *p >= 0)
@@ -418,6 +446,7 @@ fn key_findings(key: &KeyTtl<'_>, session_pttl: Option<i64>, t: &Thresholds, out
                 out.push((
                     FindingKind::TtlMismatch,
                     format!("the {name} outlives the session key by {}", text::human_duration((ms - primary) / 1000)),
+                    about,
                 ));
             }
         }
@@ -622,27 +651,35 @@ pub fn worst(findings: &[Finding]) -> Option<Severity> {
 fn server_findings(s: &ServerStats, t: &Thresholds, out: &mut Vec<Finding>) {
     let max = s.maxmemory_bytes.unwrap_or(0);
     memory_findings(s, t, out);
-    if max > 0
-        && let Some(policy) = s.maxmemory_policy.as_deref()
-        && (policy.starts_with("allkeys-") || policy.starts_with("volatile-"))
+    let evicting =
+        s.maxmemory_policy.as_deref().filter(|p| max > 0 && (p.starts_with("allkeys-") || p.starts_with("volatile-")));
+    // An evicting policy is a risk, not yet a loss: information while memory is low, a warning
+    // from --memory-warning on; once keys are evicted, the eviction findings say so instead.
+    if let Some(policy) = evicting
+        && s.evicted_keys.unwrap_or(0) == 0
     {
         let whom = if policy.starts_with("allkeys-") { "any key" } else { "any key with a TTL, as every session has" };
+        let share = s.used_memory_bytes.map(|used| used as f64 / max as f64);
+        let severity =
+            if share.is_some_and(|share| share >= t.memory_warning) { Severity::Warning } else { Severity::Info };
+        let now = share.map(|share| format!(" (memory is at {:.0}% of it)", share * 100.0)).unwrap_or_default();
         out.push(server_finding(
             FindingKind::EvictionPolicy,
-            Severity::Warning,
+            severity,
             1,
             format!(
-                "maxmemory-policy {} evicts {whom} when memory is full: users lose their sessions silently (noeviction refuses writes instead)",
+                "maxmemory-policy {} evicts {whom} when memory reaches maxmemory{now}: users would lose their sessions silently (noeviction refuses writes instead)",
                 text::escape_str(policy)
             ),
         ));
     }
     if let Some(evicted) = s.evicted_keys.filter(|n| *n > 0) {
+        let policy = evicting.map(|p| format!(" (maxmemory-policy {})", text::escape_str(p))).unwrap_or_default();
         out.push(server_finding(
             FindingKind::Evicted,
             Severity::Warning,
             evicted,
-            format!("Redis has evicted {} keys since it started", text::grouped(evicted)),
+            format!("Redis has evicted {} keys since it started{policy}", text::grouped(evicted)),
         ));
     }
     if let Some(rejected) = s.rejected_connections.filter(|n| *n > 0) {
@@ -956,7 +993,6 @@ mod tests {
             kinds(&f),
             [
                 (FindingKind::MemoryHigh, Severity::Critical),
-                (FindingKind::EvictionPolicy, Severity::Warning),
                 (FindingKind::Evicted, Severity::Warning),
                 (FindingKind::RejectedConnections, Severity::Warning),
                 (FindingKind::Fragmentation, Severity::Warning),
@@ -964,8 +1000,38 @@ mod tests {
             ]
         );
         assert!(f[0].summary.contains("92% of maxmemory"), "{}", f[0].summary);
+        assert!(f[1].summary.contains("(maxmemory-policy allkeys-lru)"), "{}", f[1].summary);
         let at_80 = ServerStats { used_memory_bytes: Some(800 << 20), ..s.clone() };
         assert_eq!(findings(&inputs(Some(&at_80), None, &t), &Tracker::default())[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn an_evicting_policy_is_information_while_memory_is_low_and_a_warning_from_the_memory_warning() {
+        let t = Thresholds::default();
+        for policy in ["allkeys-lru", "volatile-lru", "volatile-ttl"] {
+            let s = ServerStats {
+                used_memory_bytes: Some(10 << 20),
+                maxmemory_bytes: Some(1000 << 20),
+                maxmemory_policy: Some(policy.into()),
+                evicted_keys: Some(0),
+                uptime_seconds: Some(86_400),
+                ..ServerStats::default()
+            };
+            let f = findings(&inputs(Some(&s), None, &t), &Tracker::default());
+            assert_eq!(kinds(&f), [(FindingKind::EvictionPolicy, Severity::Info)], "{policy} at 1%");
+            assert!(f[0].summary.contains("memory is at 1% of it"), "{}", f[0].summary);
+            let at_85 = ServerStats { used_memory_bytes: Some(850 << 20), ..s.clone() };
+            let f = findings(&inputs(Some(&at_85), None, &t), &Tracker::default());
+            assert!(kinds(&f).contains(&(FindingKind::EvictionPolicy, Severity::Warning)), "{policy} at 85%: {f:?}");
+        }
+        let noeviction = ServerStats {
+            used_memory_bytes: Some(10 << 20),
+            maxmemory_bytes: Some(1000 << 20),
+            maxmemory_policy: Some("noeviction".into()),
+            uptime_seconds: Some(86_400),
+            ..ServerStats::default()
+        };
+        assert!(findings(&inputs(Some(&noeviction), None, &t), &Tracker::default()).is_empty());
     }
 
     #[test]

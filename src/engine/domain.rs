@@ -74,9 +74,9 @@ pub struct SessionRow {
     pub decode_error: Option<String>,
     /// The census generation that last saw this session.
     pub generation: u64,
-    /// What is wrong with this session, as read: the finding it counts towards and a word on
-    /// why (`history outlives the session key by 2h`). Empty for most sessions.
-    pub findings: Vec<(FindingKind, String)>,
+    /// What is wrong with this session, as read (`history outlives the session key by 2h`).
+    /// Empty for most sessions.
+    pub findings: Vec<RowFinding>,
     /// The layout's markers this session carries, one bit each in the layout's order.
     pub markers: u8,
     /// The application's own ids for the session, as [`app_id_key`]s of the layout's id fields
@@ -573,6 +573,21 @@ pub struct WatchedProcesses {
     pub rss_bytes: u64,
     /// Percent of one CPU, summed.
     pub cpu_percent: f32,
+}
+
+/// One thing wrong with a session, as read: the finding it counts towards, a word on why, and
+/// the key it is about (the lock, the history, the session key), when it is about one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFinding {
+    pub kind: FindingKind,
+    pub why: String,
+    pub key: Option<Key>,
+}
+
+impl RowFinding {
+    pub fn new(kind: FindingKind, why: String) -> RowFinding {
+        RowFinding { kind, why, key: None }
+    }
 }
 
 /// What a finding points at: a session, one of its keys, or both, with a word on why.

@@ -594,7 +594,7 @@ impl Store {
                 self.errors.get(&slot).map_or_else(|| "not read or not decoded".to_string(), |e| e.to_string())
             }),
             generation: u64::from(r.generation),
-            findings: finding_kinds(r.findings).map(|k| (k, String::new())).collect(),
+            findings: finding_kinds(r.findings).map(|k| domain::RowFinding::new(k, String::new())).collect(),
             markers: r.markers,
             app_ids: [0; domain::APP_ID_FIELDS],
         }
@@ -926,8 +926,8 @@ impl Engine {
 const ROW_FINDINGS: &[FindingKind] = FindingKind::ALL.split_at(FindingKind::SESSION_KINDS).0;
 
 /// A row's findings as bits.
-fn finding_bits(findings: &[(FindingKind, String)]) -> u16 {
-    findings.iter().filter_map(|(k, _)| ROW_FINDINGS.iter().position(|r| r == k)).fold(0, |bits, i| bits | 1 << i)
+fn finding_bits(findings: &[domain::RowFinding]) -> u16 {
+    findings.iter().filter_map(|f| ROW_FINDINGS.iter().position(|r| *r == f.kind)).fold(0, |bits, i| bits | 1 << i)
 }
 
 fn finding_kinds(bits: u16) -> impl Iterator<Item = FindingKind> {

@@ -249,6 +249,7 @@ pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData, setup: &Se
         "status": verdict.status(),
         "exit_code": verdict.exit_code(),
         "sessions": data.layout.as_ref().map(|_| data.model.census.totals().total),
+        "unjudged": verdict.unjudged,
         "observed_seconds": verdict.observed_s,
         "findings": findings(&data.model.findings),
     })

@@ -382,7 +382,8 @@ pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData) -> String 
         let _ = writeln!(out, "{}", finding_line(f));
         for s in f.sample.iter().take(5) {
             let what = match (&s.id, &s.key) {
-                (Some(id), _) => format!("session {id}"),
+                (Some(id), Some(key)) => format!("session {id} (key {key})"),
+                (Some(id), None) => format!("session {id}"),
                 (None, Some(key)) => format!("key {key}"),
                 (None, None) => continue,
             };

@@ -58,9 +58,13 @@ fn healthy_sessions_of_both_layouts_raise_no_warning() {
         let stage = ["uploaded", "tpr_analysis", "risk_analysis", "analysis_complete"][i as usize % 4];
         flask_set(&mut con, "chatmrpt:", &sid(i), &chatmrpt_msgpack(Some(stage), i64::from(i)), 86_400 - u64::from(i));
     }
+    // The ChatMRPT setup guide's own settings: an evicting policy, memory far below its limit.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("256mb").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lru").query(&mut con).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for layout in [&["--layout", "trt"][..], &["--layout", "flask", "--prefix", "chatmrpt:"]] {
         let (code, report) = check(&server.socket_url(), &dir, layout);
+        assert_eq!(finding(&report, "eviction_policy").unwrap()["severity"], "info", "{report}");
         let loud: Vec<_> = severities(&report).into_iter().filter(|(_, s)| s != "info").collect();
         assert!(loud.is_empty(), "{layout:?}: {loud:?}");
         assert_eq!(code, 0, "{layout:?}: {report}");
@@ -146,6 +150,23 @@ fn each_trt_problem_is_found_with_its_sessions() {
     assert!(why.contains("1.2_problem_and_body") && why.contains("body_location"), "{why}");
     let lock = &finding(&report, "stale_lock").unwrap()["sample"];
     assert!(lock.to_string().contains("no TTL") && lock.to_string().contains("held"), "{lock}");
+    // Each sample names the key it is about, where it is about one.
+    let key_of = |kind: &str, id: &str| -> Value {
+        let f = finding(&report, kind).unwrap();
+        f["sample"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("{f}"))["key"].clone()
+    };
+    assert_eq!(key_of("stale_lock", "locked"), "trt:lock:locked");
+    assert_eq!(key_of("stale_lock", "long_lock"), "trt:lock:long_lock");
+    assert_eq!(key_of("no_ttl", "forever"), "trt:session:forever:state");
+    assert_eq!(key_of("no_ttl", "locked"), "trt:lock:locked");
+    assert_eq!(key_of("ttl_mismatch", "apart"), "trt:session:apart:history");
+    assert_eq!(key_of("history_over_cap", "untrimmed"), "trt:session:untrimmed:history");
+    assert_eq!(key_of("rate_limited", "busy"), Value::from(format!("trt:ratelimit:busy:{minute}")));
+    assert_eq!(key_of("oversized", "bloated"), "trt:session:bloated:state");
+    assert_eq!(key_of("stuck", "looping"), Value::Null, "about the session as a whole");
+    let text = sessiontop(&server.socket_url(), &dir).args(["--layout", "trt", "check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("session locked (key trt:lock:locked): the lock has no TTL"), "{text}");
 }
 
 #[test]
@@ -230,7 +251,6 @@ fn check_exits_by_the_worst_finding_and_3_when_it_cannot_judge() {
     for (url, extra, says) in [
         (nowhere.as_str(), &[][..], "cannot connect"),
         (wrong.as_str(), &[][..], "WRONGPASS"),
-        (right.as_str(), &[][..], "no session layout"),
         (url.as_str(), &["--stuck-turns", "nope"][..], "invalid value"),
     ] {
         let out = sessiontop(url, &dir).args(extra).arg("check").output().unwrap();
@@ -238,6 +258,41 @@ fn check_exits_by_the_worst_finding_and_3_when_it_cannot_judge() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
     }
+    // No session layout on a healthy server: unknown, said on the verdict's own line.
+    let out = sessiontop(&right, &dir).arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("UNKNOWN: no session layout found (") && first.contains("no warnings"), "{first}");
+}
+
+#[test]
+fn a_full_redis_with_no_session_layout_is_critical_and_says_the_layout_is_missing() {
+    // A new deploy that writes nothing yet, or a wrong --db: keys of no session layout, and
+    // memory past maxmemory with noeviction, so that Redis refuses every write.
+    let server = server();
+    let mut con = conn(&server);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query(&mut con).unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..2000 {
+        pipe.cmd("SET").arg(format!("cache:item:{i}")).arg("x".repeat(512)).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(used - used / 50).query(&mut con).unwrap();
+    let refused: redis::RedisResult<()> = con.set("one:more", "x");
+    assert!(refused.is_err_and(|e| e.to_string().contains("OOM")), "Redis refuses writes");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = check(&server.socket_url(), &dir, &[]);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["status"], "CRITICAL");
+    assert_eq!(finding(&report, "memory_high").unwrap()["severity"], "critical", "{report}");
+    assert!(report["unjudged"].as_str().unwrap().starts_with("no session layout found"), "{report}");
+    assert_eq!(report["sessions"], Value::Null);
+    let out = sessiontop(&server.socket_url(), &dir).arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("CRITICAL: no session layout found (") && first.contains("memory_high"), "{first}");
 }
 
 #[test]
@@ -389,6 +444,9 @@ fn server_trouble_in_a_real_redis_is_found() {
     let used = first.used_memory_bytes.unwrap();
     set(&mut con, "maxmemory", (used + (2 << 20)).to_string());
     set(&mut con, "maxmemory-policy", "allkeys-lru".into());
+    let risky = stats(&mut con);
+    let kinds = server_kinds(&risky, &watch, &t);
+    assert!(has(&kinds, "eviction_policy", "info").is_some(), "a risk while memory is low: {kinds:?}");
     let mut pipe = redis::pipe();
     for i in 0..400 {
         pipe.set(format!("filler:{i}"), "x".repeat(10 << 10)).ignore();
@@ -401,7 +459,7 @@ fn server_trouble_in_a_real_redis_is_found() {
     assert!(evicted > 0);
     assert_eq!(has(&kinds, "evicted", "critical"), Some(evicted), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|(k, _, _)| k == "evicted").count(), 1, "one finding a kind: {kinds:?}");
-    assert!(has(&kinds, "eviction_policy", "warning").is_some(), "{kinds:?}");
+    assert!(kinds.iter().all(|(k, _, _)| k != "eviction_policy"), "the evictions say it now: {kinds:?}");
     assert!(has(&kinds, "memory_high", "critical").is_some(), "{kinds:?}");
     set(&mut con, "maxmemory", "0".into());
     set(&mut con, "maxmemory-policy", "noeviction".into());

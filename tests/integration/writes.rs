@@ -165,3 +165,46 @@ fn delete_without_yes_refuses_when_stdin_is_not_a_terminal() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a terminal"));
     assert!(con.exists::<_, bool>("trt:session:target:state").unwrap());
 }
+
+#[test]
+fn ids_that_begin_with_a_dash_are_ids_and_expire_takes_the_dialogs_durations() {
+    // `secrets.token_urlsafe` gives one Flask-Session id in 64 a leading `-`.
+    let server = server();
+    let mut con = conn(&server);
+    let (id, other) = ("-yVjY1aQ2w", "bystander");
+    flask_set(&mut con, "chatmrpt:", id, &chatmrpt_msgpack(Some("tpr_analysis"), 3), 86_400);
+    flask_set(&mut con, "chatmrpt:", other, &chatmrpt_msgpack(Some("tpr_analysis"), 3), 86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = ["--layout", "flask", "--prefix", "chatmrpt:"];
+    let inspect = json(sessiontop(&server.socket_url(), &dir).args(layout).args(["inspect", id, "--json"]));
+    assert_eq!(inspect["id"], id);
+    assert_eq!(inspect["session"]["stage"], "tpr_analysis", "{inspect}");
+
+    let out = sessiontop(&server.socket_url(), &dir).args(layout).args(["expire", id, "15m"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ttl: i64 = con.ttl(format!("chatmrpt:{id}")).unwrap();
+    assert!((895..=900).contains(&ttl), "15m is 900 s: {ttl}");
+    let out = sessiontop(&server.socket_url(), &dir).args(layout).args(["expire", id, "90"]).output().unwrap();
+    assert!(out.status.success(), "a bare number is seconds");
+    assert!(con.ttl::<_, i64>(format!("chatmrpt:{id}")).unwrap() <= 90);
+    for bad in ["0", "soon"] {
+        let out = sessiontop(&server.socket_url(), &dir).args(layout).args(["expire", id, bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}: a usage error");
+    }
+
+    let out = sessiontop(&server.socket_url(), &dir).args(layout).args(["delete", id, "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!con.exists::<_, bool>(format!("chatmrpt:{id}")).unwrap());
+    assert!(con.exists::<_, bool>(format!("chatmrpt:{other}")).unwrap(), "only that session");
+}
+
+#[test]
+fn a_bare_budget_other_than_0_is_refused_naming_both_forms() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--budget", "1", "snapshot"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1% (a share of one Redis core) or 1/s (commands a second)"), "{err}");
+    assert!(err.contains("--budget"), "{err}");
+}

@@ -9,8 +9,8 @@ use sessiontop::dashboard::keymap::Keymap;
 use sessiontop::dashboard::theme::Theme;
 use sessiontop::decode::Value;
 use sessiontop::engine::domain::{
-    CensusTally, Decodedish, FindingKind, KeyReport, LayoutInfo, LinkState, SessionReport, SessionRow, Subject,
-    TargetInfo, Ttl,
+    CensusTally, Decodedish, FindingKind, KeyReport, LayoutInfo, LinkState, RowFinding, SessionReport, SessionRow,
+    Subject, TargetInfo, Ttl,
 };
 use sessiontop::engine::layout::{IdleSource, LayoutKind};
 use sessiontop::engine::model::{Model, ModelSettings};
@@ -146,13 +146,13 @@ pub fn connected(n: usize, used: u64, max: u64) -> Connected {
     }
     rows.push(row("stalled_user", "3.1_assess_readiness", 2400, ttl_in(84_000), 9, 3081));
     let mut forever = row("forever_user", "1.2_problem_and_body", 30, Ttl::Persistent, 4, 2210);
-    forever.findings = vec![(FindingKind::NoTtl, "the session key has no TTL".into())];
+    forever.findings = vec![RowFinding::new(FindingKind::NoTtl, "the session key has no TTL".into())];
     rows.push(forever);
     let mut broken = row("bad\u{1b}[2Jpayload", "1.1_goal_and_vision", 45, ttl_in(86_000), 0, 512);
     broken.stage = None;
     broken.substate = None;
     broken.decode_error = Some("not JSON, msgpack or pickle (msgpack: invalid marker at byte 0)".into());
-    broken.findings = vec![(FindingKind::Undecodable, broken.decode_error.clone().unwrap_or_default())];
+    broken.findings = vec![RowFinding::new(FindingKind::Undecodable, broken.decode_error.clone().unwrap_or_default())];
     rows.push(broken);
     let mut tally = CensusTally {
         total: rows.len() as u64,
@@ -163,8 +163,8 @@ pub fn connected(n: usize, used: u64, max: u64) -> Connected {
         ..Default::default()
     };
     for r in &rows {
-        for (kind, why) in &r.findings {
-            tally.evidence.note(*kind, || Subject::session(r.id.clone(), Some(why.clone())));
+        for f in &r.findings {
+            tally.evidence.note(f.kind, || Subject::session(r.id.clone(), Some(f.why.clone())));
         }
         match &r.substate {
             Some(s) => *tally.by_substate.entry(s.to_string()).or_default() += 1,

@@ -25,7 +25,7 @@ pub struct SessionsTable<'a> {
 
 /// What is wrong with a row, most serious first, as a symbol and a role.
 pub fn row_mark(model: &Model, row: &SessionRow) -> Option<(&'static str, Role)> {
-    let has = |kind: FindingKind| row.findings.iter().any(|(k, _)| *k == kind);
+    let has = |kind: FindingKind| row.findings.iter().any(|f| f.kind == kind);
     if row.decode_error.is_some() {
         Some(("✗", Role::Crit))
     } else if has(FindingKind::Stuck) {
@@ -34,7 +34,7 @@ pub fn row_mark(model: &Model, row: &SessionRow) -> Option<(&'static str, Role)>
         Some(("⚠", Role::Warn))
     } else if row.ttl == Ttl::Persistent || has(FindingKind::NoTtl) {
         Some(("∞", Role::Warn))
-    } else if row.findings.iter().any(|(k, _)| *k != FindingKind::RateLimited) {
+    } else if row.findings.iter().any(|f| f.kind != FindingKind::RateLimited) {
         Some(("!", Role::Warn))
     } else {
         None

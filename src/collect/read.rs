@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::conn::link::{Failure, Reply, reply};
+use crate::conn::pace::Kind;
 use crate::conn::route::{Commands, Router};
 use crate::decode::{self, Value};
 use crate::engine::diagnose::{self, About, KeyTtl, RowFacts};
@@ -870,44 +871,51 @@ impl ReadPlan {
         key.clear();
         layout.session_key.write_key(key, &layout.prefix, id.as_bytes());
         let key = key.as_slice();
-        let mut pttl = redis::Cmd::with_capacity(2, key.len() + 4);
-        pttl.arg("PTTL").arg(key);
-        pipe.push(pttl);
+        // Each read names its one key and its kind, so that a cluster places it by the key.
+        pipe.push_read(read_cmd(&[b"PTTL"], key, &[]), key, Kind::Pttl);
         match self.primary {
             Primary::Hash => {
                 // Its size: exact when it has at most HASH_SAMPLES fields, sampled (and bounded
                 // in cost) when it has more.
-                pipe.push(redis::cmd("HLEN").arg(key).take());
-                pipe.push(redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(HASH_SAMPLES).take());
+                pipe.push_read(read_cmd(&[b"HLEN"], key, &[]), key, Kind::Hlen);
+                let samples = HASH_SAMPLES.to_string();
+                let usage = read_cmd(&[b"MEMORY", b"USAGE"], key, &[b"SAMPLES", samples.as_bytes()]);
+                pipe.push_read(usage, key, Kind::MemoryUsage);
             }
             Primary::String => {
                 // One byte past the peek tells a payload that fits it from one that does not.
-                pipe.push(redis::cmd("GETRANGE").arg(key).arg(0).arg(peek_bytes(options)).take());
+                let end = peek_bytes(options).to_string();
+                pipe.push_read(read_cmd(&[b"GETRANGE"], key, &[b"0", end.as_bytes()]), key, Kind::Getrange);
             }
             Primary::TtlOnly => {}
         }
         if self.zscore
             && let Some(index) = &layout.index
         {
-            pipe.push(redis::cmd("ZSCORE").arg(&index.key).arg(id).take());
+            let index_key = index.key.as_bytes();
+            pipe.push_read(read_cmd(&[b"ZSCORE"], index_key, &[id.as_bytes()]), index_key, Kind::Zscore);
         }
+        let mut other = Vec::with_capacity(key.len() + 16);
         if self.history
             && let Some(part) = layout.history()
         {
-            pipe.push(redis::cmd("LLEN").arg(part.template.key(&layout.prefix, id.as_bytes())).take());
+            part.template.write_key(&mut other, &layout.prefix, id.as_bytes());
+            pipe.push_read(read_cmd(&[b"LLEN"], &other, &[]), &other, Kind::Llen);
         }
         if self.memory_keys > 0 {
             if self.primary != Primary::Hash {
-                pipe.push(redis::cmd("MEMORY").arg("USAGE").arg(key).take());
+                pipe.push_read(read_cmd(&[b"MEMORY", b"USAGE"], key, &[]), key, Kind::MemoryUsage);
             }
             for part in &layout.parts {
-                pipe.push(
-                    redis::cmd("MEMORY").arg("USAGE").arg(part.template.key(&layout.prefix, id.as_bytes())).take(),
-                );
+                other.clear();
+                part.template.write_key(&mut other, &layout.prefix, id.as_bytes());
+                pipe.push_read(read_cmd(&[b"MEMORY", b"USAGE"], &other, &[]), &other, Kind::MemoryUsage);
             }
         }
-        for other in &self.other_keys {
-            pipe.push(redis::cmd("PTTL").arg(other.template.key(&layout.prefix, id.as_bytes())).take());
+        for o in &self.other_keys {
+            other.clear();
+            o.template.write_key(&mut other, &layout.prefix, id.as_bytes());
+            pipe.push_read(read_cmd(&[b"PTTL"], &other, &[]), &other, Kind::Pttl);
         }
         if self.probe_ephemeral {
             let mut exists = redis::cmd("EXISTS");
@@ -1133,6 +1141,20 @@ fn hash_fields(layout: &Layout, status: bool) -> Vec<String> {
         }
     }
     out
+}
+
+/// A command of `before`, then `key`, then `after`, built in one allocation of each kind.
+fn read_cmd(before: &[&[u8]], key: &[u8], after: &[&[u8]]) -> redis::Cmd {
+    let words = before.iter().chain(after).map(|w| w.len()).sum::<usize>();
+    let mut cmd = redis::Cmd::with_capacity(before.len() + 1 + after.len(), words + key.len());
+    for w in before {
+        cmd.arg(*w);
+    }
+    cmd.arg(key);
+    for w in after {
+        cmd.arg(*w);
+    }
+    cmd
 }
 
 #[cfg(test)]

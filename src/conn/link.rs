@@ -39,6 +39,17 @@ impl LoadCounter {
         }
     }
 
+    /// Counts commands by kind, as already known (`by_kind[k]` of kind `k`).
+    fn count_kinds(&self, by_kind: &[u64; Kind::ALL.len()]) {
+        let total: u64 = by_kind.iter().sum();
+        for counter in std::iter::once(&self.own).chain(&self.parent) {
+            counter.0.fetch_add(total, Ordering::Relaxed);
+            for (kind, n) in Kind::ALL.iter().zip(by_kind).filter(|(_, n)| **n > 0) {
+                counter.1.add(*kind, *n);
+            }
+        }
+    }
+
     /// Commands sent since the counter was made.
     pub fn total(&self) -> u64 {
         self.own.0.load(Ordering::Relaxed)
@@ -222,11 +233,25 @@ impl Link {
     /// Sends a pipeline (built with [`pipe`]) in one round trip and returns each command's own
     /// reply. The outer error is only for failures of the connection itself.
     pub async fn pipeline(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
-        if pipe.is_empty() {
-            return Ok(Vec::new());
-        }
         for cmd in pipe.cmd_iter() {
             self.load.count(cmd);
+        }
+        self.send_counted(pipe).await
+    }
+
+    /// [`Link::pipeline`] for commands whose kinds are known: `by_kind[k]` of kind `k`.
+    pub async fn pipeline_of_kinds(
+        &mut self,
+        pipe: &redis::Pipeline,
+        by_kind: &[u64; Kind::ALL.len()],
+    ) -> Result<Vec<Reply>, Failure> {
+        self.load.count_kinds(by_kind);
+        self.send_counted(pipe).await
+    }
+
+    async fn send_counted(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Reply>, Failure> {
+        if pipe.is_empty() {
+            return Ok(Vec::new());
         }
         let first = || pipe.cmd_iter().next().map_or_else(|| "PIPELINE".to_string(), command_name);
         let values: Vec<redis::Value> =

@@ -85,6 +85,9 @@ pub struct Batch {
     count: usize,
     /// Parts no node serves, with why.
     unplaced: Vec<(Part, Reply)>,
+    /// The group each shard's reads and writes went to, so that a command's node is looked
+    /// up once per shard, not once per command.
+    by_shard: Vec<[Option<u32>; 2]>,
 }
 
 /// One node's pipeline of a batch.
@@ -101,8 +104,8 @@ impl Group {
         Group { node, pipe: crate::conn::link::pipe(), parts: Vec::new(), by_kind: [0; Kind::ALL.len()] }
     }
 
-    fn push(&mut self, part: Option<Part>, cmd: Cmd) {
-        self.by_kind[crate::conn::link::kind_of(&cmd) as usize] += 1;
+    fn push(&mut self, part: Option<Part>, cmd: Cmd, kind: Kind) {
+        self.by_kind[kind as usize] += 1;
         self.parts.extend(part);
         self.pipe.add_command(cmd);
     }
@@ -113,35 +116,64 @@ impl Batch {
     pub fn add(&mut self, cmd: Cmd) {
         let index = self.count;
         self.count += 1;
+        let kind = crate::conn::link::kind_of(&cmd);
         if self.one {
             if let Some(group) = self.groups.first_mut() {
-                group.push(None, cmd);
+                group.push(None, cmd, kind);
             }
             return;
         }
         match parts_of(&cmd, index) {
-            Parts::Whole(part) => self.place(part, cmd),
+            Parts::Whole(part) => self.place(part, cmd, kind),
             Parts::PerSlot(parts) => {
                 for mut part in parts {
                     if let Some(own) = part.own.take() {
-                        self.place(part, *own);
+                        self.place(part, *own, kind);
                     }
                 }
             }
         }
     }
 
-    fn place(&mut self, part: Part, cmd: Cmd) {
-        match self.router.node_of(&self.map, &self.home, &part) {
-            Ok(node) => match self.groups.iter_mut().find(|g| Arc::ptr_eq(&g.node, &node)) {
-                Some(group) => group.push(Some(part), cmd),
-                None => {
-                    let mut group = Group::new(node);
-                    group.push(Some(part), cmd);
-                    self.groups.push(group);
-                }
-            },
-            Err(failure) => self.unplaced.push((part, Err(failure))),
+    /// Adds a command that reads `key` and no other, of `kind`: placed by `key` without
+    /// looking into the command (what the census's reads are).
+    pub fn add_read(&mut self, cmd: Cmd, key: &[u8], kind: Kind) {
+        let index = self.count;
+        self.count += 1;
+        if self.one {
+            if let Some(group) = self.groups.first_mut() {
+                group.push(None, cmd, kind);
+            }
+            return;
+        }
+        let part = Part { index, own: None, slot: Some(crate::conn::slot::of(key)), write: false, asking: None };
+        self.place(part, cmd, kind);
+    }
+
+    fn place(&mut self, part: Part, cmd: Cmd, kind: Kind) {
+        let shard = part.slot.and_then(|slot| self.map.shard_index(slot)).filter(|_| part.asking.is_none());
+        let known = shard.and_then(|s| self.by_shard.get(s)?[usize::from(part.write)]);
+        if let Some(group) = known.and_then(|g| self.groups.get_mut(g as usize)) {
+            group.push(Some(part), cmd, kind);
+            return;
+        }
+        let write = part.write;
+        let node = match self.router.node_of(&self.map, &self.home, &part) {
+            Ok(node) => node,
+            Err(failure) => return self.unplaced.push((part, Err(failure))),
+        };
+        let g = match self.groups.iter().position(|g| Arc::ptr_eq(&g.node, &node)) {
+            Some(g) => g,
+            None => {
+                self.groups.push(Group::new(node));
+                self.groups.len() - 1
+            }
+        };
+        if let Some(known) = shard.and_then(|s| self.by_shard.get_mut(s)) {
+            known[usize::from(write)] = Some(g as u32);
+        }
+        if let Some(group) = self.groups.get_mut(g) {
+            group.push(Some(part), cmd, kind);
         }
     }
 
@@ -158,11 +190,20 @@ impl Batch {
 /// What a batch's commands are built into: a [`Batch`], or a plain pipeline.
 pub trait Commands {
     fn push(&mut self, cmd: Cmd);
+
+    /// A command that reads `key` and no other, of `kind`.
+    fn push_read(&mut self, cmd: Cmd, _key: &[u8], _kind: Kind) {
+        self.push(cmd);
+    }
 }
 
 impl Commands for Batch {
     fn push(&mut self, cmd: Cmd) {
         self.add(cmd);
+    }
+
+    fn push_read(&mut self, cmd: Cmd, key: &[u8], kind: Kind) {
+        self.add_read(cmd, key, kind);
     }
 }
 
@@ -402,7 +443,8 @@ impl Router {
         let home = self.home();
         let one = map.single().is_some() && !self.replica_reads;
         let groups = if one { vec![Group::new(home.clone())] } else { Vec::new() };
-        Batch { router: self.clone(), map, home, one, groups, count: 0, unplaced: Vec::new() }
+        let by_shard = vec![[None; 2]; map.shards.len()];
+        Batch { router: self.clone(), map, home, one, groups, count: 0, unplaced: Vec::new(), by_shard }
     }
 
     /// The nodes a batch's commands go to, each with how many and what they will cost it by
@@ -434,18 +476,18 @@ impl Router {
                 return Ok(Vec::new());
             }
             let sent = std::time::Instant::now();
-            let replies = self.link(&group.node).await?.pipeline(&group.pipe).await?;
+            let replies = self.link(&group.node).await?.pipeline_of_kinds(&group.pipe, &group.by_kind).await?;
             self.observe(&group.node, group.pipe.len(), sent.elapsed());
             return Ok(replies);
         }
         let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
         let mut sends = Vec::with_capacity(groups.len());
         for group in &groups {
-            sends.push((self.link(&group.node).await?, &group.pipe));
+            sends.push((self.link(&group.node).await?, group));
         }
-        let results = futures_util::future::join_all(sends.into_iter().map(|(mut link, pipe)| async move {
+        let results = futures_util::future::join_all(sends.into_iter().map(|(mut link, group)| async move {
             let sent = std::time::Instant::now();
-            let result = link.pipeline(pipe).await;
+            let result = link.pipeline_of_kinds(&group.pipe, &group.by_kind).await;
             (result, sent.elapsed())
         }))
         .await;

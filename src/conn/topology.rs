@@ -233,11 +233,16 @@ impl Map {
 
     /// The shard serving `slot`.
     pub fn shard_of(&self, slot: u16) -> Option<&MapShard> {
+        self.shards.get(self.shard_index(slot)?)
+    }
+
+    /// Which of [`Map::shards`] serves `slot`.
+    pub fn shard_index(&self, slot: u16) -> Option<usize> {
         if self.kind != Kind::Cluster {
-            return self.shards.first();
+            return (!self.shards.is_empty()).then_some(0);
         }
-        let i = *self.owner.get(usize::from(slot))?;
-        self.shards.get(usize::from(i))
+        let i = usize::from(*self.owner.get(usize::from(slot))?);
+        (i < self.shards.len()).then_some(i)
     }
 
     /// The primary serving `key`'s slot.

@@ -790,9 +790,12 @@ pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_micros());
     }
-    let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?;
+    // ISO 8601 with a `T` (Python's `isoformat()`) by chrono's own parser, which needs no
+    // format string read each time; else with a space (`str(datetime)`).
+    let parsed = match text.parse::<NaiveDateTime>() {
+        Ok(parsed) => parsed,
+        Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
+    };
     match naive {
         NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
         NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),

@@ -75,6 +75,9 @@ pub struct Target {
     /// A TLS target's host and port, to ask in plain text whether it is a plain Redis port.
     tls_addr: Option<(String, u16)>,
     config: AsyncConnectionConfig,
+    /// What the whole setup of a connection may take: connecting, TLS, the client library's
+    /// own first commands, `AUTH`, `SELECT` and the courtesies.
+    connect_timeout: Duration,
     /// Where the server is: `host:port` or the socket's path (to tell two targets that are
     /// one server).
     address: String,
@@ -179,8 +182,9 @@ impl Target {
             None => redis::Client::open(info).map_err(|e| bad(describe(&e)))?,
         };
 
+        let connect_timeout = spec.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(spec.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)))
+            .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(spec.response_timeout.unwrap_or(DEFAULT_RESPONSE_TIMEOUT)));
 
         Ok(Target {
@@ -193,6 +197,7 @@ impl Target {
             tls: is_tls,
             tls_addr,
             config,
+            connect_timeout,
             address,
             root_cert,
         })
@@ -232,6 +237,7 @@ impl Target {
             tls: self.tls,
             tls_addr: self.tls.then(|| (host.clone(), port)),
             config: self.config.clone(),
+            connect_timeout: self.connect_timeout,
             address: info.addr().to_string(),
             root_cert: self.root_cert.clone(),
         })
@@ -275,7 +281,7 @@ impl Target {
         }
         .map_err(|e| Failure::Connection(describe(&e)))?;
         let connect = client.get_async_pubsub();
-        match tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, connect).await {
+        match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(pubsub)) => Ok(pubsub),
             Ok(Err(e)) => Err(Failure::from_redis("SUBSCRIBE", &e)),
             Err(_) => Err(Failure::Connection("timed out".into())),
@@ -314,11 +320,33 @@ impl Target {
     /// shows whose they are) and, on Redis 7.2+, do not touch the keys they read (`CLIENT
     /// NO-TOUCH`), so reading sessions leaves their LRU/LFU standing as it was.
     pub async fn open(&self, load: LoadCounter) -> Result<Link, Failure> {
-        let conn: MultiplexedConnection =
-            match self.client.get_multiplexed_async_connection_with_config(&self.config).await {
-                Ok(conn) => conn,
-                Err(e) => return Err(self.explain(Failure::from_redis("connect", &e)).await),
-            };
+        // The connect timeout bounds the whole setup: a server that takes the connection but
+        // answers nothing (paused, frozen) would otherwise hold the client library's first
+        // commands for the response timeout.
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let silent = || {
+            Failure::Connection(format!(
+                "timed out: no answer within the connect timeout of {} (the server took the connection but answers nothing: paused, frozen or overloaded?)",
+                match self.connect_timeout.as_secs() {
+                    0 => format!("{} ms", self.connect_timeout.as_millis()),
+                    secs => crate::util::text::human_duration(secs as i64),
+                }
+            ))
+        };
+        let connect = self.client.get_multiplexed_async_connection_with_config(&self.config);
+        let conn: MultiplexedConnection = match tokio::time::timeout_at(deadline, connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(self.explain(Failure::from_redis("connect", &e)).await),
+            Err(_) => return Err(self.explain(silent()).await),
+        };
+        match tokio::time::timeout_at(deadline, self.set_up(conn, load)).await {
+            Ok(result) => result,
+            Err(_) => Err(silent()),
+        }
+    }
+
+    /// A new connection's greeting (`AUTH` or `PING`), `SELECT` and courtesies.
+    async fn set_up(&self, conn: MultiplexedConnection, load: LoadCounter) -> Result<Link, Failure> {
         let mut link = Link::new(conn, load);
         let greeting = match &self.auth {
             Some((user, password)) => {

@@ -314,3 +314,19 @@ fn the_host_line_keeps_updating_while_redis_is_away() {
     assert!(still_away, "Redis stayed away");
     assert!(samples_while_away >= 5, "the host was sampled {samples_while_away} times in 1.5 s of outage");
 }
+
+#[test]
+fn a_server_that_takes_the_connection_but_answers_nothing_fails_within_the_connect_timeout() {
+    use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
+    let server = LocalRedis::start(Options { listen: Listen::Tcp, ..Options::default() }).unwrap();
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    // Every client's commands wait (the paused server still accepts connections).
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(6_000).arg("ALL").query(&mut con).unwrap();
+    let started = std::time::Instant::now();
+    let err = fails(bin().args(["--url", &server.url(), "--connect-timeout", "1s", "snapshot"]), 1);
+    let took = started.elapsed();
+    assert!(err.contains("no answer within the connect timeout of 1s"), "{err}");
+    // Bounded by the connect timeout, not by the response timeout (10 s) nor by the pause
+    // (6 s): waiting on either would take longer than this.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}

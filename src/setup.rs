@@ -190,6 +190,7 @@ impl Setup {
             lifetime_s: self.lifetime_s,
             stalled_after_s: self.stalled_after_s,
             thresholds: self.collect.census.thresholds,
+            poll_interval_ms: self.collect.poll_interval.as_millis() as i64,
             ..ModelSettings::default()
         }
     }

@@ -98,6 +98,20 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// A CA file's certificates (PEM), refused when it holds none.
+fn read_ca(path: &Path) -> Result<Vec<u8>, TargetError> {
+    let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
+    let pem = crate::util::local_file::read(path, crate::util::local_file::CERTIFICATES_MAX_BYTES)
+        .map_err(|e| ca_error(e.to_string()))?;
+    let count = <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
+        .filter(Result::is_ok)
+        .count();
+    if count == 0 {
+        return Err(ca_error("no PEM certificate in it".into()));
+    }
+    Ok(pem)
+}
+
 impl Target {
     /// Validates a spec: parses the URL, applies the user, password, database and TLS options.
     pub fn from_spec(spec: &TargetSpec) -> Result<Self, TargetError> {
@@ -164,16 +178,7 @@ impl Target {
         let mut root_cert = None;
         let client = match &spec.tls_ca {
             Some(path) => {
-                let ca_error = |reason: String| TargetError::CaFile { path: path.display().to_string(), reason };
-                let pem = crate::util::local_file::read(path, crate::util::local_file::CERTIFICATES_MAX_BYTES)
-                    .map_err(|e| ca_error(e.to_string()))?;
-                let count =
-                    <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem)
-                        .filter(Result::is_ok)
-                        .count();
-                if count == 0 {
-                    return Err(ca_error("no PEM certificate in it".into()));
-                }
+                let pem = read_ca(path)?;
                 root_cert = Some(std::sync::Arc::new(pem.clone()));
                 let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
                 redis::Client::build_with_tls(info, certs)

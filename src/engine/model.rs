@@ -65,6 +65,8 @@ pub struct ModelSettings {
     pub substates: Vec<String>,
     /// Where findings start.
     pub thresholds: Thresholds,
+    /// How often the server is polled, to tell a server that stopped answering.
+    pub poll_interval_ms: Millis,
 }
 
 impl ModelSettings {
@@ -91,9 +93,14 @@ impl Default for ModelSettings {
             stages: Vec::new(),
             substates: Vec::new(),
             thresholds: Thresholds::default(),
+            poll_interval_ms: 1000,
         }
     }
 }
+
+/// How long a connected server may leave a poll unanswered before it is said to be silent (or
+/// three polls, when they are further apart).
+pub const SILENT_AFTER_MS: Millis = 5000;
 
 /// How many recent notices the model keeps.
 const NOTICE_CAPACITY: usize = 20;
@@ -247,8 +254,21 @@ impl Model {
     }
 
     /// Whether what is shown may be out of date (the connection is not up).
+    /// Whether what is shown is not the server as it is now: the connection is down, or the
+    /// server keeps it and answers nothing ([`Model::silent_ms`]).
     pub fn is_stale(&self) -> bool {
-        !matches!(self.link, LinkState::Connected { .. })
+        !matches!(self.link, LinkState::Connected { .. }) || self.silent_ms().is_some()
+    }
+
+    /// How long a server whose connection is up has answered no poll, once that is longer
+    /// than [`SILENT_AFTER_MS`] or three polls: a paused, frozen or overloaded server keeps its
+    /// connections and answers nothing until the response timeout ends them.
+    pub fn silent_ms(&self) -> Option<Millis> {
+        if !matches!(self.link, LinkState::Connected { .. }) {
+            return None;
+        }
+        let quiet = self.now.saturating_sub(self.server_at?);
+        (quiet > (3 * self.settings.poll_interval_ms).max(SILENT_AFTER_MS)).then_some(quiet)
     }
 
     pub fn apply(&mut self, update: Update) {

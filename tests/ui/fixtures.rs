@@ -32,6 +32,7 @@ pub fn settings() -> ModelSettings {
         stages: vec!["stage_1_safety_building".into()],
         substates: SUBSTATES.iter().map(|s| s.to_string()).collect(),
         thresholds: Default::default(),
+        poll_interval_ms: 2000,
     }
 }
 
@@ -123,8 +124,9 @@ pub fn connected(n: usize, used: u64, max: u64) -> Connected {
     let mut m = Model::new(target(false), settings(), NOW - 60_000);
     m.apply(Update::Link(LinkState::Connected { since: NOW - 3_600_000 }));
     m.apply(Update::Layout(Box::new(layout_info())));
-    // A minute of polls so the trends have a shape.
+    // A minute of polls so the trends have a shape, one every two seconds.
     for i in 0..30u64 {
+        m.tick(NOW - 60_000 + i as i64 * 2000, i * 180);
         let mut s = server(used - (30 - i) * 10_000, max);
         s.db_keys = Some(9000 + i * 2);
         s.ops_per_sec = Some(1500 + (i * 37) % 400);
@@ -176,9 +178,6 @@ pub fn connected(n: usize, used: u64, max: u64) -> Connected {
     }
     m.apply(Update::CensusBatch { generation: 1, rows: Vec::new(), partial: tally.clone(), progress: Some(1.0) });
     m.apply(Update::CensusDone { generation: 1, tally, duration_ms: 212, orphan_ids: vec![] });
-    for i in 0..30 {
-        m.tick(NOW - 60_000 + i * 2000, (i * 180) as u64);
-    }
     m.apply(Update::OwnProcess { cpu_percent: 0.7, rss_bytes: 21 << 20 });
     m.tick(NOW, 11_000);
     Connected { model: m, rows }

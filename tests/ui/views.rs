@@ -50,9 +50,11 @@ fn many_sessions_with_stuck_rows() {
 fn disconnected_keeps_the_data_and_says_so() {
     snapshot("disconnected", |size| {
         let mut m = connected(40, 200 << 20, 0);
+        // The last poll was two seconds before NOW; the connection has been down for a minute.
+        m.tick(NOW + 58_000, 11_000);
         m.apply(Update::Link(LinkState::Reconnecting {
             attempt: 3,
-            retry_at: NOW + 4000,
+            retry_at: NOW + 62_000,
             error: "connection refused".into(),
         }));
         app(m, size)
@@ -227,6 +229,24 @@ fn reconnecting_is_critical_in_the_header() {
     assert!(header.contains("◌ reconnecting: attempt 2, next in 2s") && header.contains("stale"), "{header}");
     assert_eq!(cell_on_row(&buffer, "reconnecting", "◌").fg, fg(&theme, Role::Crit));
     assert!(text.contains("stale"), "{text}");
+}
+
+#[test]
+fn a_server_that_stops_answering_is_said_to_with_how_long() {
+    let theme = theme();
+    let mut m = connected(5, 200 << 20, 0);
+    let (fine, _) = render(&app(m.clone(), (160, 48)), &theme);
+    assert!(fine.lines().next().unwrap().contains("● connected"), "{fine}");
+    // The connection stays up; the last poll answered (two seconds before NOW) is 14 s old.
+    m.tick(NOW + 12_000, 0);
+    let (text, buffer) = render(&app(m.clone(), (160, 48)), &theme);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("◌ no answer from Redis") && header.contains("stale 14s"), "{header}");
+    assert!(!header.contains("no warnings"), "nothing is claimed of a server that does not answer: {header}");
+    assert_eq!(cell_on_row(&buffer, "no answer", "◌").fg, fg(&theme, Role::Crit));
+    let (narrow, _) = render(&app(m, (80, 24)), &theme);
+    let header = narrow.lines().next().unwrap();
+    assert!(header.contains("◌ no answer from Redis") && header.contains("stale"), "{header}");
 }
 
 #[test]

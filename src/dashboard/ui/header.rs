@@ -22,6 +22,9 @@ pub struct Header<'a> {
 pub fn link_text(model: &Model) -> (String, Option<String>, Role) {
     match &model.link {
         LinkState::Connecting => ("… connecting".into(), None, Role::Warn),
+        LinkState::Connected { .. } if model.silent_ms().is_some() => {
+            ("◌ no answer from Redis".into(), Some("connected, but it answers nothing".into()), Role::Crit)
+        }
         LinkState::Connected { .. } => ("● connected".into(), None, Role::Ok),
         LinkState::Reconnecting { attempt, retry_at, error } => {
             let wait = Ttl::ExpiresAt(*retry_at).seconds_left(model.now).unwrap_or(0);

@@ -430,7 +430,8 @@ impl Verdict {
         let names =
             |s: Severity| f.iter().filter(|x| x.severity == s).map(|x| x.kind.name()).collect::<Vec<_>>().join(", ");
         let sessions = match (&data.layout, &self.unjudged) {
-            (Some(_), _) => format!("{} sessions", text::grouped(data.model.census.totals().total)),
+            (Some(_), None) => format!("{} sessions", text::grouped(data.model.census.totals().total)),
+            (Some(_), Some(why)) => format!("{} sessions; {why}", text::grouped(data.model.census.totals().total)),
             (None, Some(why)) => why.clone(),
             (None, None) => "no session layout".to_string(),
         };
@@ -469,23 +470,21 @@ pub async fn check(
     let started = std::time::Instant::now();
     let first = if observe.is_zero() { Observe::No } else { Observe::Start };
     let mut data = snapshot_watched(setup, store, 0, true, first).await?;
+    // A connection lost while watching (a restart, a failover) is found again and the watch
+    // goes on from where it was; one still lost at the end is said beside what was seen.
+    let mut lost: Option<String> = None;
     while started.elapsed() < observe {
         let left = observe.saturating_sub(started.elapsed());
         tokio::time::sleep(setup.collect.poll_interval.min(left)).await;
-        if started.elapsed() >= observe {
+        let step = if started.elapsed() >= observe {
             // The last look at the server, judged against the watch.
-            let polled = server::poll_target(&store.router).await?;
-            data.model.tick(now_millis(), store.topology.commands_sent());
-            data.model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
-            if let Some(nodes) = polled.nodes {
-                data.model.apply(Update::Nodes(Box::new(nodes)));
-            }
-            break;
-        }
-        // Another poll and pass, judged against the ones before. A connection lost (a
-        // failover) is found again, and the watch goes on from where it was.
-        match snapshot_watched(setup, store, 0, true, Observe::From(&data)).await {
-            Ok(next) => data = next,
+            last_look(store, &mut data).await
+        } else {
+            // Another poll and pass, judged against the ones before.
+            snapshot_watched(setup, store, 0, true, Observe::From(&data)).await.map(|next| data = next)
+        };
+        match step {
+            Ok(()) => lost = None,
             Err(HeadlessError::Redis(f)) if f.is_connection() => {
                 tracing::info!(error = %f, "check: connection lost, connecting again");
                 data.model.apply(Update::Link(crate::engine::domain::LinkState::Reconnecting {
@@ -493,6 +492,7 @@ pub async fn check(
                     retry_at: now_millis(),
                     error: f.to_string(),
                 }));
+                lost = Some(f.to_string());
                 if let Ok(router) = Router::discover(&store.topology, LinkUse::Poll).await {
                     store.router = router;
                 }
@@ -500,8 +500,27 @@ pub async fn check(
             Err(other) => return Err(other),
         }
     }
-    let verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
+    let mut verdict = Verdict::of(&data, started.elapsed().as_secs().min(observe.as_secs()));
+    verdict.unjudged = lost.map(|f| format!("Redis did not answer at the end of the watch ({})", text::escape_str(&f)));
     Ok((data, verdict))
+}
+
+/// The watch's last look at the server, through a connection found again if the one held
+/// was lost (a server restarted since the last poll).
+async fn last_look(store: &mut Store, data: &mut SnapshotData) -> Result<(), HeadlessError> {
+    let polled = match server::poll_target(&store.router).await {
+        Err(f) if f.is_connection() => {
+            store.router = Router::discover(&store.topology, LinkUse::Poll).await?;
+            server::poll_target(&store.router).await?
+        }
+        polled => polled?,
+    };
+    data.model.tick(now_millis(), store.topology.commands_sent());
+    data.model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
+    if let Some(nodes) = polled.nodes {
+        data.model.apply(Update::Nodes(Box::new(nodes)));
+    }
+    Ok(())
 }
 
 /// The most sessions `inspect --by` names when an id belongs to several.

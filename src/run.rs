@@ -247,10 +247,14 @@ async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> 
     let (data, mut verdict) =
         headless::check(setup, &mut store, args.observe).await.map_err(|e| unknown(redis_exit(setup)(e).message))?;
     if store.layout.is_none() {
-        verdict.unjudged = Some(format!(
+        let missing = format!(
             "no session layout found ({})",
             store.note.as_deref().map_or_else(|| "nothing detected".into(), text::escape_str)
-        ));
+        );
+        verdict.unjudged = Some(match verdict.unjudged.take() {
+            Some(also) => format!("{missing}; {also}"),
+            None => missing,
+        });
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {

@@ -632,3 +632,44 @@ fn watched_processes_are_counted_and_a_change_of_count_is_a_finding() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+#[test]
+fn check_observe_rides_out_a_restart_and_reports_what_it_saw() {
+    let mut server = server();
+    let fill = |server: &sessiontop::demo::local_redis::LocalRedis| {
+        let mut con = conn(server);
+        let now = now_epoch();
+        for i in 0..40 {
+            healthy_trt(&mut con, &format!("user_{i}"), now - 60.0);
+        }
+        con
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // Restarted during the watch, losing what it held (it does not persist): seen and said.
+    let mut con = fill(&server);
+    let child = observing_check(&server, &dir);
+    calls_at_least(&mut con, "hmget", 40);
+    server.restart().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: no JSON; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert_eq!(finding(&report, "restarted").unwrap()["severity"], "critical", "{report}");
+    assert_eq!(finding(&report, "sessions_dropped").unwrap()["count"], 40, "{report}");
+    assert_eq!(report["unjudged"], Value::Null, "{report}");
+
+    // Gone at the end of the watch: what was seen is reported, and that it did not answer.
+    let mut con = fill(&server);
+    let child = observing_check(&server, &dir);
+    calls_at_least(&mut con, "hmget", 40);
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: no JSON; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert_eq!(report["status"], "UNKNOWN");
+    assert_eq!(report["sessions"], 40, "{report}");
+    let why = report["unjudged"].as_str().unwrap_or_default();
+    assert!(why.starts_with("Redis did not answer at the end of the watch ("), "{report}");
+}

@@ -49,6 +49,10 @@ pub struct ServerStats {
     pub keyspace: Vec<KeyspaceLine>,
     /// `DBSIZE` of the selected database.
     pub db_keys: Option<u64>,
+    /// Whether the append-only file is on (`aof_enabled`).
+    pub aof_enabled: Option<bool>,
+    /// Keys loaded from disk when the server started (`rdb_last_load_keys_loaded`, 7.0+).
+    pub loaded_keys: Option<u64>,
 }
 
 impl ServerStats {
@@ -99,6 +103,8 @@ impl ServerStats {
             replicas: replica_lines(&fields),
             keyspace,
             db_keys: None,
+            aof_enabled: n("aof_enabled").map(|n| n == 1),
+            loaded_keys: n("rdb_last_load_keys_loaded"),
         }
     }
 
@@ -175,6 +181,13 @@ pub fn combine(primaries: &[&ServerStats], all: &[&ServerStats], identity: Optio
         replicas: Vec::new(),
         keyspace: keyspace.into_values().collect(),
         db_keys: sum(primaries, |s| s.db_keys),
+        // On only when every primary keeps one.
+        aof_enabled: primaries
+            .iter()
+            .map(|s| s.aof_enabled)
+            .collect::<Option<Vec<bool>>>()
+            .map(|v| v.iter().all(|on| *on)),
+        loaded_keys: sum(primaries, |s| s.loaded_keys),
     }
 }
 

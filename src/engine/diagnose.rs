@@ -68,6 +68,10 @@ pub struct Tracker {
     last_server: Option<(Option<String>, Option<u64>, Option<String>)>,
     /// A restart seen while watching: when, and why it is believed.
     restart: Option<(Millis, String)>,
+    /// Around that restart: the live sessions of the last pass before it and of the first
+    /// pass begun after it, and what the restarted server says of its persistence.
+    restart_counts: (Option<u64>, Option<u64>),
+    restart_persistence: String,
     /// A change of role seen while watching: when, from, to.
     role_change: Option<(Millis, String, String)>,
     /// Evicted keys and rejected connections at the first poll (and after a restart).
@@ -124,6 +128,8 @@ impl Tracker {
             if new_run || went_back {
                 let why = if new_run { "its run id changed" } else { "its uptime went back" };
                 self.restart = Some((now, format!("Redis restarted ({why}): sessions not saved to disk were lost")));
+                self.restart_counts = (self.passes.back().map(|(_, live)| *live), None);
+                self.restart_persistence = persistence(stats);
                 self.evicted_base = stats.evicted_keys;
                 self.rejected_base = stats.rejected_connections;
             }
@@ -160,8 +166,14 @@ impl Tracker {
         changed
     }
 
-    /// A finished census pass and the live sessions it counted.
-    pub fn observe_pass(&mut self, now: Millis, live: u64, drop_share: f64) {
+    /// A finished census pass, begun at `started`, and the live sessions it counted.
+    pub fn observe_pass(&mut self, now: Millis, started: Millis, live: u64, drop_share: f64) {
+        if let Some((at, _)) = &self.restart
+            && started >= *at
+            && self.restart_counts.1.is_none()
+        {
+            self.restart_counts.1 = Some(live);
+        }
         if let Some((_, before)) = self.passes.back()
             && *before > 0
             && (*before as f64 - live as f64) / *before as f64 > drop_share
@@ -190,11 +202,9 @@ impl Tracker {
 
     /// The findings only a series can show, added to `out`.
     fn findings(&self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
-        if let Some((at, why)) = &self.restart
-            && inputs.now - at < EVENT_FINDING_MS
-        {
-            out.push(server_finding(FindingKind::Restarted, Severity::Critical, 1, why.clone()));
-        }
+        // A drop of sessions a restart explains is said by the restart's finding.
+        let (restart, explains_from) = self.restart_finding(inputs.now);
+        out.extend(restart);
         if let Some((at, before, after)) = &self.role_change
             && inputs.now - at < EVENT_FINDING_MS
         {
@@ -261,6 +271,7 @@ impl Tracker {
         // A sudden drop of live sessions between two passes, for an hour after it was seen.
         if let Some((at, before, live)) = &self.dropped
             && inputs.now - at < EVENT_FINDING_MS
+            && explains_from.is_none_or(|restart| *at < restart)
         {
             out.push(Finding {
                 kind: FindingKind::SessionsDropped,
@@ -276,6 +287,34 @@ impl Tracker {
                 by_stage: Vec::new(),
                 sample: Vec::new(),
             });
+        }
+    }
+
+    /// A restart seen within the hour, as one finding: with the sessions it took when a pass
+    /// begun after it has counted them (and then when it was, for the drop it explains), a
+    /// restart that lost nothing as information, and one not counted since as critical.
+    fn restart_finding(&self, now: Millis) -> (Option<Finding>, Option<Millis>) {
+        let Some((at, why)) = self.restart.as_ref().filter(|(at, _)| now - at < EVENT_FINDING_MS) else {
+            return (None, None);
+        };
+        let ago = text::human_duration((now - at) / 1000);
+        match self.restart_counts {
+            (Some(before), Some(after)) if after < before => {
+                let summary = format!(
+                    "Redis restarted {ago} ago and {} of {} sessions are gone: {}",
+                    text::grouped(before - after),
+                    text::grouped(before),
+                    self.restart_persistence
+                );
+                (Some(server_finding(FindingKind::Restarted, Severity::Critical, before - after, summary)), Some(*at))
+            }
+            (_, Some(after)) => {
+                let summary =
+                    format!("Redis restarted {ago} ago and lost no session ({} live after it)", text::grouped(after));
+                (Some(server_finding(FindingKind::Restarted, Severity::Info, 1, summary)), None)
+            }
+            // Not counted since: what it took is not known yet.
+            (_, None) => (Some(server_finding(FindingKind::Restarted, Severity::Critical, 1, why.clone())), None),
         }
     }
 
@@ -629,7 +668,16 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     if let Some(census) = inputs.census {
         session_findings(census, inputs, tracker, &mut out);
     }
+    // What a series shows of a kind replaces what one look shows of it (evicted while
+    // watching, evicted since start; a restart seen and counted, a short uptime).
+    let looked = out.len();
     tracker.findings(inputs, &mut out);
+    let seen: Vec<FindingKind> = out[looked..].iter().map(|f| f.kind).collect();
+    let mut i = 0;
+    out.retain(|f| {
+        i += 1;
+        i > looked || !seen.contains(&f.kind)
+    });
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
     // One finding a kind: what a series shows (evicted while watching, a restart seen) outranks
     // what one look shows (evicted since start, a short uptime).
@@ -645,6 +693,20 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
 /// The worst severity among `findings`, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
+}
+
+/// Why a restarted server's sessions are gone, from what it says of its persistence.
+fn persistence(s: &ServerStats) -> String {
+    match (s.aof_enabled, s.loaded_keys) {
+        (Some(false), Some(0)) => "it does not persist (nothing was loaded from disk at start, AOF off)".into(),
+        (Some(false), Some(n)) => format!(
+            "it persists by RDB snapshots only: it loaded {} keys from the last one, and what changed after it was lost",
+            text::grouped(n)
+        ),
+        (Some(false), None) => "AOF is off: only an RDB snapshot, where there is one, survives a restart".into(),
+        (Some(true), _) => "AOF is on, yet they are gone (was the file loaded? appendfsync?)".into(),
+        (None, _) => "INFO persistence does not say why".into(),
+    }
 }
 
 /// What one look at `INFO` shows.
@@ -1063,14 +1125,61 @@ mod tests {
         assert!(!f.iter().any(|f| f.kind == FindingKind::RoleChanged), "an event finding ends after an hour");
 
         let mut w = Tracker::default();
-        w.observe_pass(10, 1000, 0.2);
-        w.observe_pass(20, 600, 0.2);
-        w.observe_pass(30, 600, 0.2);
+        w.observe_pass(10, 5, 1000, 0.2);
+        w.observe_pass(20, 15, 600, 0.2);
+        w.observe_pass(30, 25, 600, 0.2);
         let f = findings(&inputs(None, None, &t), &w);
         assert_eq!(kinds(&f), [(FindingKind::SessionsDropped, Severity::Critical)], "still said a pass later");
         assert_eq!(f[0].count, 400);
         let f = findings(&Inputs { now: 20 + EVENT_FINDING_MS, ..inputs(None, None, &t) }, &w);
         assert!(f.is_empty(), "an event finding ends after an hour: {f:?}");
+    }
+
+    #[test]
+    fn a_restart_that_lost_sessions_is_one_critical_finding_that_says_why() {
+        let t = Thresholds::default();
+        let up = |run: &str, uptime| ServerStats {
+            run_id: Some(run.into()),
+            uptime_seconds: Some(uptime),
+            aof_enabled: Some(false),
+            loaded_keys: Some(0),
+            ..ServerStats::default()
+        };
+        let mut w = Tracker::default();
+        w.observe_server(&up("a", 5000), 0);
+        w.observe_pass(1000, 500, 1250, 0.3);
+        w.observe_server(&up("b", 2), 60_000);
+        // Not counted since the restart: critical, what it took not known yet.
+        let f = findings(&Inputs { now: 61_000, ..inputs(Some(&up("b", 3)), None, &t) }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Restarted, Severity::Critical)]);
+        // A pass begun before the restart does not count as after it.
+        w.observe_pass(61_000, 59_000, 900, 0.3);
+        // The first pass begun after it.
+        w.observe_pass(63_000, 61_500, 46, 0.3);
+        let f = findings(&Inputs { now: 180_000, ..inputs(Some(&up("b", 120)), None, &t) }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Restarted, Severity::Critical)], "the drop is the restart's: {f:?}");
+        assert_eq!(f[0].count, 1204);
+        assert_eq!(
+            f[0].summary,
+            "Redis restarted 2m00s ago and 1,204 of 1,250 sessions are gone: it does not persist (nothing was loaded from disk at start, AOF off)"
+        );
+        // One that lost nothing stays information.
+        let mut w = Tracker::default();
+        w.observe_server(&up("a", 5000), 0);
+        w.observe_pass(1000, 500, 1250, 0.3);
+        w.observe_server(&ServerStats { loaded_keys: Some(3000), ..up("b", 2) }, 60_000);
+        w.observe_pass(63_000, 61_500, 1250, 0.3);
+        let f = findings(&Inputs { now: 64_000, ..inputs(Some(&up("b", 6)), None, &t) }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Restarted, Severity::Info)], "{f:?}");
+        assert!(f[0].summary.contains("lost no session (1,250 live after it)"), "{}", f[0].summary);
+        // Persisting by snapshots, some lost: said so.
+        let mut w = Tracker::default();
+        w.observe_server(&up("a", 5000), 0);
+        w.observe_pass(1000, 500, 1250, 0.3);
+        w.observe_server(&ServerStats { loaded_keys: Some(3000), ..up("b", 2) }, 60_000);
+        w.observe_pass(63_000, 61_500, 1000, 0.3);
+        let f = findings(&Inputs { now: 64_000, ..inputs(Some(&up("b", 6)), None, &t) }, &w);
+        assert!(f[0].summary.ends_with("it persists by RDB snapshots only: it loaded 3,000 keys from the last one, and what changed after it was lost"), "{}", f[0].summary);
     }
 
     #[test]

@@ -346,7 +346,8 @@ impl Model {
                 self.census.completed_at = Some(self.now);
                 self.census.orphan_ids = orphan_ids;
                 let live = self.census.complete.as_ref().map_or(0, |c| c.total);
-                self.tracker.observe_pass(self.now, live, self.settings.thresholds.drop_share);
+                let started = self.now - duration_ms as Millis;
+                self.tracker.observe_pass(self.now, started, live, self.settings.thresholds.drop_share);
                 self.stalled_due = true;
                 self.refresh_findings();
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::collect::census::{self, CensusLinks};
 use crate::collect::detect::{self, ResolveError, Resolved};
 use crate::collect::fix::{FixOrder, Planner};
-use crate::collect::read::{Interner, ReadOptions, read_rows};
+use crate::collect::read::{ReadOptions, Reader, read_rows};
 use crate::collect::stages::Stages;
 use crate::collect::write::{WriteError, WriteOutcome};
 use crate::collect::{inspect, now_millis, page, server};
@@ -271,7 +271,7 @@ async fn first_page_into(
     let scan_count = setup.collect.census.scan_count;
     let ids = page::first_page(&store.router, layout, limit, scan_count).await?;
     let batch =
-        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Reader::default(), now_millis()).await?;
     data.model.session_unavailable = batch.unavailable;
     let mut top = TopN::new(limit, data.model.settings.idle);
     for row in &batch.rows {
@@ -323,7 +323,7 @@ async fn census_into(
     let kept = top.into_rows();
     let ids: Vec<SessionId> = kept.iter().map(|r| r.id.clone()).collect();
     let batch =
-        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Interner::default(), now_millis()).await?;
+        read_rows(&store.router, layout, ids, None, page_read(setup), &mut Reader::default(), now_millis()).await?;
     data.model.session_unavailable = batch.unavailable;
     let mut fresh: std::collections::HashMap<SessionId, SessionRow> =
         batch.rows.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -346,7 +346,8 @@ pub async fn inspect(
     }
     let now = now_millis();
     let max_value_bytes = setup.collect.census.max_value_bytes;
-    let report = inspect::inspect(&store.router, &layout, id, &keys, score, max_value_bytes, now).await?;
+    let mut decoded = inspect::Decoded::default();
+    let report = inspect::inspect(&store.router, &layout, id, &keys, score, max_value_bytes, now, &mut decoded).await?;
     let mut model = Model::new(store.target.info.clone(), setup.model_settings(), now);
     model.apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, store.note.clone()))));
     model.apply(Update::Inspect(Box::new(report.clone())));

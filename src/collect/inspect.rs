@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 
-use super::read::{Interner, ReadOptions, read_rows};
+use super::read::{ReadOptions, read_rows};
 use super::walk::{Count, KeyWalk, KeyspaceWalk, Pacing};
 use crate::conn::link::{Failure, Reply, reply};
 use crate::conn::route::Router;
@@ -366,7 +366,36 @@ struct Seen {
     memory: Option<u64>,
 }
 
-/// Reads everything about one session. `keys` and `score` come from [`find_keys`].
+/// The last session payload the inspector decoded, kept so that one that has not changed (the
+/// same key, the same bytes) is not decoded again on every poll: a large payload's decoding is
+/// most of what an open inspector costs.
+#[derive(Default)]
+pub struct Decoded {
+    key: Option<Key>,
+    raw: Vec<u8>,
+    content: Option<Decodedish>,
+    /// The reader of the session's row, which decodes the payload for its labels.
+    reader: crate::collect::read::Reader,
+}
+
+impl Decoded {
+    /// `bytes`, the whole payload of `key`, decoded: as last time when they are the same.
+    fn payload(&mut self, key: &Key, bytes: &[u8], length: u64) -> Decodedish {
+        if let Some(content) = self.content.as_ref().filter(|_| self.key.as_ref() == Some(key) && self.raw == bytes) {
+            return content.clone();
+        }
+        let content = match decode::decode_payload(bytes) {
+            Ok(d) => Decodedish::Value { format: Some(d.format), value: d.value },
+            Err(e) => Decodedish::Undecodable { reason: e.reason, raw: bytes.to_vec(), total_len: length },
+        };
+        (self.key, self.raw, self.content) = (Some(key.clone()), bytes.to_vec(), Some(content.clone()));
+        content
+    }
+}
+
+/// Reads everything about one session. `keys` and `score` come from [`find_keys`]; `decoded`
+/// is what the last look decoded (see [`Decoded`]).
+#[expect(clippy::too_many_arguments, reason = "the inspector's one entry point, called from two places")]
 pub async fn inspect(
     router: &Router,
     layout: &Layout,
@@ -375,12 +404,13 @@ pub async fn inspect(
     score: Option<f64>,
     max_value_bytes: u64,
     now: Millis,
+    decoded: &mut Decoded,
 ) -> Result<SessionReport, Failure> {
     let mut unavailable: Vec<String> = Vec::new();
     let mut seen = what_keys_are(router, keys, now, &mut unavailable).await?;
-    let history = read_contents(router, &mut seen, max_value_bytes, &mut unavailable).await?;
+    let history = read_contents(router, &mut seen, max_value_bytes, &mut unavailable, decoded).await?;
     let options = ReadOptions { page: true, max_value_bytes, thresholds: crate::engine::domain::Thresholds::default() };
-    let batch = read_rows(router, layout, vec![id.clone()], None, options, &mut Interner::default(), now).await?;
+    let batch = read_rows(router, layout, vec![id.clone()], None, options, &mut decoded.reader, now).await?;
     for u in batch.unavailable {
         note(&mut unavailable, u);
     }
@@ -480,6 +510,7 @@ async fn read_contents(
     seen: &mut [Seen],
     max_value_bytes: u64,
     unavailable: &mut Vec<String>,
+    decoded: &mut Decoded,
 ) -> Result<HistoryRead, Failure> {
     let mut pipe = crate::conn::link::pipe();
     let mut plans: Vec<ContentPlan> = Vec::with_capacity(seen.len());
@@ -507,7 +538,8 @@ async fn read_contents(
             }
             ContentPlan::Whole => {
                 let Some(content) = content else { continue };
-                let read = read_content(&report.redis_type, report.role == "primary", content, length, max_value_bytes);
+                let primary = (report.role == "primary").then_some(&mut *decoded);
+                let read = read_content(&report.redis_type, &report.key, primary, content, length, max_value_bytes);
                 report.content = read.content;
                 report.truncated = read.truncated;
                 report.raw = read.raw;
@@ -683,7 +715,15 @@ struct Read {
 
 /// Decodes a key's contents by type. A primary string is a session payload; other strings and
 /// hash fields are text that may hold JSON.
-fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64, max_value_bytes: u64) -> Read {
+/// `primary` is given for the session's own key, and keeps what it decoded.
+fn read_content(
+    redis_type: &str,
+    key: &Key,
+    primary: Option<&mut Decoded>,
+    content: &Reply,
+    length: u64,
+    max_value_bytes: u64,
+) -> Read {
     match redis_type {
         "string" => {
             let bytes = reply::bytes(content.clone()).unwrap_or_default();
@@ -698,13 +738,9 @@ fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64
                 let content = Some(Decodedish::Undecodable { reason, raw: bytes, total_len: length });
                 return Read { content, truncated: true, raw };
             }
-            let content = if is_primary {
-                match decode::decode_payload(&bytes) {
-                    Ok(d) => Decodedish::Value { format: Some(d.format), value: d.value },
-                    Err(e) => Decodedish::Undecodable { reason: e.reason, raw: bytes, total_len: length },
-                }
-            } else {
-                Decodedish::Value { format: None, value: decode::decode_text(&bytes) }
+            let content = match primary {
+                Some(decoded) => decoded.payload(key, &bytes, length),
+                None => Decodedish::Value { format: None, value: decode::decode_text(&bytes) },
             };
             Read { content: Some(content), truncated: false, raw }
         }
@@ -742,5 +778,27 @@ fn read_content(redis_type: &str, is_primary: bool, content: &Reply, length: u64
             Read { content: Some(Decodedish::Value { format: None, value }), truncated: shown < length, raw }
         }
         _ => Read { content: None, truncated: false, raw: Vec::new() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inspectors_payload_is_decoded_again_only_when_its_bytes_change() {
+        let key = Key::from("chatmrpt:s");
+        let bytes = br#"{"stage": "tpr_analysis"}"#;
+        let mut decoded = Decoded::default();
+        let first = decoded.payload(&key, bytes, bytes.len() as u64);
+        assert!(matches!(first, Decodedish::Value { .. }), "{first:?}");
+        // Marked, to tell what is remembered from a fresh decode.
+        let marked = Decodedish::Value { format: None, value: Value::Str("remembered".into()) };
+        decoded.content = Some(marked.clone());
+        assert_eq!(decoded.payload(&key, bytes, bytes.len() as u64), marked, "the same bytes: not decoded again");
+        assert_ne!(decoded.payload(&key, br#"{"stage": "risk"}"#, 17), marked, "changed bytes are decoded");
+        decoded.content = Some(marked.clone());
+        let other = Key::from("chatmrpt:t");
+        assert_ne!(decoded.payload(&other, br#"{"stage": "risk"}"#, 17), marked, "another key's are its own");
     }
 }

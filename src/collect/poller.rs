@@ -15,7 +15,7 @@ use super::census::CensusOptions;
 use super::detect::{self, ResolveError, Resolved};
 use super::fix::{FixOrder, Planner};
 use super::inspect::{self, RelatedSearch};
-use super::read::{self, Interner, ReadOptions};
+use super::read::{self, ReadOptions};
 use super::stages::Stages;
 use super::write::{WriteError, Writer};
 use super::{CollectOptions, Found, LayoutSpec, backoff, now_millis, page, server};
@@ -65,9 +65,12 @@ pub struct Poller {
     inspecting: Option<SessionId>,
     /// The search for the inspected session's wildcard related keys, and when it began.
     related: Option<(RelatedSearch, Instant)>,
+    /// The inspected session's payload as last decoded.
+    decoded: inspect::Decoded,
     /// A write being planned: its search for every key of the session goes on across polls.
     planning: Option<(WriteKind, RelatedSearch)>,
-    interner: Interner,
+    /// The page's reader: shared label texts, and large payloads' decodings.
+    reader: read::Reader,
 }
 
 impl Poller {
@@ -93,8 +96,9 @@ impl Poller {
             viewport: Vec::new(),
             inspecting: None,
             related: None,
+            decoded: inspect::Decoded::default(),
             planning: None,
-            interner: Interner::default(),
+            reader: read::Reader::default(),
         }
     }
 
@@ -481,7 +485,7 @@ impl Poller {
         let options =
             ReadOptions { page: true, max_value_bytes: census.max_value_bytes, thresholds: census.thresholds };
         let now = now_millis();
-        let mut batch = read::read_rows(router, layout, ids, None, options, &mut self.interner, now).await?;
+        let mut batch = read::read_rows(router, layout, ids, None, options, &mut self.reader, now).await?;
         if let Some(stages) = &self.stages {
             stages.observe(&mut batch.rows, now);
         }
@@ -512,7 +516,9 @@ impl Poller {
         }
         let (keys, score) = inspect::find_keys(router, layout, id, 0, Some(&related)).await?;
         let max_value_bytes = self.census().max_value_bytes;
-        let mut report = inspect::inspect(router, layout, id, &keys, score, max_value_bytes, now_millis()).await?;
+        let now = now_millis();
+        let decoded = &mut self.decoded;
+        let mut report = inspect::inspect(router, layout, id, &keys, score, max_value_bytes, now, decoded).await?;
         report.related_search = progress;
         self.send(Update::Inspect(Box::new(report)));
         Ok(())

@@ -111,13 +111,17 @@ pub async fn read_rows(
     ids: Vec<SessionId>,
     scores: Option<Vec<Option<f64>>>,
     options: ReadOptions,
-    interner: &mut Interner,
+    reader: &mut Reader,
     now: Millis,
 ) -> Result<Batch, Failure> {
+    let Reader { interner, memo } = reader;
     let (prepared, batch) = Prepared::new(router, layout, &ids, scores.is_none(), options);
     let replies = router.send(batch).await?;
     let mut probe = prepared.probe(layout, ids, scores, replies)?;
-    probe.fetch_fields(router).await?;
+    probe.memo = std::mem::take(memo);
+    let fetched = probe.fetch_fields(router).await;
+    *memo = std::mem::take(&mut probe.memo);
+    fetched?;
     Ok(probe.finish(interner, now))
 }
 
@@ -184,6 +188,7 @@ impl Prepared {
             stuck_rule: layout.stuck.clone(),
             history: layout.history().map(|p| p.template.clone()),
             finals: layout.finals.clone(),
+            memo: PayloadMemo::default(),
         };
         if replies.len() < ids.len() * plan.per_session {
             return Err(Failure::Protocol("pipeline".into()));
@@ -213,7 +218,34 @@ pub struct Probe {
     stuck_rule: Option<StuckRule>,
     history: Option<KeyTemplate>,
     finals: Vec<String>,
+    /// What large payloads decoded to, for a reader that reads the same ones again.
+    memo: PayloadMemo,
 }
+
+/// What a reader keeps from one read to the next: the label texts rows share, and what large
+/// payloads decoded to.
+#[derive(Default)]
+pub struct Reader {
+    pub interner: Interner,
+    pub memo: PayloadMemo,
+}
+
+/// What large payloads decoded to, by their bytes, so that a reader that reads the same
+/// sessions poll after poll (the visible page, the inspector) decodes a large payload again
+/// only when it changed: decoding is most of what reading one costs sessiontop. Bounded; one
+/// reader's, for one layout.
+#[derive(Default)]
+pub struct PayloadMemo {
+    hasher: std::hash::RandomState,
+    decoded: HashMap<(u64, usize), Remembered>,
+}
+
+/// A payload's labels and largest fields, or why it did not decode.
+type Remembered = Result<(Labels, Option<String>), String>;
+
+/// The smallest payload worth remembering, and how many are remembered at most.
+const MEMO_MIN_BYTES: usize = 16 << 10;
+const MEMO_ENTRIES: usize = 64;
 
 /// One session after the first round trip.
 struct Probed {
@@ -250,8 +282,33 @@ struct Probed {
     decode_error: Option<String>,
 }
 
+impl Probed {
+    fn new(id: SessionId, pttl: Option<i64>, score: Option<f64>) -> Probed {
+        Probed {
+            id,
+            pttl,
+            score,
+            history_len: None,
+            memory_bytes: None,
+            field_lens: Vec::new(),
+            hash_len: None,
+            long_payload: false,
+            over_cap: false,
+            payload_bytes: None,
+            largest_fields: None,
+            other_ttls: Vec::new(),
+            ephemeral_present: false,
+            ephemeral_ttls: Vec::new(),
+            counter: None,
+            stuck: None,
+            labels: Labels::default(),
+            decode_error: None,
+        }
+    }
+}
+
 /// The texts a row is made of, already cut to [`LABEL_MAX_CHARS`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Labels {
     stage: Option<String>,
     substate: Option<String>,
@@ -547,7 +604,8 @@ impl Probe {
             let replies = router.pipeline(&pipe).await?;
             for ((i, _), r) in fitting[start..end].iter().zip(replies) {
                 let bytes = reply::bytes(r).unwrap_or_default();
-                if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options) {
+                let memo = Some(&mut self.memo);
+                if !decode_payload_into(&mut self.sessions[*i], &bytes, &self.fields, self.options, memo) {
                     self.undecodable += 1;
                 }
             }
@@ -946,26 +1004,7 @@ impl ReadPlan {
         let mut replies = replies.iter_mut();
         let mut next = || replies.next().map_or_else(|| Err(Failure::Protocol("pipeline".into())), take_reply);
         let pttl = reply::int(&next());
-        let mut probed = Probed {
-            id,
-            pttl,
-            score: known_score,
-            history_len: None,
-            memory_bytes: None,
-            field_lens: Vec::new(),
-            hash_len: None,
-            long_payload: false,
-            over_cap: false,
-            payload_bytes: None,
-            largest_fields: None,
-            other_ttls: Vec::new(),
-            ephemeral_present: false,
-            ephemeral_ttls: Vec::new(),
-            counter: None,
-            stuck: None,
-            labels: Labels::default(),
-            decode_error: None,
-        };
+        let mut probed = Probed::new(id, pttl, known_score);
         match self.primary {
             Primary::Hash => {
                 let len = next();
@@ -991,7 +1030,7 @@ impl ReadPlan {
                 if pttl != Some(-2) {
                     if bytes.len() as u64 > peek_bytes(options) {
                         probed.long_payload = true;
-                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options) {
+                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options, None) {
                         batch.undecodable += 1;
                     }
                 }
@@ -1029,18 +1068,41 @@ impl ReadPlan {
 
 /// Decodes a whole payload into a session's labels; `false` (and the reason in the session)
 /// when it does not decode.
-fn decode_payload_into(probed: &mut Probed, bytes: &[u8], fields: &Fields, options: ReadOptions) -> bool {
+fn decode_payload_into(
+    probed: &mut Probed,
+    bytes: &[u8],
+    fields: &Fields,
+    options: ReadOptions,
+    memo: Option<&mut PayloadMemo>,
+) -> bool {
     probed.payload_bytes = Some(bytes.len() as u64);
-    match decode::decode_payload(bytes) {
+    let decode = || match decode::decode_payload(bytes) {
         Ok(decoded) => {
-            if bytes.len() as u64 > options.thresholds.large_session_bytes {
-                probed.largest_fields = Some(largest_fields(&decoded.value));
+            let largest =
+                (bytes.len() as u64 > options.thresholds.large_session_bytes).then(|| largest_fields(&decoded.value));
+            Ok((labels(&Source::Payload(decoded.value), fields, options.page), largest))
+        }
+        Err(e) => Err(e.reason),
+    };
+    let outcome = match memo.filter(|_| bytes.len() >= MEMO_MIN_BYTES) {
+        Some(memo) => {
+            use std::hash::BuildHasher;
+            let key = (memo.hasher.hash_one(bytes), bytes.len());
+            if memo.decoded.len() >= MEMO_ENTRIES && !memo.decoded.contains_key(&key) {
+                memo.decoded.clear();
             }
-            probed.labels = labels(&Source::Payload(decoded.value), fields, options.page);
+            memo.decoded.entry(key).or_insert_with(decode).clone()
+        }
+        None => decode(),
+    };
+    match outcome {
+        Ok((labels, largest)) => {
+            probed.labels = labels;
+            probed.largest_fields = largest;
             true
         }
-        Err(e) => {
-            probed.decode_error = Some(e.reason);
+        Err(reason) => {
+            probed.decode_error = Some(reason);
             false
         }
     }
@@ -1160,6 +1222,46 @@ fn read_cmd(before: &[&[u8]], key: &[u8], after: &[&[u8]]) -> redis::Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_payload_read_again_unchanged_is_not_decoded_again() {
+        let layout = crate::engine::layout::Layout::builtin(
+            crate::engine::layout::LayoutKind::Flask,
+            &crate::engine::layout::Overrides::default(),
+        )
+        .unwrap();
+        let options = ReadOptions {
+            page: true,
+            max_value_bytes: 1 << 20,
+            thresholds: crate::engine::domain::Thresholds::default(),
+        };
+        let payload =
+            |stage: &str| format!(r#"{{"stage": "{stage}", "data": [{}1]}}"#, "1,".repeat(20_000)).into_bytes();
+        let read = |memo: &mut PayloadMemo, bytes: &[u8]| {
+            let mut probed = Probed::new(SessionId::from("s"), Some(1000), None);
+            assert!(decode_payload_into(&mut probed, bytes, &layout.fields, options, Some(memo)));
+            probed.labels.stage
+        };
+        let mut memo = PayloadMemo::default();
+        let first = payload("tpr_analysis");
+        assert_eq!(read(&mut memo, &first).as_deref(), Some("tpr_analysis"));
+        // What it remembers is what is used for the same bytes (marked, to tell it from a
+        // fresh decode); changed bytes are decoded.
+        for (labels, _) in memo.decoded.values_mut().flatten() {
+            labels.stage = Some("remembered".into());
+        }
+        assert_eq!(read(&mut memo, &first).as_deref(), Some("remembered"));
+        assert_eq!(read(&mut memo, &payload("risk_analysis")).as_deref(), Some("risk_analysis"));
+        // Bounded: a reader of many large payloads keeps at most MEMO_ENTRIES.
+        for i in 0..(MEMO_ENTRIES * 2) {
+            read(&mut memo, &payload(&format!("stage_{i}")));
+            assert!(memo.decoded.len() <= MEMO_ENTRIES);
+        }
+        // Small payloads are cheap to decode and not remembered.
+        let before = memo.decoded.len();
+        read(&mut memo, br#"{"stage": "uploaded"}"#);
+        assert_eq!(memo.decoded.len(), before);
+    }
 
     #[test]
     fn dotted_stage_paths_read_their_head_field() {

@@ -308,13 +308,13 @@ impl Tracker {
                 );
                 (Some(server_finding(FindingKind::Restarted, Severity::Critical, before - after, summary)), Some(*at))
             }
-            (_, Some(after)) => {
+            (Some(_), Some(after)) => {
                 let summary =
                     format!("Redis restarted {ago} ago and lost no session ({} live after it)", text::grouped(after));
                 (Some(server_finding(FindingKind::Restarted, Severity::Info, 1, summary)), None)
             }
-            // Not counted since: what it took is not known yet.
-            (_, None) => (Some(server_finding(FindingKind::Restarted, Severity::Critical, 1, why.clone())), None),
+            // Not counted since (or not before): what it took is not known.
+            _ => (Some(server_finding(FindingKind::Restarted, Severity::Critical, 1, why.clone())), None),
         }
     }
 
@@ -1163,6 +1163,13 @@ mod tests {
             f[0].summary,
             "Redis restarted 2m00s ago and 1,204 of 1,250 sessions are gone: it does not persist (nothing was loaded from disk at start, AOF off)"
         );
+        // Not counted before it: what it took is not known, however many live after it.
+        let mut w = Tracker::default();
+        w.observe_server(&up("a", 5000), 0);
+        w.observe_server(&up("b", 2), 60_000);
+        w.observe_pass(63_000, 61_500, 46, 0.3);
+        let f = findings(&Inputs { now: 64_000, ..inputs(Some(&up("b", 6)), None, &t) }, &w);
+        assert_eq!(kinds(&f), [(FindingKind::Restarted, Severity::Critical)], "{f:?}");
         // One that lost nothing stays information.
         let mut w = Tracker::default();
         w.observe_server(&up("a", 5000), 0);

@@ -61,12 +61,6 @@ impl LoadCounter {
     }
 }
 
-/// What a pipeline will cost Redis by the pacer's book, and how many commands it holds.
-pub fn pipeline_cost(pipe: &redis::Pipeline, pacer: &crate::conn::pace::Pacer) -> (f64, u64) {
-    let cost = pipe.cmd_iter().map(|cmd| pacer.cost_us(kind_of(cmd), 1, 1)).sum();
-    (cost, pipe.len() as u64)
-}
-
 /// The kind of a command, from its first two arguments.
 pub fn kind_of(cmd: &redis::Cmd) -> Kind {
     let mut args = cmd.args_iter().filter_map(|a| match a {

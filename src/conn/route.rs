@@ -902,14 +902,6 @@ fn arg(cmd: &Cmd, i: usize) -> Option<&[u8]> {
     cmd.args_iter().nth(i).and_then(simple)
 }
 
-/// The command's first key, if it has one.
-pub fn first_key(cmd: &Cmd) -> Option<&[u8]> {
-    match key_spec(arg(cmd, 0)?) {
-        Keys::None => None,
-        Keys::One(i) | Keys::From(i) => arg(cmd, i),
-    }
-}
-
 /// The keys of a command, by where the commands sessiontop sends keep them.
 pub fn keys_of(cmd: &Cmd) -> Vec<&[u8]> {
     let Some(name) = arg(cmd, 0) else { return Vec::new() };
@@ -944,7 +936,6 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 1, 1, 2]);
         assert_eq!(parts[1].slot, Some(crate::conn::slot::of(b"x")));
         assert_eq!(keys_of(parts[1].cmd(&cmds)), vec![b"{x}1".as_slice(), b"{x}2".as_slice()]);
-        assert_eq!(first_key(cmds[1]), Some(b"{x}1".as_slice()));
         assert!(std::ptr::eq(parts[0].cmd(&cmds), cmds[0]), "a command with one slot is sent as it is");
         assert_eq!(parts[3].slot, None);
     }

@@ -283,6 +283,9 @@ pub struct Store {
     /// Bytes of the arena that belong to removed rows.
     garbage: usize,
     rows: Vec<Row>,
+    /// Each slot's id's hash: a table that grows, or that rehashes in place after many rows
+    /// came and went, reads them instead of hashing every id again (a million ids took 300 ms).
+    hashes: Vec<u64>,
     free: Vec<u32>,
     table: HashTable<u32>,
     hasher: std::hash::RandomState,
@@ -344,7 +347,10 @@ impl Store {
     }
 
     fn find(&self, id: &[u8]) -> Option<u32> {
-        let hash = self.hasher.hash_one(id);
+        self.find_hashed(id, self.hasher.hash_one(id))
+    }
+
+    fn find_hashed(&self, id: &[u8], hash: u64) -> Option<u32> {
         self.table.find(hash, |slot| self.id_bytes(&self.rows[*slot as usize]) == id).copied()
     }
 
@@ -382,7 +388,8 @@ impl Store {
                 | if row.decode_error.is_some() { HAS_ERROR } else { 0 }
                 | old.map_or_else(|| if shown_escaped(id) { ESCAPED } else { 0 }, |o| o.flags & ESCAPED),
         };
-        let slot = match self.find(id) {
+        let hash = self.hasher.hash_one(id);
+        let slot = match self.find_hashed(id, hash) {
             Some(slot) => {
                 let old = self.rows[slot as usize];
                 self.rows[slot as usize] = compact(self, old.id_at, old.id_len, Some(&old));
@@ -404,19 +411,17 @@ impl Store {
                     Some(slot) => {
                         let epoch = self.rows[slot as usize].epoch;
                         self.rows[slot as usize] = Row { epoch, ..new };
+                        self.hashes[slot as usize] = hash;
                         slot
                     }
                     None => {
                         self.rows.push(new);
+                        self.hashes.push(hash);
                         (self.rows.len() - 1) as u32
                     }
                 };
-                let hash = self.hasher.hash_one(id);
-                let (rows, arena, hasher) = (&self.rows, &self.arena, &self.hasher);
-                self.table.insert_unique(hash, slot, |s| {
-                    let r = &rows[*s as usize];
-                    hasher.hash_one(&arena[r.id_at as usize..(r.id_at + r.id_len) as usize])
-                });
+                let hashes = &self.hashes;
+                self.table.insert_unique(hash, slot, |s| hashes[*s as usize]);
                 self.live += 1;
                 slot
             }
@@ -453,8 +458,8 @@ impl Store {
 
     /// Removes a session's row.
     pub fn remove(&mut self, id: &[u8]) -> bool {
-        let Some(slot) = self.find(id) else { return false };
         let hash = self.hasher.hash_one(id);
+        let Some(slot) = self.find_hashed(id, hash) else { return false };
         if let Ok(entry) = self.table.find_entry(hash, |s| *s == slot) {
             entry.remove();
         }
@@ -604,6 +609,7 @@ impl Store {
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity()
             + self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.hashes.capacity() * std::mem::size_of::<u64>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
             + self.app_index.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
             + self.free.capacity() * 4

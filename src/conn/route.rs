@@ -60,16 +60,6 @@ struct Part {
     asking: Option<Arc<Node>>,
 }
 
-impl Part {
-    /// The command to send.
-    fn cmd<'a>(&'a self, cmds: &[&'a Cmd]) -> &'a Cmd {
-        match &self.own {
-            Some(own) => own,
-            None => cmds[self.index],
-        }
-    }
-}
-
 /// Commands to send together, each placed in the pipeline of the node that serves its key's
 /// slot as it is added (a command with keys in several slots split per slot there), so that
 /// sending them needs no second look at each command and no copy of any. On one server, one
@@ -513,7 +503,7 @@ impl Router {
                 sent.push((part, reply));
             }
         }
-        self.follow(sent, &[], &mut replies).await?;
+        self.follow(sent, &mut replies).await?;
         Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
     }
 
@@ -537,22 +527,18 @@ impl Router {
             self.observe(&node, pipe.len(), sent.elapsed());
             return Ok(replies);
         }
-        let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
-        let mut replies: Vec<Option<Reply>> = (0..cmds.len()).map(|_| None).collect();
-        let sent = self.send_parts(&map, split(&cmds), &cmds).await?;
-        self.follow(sent, &cmds, &mut replies).await?;
-        Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
+        // On a cluster, a batch of the same commands.
+        let mut batch = self.batch();
+        for cmd in pipe.cmd_iter() {
+            batch.add(cmd.clone());
+        }
+        self.send(batch).await
     }
 
     /// Puts each part's reply in its command's place, and sends on what a node said to send
     /// elsewhere: after a `MOVED` (the map read again first) to its slot's node now, after an
     /// `ASK` to the node named, at most [`MAX_REDIRECTS`] times.
-    async fn follow(
-        &self,
-        mut sent: Vec<(Part, Reply)>,
-        cmds: &[&Cmd],
-        replies: &mut [Option<Reply>],
-    ) -> Result<(), Failure> {
+    async fn follow(&self, mut sent: Vec<(Part, Reply)>, replies: &mut [Option<Reply>]) -> Result<(), Failure> {
         for round in 0..=MAX_REDIRECTS {
             let mut pending = Vec::new();
             let mut moved = false;
@@ -577,18 +563,23 @@ impl Router {
                 self.refresh().await?;
             }
             let map = self.topology.map();
-            sent = self.send_parts(&map, pending, cmds).await?;
+            sent = self.send_parts(&map, pending).await?;
         }
         Ok(())
     }
 
     /// Sends each part to its node (one pipeline per node, all at once) and returns each part
     /// with its reply.
-    async fn send_parts(&self, map: &Map, parts: Vec<Part>, cmds: &[&Cmd]) -> Result<Vec<(Part, Reply)>, Failure> {
+    async fn send_parts(&self, map: &Map, parts: Vec<Part>) -> Result<Vec<(Part, Reply)>, Failure> {
         let home = self.home();
         let mut groups: Vec<(Arc<Node>, Vec<Part>)> = Vec::new();
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
+            // A part sent on carries its own command (see `Router::send`).
+            if part.own.is_none() {
+                out.push((part, Err(Failure::Protocol("a command sent on without its copy".into()))));
+                continue;
+            }
             let node = match self.node_of(map, &home, &part) {
                 Ok(node) => node,
                 Err(failure) => {
@@ -608,7 +599,9 @@ impl Router {
                 if part.asking.is_some() {
                     pipe.cmd("ASKING");
                 }
-                pipe.add_command(part.cmd(cmds).clone());
+                if let Some(own) = &part.own {
+                    pipe.add_command((**own).clone());
+                }
             }
             sends.push((self.link(node).await?, pipe));
         }
@@ -789,19 +782,6 @@ fn redirect(reply: &Reply) -> Option<Redirect> {
     }
 }
 
-/// The pipeline's commands as parts: one each, but a command with several keys in several
-/// slots is one part per slot, whose replies are summed.
-fn split(cmds: &[&Cmd]) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(cmds.len());
-    for (index, cmd) in cmds.iter().enumerate() {
-        match parts_of(cmd, index) {
-            Parts::Whole(part) => parts.push(part),
-            Parts::PerSlot(some) => parts.extend(some),
-        }
-    }
-    parts
-}
-
 /// A command as it is sent on a cluster.
 enum Parts {
     /// Whole, to the node of its slot (or home, without a key).
@@ -915,6 +895,29 @@ pub fn keys_of(cmd: &Cmd) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pipeline's commands as parts: one each, but a command with several keys in several
+    /// slots is one part per slot, whose replies are summed.
+    fn split(cmds: &[&Cmd]) -> Vec<Part> {
+        let mut parts = Vec::with_capacity(cmds.len());
+        for (index, cmd) in cmds.iter().enumerate() {
+            match parts_of(cmd, index) {
+                Parts::Whole(part) => parts.push(part),
+                Parts::PerSlot(some) => parts.extend(some),
+            }
+        }
+        parts
+    }
+
+    impl Part {
+        /// The command a part sends: its own, or the pipeline's.
+        fn cmd<'a>(&'a self, cmds: &[&'a Cmd]) -> &'a Cmd {
+            match &self.own {
+                Some(own) => own,
+                None => cmds[self.index],
+            }
+        }
+    }
 
     #[test]
     fn keys_are_found_where_each_command_keeps_them() {

@@ -104,23 +104,13 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             frame.render_widget(footer::Footer { app, theme }, a.footer);
         }
         Screen::Charts => {
-            let [header, body, footer] = ratatui::layout::Layout::vertical([
-                ratatui::layout::Constraint::Length(1),
-                ratatui::layout::Constraint::Fill(1),
-                ratatui::layout::Constraint::Length(1),
-            ])
-            .areas(area);
+            let [header, body, footer] = header_body_footer(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
         Screen::Nodes => {
-            let [header, body, footer] = ratatui::layout::Layout::vertical([
-                ratatui::layout::Constraint::Length(1),
-                ratatui::layout::Constraint::Fill(1),
-                ratatui::layout::Constraint::Length(1),
-            ])
-            .areas(area);
+            let [header, body, footer] = header_body_footer(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(nodes::NodesPanel { model, theme, offset: app.nodes_offset }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
@@ -200,6 +190,12 @@ pub fn fit(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'s
         kept.remove(lowest);
     }
     kept.into_iter().flat_map(|(_, _, s)| s).collect()
+}
+
+/// A screen of one panel: the header line, the panel, the footer line.
+fn header_body_footer(area: ratatui::layout::Rect) -> [ratatui::layout::Rect; 3] {
+    use ratatui::layout::{Constraint, Layout};
+    Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)]).areas(area)
 }
 
 #[cfg(test)]

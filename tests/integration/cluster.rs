@@ -282,41 +282,81 @@ fn a_failover_under_an_open_dashboard_is_followed_reported_and_counted_through()
 
 /// Moves `slots` from primary `from` to primary `to` as `redis-cli --cluster reshard` does:
 /// `IMPORTING` and `MIGRATING`, `MIGRATE` of each key, then `SETSLOT … NODE` everywhere.
+/// A slot's move from primary `from` to `to`, step by step as a resharding tool makes it.
+struct Migration {
+    src: redis::Connection,
+    dst: redis::Connection,
+    from_id: String,
+    to_id: String,
+    to_port: u16,
+}
+
+impl Migration {
+    fn new(c: &LocalCluster, from: usize, to: usize) -> Migration {
+        let id =
+            |i: usize| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut c.connection(i).unwrap()).unwrap() };
+        Migration {
+            src: c.connection(from).unwrap(),
+            dst: c.connection(to).unwrap(),
+            from_id: id(from),
+            to_id: id(to),
+            to_port: c.nodes()[to].port().unwrap(),
+        }
+    }
+
+    /// Marks `slot` importing on the target and migrating on the source.
+    fn begin(&mut self, slot: u16) {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("IMPORTING")
+            .arg(&self.from_id)
+            .query(&mut self.dst)
+            .unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("MIGRATING")
+            .arg(&self.to_id)
+            .query(&mut self.src)
+            .unwrap();
+    }
+
+    /// Moves `keys` to the target.
+    fn keys(&mut self, keys: &[String]) {
+        let _: () = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(self.to_port)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys)
+            .query(&mut self.src)
+            .unwrap();
+    }
+}
+
 fn migrate(c: &LocalCluster, from: usize, to: usize, slots: std::ops::Range<u16>) -> usize {
-    let id = |i: usize| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut c.connection(i).unwrap()).unwrap() };
-    let (from_id, to_id) = (id(from), id(to));
-    let (mut src, mut dst) = (c.connection(from).unwrap(), c.connection(to).unwrap());
-    let to_port = c.nodes()[to].port().unwrap();
+    let mut m = Migration::new(c, from, to);
     let mut moved = 0;
     for slot in slots {
-        let _: () =
-            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut dst).unwrap();
-        let _: () =
-            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut src).unwrap();
+        m.begin(slot);
         loop {
             let keys: Vec<String> =
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut src).unwrap();
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut m.src).unwrap();
             if keys.is_empty() {
                 break;
             }
             moved += keys.len();
-            let _: () = redis::cmd("MIGRATE")
-                .arg("127.0.0.1")
-                .arg(to_port)
-                .arg("")
-                .arg(0)
-                .arg(5000)
-                .arg("KEYS")
-                .arg(&keys)
-                .query(&mut src)
-                .unwrap();
+            m.keys(&keys);
         }
         for i in 0..c.primaries() {
             let _: () = redis::cmd("CLUSTER")
                 .arg("SETSLOT")
                 .arg(slot)
                 .arg("NODE")
-                .arg(&to_id)
+                .arg(&m.to_id)
                 .query(&mut c.connection(i).unwrap())
                 .unwrap();
         }
@@ -394,22 +434,9 @@ fn a_batch_placed_by_a_map_gone_stale_is_sent_on_where_its_slots_went() {
 /// Begins moving `slot` from primary `from` to `to` and moves only `keys` of it: the rest are
 /// still on `from`, which answers `ASK` for those it no longer has.
 fn half_migrate(c: &LocalCluster, from: usize, to: usize, slot: u16, keys: &[String]) {
-    let id = |i: usize| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut c.connection(i).unwrap()).unwrap() };
-    let (from_id, to_id) = (id(from), id(to));
-    let (mut src, mut dst) = (c.connection(from).unwrap(), c.connection(to).unwrap());
-    let _: () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut dst).unwrap();
-    let _: () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut src).unwrap();
-    let to_port = c.nodes()[to].port().unwrap();
-    let _: () = redis::cmd("MIGRATE")
-        .arg("127.0.0.1")
-        .arg(to_port)
-        .arg("")
-        .arg(0)
-        .arg(5000)
-        .arg("KEYS")
-        .arg(keys)
-        .query(&mut src)
-        .unwrap();
+    let mut m = Migration::new(c, from, to);
+    m.begin(slot);
+    m.keys(keys);
 }
 
 #[test]

@@ -16,6 +16,12 @@ fn check(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, Value) {
     (code, json)
 }
 
+/// The server's `used_memory`.
+fn used_memory(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
+}
+
 /// The finding of `kind`, if there is one.
 fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
     report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind)
@@ -230,8 +236,7 @@ fn check_exits_by_the_worst_finding_and_3_when_it_cannot_judge() {
     let dir = tempfile::tempdir().unwrap();
     let url = server.socket_url();
     // Critical: memory at the limit.
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+    let used = used_memory(&mut con);
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(used + used / 50).query(&mut con).unwrap();
     let (code, report) = check(&url, &dir, &["--layout", "trt"]);
     assert_eq!(code, 2, "{report}");
@@ -277,8 +282,7 @@ fn a_full_redis_with_no_session_layout_is_critical_and_says_the_layout_is_missin
         pipe.cmd("SET").arg(format!("cache:item:{i}")).arg("x".repeat(512)).ignore();
     }
     let _: () = pipe.query(&mut con).unwrap();
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+    let used = used_memory(&mut con);
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(used - used / 50).query(&mut con).unwrap();
     let refused: redis::RedisResult<()> = con.set("one:more", "x");
     assert!(refused.is_err_and(|e| e.to_string().contains("OOM")), "Redis refuses writes");

@@ -229,6 +229,22 @@ pub struct ThresholdArgs {
     /// Live sessions falling by more than this percentage between two census passes is critical.
     #[arg(long, global = true, value_name = "PERCENT", default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub drop_alert: u8,
+    /// New sessions are counted over this window: many of them never used again after their
+    /// first request is a session cookie the application does not get back.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10m")]
+    pub new_sessions_window: Duration,
+    /// This percentage of the window's new sessions never used again is a warning (judged
+    /// against the hour before).
+    #[arg(long, global = true, value_name = "PERCENT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub unused_alert: u8,
+    /// Entries into and exits from each stage are counted over this window: a stage many
+    /// reach and none leaves is a warning.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "30m")]
+    pub flow_window: Duration,
+    /// Connections from the hosts that were connected at the start falling by this percentage
+    /// is a warning (workers gone).
+    #[arg(long, global = true, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub clients_fall: u8,
 }
 
 impl ThresholdArgs {
@@ -243,6 +259,10 @@ impl ThresholdArgs {
             memory_warning: f64::from(self.memory_warning) / 100.0,
             memory_critical: f64::from(self.memory_critical.max(self.memory_warning)) / 100.0,
             drop_share: f64::from(self.drop_alert) / 100.0,
+            arrivals_window_s: self.new_sessions_window.as_secs().max(1) as i64,
+            unused_share: f64::from(self.unused_alert) / 100.0,
+            flow_window_s: self.flow_window.as_secs().max(1) as i64,
+            clients_fall_share: f64::from(self.clients_fall) / 100.0,
             ..crate::engine::domain::Thresholds::default()
         }
     }

@@ -4,8 +4,10 @@
 //! findings ([`diagnose`]), a day of figures ([`history`]), and the wording both fronts share
 //! ([`present`], [`summary`]).
 
+pub mod causes;
 pub mod diagnose;
 pub mod domain;
+pub mod flow;
 pub mod history;
 pub mod layout;
 pub mod model;

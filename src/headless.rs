@@ -232,8 +232,8 @@ async fn snapshot_watched(
         Some(layout) => {
             data.model
                 .apply(Update::Layout(Box::new(crate::engine::domain::LayoutInfo::new(&layout, store.note.clone()))));
-            if matches!(observe, Observe::Start) {
-                data.stages = Stages::for_layout(&layout, setup.collect.watch);
+            if !matches!(observe, Observe::From(_)) {
+                data.stages = Some(Stages::for_layout(&layout, setup.collect.watch));
             }
             if census {
                 census_into(setup, store, &layout, limit, &mut data).await?;
@@ -304,15 +304,14 @@ async fn census_into(
     })
     .await?;
     let census_duration_ms = outcome.duration.as_millis() as u64;
+    let mut tally = outcome.tally;
+    tally.flow = stages.and_then(|s| s.pass_done(now_millis()));
     model.apply(Update::CensusDone {
         generation: 1,
-        tally: outcome.tally,
+        tally,
         duration_ms: census_duration_ms,
         orphan_ids: outcome.orphan_ids,
     });
-    if let Some(stages) = stages {
-        stages.pass_done(now_millis());
-    }
     let by_stage = stalled.by_stage(model.lifetime_s());
     let stalled: u64 = by_stage.iter().map(|(_, n)| n).sum();
     model.set_stalled(stalled, by_stage);

@@ -122,6 +122,8 @@ impl Setup {
                     stalled_after_s: global.stalled_after.as_secs() as i64,
                     lifetime_s: global.session_lifetime.map(|d| d.as_secs() as i64),
                     active_window_s: global.thresholds.thresholds().active_window_s,
+                    arrivals_window_s: global.thresholds.thresholds().arrivals_window_s,
+                    flow_window_s: global.thresholds.thresholds().flow_window_s,
                 },
             },
             lifetime_s: global.session_lifetime.map(|d| d.as_secs() as i64),

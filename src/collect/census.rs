@@ -635,11 +635,9 @@ pub(super) async fn census_loop(
             })
             .await;
             match result {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
                     attempt = 0;
-                    if let Some(stages) = &stages {
-                        stages.pass_done(super::now_millis());
-                    }
+                    outcome.tally.flow = stages.as_ref().and_then(|s| s.pass_done(super::now_millis()));
                     tracing::debug!(generation, duration = ?outcome.duration, total = outcome.tally.total, "census pass");
                     send(Update::CensusDone {
                         generation,

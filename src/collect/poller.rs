@@ -242,7 +242,7 @@ impl Poller {
             Ok(Resolved::Layout { layout, note }) => {
                 self.send(Update::Layout(Box::new(LayoutInfo::new(&layout, note))));
                 let layout: Arc<Layout> = Arc::from(layout);
-                self.stages = Stages::for_layout(&layout, self.options.watch);
+                self.stages = Some(Stages::for_layout(&layout, self.options.watch));
                 self.layout = Some(layout.clone());
                 let _ = layout_tx.send(Some((layout, self.stages.clone())));
             }

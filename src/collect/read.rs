@@ -641,6 +641,12 @@ impl Probe {
             let mut row = SessionRow::new(s.id);
             row.ttl = Ttl::from_pttl(s.pttl, now);
             row.history_len = s.history_len;
+            row.created_expiry = self
+                .plan
+                .meta
+                .and_then(|i| s.other_ttls.get(i).copied().flatten())
+                .filter(|pttl| *pttl > 0)
+                .map(|pttl| now + pttl);
             row.memory_bytes = s.memory_bytes;
             row.decode_error = s.decode_error;
             row.stage = s.labels.stage.map(|t| interner.get(&t));
@@ -849,6 +855,9 @@ struct ReadPlan {
     /// The epoch minute the counter is read for.
     minute: Vec<u8>,
     per_session: usize,
+    /// Which of `other_keys` is written once at creation with the session's lifetime (the
+    /// layout's meta): when it expires says when the session was created.
+    meta: Option<usize>,
 }
 
 /// One of a session's other keys whose TTL is read.
@@ -922,6 +931,7 @@ impl ReadPlan {
             probe_ephemeral,
             minute,
             per_session,
+            meta: layout.parts.iter().position(|p| p.role == PartRole::Meta),
         }
     }
 

@@ -59,6 +59,10 @@ pub struct Inputs<'a> {
     /// Whether sessions keep a history that shows a user going round in circles (else stuck is
     /// judged by watching stages).
     pub has_history: bool,
+    /// The layout's final stages (a flow never stops at one).
+    pub finals: &'a [String],
+    /// The deploy baseline, when one is marked.
+    pub baseline: Option<Millis>,
     pub now: Millis,
 }
 
@@ -667,6 +671,15 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     }
     if let Some(census) = inputs.census {
         session_findings(census, inputs, tracker, &mut out);
+        if let Some(flow) = &census.flow {
+            let causes = crate::engine::causes::CauseInputs {
+                flow,
+                thresholds: inputs.thresholds,
+                finals: inputs.finals,
+                baseline: inputs.baseline,
+            };
+            crate::engine::causes::findings(&causes, &mut out);
+        }
     }
     // What a series shows of a kind replaces what one look shows of it (evicted while
     // watching, evicted since start; a restart seen and counted, a short uptime).
@@ -1010,6 +1023,8 @@ mod tests {
             same_server: &[],
             has_index: true,
             has_history: true,
+            finals: &[],
+            baseline: None,
             now: 1_000_000,
         }
     }

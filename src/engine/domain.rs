@@ -67,6 +67,9 @@ pub struct SessionRow {
     /// TTL of the session's primary key.
     pub ttl: Ttl,
     pub history_len: Option<u64>,
+    /// When the part written once at creation with the session's lifetime (the layout's meta)
+    /// expires: the session was created one lifetime before.
+    pub created_expiry: Option<Millis>,
     /// `MEMORY USAGE` summed over the session's keys; only read for the visible page.
     pub memory_bytes: Option<u64>,
     /// Why the session's payload or fields could not be read or decoded (over the read cap,
@@ -107,6 +110,7 @@ impl SessionRow {
             last_interaction: None,
             ttl: Ttl::Unknown,
             history_len: None,
+            created_expiry: None,
             memory_bytes: None,
             decode_error: None,
             generation: 0,
@@ -148,6 +152,59 @@ pub struct CensusTally {
     /// A cluster's hash slots the pass could not count: served by no primary, or still moving
     /// after the pass had walked their new primaries again.
     pub uncovered_slots: Vec<(u16, u16)>,
+    /// How sessions arrive and move through their stages, as watched up to the pass's end
+    /// (`None` where nothing watches them).
+    pub flow: Option<FlowSummary>,
+}
+
+/// One stage's flow: entries in the window and whether they left, against the hour before.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StageFlow {
+    pub stage: String,
+    /// Sessions that entered the stage within the window, and how many of them left it.
+    pub entered: u64,
+    pub left: u64,
+    /// Of those, the ones that have been in it long enough to have left (older than the usual
+    /// time spent in it), and how many did.
+    pub judged: u64,
+    pub judged_left: u64,
+    /// Entries in the hour before the window, how many left, and within how long nine in ten
+    /// of those that left did.
+    pub before_entered: u64,
+    pub before_left: u64,
+    pub before_dwell_ms: Option<Millis>,
+    /// Entries by minute (start of the minute, count) over the window and the hour before: what
+    /// a stage nobody reaches any more since a baseline is judged by.
+    pub by_minute: Vec<(Millis, u32)>,
+}
+
+/// New sessions in the window and whether they came back, against the hour before.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Arrivals {
+    /// How long of the window, and of the hour before it, was watched (a watch begun recently
+    /// has seen less of them).
+    pub span_ms: Millis,
+    pub before_span_ms: Millis,
+    /// New sessions in the window; those old enough to judge; of those, never used again.
+    pub born: u64,
+    pub judged: u64,
+    pub unused: u64,
+    pub before_born: u64,
+    pub before_judged: u64,
+    pub before_unused: u64,
+}
+
+/// How sessions arrived and moved through their stages, as watched up to the end of a pass
+/// (see `engine::flow`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FlowSummary {
+    pub at: Millis,
+    pub stages_window_ms: Millis,
+    pub arrivals_window_ms: Millis,
+    /// When the watch began.
+    pub since: Millis,
+    pub stages: Vec<StageFlow>,
+    pub arrivals: Arrivals,
 }
 
 /// The connection's health.
@@ -397,8 +454,15 @@ pub enum FindingKind {
     SlotsUncovered,
     SlotsMoved,
     SessionsDropped,
+    // Causes seen across sessions: sessions that never come back, a stage the flow stopped at.
+    NotComingBack,
+    FlowStopped,
+    StageUnreached,
     // The host sessiontop runs on.
     ProcessCount,
+    // Who connects to Redis.
+    NewClientHost,
+    ClientsFell,
     // Targets watched side by side.
     SameServer,
 }
@@ -407,7 +471,7 @@ impl FindingKind {
     /// How many of [`FindingKind::ALL`], from the first, are about sessions.
     pub const SESSION_KINDS: usize = 11;
 
-    pub const ALL: [FindingKind; 27] = [
+    pub const ALL: [FindingKind; 32] = [
         FindingKind::Stuck,
         FindingKind::Stalled,
         FindingKind::Orphaned,
@@ -433,7 +497,12 @@ impl FindingKind {
         FindingKind::SlotsUncovered,
         FindingKind::SlotsMoved,
         FindingKind::SessionsDropped,
+        FindingKind::NotComingBack,
+        FindingKind::FlowStopped,
+        FindingKind::StageUnreached,
         FindingKind::ProcessCount,
+        FindingKind::NewClientHost,
+        FindingKind::ClientsFell,
         FindingKind::SameServer,
     ];
 
@@ -465,14 +534,26 @@ impl FindingKind {
             FindingKind::SlotsUncovered => "slots_uncovered",
             FindingKind::SlotsMoved => "slots_moved",
             FindingKind::SessionsDropped => "sessions_dropped",
+            FindingKind::NotComingBack => "not_coming_back",
+            FindingKind::FlowStopped => "flow_stopped",
+            FindingKind::StageUnreached => "stage_unreached",
             FindingKind::ProcessCount => "process_count",
+            FindingKind::NewClientHost => "new_client_host",
+            FindingKind::ClientsFell => "clients_fell",
             FindingKind::SameServer => "same_server",
         }
     }
 
     /// Whether the finding is about the server rather than sessions (its subjects are not ids).
     pub fn is_server(self) -> bool {
-        self >= FindingKind::MemoryHigh && self != FindingKind::SessionsDropped
+        self >= FindingKind::MemoryHigh
+            && !matches!(
+                self,
+                FindingKind::SessionsDropped
+                    | FindingKind::NotComingBack
+                    | FindingKind::FlowStopped
+                    | FindingKind::StageUnreached
+            )
     }
 
     /// The write that fixes the finding's sessions by itself, if it has one; the sessions of any
@@ -684,6 +765,14 @@ pub struct Thresholds {
     pub fragmentation_min_bytes: u64,
     /// Live sessions falling by more than this share between two census passes.
     pub drop_share: f64,
+    /// New sessions are counted over this window; this share of them never used again is a
+    /// cookie the application does not get back.
+    pub arrivals_window_s: i64,
+    pub unused_share: f64,
+    /// Entries into and exits from stages are counted over this window.
+    pub flow_window_s: i64,
+    /// Connections from the application's hosts falling by this share is workers gone.
+    pub clients_fall_share: f64,
 }
 
 impl Default for Thresholds {
@@ -700,6 +789,10 @@ impl Default for Thresholds {
             fragmentation: 1.5,
             fragmentation_min_bytes: 64 << 20,
             drop_share: 0.3,
+            arrivals_window_s: 10 * 60,
+            unused_share: 0.8,
+            flow_window_s: 30 * 60,
+            clients_fall_share: 0.5,
         }
     }
 }

@@ -218,6 +218,8 @@ impl Model {
             same_server: &self.same_server,
             has_index,
             has_history,
+            finals: self.layout.as_ref().map_or(&[], |l| l.finals.as_slice()),
+            baseline: self.baseline,
             now: self.now,
         };
         self.findings = diagnose::findings(&inputs, &self.tracker);

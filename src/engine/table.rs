@@ -594,6 +594,8 @@ impl Store {
             last_interaction: r.last(),
             ttl: r.ttl(),
             history_len: (r.history != UNKNOWN_U32).then_some(u64::from(r.history)),
+            // What only the watch of arrivals needs; the table does not keep it.
+            created_expiry: None,
             memory_bytes: (r.memory != UNKNOWN_U32).then_some(u64::from(r.memory)),
             decode_error: (r.flags & HAS_ERROR != 0).then(|| {
                 self.errors.get(&slot).map_or_else(|| "not read or not decoded".to_string(), |e| e.to_string())

@@ -121,6 +121,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "duration_ms": data.census_duration_ms,
             "scan_count": setup.collect.census.scan_count,
             "budget": data.budget,
+            "flow": totals.flow.as_ref().map(flow_json),
         })
     });
     json!({
@@ -169,6 +170,37 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "budget": data.budget,
         },
         "findings": findings(&data.model.findings),
+    })
+}
+
+/// How sessions arrived and moved through their stages, as watched.
+fn flow_json(f: &crate::engine::domain::FlowSummary) -> J {
+    let a = &f.arrivals;
+    json!({
+        "watched_seconds": (f.at - f.since) / 1000,
+        "new_sessions": {
+            "window_seconds": f.arrivals_window_ms / 1000,
+            "watched_seconds": a.span_ms / 1000,
+            "created": a.born,
+            "judged": a.judged,
+            "never_used_again": a.unused,
+            "before": {
+                "watched_seconds": a.before_span_ms / 1000,
+                "created": a.before_born,
+                "never_used_again": a.before_unused,
+            },
+        },
+        "stages_window_seconds": f.stages_window_ms / 1000,
+        "stages": f.stages.iter().map(|s| json!({
+            "stage": s.stage,
+            "entered": s.entered,
+            "left": s.left,
+            "before": {
+                "entered": s.before_entered,
+                "left": s.before_left,
+                "left_within_seconds": s.before_dwell_ms.map(|d| d / 1000),
+            },
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -251,6 +283,7 @@ pub fn check(verdict: &crate::headless::Verdict, data: &SnapshotData, setup: &Se
         "sessions": data.layout.as_ref().map(|_| data.model.census.totals().total),
         "unjudged": verdict.unjudged,
         "observed_seconds": verdict.observed_s,
+        "flow": data.model.census.totals().flow.as_ref().map(flow_json),
         "findings": findings(&data.model.findings),
     })
 }

@@ -197,6 +197,16 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// A duration as a window is named: [`human_duration`] without a zero second unit (`10m`,
+/// `1h`, `12m05s`).
+pub fn window(seconds: i64) -> String {
+    let words = human_duration(seconds);
+    match words.strip_suffix("00s").or_else(|| words.strip_suffix("00m")).or_else(|| words.strip_suffix("00h")) {
+        Some(whole) => whole.to_string(),
+        None => words,
+    }
+}
+
 /// Why text is not a duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {

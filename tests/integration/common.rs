@@ -187,3 +187,26 @@ pub fn setup_for(url: &str, dir: &tempfile::TempDir, args: &[&str]) -> sessionto
 pub fn fast(setup: &sessiontop::setup::Setup, poll: std::time::Duration) -> sessiontop::collect::CollectOptions {
     sessiontop::collect::CollectOptions { poll_interval: poll, census_pause: poll, ..setup.collect.clone() }
 }
+
+/// Waits until Redis has served `calls` calls of `command` (as `INFO commandstats` names it).
+pub fn calls_at_least(con: &mut redis::Connection, command: &str, calls: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if calls_of(con, command) >= calls {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "Redis never served {calls} {command}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The calls of `command` Redis has served (as `INFO commandstats` names it).
+pub fn calls_of(con: &mut redis::Connection, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()))
+        .unwrap_or(0)
+}

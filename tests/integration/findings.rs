@@ -397,6 +397,8 @@ fn inputs_now<'a>(
         thresholds,
         has_index: false,
         has_history: false,
+        finals: &[],
+        baseline: None,
         now: (now_epoch() * 1000.0) as i64,
     }
 }
@@ -521,24 +523,6 @@ fn server_trouble_in_a_real_redis_is_found() {
     let kinds = server_kinds(&back, &watch, &t);
     assert!(has(&kinds, "restarted", "critical").is_some(), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|(k, _, _)| k == "restarted").count(), 1, "{kinds:?}");
-}
-
-/// Waits until Redis has served `calls` calls of `command` (as `INFO commandstats` names it).
-fn calls_at_least(con: &mut redis::Connection, command: &str, calls: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let prefix = format!("cmdstat_{command}:calls=");
-    loop {
-        let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
-        let served = stats
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()));
-        if served.unwrap_or(0) >= calls {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "Redis never served {calls} {command}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 /// `check --json --observe 3s` of a TRT store, passes 300 ms apart, started in the background.

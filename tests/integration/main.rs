@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test, a bench or a generator: a failure should stop it loudly
 
+mod causes;
 mod chatmrpt;
 mod cluster;
 mod common;

@@ -103,15 +103,33 @@ impl CensusPanel<'_> {
         head
     }
 
-    /// A tall panel: a bar for each stage, with its change since the baseline and its stalled.
+    /// A tall panel: a bar for each stage, with its change since the baseline, the sessions
+    /// that entered and left it within the flow window (the stage a flow stopped at in the
+    /// warning colour) and its stalled.
     fn stage_bars(&self, counts: &[(String, u64)], inner: Rect, lines: &mut Vec<Line<'static>>) {
         let (m, t) = (self.model, self.theme);
+        let flow = m.census.totals().flow.as_ref();
+        let stopped: Vec<&str> = m
+            .findings
+            .iter()
+            .filter(|f| f.kind == crate::engine::domain::FindingKind::FlowStopped)
+            .flat_map(|f| f.by_stage.iter().map(|(s, _)| s.as_str()))
+            .collect();
         let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
         let label_width =
             counts.iter().map(|(k, _)| text::escape_str(k).chars().count()).max().unwrap_or(0).clamp(6, 28);
-        let bar_width = usize::from(inner.width).saturating_sub(label_width + 22).max(4);
+        let flow_width = if flow.is_some() { FLOW_WIDTH } else { 0 };
+        let bar_width = usize::from(inner.width).saturating_sub(label_width + 22 + flow_width).max(4);
         let rows = usize::from(inner.height.saturating_sub(1));
-        for (k, n) in counts.iter().take(rows) {
+        if let Some(f) = flow {
+            let head = format!(
+                "{:>w$}",
+                format!("in/out {}", text::window(f.stages_window_ms / 1000)),
+                w = label_width + bar_width + 9 + FLOW_WIDTH
+            );
+            lines.push(Line::from(Span::styled(head, t.style(Role::Muted))));
+        }
+        for (k, n) in counts.iter().take(rows.saturating_sub(usize::from(flow.is_some()))) {
             let stalled = self.stalled_by.get(k).copied().unwrap_or(0);
             let mut spans = vec![
                 Span::styled(
@@ -121,6 +139,14 @@ impl CensusPanel<'_> {
                 Span::styled(bar(*n as f64 / max as f64, bar_width), t.style(Role::Bar)),
                 Span::styled(format!(" {:>7}", text::grouped(*n)), t.style(Role::Text)),
             ];
+            if let Some(f) = flow {
+                let (entered, left) = f.stages.iter().find(|s| s.stage == *k).map_or((0, 0), |s| (s.entered, s.left));
+                let role = if stopped.contains(&k.as_str()) { Role::Warn } else { Role::Muted };
+                spans.push(Span::styled(
+                    format!(" {:>6}/{:<6}", text::grouped(entered), text::grouped(left)),
+                    t.style(role),
+                ));
+            }
             if let Some(d) = m.since_baseline(&crate::engine::history::stage_series(k)) {
                 let change = format!(" {:>6}", super::signed(crate::engine::history::Unit::Count, d));
                 spans.push(Span::styled(change, t.style(Role::Accent)));
@@ -169,6 +195,9 @@ impl Widget for CensusPanel<'_> {
         Paragraph::new(lines).render(inner, buf);
     }
 }
+
+/// The width of a stage's entries and exits in the flow window (` 14/0     `).
+const FLOW_WIDTH: usize = 14;
 
 /// Like [`spark`], but scaled from zero, so a small stage looks small.
 fn spark_from_zero(values: &[f64]) -> String {

@@ -17,6 +17,7 @@
 //! [`LinkState::Reconnecting`]: crate::engine::domain::LinkState::Reconnecting
 
 pub mod census;
+pub mod clients;
 pub mod detect;
 pub mod fix;
 pub mod host;

@@ -5,6 +5,7 @@
 //! ([`present`], [`summary`]).
 
 pub mod causes;
+pub mod clients;
 pub mod diagnose;
 pub mod domain;
 pub mod flow;

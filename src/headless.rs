@@ -207,6 +207,8 @@ async fn snapshot_watched(
     }
     model.apply(Update::Link(crate::engine::domain::LinkState::Connected { since: started }));
     let polled = server::poll_target(&store.router).await?;
+    let clients = crate::collect::clients::poll(&store.router, polled.stats.connected_clients, started).await?;
+    model.apply(Update::Clients(Box::new(clients)));
     model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
     if let Some(nodes) = polled.nodes {
         model.apply(Update::Nodes(Box::new(nodes)));

@@ -61,6 +61,8 @@ pub struct Poller {
     layout: Option<Arc<Layout>>,
     /// The watch over the stages of the layout's sessions, when they keep no history.
     stages: Option<Arc<Stages>>,
+    /// When the clients were last listed.
+    clients_at: Option<crate::engine::domain::Millis>,
     viewport: Vec<SessionId>,
     inspecting: Option<SessionId>,
     /// The search for the inspected session's wildcard related keys, and when it began.
@@ -93,6 +95,7 @@ impl Poller {
             detected_at: None,
             layout: None,
             stages: None,
+            clients_at: None,
             viewport: Vec::new(),
             inspecting: None,
             related: None,
@@ -455,6 +458,12 @@ impl Poller {
     /// every node of a cluster (with the map read again, and each node's own figures).
     async fn poll_servers(&mut self, router: &Router) -> Result<(), Failure> {
         let polled = server::poll_target(router).await?;
+        let now = super::now_millis();
+        if self.clients_at.is_none_or(|at| now - at >= super::clients::CLIENTS_EVERY_MS) {
+            self.clients_at = Some(now);
+            let view = super::clients::poll(router, polled.stats.connected_clients, now).await?;
+            self.send(Update::Clients(Box::new(view)));
+        }
         self.send(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
         if let Some(nodes) = polled.nodes {
             self.send(Update::Nodes(Box::new(nodes)));

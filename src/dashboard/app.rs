@@ -34,6 +34,7 @@ pub enum Screen {
     Charts,
     /// The nodes of a target made of several (`n`).
     Nodes,
+    Clients,
 }
 
 /// The windows the charts show, in turn (`w`).
@@ -223,6 +224,8 @@ pub struct App {
     pub charts: ChartsState,
     /// The first node the nodes view shows.
     pub nodes_offset: usize,
+    /// The first host the clients view shows.
+    pub clients_offset: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     /// The keymap's scopes this app answers, and its help lists: the dashboard's, or a
@@ -261,6 +264,7 @@ impl App {
             inspector: None,
             charts: ChartsState::default(),
             nodes_offset: 0,
+            clients_offset: 0,
             dialog: None,
             help: false,
             scopes: DASHBOARD_SCOPES,
@@ -572,7 +576,7 @@ impl App {
                 Vec::new()
             }
             Action::Expire | Action::Persist | Action::Delete
-                if !matches!(self.screen, Screen::Charts | Screen::Nodes) =>
+                if !matches!(self.screen, Screen::Charts | Screen::Nodes | Screen::Clients) =>
             {
                 self.start_write(action)
             }
@@ -594,6 +598,10 @@ impl App {
                 self.screen = if self.screen == Screen::Nodes { Screen::Overview } else { Screen::Nodes };
                 Vec::new()
             }
+            Action::Clients => {
+                self.screen = if self.screen == Screen::Clients { Screen::Overview } else { Screen::Clients };
+                Vec::new()
+            }
             _ => match self.screen {
                 Screen::Overview => self.on_overview_action(action),
                 Screen::Inspector => self.on_inspector_action(action),
@@ -603,6 +611,10 @@ impl App {
                 }
                 Screen::Nodes => {
                     self.on_nodes_action(action);
+                    Vec::new()
+                }
+                Screen::Clients => {
+                    self.on_clients_action(action);
                     Vec::new()
                 }
             },
@@ -829,7 +841,21 @@ impl App {
         match self.screen {
             Screen::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             Screen::Overview => self.table.selected.clone(),
-            Screen::Charts | Screen::Nodes => None,
+            Screen::Charts | Screen::Nodes | Screen::Clients => None,
+        }
+    }
+
+    /// Keys of the clients view: scroll the hosts, go back.
+    fn on_clients_action(&mut self, action: Action) {
+        let count = self.shown().clients.as_ref().map_or(0, |v| v.hosts.len());
+        let last = count.saturating_sub(1);
+        match action {
+            Action::Up => self.clients_offset = self.clients_offset.saturating_sub(1),
+            Action::Down => self.clients_offset = (self.clients_offset + 1).min(last),
+            Action::Top => self.clients_offset = 0,
+            Action::Bottom => self.clients_offset = last,
+            Action::Back => self.screen = Screen::Overview,
+            _ => {}
         }
     }
 

@@ -66,6 +66,7 @@ pub enum Action {
     Raw,
     Charts,
     Nodes,
+    Clients,
     ChartWindow,
     CursorBack,
     CursorForward,
@@ -122,7 +123,7 @@ const fn entry(
 
 /// Every action, in help order: the one table the keymap, the help, the footer and the
 /// config's `[bindings]` read.
-const ACTIONS: [Entry; 52] = {
+const ACTIONS: [Entry; 53] = {
     use Action as A;
     use Scope::{Dialog, Replay, Screen, Targets};
     [
@@ -148,6 +149,7 @@ const ACTIONS: [Entry; 52] = {
         entry(A::Raw, Screen, "raw", "raw view (inspector)", "raw", &["v"]),
         entry(A::Charts, Screen, "charts", "charts: every figure over the last day", "charts", &["c"]),
         entry(A::Nodes, Screen, "nodes", "nodes: a cluster's primaries and replicas, a sentinel's", "nodes", &["n"]),
+        entry(A::Clients, Screen, "clients", "clients: who is connected, by host", "clients", &["C"]),
         entry(A::ChartWindow, Screen, "chart_window", "chart window: 5m, 1h, 6h, 24h, 1m", "window", &["w"]),
         entry(A::CursorBack, Screen, "cursor_back", "chart cursor earlier", "cursor", &["left", "h"]),
         entry(A::CursorForward, Screen, "cursor_forward", "chart cursor later", "cursor", &["right", "l"]),

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod census;
 pub mod charts;
+pub mod clients;
 pub mod dialog;
 pub mod footer;
 pub mod header;
@@ -113,6 +114,12 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             let [header, body, footer] = header_body_footer(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(nodes::NodesPanel { model, theme, offset: app.nodes_offset }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
+        }
+        Screen::Clients => {
+            let [header, body, footer] = header_body_footer(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(clients::ClientsPanel { model, theme, offset: app.clients_offset }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
         Screen::Inspector => {

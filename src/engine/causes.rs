@@ -6,6 +6,7 @@
 //!
 //! Pure: a function of the summary, the thresholds and the time.
 
+use crate::engine::clients::clock;
 use crate::engine::domain::{Arrivals, Finding, FindingKind, FlowSummary, Millis, Severity, StageFlow, Thresholds};
 use crate::engine::flow::BEFORE_MS;
 use crate::util::text;
@@ -185,15 +186,6 @@ fn unreached(s: &StageFlow, flow: &FlowSummary, baseline: Option<Millis>) -> Opt
             text::grouped(before)
         ),
     ))
-}
-
-/// A time of day in local time (`14:02`).
-fn clock(at: Millis) -> String {
-    use chrono::TimeZone;
-    match chrono::Local.timestamp_millis_opt(at) {
-        chrono::LocalResult::Single(t) => t.format("%H:%M").to_string(),
-        _ => "?".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,8 @@ pub struct Tracker {
     process_changes: BTreeMap<String, (Millis, u64, u64)>,
     /// The nodes of a cluster: failovers and reshardings seen while watching.
     nodes: crate::engine::nodes::NodeWatch,
+    /// Who connects: new hosts, and the application's hosts' connections falling.
+    clients: crate::engine::clients::ClientWatch,
 }
 
 /// Sessions a stage watch follows at most (the rest are not followed).
@@ -147,6 +149,11 @@ impl Tracker {
             self.rejected_base = stats.rejected_connections;
         }
         self.last_server = Some(current);
+    }
+
+    /// A listing of the clients.
+    pub fn observe_clients(&mut self, view: &crate::engine::domain::ClientsView) {
+        self.clients.observe(view);
     }
 
     /// A poll of a cluster's nodes.
@@ -209,6 +216,7 @@ impl Tracker {
         // A drop of sessions a restart explains is said by the restart's finding.
         let (restart, explains_from) = self.restart_finding(inputs.now);
         out.extend(restart);
+        self.clients.findings(inputs.thresholds, out);
         if let Some((at, before, after)) = &self.role_change
             && inputs.now - at < EVENT_FINDING_MS
         {

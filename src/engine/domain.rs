@@ -634,6 +634,37 @@ impl NodesView {
     }
 }
 
+/// Who is connected to the target, by source host, as `CLIENT LIST` (of every primary) showed
+/// it at `at`; sessiontop's own connections (named `sessiontop`) are counted apart.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientsView {
+    pub at: Millis,
+    /// Connections listed (replicas and subscribers are not).
+    pub total: u64,
+    /// sessiontop's own among them.
+    pub own: u64,
+    /// By source host, most connections first.
+    pub hosts: Vec<HostClients>,
+    /// Why the clients are not listed (denied, as on ElastiCache Serverless; too many to list
+    /// cheaply); `hosts` is then empty.
+    pub unavailable: Option<String>,
+}
+
+/// The connections from one source host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostClients {
+    /// The address without its port (`10.0.0.5`), or `local socket`.
+    pub host: String,
+    /// Connections, sessiontop's own left out.
+    pub connections: u64,
+    /// Client names and libraries (`CLIENT SETNAME`, `lib-name` on 7.2+), with their counts.
+    pub names: Vec<(String, u64)>,
+    /// The least and the most seconds any of them has been idle.
+    pub idle_s: (u64, u64),
+    /// The last commands they ran, with their counts, most first.
+    pub commands: Vec<(String, u64)>,
+}
+
 /// The machine sessiontop runs on, and the processes `--watch-process` names.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostStats {

@@ -136,6 +136,8 @@ pub struct Model {
     pub server: Option<ServerStats>,
     /// The nodes of a target made of several, as the last poll saw them.
     pub nodes: Option<crate::engine::domain::NodesView>,
+    /// Who is connected, as last listed.
+    pub clients: Option<crate::engine::domain::ClientsView>,
     /// When `server` was read.
     pub server_at: Option<Millis>,
     /// Server fields that could not be read, with why.
@@ -176,6 +178,7 @@ impl Model {
             layout_note: None,
             server: None,
             nodes: None,
+            clients: None,
             server_at: None,
             server_unavailable: Vec::new(),
             history: Default::default(),
@@ -306,6 +309,11 @@ impl Model {
             }
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
+            Update::Clients(view) => {
+                self.tracker.observe_clients(&view);
+                self.clients = Some(*view);
+                self.refresh_findings();
+            }
             Update::Nodes(view) => {
                 self.tracker.observe_nodes(&view, self.now);
                 for n in &view.nodes {

@@ -24,6 +24,8 @@ pub enum Update {
     },
     /// The nodes of a target made of several, each as its own poll saw it.
     Nodes(Box<crate::engine::domain::NodesView>),
+    /// Who is connected, by source host.
+    Clients(Box<crate::engine::domain::ClientsView>),
     /// Fresh details of some sessions (the visible page).
     Page {
         rows: Vec<SessionRow>,

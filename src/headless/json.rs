@@ -162,6 +162,7 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "unavailable": m.server_unavailable,
         },
         "topology": topology(m.nodes.as_ref()),
+        "clients": m.clients.as_ref().map(clients_json),
         "sessions": sessions,
         "census": census,
         "own_load": {
@@ -170,6 +171,24 @@ pub fn snapshot(data: &SnapshotData, setup: &Setup) -> J {
             "budget": data.budget,
         },
         "findings": findings(&data.model.findings),
+    })
+}
+
+/// Who is connected, by source host.
+fn clients_json(c: &crate::engine::domain::ClientsView) -> J {
+    let counts = |v: &[(String, u64)]| v.iter().map(|(k, n)| json!({"name": k, "count": n})).collect::<Vec<_>>();
+    json!({
+        "listed_at": rfc3339_ms(c.at),
+        "total": c.total,
+        "own": c.own,
+        "unavailable": c.unavailable,
+        "hosts": c.hosts.iter().map(|h| json!({
+            "host": h.host,
+            "connections": h.connections,
+            "names": counts(&h.names),
+            "idle_seconds": {"min": h.idle_s.0, "max": h.idle_s.1},
+            "commands": counts(&h.commands),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod causes;
 mod chatmrpt;
+mod clients;
 mod cluster;
 mod common;
 mod e2e;

@@ -431,3 +431,34 @@ fn a_cluster_node_down_is_a_critical_alert_on_the_overview() {
     assert!(text.contains("node_down"), "{text}");
     assert!(text.contains("cluster · 3 primaries, 3 replicas · 10,922 of 16,384 slots served"), "{text}");
 }
+
+#[test]
+fn clients_view_with_a_new_host() {
+    use sessiontop::engine::domain::{ClientsView, HostClients};
+    let host = |host: &str, connections: u64, name: &str, command: &str| HostClients {
+        host: host.into(),
+        connections,
+        names: vec![(name.into(), connections)],
+        idle_s: (0, 42),
+        commands: vec![(command.into(), connections)],
+    };
+    snapshot("clients", |size| {
+        let mut m = connected(300, 900 << 20, 1 << 30);
+        let app_hosts = vec![
+            host("10.0.0.5", 12, "gunicorn (redis-py)", "get"),
+            host("10.0.0.6", 12, "gunicorn (redis-py)", "set"),
+        ];
+        let listing = |at, hosts: Vec<HostClients>| {
+            let total = hosts.iter().map(|h| h.connections).sum::<u64>() + 2;
+            ClientsView { at, total, own: 2, hosts, unavailable: None }
+        };
+        m.apply(Update::Clients(Box::new(listing(NOW - 10_000, app_hosts.clone()))));
+        let mut now = app_hosts;
+        now.push(host("172.31.44.52", 6, "(no name)", "keys"));
+        m.apply(Update::Clients(Box::new(listing(NOW, now))));
+        let mut a = app(m, size);
+        a.on_key(press(KeyCode::Char('C')));
+        assert_eq!(a.screen, Screen::Clients);
+        a
+    });
+}

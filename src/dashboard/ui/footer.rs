@@ -47,7 +47,9 @@ fn offered(screen: Screen) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
-        Screen::Nodes => &[Action::Back, Action::Down, Action::Charts, Action::Freeze, Action::Help, Action::Quit],
+        Screen::Nodes | Screen::Clients => {
+            &[Action::Back, Action::Down, Action::Charts, Action::Freeze, Action::Help, Action::Quit]
+        }
         Screen::Inspector => &[
             Action::Back,
             Action::Down,

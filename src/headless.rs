@@ -200,6 +200,8 @@ async fn snapshot_watched(
 ) -> Result<SnapshotData, HeadlessError> {
     let started = now_millis();
     let mut model = Model::new(store.target.info.clone(), setup.model_settings(), started);
+    // The times findings say are local, as on the dashboard.
+    model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
     let mut stages = None;
     if let Observe::From(earlier) = observe {
         model.continue_from(&earlier.model);

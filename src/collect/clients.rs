@@ -33,23 +33,36 @@ pub async fn poll(router: &Router, connected: Option<u64>, now: Millis) -> Resul
             ),
         ));
     }
+    // Every primary at once, as a poll of the nodes asks them.
+    let primaries = router.topology().map().primaries();
+    let listed = futures_util::future::join_all(primaries.iter().map(|node| list(router, node))).await;
     let mut lines = String::new();
-    for node in router.topology().map().primaries() {
-        let mut link = router.link(&node).await?;
-        let mut pipe = crate::conn::link::pipe();
-        pipe.cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal");
-        let replies = link.pipeline(&pipe).await?;
-        let Some(listed) = replies.into_iter().next() else { continue };
-        if let Some(failure) = reply::failure(&listed) {
-            if failure.is_connection() {
-                return Err(failure.clone());
+    for listed in listed {
+        match listed? {
+            Ok(text) => {
+                lines.push_str(&text);
+                lines.push('\n');
             }
-            return Ok(unavailable(now, format!("CLIENT LIST: {failure}")));
+            Err(why) => return Ok(unavailable(now, why)),
         }
-        lines.push_str(&reply::string(listed).unwrap_or_default());
-        lines.push('\n');
     }
     Ok(parse(&lines, now))
+}
+
+/// One node's `CLIENT LIST`, or why it would not give it; only a lost connection is an error.
+async fn list(
+    router: &Router,
+    node: &std::sync::Arc<crate::conn::topology::Node>,
+) -> Result<Result<String, String>, Failure> {
+    let mut link = router.link(node).await?;
+    let mut pipe = crate::conn::link::pipe();
+    pipe.cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal");
+    let Some(listed) = link.pipeline(&pipe).await?.into_iter().next() else { return Ok(Ok(String::new())) };
+    match reply::failure(&listed) {
+        Some(failure) if failure.is_connection() => Err(failure.clone()),
+        Some(failure) => Ok(Err(format!("CLIENT LIST: {failure}"))),
+        None => Ok(Ok(reply::string(listed).unwrap_or_default())),
+    }
 }
 
 fn unavailable(now: Millis, why: String) -> ClientsView {

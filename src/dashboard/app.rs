@@ -848,28 +848,16 @@ impl App {
     /// Keys of the clients view: scroll the hosts, go back.
     fn on_clients_action(&mut self, action: Action) {
         let count = self.shown().clients.as_ref().map_or(0, |v| v.hosts.len());
-        let last = count.saturating_sub(1);
-        match action {
-            Action::Up => self.clients_offset = self.clients_offset.saturating_sub(1),
-            Action::Down => self.clients_offset = (self.clients_offset + 1).min(last),
-            Action::Top => self.clients_offset = 0,
-            Action::Bottom => self.clients_offset = last,
-            Action::Back => self.screen = Screen::Overview,
-            _ => {}
+        if !scroll(&mut self.clients_offset, count, action) && action == Action::Back {
+            self.screen = Screen::Overview;
         }
     }
 
     /// Keys of the nodes view: scroll the list, go back.
     fn on_nodes_action(&mut self, action: Action) {
         let count = self.shown().nodes.as_ref().map_or(0, |v| v.nodes.len());
-        let last = count.saturating_sub(1);
-        match action {
-            Action::Up => self.nodes_offset = self.nodes_offset.saturating_sub(1),
-            Action::Down => self.nodes_offset = (self.nodes_offset + 1).min(last),
-            Action::Top => self.nodes_offset = 0,
-            Action::Bottom => self.nodes_offset = last,
-            Action::Back => self.screen = Screen::Overview,
-            _ => {}
+        if !scroll(&mut self.nodes_offset, count, action) && action == Action::Back {
+            self.screen = Screen::Overview;
         }
     }
 
@@ -1112,4 +1100,18 @@ pub fn clamp_add(value: usize, delta: i64, len: usize) -> usize {
         value.saturating_sub(usize::try_from(delta.unsigned_abs()).unwrap_or(usize::MAX))
     };
     moved.min(last)
+}
+
+/// Scrolls a list of `count` rows whose first shown is `offset` by `action`; whether it was a
+/// scrolling key.
+fn scroll(offset: &mut usize, count: usize, action: Action) -> bool {
+    let last = count.saturating_sub(1);
+    match action {
+        Action::Up => *offset = offset.saturating_sub(1),
+        Action::Down => *offset = (*offset + 1).min(last),
+        Action::Top => *offset = 0,
+        Action::Bottom => *offset = last,
+        _ => return false,
+    }
+    true
 }

@@ -6,7 +6,6 @@
 //!
 //! Pure: a function of the summary, the thresholds and the time.
 
-use crate::engine::clients::clock;
 use crate::engine::domain::{Arrivals, Finding, FindingKind, FlowSummary, Millis, Severity, StageFlow, Thresholds};
 use crate::engine::flow::BEFORE_MS;
 use crate::util::text;
@@ -34,6 +33,8 @@ pub struct CauseInputs<'a> {
     pub finals: &'a [String],
     /// The deploy baseline, when one is marked.
     pub baseline: Option<Millis>,
+    /// The local zone's offset, for the times said.
+    pub utc_offset_s: i32,
 }
 
 /// The causes found, added to `out`.
@@ -58,12 +59,8 @@ pub fn findings(c: &CauseInputs<'_>, out: &mut Vec<Finding>) {
             sample: Vec::new(),
         });
     }
-    let unreached: Vec<(String, u64, String)> = c
-        .flow
-        .stages
-        .iter()
-        .filter_map(|s| unreached(s, c.flow, c.baseline).map(|(n, l)| (s.stage.clone(), n, l)))
-        .collect();
+    let unreached: Vec<(String, u64, String)> =
+        c.flow.stages.iter().filter_map(|s| unreached(s, c).map(|(n, l)| (s.stage.clone(), n, l))).collect();
     if !unreached.is_empty() {
         out.push(Finding {
             kind: FindingKind::StageUnreached,
@@ -160,7 +157,8 @@ fn stopped_at(s: &StageFlow, window_ms: Millis, others_moved: bool) -> Option<St
 
 /// A stage reached often in the hour before the baseline (or the window) and not once since,
 /// for long enough that several would have been expected: its count before, and why.
-fn unreached(s: &StageFlow, flow: &FlowSummary, baseline: Option<Millis>) -> Option<(u64, String)> {
+fn unreached(s: &StageFlow, c: &CauseInputs<'_>) -> Option<(u64, String)> {
+    let (flow, baseline) = (c.flow, c.baseline);
     let since = baseline.unwrap_or(flow.at - flow.stages_window_ms);
     let before: u64 = s
         .by_minute
@@ -175,7 +173,7 @@ fn unreached(s: &StageFlow, flow: &FlowSummary, baseline: Option<Millis>) -> Opt
         return None;
     }
     let since_words = match baseline {
-        Some(at) => format!("since the deploy at {}", clock(at)),
+        Some(at) => format!("since the deploy at {}", text::clock(at, c.utc_offset_s)),
         None => format!("in the last {}", text::window(flow.stages_window_ms / 1000)),
     };
     Some((
@@ -208,7 +206,8 @@ mod tests {
     fn judge(flow: &FlowSummary, baseline: Option<Millis>) -> Vec<Finding> {
         let mut out = Vec::new();
         let finals = ["done".to_string()];
-        findings(&CauseInputs { flow, thresholds: &Thresholds::default(), finals: &finals, baseline }, &mut out);
+        let c = CauseInputs { flow, thresholds: &Thresholds::default(), finals: &finals, baseline, utc_offset_s: 0 };
+        findings(&c, &mut out);
         out
     }
 

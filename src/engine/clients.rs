@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::engine::domain::{ClientsView, EVENT_FINDING_MS, Finding, FindingKind, Millis, Severity, Thresholds};
+use crate::util::text;
 
 /// Connections from the hosts of the start below which a fall says nothing.
 const FALL_MIN: u64 = 4;
@@ -46,8 +47,15 @@ impl ClientWatch {
         self.from_base = Some((view.at, from_base));
     }
 
+    /// The hosts connected now that were not when the watch began.
+    pub fn new_hosts(&self) -> impl Iterator<Item = &str> {
+        self.new_hosts.iter().filter(|(_, (_, n))| *n > 0).map(|(host, _)| host.as_str())
+    }
+
     /// The findings of what was seen, added to `out`.
-    pub fn findings(&self, t: &Thresholds, out: &mut Vec<Finding>) {
+    /// Times are said at `utc_offset_s`, the local zone's offset the front gives.
+    pub fn findings(&self, t: &Thresholds, utc_offset_s: i32, out: &mut Vec<Finding>) {
+        let clock = |at: Millis| text::clock(at, utc_offset_s);
         let Some((began, base)) = &self.base else { return };
         let new: Vec<String> = self
             .new_hosts
@@ -103,15 +111,6 @@ fn finding(kind: FindingKind, count: u64, summary: String) -> Finding {
     Finding { kind, severity: Severity::Warning, count, summary, by_stage: Vec::new(), sample: Vec::new() }
 }
 
-/// A time of day in local time (`14:02`).
-pub fn clock(at: Millis) -> String {
-    use chrono::TimeZone;
-    match chrono::Local.timestamp_millis_opt(at) {
-        chrono::LocalResult::Single(t) => t.format("%H:%M").to_string(),
-        _ => "?".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +129,7 @@ mod tests {
 
     fn judged(w: &ClientWatch) -> Vec<Finding> {
         let mut out = Vec::new();
-        w.findings(&Thresholds::default(), &mut out);
+        w.findings(&Thresholds::default(), 0, &mut out);
         out
     }
 

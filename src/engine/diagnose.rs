@@ -63,6 +63,8 @@ pub struct Inputs<'a> {
     pub finals: &'a [String],
     /// The deploy baseline, when one is marked.
     pub baseline: Option<Millis>,
+    /// The local zone's offset, for the times findings say.
+    pub utc_offset_s: i32,
     pub now: Millis,
 }
 
@@ -156,6 +158,11 @@ impl Tracker {
         self.clients.observe(view);
     }
 
+    /// The hosts connected now that were not when the watch began.
+    pub fn new_client_hosts(&self) -> impl Iterator<Item = &str> {
+        self.clients.new_hosts()
+    }
+
     /// A poll of a cluster's nodes.
     pub fn observe_nodes(&mut self, view: &crate::engine::domain::NodesView, now: Millis) {
         self.nodes.observe(view, now);
@@ -216,7 +223,7 @@ impl Tracker {
         // A drop of sessions a restart explains is said by the restart's finding.
         let (restart, explains_from) = self.restart_finding(inputs.now);
         out.extend(restart);
-        self.clients.findings(inputs.thresholds, out);
+        self.clients.findings(inputs.thresholds, inputs.utc_offset_s, out);
         if let Some((at, before, after)) = &self.role_change
             && inputs.now - at < EVENT_FINDING_MS
         {
@@ -685,6 +692,7 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
                 thresholds: inputs.thresholds,
                 finals: inputs.finals,
                 baseline: inputs.baseline,
+                utc_offset_s: inputs.utc_offset_s,
             };
             crate::engine::causes::findings(&causes, &mut out);
         }
@@ -1033,6 +1041,7 @@ mod tests {
             has_history: true,
             finals: &[],
             baseline: None,
+            utc_offset_s: 0,
             now: 1_000_000,
         }
     }

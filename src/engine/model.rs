@@ -223,6 +223,7 @@ impl Model {
             has_history,
             finals: self.layout.as_ref().map_or(&[], |l| l.finals.as_slice()),
             baseline: self.baseline,
+            utc_offset_s: self.utc_offset_s,
             now: self.now,
         };
         self.findings = diagnose::findings(&inputs, &self.tracker);

@@ -8,19 +8,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// `check --json` (with `extra` before it) and its exit code.
-fn check(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, Value) {
-    let out = sessiontop(url, dir).args(extra).args(["check", "--json"]).output().unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {} / {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
-    (out.status.code().unwrap_or(-1), json)
-}
-
-fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
-    report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind)
-}
-
 /// The findings above information.
 fn loud(report: &Value) -> Vec<String> {
     let findings = report["findings"].as_array().unwrap().iter();
@@ -81,33 +68,6 @@ fn trt_sessions_that_never_come_back_are_found_from_one_look_and_a_usual_store_i
     assert_eq!(code, 1, "{report}");
 }
 
-/// `check --json --observe DURATION` with `args` before it, passes 300 ms apart, started in the
-/// background.
-fn observing(
-    server: &sessiontop::demo::local_redis::LocalRedis,
-    dir: &tempfile::TempDir,
-    args: &[&str],
-    observe: &str,
-) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
-        .env_remove("REDIS_URL")
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .args(["--url", &server.socket_url(), "--budget", "0", "--poll-interval", "300ms"])
-        .args(args)
-        .args(["check", "--json", "--observe", observe])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn report_of(child: std::process::Child) -> (i32, Value) {
-    let out = child.wait_with_output().unwrap();
-    let report =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    (out.status.code().unwrap_or(-1), report)
-}
-
 /// Flask-Session sessions arriving while `check --observe` watches: `once` saved once and never
 /// again (a client whose cookie is not kept), `returning` saved again a second later.
 fn flask_arrivals(once: u32, returning: u32) -> (i32, Value) {
@@ -118,7 +78,7 @@ fn flask_arrivals(once: u32, returning: u32) -> (i32, Value) {
     }
     let dir = tempfile::tempdir().unwrap();
     let args = ["--layout", "flask", "--prefix", "chatmrpt:", "--new-sessions-window", "20s"];
-    let child = observing(&server, &dir, &args, "5s");
+    let child = observing(&server.socket_url(), &dir, &args, "5s");
     // Once the first pass is over (the second has read the store again), new visitors arrive.
     calls_at_least(&mut con, "getrange", 40);
     let arrived = std::time::Instant::now();
@@ -171,7 +131,7 @@ fn trt_flow(stop: bool) -> (i32, Value) {
         trt_turn(&mut con, "trt:", id, "1.1_goal_and_vision", now_epoch() - 5.0, true);
     }
     let dir = tempfile::tempdir().unwrap();
-    let child = observing(&server, &dir, &["--layout", "trt", "--flow-window", "30s"], "6s");
+    let child = observing(&server.socket_url(), &dir, &["--layout", "trt", "--flow-window", "30s"], "6s");
     // Once the first pass is over (the second has read them again).
     calls_at_least(&mut con, "hmget", 2 * 22);
     let step = |con: &mut redis::Connection, moves: &[(&[String], &str)]| {

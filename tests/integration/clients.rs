@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use serde_json::Value;
 
 use crate::common::*;
 use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
@@ -55,22 +54,14 @@ fn a_new_host_connecting_and_the_application_s_connections_falling_are_found_whi
     let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
     let workers: Vec<TcpStream> = (0..6).map(|_| client_from("127.0.0.1", port, "gunicorn")).collect();
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
-        .env_remove("REDIS_URL")
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .args(["--url", &server.url(), "--poll-interval", "300ms", "check", "--json", "--observe", "3s"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = observing(&server.url(), &dir, &[], "3s");
     // Once the watch has listed who is connected, the workers go and another host comes.
     calls_at_least(&mut con, "client|list", 1);
     drop(workers);
     let _strangers: Vec<TcpStream> = (0..6).map(|_| client_from("127.0.0.2", port, "worker")).collect();
     let listed = calls_of(&mut con, "client|list") + 2;
     calls_at_least(&mut con, "client|list", listed);
-    let out = child.wait_with_output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = report_of(child);
     let findings = report["findings"].as_array().unwrap();
     let of = |kind: &str| findings.iter().find(|f| f["kind"] == kind).unwrap_or_else(|| panic!("{report}"));
     let new = of("new_client_host")["summary"].as_str().unwrap();
@@ -79,5 +70,5 @@ fn a_new_host_connecting_and_the_application_s_connections_falling_are_found_whi
     let fell = of("clients_fell")["summary"].as_str().unwrap();
     assert!(fell.starts_with("connections from the application's hosts fell from 7 to 1 since "), "{fell}");
     assert!(fell.ends_with("workers gone? (127.0.0.1 7 → 1)"), "{fell}");
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(code, 1, "{report}");
 }

@@ -210,3 +210,40 @@ pub fn calls_of(con: &mut redis::Connection, command: &str) -> u64 {
         .and_then(|rest| rest.split(',').next().and_then(|n| n.parse::<u64>().ok()))
         .unwrap_or(0)
 }
+
+/// `check --json` (with `extra` before it) and its exit code.
+pub fn check(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = sessiontop(url, dir).args(extra).args(["check", "--json"]).output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {} / {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+/// The finding of `kind` in a report, if there is one.
+pub fn finding<'a>(report: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
+    report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind)
+}
+
+/// `check --json --observe DURATION` of `url` with `args` before it, passes 300 ms apart at
+/// `--budget 0`, started in the background.
+pub fn observing(url: &str, dir: &tempfile::TempDir, args: &[&str], observe: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
+        .env_remove("REDIS_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .args(["--url", url, "--budget", "0", "--poll-interval", "300ms"])
+        .args(args)
+        .args(["check", "--json", "--observe", observe])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The exit code and the report of a `check --json` started in the background.
+pub fn report_of(child: std::process::Child) -> (i32, serde_json::Value) {
+    let out = child.wait_with_output().unwrap();
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap_or(-1), report)
+}

@@ -6,25 +6,10 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// `check --json` and its exit code.
-fn check(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, Value) {
-    let out = sessiontop(url, dir).args(extra).args(["check", "--json"]).output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {} / {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
-    (code, json)
-}
-
 /// The server's `used_memory`.
 fn used_memory(con: &mut redis::Connection) -> u64 {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
     info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
-}
-
-/// The finding of `kind`, if there is one.
-fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
-    report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind)
 }
 
 /// The ids a finding names, sorted.
@@ -399,6 +384,7 @@ fn inputs_now<'a>(
         has_history: false,
         finals: &[],
         baseline: None,
+        utc_offset_s: 0,
         now: (now_epoch() * 1000.0) as i64,
     }
 }
@@ -527,15 +513,7 @@ fn server_trouble_in_a_real_redis_is_found() {
 
 /// `check --json --observe 3s` of a TRT store, passes 300 ms apart, started in the background.
 fn observing_check(server: &sessiontop::demo::local_redis::LocalRedis, dir: &tempfile::TempDir) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sessiontop"))
-        .env_remove("REDIS_URL")
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .args(["--url", &server.socket_url(), "--layout", "trt", "--budget", "0"])
-        .args(["--poll-interval", "300ms", "check", "--json", "--observe", "3s"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+    observing(&server.socket_url(), dir, &["--layout", "trt"], "3s")
 }
 
 #[test]

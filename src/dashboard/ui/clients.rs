@@ -1,6 +1,7 @@
 //! The clients view (`C`): who is connected, by source host: connections, client names and
 //! libraries, idle times and the last commands run, sessiontop's own counted apart; a host
-//! that was not connected when the watch began in the warning colour.
+//! that was not connected when the watch began (as the findings' watch tells) in the warning
+//! colour.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
 use crate::dashboard::theme::{Role, Theme};
-use crate::engine::domain::{FindingKind, HostClients};
+use crate::engine::domain::HostClients;
 use crate::engine::model::Model;
 use crate::util::text;
 
@@ -65,14 +66,7 @@ impl Widget for ClientsPanel<'_> {
             view.own
         );
         Paragraph::new(Line::from(Span::styled(line, t.style(Role::Muted)))).render(head, buf);
-        let new: Vec<&str> = m
-            .findings
-            .iter()
-            .filter(|f| f.kind == FindingKind::NewClientHost)
-            .flat_map(|f| {
-                view.hosts.iter().map(|h| h.host.as_str()).filter(|h| f.summary.contains(&format!("new host {h} ")))
-            })
-            .collect();
+        let new: Vec<&str> = m.tracker.new_client_hosts().collect();
         let rows: Vec<Row> =
             view.hosts.iter().skip(self.offset).map(|h| self.row(h, new.contains(&h.host.as_str()))).collect();
         let header = Row::new(["HOST", "CONN", "NAMES", "IDLE", "LAST COMMANDS"]).style(t.style(Role::Title));

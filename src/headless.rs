@@ -202,6 +202,7 @@ async fn snapshot_watched(
     let mut model = Model::new(store.target.info.clone(), setup.model_settings(), started);
     // The times findings say are local, as on the dashboard.
     model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
+    model.baseline = setup.collect.watch.baseline;
     let mut stages = None;
     if let Observe::From(earlier) = observe {
         model.continue_from(&earlier.model);

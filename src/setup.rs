@@ -124,6 +124,7 @@ impl Setup {
                     active_window_s: global.thresholds.thresholds().active_window_s,
                     arrivals_window_s: global.thresholds.thresholds().arrivals_window_s,
                     flow_window_s: global.thresholds.thresholds().flow_window_s,
+                    baseline: global.baseline.map(|b| b.millis(crate::collect::now_millis())),
                 },
             },
             lifetime_s: global.session_lifetime.map(|d| d.as_secs() as i64),

@@ -198,6 +198,15 @@ impl Poller {
             }
             Request::ExecuteFix(plans) => self
                 .send(Update::WriteDone { message: format!("{} fixes not done: {offline}", plans.len()), ok: false }),
+            Request::Baseline(at) => self.set_baseline(at),
+        }
+    }
+
+    /// The deploy baseline, for the watch of stages now and any made after.
+    fn set_baseline(&mut self, at: Option<crate::engine::domain::Millis>) {
+        self.options.watch.baseline = at;
+        if let Some(stages) = &self.stages {
+            stages.set_baseline(at);
         }
     }
 
@@ -335,6 +344,10 @@ impl Poller {
             Request::Execute(plan) => {
                 self.execute(&router.primary_only(), &plan).await?;
                 true
+            }
+            Request::Baseline(at) => {
+                self.set_baseline(at);
+                false
             }
         })
     }

@@ -27,6 +27,8 @@ pub struct WatchOptions {
     /// New sessions and the entries into and exits from stages are counted over these windows.
     pub arrivals_window_s: i64,
     pub flow_window_s: i64,
+    /// The deploy baseline (`--baseline`): the windows are judged against the hour before it.
+    pub baseline: Option<Millis>,
 }
 
 impl WatchOptions {
@@ -74,8 +76,22 @@ impl Stages {
             stage_limits: layout.stalled_after.clone(),
             layout_lifetime_s: layout.lifetime_s,
             options,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                flow: {
+                    let mut flow = FlowWatch::default();
+                    flow.set_baseline(options.baseline);
+                    flow
+                },
+                ..State::default()
+            }),
         })
+    }
+
+    /// Marks (or, with `None`, clears) the deploy baseline (`b` on the dashboard).
+    pub fn set_baseline(&self, baseline: Option<Millis>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.flow.set_baseline(baseline);
+        }
     }
 
     /// Rows as they were read at `now`: each one stuck gets its finding, with why.
@@ -158,6 +174,7 @@ mod tests {
             active_window_s: 1800,
             arrivals_window_s: 600,
             flow_window_s: 1800,
+            baseline: None,
         }
     }
 

@@ -588,7 +588,8 @@ impl App {
                     let at = crate::util::text::clock(self.model.now, self.model.utc_offset_s);
                     self.say(Level::Info, format!("baseline at {at}: the panels show changes since then"));
                 }
-                Vec::new()
+                // The watch of sessions judges its windows against the hour before it.
+                vec![Request::Baseline(self.model.baseline)]
             }
             Action::Charts => {
                 self.screen = if self.screen == Screen::Charts { Screen::Overview } else { Screen::Charts };

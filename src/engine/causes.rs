@@ -31,20 +31,21 @@ pub struct CauseInputs<'a> {
     pub thresholds: &'a Thresholds,
     /// The layout's final stages: never stopped at.
     pub finals: &'a [String],
-    /// The deploy baseline, when one is marked.
-    pub baseline: Option<Millis>,
     /// The local zone's offset, for the times said.
     pub utc_offset_s: i32,
 }
 
 /// The causes found, added to `out`.
 pub fn findings(c: &CauseInputs<'_>, out: &mut Vec<Finding>) {
-    out.extend(not_coming_back(&c.flow.arrivals, c.flow.arrivals_window_ms, c.thresholds));
+    // What the window is judged against, in words.
+    let deploy =
+        c.flow.baseline.map(|b| format!(" the deploy at {}", text::clock(b, c.utc_offset_s))).unwrap_or_default();
+    out.extend(not_coming_back(&c.flow.arrivals, c.flow.arrivals_window_ms, c.thresholds, &deploy));
     let others_moved = c.flow.stages.iter().any(|s| s.left > 0);
     let mut stopped: Vec<(String, u64)> = Vec::new();
     let mut lines: Vec<String> = Vec::new();
     for stage in c.flow.stages.iter().filter(|s| !c.finals.contains(&s.stage)) {
-        if let Some(line) = stopped_at(stage, c.flow.stages_window_ms, others_moved) {
+        if let Some(line) = stopped_at(stage, c.flow.stages_window_ms, others_moved, &deploy) {
             stopped.push((stage.stage.clone(), stage.judged));
             lines.push(line);
         }
@@ -84,7 +85,8 @@ fn rate_words(rate: f64) -> String {
 
 /// Many new sessions in the window and most of them never used again, when that is not how
 /// the store looked before.
-fn not_coming_back(a: &Arrivals, window_ms: Millis, t: &Thresholds) -> Option<Finding> {
+/// `deploy` names the baseline judged against (` the deploy at 14:02:10`), or is empty.
+fn not_coming_back(a: &Arrivals, window_ms: Millis, t: &Thresholds, deploy: &str) -> Option<Finding> {
     if a.judged < ARRIVALS_MIN {
         return None;
     }
@@ -104,7 +106,7 @@ fn not_coming_back(a: &Arrivals, window_ms: Millis, t: &Thresholds) -> Option<Fi
         return None;
     }
     let before_words = match before {
-        Some(r) => format!("{} before", rate_words(r)),
+        Some(r) => format!("{} before{deploy}", rate_words(r)),
         None => "not watched before".to_string(),
     };
     let summary = format!(
@@ -129,7 +131,7 @@ fn not_coming_back(a: &Arrivals, window_ms: Millis, t: &Thresholds) -> Option<Fi
 
 /// A stage many reached in the window and (almost) none left, where before most did, or,
 /// with no before, while sessions in other stages moved on.
-fn stopped_at(s: &StageFlow, window_ms: Millis, others_moved: bool) -> Option<String> {
+fn stopped_at(s: &StageFlow, window_ms: Millis, others_moved: bool, deploy: &str) -> Option<String> {
     if s.judged < FLOW_MIN || s.judged_left as f64 > s.judged as f64 * LEFT_AT_MOST {
         return None;
     }
@@ -137,7 +139,7 @@ fn stopped_at(s: &StageFlow, window_ms: Millis, others_moved: bool) -> Option<St
         s.before_entered >= FLOW_MIN && s.before_left as f64 >= s.before_entered as f64 * FLOWED_AT_LEAST;
     let before = if flowed_before {
         let within = s.before_dwell_ms.map(|d| format!(" within {}", text::window(d / 1000))).unwrap_or_default();
-        format!("in the hour before, {} of {} left{within}", s.before_left, s.before_entered)
+        format!("in the hour before{deploy}, {} of {} left{within}", s.before_left, s.before_entered)
     } else if s.before_entered < FLOW_MIN && others_moved && s.judged >= 2 * FLOW_MIN {
         "while sessions in other stages moved on".to_string()
     } else {
@@ -158,7 +160,7 @@ fn stopped_at(s: &StageFlow, window_ms: Millis, others_moved: bool) -> Option<St
 /// A stage reached often in the hour before the baseline (or the window) and not once since,
 /// for long enough that several would have been expected: its count before, and why.
 fn unreached(s: &StageFlow, c: &CauseInputs<'_>) -> Option<(u64, String)> {
-    let (flow, baseline) = (c.flow, c.baseline);
+    let (flow, baseline) = (c.flow, c.flow.baseline);
     let since = baseline.unwrap_or(flow.at - flow.stages_window_ms);
     let before: u64 = s
         .by_minute
@@ -198,15 +200,17 @@ mod tests {
             stages_window_ms: 30 * MIN,
             arrivals_window_ms: 10 * MIN,
             since: 0,
+            baseline: None,
             stages,
             arrivals,
         }
     }
 
     fn judge(flow: &FlowSummary, baseline: Option<Millis>) -> Vec<Finding> {
+        let flow = &FlowSummary { baseline, ..flow.clone() };
         let mut out = Vec::new();
         let finals = ["done".to_string()];
-        let c = CauseInputs { flow, thresholds: &Thresholds::default(), finals: &finals, baseline, utc_offset_s: 0 };
+        let c = CauseInputs { flow, thresholds: &Thresholds::default(), finals: &finals, utc_offset_s: 0 };
         findings(&c, &mut out);
         out
     }
@@ -268,6 +272,9 @@ mod tests {
             f[0].summary,
             "14 sessions reached tpr_analysis in the last 30m and none left it; in the hour before, 9 of 11 left within 6m"
         );
+        // With a baseline, what it is judged against is the hour before the deploy.
+        let f = judge(&summary(vec![stage("tpr_analysis", 14, 0, (11, 9))], Arrivals::default()), Some(900 * MIN));
+        assert!(f[0].summary.contains("none left it; in the hour before the deploy at "), "{}", f[0].summary);
         // Where few left before either (users often stop there), it is the stage's shape.
         assert!(judge(&summary(vec![stage("upload", 14, 0, (11, 3))], Arrivals::default()), None).is_empty());
         // Some still leave: not stopped.

@@ -61,8 +61,6 @@ pub struct Inputs<'a> {
     pub has_history: bool,
     /// The layout's final stages (a flow never stops at one).
     pub finals: &'a [String],
-    /// The deploy baseline, when one is marked.
-    pub baseline: Option<Millis>,
     /// The local zone's offset, for the times findings say.
     pub utc_offset_s: i32,
     pub now: Millis,
@@ -153,12 +151,12 @@ impl Tracker {
         self.last_server = Some(current);
     }
 
-    /// A listing of the clients.
-    pub fn observe_clients(&mut self, view: &crate::engine::domain::ClientsView) {
-        self.clients.observe(view);
+    /// A listing of the clients, judged against the hosts at the deploy baseline when one is set.
+    pub fn observe_clients(&mut self, view: &crate::engine::domain::ClientsView, baseline: Option<Millis>) {
+        self.clients.observe(view, baseline);
     }
 
-    /// The hosts connected now that were not when the watch began.
+    /// The hosts connected now that were not at the start (or at the baseline).
     pub fn new_client_hosts(&self) -> impl Iterator<Item = &str> {
         self.clients.new_hosts()
     }
@@ -691,7 +689,6 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
                 flow,
                 thresholds: inputs.thresholds,
                 finals: inputs.finals,
-                baseline: inputs.baseline,
                 utc_offset_s: inputs.utc_offset_s,
             };
             crate::engine::causes::findings(&causes, &mut out);
@@ -1040,7 +1037,6 @@ mod tests {
             has_index: true,
             has_history: true,
             finals: &[],
-            baseline: None,
             utc_offset_s: 0,
             now: 1_000_000,
         }

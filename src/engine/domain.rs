@@ -203,6 +203,8 @@ pub struct FlowSummary {
     pub arrivals_window_ms: Millis,
     /// When the watch began.
     pub since: Millis,
+    /// The deploy baseline the window was judged against (the hour before it), when one is set.
+    pub baseline: Option<Millis>,
     pub stages: Vec<StageFlow>,
     pub arrivals: Arrivals,
 }

@@ -100,7 +100,28 @@ pub struct FlowWatch {
     followed: HashMap<SessionId, Followed>,
     entries: BTreeMap<Arc<str>, VecDeque<Entry>>,
     newcomers: HashMap<SessionId, Newcomer>,
+    /// New sessions by the minute they arrived: how many, and how many were used again. They
+    /// outlive `newcomers` (a day), for the hour before a baseline set long after it.
+    arrived: BTreeMap<Millis, (u32, u32)>,
     next_seq: u64,
+    /// The deploy baseline: what the window is judged against is the hour before it.
+    baseline: Option<Millis>,
+}
+
+/// How long arrivals by the minute are kept.
+const ARRIVED_KEPT_MS: Millis = 24 * BEFORE_MS;
+
+/// The minute `at` falls in.
+fn minute(at: Millis) -> Millis {
+    at - at.rem_euclid(60_000)
+}
+
+/// The window judged, from `start`, and the period it is judged against, `from` to `to`.
+#[derive(Debug, Clone, Copy)]
+struct Periods {
+    start: Millis,
+    from: Millis,
+    to: Millis,
 }
 
 impl FlowWatch {
@@ -146,10 +167,14 @@ impl FlowWatch {
 
     fn arrival(&mut self, look: &Look<'_>, began: Millis, now: Millis, w: &FlowWindows) {
         if let Some(n) = self.newcomers.get_mut(look.id) {
-            n.used |= match look.reuse {
+            let used = match look.reuse {
                 Reuse::Known(used) => used,
                 Reuse::ByActivity => look.active > n.born + REUSE_GAP_MS,
             };
+            if used && !n.used {
+                n.used = true;
+                self.arrived.entry(minute(n.born)).or_default().1 += 1;
+            }
             return;
         }
         if self.newcomers.len() >= NEWCOMERS_MAX {
@@ -172,6 +197,25 @@ impl FlowWatch {
         if now - born <= w.arrivals_ms + BEFORE_MS {
             let used = matches!(look.reuse, Reuse::Known(true));
             self.newcomers.insert(look.id.clone(), Newcomer { born, used });
+            let count = self.arrived.entry(minute(born)).or_default();
+            count.0 += 1;
+            count.1 += u32::from(used);
+        }
+    }
+
+    /// Marks (or, with `None`, clears) the deploy baseline: the window is judged against the
+    /// hour before it rather than the hour before the window.
+    pub fn set_baseline(&mut self, baseline: Option<Millis>) {
+        self.baseline = baseline;
+    }
+
+    /// The window of `window` judged at `now`, and what it is judged against: the hour before
+    /// it, or, with a baseline, the hour before the baseline (and the window then begins at the
+    /// baseline at the earliest).
+    fn periods(&self, now: Millis, window: Millis) -> Periods {
+        match self.baseline.filter(|b| *b < now) {
+            Some(b) => Periods { start: (now - window).max(b), from: b - BEFORE_MS, to: b },
+            None => Periods { start: now - window, from: now - window - BEFORE_MS, to: now - window },
         }
     }
 
@@ -179,7 +223,7 @@ impl FlowWatch {
     pub fn pass_done(&mut self, now: Millis, w: &FlowWindows) {
         self.first_pass_done.get_or_insert(now);
         self.followed.retain(|_, f| now - f.active <= w.active_ms);
-        let kept_from = now - w.stages_ms - BEFORE_MS;
+        let kept_from = self.periods(now, w.stages_ms).from.min(now - w.stages_ms - BEFORE_MS);
         for entries in self.entries.values_mut() {
             while entries.front().is_some_and(|e| e.at < kept_from) || entries.len() > ENTRIES_MAX {
                 entries.pop_front();
@@ -187,6 +231,7 @@ impl FlowWatch {
         }
         self.entries.retain(|_, e| !e.is_empty());
         self.newcomers.retain(|_, n| now - n.born <= w.arrivals_ms + BEFORE_MS);
+        self.arrived.retain(|m, _| now - m <= ARRIVED_KEPT_MS);
     }
 
     /// The watch summed at `now`.
@@ -196,9 +241,11 @@ impl FlowWatch {
             stages_window_ms: w.stages_ms,
             arrivals_window_ms: w.arrivals_ms,
             since: self.began.unwrap_or(now),
+            baseline: self.baseline.filter(|b| *b < now),
             stages: {
                 let usual = self.usual_dwell(now, w.stages_ms);
-                self.entries.iter().map(|(stage, e)| stage_flow(stage, e, now, w.stages_ms, usual)).collect()
+                let periods = self.periods(now, w.stages_ms);
+                self.entries.iter().map(|(stage, e)| stage_flow(stage, e, now, w.stages_ms, periods, usual)).collect()
             },
             arrivals: self.arrivals(now, w.arrivals_ms),
         }
@@ -218,29 +265,39 @@ impl FlowWatch {
     }
 
     fn arrivals(&self, now: Millis, window: Millis) -> Arrivals {
-        // Where sessions do not say when they were created, arrivals are seen from the end of
-        // the first pass only.
+        // Where sessions say when they were created, the first look saw those of the window and
+        // the hour before it; elsewhere arrivals are seen from the end of the first pass only.
         let seen_from = match (self.born_known, self.first_pass_done) {
-            (true, _) => Millis::MIN,
+            (true, _) => self.began.map_or(Millis::MIN, |b| b - window - BEFORE_MS),
             (false, Some(done)) => done,
             (false, None) => now,
         };
-        let start = now - window;
+        let Periods { start, from, to } = self.periods(now, window);
         let mut a = Arrivals {
             span_ms: now - start.max(seen_from),
-            before_span_ms: (start - (start - BEFORE_MS).max(seen_from)).max(0),
+            before_span_ms: (to - from.max(seen_from)).max(0),
             ..Arrivals::default()
         };
+        // The sessions themselves while they are remembered (the window and the hour before
+        // it); beyond, the whole minutes they arrived in.
+        let exact = from >= now - window - BEFORE_MS;
         for n in self.newcomers.values() {
             let judged = now - n.born >= window / SETTLE_SHARE;
             if n.born >= start {
                 a.born += 1;
                 a.judged += u64::from(judged);
                 a.unused += u64::from(judged && !n.used);
-            } else if n.born >= start - BEFORE_MS {
+            } else if exact && n.born >= from && n.born < to {
                 a.before_born += 1;
                 a.before_judged += 1;
                 a.before_unused += u64::from(!n.used);
+            }
+        }
+        if !exact {
+            for (_, (born, used)) in self.arrived.range(from..).take_while(|(m, _)| **m + 60_000 <= to) {
+                a.before_born += u64::from(*born);
+                a.before_judged += u64::from(*born);
+                a.before_unused += u64::from(born - used);
             }
         }
         a
@@ -269,14 +326,22 @@ fn ninth_decile(dwell: &mut [Millis]) -> Option<Millis> {
     (!dwell.is_empty()).then(|| dwell[(dwell.len() * 9).div_ceil(10) - 1])
 }
 
-/// One stage's entries summed. An entry is judged once it has had the time to leave: longer
+/// One stage's entries summed over the window (from `p.start`) and what it is judged against
+/// (`p.from` to `p.to`). An entry is judged once it has had the time to leave: longer
 /// than nine in ten of those before took, or, with no before, twice what the sessions leaving
 /// other stages in the window took (`usual`), and never less than a thirtieth of the window.
-fn stage_flow(stage: &str, entries: &VecDeque<Entry>, now: Millis, window: Millis, usual: Option<Millis>) -> StageFlow {
-    let start = now - window;
+fn stage_flow(
+    stage: &str,
+    entries: &VecDeque<Entry>,
+    now: Millis,
+    window: Millis,
+    p: Periods,
+    usual: Option<Millis>,
+) -> StageFlow {
+    let Periods { start, from, to } = p;
     let mut flow = StageFlow { stage: stage.to_string(), ..StageFlow::default() };
     let mut dwell: Vec<Millis> = Vec::new();
-    for e in entries.iter().filter(|e| e.at < start && e.at >= start - BEFORE_MS) {
+    for e in entries.iter().filter(|e| e.at >= from && e.at < to) {
         flow.before_entered += 1;
         if let Some(left) = e.left {
             flow.before_left += 1;
@@ -286,8 +351,8 @@ fn stage_flow(stage: &str, entries: &VecDeque<Entry>, now: Millis, window: Milli
     flow.before_dwell_ms = ninth_decile(&mut dwell);
     let settle = flow.before_dwell_ms.or(usual.map(|u| 2 * u)).unwrap_or(0).max(window / DWELL_SHARE);
     let mut minutes: BTreeMap<Millis, u32> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.at >= start - BEFORE_MS) {
-        *minutes.entry(e.at - e.at.rem_euclid(60_000)).or_default() += 1;
+    for e in entries.iter().filter(|e| e.at >= from.min(start)) {
+        *minutes.entry(minute(e.at)).or_default() += 1;
         if e.at < start {
             continue;
         }
@@ -404,5 +469,35 @@ mod tests {
         assert!(w.summary(t0, &W).stages.is_empty(), "when it entered is not known");
         w.pass_done(t0 + 31 * MIN, &W);
         assert!(w.followed.is_empty(), "idle past the active window");
+    }
+
+    #[test]
+    fn with_a_baseline_the_window_is_judged_against_the_hour_before_it() {
+        let mut w = FlowWatch::default();
+        let now = 1_000 * MIN;
+        let baseline = now - 180 * MIN;
+        // `n` sessions born at `born`, the first `unused` of them never used again.
+        let add = |w: &mut FlowWatch, tag: &str, n: u32, born: Millis, unused: u32| {
+            for i in 0..n {
+                let id = SessionId::from(format!("{tag}{i}").as_str());
+                let reuse = Reuse::Known(i >= unused);
+                w.observe(Look { born: Some(born), reuse, ..look(&id, None, born) }, born + MIN, &W);
+            }
+        };
+        // Before the deploy most came back; since, most do not.
+        add(&mut w, "before", 60, baseline - 30 * MIN, 6);
+        w.pass_done(baseline - 29 * MIN, &W);
+        add(&mut w, "broken", 200, now - 40 * MIN, 190);
+        add(&mut w, "now", 30, now - 5 * MIN, 28);
+        w.pass_done(now, &W);
+        let a = w.summary(now, &W).arrivals;
+        assert_eq!((a.before_born, a.before_unused), (200, 190), "the hour before the window is broken too");
+        w.set_baseline(Some(baseline));
+        w.pass_done(now, &W);
+        let s = w.summary(now, &W);
+        assert_eq!(s.baseline, Some(baseline));
+        let a = s.arrivals;
+        assert_eq!((a.before_born, a.before_unused, a.before_span_ms), (60, 6, BEFORE_MS), "by the minute, kept a day");
+        assert_eq!((a.born, a.unused), (30, 28));
     }
 }

@@ -222,7 +222,6 @@ impl Model {
             has_index,
             has_history,
             finals: self.layout.as_ref().map_or(&[], |l| l.finals.as_slice()),
-            baseline: self.baseline,
             utc_offset_s: self.utc_offset_s,
             now: self.now,
         };
@@ -311,7 +310,7 @@ impl Model {
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
             Update::Clients(view) => {
-                self.tracker.observe_clients(&view);
+                self.tracker.observe_clients(&view, self.baseline);
                 self.clients = Some(*view);
                 self.refresh_findings();
             }

@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 use crate::conn::info::ServerStats;
-use crate::engine::domain::{CensusTally, FindingKind, LayoutInfo, LinkState, SessionKey, SessionReport, SessionRow};
+use crate::engine::domain::{
+    CensusTally, FindingKind, LayoutInfo, LinkState, Millis, SessionKey, SessionReport, SessionRow,
+};
 use crate::engine::names::SessionId;
 
 /// A message from a collector to the model.
@@ -113,6 +115,9 @@ pub enum Request {
     PlanFix { kind: FindingKind, ids: Vec<SessionId>, ttl_s: Option<i64> },
     /// Carry out a fix's writes the user confirmed, one by one.
     ExecuteFix(Vec<WritePlan>),
+    /// The deploy baseline was marked (or, with `None`, cleared): the causes are judged against
+    /// the hour before it.
+    Baseline(Option<Millis>),
 }
 
 /// A write the user can ask for.

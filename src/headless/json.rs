@@ -197,6 +197,7 @@ fn flow_json(f: &crate::engine::domain::FlowSummary) -> J {
     let a = &f.arrivals;
     json!({
         "watched_seconds": (f.at - f.since) / 1000,
+        "baseline": f.baseline.map(rfc3339_ms),
         "new_sessions": {
             "window_seconds": f.arrivals_window_ms / 1000,
             "watched_seconds": a.span_ms / 1000,

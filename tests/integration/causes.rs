@@ -183,3 +183,26 @@ fn a_flow_where_everyone_moves_on_is_quiet() {
     assert!(loud(&report).is_empty(), "{report}");
     assert_eq!(code, 0, "{report}");
 }
+
+#[test]
+fn a_cookie_lost_at_a_deploy_over_an_hour_ago_is_judged_against_the_hour_before_the_deploy() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_usual(&mut con);
+    // Since a deploy 80 minutes ago, a conversation of one turn every 15 s.
+    for i in 0..320 {
+        trt_visit(&mut con, &format!("lost_{i}"), 40.0 + f64::from(i) * 15.0, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The hour before the window is as broken as the window: the store's shape, unless the
+    // deploy is marked.
+    let (_, report) = check(&server.socket_url(), &dir, &["--layout", "trt"]);
+    assert!(finding(&report, "not_coming_back").is_none(), "{report}");
+    let deploy = chrono::Utc::now() - chrono::Duration::seconds(80 * 60 + 30);
+    let baseline = deploy.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (code, report) = check(&server.socket_url(), &dir, &["--layout", "trt", "--baseline", &baseline]);
+    let f = finding(&report, "not_coming_back").unwrap_or_else(|| panic!("{report}"));
+    assert!(f["summary"].as_str().unwrap().contains("were never used again"), "{f}");
+    assert_eq!(report["flow"]["baseline"].as_str().map(|b| b.starts_with(&baseline[..16])), Some(true), "{report}");
+    assert_eq!(code, 1, "{report}");
+}

@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-
 use crate::common::*;
 use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
 

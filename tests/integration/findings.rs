@@ -383,7 +383,6 @@ fn inputs_now<'a>(
         has_index: false,
         has_history: false,
         finals: &[],
-        baseline: None,
         utc_offset_s: 0,
         now: (now_epoch() * 1000.0) as i64,
     }

@@ -568,10 +568,10 @@ fn a_baseline_shows_what_changed_since_the_deploy_on_the_panels() {
     assert!(stage.contains("+120"), "{stage}");
     let other = text.lines().find(|l| l.contains("3.2_alpha_sequence") && l.contains('█')).unwrap_or_default();
     assert!(other.contains("±0"), "{other}");
-    // b clears it, and b again marks one now.
-    key(&mut a, KeyCode::Char('b'));
+    // b clears it, and b again marks one now; the collectors are told, for the causes.
+    assert_eq!(key(&mut a, KeyCode::Char('b')), [Request::Baseline(None)]);
     assert_eq!(a.model.baseline, None);
-    key(&mut a, KeyCode::Char('b'));
+    assert_eq!(key(&mut a, KeyCode::Char('b')), [Request::Baseline(Some(a.model.now))]);
     assert_eq!(a.model.baseline, Some(a.model.now));
     let (text, _) = render(&a, &theme());
     assert!(text.contains("±0 since baseline"), "{text}");

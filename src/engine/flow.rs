@@ -10,6 +10,7 @@
 //! Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::engine::domain::{Arrivals, FlowSummary, Millis, StageFlow};
@@ -89,7 +90,7 @@ struct Newcomer {
 }
 
 /// The watch over a target's sessions' arrivals and stages.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct FlowWatch {
     /// When the watch began, and when its first whole pass ended: a session first seen after
     /// that is new (where the session does not say when it was created).
@@ -97,9 +98,12 @@ pub struct FlowWatch {
     first_pass_done: Option<Millis>,
     /// Whether sessions say when they were created (then arrivals are known from one look).
     born_known: bool,
-    followed: HashMap<SessionId, Followed>,
+    /// Sessions are known by a hash of their id (one hash a row, and no copy of the id kept:
+    /// two ids of one hash in 100,000 is a chance of about one in 10^9).
+    hasher: std::hash::RandomState,
+    followed: HashMap<u64, Followed>,
     entries: BTreeMap<Arc<str>, VecDeque<Entry>>,
-    newcomers: HashMap<SessionId, Newcomer>,
+    newcomers: HashMap<u64, Newcomer>,
     /// New sessions by the minute they arrived: how many, and how many were used again. They
     /// outlive `newcomers` (a day), for the hour before a baseline set long after it.
     arrived: BTreeMap<Millis, (u32, u32)>,
@@ -131,17 +135,22 @@ impl FlowWatch {
         self.born_known |= look.born.is_some();
         // Most sessions of a large store are idle: they cost the watch nothing (one followed
         // before is let go at the end of the pass).
-        if now - look.active <= w.arrivals_ms + BEFORE_MS
-            || look.born.is_some_and(|b| now - b <= w.arrivals_ms + BEFORE_MS)
-        {
-            self.arrival(&look, began, now, w);
+        let arriving = now - look.active <= w.arrivals_ms + BEFORE_MS
+            || look.born.is_some_and(|b| now - b <= w.arrivals_ms + BEFORE_MS);
+        let active = now - look.active <= w.active_ms;
+        if !arriving && !active {
+            return;
         }
-        if now - look.active > w.active_ms {
+        let key = self.hasher.hash_one(look.id.as_bytes());
+        if arriving {
+            self.arrival(key, &look, began, now, w);
+        }
+        if !active {
             return;
         }
         let stage = look.stage.cloned();
         let room = self.followed.len() < FOLLOWED_MAX;
-        match self.followed.get_mut(look.id) {
+        match self.followed.get_mut(&key) {
             Some(f) => {
                 if f.stage != stage {
                     let left = f.stage.take().zip(f.entry.take());
@@ -159,14 +168,14 @@ impl FlowWatch {
                 let new = self.first_pass_done.is_some() || look.born.is_some_and(|b| b >= began);
                 let entry =
                     stage.as_ref().filter(|_| new).map(|s| open(&mut self.entries, &mut self.next_seq, s, look.active));
-                self.followed.insert(look.id.clone(), Followed { stage, entry, active: look.active });
+                self.followed.insert(key, Followed { stage, entry, active: look.active });
             }
             None => {}
         }
     }
 
-    fn arrival(&mut self, look: &Look<'_>, began: Millis, now: Millis, w: &FlowWindows) {
-        if let Some(n) = self.newcomers.get_mut(look.id) {
+    fn arrival(&mut self, key: u64, look: &Look<'_>, began: Millis, now: Millis, w: &FlowWindows) {
+        if let Some(n) = self.newcomers.get_mut(&key) {
             let used = match look.reuse {
                 Reuse::Known(used) => used,
                 Reuse::ByActivity => look.active > n.born + REUSE_GAP_MS,
@@ -188,7 +197,7 @@ impl FlowWatch {
             None if self.first_pass_done.is_some()
                 && look.active >= began
                 && self.followed.len() < FOLLOWED_MAX
-                && !self.followed.contains_key(look.id) =>
+                && !self.followed.contains_key(&key) =>
             {
                 look.active
             }
@@ -196,7 +205,7 @@ impl FlowWatch {
         };
         if now - born <= w.arrivals_ms + BEFORE_MS {
             let used = matches!(look.reuse, Reuse::Known(true));
-            self.newcomers.insert(look.id.clone(), Newcomer { born, used });
+            self.newcomers.insert(key, Newcomer { born, used });
             let count = self.arrived.entry(minute(born)).or_default();
             count.0 += 1;
             count.1 += u32::from(used);

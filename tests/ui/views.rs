@@ -462,3 +462,49 @@ fn clients_view_with_a_new_host() {
         a
     });
 }
+
+#[test]
+fn the_census_panel_shows_each_stage_s_flow_and_where_it_stopped() {
+    use sessiontop::engine::domain::{FlowSummary, StageFlow};
+    let flow = |stage: &str, entered: u64, left: u64| StageFlow {
+        stage: stage.into(),
+        entered,
+        left,
+        judged: entered,
+        judged_left: left,
+        ..StageFlow::default()
+    };
+    let mut m = connected(300, 900 << 20, 1 << 30);
+    let mut tally = m.census.complete.clone().unwrap();
+    // Nobody is in 1.2 now: everyone who reached it left.
+    tally.by_substate.remove("1.2_problem_and_body");
+    tally.flow = Some(FlowSummary {
+        at: NOW,
+        stages_window_ms: 30 * 60_000,
+        arrivals_window_ms: 10 * 60_000,
+        since: NOW - 3_600_000,
+        baseline: None,
+        // Ten reached 3.1 and none left.
+        stages: vec![
+            flow("1.1.5_psycho_education", 22, 22),
+            flow("1.2_problem_and_body", 12, 12),
+            flow("3.1_assess_readiness", 10, 0),
+        ],
+        arrivals: Default::default(),
+    });
+    m.apply(Update::CensusDone { generation: 2, tally, duration_ms: 212, orphan_ids: vec![] });
+    let a = app(m, (160, 48));
+    let (text, _) = render(&a, &theme());
+    assert!(text.contains("in/out 30m"), "{text}");
+    let line =
+        |stage: &str| text.lines().find(|l| l.contains(stage) && l.contains('/')).unwrap_or_default().to_string();
+    assert!(line("3.1_assess_readiness").contains(" 10/0 "), "{text}");
+    assert!(line("1.1.5_psycho_education").contains(" 22/22 "), "{text}");
+    // Shown in its place in the workflow, with no session in it.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |stage: &str| lines.iter().position(|l| l.contains(stage)).unwrap_or(usize::MAX);
+    assert!(at("1.1.5_psycho_education") < at("1.2_problem_and_body"), "{text}");
+    assert!(at("1.2_problem_and_body") < at("3.1_assess_readiness"), "{text}");
+    assert!(line("1.2_problem_and_body").contains("       0     12/12 "), "{text}");
+    assert!(text.contains("flow_stopped"), "{text}");
+}

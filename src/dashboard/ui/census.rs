@@ -115,6 +115,7 @@ impl CensusPanel<'_> {
             .filter(|f| f.kind == crate::engine::domain::FindingKind::FlowStopped)
             .flat_map(|f| f.by_stage.iter().map(|(s, _)| s.as_str()))
             .collect();
+        let counts = &with_flow(m, counts.to_vec());
         let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
         let label_width =
             counts.iter().map(|(k, _)| text::escape_str(k).chars().count()).max().unwrap_or(0).clamp(6, 28);
@@ -194,6 +195,18 @@ impl Widget for CensusPanel<'_> {
         }
         Paragraph::new(lines).render(inner, buf);
     }
+}
+
+/// `counts` with the stages that sessions entered within the flow window but none is in now
+/// (a step everyone passes through), each at its place in the workflow.
+fn with_flow(m: &Model, mut counts: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let Some(flow) = &m.census.totals().flow else { return counts };
+    let passed = flow.stages.iter().filter(|s| s.entered > 0 && !counts.iter().any(|(k, _)| *k == s.stage));
+    counts.extend(passed.map(|s| (s.stage.clone(), 0)).collect::<Vec<_>>());
+    let order = if m.census.totals().by_substate.is_empty() { &m.settings.stages } else { &m.settings.substates };
+    // Stable: the values the layout does not name, and the sessions without one, keep their place after.
+    counts.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(usize::MAX));
+    counts
 }
 
 /// The width of a stage's entries and exits in the flow window (` 14/0     `).

@@ -191,6 +191,11 @@ fn a_user_without_info_still_sees_sessions() {
     assert_eq!(snap["server"]["redis_version"], serde_json::Value::Null, "unknown, not invented");
     let unavailable = snap["server"]["unavailable"].as_array().unwrap();
     assert!(unavailable.iter().any(|u| u.as_str().unwrap().starts_with("INFO denied")), "{unavailable:?}");
+    // CLIENT LIST is not @read either: the clients are one field that says so.
+    let clients = &snap["clients"];
+    assert_eq!(clients["hosts"], serde_json::json!([]), "{clients}");
+    let why = clients["unavailable"].as_str().unwrap_or_default();
+    assert!(why.starts_with("CLIENT LIST: ") && why.contains("denied"), "{clients}");
 }
 
 #[test]

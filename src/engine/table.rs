@@ -460,7 +460,14 @@ impl Store {
     pub fn remove(&mut self, id: &[u8]) -> bool {
         let hash = self.hasher.hash_one(id);
         let Some(slot) = self.find_hashed(id, hash) else { return false };
-        if let Ok(entry) = self.table.find_entry(hash, |s| *s == slot) {
+        self.remove_slot(slot);
+        true
+    }
+
+    /// Removes the row in `slot` (occupied), found again in the hash table by the hash kept
+    /// beside it: no id is copied or hashed.
+    fn remove_slot(&mut self, slot: u32) {
+        if let Ok(entry) = self.table.find_entry(self.hashes[slot as usize], |s| *s == slot) {
             entry.remove();
         }
         let row = &mut self.rows[slot as usize];
@@ -470,20 +477,15 @@ impl Store {
         self.free.push(slot);
         self.errors.remove(&slot);
         self.live -= 1;
-        true
     }
 
     /// Removes the rows a census pass did not see (expired or deleted since).
     pub fn drop_older_than(&mut self, generation: u64) -> usize {
         let generation = generation as u32;
-        let stale: Vec<Vec<u8>> = self
-            .rows
-            .iter()
-            .filter(|r| r.flags & OCCUPIED != 0 && r.generation < generation)
-            .map(|r| self.id_bytes(r).to_vec())
-            .collect();
-        for id in &stale {
-            self.remove(id);
+        let stale: Vec<u32> =
+            self.occupied().filter(|(_, r)| r.generation < generation).map(|(slot, _)| slot).collect();
+        for slot in &stale {
+            self.remove_slot(*slot);
         }
         self.compact_arena();
         self.prune_app_index();
@@ -501,29 +503,29 @@ impl Store {
         let (_, threshold, _) = activities.select_nth_unstable(cut);
         let threshold = *threshold;
         let mut over = self.live - self.max_rows;
-        let evict: Vec<Vec<u8>> = self
+        let evict: Vec<u32> = self
             .occupied()
             .filter(|(_, r)| self.activity(r, rules).unwrap_or(i64::MIN) < threshold)
-            .map(|(_, r)| self.id_bytes(r).to_vec())
+            .map(|(slot, _)| slot)
             .collect();
-        for id in &evict {
+        for slot in &evict {
             if over == 0 {
                 break;
             }
-            self.remove(id);
+            self.remove_slot(*slot);
             self.unlisted += 1;
             over -= 1;
         }
         // Rows at the threshold itself, when too many share it.
         if over > 0 {
-            let more: Vec<Vec<u8>> = self
+            let more: Vec<u32> = self
                 .occupied()
                 .filter(|(_, r)| self.activity(r, rules).unwrap_or(i64::MIN) == threshold)
                 .take(over)
-                .map(|(_, r)| self.id_bytes(r).to_vec())
+                .map(|(slot, _)| slot)
                 .collect();
-            for id in &more {
-                self.remove(id);
+            for slot in &more {
+                self.remove_slot(*slot);
                 self.unlisted += 1;
             }
         }

@@ -788,25 +788,30 @@ fn going_round(entries: &[Option<Vec<u8>>], rule: &StuckRule, turns: usize, fina
     if entries.len() < turns {
         return None;
     }
-    let field = |entry: &Option<Vec<u8>>, name: &str| -> Option<String> {
-        decode::decode_text(entry.as_deref()?).get(name)?.as_scalar_text()
+    // Each entry decoded once, the newest first; the first that breaks the pattern ends it.
+    let fields = |entry: &Option<Vec<u8>>| -> (Option<String>, Option<String>) {
+        let Some(bytes) = entry.as_deref() else { return (None, None) };
+        let value = decode::decode_text(bytes);
+        let text = |name: &str| value.get(name).and_then(|v| v.as_scalar_text());
+        (text(&rule.history_stage), rule.history_decision.as_deref().and_then(text))
     };
-    let stage = field(&entries[0], &rule.history_stage)?;
-    if finals.contains(&stage) || entries.iter().any(|e| field(e, &rule.history_stage).as_ref() != Some(&stage)) {
+    let (stage, decision) = fields(&entries[0]);
+    let stage = stage?;
+    if finals.contains(&stage) {
+        return None;
+    }
+    if rule.history_decision.is_some() && decision.is_none() {
+        return None;
+    }
+    if entries[1..].iter().any(|e| fields(e) != (Some(stage.clone()), decision.clone())) {
         return None;
     }
     let stage = text::clip_sized(&stage, LABEL_MAX_CHARS);
-    match &rule.history_decision {
-        Some(name) => {
-            let decision = field(&entries[0], name)?;
-            if entries.iter().any(|e| field(e, name).as_ref() != Some(&decision)) {
-                return None;
-            }
-            Some(format!(
-                "the last {turns} turns stayed in {stage}, deciding {} each time",
-                text::clip_sized(&decision, LABEL_MAX_CHARS)
-            ))
-        }
+    match decision {
+        Some(decision) => Some(format!(
+            "the last {turns} turns stayed in {stage}, deciding {} each time",
+            text::clip_sized(&decision, LABEL_MAX_CHARS)
+        )),
         None => Some(format!("the last {turns} turns stayed in {stage}")),
     }
 }
@@ -1232,6 +1237,31 @@ fn read_cmd(before: &[&[u8]], key: &[u8], after: &[&[u8]]) -> redis::Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn going_round_needs_every_turn_in_one_stage_with_one_decision() {
+        let rule = StuckRule { history_stage: "stage".into(), history_decision: Some("decision".into()) };
+        let finals = vec!["done".to_string()];
+        let turn = |stage: &str, decision: &str| {
+            Some(format!(r#"{{"stage":"{stage}","decision":"{decision}"}}"#).into_bytes())
+        };
+        let same = vec![turn("tpr", "retry"), turn("tpr", "retry"), turn("tpr", "retry")];
+        assert_eq!(
+            going_round(&same, &rule, 3, &finals).as_deref(),
+            Some("the last 3 turns stayed in tpr, deciding retry each time")
+        );
+        let moved = vec![turn("tpr", "retry"), turn("tpr", "retry"), turn("upload", "retry")];
+        assert_eq!(going_round(&moved, &rule, 3, &finals), None);
+        let decided = vec![turn("tpr", "retry"), turn("tpr", "next"), turn("tpr", "retry")];
+        assert_eq!(going_round(&decided, &rule, 3, &finals), None);
+        let finished = vec![turn("done", "x"), turn("done", "x"), turn("done", "x")];
+        assert_eq!(going_round(&finished, &rule, 3, &finals), None);
+        assert_eq!(going_round(&same[..2], &rule, 3, &finals), None, "fewer turns than asked");
+        let gone = vec![turn("tpr", "retry"), None, turn("tpr", "retry")];
+        assert_eq!(going_round(&gone, &rule, 3, &finals), None);
+        let stage_only = StuckRule { history_decision: None, ..rule.clone() };
+        assert_eq!(going_round(&decided, &stage_only, 3, &finals).as_deref(), Some("the last 3 turns stayed in tpr"));
+    }
 
     #[test]
     fn a_large_payload_read_again_unchanged_is_not_decoded_again() {

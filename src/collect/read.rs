@@ -991,11 +991,9 @@ impl ReadPlan {
             pipe.push_read(read_cmd(&[b"PTTL"], &other, &[]), &other, Kind::Pttl);
         }
         if self.probe_ephemeral {
-            let mut exists = redis::cmd("EXISTS");
-            for key in self.ephemeral_keys(&layout.prefix, id) {
-                exists.arg(key);
-            }
-            pipe.push(exists);
+            let keys = self.ephemeral_keys(&layout.prefix, id);
+            let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            pipe.push_count(b"EXISTS", &keys, Kind::Exists);
         }
     }
 

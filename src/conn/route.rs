@@ -140,6 +140,40 @@ impl Batch {
         self.place(part, cmd, kind);
     }
 
+    /// Adds `name` over `keys`, a command whose reply is a count of them (`EXISTS`): on a
+    /// cluster one command per slot of its keys, built as such rather than split after, their
+    /// counts summed into its one reply.
+    pub fn add_count(&mut self, name: &[u8], keys: &[&[u8]], kind: Kind) {
+        if self.one || keys.is_empty() {
+            let mut cmd = Cmd::with_capacity(keys.len() + 1, name.len() + keys.iter().map(|k| k.len()).sum::<usize>());
+            cmd.arg(name);
+            for key in keys {
+                cmd.arg(*key);
+            }
+            return self.add(cmd);
+        }
+        let index = self.count;
+        self.count += 1;
+        let write = is_write(name);
+        let mut slots: Vec<(u16, Cmd)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let slot = crate::conn::slot::of(key);
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, cmd)) => {
+                    cmd.arg(*key);
+                }
+                None => {
+                    let mut cmd = Cmd::with_capacity(2, name.len() + key.len());
+                    cmd.arg(name).arg(*key);
+                    slots.push((slot, cmd));
+                }
+            }
+        }
+        for (slot, cmd) in slots {
+            self.place(Part { index, own: None, slot: Some(slot), write, asking: None }, cmd, kind);
+        }
+    }
+
     fn place(&mut self, part: Part, cmd: Cmd, kind: Kind) {
         let shard = part.slot.and_then(|slot| self.map.shard_index(slot)).filter(|_| part.asking.is_none());
         let known = shard.and_then(|s| self.by_shard.get(s)?[usize::from(part.write)]);
@@ -185,6 +219,16 @@ pub trait Commands {
     fn push_read(&mut self, cmd: Cmd, _key: &[u8], _kind: Kind) {
         self.push(cmd);
     }
+
+    /// `name` over `keys`, a command whose reply is a count of them (`EXISTS`).
+    fn push_count(&mut self, name: &[u8], keys: &[&[u8]], _kind: Kind) {
+        let mut cmd = Cmd::with_capacity(keys.len() + 1, name.len() + keys.iter().map(|k| k.len()).sum::<usize>());
+        cmd.arg(name);
+        for key in keys {
+            cmd.arg(*key);
+        }
+        self.push(cmd);
+    }
 }
 
 impl Commands for Batch {
@@ -194,6 +238,10 @@ impl Commands for Batch {
 
     fn push_read(&mut self, cmd: Cmd, key: &[u8], kind: Kind) {
         self.add_read(cmd, key, kind);
+    }
+
+    fn push_count(&mut self, name: &[u8], keys: &[&[u8]], kind: Kind) {
+        self.add_count(name, keys, kind);
     }
 }
 
@@ -470,7 +518,7 @@ impl Router {
             self.observe(&group.node, group.pipe.len(), sent.elapsed());
             return Ok(replies);
         }
-        let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
+        let mut replies_of: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
         let mut sends = Vec::with_capacity(groups.len());
         for group in &groups {
             sends.push((self.link(&group.node).await?, group));
@@ -495,15 +543,20 @@ impl Router {
             self.observe(&group.node, group.pipe.len(), took);
             let mut cmds = group.pipe.cmd_iter();
             for (mut part, reply) in group.parts.into_iter().zip(replies) {
-                // A part that is sent on needs its command of its own.
                 let cmd = cmds.next();
-                if redirect(&reply).is_some() {
-                    part.own = cmd.map(|c| Box::new(c.clone()));
+                if redirect(&reply).is_none() {
+                    merge(&mut replies_of[part.index], reply);
+                    continue;
                 }
+                // A part that is sent on needs its command of its own.
+                part.own = cmd.map(|c| Box::new(c.clone()));
                 sent.push((part, reply));
             }
         }
-        self.follow(sent, &mut replies).await?;
+        if !sent.is_empty() {
+            self.follow(sent, &mut replies_of).await?;
+        }
+        let replies = replies_of;
         Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into())))).collect())
     }
 
@@ -831,6 +884,10 @@ fn parts_of(cmd: &Cmd, index: usize) -> Parts {
 /// Puts a part's reply in its command's place: the first part's as it is, further parts'
 /// counts added to it (an error wins).
 fn merge(slot: &mut Option<Reply>, reply: Reply) {
+    if slot.is_none() {
+        *slot = Some(reply);
+        return;
+    }
     *slot = match (slot.take(), reply) {
         (None, reply) => Some(reply),
         (Some(Ok(redis::Value::Int(a))), Ok(redis::Value::Int(b))) => Some(Ok(redis::Value::Int(a + b))),

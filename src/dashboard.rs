@@ -31,7 +31,8 @@ use crate::collect::{Collector, now_millis};
 use crate::engine::history::Histories;
 use crate::engine::model::Model;
 use crate::engine::msg::Update;
-use crate::export::{metrics, record};
+use crate::export::exports::{self, Exports};
+use crate::export::record;
 use crate::setup::Setup;
 use app::{App, TableEngine, TableView};
 use keymap::{Action, Keymap, KeymapError, Scope};
@@ -43,8 +44,6 @@ use theme::Theme;
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 /// How often the clock moves (TTL countdowns, reconnect countdowns).
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
-/// How long the recording may take to write what it holds when the dashboard ends.
-const RECORD_FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a replay moves its clock.
 const REPLAY_STEP_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -61,8 +60,8 @@ pub enum DashboardError {
     Keys(#[from] KeymapError),
     #[error("internal error: a background task panicked (the message is above)")]
     Panicked,
-    #[error("cannot listen on {addr} for --metrics-listen: {reason}")]
-    Metrics { addr: std::net::SocketAddr, reason: io::Error },
+    #[error(transparent)]
+    Start(#[from] exports::StartError),
     #[error(transparent)]
     Record(#[from] record::RecordError),
     #[error("{0} holds no sample to replay")]
@@ -73,76 +72,6 @@ pub enum DashboardError {
 pub fn load_theme(name: &str) -> Result<Theme, theme::ThemeError> {
     let theme = Theme::load(name)?;
     Ok(if theme::no_color_requested() { theme.without_colors() } else { theme })
-}
-
-/// What runs beside the tabs: the metrics listener and the recording (of the first target).
-struct Exports {
-    metrics: Option<(metrics::Page, JoinHandle<()>)>,
-    recorder: Option<record::Recorder>,
-    /// When the last recorded server poll was, so each poll is recorded once.
-    recorded_at: Option<i64>,
-    failure_said: bool,
-}
-
-impl Exports {
-    /// Binds the metrics address and opens the recording before the terminal is taken, so a
-    /// busy port or an unwritable file is said plainly. Going on with a recording gives back
-    /// what it holds, for the charts (with a gap for the time sessiontop was not running).
-    async fn start(setup: &Setup) -> Result<(Exports, Option<Histories>), DashboardError> {
-        let metrics = match setup.metrics_listen {
-            Some(addr) => {
-                let listener = metrics::bind(addr).await.map_err(|reason| DashboardError::Metrics { addr, reason })?;
-                let page = metrics::Page::default();
-                let serving = tokio::spawn(metrics::serve(listener, page.clone()));
-                Some((page, serving))
-            }
-            None => None,
-        };
-        let mut resumed = None;
-        let recorder = match &setup.record {
-            Some((path, max_bytes)) => {
-                let interval = setup.collect.poll_interval.as_millis() as u64;
-                let url = &setup.first().info.url;
-                let mut recorder = record::Recorder::open(path, url, interval, *max_bytes, now_millis())?;
-                resumed = recorder.resume(path);
-                Some(recorder)
-            }
-            None => None,
-        };
-        Ok((Exports { metrics, recorder, recorded_at: None, failure_said: false }, resumed))
-    }
-
-    /// The clock: the metrics page rendered again, a line recorded for each new server poll of
-    /// the first target (the disk is the recording's thread's), and a recording that stopped
-    /// said once.
-    fn on_tick(&mut self, tabs: &mut Tabs) -> Outbox {
-        if let Some((page, _)) = &self.metrics {
-            let targets: Vec<(&Model, &str)> = tabs.tabs.iter().map(|t| (&t.app.model, t.name.as_str())).collect();
-            page.set(metrics::exposition(&targets));
-        }
-        let (Some(recorder), Some(first)) = (self.recorder.as_mut(), tabs.tabs.first_mut()) else { return Vec::new() };
-        let model = &first.app.model;
-        if model.server_at.is_some() && model.server_at != self.recorded_at {
-            self.recorded_at = model.server_at;
-            recorder.record(&model.history, &model.findings, model.now);
-        }
-        match recorder.status().failed {
-            Some(why) if !self.failure_said => {
-                self.failure_said = true;
-                vec![(0, first.app.on_update(Update::Notice(why)))]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn finish(self) {
-        if let Some(r) = self.recorder {
-            r.finish(RECORD_FINISH_TIMEOUT);
-        }
-        if let Some((_, serving)) = self.metrics {
-            serving.abort();
-        }
-    }
 }
 
 /// What stands behind the tabs: each target's collectors and table engine, and the channels
@@ -234,7 +163,7 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
         return Err(DashboardError::NotATerminal);
     }
     let keymap = Keymap::with_overrides(&setup.bindings)?;
-    let (mut exports, resumed) = Exports::start(&setup).await?;
+    let (mut exports, resumed) = Exports::start(setup.metrics_listen, setup.recording().as_ref(), now_millis()).await?;
     let themes = setup.targets.iter().map(|t| load_theme(&t.theme)).collect::<Result<Vec<_>, _>>()?;
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
@@ -242,7 +171,8 @@ pub async fn run(setup: Setup) -> Result<(), DashboardError> {
     let size = terminal.size()?;
     let (mut tabs, mut backends) = start_tabs(&setup, themes, &keymap, (size.width, size.height), resumed);
     let result = event_loop(&mut terminal, &mut tabs, &mut backends, &mut exports, &keymap).await;
-    exports.finish();
+    // A recording that failed was said on screen when it did.
+    let _ = exports.finish();
     drop(backends);
     drop(tabs);
     drop(terminal);
@@ -296,7 +226,13 @@ async fn event_loop(
             _ = tick.tick() => {
                 let offset = chrono::Local::now().offset().local_minus_utc();
                 backends.send(tabs.on_tick(now_millis(), offset, &backends.commands_sent()));
-                backends.send(exports.on_tick(tabs));
+                let stopped = {
+                    let targets: Vec<(&Model, &str)> = tabs.tabs.iter().map(|t| (&t.app.model, t.name.as_str())).collect();
+                    exports.on_tick(&targets)
+                };
+                if let Some(why) = stopped {
+                    backends.send(vec![(0, tabs.on_update(0, Update::Notice(why)))]);
+                }
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => continue,
         }

@@ -186,6 +186,18 @@ impl Setup {
         self.spawn_collectors_for(self.first(), options)
     }
 
+    /// What `--record` asks to record (of the first target), for [`Exports::start`].
+    ///
+    /// [`Exports::start`]: crate::export::exports::Exports::start
+    pub fn recording(&self) -> Option<crate::export::exports::Recording<'_>> {
+        self.record.as_ref().map(|(path, max_bytes)| crate::export::exports::Recording {
+            path,
+            max_bytes: *max_bytes,
+            url: &self.first().info.url,
+            interval_ms: self.collect.poll_interval.as_millis() as u64,
+        })
+    }
+
     /// The model settings the command line gives; the layout's own (idle rule, final and
     /// ordered stages) arrive with [`crate::engine::msg::Update::Layout`].
     pub fn model_settings(&self) -> ModelSettings {

@@ -168,17 +168,7 @@ impl Tabs {
     /// Tells each tab which other targets are the same Redis server (and which the same store).
     pub fn mark_same_servers(&mut self) {
         let same = {
-            let peers: Vec<Peer<'_>> = self
-                .tabs
-                .iter()
-                .map(|t| Peer {
-                    name: &t.name,
-                    run_id: t.app.model.server.as_ref().and_then(|s| s.run_id.as_deref()),
-                    address: &t.address,
-                    db: t.db,
-                    layout: t.app.model.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
-                })
-                .collect();
+            let peers: Vec<Peer<'_>> = self.tabs.iter().map(|t| t.app.model.peer(&t.name, &t.address, t.db)).collect();
             diagnose::same_servers(&peers)
         };
         for (tab, same) in self.tabs.iter_mut().zip(same) {

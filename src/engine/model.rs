@@ -414,6 +414,17 @@ impl Model {
     }
 
     /// Says which other targets are the same server, and finds again when that changed.
+    /// This target as the same-server check sees it beside others ([`diagnose::same_servers`]).
+    pub fn peer<'a>(&'a self, name: &'a str, address: &'a str, db: i64) -> diagnose::Peer<'a> {
+        diagnose::Peer {
+            name,
+            run_id: self.server.as_ref().and_then(|s| s.run_id.as_deref()),
+            address,
+            db,
+            layout: self.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
+        }
+    }
+
     pub fn set_same_server(&mut self, same: Vec<(String, bool)>) {
         if self.same_server != same {
             self.same_server = same;

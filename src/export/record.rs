@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use super::changes::{Change, FindingLog};
 use crate::engine::domain::{Finding, Millis};
 use crate::engine::history::Histories;
 
@@ -51,8 +52,8 @@ pub struct Recorder {
     status: Arc<Mutex<RecorderStatus>>,
     /// The newest time of each series already written.
     written: BTreeMap<String, Millis>,
-    /// The findings open at the last sample: kind → (severity, count).
-    open: BTreeMap<&'static str, (&'static str, u64)>,
+    /// The findings open at the last sample.
+    findings: FindingLog,
 }
 
 /// Why a recording cannot start.
@@ -115,7 +116,7 @@ impl Recorder {
                 let _ = done_tx.send(());
             })
             .map_err(|e| RecordError::Open { path: shown, reason: e })?;
-        let recorder = Recorder { tx, done, status, written: BTreeMap::new(), open: BTreeMap::new() };
+        let recorder = Recorder { tx, done, status, written: BTreeMap::new(), findings: FindingLog::default() };
         recorder.send(header.to_string());
         Ok(recorder)
     }
@@ -174,20 +175,17 @@ impl Recorder {
         if !figures.is_empty() {
             self.send(json!({"t": now, "f": figures}).to_string());
         }
-        let mut open: BTreeMap<&'static str, (&'static str, u64)> = BTreeMap::new();
-        for f in findings {
-            let key = (f.severity.word(), f.count);
-            open.insert(f.kind.name(), key);
-            let before = self.open.get(f.kind.name());
-            if before.is_none_or(|(severity, _)| *severity != key.0) {
-                let opened = json!({"kind": f.kind.name(), "severity": key.0, "count": f.count, "summary": f.summary});
-                self.send(json!({"t": now, "open": opened}).to_string());
-            }
+        // A change of severity is written as the finding opening again, at its new one.
+        for change in self.findings.changes(findings) {
+            let line = match change {
+                Change::Opened(f) | Change::Changed { finding: f, .. } => {
+                    let opened = json!({"kind": f.kind.name(), "severity": f.severity.word(), "count": f.count, "summary": f.summary});
+                    json!({"t": now, "open": opened})
+                }
+                Change::Closed(kind) => json!({"t": now, "close": kind}),
+            };
+            self.send(line.to_string());
         }
-        for kind in self.open.keys().filter(|k| !open.contains_key(*k)) {
-            self.send(json!({"t": now, "close": kind}).to_string());
-        }
-        self.open = open;
     }
 }
 

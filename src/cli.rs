@@ -42,9 +42,50 @@ pub enum Command {
     /// What a recording (--record FILE) saw: span, gaps and restarts, peaks, the findings as a
     /// timeline, the sessions per stage over time. Needs no Redis.
     Report(ReportArgs),
+    /// The dashboard's watch without a terminal, for a server or a container: metrics for
+    /// Prometheus (default http://127.0.0.1:9187/metrics), each finding as it opens, changes
+    /// severity or closes as one log line on stdout, the recording with --record. Stops
+    /// cleanly on SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Print the shell completion script for SHELL, generated from this command line (see the
+    /// README's install section for where each shell looks for it).
+    Completions(CompletionsArgs),
+    /// Print the man page, sessiontop(1), generated from this command line; with --dir, write
+    /// it and a page for each subcommand (sessiontop-check(1), ...) into DIR.
+    Man(ManArgs),
     /// The charts of a recording, played back: Space plays and pauses, +/- change the speed,
     /// n/N jump to the next or previous finding, [ ] seek. Needs no Redis.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// Write sessiontop.1 and a page for each subcommand into DIR instead of printing the one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// How `serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object a line.
+    Json,
+    /// `key=value` pairs a line (Loki, Heroku, `logfmt`).
+    Logfmt,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// How each log line is written: one JSON object, or logfmt's key=value pairs.
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -184,14 +225,14 @@ pub struct Global {
     #[arg(long, global = true, value_name = "PATTERN", value_parser = parse_pattern)]
     pub watch_process: Vec<String>,
     /// Record every figure and finding to FILE (JSON lines), going on with it when it exists;
-    /// the dashboard and the demo only. Read it back with `sessiontop report FILE`.
+    /// the dashboard, serve and the demo only. Read it back with `sessiontop report FILE`.
     #[arg(long, global = true, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// The size past which a recording is rotated (FILE becomes FILE.1).
     #[arg(long, global = true, value_name = "BYTES", default_value_t = crate::export::record::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(4096..))]
     pub record_max_bytes: u64,
     /// Serve the dashboard's figures for Prometheus at http://ADDR:PORT/metrics (a bare PORT
-    /// listens on 127.0.0.1). The dashboard and the demo only.
+    /// listens on 127.0.0.1). The dashboard, serve (default 127.0.0.1:9187) and the demo only.
     #[arg(long, global = true, value_name = "[ADDR:]PORT", value_parser = crate::export::metrics::parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]

@@ -26,5 +26,6 @@ pub mod engine;
 pub mod export;
 pub mod headless;
 pub mod run;
+pub mod serve;
 pub mod setup;
 pub mod util;

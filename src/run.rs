@@ -61,6 +61,31 @@ fn report(args: &crate::cli::ReportArgs) -> Result<(), Exit> {
     Ok(())
 }
 
+/// `man`: the page of the whole command line on stdout, or with `dir` it and a page for each
+/// subcommand written there.
+fn man(dir: Option<&std::path::Path>) -> Result<(), Exit> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        return write_out(&page);
+    };
+    let cannot =
+        |e: std::io::Error| Exit { message: format!("cannot write man pages to {}: {e}", dir.display()), code: 1 };
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(command, dir).map_err(cannot)?;
+    Ok(())
+}
+
+/// Writes generated text to stdout; a reader that went away (`| head`) is no error.
+fn write_out(bytes: &[u8]) -> Result<(), Exit> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Exit::from(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes logs to `path` (never to the terminal); the level comes from `$SESSIONTOP_LOG`.
 pub fn init_logging(path: Option<&std::path::Path>) -> Result<(), Exit> {
     let Some(path) = path else { return Ok(()) };
@@ -77,6 +102,17 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     let command = match cli.command {
         Some(Command::Demo(args)) => return crate::demo::run(&cli.global, &args).await.map_err(Exit::from),
         Some(Command::Report(args)) => return report(&args),
+        Some(Command::Completions(args)) => {
+            // Into a buffer first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "sessiontop", &mut script);
+            return write_out(&script);
+        }
+        Some(Command::Man(args)) => return man(args.dir.as_deref()),
+        Some(Command::Serve(args)) => {
+            return crate::serve::run(Setup::new(&cli.global)?, args.log_format).await.map_err(Exit::from);
+        }
         Some(command) => command,
         None => return dashboard(Setup::new(&cli.global)?).await,
     };
@@ -128,7 +164,13 @@ async fn one_shot(setup: &Setup, store: &mut headless::Store, command: Command) 
     let exit = redis_exit(setup);
     let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Demo(_) | Command::Check(_) | Command::Report(_) | Command::Replay(_) => {
+        Command::Demo(_)
+        | Command::Check(_)
+        | Command::Report(_)
+        | Command::Replay(_)
+        | Command::Serve(_)
+        | Command::Completions(_)
+        | Command::Man(_) => {
             unreachable!("handled by run")
         }
         Command::Fix(args) => fix(setup, store, &args).await?,

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("setup", 6),
     ("dashboard", 7),
     ("headless", 7),
+    ("serve", 7),
     ("demo", 8),
     ("run", 9),
 ];

@@ -247,3 +247,52 @@ pub fn report_of(child: std::process::Child) -> (i32, serde_json::Value) {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().unwrap_or(-1), report)
 }
+
+/// A free TCP port on loopback (bound and released; the program under test binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` from an HTTP server on loopback: the body of a 200 reply, or `None` while nothing
+/// listens or it answers otherwise.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let reply = http_reply(port, path)?;
+    if !reply.starts_with("HTTP/1.1 200 OK\r\n") {
+        return None;
+    }
+    Some(reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+fn http_reply(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).ok()?;
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// `GET /metrics` from sessiontop's endpoint: the page, or `None` while nothing listens.
+pub fn scrape(port: u16) -> Option<String> {
+    let reply = http_reply(port, "/metrics")?;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("Content-Type: text/plain; version=0.0.4"), "{reply}");
+    Some(reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// Scrapes until the page has a sample of `metric` whose value is `value` (the endpoint
+/// renders once a second).
+pub fn scrape_until(port: u16, metric: &str, value: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (prefix, suffix) = (format!("{metric}{{"), format!("}} {value}"));
+    loop {
+        let page = scrape(port).unwrap_or_default();
+        if page.lines().any(|l| l.starts_with(&prefix) && l.ends_with(&suffix)) {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the metrics never showed {metric} {value}:\n{page}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -170,39 +170,6 @@ fn open_dashboard_with(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> Tm
     Tmux::start(&script)
 }
 
-/// A free TCP port on loopback (bound and released; the dashboard binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `GET /metrics` from the dashboard's endpoint: the page, or `None` while nothing listens.
-fn scrape(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
-    assert!(reply.contains("Content-Type: text/plain; version=0.0.4"), "{reply}");
-    Some(reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
-}
-
-/// Scrapes until the page has a sample of `metric` whose value is `value` (the endpoint
-/// renders once a second).
-fn scrape_until(port: u16, metric: &str, value: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    let (prefix, suffix) = (format!("{metric}{{"), format!("}} {value}"));
-    loop {
-        let page = scrape(port).unwrap_or_default();
-        if page.lines().any(|l| l.starts_with(&prefix) && l.ends_with(&suffix)) {
-            return page;
-        }
-        assert!(Instant::now() < deadline, "the metrics never showed {metric} {value}:\n{page}");
-        std::thread::sleep(POLL);
-    }
-}
-
 /// Asserts that the script saw exit code 0 and a restored terminal: canonical mode and echo
 /// on, the alternate screen left (the dashboard's frame gone), mouse reporting off, the
 /// cursor shown.

@@ -17,5 +17,6 @@ mod pacing;
 mod reasons;
 mod record;
 mod sentinel;
+mod serve;
 pub mod tls;
 mod writes;

@@ -47,6 +47,11 @@ pub enum Command {
     /// severity or closes as one log line on stdout, the recording with --record. Stops
     /// cleanly on SIGTERM or SIGINT.
     Serve(ServeArgs),
+    /// Connect as the user would and say what works and what will degrade: server, TLS,
+    /// round trip, layout, features, and for every command sessiontop sends whether this user
+    /// may run it and what it costs when not; then the least-privilege ACL rules for the layout,
+    /// read-only and with writes. Exit codes as `check`.
+    Doctor(DoctorArgs),
     /// Print the shell completion script for SHELL, generated from this command line (see the
     /// README's install section for where each shell looks for it).
     Completions(CompletionsArgs),
@@ -56,6 +61,13 @@ pub enum Command {
     /// The charts of a recording, played back: Space plays and pauses, +/- change the speed,
     /// n/N jump to the next or previous finding, [ ] seek. Needs no Redis.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -2,6 +2,7 @@
 //! `delete`. They gather data with the same collectors the dashboard uses, into the same
 //! [`Model`]; the output module prints it as text or JSON.
 
+pub mod doctor;
 pub mod json;
 pub mod plain;
 pub mod report;

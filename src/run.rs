@@ -129,6 +129,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     if let Command::Check(args) = &command {
         return check(&setup, args).await;
     }
+    if let Command::Doctor(args) = &command {
+        return doctor(&setup, args.json).await;
+    }
     // Refuse writes before connecting, so read-only is obviously safe.
     let writes = match &command {
         Command::Fix(args) => !args.dry_run,
@@ -170,6 +173,7 @@ async fn one_shot(setup: &Setup, store: &mut headless::Store, command: Command) 
         | Command::Replay(_)
         | Command::Serve(_)
         | Command::Completions(_)
+        | Command::Doctor(_)
         | Command::Man(_) => {
             unreachable!("handled by run")
         }
@@ -306,6 +310,24 @@ async fn check(setup: &Setup, args: &crate::cli::CheckArgs) -> Result<(), Exit> 
     }
     stdout.flush()?;
     match verdict.exit_code() {
+        0 => Ok(()),
+        code => Err(Exit { message: String::new(), code }),
+    }
+}
+
+/// `doctor`: the report, and the exit code as `check`'s (3 when it cannot connect).
+async fn doctor(setup: &Setup, json: bool) -> Result<(), Exit> {
+    let diagnosis = crate::headless::doctor::diagnose(setup)
+        .await
+        .map_err(|e| Exit { message: format!("UNKNOWN: {}", redis_exit(setup)(e).message), code: CHECK_UNKNOWN })?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", text::json_pretty(&serde_json::to_value(&diagnosis)?))?;
+    } else {
+        write!(stdout, "{}", crate::headless::doctor::text(&diagnosis))?;
+    }
+    stdout.flush()?;
+    match diagnosis.exit_code {
         0 => Ok(()),
         code => Err(Exit { message: String::new(), code }),
     }

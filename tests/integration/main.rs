@@ -7,6 +7,7 @@ mod chatmrpt;
 mod clients;
 mod cluster;
 mod common;
+mod doctor;
 mod e2e;
 mod engine;
 mod failures;

@@ -16,14 +16,14 @@ use crate::common::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `serve` running in the background, its log lines read as they come.
-struct Serving {
+pub struct Serving {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Serving {
-    fn start(url: &str, dir: &tempfile::TempDir, args: &[&str]) -> Serving {
+    pub fn start(url: &str, dir: &tempfile::TempDir, args: &[&str]) -> Serving {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sessiontop"))
             .env_remove("REDIS_URL")
             .env_remove("REDISCLI_AUTH")
@@ -49,7 +49,7 @@ impl Serving {
     }
 
     /// The next log line (JSON) for which `pick` holds; the lines before it are kept in `seen`.
-    fn wait_for(&mut self, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(&mut self, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -70,7 +70,7 @@ impl Serving {
     }
 
     /// SIGTERM, then its exit status and the rest of its log.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         let sent = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         assert_eq!(sent, 0);

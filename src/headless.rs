@@ -26,6 +26,7 @@ use crate::engine::msg::{Update, WriteKind, WritePlan};
 use crate::engine::names::SessionId;
 use crate::engine::summary::{StalledCount, TopN};
 use crate::setup::{Setup, SetupError};
+use crate::util::progress::Progress;
 use crate::util::text;
 
 /// Why a headless command failed, and its exit code.
@@ -287,6 +288,17 @@ async fn first_page_into(
     Ok(())
 }
 
+/// What the work costs Redis, for a progress bar that is shown: the share of a core of the node
+/// that pays most, and the budget.
+fn cost(topology: &Topology, progress: &Progress) -> Option<String> {
+    if !progress.shown() {
+        return None;
+    }
+    let load = topology.load_report();
+    let share = load.redis_cpu_share?;
+    Some(format!("{} of a core (budget {})", text::percent(share), load.budget))
+}
+
 /// A census pass, streamed: its counts, the stalled, and the `limit` most recent sessions read
 /// again as a page.
 async fn census_into(
@@ -302,13 +314,16 @@ async fn census_into(
     let mut stalled = StalledCount::new(model.settings.clone(), started);
     let mut links = store.census_links().await?;
     let stages = data.stages.as_deref();
+    let (progress, topology) = (Progress::start("census"), store.topology.clone());
     let outcome = census::run_pass(&mut links, layout, setup.collect.census, 1, stages, |p| {
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
         }
+        progress.update(p.tally.examined, p.fraction, cost(&topology, &progress));
     })
     .await?;
+    progress.finish();
     let census_duration_ms = outcome.duration.as_millis() as u64;
     let mut tally = outcome.tally;
     tally.flow = stages.and_then(|s| s.pass_done(now_millis()));
@@ -610,6 +625,7 @@ pub async fn plan_fix(
     let mut targets: Vec<SessionId> = Vec::new();
     let mut found = 0u64;
     let mut links = store.census_links().await?;
+    let (progress, topology) = (Progress::start("finding them"), store.topology.clone());
     let outcome = census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
         for row in &p.rows {
             if row.findings.iter().any(|f| f.kind == kind) {
@@ -619,8 +635,10 @@ pub async fn plan_fix(
                 }
             }
         }
+        progress.update(p.tally.examined, p.fraction, cost(&topology, &progress));
     })
     .await?;
+    progress.finish();
     if kind == FindingKind::Orphaned {
         found = outcome.tally.orphaned;
         targets = outcome.orphan_ids.into_iter().take(limit).collect();

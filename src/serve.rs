@@ -20,6 +20,7 @@ use crate::engine::msg::Update;
 use crate::export::changes::{Change, FindingLog};
 use crate::export::exports::{Exports, StartError};
 use crate::setup::Setup;
+use crate::util::progress::Progress;
 
 /// Where `serve` serves its metrics when `--metrics-listen` is not given: loopback only (give
 /// `0.0.0.0:9187` in a container).
@@ -50,6 +51,8 @@ struct Watched {
     findings: FindingLog,
     /// The last link state said, as a word (each change is said once).
     link: Option<&'static str>,
+    /// Whether this target's first census pass shows the progress bar (the first target's).
+    first: bool,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -58,7 +61,12 @@ pub async fn run(setup: Setup, format: LogFormat) -> Result<(), ServeError> {
     let (mut exports, resumed) = Exports::start(Some(listen), setup.recording().as_ref(), now_millis()).await?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    let mut log = Log { format, out: std::io::stdout() };
+    // One bar (stderr is one line): the first target's first census pass.
+    let first_pass = setup.targets.first().map(|t| {
+        let name = t.info.name.clone().unwrap_or_else(|| t.info.url.clone());
+        Progress::start(&format!("{name}: first census pass"))
+    });
+    let mut log = Log { format, out: std::io::stdout(), first_pass };
     for w in &setup.warnings {
         log.line(now_millis(), "warning", None, "warning", vec![("message", json!(w))]);
     }
@@ -164,6 +172,7 @@ fn watch_targets(
             collector,
             findings: FindingLog::default(),
             link: None,
+            first: i == 0,
         });
     }
     (watched, forwarders, updates)
@@ -193,6 +202,13 @@ fn on_update(w: &mut Watched, update: Update, log: &mut Log) -> Result<(), Serve
         }
         Update::Notice(message) => log.line(now, "warning", Some(&w.name), "notice", vec![("message", json!(message))]),
         _ => {}
+    }
+    if w.first {
+        match &update {
+            Update::CensusBatch { partial, progress, .. } => log.progress(partial.examined, *progress),
+            Update::CensusDone { .. } => log.first_pass = None,
+            _ => {}
+        }
     }
     let mut update = update;
     // Nobody looks at rows here; the model keeps what it needs of a batch without them.
@@ -249,6 +265,8 @@ fn finding_fields(f: &crate::engine::domain::Finding, was: Option<&str>) -> Vec<
 struct Log {
     format: LogFormat,
     out: std::io::Stdout,
+    /// The first pass's progress bar, until it ends; a line is written with it out of the way.
+    first_pass: Option<Progress>,
 }
 
 impl Log {
@@ -266,9 +284,21 @@ impl Log {
             LogFormat::Json => Value::Object(all.into_iter().map(|(k, v)| (k.to_string(), v)).collect()).to_string(),
             LogFormat::Logfmt => logfmt(&all),
         };
-        let mut out = self.out.lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        let write = || {
+            let mut out = self.out.lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match &self.first_pass {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn progress(&self, counted: u64, fraction: Option<f64>) {
+        if let Some(bar) = &self.first_pass {
+            bar.update(counted, fraction, None);
+        }
     }
 }
 

@@ -3,4 +3,5 @@
 
 pub mod local_file;
 pub mod memory;
+pub mod progress;
 pub mod text;

@@ -455,3 +455,39 @@ fn e2e_helpers_read_the_table_title_and_quote_for_the_shell() {
     assert_eq!(sh_quote("/tmp/it's here"), r"'/tmp/it'\''s here'");
     assert!(Path::new(env!("CARGO_BIN_EXE_sessiontop")).is_file());
 }
+
+#[test]
+fn long_one_shot_work_shows_progress_on_a_terminal_and_nowhere_else() {
+    let server = server();
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..3000 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.2_problem_and_body", now - i as f64, true);
+    }
+    drop(con);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Paced so that the pass takes a few seconds.
+    let args = ["--layout", "trt", "--budget", "5000/s", "snapshot", "--limit", "1"];
+
+    // Not a terminal: nothing but what the command says anyway.
+    let out = sessiontop(&server.socket_url(), &dir).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("sessions counted") && !stderr.contains('\r'), "{stderr}");
+
+    // A terminal: the bar while the census runs, cleared before the snapshot prints.
+    let script = format!(
+        "env -u REDIS_URL XDG_CONFIG_HOME={state} XDG_STATE_HOME={state} {bin} --url {url} {args}; echo EXIT=$?; sleep 60",
+        state = sh_quote(&dir.path().display().to_string()),
+        bin = sh_quote(env!("CARGO_BIN_EXE_sessiontop")),
+        url = sh_quote(&server.socket_url()),
+        args = args.join(" "),
+    );
+    let tmux = Tmux::start(&script);
+    let screen = tmux.wait_for_text("sessions counted");
+    let bar = screen.lines().find(|l| l.contains("sessions counted")).unwrap_or_default();
+    assert!(bar.starts_with("census [") && bar.contains("% ") && bar.contains("/s"), "{screen}");
+    let screen = tmux.wait_for_text("EXIT=0");
+    assert!(!screen.contains("sessions counted"), "the bar was left on screen:\n{screen}");
+    assert!(screen.contains("most recently active (1 of 3,000)"), "{screen}");
+}

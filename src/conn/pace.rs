@@ -158,6 +158,9 @@ impl Counts {
 /// The shortest round trip that can count as slow.
 pub const SLOW_ROUND_TRIP: Duration = Duration::from_millis(5);
 
+/// Round trips that only teach the pacer what is usual before any is judged slow.
+const WARM_UP_ROUND_TRIPS: u32 = 20;
+
 /// Seconds in which a slowed pacer doubles its pace again while it sees no round trip.
 pub const SLOWDOWN_HALF_LIFE_S: f64 = 5.0;
 
@@ -241,6 +244,8 @@ pub struct Pacer {
     slow_at: Option<Instant>,
     /// Round trip per command, as usual lately (µs).
     baseline_us: Option<f64>,
+    /// Round trips seen so far: the first [`WARM_UP_ROUND_TRIPS`] only teach the baseline.
+    round_trips: u32,
     sample: Option<Sample>,
     /// `INFO commandstats` could not be read: costs come from round trips.
     commandstats_denied: bool,
@@ -282,6 +287,7 @@ impl Pacer {
             slowdown: 1.0,
             slow_at: None,
             baseline_us: None,
+            round_trips: 0,
             sample: None,
             commandstats_denied: false,
             share: None,
@@ -387,9 +393,13 @@ impl Pacer {
         }
         let per = round_trip.as_secs_f64() * 1e6 / commands as f64;
         let baseline = *self.baseline_us.get_or_insert(per);
+        self.round_trips = self.round_trips.saturating_add(1);
         // A short round trip is never slow, whatever it comes to per command: a few commands
         // (a cluster node's part of a batch, a paced page) cost the network's latency, not Redis's.
-        let slow = per > 3.0 * baseline && round_trip >= SLOW_ROUND_TRIP;
+        // Nor is one judged against a baseline of a few round trips (a fresh server answers its
+        // first quickly, then fills): the first ones only teach it, meeting it halfway.
+        let warming = self.round_trips <= WARM_UP_ROUND_TRIPS;
+        let slow = !warming && per > 3.0 * baseline && round_trip >= SLOW_ROUND_TRIP;
         if slow {
             tracing::debug!(per, baseline, commands, ?round_trip, "slow round trip");
         }
@@ -399,7 +409,13 @@ impl Pacer {
         // The baseline follows quick round trips fast and slow ones slowly, but never jumps to
         // one unusually quick batch: pinned to the quickest ever, every ordinary batch after it
         // looked slow and the pace stayed at its floor.
-        let rate = if per < baseline { 0.3 } else { 0.01 };
+        let rate = if warming {
+            0.5
+        } else if per < baseline {
+            0.3
+        } else {
+            0.01
+        };
         self.baseline_us = Some(baseline + (per - baseline) * rate);
         if self.commandstats_denied {
             // The round trip bounds the server's time from above: a careful estimate.
@@ -613,10 +629,34 @@ mod tests {
         assert!(p.share().unwrap() > 0.0);
     }
 
+    /// A pacer past its warm-up, whose usual round trip is `usual`.
+    fn warmed(usual: Duration) -> Pacer {
+        let mut p = Pacer::new(Budget::Share(0.02));
+        for _ in 0..WARM_UP_ROUND_TRIPS {
+            p.observe(1000, usual);
+        }
+        p
+    }
+
+    #[test]
+    fn a_fresh_baseline_is_learnt_before_any_round_trip_is_judged_slow() {
+        // A fresh server answers the first batch quickly, then fills: not a slow Redis.
+        let mut p = Pacer::new(Budget::Share(0.02));
+        p.observe(1000, Duration::from_micros(300));
+        for _ in 0..WARM_UP_ROUND_TRIPS - 1 {
+            p.observe(1000, Duration::from_millis(8));
+            assert!(!p.backing_off());
+        }
+        // Past the warm-up, the usual is what the filled server does.
+        p.observe(1000, Duration::from_millis(9));
+        assert!(!p.backing_off(), "{:?}", p.baseline_us);
+        p.observe(1000, Duration::from_millis(40));
+        assert!(p.backing_off());
+    }
+
     #[test]
     fn slow_round_trips_make_it_back_off_and_quick_ones_recover() {
-        let mut p = Pacer::new(Budget::Share(0.02));
-        p.observe(1000, Duration::from_millis(2));
+        let mut p = warmed(Duration::from_millis(2));
         assert!(!p.backing_off());
         p.observe(1000, Duration::from_millis(20));
         assert!(p.backing_off());
@@ -625,10 +665,7 @@ mod tests {
         }
         assert!(!p.backing_off());
         // One unusually quick batch does not make every ordinary one after it look slow.
-        let mut p = Pacer::new(Budget::Share(0.02));
-        for _ in 0..20 {
-            p.observe(1000, Duration::from_millis(4));
-        }
+        let mut p = warmed(Duration::from_millis(4));
         p.observe(1000, Duration::from_micros(500));
         for _ in 0..10 {
             p.observe(1000, Duration::from_millis(5));
@@ -638,8 +675,7 @@ mod tests {
 
     #[test]
     fn a_slowed_pacer_recovers_with_time_when_it_sees_no_round_trip() {
-        let mut p = Pacer::new(Budget::Share(0.02));
-        p.observe(1000, Duration::from_millis(2));
+        let mut p = warmed(Duration::from_millis(2));
         p.observe(1000, Duration::from_millis(20));
         p.observe(1000, Duration::from_millis(20));
         assert!(p.backing_off());

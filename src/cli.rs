@@ -52,6 +52,9 @@ pub enum Command {
     /// may run it and what it costs when not; then the least-privilege ACL rules for the layout,
     /// read-only and with writes. Exit codes as `check`.
     Doctor(DoctorArgs),
+    /// A live tail of what happens to sessions (created, saved, expired, evicted, deleted),
+    /// from keyspace notifications, until Ctrl-C; says how to turn them on where they are off.
+    Events(EventsArgs),
     /// Print the shell completion script for SHELL, generated from this command line (see the
     /// README's install section for where each shell looks for it).
     Completions(CompletionsArgs),
@@ -61,6 +64,16 @@ pub enum Command {
     /// The charts of a recording, played back: Space plays and pauses, +/- change the speed,
     /// n/N jump to the next or previous finding, [ ] seek. Needs no Redis.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EventsArgs {
+    /// One JSON object a line: at, kind, id, parts, event.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after N events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -19,6 +19,7 @@
 pub mod census;
 pub mod clients;
 pub mod detect;
+pub mod events;
 pub mod fix;
 pub mod host;
 pub mod inspect;
@@ -129,8 +130,10 @@ pub fn spawn(
     let (layout_tx, layout_rx) = watch::channel::<Option<Found>>(None);
     let poller = poller::Poller::new(topology.clone(), layout, options.clone(), writer, updates.clone());
     let poller = tokio::spawn(poller.run(request_rx, layout_tx));
+    let events =
+        tokio::spawn(events::events_loop(topology.clone(), updates.clone(), requests.clone(), layout_rx.clone()));
     let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx));
-    let mut tasks = vec![poller, census];
+    let mut tasks = vec![poller, census, events];
     if let Some(sentinels) = topology.sentinels() {
         let follow = crate::conn::sentinel::follow_switches(topology.template().clone(), sentinels.clone());
         tasks.push(tokio::spawn(follow));

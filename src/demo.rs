@@ -107,16 +107,20 @@ pub async fn writer(url: &str) -> Result<Router, DemoError> {
 
 /// Runs the demo until Ctrl-C (or until the dashboard is closed).
 pub async fn run(global: &Global, args: &DemoArgs) -> Result<(), DemoError> {
+    // The demo's own throwaway servers send session events (a production server is never
+    // changed: sessiontop says how to turn them on there).
+    let events = vec!["--notify-keyspace-events".to_string(), crate::collect::events::FLAGS.to_string()];
     let store = if args.cluster {
         Store::Cluster(LocalCluster::start(ClusterOptions {
             binary: args.redis_server.clone(),
+            extra_args: events,
             ..ClusterOptions::default()
         })?)
     } else {
         Store::Server(LocalRedis::start(Options {
             binary: args.redis_server.clone(),
             listen: local_redis::Listen::Tcp,
-            extra_args: Vec::new(),
+            extra_args: events,
         })?)
     };
     let url = store.url();

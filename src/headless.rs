@@ -3,6 +3,7 @@
 //! [`Model`]; the output module prints it as text or JSON.
 
 pub mod doctor;
+pub mod events;
 pub mod json;
 pub mod plain;
 pub mod report;
@@ -49,6 +50,9 @@ pub enum HeadlessError {
     /// The user (or the lack of a terminal) declined.
     #[error("{0}")]
     Refused(String),
+    /// What was asked cannot be had from this server (session events it does not send).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HeadlessError {

@@ -178,6 +178,10 @@ async fn one_shot(setup: &Setup, store: &mut headless::Store, command: Command) 
             unreachable!("handled by run")
         }
         Command::Fix(args) => fix(setup, store, &args).await?,
+        Command::Events(args) => {
+            drop(stdout);
+            crate::headless::events::follow(store, args.json, args.count).await.map_err(&exit)?;
+        }
         Command::Snapshot(args) => {
             let data = headless::snapshot(setup, store, args.limit, !args.no_census).await.map_err(&exit)?;
             if args.json {

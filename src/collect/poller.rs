@@ -64,6 +64,8 @@ pub struct Poller {
     /// When the clients were last listed.
     clients_at: Option<crate::engine::domain::Millis>,
     viewport: Vec<SessionId>,
+    /// Sessions events said were written since the last poll (at most a page, newest kept).
+    touched: Vec<SessionId>,
     inspecting: Option<SessionId>,
     /// The search for the inspected session's wildcard related keys, and when it began.
     related: Option<(RelatedSearch, Instant)>,
@@ -97,6 +99,7 @@ impl Poller {
             stages: None,
             clients_at: None,
             viewport: Vec::new(),
+            touched: Vec::new(),
             inspecting: None,
             related: None,
             decoded: inspect::Decoded::default(),
@@ -184,6 +187,7 @@ impl Poller {
             Request::Refresh => {}
             Request::CancelPlan => self.planning = None,
             Request::Viewport(ids) => self.viewport = ids,
+            Request::Touched(ids) => self.touch(ids),
             Request::Inspect(id) => self.inspecting = id,
             Request::PlanWrite { id, kind } => {
                 self.send(Update::Plan(PlanReply::Failed { id, kind, error: offline.into() }))
@@ -311,6 +315,10 @@ impl Poller {
             }
             Request::Viewport(ids) => {
                 self.viewport = ids;
+                false
+            }
+            Request::Touched(ids) => {
+                self.touch(ids);
                 false
             }
             Request::Inspect(id) => {
@@ -484,10 +492,27 @@ impl Poller {
         Ok(())
     }
 
+    /// Remembers sessions events said were written, for the next poll: a page of them at most,
+    /// the newest kept.
+    fn touch(&mut self, ids: Vec<SessionId>) {
+        for id in ids {
+            if !self.touched.contains(&id) {
+                self.touched.push(id);
+            }
+        }
+        let excess = self.touched.len().saturating_sub(self.options.page_size);
+        self.touched.drain(..excess);
+    }
+
     /// The sessions on screen, and those saved since the last poll (from an index scored by
     /// last interaction: the most recent first time round, then only what is newer).
     async fn poll_page(&mut self, router: &Router, layout: &Layout) -> Result<(), Failure> {
         let mut ids = self.viewport.clone();
+        for id in std::mem::take(&mut self.touched) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         if let Some(index) = page::recency_index(layout) {
             let recent = page::saved_since(router, index, self.newest_score, self.options.page_size).await?;
             if let Some(newest) = recent.iter().map(|(_, s)| *s).reduce(f64::max) {

@@ -80,6 +80,11 @@ impl Node {
         &self.address
     }
 
+    /// How to open a connection of its own to this node (a subscription).
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// The commands sent to this node, in all and by kind.
     pub fn load(&self) -> &LoadCounter {
         &self.load

@@ -35,6 +35,8 @@ pub enum Screen {
     /// The nodes of a target made of several (`n`).
     Nodes,
     Clients,
+    /// What happens to sessions, live, from keyspace notifications (`E`).
+    Events,
 }
 
 /// The windows the charts show, in turn (`w`).
@@ -226,6 +228,8 @@ pub struct App {
     pub nodes_offset: usize,
     /// The first host the clients view shows.
     pub clients_offset: usize,
+    /// The first event shown in the events view (0: the newest).
+    pub events_offset: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     /// The keymap's scopes this app answers, and its help lists: the dashboard's, or a
@@ -265,6 +269,7 @@ impl App {
             charts: ChartsState::default(),
             nodes_offset: 0,
             clients_offset: 0,
+            events_offset: 0,
             dialog: None,
             help: false,
             scopes: DASHBOARD_SCOPES,
@@ -576,7 +581,7 @@ impl App {
                 Vec::new()
             }
             Action::Expire | Action::Persist | Action::Delete
-                if !matches!(self.screen, Screen::Charts | Screen::Nodes | Screen::Clients) =>
+                if !matches!(self.screen, Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events) =>
             {
                 self.start_write(action)
             }
@@ -603,6 +608,10 @@ impl App {
                 self.screen = if self.screen == Screen::Clients { Screen::Overview } else { Screen::Clients };
                 Vec::new()
             }
+            Action::Events => {
+                self.screen = if self.screen == Screen::Events { Screen::Overview } else { Screen::Events };
+                Vec::new()
+            }
             _ => match self.screen {
                 Screen::Overview => self.on_overview_action(action),
                 Screen::Inspector => self.on_inspector_action(action),
@@ -616,6 +625,10 @@ impl App {
                 }
                 Screen::Clients => {
                     self.on_clients_action(action);
+                    Vec::new()
+                }
+                Screen::Events => {
+                    self.on_events_action(action);
                     Vec::new()
                 }
             },
@@ -842,7 +855,7 @@ impl App {
         match self.screen {
             Screen::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             Screen::Overview => self.table.selected.clone(),
-            Screen::Charts | Screen::Nodes | Screen::Clients => None,
+            Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events => None,
         }
     }
 
@@ -850,6 +863,14 @@ impl App {
     fn on_clients_action(&mut self, action: Action) {
         let count = self.shown().clients.as_ref().map_or(0, |v| v.hosts.len());
         if !scroll(&mut self.clients_offset, count, action) && action == Action::Back {
+            self.screen = Screen::Overview;
+        }
+    }
+
+    /// Keys of the events view: scroll back through the events (newest first), go back.
+    fn on_events_action(&mut self, action: Action) {
+        let count = self.shown().events.len();
+        if !scroll(&mut self.events_offset, count, action) && action == Action::Back {
             self.screen = Screen::Overview;
         }
     }

@@ -9,6 +9,7 @@ pub mod census;
 pub mod charts;
 pub mod clients;
 pub mod dialog;
+pub mod events;
 pub mod footer;
 pub mod header;
 pub mod inspector;
@@ -120,6 +121,12 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             let [header, body, footer] = header_body_footer(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(clients::ClientsPanel { model, theme, offset: app.clients_offset }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
+        }
+        Screen::Events => {
+            let [header, body, footer] = header_body_footer(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(events::EventsPanel { model, theme, offset: app.events_offset }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
         Screen::Inspector => {

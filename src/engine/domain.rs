@@ -636,6 +636,63 @@ impl NodesView {
     }
 }
 
+/// What happened to a session, as a keyspace notification said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    /// Its session key was made (`new`, Redis 7.0+ with the `n` class).
+    Created,
+    /// Its key or one of its parts was written.
+    Saved,
+    /// Its session key expired.
+    Expired,
+    /// Its session key was evicted (`maxmemory`).
+    Evicted,
+    /// Its session key was deleted.
+    Deleted,
+}
+
+impl EventKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Saved => "saved",
+            EventKind::Expired => "expired",
+            EventKind::Evicted => "evicted",
+            EventKind::Deleted => "deleted",
+        }
+    }
+
+    /// Whether the session is gone after it.
+    pub fn ends(self) -> bool {
+        matches!(self, EventKind::Expired | EventKind::Evicted | EventKind::Deleted)
+    }
+}
+
+/// One session event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEvent {
+    pub at: Millis,
+    pub id: crate::engine::names::SessionId,
+    pub kind: EventKind,
+    /// The part of the session it touched (`session`, `history`, …), and the event's own name.
+    pub part: String,
+    pub event: String,
+}
+
+/// Whether session events can be had from this target.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum EventsState {
+    /// Not looked at yet (or no layout).
+    #[default]
+    Unknown,
+    /// Subscribed; `flags` is the server's `notify-keyspace-events` where it could be read.
+    On { flags: Option<String> },
+    /// The server does not send what sessions need: how to turn it on.
+    Off { flags: String, how: String },
+    /// They cannot be had here (a subscription refused): why.
+    Unavailable(String),
+}
+
 /// Who is connected to the target, by source host, as `CLIENT LIST` (of every primary) showed
 /// it at `at`; sessiontop's own connections (named `sessiontop`) are counted apart.
 #[derive(Debug, Clone, PartialEq, Default)]

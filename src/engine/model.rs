@@ -121,6 +121,9 @@ pub struct OwnLoad {
     pub process: Option<(f32, u64)>,
 }
 
+/// How many session events the model keeps for the events view and the inspector.
+pub const EVENTS_KEPT: usize = 500;
+
 /// The state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -138,6 +141,13 @@ pub struct Model {
     pub nodes: Option<crate::engine::domain::NodesView>,
     /// Who is connected, as last listed.
     pub clients: Option<crate::engine::domain::ClientsView>,
+    /// Whether session events can be had here, and the newest of them (at most
+    /// [`EVENTS_KEPT`]), oldest first.
+    pub events_state: crate::engine::domain::EventsState,
+    pub events: std::collections::VecDeque<crate::engine::domain::SessionEvent>,
+    /// Sessions the events said were created, and ended (expired, evicted, deleted), since the
+    /// last census pass ended: its count kept current between passes.
+    pub since_pass: (u64, u64),
     /// When `server` was read.
     pub server_at: Option<Millis>,
     /// Server fields that could not be read, with why.
@@ -179,6 +189,9 @@ impl Model {
             server: None,
             nodes: None,
             clients: None,
+            events_state: crate::engine::domain::EventsState::Unknown,
+            events: std::collections::VecDeque::new(),
+            since_pass: (0, 0),
             server_at: None,
             server_unavailable: Vec::new(),
             history: Default::default(),
@@ -309,6 +322,8 @@ impl Model {
             }
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
+            Update::EventsState(state) => self.events_state = state,
+            Update::SessionEvents(events) => self.take_events(events),
             Update::Clients(view) => {
                 self.tracker.observe_clients(&view, self.baseline);
                 self.clients = Some(*view);
@@ -350,6 +365,7 @@ impl Model {
             }
             Update::CensusDone { tally, duration_ms, orphan_ids, .. } => {
                 self.census.blocked = None;
+                self.since_pass = (0, 0);
                 self.record_pass(&tally);
                 self.census.complete = Some(tally);
                 self.census.last_duration_ms = Some(duration_ms);
@@ -423,6 +439,29 @@ impl Model {
             db,
             layout: self.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
         }
+    }
+
+    /// Session events: kept (the newest [`EVENTS_KEPT`]), and counted against the last pass.
+    fn take_events(&mut self, events: Vec<crate::engine::domain::SessionEvent>) {
+        use crate::engine::domain::EventKind;
+        for e in events {
+            match e.kind {
+                EventKind::Created => self.since_pass.0 += 1,
+                k if k.ends() => self.since_pass.1 += 1,
+                _ => {}
+            }
+            if self.events.len() == EVENTS_KEPT {
+                self.events.pop_front();
+            }
+            self.events.push_back(e);
+        }
+    }
+
+    /// Live sessions now: the last pass's count, with the sessions events said were created or
+    /// ended since (`None` before a pass).
+    pub fn live_now(&self) -> Option<u64> {
+        let total = self.census.complete.as_ref()?.total;
+        Some((total + self.since_pass.0).saturating_sub(self.since_pass.1))
     }
 
     pub fn set_same_server(&mut self, same: Vec<(String, bool)>) {

@@ -28,6 +28,10 @@ pub enum Update {
     Nodes(Box<crate::engine::domain::NodesView>),
     /// Who is connected, by source host.
     Clients(Box<crate::engine::domain::ClientsView>),
+    /// Whether session events can be had, and why not.
+    EventsState(crate::engine::domain::EventsState),
+    /// Session events, as they came.
+    SessionEvents(Vec<crate::engine::domain::SessionEvent>),
     /// Fresh details of some sessions (the visible page).
     Page {
         rows: Vec<SessionRow>,
@@ -103,6 +107,9 @@ pub enum Request {
     Refresh,
     /// The ids currently on screen: their details are read every poll.
     Viewport(Vec<SessionId>),
+    /// Sessions events said were written: read at the next poll (at most a page of them), so
+    /// that they show between census passes.
+    Touched(Vec<SessionId>),
     /// Open (or, with `None`, close) the inspector on a session.
     Inspect(Option<SessionId>),
     /// Work out exactly what a write would change, for the confirmation dialog.

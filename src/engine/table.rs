@@ -1229,6 +1229,25 @@ mod tests {
     }
 
     #[test]
+    fn a_row_saved_again_between_passes_moves_to_the_top_when_idle_comes_from_the_ttl() {
+        // Flask-Session: idle is lifetime - TTL; a save renews the TTL.
+        let flask = |id: &str, expires_in_s: i64| SessionRow {
+            ttl: Ttl::ExpiresAt(1_000_000 + expires_in_s * 1000),
+            last_interaction: None,
+            ..SessionRow::new(id)
+        };
+        let mut e = engine(vec![flask("a", 86_380), flask("b", 86_370), flask("c", 86_390)]);
+        e.apply(Message::Rules(Rules { idle: IdleSource::Ttl, lifetime_s: Some(86_400), ..Rules::default() }));
+        e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
+        let t0 = Instant::now();
+        assert_eq!(ids(&e.view(t0).unwrap()), ["c", "a", "b"]);
+        e.apply(Message::Clock(1_005_000));
+        e.apply(Message::Rows { rows: vec![flask("b", 86_400 - 5)], generation: None });
+        let v = e.view(t0 + RESORT_INTERVAL).unwrap();
+        assert_eq!(ids(&v), ["b", "c", "a"]);
+    }
+
+    #[test]
     fn passes_drop_what_they_did_not_see_and_max_rows_keeps_the_most_recent() {
         let mut e = engine((0..10).map(|i| row(&format!("u{i}"), i * 10, "x")).collect());
         e.apply(Message::Rows { rows: vec![row("u1", 10, "x"), row("u2", 20, "x")], generation: Some(2) });

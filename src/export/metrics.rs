@@ -137,9 +137,14 @@ fn label(value: &str) -> String {
 }
 
 /// The metric names, their type and help, in the order the page lists them.
-pub const METRICS: [(&str, &str, &str); 37] = [
+pub const METRICS: [(&str, &str, &str); 38] = [
     ("sessiontop_up", "gauge", "1 while sessiontop is connected to the target"),
     ("sessiontop_live_sessions", "gauge", "live sessions counted by the last census pass"),
+    (
+        "sessiontop_live_sessions_now",
+        "gauge",
+        "live sessions now: the last pass's count with the sessions session events said were created or ended since",
+    ),
     ("sessiontop_sessions", "gauge", "live sessions by stage (or substate), last census pass"),
     ("sessiontop_stalled_sessions", "gauge", "sessions idle past their stage's threshold short of a final stage"),
     ("sessiontop_stuck_sessions", "gauge", "sessions whose users keep trying while their workflow does not advance"),
@@ -210,6 +215,9 @@ fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>
     one("sessiontop_up", String::new(), Some(if connected { 1.0 } else { 0.0 }));
     if let Some(c) = model.census.complete.as_ref() {
         one("sessiontop_live_sessions", String::new(), Some(c.total as f64));
+        if matches!(model.events_state, crate::engine::domain::EventsState::On { .. }) {
+            one("sessiontop_live_sessions_now", String::new(), model.live_now().map(|n| n as f64));
+        }
         let by = if c.by_substate.is_empty() { &c.by_stage } else { &c.by_substate };
         for (stage, n) in by {
             one("sessiontop_sessions", format!(",stage=\"{}\"", label(stage)), Some(*n as f64));

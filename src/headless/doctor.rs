@@ -117,6 +117,14 @@ const CLUSTER: &[Need] = &[
     read("asking", &["ASKING"], "following a slot being migrated"),
 ];
 
+/// Session events: a subscription to the layout's keys' notifications (tried on a connection
+/// of its own: a subscribed connection can send nothing else).
+const EVENTS: Need = read(
+    "psubscribe",
+    &["PSUBSCRIBE", "{channel}"],
+    "session events (the events view, sessiontop events, counts between passes)",
+);
+
 const WRITES: &[Need] = &[
     write("unlink", &["UNLINK", "{key}"], "delete"),
     write("pexpireat", &["PEXPIREAT", "{key}", "1"], "expire"),
@@ -197,17 +205,19 @@ pub async fn diagnose(setup: &Setup) -> Result<Diagnosis, super::HeadlessError> 
     let mut permissions = Vec::with_capacity(needs.len() + 1);
     let probe_key = format!("{prefix}sessiontop-doctor:{:016x}", fastrand::u64(..));
     let dryrun = dryrun_works(&router, user.as_deref()).await;
+    let channel = crate::collect::events::pattern(target.target.db(), prefix);
+    let probe = Probe { router: &router, topology: &topology, key: &probe_key, channel: &channel };
     for need in needs.iter().chain(std::iter::once(&NO_TOUCH)) {
-        permissions.push(permission(&router, need, &probe_key, user.as_deref(), dryrun, writes_allowed).await);
+        permissions.push(permission(&probe, need, user.as_deref(), dryrun, writes_allowed).await);
     }
     let features = features(&router, &permissions, topology.kind()).await;
     let known = |p: &&Permission| p.how != "unknown command";
     let granted: Vec<&Permission> = permissions.iter().filter(known).collect();
     let patterns = layout.as_ref().map(key_patterns);
+    let events = granted.iter().any(|p| p.command == "psubscribe").then_some(channel.as_str());
     let acl = |writes: bool| {
-        patterns
-            .as_ref()
-            .map(|keys| acl_rule(keys, granted.iter().filter(|p| writes || !p.write).map(|p| p.command.as_str())))
+        let commands = granted.iter().filter(|p| writes || !p.write).map(|p| p.command.as_str());
+        patterns.as_ref().map(|keys| acl_rule(keys, events, commands))
     };
     let (acl_read_only, acl_with_writes) = (acl(false), acl(true));
     let (exit_code, verdict) = verdict(&permissions, layout.is_some());
@@ -272,6 +282,9 @@ fn needs_of(layout: Option<&Layout>, kind: Kind, db: i64, sentinel: bool) -> Vec
     if db != 0 {
         needs.push(essential("select", &["SELECT", "0"], "choosing the database"));
     }
+    if layout.is_some() {
+        needs.push(EVENTS);
+    }
     // The index entry is the one key a write removes with ZREM.
     let index = layout.is_some_and(|l| l.index.is_some());
     needs.extend(WRITES.iter().filter(|w| index || w.acl != "zrem"));
@@ -322,15 +335,32 @@ async fn dryrun_works(router: &Router, user: Option<&str>) -> bool {
     matches!(router.query::<String>(redis::cmd("ACL").arg("DRYRUN").arg(user).arg("PING")).await, Ok(ok) if ok == "OK")
 }
 
+/// Where the harmless forms are tried: the connection, the nodes (for a subscription), the key
+/// that does not exist and the events' channel pattern.
+struct Probe<'a> {
+    router: &'a Router,
+    topology: &'a std::sync::Arc<crate::conn::topology::Topology>,
+    key: &'a str,
+    channel: &'a str,
+}
+
 async fn permission(
-    router: &Router,
+    probe: &Probe<'_>,
     need: &Need,
-    key: &str,
     user: Option<&str>,
     dryrun: bool,
     writes_allowed: bool,
 ) -> Permission {
-    let args: Vec<&str> = need.probe.iter().map(|a| if *a == "{key}" { key } else { a }).collect();
+    let router = probe.router;
+    let args: Vec<&str> = need
+        .probe
+        .iter()
+        .map(|a| match *a {
+            "{key}" => probe.key,
+            "{channel}" => probe.channel,
+            other => other,
+        })
+        .collect();
     let mut permission = Permission {
         command: need.acl.to_string(),
         allowed: None,
@@ -359,7 +389,7 @@ async fn permission(
         return permission;
     } else {
         permission.how = "tried".into();
-        try_form(router, need, &args).await
+        if need.acl == "psubscribe" { try_subscribe(probe).await } else { try_form(router, need, &args).await }
     };
     match result {
         Ok(()) => permission.allowed = Some(true),
@@ -378,6 +408,13 @@ async fn permission(
         }
     }
     permission
+}
+
+/// Subscribes to the events' channel pattern on a connection of its own, and leaves.
+async fn try_subscribe(probe: &Probe<'_>) -> Result<(), Failure> {
+    let Some(node) = probe.topology.map().primaries().into_iter().next() else { return Ok(()) };
+    let mut pubsub = node.target().pubsub().await?;
+    pubsub.psubscribe(probe.channel).await.map_err(|e| Failure::from_redis("PSUBSCRIBE", &e))
 }
 
 /// Sends the harmless form; `MULTI` and `EXEC` go as the empty transaction they make together.
@@ -456,12 +493,17 @@ fn key_patterns(layout: &Layout) -> Vec<String> {
 }
 
 /// `ACL SETUSER sessiontop on >CHANGE-ME resetkeys ~trt:* resetchannels -@all +ping …`.
-fn acl_rule<'a>(keys: &[String], commands: impl Iterator<Item = &'a str>) -> String {
+fn acl_rule<'a>(keys: &[String], events: Option<&str>, commands: impl Iterator<Item = &'a str>) -> String {
     let mut rule = String::from("ACL SETUSER sessiontop on >CHANGE-ME resetkeys");
     for k in keys {
         rule.push_str(&format!(" ~{k}"));
     }
-    rule.push_str(" resetchannels -@all");
+    rule.push_str(" resetchannels");
+    // The one channel pattern session events are subscribed to, exactly as it is subscribed.
+    if let Some(channel) = events {
+        rule.push_str(&format!(" &{channel}"));
+    }
+    rule.push_str(" -@all");
     let mut seen: Vec<&str> = Vec::new();
     for c in commands {
         if !seen.contains(&c) {
@@ -590,7 +632,9 @@ mod tests {
 
     #[test]
     fn the_rule_names_each_command_once() {
-        let rule = acl_rule(&["trt:*".into()], ["ping", "info", "ping"].into_iter());
+        let rule = acl_rule(&["trt:*".into()], None, ["ping", "info", "ping"].into_iter());
         assert_eq!(rule, "ACL SETUSER sessiontop on >CHANGE-ME resetkeys ~trt:* resetchannels -@all +ping +info");
+        let rule = acl_rule(&["trt:*".into()], Some("__keyspace@0__:trt:*"), ["psubscribe"].into_iter());
+        assert!(rule.contains(" resetchannels &__keyspace@0__:trt:* -@all +psubscribe"), "{rule}");
     }
 }

@@ -10,6 +10,7 @@ mod common;
 mod doctor;
 mod e2e;
 mod engine;
+mod events;
 mod failures;
 mod findings;
 mod hardening;

@@ -508,3 +508,41 @@ fn the_census_panel_shows_each_stage_s_flow_and_where_it_stopped() {
     assert!(line("1.2_problem_and_body").contains("       0     12/12 "), "{text}");
     assert!(text.contains("flow_stopped"), "{text}");
 }
+
+#[test]
+fn events_view_on_and_off() {
+    use sessiontop::engine::domain::{EventKind, EventsState, SessionEvent};
+    let event = |s: i64, kind, id: &str, part: &str| SessionEvent {
+        at: NOW - s * 1000,
+        id: id.into(),
+        kind,
+        part: part.into(),
+        event: "x".into(),
+    };
+    snapshot("events", |size| {
+        let mut m = connected(300, 900 << 20, 1 << 30);
+        m.apply(Update::EventsState(EventsState::On { flags: Some("Kg$hlzxen".into()) }));
+        m.apply(Update::SessionEvents(vec![
+            event(9, EventKind::Created, "user_1042", "session"),
+            event(8, EventKind::Saved, "user_1042", "session, history"),
+            event(5, EventKind::Expired, "user_0007", "session"),
+            event(2, EventKind::Evicted, "user_0013", "session"),
+            event(1, EventKind::Deleted, "user_0021\u{1b}[2J", "session"),
+        ]));
+        assert_eq!(m.since_pass, (1, 3));
+        let mut a = app(m, size);
+        a.on_key(press(KeyCode::Char('E')));
+        assert_eq!(a.screen, Screen::Events);
+        a
+    });
+    snapshot("events_off", |size| {
+        let mut m = connected(300, 900 << 20, 1 << 30);
+        m.apply(Update::EventsState(EventsState::Off {
+            flags: String::new(),
+            how: "notify-keyspace-events is off, without Kgxehl: CONFIG SET notify-keyspace-events Kg$hlzxen".into(),
+        }));
+        let mut a = app(m, size);
+        a.on_key(press(KeyCode::Char('E')));
+        a
+    });
+}

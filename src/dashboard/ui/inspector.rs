@@ -136,6 +136,18 @@ fn summary<'a>(report: &SessionReport, model: &Model, t: &Theme) -> Vec<Line<'a>
     for u in &report.unavailable {
         second.push(Span::styled(format!("  {}", text::escape_str(u)), t.style(Role::Warn)));
     }
+    // What the session's events said lately (when the server sends them), newest first.
+    let events: Vec<String> = model
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e.id == r.id)
+        .take(4)
+        .map(|e| format!("{} {}", e.kind.word(), text::clock(e.at, model.utc_offset_s)))
+        .collect();
+    if !events.is_empty() {
+        second.push(Span::styled(format!("  events: {}", events.join(", ")), t.style(Role::Muted)));
+    }
     if let Some(p) = report.related_search {
         second.push(Span::styled(
             format!("  searching the keyspace for its related keys… {:.0}%", p * 100.0),

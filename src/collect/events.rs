@@ -1,0 +1,359 @@
+//! Session events from Redis keyspace notifications: what happens to sessions as it happens
+//! (created, saved, expired, evicted, deleted), for the events view, the inspector, `sessiontop
+//! events`, and to keep the census's count and the table current between passes.
+//!
+//! Redis sends them only when `notify-keyspace-events` says so; sessiontop reads that setting
+//! (where `CONFIG` is allowed) and says how to turn it on, and never changes it. A subscription
+//! is one connection per primary (notifications are node-local), to the pattern
+//! `__keyspace@<db>__:<prefix>*`; events of keys that are not a session's key or one of its parts
+//! (locks, counters, other applications) are dropped at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::conn::link::Failure;
+use crate::conn::route::Router;
+use crate::conn::topology::{LinkUse, Topology};
+use crate::engine::domain::{EventKind, EventsState, Millis, SessionEvent};
+use crate::engine::layout::{KeyType, Layout};
+use crate::engine::msg::{Request, Update};
+use crate::engine::names::SessionId;
+
+/// The classes sessiontop asks for: keyspace channels (`K`), generic (`g`: `DEL`, `UNLINK`),
+/// strings (`$`), hashes (`h`), lists (`l`), sorted sets (`z`), expired (`x`), evicted (`e`) and
+/// new keys (`n`, Redis 7.0+; not in `A`).
+pub const FLAGS: &str = "Kg$hlzxen";
+
+/// How often collected events are handed on (and their sessions read again).
+pub const BATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The most events one subscription holds before they are handed on; more are dropped (and
+/// counted) rather than let a flood of writes grow sessiontop's memory.
+const QUEUE: usize = 10_000;
+
+/// The channel pattern of a layout's keys in database `db`.
+pub fn pattern(db: i64, prefix: &str) -> String {
+    let escaped = crate::engine::layout::glob_escape(prefix.as_bytes());
+    format!("__keyspace@{db}__:{}*", String::from_utf8_lossy(&escaped))
+}
+
+/// The classes `flags` lacks for a layout's sessions (empty when it has them all). `A` stands
+/// for `g$lshzxet`.
+pub fn missing(flags: &str, layout: &Layout) -> String {
+    let has = |c: char| flags.contains(c) || (flags.contains('A') && "g$lshzxet".contains(c));
+    let mut types: Vec<KeyType> = vec![layout.session_type];
+    types.extend(layout.parts.iter().map(|p| p.ty));
+    let mut needed = vec!['K', 'g', 'x', 'e'];
+    for t in types {
+        needed.push(match t {
+            KeyType::String => '$',
+            KeyType::Hash => 'h',
+            KeyType::List => 'l',
+            KeyType::Set => 's',
+            KeyType::Zset => 'z',
+        });
+    }
+    let mut out = String::new();
+    for c in needed {
+        if !has(c) && !out.contains(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How to turn events on, said wherever they are off.
+pub fn how_to_turn_on() -> String {
+    format!(
+        "CONFIG SET notify-keyspace-events {FLAGS} (on ElastiCache: the parameter group's notify-keyspace-events); sessiontop never changes it itself"
+    )
+}
+
+/// What the server's setting allows: on (subscribe), off (and how to turn it on), or unknown
+/// where `CONFIG` is denied or absent (subscribe anyway: ElastiCache sets it in its parameter
+/// group, where `CONFIG` cannot read it).
+pub async fn state_of(router: &Router, layout: &Layout) -> EventsState {
+    let reply = router.query::<Vec<String>>(redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events")).await;
+    match reply {
+        Ok(pair) => {
+            let flags = pair.get(1).cloned().unwrap_or_default();
+            let lacks = missing(&flags, layout);
+            if lacks.is_empty() {
+                EventsState::On { flags: Some(flags) }
+            } else {
+                let shown = if flags.is_empty() { "off".to_string() } else { format!("\"{flags}\"") };
+                EventsState::Off {
+                    flags,
+                    how: format!("notify-keyspace-events is {shown}, without {lacks}: {}", how_to_turn_on()),
+                }
+            }
+        }
+        Err(_) => EventsState::On { flags: None },
+    }
+}
+
+/// The session event a notification is, if it is one: its key (the channel past its
+/// `__keyspace@N__:`) matched to a session's key or part, the event named by the payload.
+pub fn event_of(layout: &Layout, channel: &[u8], payload: &[u8], at: Millis) -> Option<SessionEvent> {
+    let start = memchr::memmem::find(channel, b"__:")? + 3;
+    let key = &channel[start..];
+    let name = std::str::from_utf8(payload).ok()?;
+    let (id, part, own_key) = match layout.session_id(key) {
+        Some(id) => (id, "session", true),
+        None => layout.parts.iter().find_map(|p| {
+            p.template.match_id(&layout.prefix, key, &layout.id_excludes).map(|id| (id, p.name.as_str(), false))
+        })?,
+    };
+    let kind = match (name, own_key) {
+        ("new", true) => EventKind::Created,
+        ("expired", true) => EventKind::Expired,
+        ("evicted", true) => EventKind::Evicted,
+        ("del", true) => EventKind::Deleted,
+        // A TTL set or taken comes with the write it belongs to; a key moved or copied is not
+        // the application's; a part that ends does not end its session.
+        ("new" | "expire" | "persist" | "expired" | "evicted" | "del", _) => return None,
+        (n, _) if n.starts_with("rename") || n.starts_with("move") || n == "copy_to" => return None,
+        _ => EventKind::Saved,
+    };
+    Some(SessionEvent { at, id: SessionId::from(id), kind, part: part.to_string(), event: name.to_string() })
+}
+
+/// Consecutive events of one kind for one session (a save's several writes) as one, their parts
+/// joined.
+pub fn collapse(events: Vec<SessionEvent>) -> Vec<SessionEvent> {
+    let mut out: Vec<SessionEvent> = Vec::with_capacity(events.len());
+    for e in events {
+        let last = out.iter_mut().rev().find(|l| l.id == e.id);
+        // A new session's first writes are its creation.
+        if let Some(last) = &last
+            && last.kind == EventKind::Created
+            && e.kind == EventKind::Saved
+        {
+            continue;
+        }
+        if let Some(last) = last
+            && last.kind == e.kind
+        {
+            if !last.part.split(", ").any(|p| p == e.part) {
+                last.part.push_str(", ");
+                last.part.push_str(&e.part);
+            }
+            continue;
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Subscriptions to a layout's keys on every primary; they end when this is dropped.
+pub struct Subscription {
+    pub events: mpsc::Receiver<Result<SessionEvent, Failure>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Subscribes on every primary of `topology` to `layout`'s keys in database `db`.
+pub async fn subscribe(topology: &Arc<Topology>, layout: &Arc<Layout>, db: i64) -> Result<Subscription, Failure> {
+    let (tx, events) = mpsc::channel(QUEUE);
+    let channel = pattern(db, &layout.prefix);
+    let mut subscription = Subscription { events, tasks: Vec::new() };
+    for node in topology.map().primaries() {
+        let mut pubsub = node.target().pubsub().await?;
+        pubsub.psubscribe(&channel).await.map_err(|e| Failure::from_redis("PSUBSCRIBE", &e))?;
+        let (tx, layout) = (tx.clone(), layout.clone());
+        subscription.tasks.push(tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let (channel, payload) = (message.get_channel_name().as_bytes(), message.get_payload_bytes());
+                let Some(event) = event_of(&layout, channel, payload, super::now_millis()) else { continue };
+                // Full: sessiontop is behind a flood of writes; an event dropped costs a row's
+                // freshness until the next pass, never memory.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(event)) {
+                    return;
+                }
+            }
+            let _ = tx.send(Err(Failure::Connection("the subscription to keyspace events ended".into()))).await;
+        }));
+    }
+    Ok(subscription)
+}
+
+/// The collector's events task: once the layout is known, says whether events can be had;
+/// subscribes when they can; hands them on every [`BATCH_EVERY`], asks the poller to read the
+/// sessions written (so they show between passes) and tells the table those that ended. A lost
+/// subscription is taken up again with backoff; events off are looked at again every minute.
+pub(super) async fn events_loop(
+    topology: Arc<Topology>,
+    updates: mpsc::UnboundedSender<Update>,
+    requests: mpsc::UnboundedSender<Request>,
+    mut layout_rx: watch::Receiver<Option<super::Found>>,
+) {
+    let layout = loop {
+        if let Some((layout, _)) = layout_rx.borrow_and_update().clone() {
+            break layout;
+        }
+        if layout_rx.changed().await.is_err() {
+            return;
+        }
+    };
+    let db = topology.template().db();
+    let mut attempt = 0;
+    // Asked once: a user without CONFIG (ElastiCache, a least-privilege ACL) is not asked again.
+    let mut config_readable = true;
+    loop {
+        let state = if config_readable {
+            // A connection of its own for the one question, closed at once.
+            match Router::discover(&topology, LinkUse::Poll).await {
+                Ok(router) => state_of(&router, &layout).await,
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(super::backoff(attempt)).await;
+                    continue;
+                }
+            }
+        } else {
+            EventsState::On { flags: None }
+        };
+        config_readable = matches!(state, EventsState::On { flags: Some(_) } | EventsState::Off { .. });
+        let _ = updates.send(Update::EventsState(state.clone()));
+        if let EventsState::Off { .. } = state {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            continue;
+        }
+        let mut subscription = match subscribe(&topology, &layout, db).await {
+            Ok(subscription) => subscription,
+            Err(failure) => {
+                attempt += 1;
+                let _ = updates.send(Update::EventsState(EventsState::Unavailable(failure.to_string())));
+                tokio::time::sleep(super::backoff(attempt).max(Duration::from_secs(5))).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        let why = forward(&mut subscription.events, &updates, &requests).await;
+        drop(subscription);
+        let _ = updates.send(Update::EventsState(EventsState::Unavailable(why)));
+        tokio::time::sleep(super::backoff(1)).await;
+    }
+}
+
+/// Hands events on in batches until the subscription ends; returns why it did.
+async fn forward(
+    rx: &mut mpsc::Receiver<Result<SessionEvent, Failure>>,
+    updates: &mpsc::UnboundedSender<Update>,
+    requests: &mpsc::UnboundedSender<Request>,
+) -> String {
+    let mut tick = tokio::time::interval(BATCH_EVERY);
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(Ok(e)) => batch.push(e),
+                Some(Err(f)) => return f.to_string(),
+                None => return "the subscription ended".into(),
+            },
+            _ = tick.tick() => {
+                if batch.is_empty() {
+                    continue;
+                }
+                let events = collapse(std::mem::take(&mut batch));
+                let touched: Vec<SessionId> =
+                    events.iter().filter(|e| !e.kind.ends()).map(|e| e.id.clone()).collect();
+                let gone: Vec<SessionId> = events.iter().filter(|e| e.kind.ends()).map(|e| e.id.clone()).collect();
+                if !touched.is_empty() {
+                    let _ = requests.send(Request::Touched(touched));
+                }
+                if !gone.is_empty() {
+                    let _ = updates.send(Update::Gone { ids: gone });
+                }
+                if updates.send(Update::SessionEvents(events)).is_err() {
+                    return "the program is ending".into();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::layout::{LayoutKind, Overrides};
+
+    #[test]
+    fn notifications_become_session_events_and_the_rest_is_dropped() {
+        let trt = Layout::builtin(LayoutKind::Trt, &Overrides::default()).unwrap();
+        let ev = |channel: &str, payload: &str| event_of(&trt, channel.as_bytes(), payload.as_bytes(), 1);
+        let state = "__keyspace@0__:trt:session:user_1:state";
+        assert_eq!(
+            ev(state, "hset").map(|e| (e.kind, e.part, e.id)),
+            Some((EventKind::Saved, "session".into(), "user_1".into()))
+        );
+        assert_eq!(ev(state, "new").map(|e| e.kind), Some(EventKind::Created));
+        assert_eq!(ev(state, "expired").map(|e| e.kind), Some(EventKind::Expired));
+        assert_eq!(ev(state, "evicted").map(|e| e.kind), Some(EventKind::Evicted));
+        assert_eq!(ev(state, "del").map(|e| e.kind), Some(EventKind::Deleted));
+        assert_eq!(ev(state, "expire"), None, "a TTL comes with its write");
+        let history = "__keyspace@0__:trt:session:user_1:history";
+        assert_eq!(ev(history, "lpush").map(|e| (e.kind, e.part)), Some((EventKind::Saved, "history".into())));
+        assert_eq!(ev(history, "expired"), None, "a part ending does not end the session");
+        assert_eq!(ev("__keyspace@0__:trt:lock:user_1", "set"), None, "locks are not sessions");
+        assert_eq!(ev("__keyspace@0__:trt:active_sessions", "zadd"), None);
+        let flask =
+            Layout::builtin(LayoutKind::Flask, &Overrides { prefix: Some("chatmrpt:".into()), ..Overrides::default() })
+                .unwrap();
+        let e = event_of(&flask, b"__keyspace@1__:chatmrpt:abc123", b"set", 1).unwrap();
+        assert_eq!((e.kind, e.id), (EventKind::Saved, "abc123".into()));
+        assert_eq!(event_of(&flask, b"__keyspace@1__:chatmrpt:analysis_complete:abc123", b"set", 1), None);
+    }
+
+    #[test]
+    fn the_flags_a_layout_needs() {
+        let trt = Layout::builtin(LayoutKind::Trt, &Overrides::default()).unwrap();
+        assert_eq!(missing("", &trt), "Kgxehl");
+        assert_eq!(missing("KA", &trt), "");
+        assert_eq!(missing(FLAGS, &trt), "");
+        assert_eq!(missing("Kx", &trt), "gehl");
+        assert_eq!(pattern(1, "chat*mrpt:"), "__keyspace@1__:chat\\*mrpt:*");
+    }
+
+    #[test]
+    fn a_saves_several_writes_are_one_event() {
+        let e = |id: &str, kind, part: &str| SessionEvent {
+            at: 1,
+            id: id.into(),
+            kind,
+            part: part.into(),
+            event: "x".into(),
+        };
+        let events = collapse(vec![
+            e("n", EventKind::Created, "session"),
+            e("n", EventKind::Saved, "session"),
+            e("a", EventKind::Saved, "session"),
+            e("b", EventKind::Saved, "session"),
+            e("a", EventKind::Saved, "history"),
+            e("a", EventKind::Saved, "history"),
+            e("a", EventKind::Expired, "session"),
+        ]);
+        let said: Vec<(String, EventKind, String)> =
+            events.into_iter().map(|e| (e.id.escaped(), e.kind, e.part)).collect();
+        assert_eq!(
+            said,
+            vec![
+                ("n".into(), EventKind::Created, "session".into()),
+                ("a".into(), EventKind::Saved, "session, history".into()),
+                ("b".into(), EventKind::Saved, "session".into()),
+                ("a".into(), EventKind::Expired, "session".into()),
+            ]
+        );
+    }
+}

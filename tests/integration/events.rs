@@ -1,0 +1,110 @@
+//! Session events against a real redis-server: `sessiontop events` tails what the application
+//! does to sessions (created, saved, expired, deleted), filtered to the layout's keys; where
+//! the server does not send them it says how to turn them on and changes nothing; and the
+//! dashboard's collectors (run by `serve`) read a session saved between census passes.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+
+use crate::common::*;
+
+/// Waits until someone subscribes to a pattern on the server (the tail is listening).
+fn wait_for_subscriber(con: &mut redis::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis::cmd("PUBSUB").arg("NUMPAT").query::<i64>(con).unwrap() == 0 {
+        assert!(Instant::now() < deadline, "nobody subscribed");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn events_tails_what_happens_to_sessions() {
+    let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
+    let mut con = conn(&server);
+    let now = now_epoch();
+    trt_turn(&mut con, "trt:", "alpha_user", "1.1_goal_and_vision", now, true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiontop"))
+        .env_remove("REDIS_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["--url", &server.socket_url(), "--layout", "trt", "events", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for_subscriber(&mut con);
+    // A new user's first turn; another turn of alpha; alpha's state expires; bravo's is
+    // deleted; keys that are not sessions' (a lock, another application's) are not said.
+    trt_turn(&mut con, "trt:", "bravo_user", "1.1_goal_and_vision", now, true);
+    let _: () = con.set_ex("trt:lock:bravo_user", "1", 10).unwrap();
+    let _: () = con.set("other:app:key", "1").unwrap();
+    trt_turn(&mut con, "trt:", "alpha_user", "1.2_problem_and_body", now, false);
+    let _: () = con.pexpire("trt:session:alpha_user:state", 1).unwrap();
+    let _: () = con.del("trt:session:bravo_user:state").unwrap();
+    // Until all four are said (the expiry comes when Redis finds the key expired); a new
+    // session's own first writes may follow its creation as a save.
+    let wanted =
+        [("created", "bravo_user"), ("saved", "alpha_user"), ("expired", "alpha_user"), ("deleted", "bravo_user")];
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    while !wanted.iter().all(|(k, i)| seen.iter().any(|l| l["kind"] == *k && l["id"] == *i)) {
+        let line = lines.next().expect("the tail ended").unwrap();
+        seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for l in &seen {
+        let said = (l["kind"].as_str().unwrap(), l["id"].as_str().unwrap());
+        assert!(wanted.contains(&said) || said == ("saved", "bravo_user"), "{said:?} was not asked for: {seen:?}");
+    }
+    let saved = seen.iter().find(|l| l["kind"] == "saved" && l["id"] == "alpha_user").unwrap();
+    assert_eq!(saved["parts"], serde_json::json!(["session", "history"]), "{saved}");
+    assert!(seen[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+}
+
+#[test]
+fn where_events_are_off_it_says_how_to_turn_them_on_and_changes_nothing() {
+    let server = server();
+    let mut con = conn(&server);
+    trt_turn(&mut con, "trt:", "alpha_user", "1.1_goal_and_vision", now_epoch(), true);
+    let dir = tempfile::tempdir().unwrap();
+    let out = sessiontop(&server.socket_url(), &dir).args(["--layout", "trt", "events"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("CONFIG SET notify-keyspace-events Kg$hlzxen") && stderr.contains("ElastiCache"),
+        "{stderr}"
+    );
+    let flags: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events").query(&mut con).unwrap();
+    assert_eq!(flags[1], "", "sessiontop changed the server's configuration");
+}
+
+/// Flask-Session has no index: between census passes only events say a session was made. The
+/// watch's count of live sessions goes on from the last pass by them.
+#[test]
+fn the_watch_reads_a_session_saved_between_passes() {
+    let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
+    let mut con = conn(&server);
+    for i in 0..3 {
+        flask_set(&mut con, "chatmrpt:", &sid(i), &chatmrpt_msgpack(Some("uploaded"), 1), 86_400);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = port.to_string();
+    let mut serving = crate::serve::Serving::start(
+        &server.socket_url(),
+        &dir,
+        &["--layout", "chatmrpt", "--metrics-listen", &listen],
+    );
+    serving.wait_for("connected", |v| v["event"] == "connected");
+    scrape_until(port, "sessiontop_live_sessions", "3");
+    wait_for_subscriber(&mut con);
+    // Saved now, long after the pass: a new session in the stage of its own.
+    flask_set(&mut con, "chatmrpt:", &sid(7), &chatmrpt_msgpack(Some("analysis_complete"), 2), 86_400);
+    scrape_until(port, "sessiontop_live_sessions_now", "4");
+    let (status, _) = serving.terminate();
+    assert!(status.success());
+}

@@ -107,6 +107,10 @@ pub struct TableState {
     /// A position to select as soon as a view holds it (a move past the rows at hand).
     pending: Option<usize>,
     serial: u64,
+    /// Whether the user moved the selection off the first row. Until then the selection is the
+    /// head of the list, whatever session comes first there (a list watched from its head shows
+    /// the freshest sessions as they come); once moved, it follows its session.
+    moved: bool,
 }
 
 impl TableState {
@@ -408,6 +412,11 @@ impl App {
                 t.selected = Some(row.id.clone());
                 t.pending = None;
             }
+        }
+        if !t.moved && t.pending.is_none() && t.view.selected_index != Some(0) {
+            // At the head: the first row, whichever session it now is.
+            t.offset = 0;
+            t.selected = t.view.row_at(0).map(|r| r.id.clone());
         }
         if t.pending.is_none() && (t.selected.is_none() || t.view.selected_index.is_none() && current) {
             // The selected session is gone or filtered out: select what is on screen.
@@ -1070,6 +1079,7 @@ impl App {
         }
         let current = self.table.pending.or_else(|| self.table.selected_index()).unwrap_or(self.table.offset);
         let next = clamp_add(current, delta, len);
+        self.table.moved = next != 0;
         match self.shown_table().row_at(next).map(|r| r.id.clone()) {
             Some(id) => {
                 self.table.selected = Some(id);

@@ -58,6 +58,31 @@ fn selection_follows_the_session_when_rows_reorder() {
 }
 
 #[test]
+fn at_the_head_the_selection_stays_on_the_first_row_as_fresher_sessions_come() {
+    let mut a = overview();
+    let first = a.table.ids()[0].clone();
+    // Another session is saved: it comes first, and the untouched selection is the first row.
+    let other = a.table.ids()[5].clone();
+    let mut row = shown_row(&a, &other);
+    row.last_interaction = Some(NOW * 1000);
+    a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
+    a.on_tick(NOW + 1000, 0);
+    assert_eq!(a.table.ids()[0], other);
+    assert_eq!(a.table.selected.as_ref(), Some(&other), "the head of the list is watched");
+    assert_eq!(a.table.offset, 0);
+    assert_ne!(first, other);
+    // Back at the head by `g` after moving away: the head again.
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Char('g'));
+    let third = a.table.ids()[7].clone();
+    let mut row = shown_row(&a, &third);
+    row.last_interaction = Some((NOW + 2000) * 1000);
+    a.on_update(Update::Page { rows: vec![row], unavailable: vec![] });
+    a.on_tick(NOW + 3000, 0);
+    assert_eq!(a.table.selected.as_ref(), Some(&third));
+}
+
+#[test]
 fn filter_narrows_keeps_and_clears() {
     let mut a = overview();
     let all = a.table.len();

@@ -53,7 +53,7 @@ fn main() {
                 duration_ms: 900,
                 orphan_ids: Vec::new(),
             });
-            model.set_stalled(600, vec![(STAGES[2].to_string(), 600)]);
+            model.set_stalled(600, vec![(STAGES[2].to_string(), 600)], Some((s / 10) as u64));
         }
         if (s + 1) % (6 * 60 * 60) == 0 {
             checkpoints.push(((s + 1) / 3600, model.history.bytes()));

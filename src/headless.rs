@@ -339,7 +339,8 @@ async fn census_into(
     });
     let by_stage = stalled.by_stage(model.lifetime_s());
     let stalled: u64 = by_stage.iter().map(|(_, n)| n).sum();
-    model.set_stalled(stalled, by_stage);
+    // Counted over the whole pass (generation 1) as it streamed.
+    model.set_stalled(stalled, by_stage, Some(1));
     data.stalled = Some(stalled);
     data.census_duration_ms = Some(census_duration_ms);
 

@@ -397,7 +397,7 @@ impl App {
         };
         let mut by_stage: Vec<(String, u64)> = view.stalled_by.iter().map(|(k, n)| (k.clone(), *n as u64)).collect();
         by_stage.sort_by_key(|(label, _)| (order.iter().position(|o| o == label).unwrap_or(usize::MAX), label.clone()));
-        self.model.set_stalled(view.stalled as u64, by_stage);
+        self.model.set_stalled(view.stalled as u64, by_stage, view.stalled_pass);
         let t = &mut self.table;
         // Only the answer to the newest request moves the scroll; any answer brings rows.
         let current = view.serial == t.serial;

@@ -22,6 +22,8 @@ use crate::engine::names::SessionId;
 pub struct CensusState {
     /// The running pass (starts at 1).
     pub generation: u64,
+    /// The last pass that ended.
+    pub done_generation: u64,
     /// Totals of the last complete pass, if one completed.
     pub complete: Option<CensusTally>,
     /// Totals of the running pass so far.
@@ -243,8 +245,15 @@ impl Model {
 
     /// The stalled counts the table worked out.
     /// The first after a pass ends are that pass's, for the watch.
-    pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>) {
-        let due = std::mem::take(&mut self.stalled_due);
+    /// The stalled counts, made after census pass `pass` ended (`None`: while the first pours
+    /// in). The series and the jump are judged only on counts of a whole pass, the first
+    /// after each: a count of part of a pass is no level to jump from.
+    pub fn set_stalled(&mut self, total: u64, by_stage: Vec<(String, u64)>, pass: Option<u64>) {
+        let whole = pass.is_some_and(|p| p >= self.census.done_generation);
+        let due = self.stalled_due && whole;
+        if due {
+            self.stalled_due = false;
+        }
         if due {
             self.tracker.observe_stalled(self.now, &by_stage);
             self.history.record("stalled", self.now, Some(total as f64));
@@ -363,19 +372,8 @@ impl Model {
                 self.census.partial = partial;
                 self.census.progress = progress;
             }
-            Update::CensusDone { tally, duration_ms, orphan_ids, .. } => {
-                self.census.blocked = None;
-                self.since_pass = (0, 0);
-                self.record_pass(&tally);
-                self.census.complete = Some(tally);
-                self.census.last_duration_ms = Some(duration_ms);
-                self.census.completed_at = Some(self.now);
-                self.census.orphan_ids = orphan_ids;
-                let live = self.census.complete.as_ref().map_or(0, |c| c.total);
-                let started = self.now - duration_ms as Millis;
-                self.tracker.observe_pass(self.now, started, live, self.settings.thresholds.drop_share);
-                self.stalled_due = true;
-                self.refresh_findings();
+            Update::CensusDone { generation, tally, duration_ms, orphan_ids } => {
+                self.census_done(generation, tally, duration_ms, orphan_ids);
             }
             Update::Inspect(report) => self.inspect = Some(*report),
             // The dashboard's dialogs take these; the model keeps nothing of them.
@@ -439,6 +437,23 @@ impl Model {
             db,
             layout: self.layout.as_ref().map(|l| (l.name.as_str(), l.prefix.as_str())),
         }
+    }
+
+    /// A pass ended: its counts, the series and the findings they feed.
+    fn census_done(&mut self, generation: u64, tally: CensusTally, duration_ms: u64, orphan_ids: Vec<SessionId>) {
+        self.census.done_generation = generation;
+        self.census.blocked = None;
+        self.since_pass = (0, 0);
+        self.record_pass(&tally);
+        self.census.complete = Some(tally);
+        self.census.last_duration_ms = Some(duration_ms);
+        self.census.completed_at = Some(self.now);
+        self.census.orphan_ids = orphan_ids;
+        let live = self.census.complete.as_ref().map_or(0, |c| c.total);
+        let started = self.now - duration_ms as Millis;
+        self.tracker.observe_pass(self.now, started, live, self.settings.thresholds.drop_share);
+        self.stalled_due = true;
+        self.refresh_findings();
     }
 
     /// Session events: kept (the newest [`EVENTS_KEPT`]), and counted against the last pass.
@@ -574,6 +589,40 @@ mod tests {
         assert!(m.is_stalled(&row));
         row.stage = Some("done".into());
         assert!(!m.is_stalled(&row), "final stage");
+    }
+
+    #[test]
+    fn stalled_counts_of_part_of_a_pass_are_no_level_to_jump_from() {
+        let mut m = Model::new(TargetInfo::default(), ModelSettings::default(), 0);
+        let done = |m: &mut Model, generation| {
+            m.apply(Update::CensusDone {
+                generation,
+                tally: CensusTally::default(),
+                duration_ms: 1,
+                orphan_ids: vec![],
+            })
+        };
+        let by = |n: u64| vec![("uploaded".to_string(), n)];
+        // The first passes: each count first made while its rows still poured into the table
+        // (after the pass before it ended), then over the whole pass.
+        for generation in 1..=3 {
+            done(&mut m, generation);
+            m.set_stalled(180, by(180), Some(generation - 1));
+            m.set_stalled(365, by(365), Some(generation));
+        }
+        let jumps = |m: &Model| {
+            m.findings.iter().filter(|f| f.kind == FindingKind::Stalled && f.severity != Severity::Info).count()
+        };
+        assert_eq!(jumps(&m), 0, "{:?}", m.findings);
+        assert_eq!(
+            m.history.get("stalled").map(|h| h.recent(10)),
+            Some(vec![365.0, 365.0, 365.0]),
+            "one sample a pass, whole"
+        );
+        // A real jump, over a whole pass, is still one.
+        done(&mut m, 4);
+        m.set_stalled(900, by(900), Some(4));
+        assert_eq!(jumps(&m), 1, "{:?}", m.findings);
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct TableView {
     /// Stalled sessions among those kept, in all and by stage (or substate).
     pub stalled: usize,
     pub stalled_by: BTreeMap<String, usize>,
+    /// The census pass whose every row the stalled counts include (the last one ended before
+    /// they were counted), if any: counts made while a pass pours in are of part of it.
+    pub stalled_pass: Option<u64>,
     /// How long the last full sort took, for the footer and the benchmark.
     pub sort_ms: f64,
 }
@@ -637,6 +640,9 @@ pub struct Engine {
     stalled: usize,
     stalled_by: BTreeMap<String, usize>,
     counted_at: Option<Instant>,
+    /// The last pass that ended, and the one the stalled counts were made after.
+    pass_done: Option<u64>,
+    stalled_pass: Option<u64>,
     /// Whether anything a view shows changed since the last one.
     changed: bool,
     /// Re-sort and count at once, never waiting (an engine run inline, in tests).
@@ -675,6 +681,9 @@ impl Engine {
                 if self.store.drop_older_than(generation) > 0 {
                     self.dirty = true;
                 }
+                // Counted again over the whole pass at the next view.
+                self.pass_done = Some(generation);
+                self.counted_at = None;
                 self.store.trim(&self.rules);
                 crate::util::memory::release_freed_memory();
             }
@@ -733,10 +742,10 @@ impl Engine {
             self.changed = true;
         }
         if self.immediate || self.counted_at.is_none_or(|at| now.duration_since(at) >= STALLED_INTERVAL) {
-            let before = (self.stalled, self.stalled_by.clone());
+            let before = (self.stalled, self.stalled_by.clone(), self.stalled_pass);
             self.count_stalled();
             self.counted_at = Some(now);
-            self.changed |= before != (self.stalled, self.stalled_by.clone());
+            self.changed |= before != (self.stalled, self.stalled_by.clone(), self.stalled_pass);
         }
         if !self.changed {
             return None;
@@ -867,6 +876,7 @@ impl Engine {
     }
 
     fn count_stalled(&mut self) {
+        self.stalled_pass = self.pass_done;
         let store = &self.store;
         let rules = &self.rules;
         let stalled = Stalled::new(store, rules, self.now);
@@ -923,6 +933,7 @@ impl Engine {
             selected_index,
             stalled: self.stalled,
             stalled_by: self.stalled_by.clone(),
+            stalled_pass: self.stalled_pass,
             sort_ms: self.sort_ms,
         }
     }
@@ -1241,10 +1252,19 @@ mod tests {
         e.apply(Message::Request(TableRequest { rows: 10, ..TableRequest::default() }));
         let t0 = Instant::now();
         assert_eq!(ids(&e.view(t0).unwrap()), ["c", "a", "b"]);
+        e.apply(Message::PassDone { generation: 1 });
         e.apply(Message::Clock(1_005_000));
         e.apply(Message::Rows { rows: vec![flask("b", 86_400 - 5)], generation: None });
         let v = e.view(t0 + RESORT_INTERVAL).unwrap();
         assert_eq!(ids(&v), ["b", "c", "a"]);
+        // Read again with the rest of the page (the rows on screen), then a new one.
+        e.apply(Message::Clock(1_010_000));
+        e.apply(Message::Rows {
+            rows: vec![flask("c", 86_390), flask("a", 86_380), flask("d", 86_400 - 10 + 10)],
+            generation: None,
+        });
+        let v = e.view(t0 + RESORT_INTERVAL * 2).unwrap();
+        assert_eq!(ids(&v), ["d", "b", "c", "a"]);
     }
 
     #[test]

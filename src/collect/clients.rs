@@ -20,6 +20,9 @@ const KEPT_A_HOST: usize = 4;
 /// The name sessiontop's connections carry.
 const OWN_NAME: &str = "sessiontop";
 
+/// What a connection runs before it is anyone's: its greeting.
+const GREETINGS: [&str; 6] = ["NULL", "auth", "hello", "ping", "select", "client|setname"];
+
 /// Lists the clients of every primary of the target, `connected` being how many `INFO` counts
 /// (to leave too many unlisted). Only a lost connection is an error.
 pub async fn poll(router: &Router, connected: Option<u64>, now: Millis) -> Result<ClientsView, Failure> {
@@ -86,8 +89,14 @@ pub fn parse(text: &str, now: Millis) -> ClientsView {
         let field = |name: &str| {
             line.split(' ').find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('='))).unwrap_or("")
         };
-        view.total += 1;
         let name = field("name");
+        // A connection still saying hello (connected this second, no name yet, nothing run but
+        // its greeting) is nobody's yet: sessiontop's own are named right after, and counting
+        // them at the first listing made a fall of connections out of nothing.
+        if name.is_empty() && field("age") == "0" && GREETINGS.contains(&field("cmd")) {
+            continue;
+        }
+        view.total += 1;
         if name == OWN_NAME {
             view.own += 1;
             continue;
@@ -153,6 +162,7 @@ id=4 addr=10.0.0.5:52467 laddr=10.0.0.1:6379 fd=9 name=worker age=9 idle=4 flags
 id=5 addr=10.0.0.5:52468 laddr=10.0.0.1:6379 fd=10 name= age=9 idle=2 flags=N db=0 cmd=get user=default
 id=6 addr=[::1]:40000 laddr=[::1]:6379 fd=11 name=sessiontop age=9 idle=0 flags=N db=0 cmd=client|list user=default
 id=7 addr=/tmp/redis.sock:0 laddr=/tmp/redis.sock:0 fd=12 name= age=1 idle=1 flags=U db=0 cmd=ping user=default
+id=8 addr=10.0.0.9:41000 laddr=10.0.0.1:6379 fd=13 name= age=0 idle=0 flags=N db=0 cmd=select user=default
 ";
         let v = parse(text, 1);
         assert_eq!((v.total, v.own), (5, 1));

@@ -27,6 +27,7 @@ pub mod page;
 pub mod poller;
 pub mod read;
 pub mod server;
+pub mod slowlog;
 pub mod stages;
 pub mod walk;
 pub mod write;

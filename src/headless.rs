@@ -195,6 +195,9 @@ enum Observe<'a> {
     From(&'a SnapshotData),
 }
 
+/// How far back a one-shot look (`snapshot`, `check`) judges the slowlog.
+const SLOWLOG_LOOK_BACK_MS: i64 = 10 * 60 * 1000;
+
 /// A snapshot that goes on from an earlier one's watch (`check --observe`): restarts, changes
 /// of role, evictions, drops and stages that do not change are judged against it.
 async fn snapshot_watched(
@@ -209,15 +212,20 @@ async fn snapshot_watched(
     // The times findings say are local, as on the dashboard.
     model.utc_offset_s = chrono::Local::now().offset().local_minus_utc();
     model.baseline = setup.collect.watch.baseline;
+    // A one-shot look judges the slowlog's last minutes; a watch, what came since it began.
+    model.watch_began = started - SLOWLOG_LOOK_BACK_MS;
     let mut stages = None;
     if let Observe::From(earlier) = observe {
         model.continue_from(&earlier.model);
+        model.watch_began = earlier.model.watch_began;
         stages = earlier.stages.clone();
     }
     model.apply(Update::Link(crate::engine::domain::LinkState::Connected { since: started }));
     let polled = server::poll_target(&store.router).await?;
     let clients = crate::collect::clients::poll(&store.router, polled.stats.connected_clients, started).await?;
     model.apply(Update::Clients(Box::new(clients)));
+    let slowlog = crate::collect::slowlog::poll(&store.router, store.layout.as_ref(), started).await?;
+    model.apply(Update::Slowlog(Box::new(slowlog)));
     model.apply(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
     if let Some(nodes) = polled.nodes {
         model.apply(Update::Nodes(Box::new(nodes)));

@@ -63,6 +63,8 @@ pub struct Poller {
     stages: Option<Arc<Stages>>,
     /// When the clients were last listed.
     clients_at: Option<crate::engine::domain::Millis>,
+    /// When the slowlog was last read.
+    slowlog_at: Option<crate::engine::domain::Millis>,
     viewport: Vec<SessionId>,
     /// Sessions events said were written since the last poll (at most a page, newest kept).
     touched: Vec<SessionId>,
@@ -98,6 +100,7 @@ impl Poller {
             layout: None,
             stages: None,
             clients_at: None,
+            slowlog_at: None,
             viewport: Vec::new(),
             touched: Vec::new(),
             inspecting: None,
@@ -484,6 +487,11 @@ impl Poller {
             self.clients_at = Some(now);
             let view = super::clients::poll(router, polled.stats.connected_clients, now).await?;
             self.send(Update::Clients(Box::new(view)));
+        }
+        if self.slowlog_at.is_none_or(|at| now - at >= super::slowlog::SLOWLOG_EVERY_MS) {
+            self.slowlog_at = Some(now);
+            let view = super::slowlog::poll(router, self.layout.as_deref(), now).await?;
+            self.send(Update::Slowlog(Box::new(view)));
         }
         self.send(Update::Server { stats: Box::new(polled.stats), unavailable: polled.unavailable });
         if let Some(nodes) = polled.nodes {

@@ -37,6 +37,8 @@ pub enum Screen {
     Clients,
     /// What happens to sessions, live, from keyspace notifications (`E`).
     Events,
+    /// The slow commands the servers logged (`L`).
+    Slowlog,
 }
 
 /// The windows the charts show, in turn (`w`).
@@ -234,6 +236,8 @@ pub struct App {
     pub clients_offset: usize,
     /// The first event shown in the events view (0: the newest).
     pub events_offset: usize,
+    /// The first slow command shown in the slowlog view.
+    pub slowlog_offset: usize,
     pub dialog: Option<Dialog>,
     pub help: bool,
     /// The keymap's scopes this app answers, and its help lists: the dashboard's, or a
@@ -274,6 +278,7 @@ impl App {
             nodes_offset: 0,
             clients_offset: 0,
             events_offset: 0,
+            slowlog_offset: 0,
             dialog: None,
             help: false,
             scopes: DASHBOARD_SCOPES,
@@ -590,7 +595,10 @@ impl App {
                 Vec::new()
             }
             Action::Expire | Action::Persist | Action::Delete
-                if !matches!(self.screen, Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events) =>
+                if !matches!(
+                    self.screen,
+                    Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events | Screen::Slowlog
+                ) =>
             {
                 self.start_write(action)
             }
@@ -621,6 +629,10 @@ impl App {
                 self.screen = if self.screen == Screen::Events { Screen::Overview } else { Screen::Events };
                 Vec::new()
             }
+            Action::Slowlog => {
+                self.screen = if self.screen == Screen::Slowlog { Screen::Overview } else { Screen::Slowlog };
+                Vec::new()
+            }
             _ => match self.screen {
                 Screen::Overview => self.on_overview_action(action),
                 Screen::Inspector => self.on_inspector_action(action),
@@ -638,6 +650,13 @@ impl App {
                 }
                 Screen::Events => {
                     self.on_events_action(action);
+                    Vec::new()
+                }
+                Screen::Slowlog => {
+                    let count = self.shown().slowlog.as_ref().map_or(0, |v| v.entries.len());
+                    if !scroll(&mut self.slowlog_offset, count, action) && action == Action::Back {
+                        self.screen = Screen::Overview;
+                    }
                     Vec::new()
                 }
             },
@@ -864,7 +883,7 @@ impl App {
         match self.screen {
             Screen::Inspector => self.inspector.as_ref().map(|i| i.id.clone()),
             Screen::Overview => self.table.selected.clone(),
-            Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events => None,
+            Screen::Charts | Screen::Nodes | Screen::Clients | Screen::Events | Screen::Slowlog => None,
         }
     }
 

@@ -68,6 +68,7 @@ pub enum Action {
     Nodes,
     Clients,
     Events,
+    Slowlog,
     ChartWindow,
     CursorBack,
     CursorForward,
@@ -124,7 +125,7 @@ const fn entry(
 
 /// Every action, in help order: the one table the keymap, the help, the footer and the
 /// config's `[bindings]` read.
-const ACTIONS: [Entry; 54] = {
+const ACTIONS: [Entry; 55] = {
     use Action as A;
     use Scope::{Dialog, Replay, Screen, Targets};
     [
@@ -152,6 +153,7 @@ const ACTIONS: [Entry; 54] = {
         entry(A::Nodes, Screen, "nodes", "nodes: a cluster's primaries and replicas, a sentinel's", "nodes", &["n"]),
         entry(A::Clients, Screen, "clients", "clients: who is connected, by host", "clients", &["C"]),
         entry(A::Events, Screen, "events", "session events: what happens to sessions, live", "events", &["E"]),
+        entry(A::Slowlog, Screen, "slowlog", "slowlog: slow commands, whose and on which session", "slowlog", &["L"]),
         entry(A::ChartWindow, Screen, "chart_window", "chart window: 5m, 1h, 6h, 24h, 1m", "window", &["w"]),
         entry(A::CursorBack, Screen, "cursor_back", "chart cursor earlier", "cursor", &["left", "h"]),
         entry(A::CursorForward, Screen, "cursor_forward", "chart cursor later", "cursor", &["right", "l"]),

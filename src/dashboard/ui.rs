@@ -16,6 +16,7 @@ pub mod inspector;
 pub mod nodes;
 pub mod server;
 pub mod sessions;
+pub mod slowlog;
 pub mod tabline;
 
 use ratatui::Frame;
@@ -121,6 +122,12 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             let [header, body, footer] = header_body_footer(area);
             frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
             frame.render_widget(clients::ClientsPanel { model, theme, offset: app.clients_offset }, body);
+            frame.render_widget(footer::Footer { app, theme }, footer);
+        }
+        Screen::Slowlog => {
+            let [header, body, footer] = header_body_footer(area);
+            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+            frame.render_widget(slowlog::SlowlogPanel { model, theme, offset: app.slowlog_offset }, body);
             frame.render_widget(footer::Footer { app, theme }, footer);
         }
         Screen::Events => {

@@ -61,6 +61,10 @@ pub struct Inputs<'a> {
     pub has_history: bool,
     /// The layout's final stages (a flow never stops at one).
     pub finals: &'a [String],
+    /// The slowlog of every primary, and when the watch began (entries from before are not
+    /// this watch's news).
+    pub slowlog: Option<&'a crate::engine::domain::SlowlogView>,
+    pub watch_began: Millis,
     /// The local zone's offset, for the times findings say.
     pub utc_offset_s: i32,
     pub now: Millis,
@@ -363,6 +367,37 @@ impl Tracker {
     }
 }
 
+/// The application's own commands on session keys that the slowlog logged since the watch
+/// began (sessiontop's are its own cost, shown on screen; others' keys are not sessions).
+fn slow_session_commands(
+    view: &crate::engine::domain::SlowlogView,
+    since: Millis,
+    utc_offset_s: i32,
+) -> Option<Finding> {
+    // The slowlog keeps whole seconds.
+    let theirs: Vec<&crate::engine::domain::SlowEntry> =
+        view.entries.iter().filter(|e| !e.own && e.session.is_some() && e.at >= since - since % 1000).collect();
+    let slowest = theirs.iter().max_by_key(|e| e.micros)?;
+    let ms = slowest.micros as f64 / 1000.0;
+    Some(server_finding(
+        FindingKind::SlowSessionCommands,
+        Severity::Warning,
+        theirs.len() as u64,
+        format!(
+            "{} of the application's commands on sessions are in the slowlog since {} (slowest: {} for {ms:.1} ms at {}, from {}): the slowlog view (L) lists them",
+            theirs.len(),
+            text::clock(since, utc_offset_s),
+            text::clip(&slowest.command, 80),
+            text::clock(slowest.at, utc_offset_s),
+            if slowest.client_name.is_empty() {
+                slowest.client.clone()
+            } else {
+                format!("{} ({})", slowest.client, slowest.client_name)
+            },
+        ),
+    ))
+}
+
 /// What a reader saw of one session, for [`row_findings`].
 #[derive(Debug, Clone, Copy)]
 pub struct RowFacts<'a> {
@@ -662,6 +697,9 @@ pub fn findings(inputs: &Inputs<'_>, tracker: &Tracker) -> Vec<Finding> {
     }
     if let Some(server) = inputs.server {
         server_findings(server, inputs.thresholds, &mut out);
+    }
+    if let Some(slow) = inputs.slowlog.and_then(|s| slow_session_commands(s, inputs.watch_began, inputs.utc_offset_s)) {
+        out.push(slow);
     }
     if let Some(nodes) = inputs.nodes {
         tracker.nodes.findings(nodes, inputs.thresholds, inputs.now, &mut out);
@@ -1037,6 +1075,8 @@ mod tests {
             has_index: true,
             has_history: true,
             finals: &[],
+            slowlog: None,
+            watch_began: 0,
             utc_offset_s: 0,
             now: 1_000_000,
         }

@@ -465,6 +465,8 @@ pub enum FindingKind {
     // Who connects to Redis.
     NewClientHost,
     ClientsFell,
+    // The application's own commands on sessions in the slowlog.
+    SlowSessionCommands,
     // Targets watched side by side.
     SameServer,
 }
@@ -473,7 +475,7 @@ impl FindingKind {
     /// How many of [`FindingKind::ALL`], from the first, are about sessions.
     pub const SESSION_KINDS: usize = 11;
 
-    pub const ALL: [FindingKind; 32] = [
+    pub const ALL: [FindingKind; 33] = [
         FindingKind::Stuck,
         FindingKind::Stalled,
         FindingKind::Orphaned,
@@ -505,6 +507,7 @@ impl FindingKind {
         FindingKind::ProcessCount,
         FindingKind::NewClientHost,
         FindingKind::ClientsFell,
+        FindingKind::SlowSessionCommands,
         FindingKind::SameServer,
     ];
 
@@ -542,6 +545,7 @@ impl FindingKind {
             FindingKind::ProcessCount => "process_count",
             FindingKind::NewClientHost => "new_client_host",
             FindingKind::ClientsFell => "clients_fell",
+            FindingKind::SlowSessionCommands => "slow_session_commands",
             FindingKind::SameServer => "same_server",
         }
     }
@@ -634,6 +638,35 @@ impl NodesView {
     pub fn primaries(&self) -> impl Iterator<Item = &NodeStatus> {
         self.nodes.iter().filter(|n| n.primary)
     }
+}
+
+/// One command the server logged as slow (`SLOWLOG GET`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SlowEntry {
+    /// The node that logged it (a cluster's primaries each keep their own).
+    pub node: String,
+    pub at: Millis,
+    pub micros: u64,
+    /// The command and its arguments as the server kept them, escaped and clipped.
+    pub command: String,
+    /// The session whose key it touched, when it touched one of the layout's.
+    pub session: Option<crate::engine::names::SessionId>,
+    /// The client's address and name.
+    pub client: String,
+    pub client_name: String,
+    /// Sent by sessiontop itself.
+    pub own: bool,
+}
+
+/// The slowlog of every primary, newest first, and `LATENCY LATEST` where it is allowed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SlowlogView {
+    pub at: Millis,
+    pub entries: Vec<SlowEntry>,
+    /// Latency events: name, latest and all-time highest milliseconds (`None`: not allowed).
+    pub latency: Option<Vec<(String, u64, u64)>>,
+    /// Why the slowlog could not be read (denied, absent), if it could not.
+    pub unavailable: Option<String>,
 }
 
 /// What happened to a session, as a keyspace notification said it.

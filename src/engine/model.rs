@@ -143,6 +143,10 @@ pub struct Model {
     pub nodes: Option<crate::engine::domain::NodesView>,
     /// Who is connected, as last listed.
     pub clients: Option<crate::engine::domain::ClientsView>,
+    /// The slowlog of every primary, as last read.
+    pub slowlog: Option<crate::engine::domain::SlowlogView>,
+    /// When the model began watching.
+    pub watch_began: Millis,
     /// Whether session events can be had here, and the newest of them (at most
     /// [`EVENTS_KEPT`]), oldest first.
     pub events_state: crate::engine::domain::EventsState,
@@ -191,6 +195,8 @@ impl Model {
             server: None,
             nodes: None,
             clients: None,
+            slowlog: None,
+            watch_began: now,
             events_state: crate::engine::domain::EventsState::Unknown,
             events: std::collections::VecDeque::new(),
             since_pass: (0, 0),
@@ -237,14 +243,14 @@ impl Model {
             has_index,
             has_history,
             finals: self.layout.as_ref().map_or(&[], |l| l.finals.as_slice()),
+            slowlog: self.slowlog.as_ref(),
+            watch_began: self.watch_began,
             utc_offset_s: self.utc_offset_s,
             now: self.now,
         };
         self.findings = diagnose::findings(&inputs, &self.tracker);
     }
 
-    /// The stalled counts the table worked out.
-    /// The first after a pass ends are that pass's, for the watch.
     /// The stalled counts, made after census pass `pass` ended (`None`: while the first pours
     /// in). The series and the jump are judged only on counts of a whole pass, the first
     /// after each: a count of part of a pass is no level to jump from.
@@ -332,6 +338,10 @@ impl Model {
             Update::LayoutUnknown { note } => self.layout_note = Some(note),
             Update::Server { stats, unavailable } => self.apply_server(*stats, unavailable),
             Update::EventsState(state) => self.events_state = state,
+            Update::Slowlog(view) => {
+                self.slowlog = Some(*view);
+                self.refresh_findings();
+            }
             Update::SessionEvents(events) => self.take_events(events),
             Update::Clients(view) => {
                 self.tracker.observe_clients(&view, self.baseline);

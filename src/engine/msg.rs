@@ -28,6 +28,8 @@ pub enum Update {
     Nodes(Box<crate::engine::domain::NodesView>),
     /// Who is connected, by source host.
     Clients(Box<crate::engine::domain::ClientsView>),
+    /// The slowlog of every primary.
+    Slowlog(Box<crate::engine::domain::SlowlogView>),
     /// Whether session events can be had, and why not.
     EventsState(crate::engine::domain::EventsState),
     /// Session events, as they came.

@@ -61,6 +61,8 @@ const BASE: &[Need] = &[
     read("memory|usage", &["MEMORY", "USAGE", "{key}"], "session sizes (oversized) and the read cap's check"),
     read("client|setname", &["CLIENT", "SETNAME", "sessiontop"], "its name in CLIENT LIST (courtesy)"),
     read("client|list", &["CLIENT", "LIST", "ID", "0"], "the clients view, new_client_host and clients_fell"),
+    read("slowlog|get", &["SLOWLOG", "GET", "1"], "the slowlog view and slow_session_commands"),
+    read("latency|latest", &["LATENCY", "LATEST"], "latency events in the slowlog view"),
 ];
 
 /// `CLIENT NO-TOUCH` exists from 7.2; on older servers it is not asked for.

@@ -383,6 +383,8 @@ fn inputs_now<'a>(
         has_index: false,
         has_history: false,
         finals: &[],
+        slowlog: None,
+        watch_began: 0,
         utc_offset_s: 0,
         now: (now_epoch() * 1000.0) as i64,
     }

@@ -20,5 +20,6 @@ mod reasons;
 mod record;
 mod sentinel;
 mod serve;
+mod slowlog;
 pub mod tls;
 mod writes;

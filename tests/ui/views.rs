@@ -546,3 +546,41 @@ fn events_view_on_and_off() {
         a
     });
 }
+
+#[test]
+fn slowlog_view() {
+    use sessiontop::engine::domain::{SlowEntry, SlowlogView};
+    let entry = |s: i64, us: u64, command: &str, session: Option<&str>, client: &str, own: bool| SlowEntry {
+        node: "10.0.0.1:6379".into(),
+        at: NOW - s * 1000,
+        micros: us,
+        command: command.into(),
+        session: session.map(Into::into),
+        client: "10.0.0.5:52466".into(),
+        client_name: client.into(),
+        own,
+    };
+    snapshot("slowlog", |size| {
+        let mut m = connected(300, 900 << 20, 1 << 30);
+        m.watch_began = NOW - 60_000;
+        m.apply(Update::Slowlog(Box::new(SlowlogView {
+            at: NOW - 2000,
+            entries: vec![
+                entry(3, 14_200, "HGETALL trt:session:user_1042:state", Some("user_1042"), "gunicorn", false),
+                entry(9, 1_100, "PTTL trt:session:user_7:history", Some("user_7"), "sessiontop", true),
+                entry(20, 31_000, "KEYS *", None, "", false),
+            ],
+            latency: Some(vec![("command".into(), 14, 31)]),
+            unavailable: None,
+        })));
+        assert!(
+            m.findings
+                .iter()
+                .any(|f| f.kind == sessiontop::engine::domain::FindingKind::SlowSessionCommands && f.count == 1)
+        );
+        let mut a = app(m, size);
+        a.on_key(press(KeyCode::Char('L')));
+        assert_eq!(a.screen, Screen::Slowlog);
+        a
+    });
+}

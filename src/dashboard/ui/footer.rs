@@ -47,7 +47,7 @@ fn offered(screen: Screen) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
-        Screen::Nodes | Screen::Clients | Screen::Events => {
+        Screen::Nodes | Screen::Clients | Screen::Events | Screen::Slowlog => {
             &[Action::Back, Action::Down, Action::Charts, Action::Freeze, Action::Help, Action::Quit]
         }
         Screen::Inspector => &[

@@ -584,3 +584,21 @@ fn slowlog_view() {
         a
     });
 }
+
+#[test]
+fn the_census_panel_says_the_count_events_keep_current() {
+    use sessiontop::engine::domain::{EventKind, EventsState, SessionEvent};
+    let event =
+        |kind, id: &str| SessionEvent { at: NOW, id: id.into(), kind, part: "session".into(), event: "x".into() };
+    let mut m = connected(300, 900 << 20, 1 << 30);
+    m.apply(Update::EventsState(EventsState::On { flags: None }));
+    m.apply(Update::SessionEvents(vec![
+        event(EventKind::Created, "new_user"),
+        event(EventKind::Expired, "old_1"),
+        event(EventKind::Evicted, "old_2"),
+    ]));
+    let total = m.census.totals().total;
+    let (text, _) = render(&app(m, (160, 48)), &theme());
+    let said = format!("{} now (+1 −2 by events)", total - 1);
+    assert!(text.contains(&said), "{said} not in:\n{text}");
+}

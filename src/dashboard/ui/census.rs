@@ -56,6 +56,14 @@ impl CensusPanel<'_> {
                 10,
                 vec![Span::styled(format!("{} live  ", text::grouped(totals.total)), t.style(Role::Title))],
             ));
+            // Session events keep the count current between passes.
+            if m.since_pass != (0, 0)
+                && let Some(now) = m.live_now()
+            {
+                let (created, ended) = m.since_pass;
+                let said = format!("{} now (+{created} −{ended} by events)  ", text::grouped(now));
+                head.push((9, vec![Span::styled(said, t.style(Role::Accent))]));
+            }
             if let Some(d) = m.since_baseline(crate::engine::history::SESSIONS) {
                 let change = format!("{} since baseline  ", super::signed(crate::engine::history::Unit::Count, d));
                 head.push((9, vec![Span::styled(change, t.style(Role::Accent))]));

@@ -30,6 +30,9 @@ pub const FLAGS: &str = "Kg$hlzxen";
 /// How often collected events are handed on (and their sessions read again).
 pub const BATCH_EVERY: Duration = Duration::from_millis(250);
 
+/// How often (in batches) the subscribed primaries are compared with the map's.
+const PRIMARIES_EVERY_TICKS: u32 = 8;
+
 /// The most events one subscription holds before they are handed on; more are dropped (and
 /// counted) rather than let a flood of writes grow sessiontop's memory.
 const QUEUE: usize = 10_000;
@@ -151,6 +154,8 @@ pub fn collapse(events: Vec<SessionEvent>) -> Vec<SessionEvent> {
 /// Subscriptions to a layout's keys on every primary; they end when this is dropped.
 pub struct Subscription {
     pub events: mpsc::Receiver<Result<SessionEvent, Failure>>,
+    /// The primaries subscribed to, by address.
+    pub nodes: Vec<String>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -166,8 +171,9 @@ impl Drop for Subscription {
 pub async fn subscribe(topology: &Arc<Topology>, layout: &Arc<Layout>, db: i64) -> Result<Subscription, Failure> {
     let (tx, events) = mpsc::channel(QUEUE);
     let channel = pattern(db, &layout.prefix);
-    let mut subscription = Subscription { events, tasks: Vec::new() };
+    let mut subscription = Subscription { events, nodes: Vec::new(), tasks: Vec::new() };
     for node in topology.map().primaries() {
+        subscription.nodes.push(node.address().to_string());
         let mut pubsub = node.target().pubsub().await?;
         pubsub.psubscribe(&channel).await.map_err(|e| Failure::from_redis("PSUBSCRIBE", &e))?;
         let (tx, layout) = (tx.clone(), layout.clone());
@@ -240,29 +246,54 @@ pub(super) async fn events_loop(
             }
         };
         attempt = 0;
-        let why = forward(&mut subscription.events, &updates, &requests).await;
+        let ended = forward(&mut subscription, &topology, &updates, &requests).await;
         drop(subscription);
-        let _ = updates.send(Update::EventsState(EventsState::Unavailable(why)));
-        tokio::time::sleep(super::backoff(1)).await;
+        // Subscribing again where the primaries now are is no outage.
+        if let Ended::Lost(why) = ended {
+            let _ = updates.send(Update::EventsState(EventsState::Unavailable(why)));
+            tokio::time::sleep(super::backoff(1)).await;
+        }
     }
 }
 
-/// Hands events on in batches until the subscription ends; returns why it did.
+/// Why handing events on ended.
+enum Ended {
+    /// The subscription was lost: why.
+    Lost(String),
+    /// The primaries are no longer those subscribed to.
+    Moved,
+}
+
+/// Hands events on in batches until the subscription ends, or the primaries are no longer
+/// those subscribed to (a failover, a node added: their events are each node's own); returns
+/// why it ended.
 async fn forward(
-    rx: &mut mpsc::Receiver<Result<SessionEvent, Failure>>,
+    subscription: &mut Subscription,
+    topology: &Topology,
     updates: &mpsc::UnboundedSender<Update>,
     requests: &mpsc::UnboundedSender<Request>,
-) -> String {
+) -> Ended {
     let mut tick = tokio::time::interval(BATCH_EVERY);
     let mut batch = Vec::new();
+    let mut ticks: u32 = 0;
     loop {
         tokio::select! {
-            event = rx.recv() => match event {
+            event = subscription.events.recv() => match event {
                 Some(Ok(e)) => batch.push(e),
-                Some(Err(f)) => return f.to_string(),
-                None => return "the subscription ended".into(),
+                Some(Err(f)) => return Ended::Lost(f.to_string()),
+                None => return Ended::Lost("the subscription ended".into()),
             },
             _ = tick.tick() => {
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(PRIMARIES_EVERY_TICKS) {
+                    let mut now: Vec<String> = topology.map().primaries().iter().map(|n| n.address().to_string()).collect();
+                    let mut then = subscription.nodes.clone();
+                    now.sort();
+                    then.sort();
+                    if now != then {
+                        return Ended::Moved;
+                    }
+                }
                 if batch.is_empty() {
                     continue;
                 }
@@ -277,7 +308,7 @@ async fn forward(
                     let _ = updates.send(Update::Gone { ids: gone });
                 }
                 if updates.send(Update::SessionEvents(events)).is_err() {
-                    return "the program is ending".into();
+                    return Ended::Lost("the program is ending".into());
                 }
             }
         }

@@ -108,3 +108,49 @@ fn the_watch_reads_a_session_saved_between_passes() {
     let (status, _) = serving.terminate();
     assert!(status.success());
 }
+
+/// A cluster's events are each node's own: after a failover the subscription moves to the new
+/// primary, whose expiries are expiries (the demoted one only hears the `DEL` its primary sends).
+#[test]
+fn after_a_failover_session_events_come_from_the_new_primary() {
+    use sessiontop::demo::local_cluster::{ClusterOptions, LocalCluster};
+    use sessiontop::engine::domain::{EventKind, EventsState};
+    let flags = vec!["--notify-keyspace-events".to_string(), "Kg$hlzxen".to_string()];
+    let c = LocalCluster::start(ClusterOptions { extra_args: flags, ..ClusterOptions::default() }).unwrap();
+    let mut con = crate::cluster::cluster_client(&c);
+    let now = now_epoch();
+    for i in 0..30 {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now, true);
+    }
+    // Ids whose state key is in the first primary's slots (0-5460), the ones failed over.
+    let mut ids = (0..)
+        .map(|i| format!("moved_{i}"))
+        .filter(|id| sessiontop::conn::slot::of(format!("trt:session:{id}:state").as_bytes()) <= 5460);
+    let replica = c.primaries();
+    let mut failed_over = false;
+    let mut last_write = std::time::Instant::now();
+    let (model, done) =
+        crate::cluster::watch(&c.url(), &["--layout", "trt"], std::time::Duration::from_secs(60), |m, _| {
+            let subscribed = matches!(m.events_state, EventsState::On { .. });
+            if !failed_over && subscribed && m.census.complete.is_some() {
+                let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c.connection(replica).unwrap()).unwrap();
+                failed_over = true;
+            }
+            // Now and then a session that lives a moment in the failed-over slots.
+            if failed_over && last_write.elapsed() > std::time::Duration::from_millis(400) {
+                last_write = std::time::Instant::now();
+                let id = ids.next().unwrap();
+                let state = format!("trt:session:{id}:state");
+                let _: () = redis::cmd("HSET").arg(&state).arg("current_stage").arg("s").query(&mut con).unwrap();
+                let _: () = redis::cmd("PEXPIRE").arg(&state).arg(50).query(&mut con).unwrap();
+            }
+            m.events.iter().any(|e| e.kind == EventKind::Expired && e.id.escaped().starts_with("moved_"))
+        });
+    let said: Vec<String> = model
+        .events
+        .iter()
+        .filter(|e| e.id.escaped().starts_with("moved_"))
+        .map(|e| format!("{} {}", e.kind.word(), e.id.escaped()))
+        .collect();
+    assert!(done, "no expiry heard from the new primary; heard: {said:?} ({:?})", model.events_state);
+}

@@ -2,7 +2,7 @@
 //! slow command touched, and `LATENCY LATEST` where allowed. Read every [`SLOWLOG_EVERY_MS`];
 //! a denied or absent command (ElastiCache Serverless, a narrow ACL user) is one field.
 
-use crate::conn::link::{Failure, reply};
+use crate::conn::link::{Failure, Reply, reply};
 use crate::conn::route::Router;
 use crate::engine::domain::{Millis, SlowEntry, SlowlogView};
 use crate::engine::layout::Layout;
@@ -17,16 +17,14 @@ const ENTRIES_KEPT: usize = 64;
 /// Characters of a command kept.
 const COMMAND_CHARS: usize = 160;
 
-/// Reads the slowlog (and latency) of every primary. Only a lost connection is an error.
+/// Reads the slowlog (and latency) of every primary, all at once, as a poll of the nodes asks
+/// them. Only a lost connection is an error.
 pub async fn poll(router: &Router, layout: Option<&Layout>, now: Millis) -> Result<SlowlogView, Failure> {
+    let primaries = router.topology().map().primaries();
+    let read = futures_util::future::join_all(primaries.iter().map(|node| read_node(router, node))).await;
     let mut view = SlowlogView { at: now, latency: Some(Vec::new()), ..SlowlogView::default() };
-    for node in router.topology().map().primaries() {
-        let mut link = router.link(&node).await?;
-        let mut pipe = crate::conn::link::pipe();
-        pipe.cmd("SLOWLOG").arg("GET").arg(ENTRIES_A_NODE);
-        pipe.cmd("LATENCY").arg("LATEST");
-        let mut replies = link.pipeline(&pipe).await?.into_iter();
-        let (slow, latency) = (replies.next(), replies.next());
+    for (node, replies) in primaries.iter().zip(read) {
+        let (slow, latency) = replies?;
         match slow {
             Some(Err(f)) if f.is_connection() => return Err(f),
             Some(Err(f)) => view.unavailable = Some(format!("SLOWLOG: {f}")),
@@ -45,6 +43,19 @@ pub async fn poll(router: &Router, layout: Option<&Layout>, now: Millis) -> Resu
     view.entries.sort_by(|a, b| b.at.cmp(&a.at).then(b.micros.cmp(&a.micros)));
     view.entries.truncate(ENTRIES_KEPT);
     Ok(view)
+}
+
+/// One node's `SLOWLOG GET` and `LATENCY LATEST`, in one round trip.
+async fn read_node(
+    router: &Router,
+    node: &std::sync::Arc<crate::conn::topology::Node>,
+) -> Result<(Option<Reply>, Option<Reply>), Failure> {
+    let mut link = router.link(node).await?;
+    let mut pipe = crate::conn::link::pipe();
+    pipe.cmd("SLOWLOG").arg("GET").arg(ENTRIES_A_NODE);
+    pipe.cmd("LATENCY").arg("LATEST");
+    let mut replies = link.pipeline(&pipe).await?.into_iter();
+    Ok((replies.next(), replies.next()))
 }
 
 /// `SLOWLOG GET`'s entries: `[id, unix time, µs, [args…], client address, client name]`.

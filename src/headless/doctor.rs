@@ -10,12 +10,15 @@
 //! writes it tries (never under `--read-only`) are no-ops on that key (`UNLINK` of nothing,
 //! `PERSIST` of nothing, an empty `MULTI`/`EXEC`).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::collect::detect::{self, Resolved};
 use crate::conn::link::Failure;
 use crate::conn::route::Router;
 use crate::conn::topology::{Kind, LinkUse};
+use crate::engine::domain::EventsState;
 use crate::engine::layout::{KeyType, Layout};
 use crate::setup::Setup;
 
@@ -208,11 +211,14 @@ pub async fn diagnose(setup: &Setup) -> Result<Diagnosis, super::HeadlessError> 
     let probe_key = format!("{prefix}sessiontop-doctor:{:016x}", fastrand::u64(..));
     let dryrun = dryrun_works(&router, user.as_deref()).await;
     let channel = crate::collect::events::pattern(target.target.db(), prefix);
-    let probe = Probe { router: &router, topology: &topology, key: &probe_key, channel: &channel };
-    for need in needs.iter().chain(std::iter::once(&NO_TOUCH)) {
+    let mut probe =
+        Probe { router: &router, topology: &topology, key: &probe_key, channel: &channel, reads: HashMap::new() };
+    let all: Vec<&Need> = needs.iter().chain(std::iter::once(&NO_TOUCH)).collect();
+    probe.reads = try_reads(&probe, &all).await;
+    for need in all {
         permissions.push(permission(&probe, need, user.as_deref(), dryrun, writes_allowed).await);
     }
-    let features = features(&router, &permissions, topology.kind()).await;
+    let features = features(&router, &permissions, topology.kind(), layout.as_ref()).await;
     let known = |p: &&Permission| p.how != "unknown command";
     let granted: Vec<&Permission> = permissions.iter().filter(known).collect();
     let patterns = layout.as_ref().map(key_patterns);
@@ -344,6 +350,48 @@ struct Probe<'a> {
     topology: &'a std::sync::Arc<crate::conn::topology::Topology>,
     key: &'a str,
     channel: &'a str,
+    /// What each read's harmless form got, all sent in one pipeline.
+    reads: HashMap<&'static str, Result<(), Failure>>,
+}
+
+impl Probe<'_> {
+    /// A need's harmless form, with the probe's key and channel in their places.
+    fn form(&self, need: &Need) -> Vec<&str> {
+        need.probe
+            .iter()
+            .map(|a| match *a {
+                "{key}" => self.key,
+                "{channel}" => self.channel,
+                other => other,
+            })
+            .collect()
+    }
+}
+
+/// Tries the reads' harmless forms (not the subscription, which needs a connection of its own)
+/// in one pipeline.
+async fn try_reads(probe: &Probe<'_>, needs: &[&Need]) -> HashMap<&'static str, Result<(), Failure>> {
+    let reads: Vec<&Need> = needs.iter().copied().filter(|n| !n.write && n.acl != "psubscribe").collect();
+    let mut pipe = crate::conn::link::pipe();
+    for need in &reads {
+        let args = probe.form(need);
+        let cmd = pipe.cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+    }
+    let replies = match probe.router.pipeline(&pipe).await {
+        Ok(replies) => replies,
+        Err(f) => return reads.iter().map(|n| (n.acl, Err(f.clone()))).collect(),
+    };
+    let mut replies = replies.into_iter();
+    reads
+        .iter()
+        .map(|n| {
+            let reply = replies.next().unwrap_or_else(|| Err(Failure::Protocol("pipeline".into())));
+            (n.acl, reply.map(|_| ()))
+        })
+        .collect()
 }
 
 async fn permission(
@@ -354,15 +402,7 @@ async fn permission(
     writes_allowed: bool,
 ) -> Permission {
     let router = probe.router;
-    let args: Vec<&str> = need
-        .probe
-        .iter()
-        .map(|a| match *a {
-            "{key}" => probe.key,
-            "{channel}" => probe.channel,
-            other => other,
-        })
-        .collect();
+    let args = probe.form(need);
     let mut permission = Permission {
         command: need.acl.to_string(),
         allowed: None,
@@ -391,7 +431,11 @@ async fn permission(
         return permission;
     } else {
         permission.how = "tried".into();
-        if need.acl == "psubscribe" { try_subscribe(probe).await } else { try_form(router, need, &args).await }
+        match probe.reads.get(need.acl) {
+            Some(read) => read.clone(),
+            None if need.acl == "psubscribe" => try_subscribe(probe).await,
+            None => try_form(router, need, &args).await,
+        }
     };
     match result {
         Ok(()) => permission.allowed = Some(true),
@@ -439,7 +483,12 @@ async fn try_form(router: &Router, need: &Need, args: &[&str]) -> Result<(), Fai
     router.query::<redis::Value>(&cmd).await.map(|_| ())
 }
 
-async fn features(router: &Router, permissions: &[Permission], kind: Kind) -> Vec<(String, String)> {
+async fn features(
+    router: &Router,
+    permissions: &[Permission],
+    kind: Kind,
+    layout: Option<&Layout>,
+) -> Vec<(String, String)> {
     let state = |command: &str| -> String {
         match permissions.iter().find(|p| p.command == command) {
             Some(p) if p.how == "unknown command" => "not on this server".into(),
@@ -449,18 +498,19 @@ async fn features(router: &Router, permissions: &[Permission], kind: Kind) -> Ve
             None => "not used here".into(),
         }
     };
-    let events = match router.query::<Vec<String>>(redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events")).await
-    {
-        Ok(pair) => match pair.get(1).map(String::as_str) {
-            Some("") | None => "off (CONFIG SET notify-keyspace-events Kg$hlzxe turns on what session events need; on ElastiCache, the parameter group's notify-keyspace-events)".into(),
-            Some(flags) => format!("on ({flags})"),
+    // The events' own judgement of the server's setting, as the watch makes it.
+    let events = match layout {
+        None => "not judged without a session layout".to_string(),
+        Some(layout) => match crate::collect::events::state_of(router, layout).await {
+            EventsState::On { flags: Some(flags) } => format!("on ({flags})"),
+            EventsState::Off { how, .. } => format!("off: {how}"),
+            _ => format!(
+                "cannot tell (CONFIG GET is not allowed; on ElastiCache, see the parameter group's notify-keyspace-events): {}",
+                crate::collect::events::how_to_turn_on()
+            ),
         },
-        Err(f) => format!("cannot tell ({f}; on ElastiCache, see the parameter group's notify-keyspace-events)"),
     };
-    let slowlog = match router.query::<redis::Value>(redis::cmd("SLOWLOG").arg("LEN")).await {
-        Ok(_) => "yes".into(),
-        Err(f) => format!("no ({f})"),
-    };
+    let slowlog = state("slowlog|get");
     let mut features = vec![
         ("CLIENT NO-TOUCH".to_string(), state("client|no-touch")),
         ("MEMORY USAGE".to_string(), state("memory|usage")),

@@ -126,20 +126,8 @@ fn start_tabs(
     let mut collectors = Vec::with_capacity(setup.targets.len());
     let mut forwarders = Vec::new();
     for (i, (target, theme)) in setup.targets.iter().zip(themes).enumerate() {
-        let mut model = Model::new(target.info.clone(), setup.model_settings(), now_millis());
-        model.baseline = setup.baseline.map(|b| b.millis(now_millis()));
-        if let Some(history) = resumed.take().filter(|_| i == 0) {
-            model.history = history;
-        }
-        let (collector, mut own_updates) = setup.spawn_collectors_for(target, setup.collect.clone());
-        let tx = updates_tx.clone();
-        forwarders.push(tokio::spawn(async move {
-            while let Some(u) = own_updates.recv().await {
-                if tx.send((i, u)).is_err() {
-                    break;
-                }
-            }
-        }));
+        let (model, collector, forwarder) = setup.watch_target(i, &mut resumed, &updates_tx);
+        forwarders.push(forwarder);
         // The table's rows live on the engine's own thread; its views come back on a channel.
         let views_tx = views_tx.clone();
         let worker = crate::engine::table::spawn(setup.max_rows, move |view| views_tx.send((i, view)).is_ok());

@@ -150,20 +150,8 @@ fn watch_targets(
     let mut watched = Vec::with_capacity(setup.targets.len());
     let mut forwarders = Vec::with_capacity(setup.targets.len());
     for (i, target) in setup.targets.iter().enumerate() {
-        let mut model = Model::new(target.info.clone(), setup.model_settings(), now_millis());
-        model.baseline = setup.baseline.map(|b| b.millis(now_millis()));
-        if let Some(history) = resumed.take().filter(|_| i == 0) {
-            model.history = history;
-        }
-        let (collector, mut own) = setup.spawn_collectors_for(target, setup.collect.clone());
-        let tx = updates_tx.clone();
-        forwarders.push(tokio::spawn(async move {
-            while let Some(u) = own.recv().await {
-                if tx.send((i, u)).is_err() {
-                    break;
-                }
-            }
-        }));
+        let (model, collector, forwarder) = setup.watch_target(i, &mut resumed, &updates_tx);
+        forwarders.push(forwarder);
         watched.push(Watched {
             name: target.info.name.clone().unwrap_or_else(|| target.info.url.clone()),
             address: target.target.address().to_string(),

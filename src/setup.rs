@@ -178,6 +178,34 @@ impl Setup {
         crate::collect::spawn(self.topology(target, true), target.layout.clone(), options, target.writer.clone())
     }
 
+    /// Target `i` watched: its model (going on with `resumed`, a recording's history, when it
+    /// is the first), its collectors, and a task that hands their updates on to `tagged` with
+    /// its index, as the dashboard's tabs and `serve` watch every target.
+    pub fn watch_target(
+        &self,
+        i: usize,
+        resumed: &mut Option<crate::engine::history::Histories>,
+        tagged: &tokio::sync::mpsc::UnboundedSender<(usize, crate::engine::msg::Update)>,
+    ) -> (crate::engine::model::Model, Collector, tokio::task::JoinHandle<()>) {
+        let now = crate::collect::now_millis();
+        let target = &self.targets[i];
+        let mut model = crate::engine::model::Model::new(target.info.clone(), self.model_settings(), now);
+        model.baseline = self.baseline.map(|b| b.millis(now));
+        if let Some(history) = resumed.take().filter(|_| i == 0) {
+            model.history = history;
+        }
+        let (collector, mut own) = self.spawn_collectors_for(target, self.collect.clone());
+        let tx = tagged.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(u) = own.recv().await {
+                if tx.send((i, u)).is_err() {
+                    break;
+                }
+            }
+        });
+        (model, collector, forwarder)
+    }
+
     /// [`Setup::spawn_collectors_for`] the first target.
     pub fn spawn_collectors(
         &self,

@@ -613,24 +613,16 @@ impl App {
                 // The watch of sessions judges its windows against the hour before it.
                 vec![Request::Baseline(self.model.baseline)]
             }
-            Action::Charts => {
-                self.screen = if self.screen == Screen::Charts { Screen::Overview } else { Screen::Charts };
-                Vec::new()
-            }
-            Action::Nodes => {
-                self.screen = if self.screen == Screen::Nodes { Screen::Overview } else { Screen::Nodes };
-                Vec::new()
-            }
-            Action::Clients => {
-                self.screen = if self.screen == Screen::Clients { Screen::Overview } else { Screen::Clients };
-                Vec::new()
-            }
-            Action::Events => {
-                self.screen = if self.screen == Screen::Events { Screen::Overview } else { Screen::Events };
-                Vec::new()
-            }
-            Action::Slowlog => {
-                self.screen = if self.screen == Screen::Slowlog { Screen::Overview } else { Screen::Slowlog };
+            Action::Charts | Action::Nodes | Action::Clients | Action::Events | Action::Slowlog => {
+                let view = match action {
+                    Action::Charts => Screen::Charts,
+                    Action::Nodes => Screen::Nodes,
+                    Action::Clients => Screen::Clients,
+                    Action::Events => Screen::Events,
+                    _ => Screen::Slowlog,
+                };
+                // Its key again goes back.
+                self.screen = if self.screen == view { Screen::Overview } else { view };
                 Vec::new()
             }
             _ => match self.screen {
@@ -640,23 +632,8 @@ impl App {
                     self.on_charts_action(action);
                     Vec::new()
                 }
-                Screen::Nodes => {
-                    self.on_nodes_action(action);
-                    Vec::new()
-                }
-                Screen::Clients => {
-                    self.on_clients_action(action);
-                    Vec::new()
-                }
-                Screen::Events => {
-                    self.on_events_action(action);
-                    Vec::new()
-                }
-                Screen::Slowlog => {
-                    let count = self.shown().slowlog.as_ref().map_or(0, |v| v.entries.len());
-                    if !scroll(&mut self.slowlog_offset, count, action) && action == Action::Back {
-                        self.screen = Screen::Overview;
-                    }
+                Screen::Nodes | Screen::Clients | Screen::Events | Screen::Slowlog => {
+                    self.on_list_action(action);
                     Vec::new()
                 }
             },
@@ -887,26 +864,24 @@ impl App {
         }
     }
 
-    /// Keys of the clients view: scroll the hosts, go back.
-    fn on_clients_action(&mut self, action: Action) {
-        let count = self.shown().clients.as_ref().map_or(0, |v| v.hosts.len());
-        if !scroll(&mut self.clients_offset, count, action) && action == Action::Back {
-            self.screen = Screen::Overview;
-        }
-    }
-
-    /// Keys of the events view: scroll back through the events (newest first), go back.
-    fn on_events_action(&mut self, action: Action) {
-        let count = self.shown().events.len();
-        if !scroll(&mut self.events_offset, count, action) && action == Action::Back {
-            self.screen = Screen::Overview;
-        }
-    }
-
-    /// Keys of the nodes view: scroll the list, go back.
-    fn on_nodes_action(&mut self, action: Action) {
-        let count = self.shown().nodes.as_ref().map_or(0, |v| v.nodes.len());
-        if !scroll(&mut self.nodes_offset, count, action) && action == Action::Back {
+    /// Keys of the views that are a list (nodes, clients, events, the slowlog): scroll it, go
+    /// back.
+    fn on_list_action(&mut self, action: Action) {
+        let m = self.shown();
+        let count = match self.screen {
+            Screen::Nodes => m.nodes.as_ref().map_or(0, |v| v.nodes.len()),
+            Screen::Clients => m.clients.as_ref().map_or(0, |v| v.hosts.len()),
+            Screen::Events => m.events.len(),
+            Screen::Slowlog => m.slowlog.as_ref().map_or(0, |v| v.entries.len()),
+            _ => return,
+        };
+        let offset = match self.screen {
+            Screen::Nodes => &mut self.nodes_offset,
+            Screen::Clients => &mut self.clients_offset,
+            Screen::Events => &mut self.events_offset,
+            _ => &mut self.slowlog_offset,
+        };
+        if !scroll(offset, count, action) && action == Action::Back {
             self.screen = Screen::Overview;
         }
     }

@@ -106,35 +106,18 @@ pub fn draw_in(frame: &mut Frame<'_>, area: ratatui::layout::Rect, app: &App, th
             );
             frame.render_widget(footer::Footer { app, theme }, a.footer);
         }
-        Screen::Charts => {
-            let [header, body, footer] = header_body_footer(area);
-            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
-            frame.render_widget(charts::ChartsView { model, state: &app.charts, theme }, body);
-            frame.render_widget(footer::Footer { app, theme }, footer);
-        }
+        Screen::Charts => full_screen(frame, area, app, theme, charts::ChartsView { model, state: &app.charts, theme }),
         Screen::Nodes => {
-            let [header, body, footer] = header_body_footer(area);
-            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
-            frame.render_widget(nodes::NodesPanel { model, theme, offset: app.nodes_offset }, body);
-            frame.render_widget(footer::Footer { app, theme }, footer);
+            full_screen(frame, area, app, theme, nodes::NodesPanel { model, theme, offset: app.nodes_offset })
         }
         Screen::Clients => {
-            let [header, body, footer] = header_body_footer(area);
-            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
-            frame.render_widget(clients::ClientsPanel { model, theme, offset: app.clients_offset }, body);
-            frame.render_widget(footer::Footer { app, theme }, footer);
+            full_screen(frame, area, app, theme, clients::ClientsPanel { model, theme, offset: app.clients_offset });
         }
         Screen::Slowlog => {
-            let [header, body, footer] = header_body_footer(area);
-            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
-            frame.render_widget(slowlog::SlowlogPanel { model, theme, offset: app.slowlog_offset }, body);
-            frame.render_widget(footer::Footer { app, theme }, footer);
+            full_screen(frame, area, app, theme, slowlog::SlowlogPanel { model, theme, offset: app.slowlog_offset });
         }
         Screen::Events => {
-            let [header, body, footer] = header_body_footer(area);
-            frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
-            frame.render_widget(events::EventsPanel { model, theme, offset: app.events_offset }, body);
-            frame.render_widget(footer::Footer { app, theme }, footer);
+            full_screen(frame, area, app, theme, events::EventsPanel { model, theme, offset: app.events_offset });
         }
         Screen::Inspector => {
             let keys = model.inspect.as_ref().map_or(0, |r| r.keys.len());
@@ -211,6 +194,21 @@ pub fn fit(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'s
         kept.remove(lowest);
     }
     kept.into_iter().flat_map(|(_, _, s)| s).collect()
+}
+
+/// A view that takes the screen between the header and the footer.
+fn full_screen(
+    frame: &mut Frame<'_>,
+    area: ratatui::layout::Rect,
+    app: &App,
+    theme: &Theme,
+    body: impl ratatui::widgets::Widget,
+) {
+    let model = app.shown();
+    let [header, middle, footer] = header_body_footer(area);
+    frame.render_widget(header::Header { model, theme, frozen: app.frozen.is_some() }, header);
+    frame.render_widget(body, middle);
+    frame.render_widget(footer::Footer { app, theme }, footer);
 }
 
 /// A screen of one panel: the header line, the panel, the footer line.

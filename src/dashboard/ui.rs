@@ -196,6 +196,23 @@ pub fn fit(segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'s
     kept.into_iter().flat_map(|(_, _, s)| s).collect()
 }
 
+/// A panel's bordered block titled `title`, drawn in `area`; returns what is inside it.
+pub(crate) fn panel(
+    t: &Theme,
+    title: &str,
+    area: ratatui::layout::Rect,
+    buf: &mut ratatui::buffer::Buffer,
+) -> ratatui::layout::Rect {
+    use ratatui::widgets::{Block, Borders, Widget};
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.style(crate::dashboard::theme::Role::Border))
+        .title(ratatui::text::Span::styled(format!(" {title} "), t.style(crate::dashboard::theme::Role::Title)));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
 /// A view that takes the screen between the header and the footer.
 fn full_screen(
     frame: &mut Frame<'_>,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget};
 
 use super::{bar, fit, spark};
 use crate::dashboard::theme::{Role, Theme};
@@ -174,12 +174,7 @@ impl CensusPanel<'_> {
 impl Widget for CensusPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (m, t) = (self.model, self.theme);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" census ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = super::panel(t, "census", area, buf);
         let mut lines = vec![Line::from(fit(self.head(), usize::from(inner.width)))];
         let (title, counts) = ordered_counts(m);
         if self.tall {

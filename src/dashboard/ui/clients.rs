@@ -6,7 +6,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 
 use crate::dashboard::theme::{Role, Theme};
 use crate::engine::domain::HostClients;
@@ -42,12 +42,7 @@ impl ClientsPanel<'_> {
 impl Widget for ClientsPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (m, t) = (self.model, self.theme);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" clients ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = super::panel(t, "clients", area, buf);
         let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
         let Some(view) = &m.clients else {
             Paragraph::new(Span::styled("not listed yet", t.style(Role::Muted))).render(head, buf);

@@ -5,7 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget, Wrap};
 
 use crate::dashboard::theme::{Role, Theme};
 use crate::engine::domain::{EventKind, EventsState};
@@ -39,12 +39,7 @@ pub fn state_line(m: &Model) -> (String, Role) {
 impl Widget for EventsPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (m, t) = (self.model, self.theme);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" session events ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = super::panel(t, "session events", area, buf);
         let [head, body] = Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(inner);
         let (line, role) = state_line(m);
         Paragraph::new(Line::from(Span::styled(line, t.style(role)))).wrap(Wrap { trim: true }).render(head, buf);

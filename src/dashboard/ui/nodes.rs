@@ -5,7 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 
 use crate::dashboard::theme::{Role, Theme};
 use crate::engine::domain::{NodeStatus, NodesView};
@@ -105,12 +105,7 @@ impl NodesPanel<'_> {
 impl Widget for NodesPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" nodes ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = super::panel(t, "nodes", area, buf);
         let Some(view) = &self.model.nodes else {
             let address = self.model.target.url.clone();
             let line = format!(

@@ -5,7 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget, Wrap};
 
 use crate::dashboard::theme::{Role, Theme};
 use crate::engine::model::Model;
@@ -21,12 +21,7 @@ pub struct SlowlogPanel<'a> {
 impl Widget for SlowlogPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (m, t) = (self.model, self.theme);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.style(Role::Border))
-            .title(Span::styled(" slowlog ", t.style(Role::Title)));
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = super::panel(t, "slowlog", area, buf);
         let [head, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(inner);
         let Some(view) = &m.slowlog else {
             Paragraph::new(Span::styled("not read yet", t.style(Role::Muted))).render(head, buf);

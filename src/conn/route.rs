@@ -145,12 +145,7 @@ impl Batch {
     /// counts summed into its one reply.
     pub fn add_count(&mut self, name: &[u8], keys: &[&[u8]], kind: Kind) {
         if self.one || keys.is_empty() {
-            let mut cmd = Cmd::with_capacity(keys.len() + 1, name.len() + keys.iter().map(|k| k.len()).sum::<usize>());
-            cmd.arg(name);
-            for key in keys {
-                cmd.arg(*key);
-            }
-            return self.add(cmd);
+            return self.add(count_cmd(name, keys));
         }
         let index = self.count;
         self.count += 1;
@@ -222,13 +217,18 @@ pub trait Commands {
 
     /// `name` over `keys`, a command whose reply is a count of them (`EXISTS`).
     fn push_count(&mut self, name: &[u8], keys: &[&[u8]], _kind: Kind) {
-        let mut cmd = Cmd::with_capacity(keys.len() + 1, name.len() + keys.iter().map(|k| k.len()).sum::<usize>());
-        cmd.arg(name);
-        for key in keys {
-            cmd.arg(*key);
-        }
-        self.push(cmd);
+        self.push(count_cmd(name, keys));
     }
+}
+
+/// `name` over every one of `keys`, whole.
+fn count_cmd(name: &[u8], keys: &[&[u8]]) -> Cmd {
+    let mut cmd = Cmd::with_capacity(keys.len() + 1, name.len() + keys.iter().map(|k| k.len()).sum::<usize>());
+    cmd.arg(name);
+    for key in keys {
+        cmd.arg(*key);
+    }
+    cmd
 }
 
 impl Commands for Batch {

@@ -131,9 +131,16 @@ pub fn spawn(
     let (layout_tx, layout_rx) = watch::channel::<Option<Found>>(None);
     let poller = poller::Poller::new(topology.clone(), layout, options.clone(), writer, updates.clone());
     let poller = tokio::spawn(poller.run(request_rx, layout_tx));
-    let events =
-        tokio::spawn(events::events_loop(topology.clone(), updates.clone(), requests.clone(), layout_rx.clone()));
-    let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx));
+    // Events are for what happens between passes: they are subscribed to once the first ends.
+    let (passes_tx, passes_rx) = watch::channel(0u64);
+    let events = tokio::spawn(events::events_loop(
+        topology.clone(),
+        updates.clone(),
+        requests.clone(),
+        layout_rx.clone(),
+        passes_rx,
+    ));
+    let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx, passes_tx));
     let mut tasks = vec![poller, census, events];
     if let Some(sentinels) = topology.sentinels() {
         let follow = crate::conn::sentinel::follow_switches(topology.template().clone(), sentinels.clone());

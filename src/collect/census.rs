@@ -598,6 +598,7 @@ pub(super) async fn census_loop(
     options: super::CollectOptions,
     updates: UnboundedSender<Update>,
     mut layout_rx: watch::Receiver<Option<super::Found>>,
+    passes_done: watch::Sender<u64>,
 ) {
     let (layout, stages) = loop {
         if let Some(found) = layout_rx.borrow_and_update().clone() {
@@ -645,6 +646,7 @@ pub(super) async fn census_loop(
                         duration_ms: outcome.duration.as_millis() as u64,
                         orphan_ids: outcome.orphan_ids,
                     });
+                    passes_done.send_replace(generation);
                     tokio::time::sleep(options.census_pause).await;
                 }
                 Err(failure) if failure.is_connection() => {

@@ -194,7 +194,7 @@ pub async fn subscribe(topology: &Arc<Topology>, layout: &Arc<Layout>, db: i64) 
     Ok(subscription)
 }
 
-/// The collector's events task: once the layout is known, says whether events can be had;
+/// The collector's events task: once the first census pass has ended, says whether events can be had;
 /// subscribes when they can; hands them on every [`BATCH_EVERY`], asks the poller to read the
 /// sessions written (so they show between passes) and tells the table those that ended. A lost
 /// subscription is taken up again with backoff; events off are looked at again every minute.
@@ -203,6 +203,7 @@ pub(super) async fn events_loop(
     updates: mpsc::UnboundedSender<Update>,
     requests: mpsc::UnboundedSender<Request>,
     mut layout_rx: watch::Receiver<Option<super::Found>>,
+    mut passes_done: watch::Receiver<u64>,
 ) {
     let layout = loop {
         if let Some((layout, _)) = layout_rx.borrow_and_update().clone() {
@@ -212,6 +213,11 @@ pub(super) async fn events_loop(
             return;
         }
     };
+    // The first pass reads every session anyway; its connections need not share the start
+    // with the subscription's (a server near maxclients refuses one of them).
+    if passes_done.wait_for(|n| *n > 0).await.is_err() {
+        return;
+    }
     let db = topology.template().db();
     let mut attempt = 0;
     // Asked once: a user without CONFIG (ElastiCache, a least-privilege ACL) is not asked again.

@@ -22,7 +22,7 @@ pub struct EventsPanel<'a> {
 /// What the view says of the subscription, in a line.
 pub fn state_line(m: &Model) -> (String, Role) {
     match &m.events_state {
-        EventsState::Unknown => ("not subscribed yet (the layout is not known yet)".into(), Role::Muted),
+        EventsState::Unknown => ("not subscribed yet (after the first census pass)".into(), Role::Muted),
         EventsState::On { flags } => {
             let (created, ended) = m.since_pass;
             let flags = flags.as_deref().map(|f| format!(" (notify-keyspace-events {f})")).unwrap_or_default();

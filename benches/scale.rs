@@ -2,7 +2,8 @@
 //! figures from one run, each store in its own redis-server on TCP loopback.
 //!
 //! `cargo bench --bench scale` (both layouts, both sizes; about a quarter of an hour here).
-//! `SESSIONTOP_BENCH_SIZES=100000` and `SESSIONTOP_BENCH_LAYOUTS=trt` choose fewer.
+//! `SESSIONTOP_BENCH_SIZES=100000` and `SESSIONTOP_BENCH_LAYOUTS=trt` choose fewer;
+//! `SESSIONTOP_BENCH_NO_DASHBOARD=1` leaves out the dashboard's figures (tmux).
 //! `SESSIONTOP_BENCH_CLUSTER=3000000` measures that many TRT sessions on a Redis Cluster of three
 //! primaries instead (beside 1,000,000 on one server, in the same run): the figures below are
 //! then summed over the primaries (Redis CPU, commandstats floor, slowlog), the dearest command
@@ -16,7 +17,9 @@
 //! - the census (`snapshot --json`) at `--budget 0` and at the one-shot default, beside its
 //!   floor: the Redis CPU its own reads cost (the sum of `usec` in `INFO commandstats`, reset
 //!   before each run), the peak RSS and CPU time of the process, and at `--budget 0` what each
-//!   command cost per session (calls and Redis µs, summed over the servers);
+//!   command cost per session (calls and Redis µs, summed over the servers); and the census at
+//!   `--budget 0` beside a bare `SCAN` walk of the same keys (`COUNT 1000`), in three pairs run
+//!   back to back;
 //! - at 100,000 TRT sessions, the application's own listing (its Python code on redis-py,
 //!   `benches/trt_naive_client.py`; needs `pip install redis`) and `--budget 2%`'s Redis CPU;
 //! - the dashboard (tmux, 160x48): RSS after a full census (at `--budget 0`, so that it is
@@ -59,8 +62,9 @@ fn main() {
             _ => None,
         })
         .collect();
-    let tmux = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
-    if !tmux {
+    let tmux = std::env::var_os("SESSIONTOP_BENCH_NO_DASHBOARD").is_none()
+        && Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !tmux && std::env::var_os("SESSIONTOP_BENCH_NO_DASHBOARD").is_none() {
         println!("scale bench: the dashboard figures need tmux (apt-get install tmux); measuring the rest");
     }
     for &kind in &layouts {
@@ -178,6 +182,27 @@ impl Store {
         slow.sort_by_key(|s| std::cmp::Reverse(s.0));
         slow.truncate(3);
         (count, slow)
+    }
+
+    /// A bare `SCAN` walk of every key, `COUNT` [`SCAN_COUNT`], cursor after cursor on each
+    /// server in turn: what any tool that lists the keys must spend at least.
+    fn scan_walk(&mut self) -> Duration {
+        let started = Instant::now();
+        let mut seen = 0u64;
+        for con in &mut self.cons {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(SCAN_COUNT).query(con).unwrap();
+                seen += keys.len() as u64;
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        assert!(seen >= self.sessions as u64, "the walk saw every session");
+        started.elapsed()
     }
 
     /// Redis's own CPU seconds so far (user + system), summed over the servers.
@@ -336,6 +361,7 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) -> Store {
         }
         dear.take(&mut store);
     }
+    census_beside_scan(&mut store);
 
     if sessions <= 100_000 {
         if kind == load::Kind::Trt {
@@ -372,6 +398,30 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) -> Store {
     dear.print();
     store
 }
+
+/// The census at `--budget 0` beside a bare `SCAN` walk of the same keyspace, in pairs run back
+/// to back, three times: the ratio of each pair and the median (target <= 1.5x).
+fn census_beside_scan(store: &mut Store) {
+    let mut ratios = Vec::new();
+    let mut pairs = Vec::new();
+    for _ in 0..3 {
+        let scan = store.scan_walk();
+        let census = snapshot(store, &["--json", "--limit", "20", "--budget", "0"]).took;
+        ratios.push(census.as_secs_f64() / scan.as_secs_f64());
+        pairs.push(format!("{:.0}/{:.0}", ms(census), ms(scan)));
+    }
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "beside SCAN     census --budget 0 / bare SCAN walk (COUNT {SCAN_COUNT}) ms: {} = {}, median {:.2}x (target <= 1.5x)",
+        pairs.join(", "),
+        shown.join(", "),
+        ratios[ratios.len() / 2]
+    );
+}
+
+/// The `COUNT` of a bare `SCAN` walk.
+const SCAN_COUNT: usize = 1000;
 
 /// The dearest commands seen over the runs on one store.
 #[derive(Default)]

@@ -71,7 +71,14 @@ pub fn session_with(emit: &mut impl FnMut(&[&[u8]]), kind: Kind, n: usize, now: 
         Kind::Trt => {
             let id = format!("user_{n}");
             let at = now - (n % 86_000) as f64 - (n % 997) as f64 / 1000.0;
-            let iso = format!("2026-11-21T10:{:02}:{:02}.{:06}", (n / 60) % 60, n % 60, n % 1_000_000);
+            // The application writes its last interaction as naive local time, at the same save
+            // as the index score: the two agree.
+            let iso = chrono::DateTime::from_timestamp_micros((at * 1e6) as i64)
+                .expect("a time in range")
+                .with_timezone(&chrono::Local)
+                .naive_local()
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string();
             let state = format!("trt:session:{id}:state");
             let history = format!("trt:session:{id}:history");
             let meta = format!("trt:session:{id}:meta");

@@ -90,6 +90,18 @@ pub struct Batch {
     pub unavailable: Vec<String>,
 }
 
+/// The buffers one batch's commands are built in, reused from session to session.
+#[derive(Default)]
+struct KeyBuffers {
+    /// The session's own key.
+    key: Vec<u8>,
+    /// One of its parts.
+    other: Vec<u8>,
+    /// Its exactly named related keys, one after another, each ending where `ends` says.
+    related: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 /// Options for reading rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -143,9 +155,9 @@ impl Prepared {
     ) -> (Prepared, crate::conn::route::Batch) {
         let plan = ReadPlan::new(layout, options, need_score);
         let mut pipe = router.batch();
-        let mut key = Vec::new();
+        let mut bufs = KeyBuffers::default();
         for id in ids {
-            plan.add(&mut pipe, layout, id, options, &mut key);
+            plan.add(&mut pipe, layout, id, options, &mut bufs);
         }
         (Prepared { plan: Arc::new(plan), options }, pipe)
     }
@@ -940,7 +952,15 @@ impl ReadPlan {
         }
     }
 
-    fn add(&self, pipe: &mut impl Commands, layout: &Layout, id: &SessionId, options: ReadOptions, key: &mut Vec<u8>) {
+    fn add(
+        &self,
+        pipe: &mut impl Commands,
+        layout: &Layout,
+        id: &SessionId,
+        options: ReadOptions,
+        bufs: &mut KeyBuffers,
+    ) {
+        let KeyBuffers { key, other, related, ends } = bufs;
         key.clear();
         layout.session_key.write_key(key, &layout.prefix, id.as_bytes());
         let key = key.as_slice();
@@ -968,12 +988,12 @@ impl ReadPlan {
             let index_key = index.key.as_bytes();
             pipe.push_read(read_cmd(&[b"ZSCORE"], index_key, &[id.as_bytes()]), index_key, Kind::Zscore);
         }
-        let mut other = Vec::with_capacity(key.len() + 16);
         if self.history
             && let Some(part) = layout.history()
         {
-            part.template.write_key(&mut other, &layout.prefix, id.as_bytes());
-            pipe.push_read(read_cmd(&[b"LLEN"], &other, &[]), &other, Kind::Llen);
+            other.clear();
+            part.template.write_key(other, &layout.prefix, id.as_bytes());
+            pipe.push_read(read_cmd(&[b"LLEN"], other, &[]), other, Kind::Llen);
         }
         if self.memory_keys > 0 {
             if self.primary != Primary::Hash {
@@ -981,18 +1001,26 @@ impl ReadPlan {
             }
             for part in &layout.parts {
                 other.clear();
-                part.template.write_key(&mut other, &layout.prefix, id.as_bytes());
-                pipe.push_read(read_cmd(&[b"MEMORY", b"USAGE"], &other, &[]), &other, Kind::MemoryUsage);
+                part.template.write_key(other, &layout.prefix, id.as_bytes());
+                pipe.push_read(read_cmd(&[b"MEMORY", b"USAGE"], other, &[]), other, Kind::MemoryUsage);
             }
         }
         for o in &self.other_keys {
             other.clear();
-            o.template.write_key(&mut other, &layout.prefix, id.as_bytes());
-            pipe.push_read(read_cmd(&[b"PTTL"], &other, &[]), &other, Kind::Pttl);
+            o.template.write_key(other, &layout.prefix, id.as_bytes());
+            pipe.push_read(read_cmd(&[b"PTTL"], other, &[]), other, Kind::Pttl);
         }
         if self.probe_ephemeral {
-            let keys = self.ephemeral_keys(&layout.prefix, id);
-            let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            self.write_ephemeral_keys(&layout.prefix, id, related, ends);
+            let mut start = 0;
+            let keys: Vec<&[u8]> = ends
+                .iter()
+                .map(|end| {
+                    let key = &related[start..*end];
+                    start = *end;
+                    key
+                })
+                .collect();
             pipe.push_count(b"EXISTS", &keys, Kind::Exists);
         }
     }
@@ -1004,6 +1032,21 @@ impl ReadPlan {
             keys.push(template.key_with(prefix, id.as_bytes(), &self.minute));
         }
         keys
+    }
+
+    /// [`Self::ephemeral_keys`] written one after another into `out` (cleared first), where
+    /// each ends at the offset `ends` gives: building a batch's commands allocates no key.
+    fn write_ephemeral_keys(&self, prefix: &str, id: &SessionId, out: &mut Vec<u8>, ends: &mut Vec<usize>) {
+        out.clear();
+        ends.clear();
+        for e in &self.ephemeral {
+            e.template.write_key(out, prefix, id.as_bytes());
+            ends.push(out.len());
+        }
+        if let Some((template, _)) = &self.counter {
+            template.write_key_with(out, prefix, id.as_bytes(), &self.minute);
+            ends.push(out.len());
+        }
     }
 
     fn probe(

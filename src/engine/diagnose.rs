@@ -14,11 +14,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::conn::info::ServerStats;
-use chrono::DateTime;
 
 use crate::engine::domain::{
     CensusTally, Evidence, FINDING_SAMPLE, Finding, FindingKind, Micros, Millis, SessionRow, Severity, Subject,
-    Thresholds, parse_time,
+    Thresholds, parse_time_zoned,
 };
 use crate::engine::layout::NaiveTime;
 use crate::engine::names::SessionId;
@@ -555,10 +554,9 @@ fn key_findings(
 fn index_disagrees(score: Option<f64>, text: Option<&str>, naive: NaiveTime, skew_s: i64) -> Option<String> {
     let score = score.filter(|v| v.is_finite() && *v > 0.0)?;
     let text = text?;
-    let field = parse_time(text, naive)?;
+    let (field, zoned) = parse_time_zoned(text, naive)?;
     let ahead = score - field as f64 / 1e6;
     let skew = skew_s.max(1) as f64;
-    let zoned = text.trim().parse::<f64>().is_ok() || DateTime::parse_from_rfc3339(text.trim()).is_ok();
     const QUARTER_HOUR: f64 = 900.0;
     let offset = (ahead / QUARTER_HOUR).round() * QUARTER_HOUR;
     let zone_offset = !zoned && offset.abs() <= 14.0 * 3600.0 && (ahead - offset).abs() <= skew;

@@ -996,31 +996,95 @@ pub fn session_lifetime(
 /// Reads a timestamp as applications write it: epoch seconds (or milliseconds), RFC 3339, or
 /// ISO 8601 without an offset (read as local time or UTC, per the layout). Microseconds.
 pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
+    parse_time_zoned(text, naive).map(|(at, _)| at)
+}
+
+/// [`parse_time`], and whether the text said its own zone (a number of epoch seconds or
+/// milliseconds, or RFC 3339 with its offset) rather than naive time. Every session of a census
+/// has its time read, so the text's shape picks the one parser that can read it: a date begins
+/// with its four-digit year and a dash, and only a date with an offset after its day is tried as
+/// RFC 3339.
+pub fn parse_time_zoned(text: &str, naive: NaiveTime) -> Option<(Micros, bool)> {
     let text = text.trim();
-    if let Ok(n) = text.parse::<f64>() {
+    let dated = text.len() >= 10 && text.as_bytes()[4] == b'-';
+    if !dated {
+        let n = text.parse::<f64>().ok()?;
         if !n.is_finite() || n <= 0.0 {
             return None;
         }
-        return Some(if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros });
+        return Some((if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros }, true));
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_micros());
+    let offset = text.as_bytes()[10..].iter().any(|b| matches!(b, b'Z' | b'z' | b'+' | b'-'));
+    if offset && let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some((t.timestamp_micros(), true));
     }
-    // ISO 8601 with a `T` (Python's `isoformat()`) by chrono's own parser, which needs no
-    // format string read each time; else with a space (`str(datetime)`).
-    let parsed = match text.parse::<NaiveDateTime>() {
-        Ok(parsed) => parsed,
-        Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
+    // Python's `isoformat()` (with a `T`) or `str(datetime)` (with a space), read by hand in
+    // their one common shape; any other by chrono's parsers.
+    let parsed = match plain_iso(text.as_bytes()) {
+        Some(parsed) => parsed,
+        None => match text.parse::<NaiveDateTime>() {
+            Ok(parsed) => parsed,
+            Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
+        },
     };
-    match naive {
+    let at = match naive {
         NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
         NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
+    };
+    at.map(|at| (at, false))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` with a `T` or a space, and six or fewer digits of fraction, as Python
+/// writes a naive `datetime`: the shape of most sessions' times, read without chrono's general
+/// parser (a census reads one a session). `None` for any other text, which chrono then reads.
+fn plain_iso(b: &[u8]) -> Option<NaiveDateTime> {
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && (at(10, b'T') || at(10, b' ')) && at(13, b':') && at(16, b':')) {
+        return None;
     }
+    let micros = match b.len() {
+        19 => 0,
+        21..=26 if b[19] == b'.' => digits(20..b.len())? * 10u32.pow(26 - b.len() as u32),
+        _ => return None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(digits(11..13)?, digits(14..16)?, digits(17..19)?, micros)?;
+    Some(NaiveDateTime::new(date, time))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_iso_reads_what_chrono_reads() {
+        for text in [
+            "2024-05-17T12:34:56",
+            "2024-05-17 12:34:56",
+            "2024-05-17T12:34:56.7",
+            "2024-05-17T12:34:56.789012",
+            "2024-02-29T00:00:00.000001",
+            "1999-12-31 23:59:59.5",
+        ] {
+            let chrono = text.replace(' ', "T").parse::<NaiveDateTime>().ok();
+            assert_eq!(plain_iso(text.as_bytes()), chrono, "{text}");
+            assert!(chrono.is_some(), "{text}");
+        }
+        // Not its shape, or not a time: left to chrono (which refuses these too).
+        for text in [
+            "2023-02-29T00:00:00",
+            "2024-05-17T24:00:00",
+            "2024-05-17T12:34",
+            "2024-05-17T12:34:56.1234567",
+            "2024-05-17T12:34:56,5",
+            "２０２４-05-17T12:34:56",
+        ] {
+            assert_eq!(plain_iso(text.as_bytes()), None, "{text}");
+        }
+    }
 
     #[test]
     fn times_in_every_shape_applications_write() {
@@ -1032,5 +1096,13 @@ mod tests {
         assert_eq!(parse_time("2024-05-17 12:34:56", NaiveTime::Utc), Some(1_715_949_296_000_000));
         assert_eq!(parse_time("yesterday", NaiveTime::Utc), None);
         assert_eq!(parse_time("-5", NaiveTime::Utc), None);
+        assert_eq!(parse_time("2024-05-17T12:34:56Z", NaiveTime::Local), Some(1_715_949_296_000_000));
+        assert_eq!(parse_time("2024-05-17T14:34:56-02:00", NaiveTime::Utc), Some(1_715_963_696_000_000));
+        assert_eq!(parse_time("1e3", NaiveTime::Utc), Some(1_000_000_000));
+        // Whether the text said its zone.
+        assert_eq!(parse_time_zoned("1715949296", NaiveTime::Utc).map(|t| t.1), Some(true));
+        assert_eq!(parse_time_zoned("2024-05-17T12:34:56+01:00", NaiveTime::Utc).map(|t| t.1), Some(true));
+        assert_eq!(parse_time_zoned("2024-05-17T12:34:56.789012", NaiveTime::Utc).map(|t| t.1), Some(false));
+        assert_eq!(parse_time_zoned("2024-05-17 12:34:56", NaiveTime::Utc).map(|t| t.1), Some(false));
     }
 }

@@ -290,6 +290,10 @@ struct Fill<'a> {
     any: &'a [u8],
 }
 
+/// Bytes a key is given beyond its prefix and id when it is built, for the template's own
+/// text (`session:`, `:state`), so that building one allocates once.
+const KEY_SPARE: usize = 32;
+
 impl KeyTemplate {
     fn parse(source: &str, allow_any: bool) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
@@ -403,9 +407,14 @@ impl KeyTemplate {
 
     /// The key for a session with every `*` replaced by `any` (a rate limit's current minute).
     pub fn key_with(&self, prefix: &str, id: &[u8], any: &[u8]) -> Key {
-        let mut out = Vec::new();
-        self.render(&mut out, prefix, &Fill { id: Some(id), fields: None, any }, false);
+        let mut out = Vec::with_capacity(prefix.len() + id.len() + any.len() + KEY_SPARE);
+        self.write_key_with(&mut out, prefix, id, any);
         Key::from(out)
+    }
+
+    /// Appends [`Self::key_with`]'s key to `out`.
+    pub fn write_key_with(&self, out: &mut Vec<u8>, prefix: &str, id: &[u8], any: &[u8]) {
+        self.render(out, prefix, &Fill { id: Some(id), fields: None, any }, false);
     }
 
     /// Writes the template out to `out`: literal text and the prefix as they are (glob-escaped
@@ -440,7 +449,7 @@ impl KeyTemplate {
 
     /// The key for a session (`*` pieces are left as `*`; use [`Self::scan_pattern`] for them).
     pub fn key(&self, prefix: &str, id: &[u8]) -> Key {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(prefix.len() + id.len() + KEY_SPARE);
         self.write_key(&mut out, prefix, id);
         Key::from(out)
     }

@@ -41,8 +41,9 @@ use sessiontop::demo::local_cluster::{ClusterOptions, LocalCluster};
 use sessiontop::demo::local_redis::{Listen, LocalRedis, Options};
 
 fn main() {
+    let tmux = std::env::var_os("SESSIONTOP_BENCH_NO_DASHBOARD").is_none()
+        && Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
     if let Some(n) = std::env::var("SESSIONTOP_BENCH_CLUSTER").ok().and_then(|n| n.parse::<usize>().ok()) {
-        let tmux = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
         let mut one = bench(load::Kind::Trt, n / 3, tmux);
         let mut cluster = bench_cluster(n, tmux);
         side_by_side(&mut one, &mut cluster);
@@ -62,8 +63,6 @@ fn main() {
             _ => None,
         })
         .collect();
-    let tmux = std::env::var_os("SESSIONTOP_BENCH_NO_DASHBOARD").is_none()
-        && Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
     if !tmux && std::env::var_os("SESSIONTOP_BENCH_NO_DASHBOARD").is_none() {
         println!("scale bench: the dashboard figures need tmux (apt-get install tmux); measuring the rest");
     }

@@ -1035,7 +1035,8 @@ impl ReadPlan {
     }
 
     /// [`Self::ephemeral_keys`] written one after another into `out` (cleared first), where
-    /// each ends at the offset `ends` gives: building a batch's commands allocates no key.
+    /// each ends at the offset `ends` gives: a batch's commands are built without a key allocated
+    /// for each.
     fn write_ephemeral_keys(&self, prefix: &str, id: &SessionId, out: &mut Vec<u8>, ends: &mut Vec<usize>) {
         out.clear();
         ends.clear();
@@ -1302,6 +1303,42 @@ mod tests {
         assert_eq!(going_round(&gone, &rule, 3, &finals), None);
         let stage_only = StuckRule { history_decision: None, ..rule.clone() };
         assert_eq!(going_round(&decided, &stage_only, 3, &finals).as_deref(), Some("the last 3 turns stayed in tpr"));
+    }
+
+    #[test]
+    fn a_batch_names_the_same_related_keys_in_its_buffer_as_one_by_one() {
+        let layout = crate::engine::layout::Layout::builtin(
+            crate::engine::layout::LayoutKind::Trt,
+            &crate::engine::layout::Overrides::default(),
+        )
+        .unwrap();
+        let options = ReadOptions {
+            page: false,
+            max_value_bytes: 1 << 20,
+            thresholds: crate::engine::domain::Thresholds::default(),
+        };
+        let plan = ReadPlan::new(&layout, options, false);
+        assert!(plan.probe_ephemeral, "the TRT layout names a lock and a rate-limit counter");
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        // Ids that are prefixes of one another, and one with the template's own separator.
+        for id in ["user_7", "user_77", "org:acme:user7", ""] {
+            let id = SessionId::from(id);
+            plan.write_ephemeral_keys(&layout.prefix, &id, &mut out, &mut ends);
+            let one_by_one = plan.ephemeral_keys(&layout.prefix, &id);
+            let mut start = 0;
+            let written: Vec<&[u8]> = ends
+                .iter()
+                .map(|end| {
+                    let key = &out[start..*end];
+                    start = *end;
+                    key
+                })
+                .collect();
+            let expected: Vec<&[u8]> = one_by_one.iter().map(|k| k.as_bytes()).collect();
+            assert_eq!(written, expected);
+            assert_eq!(written.len(), 2);
+            assert!(written[0].starts_with(b"trt:lock:"), "{:?}", String::from_utf8_lossy(written[0]));
+        }
     }
 
     #[test]

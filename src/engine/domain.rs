@@ -1001,20 +1001,20 @@ pub fn parse_time(text: &str, naive: NaiveTime) -> Option<Micros> {
 
 /// [`parse_time`], and whether the text said its own zone (a number of epoch seconds or
 /// milliseconds, or RFC 3339 with its offset) rather than naive time. Every session of a census
-/// has its time read, so the text's shape picks the one parser that can read it: a date begins
-/// with its four-digit year and a dash, and only a date with an offset after its day is tried as
-/// RFC 3339.
+/// has its time read, so the text's shape spares the parsers that cannot read it: a date that
+/// begins with its four-digit year and a dash is not tried as a number, and only a text with an
+/// offset after its tenth byte is tried as RFC 3339.
 pub fn parse_time_zoned(text: &str, naive: NaiveTime) -> Option<(Micros, bool)> {
     let text = text.trim();
     let dated = text.len() >= 10 && text.as_bytes()[4] == b'-';
-    if !dated {
-        let n = text.parse::<f64>().ok()?;
+    if !dated && let Ok(n) = text.parse::<f64>() {
         if !n.is_finite() || n <= 0.0 {
             return None;
         }
         return Some((if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros }, true));
     }
-    let offset = text.as_bytes()[10..].iter().any(|b| matches!(b, b'Z' | b'z' | b'+' | b'-'));
+    // RFC 3339 ends in its offset, after the day.
+    let offset = text.as_bytes().iter().skip(10).any(|b| matches!(b, b'Z' | b'z' | b'+' | b'-'));
     if offset && let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some((t.timestamp_micros(), true));
     }
@@ -1083,6 +1083,79 @@ mod tests {
             "２０２４-05-17T12:34:56",
         ] {
             assert_eq!(plain_iso(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    /// What reading a time meant before the text's shape picked the parser: each parser tried
+    /// in turn, the zone said by a number or RFC 3339.
+    fn every_parser_in_turn(text: &str, naive: NaiveTime) -> Option<(Micros, bool)> {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<f64>() {
+            if !n.is_finite() || n <= 0.0 {
+                return None;
+            }
+            return Some((if n > 1e11 { (n * 1000.0) as Micros } else { (n * 1e6) as Micros }, true));
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Some((t.timestamp_micros(), true));
+        }
+        let parsed = match text.parse::<NaiveDateTime>() {
+            Ok(parsed) => parsed,
+            Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
+        };
+        let at = match naive {
+            NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
+            NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
+        };
+        at.map(|at| (at, false))
+    }
+
+    #[test]
+    fn the_shape_picks_the_parser_that_reads_it() {
+        let dates = ["2024-05-17", "2024-02-29", "2023-02-29", "1999-12-31", "0001-01-01", "+2024-05-17"];
+        let times = [
+            "",
+            "T12:34:56",
+            " 12:34:56",
+            "T23:59:60",
+            "T12:34:56.5",
+            "T12:34:56.789012",
+            "T12:34:56.1234567",
+            "T12:34",
+            "t12:34:56",
+        ];
+        let zones = ["", "Z", "z", "+01:00", "-05:30", "+0100", " UTC", "-"];
+        let mut texts: Vec<String> = Vec::new();
+        for d in dates {
+            for t in times {
+                for z in zones {
+                    texts.push(format!("{d}{t}{z}"));
+                    texts.push(format!("  {d}{t}{z} "));
+                }
+            }
+        }
+        texts.extend(
+            [
+                "1715949296",
+                "1715949296.5",
+                "1715949296500",
+                "1e9",
+                "-5",
+                "0",
+                "nan",
+                "inf",
+                "",
+                "yesterday",
+                "2024-05",
+                "12345-05-17T12:34:56",
+                "2024-05-1712:34:56",
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            for naive in [NaiveTime::Utc, NaiveTime::Local] {
+                assert_eq!(parse_time_zoned(text, naive), every_parser_in_turn(text, naive), "{text:?}");
+            }
         }
     }
 

@@ -133,14 +133,17 @@ pub fn spawn(
     let poller = tokio::spawn(poller.run(request_rx, layout_tx));
     // Events are for what happens between passes: they are subscribed to once the first ends.
     let (passes_tx, passes_rx) = watch::channel(0u64);
+    // What events hear written, for the census to read the rest light.
+    let changes = Arc::new(events::Changes::default());
     let events = tokio::spawn(events::events_loop(
         topology.clone(),
         updates.clone(),
         requests.clone(),
         layout_rx.clone(),
         passes_rx,
+        changes.clone(),
     ));
-    let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx, passes_tx));
+    let census = tokio::spawn(census::census_loop(topology.clone(), options, updates, layout_rx, passes_tx, changes));
     let mut tasks = vec![poller, census, events];
     if let Some(sentinels) = topology.sentinels() {
         let follow = crate::conn::sentinel::follow_switches(topology.template().clone(), sentinels.clone());

@@ -327,7 +327,7 @@ async fn census_into(
     let mut links = store.census_links().await?;
     let stages = data.stages.as_deref();
     let (progress, topology) = (Progress::start("census"), store.topology.clone());
-    let outcome = census::run_pass(&mut links, layout, setup.collect.census, 1, stages, |p| {
+    let outcome = census::run_pass(&mut links, layout, setup.collect.census, 1, stages, None, |p| {
         for row in &p.rows {
             top.offer(row);
             stalled.see(row);
@@ -587,7 +587,7 @@ pub async fn find_by_app_id(setup: &Setup, store: &mut Store, by: &str) -> Resul
     let mut found: Vec<SessionId> = Vec::new();
     let mut total = 0u64;
     let mut links = store.census_links().await?;
-    census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
+    census::run_pass(&mut links, &layout, setup.collect.census, 1, None, None, |p| {
         for row in &p.rows {
             if row.app_ids.contains(&key) {
                 total += 1;
@@ -639,7 +639,7 @@ pub async fn plan_fix(
     let mut found = 0u64;
     let mut links = store.census_links().await?;
     let (progress, topology) = (Progress::start("finding them"), store.topology.clone());
-    let outcome = census::run_pass(&mut links, &layout, setup.collect.census, 1, None, |p| {
+    let outcome = census::run_pass(&mut links, &layout, setup.collect.census, 1, None, None, |p| {
         for row in &p.rows {
             if row.findings.iter().any(|f| f.kind == kind) {
                 found += 1;

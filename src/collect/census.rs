@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
-use super::read::{Interner, Prepared, Probe, ReadOptions};
+use super::events::Changes;
+use super::read::{Carried, Interner, Prepared, Probe, ReadOptions};
 use super::stages::Stages;
 use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link};
@@ -41,6 +42,23 @@ pub struct CensusOptions {
     pub scan_count: usize,
     pub max_value_bytes: u64,
     pub thresholds: crate::engine::domain::Thresholds,
+}
+
+/// What lets a watch's census read sessions light: keyspace events' record of the sessions
+/// written, and the findings carried over from each session's last whole read.
+pub struct LightReads<'a> {
+    pub changes: &'a Changes,
+    pub carried: &'a mut Carried,
+}
+
+impl LightReads<'_> {
+    /// A pass begins: whether it may read sessions light (both the record and the carried
+    /// findings are whole).
+    fn turn(&mut self) -> bool {
+        let kept = self.carried.turn();
+        let heard = self.changes.turn();
+        kept && heard
+    }
 }
 
 /// What one pass reports after each batch.
@@ -193,9 +211,11 @@ pub async fn run_pass(
     options: CensusOptions,
     generation: u64,
     stages: Option<&Stages>,
+    mut light: Option<LightReads<'_>>,
     mut on_batch: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
+    let light_ok = light.as_mut().is_some_and(|l| l.turn());
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
     let (walks, index_size) = start_walks(&links.reads, layout).await?;
     let mut pass = Pass::new(layout, index_size);
@@ -215,12 +235,22 @@ pub async fn run_pass(
             let mut page = page?;
             walks.progressed(&page);
             pass.admit(&mut page);
-            let task = send_batch(links, &shared_layout, &mut page, read).await?;
+            let unchanged = match &light {
+                Some(l) if light_ok => {
+                    let mut unchanged = l.changes.unchanged(&page.ids);
+                    for (quiet, id) in unchanged.iter_mut().zip(&page.ids) {
+                        *quiet = *quiet && l.carried.may_read_light(id);
+                    }
+                    unchanged
+                }
+                _ => Vec::new(),
+            };
+            let task = send_batch(links, &shared_layout, &mut page, read, unchanged).await?;
             in_flight.push_back(task);
         }
         if let Some(task) = in_flight.pop_front() {
             let probe = task.await.map_err(|e| Failure::Protocol(format!("census read: {e}")))??;
-            let rows = pass.take(probe, generation, stages);
+            let rows = pass.take(probe, generation, stages, light.as_mut().map(|l| &mut *l.carried));
             let fraction = match index_size {
                 Some(size) => Some((pass.tally.examined as f64 / size as f64).min(1.0)),
                 None => walks.fraction(),
@@ -248,6 +278,9 @@ pub async fn run_pass(
         Some(_) => links.reads.topology().map().uncovered(),
         None => uncovered(links.reads.topology(), &links.reads.topology().map(), &walked),
     };
+    if let Some(l) = light {
+        l.carried.pass_done();
+    }
     Ok(Outcome { tally: pass.tally, orphan_ids: pass.orphan_ids, duration: started.elapsed() })
 }
 
@@ -404,8 +437,9 @@ async fn send_batch(
     layout: &Arc<Layout>,
     page: &mut Page,
     read: ReadOptions,
+    light: Vec<bool>,
 ) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
-    let (prepared, batch) = Prepared::new(&links.reads, layout, &page.ids, page.scores.is_none(), read);
+    let (prepared, batch) = Prepared::new_light(&links.reads, layout, &page.ids, page.scores.is_none(), read, light);
     // The batch's cost to each node: its first round trip, and the fields its second will read
     // (shared out as the first round trip is).
     let costs = links.reads.costs(&batch);
@@ -488,9 +522,15 @@ impl Pass {
 
     /// A batch's rows, counted: every session read ends up live, orphaned or vanished. Where
     /// stages are watched, a stuck session is marked before it is counted.
-    fn take(&mut self, probe: Probe, generation: u64, stages: Option<&Stages>) -> Vec<SessionRow> {
+    fn take(
+        &mut self,
+        probe: Probe,
+        generation: u64,
+        stages: Option<&Stages>,
+        carried: Option<&mut Carried>,
+    ) -> Vec<SessionRow> {
         let read_at = super::now_millis();
-        let batch = probe.finish(&mut self.interner, read_at);
+        let batch = probe.finish_carrying(&mut self.interner, read_at, carried);
         let mut rows = batch.rows;
         if let Some(stages) = stages {
             stages.pass_read(max_ttl_ms(&rows, read_at));
@@ -599,6 +639,7 @@ pub(super) async fn census_loop(
     updates: UnboundedSender<Update>,
     mut layout_rx: watch::Receiver<Option<super::Found>>,
     passes_done: watch::Sender<u64>,
+    changes: Arc<Changes>,
 ) {
     let (layout, stages) = loop {
         if let Some(found) = layout_rx.borrow_and_update().clone() {
@@ -617,6 +658,7 @@ pub(super) async fn census_loop(
     };
     let mut generation: u64 = 0;
     let mut attempt: u32 = 0;
+    let mut carried = Carried::default();
     loop {
         let mut links = match CensusLinks::open(&topology).await {
             Ok(links) => links,
@@ -631,10 +673,17 @@ pub(super) async fn census_loop(
         };
         loop {
             generation += 1;
-            let result = run_pass(&mut links, &layout, options.census, generation, stages.as_deref(), |p| {
-                send(Update::CensusBatch { generation, rows: p.rows, partial: p.tally.clone(), progress: p.fraction });
-            })
-            .await;
+            let light = LightReads { changes: &changes, carried: &mut carried };
+            let result =
+                run_pass(&mut links, &layout, options.census, generation, stages.as_deref(), Some(light), |p| {
+                    send(Update::CensusBatch {
+                        generation,
+                        rows: p.rows,
+                        partial: p.tally.clone(),
+                        progress: p.fraction,
+                    });
+                })
+                .await;
             match result {
                 Ok(mut outcome) => {
                     attempt = 0;

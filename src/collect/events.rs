@@ -151,6 +151,104 @@ pub fn collapse(events: Vec<SessionEvent>) -> Vec<SessionEvent> {
     out
 }
 
+/// Which sessions keyspace events have heard written (their key, a part or a related key)
+/// since the census last began a pass, so that a watch's census can read the others light
+/// ([`crate::collect::read::Prepared::new_light`]). Filled by the subscription as each
+/// notification comes, turned by the census at the start of each pass. Only an unbroken record
+/// counts: light reads are allowed in a pass only when events were heard on every primary
+/// without a break since before the pass before began (when each session was last read), and
+/// stop at once when they break.
+#[derive(Debug, Default)]
+pub struct Changes {
+    inner: std::sync::Mutex<ChangesInner>,
+}
+
+#[derive(Debug, Default)]
+struct ChangesInner {
+    hasher: std::hash::RandomState,
+    /// Since the last turn, and between the two turns before it.
+    current: std::collections::HashSet<u64>,
+    previous: std::collections::HashSet<u64>,
+    /// Subscribed on every primary, with no break since.
+    live: bool,
+    /// Live at the last turn, with no break since.
+    unbroken: bool,
+    /// Light reads allowed in the pass under way.
+    usable: bool,
+}
+
+/// The most written sessions held between two turns; more break the record (it is cleared),
+/// and passes read every session whole until it is whole again.
+const CHANGES_MAX: usize = 200_000;
+
+impl Changes {
+    /// Events are heard on every primary from now on.
+    pub fn subscribed(&self) {
+        if let Ok(mut c) = self.inner.lock() {
+            c.live = true;
+        }
+    }
+
+    /// Events may have been missed from now on (a subscription lost or moved).
+    pub fn broken(&self) {
+        if let Ok(mut c) = self.inner.lock() {
+            c.live = false;
+            c.unbroken = false;
+            c.usable = false;
+        }
+    }
+
+    /// A key of the session `id` was written, expired or removed.
+    pub fn touched(&self, id: &[u8]) {
+        let Ok(mut c) = self.inner.lock() else { return };
+        let hash = std::hash::BuildHasher::hash_one(&c.hasher, id);
+        c.current.insert(hash);
+        if c.current.len() > CHANGES_MAX {
+            c.current = Default::default();
+            c.previous = Default::default();
+            c.unbroken = false;
+            c.usable = false;
+        }
+    }
+
+    /// A census pass begins: returns whether it may read sessions light.
+    pub fn turn(&self) -> bool {
+        let Ok(mut c) = self.inner.lock() else { return false };
+        c.usable = c.live && c.unbroken;
+        c.previous = std::mem::take(&mut c.current);
+        c.unbroken = c.live;
+        c.usable
+    }
+
+    /// For each of `ids`, whether nothing was heard of it since it was last read (an empty list
+    /// when light reads are not allowed now).
+    pub fn unchanged(&self, ids: &[SessionId]) -> Vec<bool> {
+        let Ok(c) = self.inner.lock() else { return Vec::new() };
+        if !c.usable {
+            return Vec::new();
+        }
+        ids.iter()
+            .map(|id| {
+                let hash = std::hash::BuildHasher::hash_one(&c.hasher, id.as_bytes());
+                !c.current.contains(&hash) && !c.previous.contains(&hash)
+            })
+            .collect()
+    }
+}
+
+/// The sessions a written key may be one of: its own key's or a part's session, or every
+/// session a related key's name fits (a rate-limit counter `…:{id}:*` fits several ids when
+/// ids hold `:`).
+pub fn touched_ids<'k>(layout: &Layout, key: &'k [u8]) -> Vec<&'k [u8]> {
+    if let Some(id) = layout.session_id(key) {
+        return vec![id];
+    }
+    if let Some(id) = layout.parts.iter().find_map(|p| p.template.match_id(&layout.prefix, key, &layout.id_excludes)) {
+        return vec![id];
+    }
+    layout.related.iter().flat_map(|r| r.template.possible_ids(&layout.prefix, key, &layout.id_excludes)).collect()
+}
+
 /// Subscriptions to a layout's keys on every primary; they end when this is dropped.
 pub struct Subscription {
     pub events: mpsc::Receiver<Result<SessionEvent, Failure>>,
@@ -168,7 +266,12 @@ impl Drop for Subscription {
 }
 
 /// Subscribes on every primary of `topology` to `layout`'s keys in database `db`.
-pub async fn subscribe(topology: &Arc<Topology>, layout: &Arc<Layout>, db: i64) -> Result<Subscription, Failure> {
+pub async fn subscribe(
+    topology: &Arc<Topology>,
+    layout: &Arc<Layout>,
+    db: i64,
+    changes: Option<Arc<Changes>>,
+) -> Result<Subscription, Failure> {
     let (tx, events) = mpsc::channel(QUEUE);
     let channel = pattern(db, &layout.prefix);
     let mut subscription = Subscription { events, nodes: Vec::new(), tasks: Vec::new() };
@@ -176,11 +279,20 @@ pub async fn subscribe(topology: &Arc<Topology>, layout: &Arc<Layout>, db: i64) 
         subscription.nodes.push(node.address().to_string());
         let mut pubsub = node.target().pubsub().await?;
         pubsub.psubscribe(&channel).await.map_err(|e| Failure::from_redis("PSUBSCRIBE", &e))?;
-        let (tx, layout) = (tx.clone(), layout.clone());
+        let (tx, layout, changes) = (tx.clone(), layout.clone(), changes.clone());
         subscription.tasks.push(tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 let (channel, payload) = (message.get_channel_name().as_bytes(), message.get_payload_bytes());
+                // Recorded as it comes, whatever becomes of the event: the census's record of
+                // what was written must miss nothing the subscription heard.
+                if let Some(changes) = &changes
+                    && let Some(at) = memchr::memmem::find(channel, b"__:")
+                {
+                    for id in touched_ids(&layout, &channel[at + 3..]) {
+                        changes.touched(id);
+                    }
+                }
                 let Some(event) = event_of(&layout, channel, payload, super::now_millis()) else { continue };
                 // Full: sessiontop is behind a flood of writes; an event dropped costs a row's
                 // freshness until the next pass, never memory.
@@ -204,6 +316,7 @@ pub(super) async fn events_loop(
     requests: mpsc::UnboundedSender<Request>,
     mut layout_rx: watch::Receiver<Option<super::Found>>,
     mut passes_done: watch::Receiver<u64>,
+    changes: Arc<Changes>,
 ) {
     let layout = loop {
         if let Some((layout, _)) = layout_rx.borrow_and_update().clone() {
@@ -242,7 +355,7 @@ pub(super) async fn events_loop(
             tokio::time::sleep(Duration::from_secs(60)).await;
             continue;
         }
-        let mut subscription = match subscribe(&topology, &layout, db).await {
+        let mut subscription = match subscribe(&topology, &layout, db, Some(changes.clone())).await {
             Ok(subscription) => subscription,
             Err(failure) => {
                 attempt += 1;
@@ -252,7 +365,9 @@ pub(super) async fn events_loop(
             }
         };
         attempt = 0;
+        changes.subscribed();
         let ended = forward(&mut subscription, &topology, &updates, &requests).await;
+        changes.broken();
         drop(subscription);
         // Subscribing again where the primaries now are is no outage.
         if let Ended::Lost(why) = ended {

@@ -14,6 +14,7 @@
 //! substate, status) are cut to [`LABEL_MAX_CHARS`], with their size.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::conn::link::{Failure, Reply, reply};
@@ -102,6 +103,75 @@ struct KeyBuffers {
     ends: Vec<usize>,
 }
 
+/// What a census keeps of each session's last whole read for reading it light later: the
+/// findings of the reads a light read leaves out (a part's `PTTL`: no TTL, outliving the
+/// session), which hold exactly while nothing writes to its keys; and whether any of its
+/// related keys existed (a lock, a rate-limit counter: their findings change with time alone,
+/// so such a session is always read whole). Bounded: sessions with either are few; past
+/// [`CARRIED_MAX`] none more is kept and the next pass reads every session whole. Only a pass
+/// that ended lets go of what it did not meet, and only after one may the next read light.
+#[derive(Debug, Default)]
+pub struct Carried {
+    hasher: std::hash::RandomState,
+    /// By the id's hash: the pass that last read it, its findings, and whether a related key
+    /// of it existed.
+    by_id: HashMap<u64, (u64, Vec<RowFinding>, bool)>,
+    pass: u64,
+    /// The last pass ended, and nothing had to be let go for want of room.
+    whole: bool,
+    overflowed: bool,
+}
+
+/// The most sessions whose findings [`Carried`] keeps.
+pub const CARRIED_MAX: usize = 50_000;
+
+impl Carried {
+    /// A pass begins. Returns whether it may read sessions light.
+    pub fn turn(&mut self) -> bool {
+        self.pass += 1;
+        let ended = std::mem::take(&mut self.whole);
+        let overflowed = std::mem::take(&mut self.overflowed);
+        ended && !overflowed
+    }
+
+    /// The pass ended: what it did not meet is let go (ended sessions), and the next may read
+    /// light.
+    pub fn pass_done(&mut self) {
+        let pass = self.pass;
+        self.by_id.retain(|_, (seen, _, _)| *seen == pass);
+        self.whole = true;
+    }
+
+    /// Whether `id` may be read light (no related key of it existed at its last whole read).
+    pub fn may_read_light(&self, id: &SessionId) -> bool {
+        self.by_id.get(&self.hasher.hash_one(id.as_bytes())).is_none_or(|(_, _, related)| !related)
+    }
+
+    /// The findings kept for a session read light.
+    fn of(&mut self, id: &SessionId) -> Vec<RowFinding> {
+        let pass = self.pass;
+        match self.by_id.get_mut(&self.hasher.hash_one(id.as_bytes())) {
+            Some((seen, findings, _)) => {
+                *seen = pass;
+                findings.clone()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// A session read whole: what its left-out reads found, and whether a related key existed.
+    fn keep(&mut self, id: &SessionId, findings: Vec<RowFinding>, related: bool) {
+        let key = self.hasher.hash_one(id.as_bytes());
+        if findings.is_empty() && !related {
+            self.by_id.remove(&key);
+        } else if self.by_id.len() < CARRIED_MAX || self.by_id.contains_key(&key) {
+            self.by_id.insert(key, (self.pass, findings, related));
+        } else {
+            self.overflowed = true;
+        }
+    }
+}
+
 /// Options for reading rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -142,6 +212,8 @@ pub async fn read_rows(
 pub struct Prepared {
     plan: Arc<ReadPlan>,
     options: ReadOptions,
+    /// Which sessions are read light (see [`Prepared::new_light`]); empty when none are.
+    light: Vec<bool>,
 }
 
 impl Prepared {
@@ -153,13 +225,29 @@ impl Prepared {
         need_score: bool,
         options: ReadOptions,
     ) -> (Prepared, crate::conn::route::Batch) {
+        Prepared::new_light(router, layout, ids, need_score, options, Vec::new())
+    }
+
+    /// [`Prepared::new`], reading the sessions `light` marks without the reads that find only
+    /// what a session keeps while nothing writes to it: the `PTTL` of its parts but the one that
+    /// dates its creation, and the `EXISTS` of its related keys. A census reads so the sessions
+    /// keyspace events have heard nothing of since it last read them whole, and carries their
+    /// findings of those reads over ([`Carried`]).
+    pub fn new_light(
+        router: &Router,
+        layout: &Layout,
+        ids: &[SessionId],
+        need_score: bool,
+        options: ReadOptions,
+        light: Vec<bool>,
+    ) -> (Prepared, crate::conn::route::Batch) {
         let plan = ReadPlan::new(layout, options, need_score);
         let mut pipe = router.batch();
         let mut bufs = KeyBuffers::default();
-        for id in ids {
-            plan.add(&mut pipe, layout, id, options, &mut bufs);
+        for (i, id) in ids.iter().enumerate() {
+            plan.add(&mut pipe, layout, id, options, light.get(i).copied().unwrap_or(false), &mut bufs);
         }
-        (Prepared { plan: Arc::new(plan), options }, pipe)
+        (Prepared { plan: Arc::new(plan), options, light }, pipe)
     }
 
     /// Whether a second round trip reads hash fields (payloads longer than the peek are rare
@@ -202,12 +290,17 @@ impl Prepared {
             finals: layout.finals.clone(),
             memo: PayloadMemo::default(),
         };
-        if replies.len() < ids.len() * plan.per_session {
+        let light = |i: usize| self.light.get(i).copied().unwrap_or(false);
+        let width = |i: usize| if light(i) { plan.per_light } else { plan.per_session };
+        if replies.len() < (0..ids.len()).map(width).sum::<usize>() {
             return Err(Failure::Protocol("pipeline".into()));
         }
-        for (i, (id, own)) in ids.into_iter().zip(replies.chunks_mut(plan.per_session)).enumerate() {
+        let mut rest = replies.as_mut_slice();
+        for (i, id) in ids.into_iter().enumerate() {
+            let (own, tail) = std::mem::take(&mut rest).split_at_mut(width(i));
+            rest = tail;
             let known_score = scores.as_ref().and_then(|s| s.get(i).copied().flatten());
-            let probed = plan.probe(id, own, known_score, self.options, &mut probe);
+            let probed = plan.probe(id, own, known_score, self.options, light(i), &mut probe);
             probe.sessions.push(probed);
         }
         Ok(probe)
@@ -262,6 +355,8 @@ const MEMO_ENTRIES: usize = 64;
 /// One session after the first round trip.
 struct Probed {
     id: SessionId,
+    /// Read light: its findings of the reads left out are carried over.
+    light: bool,
     pttl: Option<i64>,
     score: Option<f64>,
     history_len: Option<u64>,
@@ -298,6 +393,7 @@ impl Probed {
     fn new(id: SessionId, pttl: Option<i64>, score: Option<f64>) -> Probed {
         Probed {
             id,
+            light: false,
             pttl,
             score,
             history_len: None,
@@ -633,7 +729,13 @@ impl Probe {
     }
 
     /// The rows, with repeating labels shared through `interner`.
-    pub fn finish(mut self, interner: &mut Interner, now: Millis) -> Batch {
+    pub fn finish(self, interner: &mut Interner, now: Millis) -> Batch {
+        self.finish_carrying(interner, now, None)
+    }
+
+    /// [`Probe::finish`] for a census: a session read light is given the findings its last
+    /// whole read found in the reads left out, and one read whole leaves its own in `carried`.
+    pub fn finish_carrying(mut self, interner: &mut Interner, now: Millis, mut carried: Option<&mut Carried>) -> Batch {
         let sessions = std::mem::take(&mut self.sessions);
         let mut batch = Batch {
             rows: Vec::with_capacity(sessions.len()),
@@ -649,7 +751,14 @@ impl Probe {
                 continue;
             }
             let last = last_interaction(&s, naive);
-            let findings = self.findings(&s, last, now);
+            let (mut findings, left_out) = self.findings(&s, last, now);
+            if let Some(carried) = carried.as_deref_mut() {
+                if s.light {
+                    findings.extend(carried.of(&s.id));
+                } else {
+                    carried.keep(&s.id, left_out, s.ephemeral_present);
+                }
+            }
             let mut row = SessionRow::new(s.id);
             row.ttl = Ttl::from_pttl(s.pttl, now);
             row.history_len = s.history_len;
@@ -675,11 +784,12 @@ impl Probe {
     }
 
     /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read, each
-    /// naming the key it is about (worked out only for the few sessions with a finding).
-    fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<RowFinding> {
+    /// naming the key it is about (worked out only for the few sessions with a finding); and,
+    /// apart, those of them that a light read would not find (see [`Prepared::new_light`]).
+    fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> (Vec<RowFinding>, Vec<RowFinding>) {
         let found = self.judge(s, last, now);
         if found.is_empty() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let id = s.id.as_bytes();
         let plan = &self.plan;
@@ -698,7 +808,20 @@ impl Probe {
                 About::Nothing => None,
             }
         };
-        found.into_iter().map(|(kind, why, about)| RowFinding { kind, why, key: key_of(about) }).collect()
+        let parts = plan.other_keys.len();
+        // A session with a related key is always read whole: only its parts' are left out.
+        let left_out = |about: About| matches!(about, About::Key(i) if i < parts && Some(i) != plan.meta);
+        // A light read made none of the reads left out, so found none of their findings.
+        let mut all = Vec::with_capacity(found.len());
+        let mut apart = Vec::new();
+        for (kind, why, about) in found {
+            let finding = RowFinding { kind, why, key: key_of(about) };
+            if left_out(about) {
+                apart.push(finding.clone());
+            }
+            all.push(finding);
+        }
+        (all, apart)
     }
 
     fn judge(&self, s: &Probed, last: Option<Micros>, now: Millis) -> Vec<(FindingKind, String, About)> {
@@ -872,6 +995,8 @@ struct ReadPlan {
     /// The epoch minute the counter is read for.
     minute: Vec<u8>,
     per_session: usize,
+    /// The commands of a session read light.
+    per_light: usize,
     /// Which of `other_keys` is written once at creation with the session's lifetime (the
     /// layout's meta): when it expires says when the session was created.
     meta: Option<usize>,
@@ -936,7 +1061,12 @@ impl ReadPlan {
             + memory_keys
             + other_keys.len()
             + usize::from(probe_ephemeral);
+        let meta = layout.parts.iter().position(|p| p.role == PartRole::Meta);
+        let per_light = per_session
+            - other_keys.iter().enumerate().filter(|(i, _)| Some(*i) != meta).count()
+            - usize::from(probe_ephemeral);
         ReadPlan {
+            per_light,
             fields,
             primary,
             zscore,
@@ -948,7 +1078,7 @@ impl ReadPlan {
             probe_ephemeral,
             minute,
             per_session,
-            meta: layout.parts.iter().position(|p| p.role == PartRole::Meta),
+            meta,
         }
     }
 
@@ -958,6 +1088,7 @@ impl ReadPlan {
         layout: &Layout,
         id: &SessionId,
         options: ReadOptions,
+        light: bool,
         bufs: &mut KeyBuffers,
     ) {
         let KeyBuffers { key, other, related, ends } = bufs;
@@ -1005,12 +1136,15 @@ impl ReadPlan {
                 pipe.push_read(read_cmd(&[b"MEMORY", b"USAGE"], other, &[]), other, Kind::MemoryUsage);
             }
         }
-        for o in &self.other_keys {
+        for (i, o) in self.other_keys.iter().enumerate() {
+            if light && Some(i) != self.meta {
+                continue;
+            }
             other.clear();
             o.template.write_key(other, &layout.prefix, id.as_bytes());
             pipe.push_read(read_cmd(&[b"PTTL"], other, &[]), other, Kind::Pttl);
         }
-        if self.probe_ephemeral {
+        if self.probe_ephemeral && !light {
             self.write_ephemeral_keys(&layout.prefix, id, related, ends);
             let mut start = 0;
             let keys: Vec<&[u8]> = ends
@@ -1056,6 +1190,7 @@ impl ReadPlan {
         replies: &mut [Reply],
         known_score: Option<f64>,
         options: ReadOptions,
+        light: bool,
         batch: &mut Probe,
     ) -> Probed {
         let mut replies = replies.iter_mut();
@@ -1115,8 +1250,11 @@ impl ReadPlan {
             }
             probed.memory_bytes = total;
         }
-        probed.other_ttls = self.other_keys.iter().map(|_| reply::int(&next())).collect();
-        if self.probe_ephemeral {
+        probed.light = light;
+        probed.other_ttls = (0..self.other_keys.len())
+            .map(|i| if light && Some(i) != self.meta { None } else { reply::int(&next()) })
+            .collect();
+        if self.probe_ephemeral && !light {
             probed.ephemeral_present = reply::int(&next()).is_some_and(|n| n > 0);
         }
         probed

@@ -19,7 +19,7 @@ pub async fn follow(store: &Store, json: bool, count: Option<u64>) -> Result<(),
         return Err(HeadlessError::Unavailable(format!("session events are not sent by this server: {how}")));
     }
     let db = store.topology.template().db();
-    let mut subscription = events::subscribe(&store.topology, &layout, db).await.map_err(HeadlessError::Redis)?;
+    let mut subscription = events::subscribe(&store.topology, &layout, db, None).await.map_err(HeadlessError::Redis)?;
     let stop = |kind| signal(kind).map_err(|e| HeadlessError::Unavailable(format!("cannot wait for signals: {e}")));
     let (mut terminate, mut interrupt) = (stop(SignalKind::terminate())?, stop(SignalKind::interrupt())?);
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

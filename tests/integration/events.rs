@@ -162,3 +162,96 @@ fn after_a_failover_session_events_come_from_the_new_primary() {
         .collect();
     assert!(done, "no expiry heard from the new primary; heard: {said:?} ({:?})", model.events_state);
 }
+
+/// The calls of `EXISTS` the server has answered.
+fn exists_calls(con: &mut redis::Connection) -> u64 {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// With events heard without a break since its last pass, a watch's census reads the sessions
+/// nothing wrote to since without their parts' `PTTL` and their related keys' `EXISTS`, and
+/// still counts what those found; a lock set on such a session is heard and read whole at the
+/// next pass (and from then on); a break in the events makes the next pass read every session
+/// whole.
+#[test]
+fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
+    use sessiontop::collect::census::{self, CensusLinks, LightReads};
+    use sessiontop::collect::events::{self, Changes};
+    use sessiontop::collect::read::Carried;
+    use sessiontop::engine::domain::{CensusTally, FindingKind};
+    use sessiontop::engine::names::SessionId;
+    use std::sync::Arc;
+
+    const SESSIONS: u64 = 40;
+    let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
+    let mut con = conn(&server);
+    let now = now_epoch();
+    for i in 0..SESSIONS {
+        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - 60.0 - i as f64, true);
+    }
+    // A history that never expires, from before the watch.
+    let _: bool = con.persist("trt:session:user_1:history").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = setup_for(&server.socket_url(), &dir, &["--layout", "trt", "--budget", "0"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = sessiontop::headless::open(&setup).await.unwrap();
+        let layout = Arc::new(store.layout.clone().unwrap());
+        let changes = Arc::new(Changes::default());
+        let _subscription = events::subscribe(&store.topology, &layout, 0, Some(changes.clone())).await.unwrap();
+        changes.subscribed();
+        let mut links = CensusLinks::open(&store.topology).await.unwrap();
+        let mut carried = Carried::default();
+        let mut generation = 0;
+        // One pass: the `EXISTS` it sent, and what it counted.
+        let mut pass = async |con: &mut redis::Connection| -> (u64, CensusTally) {
+            generation += 1;
+            let before = exists_calls(con);
+            let light = LightReads { changes: &changes, carried: &mut carried };
+            let outcome =
+                census::run_pass(&mut links, &layout, setup.collect.census, generation, None, Some(light), |_| {})
+                    .await
+                    .unwrap();
+            (exists_calls(con) - before, outcome.tally)
+        };
+        let count = |t: &CensusTally, kind| t.evidence.count(kind);
+
+        let (exists, tally) = pass(&mut con).await;
+        assert_eq!((exists, tally.total), (SESSIONS, SESSIONS), "the first pass reads every session whole");
+        assert_eq!(count(&tally, FindingKind::NoTtl), 1);
+
+        let (exists, tally) = pass(&mut con).await;
+        assert_eq!((exists, tally.total), (0, SESSIONS), "nothing was written: every session read light");
+        assert_eq!(count(&tally, FindingKind::NoTtl), 1, "the history without a TTL is still counted");
+
+        // A lock that never expires, on a session otherwise left alone.
+        let _: () = con.set("trt:lock:user_5", "worker-3").unwrap();
+        let user_5 = [SessionId::from("user_5")];
+        let heard = Instant::now();
+        while changes.unchanged(&user_5) != [false] {
+            assert!(heard.elapsed() < Duration::from_secs(5), "the lock was never heard");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (exists, tally) = pass(&mut con).await;
+        assert_eq!(exists, 1, "only the session written to is read whole");
+        assert_eq!(count(&tally, FindingKind::StaleLock), 1);
+        assert_eq!(count(&tally, FindingKind::NoTtl), 2, "the history and the lock");
+
+        // Events missed: the next pass cannot know what changed.
+        changes.broken();
+        changes.subscribed();
+        let (exists, tally) = pass(&mut con).await;
+        assert_eq!(exists, SESSIONS, "after a break every session is read whole");
+        assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
+
+        // Heard again without a break; a session with a lock is always read whole.
+        let (exists, tally) = pass(&mut con).await;
+        assert_eq!(exists, 1);
+        assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
+    });
+}

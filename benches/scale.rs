@@ -19,7 +19,9 @@
 //!   before each run), the peak RSS and CPU time of the process, and at `--budget 0` what each
 //!   command cost per session (calls and Redis µs, summed over the servers); and the census at
 //!   `--budget 0` beside a bare `SCAN` walk of the same keys (`COUNT 1000`), in three pairs run
-//!   back to back;
+//!   back to back; and a watch's census passes with keyspace events on, each pass after a
+//!   break in the events (every session read whole) beside one after a pass with them heard
+//!   throughout (the sessions nothing wrote to read light);
 //! - at 100,000 TRT sessions, the application's own listing (its Python code on redis-py,
 //!   `benches/trt_naive_client.py`; needs `pip install redis`) and `--budget 2%`'s Redis CPU;
 //! - the dashboard (tmux, 160x48): RSS after a full census (at `--budget 0`, so that it is
@@ -362,6 +364,10 @@ fn measure(mut store: Store, on: &str, loaded: Duration, tmux: bool) -> Store {
     }
     census_beside_scan(&mut store);
 
+    if kind == load::Kind::Trt && on == "one server" {
+        watch_passes(&mut store);
+    }
+
     if sessions <= 100_000 {
         if kind == load::Kind::Trt {
             let t = snapshot(&store, &["--json", "--limit", "20"]).took;
@@ -421,6 +427,59 @@ fn census_beside_scan(store: &mut Store) {
 
 /// The `COUNT` of a bare `SCAN` walk.
 const SCAN_COUNT: usize = 1000;
+
+/// A watch's census passes with keyspace events on, as the dashboard and `serve` run them: a
+/// pass after a break in the events reads every session whole, one after a pass with the events
+/// heard throughout reads light the sessions nothing wrote to (here: all of them). Three pairs,
+/// each whole pass followed by a light one: wall time and the commandstats floor of each.
+fn watch_passes(store: &mut Store) {
+    use sessiontop::collect::census::{self, CensusLinks, LightReads};
+    use sessiontop::collect::events::{self, Changes};
+    use sessiontop::collect::read::Carried;
+    use std::sync::Arc;
+
+    let _: Vec<()> = store.each(&["CONFIG", "SET", "notify-keyspace-events", "Kg$hlzxen"]);
+    let mut argv = vec!["sessiontop".to_string(), "--url".into(), store.url.clone(), "--budget".into(), "0".into()];
+    argv.extend(store.layout_args());
+    let cli = <sessiontop::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let setup = sessiontop::setup::Setup::new(&cli.global).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut shown = Vec::new();
+    runtime.block_on(async {
+        let opened = sessiontop::headless::open(&setup).await.unwrap();
+        let layout = Arc::new(opened.layout.clone().unwrap());
+        let changes = Arc::new(Changes::default());
+        let _subscription = events::subscribe(&opened.topology, &layout, 0, Some(changes.clone())).await.unwrap();
+        changes.subscribed();
+        let mut links = CensusLinks::open(&opened.topology).await.unwrap();
+        let mut carried = Carried::default();
+        for generation in 1..=7u64 {
+            // The first pass, and every other after it, follows a break.
+            if generation % 2 == 1 {
+                changes.broken();
+                changes.subscribed();
+            }
+            store.reset_stats();
+            let started = Instant::now();
+            let light = LightReads { changes: &changes, carried: &mut carried };
+            let outcome =
+                census::run_pass(&mut links, &layout, setup.collect.census, generation, None, Some(light), |_| {})
+                    .await
+                    .unwrap();
+            let took = started.elapsed();
+            assert_eq!(outcome.tally.total, store.sessions as u64, "the pass counted every session");
+            if generation > 1 {
+                shown.push(format!(
+                    "{} {:.0} ms (floor {:.0} ms)",
+                    if generation % 2 == 1 { "whole" } else { "light" },
+                    ms(took),
+                    store.floor_us() as f64 / 1e3
+                ));
+            }
+        }
+    });
+    println!("watch passes    --budget 0, events on: {}", shown.join(", "));
+}
 
 /// The dearest commands seen over the runs on one store.
 #[derive(Default)]

@@ -673,17 +673,14 @@ pub(super) async fn census_loop(
         };
         loop {
             generation += 1;
-            let light = LightReads { changes: &changes, carried: &mut carried };
-            let result =
-                run_pass(&mut links, &layout, options.census, generation, stages.as_deref(), Some(light), |p| {
-                    send(Update::CensusBatch {
-                        generation,
-                        rows: p.rows,
-                        partial: p.tally.clone(),
-                        progress: p.fraction,
-                    });
-                })
-                .await;
+            // A replica's copy may lag the write an event told of: reads from replicas are
+            // always whole.
+            let light = (topology.read_from() == crate::conn::topology::ReadFrom::Primary)
+                .then(|| LightReads { changes: &changes, carried: &mut carried });
+            let result = run_pass(&mut links, &layout, options.census, generation, stages.as_deref(), light, |p| {
+                send(Update::CensusBatch { generation, rows: p.rows, partial: p.tally.clone(), progress: p.fraction });
+            })
+            .await;
             match result {
                 Ok(mut outcome) => {
                     attempt = 0;

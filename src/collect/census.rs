@@ -59,6 +59,16 @@ impl LightReads<'_> {
         let heard = self.changes.turn();
         kept && heard
     }
+
+    /// For each of `ids`, whether to read it light: events heard nothing of it since it was
+    /// last read, and no related key of it existed then.
+    fn which(&self, ids: &[SessionId]) -> Vec<bool> {
+        let mut unchanged = self.changes.unchanged(ids);
+        for (quiet, id) in unchanged.iter_mut().zip(ids) {
+            *quiet = *quiet && self.carried.may_read_light(id);
+        }
+        unchanged
+    }
 }
 
 /// What one pass reports after each batch.
@@ -235,17 +245,11 @@ pub async fn run_pass(
             let mut page = page?;
             walks.progressed(&page);
             pass.admit(&mut page);
-            let unchanged = match &light {
-                Some(l) if light_ok => {
-                    let mut unchanged = l.changes.unchanged(&page.ids);
-                    for (quiet, id) in unchanged.iter_mut().zip(&page.ids) {
-                        *quiet = *quiet && l.carried.may_read_light(id);
-                    }
-                    unchanged
-                }
+            let light_ids = match &light {
+                Some(l) if light_ok => l.which(&page.ids),
                 _ => Vec::new(),
             };
-            let task = send_batch(links, &shared_layout, &mut page, read, unchanged).await?;
+            let task = send_batch(links, &shared_layout, &mut page, read, light_ids).await?;
             in_flight.push_back(task);
         }
         if let Some(task) = in_flight.pop_front() {

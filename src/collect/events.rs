@@ -104,12 +104,7 @@ pub fn event_of(layout: &Layout, channel: &[u8], payload: &[u8], at: Millis) -> 
     let start = memchr::memmem::find(channel, b"__:")? + 3;
     let key = &channel[start..];
     let name = std::str::from_utf8(payload).ok()?;
-    let (id, part, own_key) = match layout.session_id(key) {
-        Some(id) => (id, "session", true),
-        None => layout.parts.iter().find_map(|p| {
-            p.template.match_id(&layout.prefix, key, &layout.id_excludes).map(|id| (id, p.name.as_str(), false))
-        })?,
-    };
+    let (id, part, own_key) = owner(layout, key)?;
     let kind = match (name, own_key) {
         ("new", true) => EventKind::Created,
         ("expired", true) => EventKind::Expired,
@@ -240,13 +235,21 @@ impl Changes {
 /// session a related key's name fits (a rate-limit counter `…:{id}:*` fits several ids when
 /// ids hold `:`).
 pub fn touched_ids<'k>(layout: &Layout, key: &'k [u8]) -> Vec<&'k [u8]> {
-    if let Some(id) = layout.session_id(key) {
-        return vec![id];
-    }
-    if let Some(id) = layout.parts.iter().find_map(|p| p.template.match_id(&layout.prefix, key, &layout.id_excludes)) {
+    if let Some((id, _, _)) = owner(layout, key) {
         return vec![id];
     }
     layout.related.iter().flat_map(|r| r.template.possible_ids(&layout.prefix, key, &layout.id_excludes)).collect()
+}
+
+/// The session whose own key or part `key` is: its id, the part's name (`session` for its own
+/// key), and whether it is its own key.
+fn owner<'k, 'l>(layout: &'l Layout, key: &'k [u8]) -> Option<(&'k [u8], &'l str, bool)> {
+    match layout.session_id(key) {
+        Some(id) => Some((id, "session", true)),
+        None => layout.parts.iter().find_map(|p| {
+            p.template.match_id(&layout.prefix, key, &layout.id_excludes).map(|id| (id, p.name.as_str(), false))
+        }),
+    }
 }
 
 /// Subscriptions to a layout's keys on every primary; they end when this is dropped.

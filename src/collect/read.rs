@@ -91,6 +91,18 @@ pub struct Batch {
     pub unavailable: Vec<String>,
 }
 
+/// The keys written one after another into `buf`, each ending at the offset `ends` gives.
+fn keys_at<'b>(buf: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|end| {
+            let key = &buf[start..*end];
+            start = *end;
+            key
+        })
+        .collect()
+}
+
 /// The buffers one batch's commands are built in, reused from session to session.
 #[derive(Default)]
 struct KeyBuffers {
@@ -1146,16 +1158,7 @@ impl ReadPlan {
         }
         if self.probe_ephemeral && !light {
             self.write_ephemeral_keys(&layout.prefix, id, related, ends);
-            let mut start = 0;
-            let keys: Vec<&[u8]> = ends
-                .iter()
-                .map(|end| {
-                    let key = &related[start..*end];
-                    start = *end;
-                    key
-                })
-                .collect();
-            pipe.push_count(b"EXISTS", &keys, Kind::Exists);
+            pipe.push_count(b"EXISTS", &keys_at(related, ends), Kind::Exists);
         }
     }
 
@@ -1463,15 +1466,7 @@ mod tests {
             let id = SessionId::from(id);
             plan.write_ephemeral_keys(&layout.prefix, &id, &mut out, &mut ends);
             let one_by_one = plan.ephemeral_keys(&layout.prefix, &id);
-            let mut start = 0;
-            let written: Vec<&[u8]> = ends
-                .iter()
-                .map(|end| {
-                    let key = &out[start..*end];
-                    start = *end;
-                    key
-                })
-                .collect();
+            let written = keys_at(&out, &ends);
             let expected: Vec<&[u8]> = one_by_one.iter().map(|k| k.as_bytes()).collect();
             assert_eq!(written, expected);
             assert_eq!(written.len(), 2);

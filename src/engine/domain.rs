@@ -1027,11 +1027,15 @@ pub fn parse_time_zoned(text: &str, naive: NaiveTime) -> Option<(Micros, bool)> 
             Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
         },
     };
-    let at = match naive {
-        NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
-        NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
-    };
-    at.map(|at| (at, false))
+    naive_micros(&parsed, naive).map(|at| (at, false))
+}
+
+/// A time written without its zone, read in the zone the layout says.
+fn naive_micros(parsed: &NaiveDateTime, naive: NaiveTime) -> Option<Micros> {
+    match naive {
+        NaiveTime::Utc => Some(Utc.from_utc_datetime(parsed).timestamp_micros()),
+        NaiveTime::Local => Local.from_local_datetime(parsed).earliest().map(|t| t.timestamp_micros()),
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` with a `T` or a space, and six or fewer digits of fraction, as Python
@@ -1103,11 +1107,7 @@ mod tests {
             Ok(parsed) => parsed,
             Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?,
         };
-        let at = match naive {
-            NaiveTime::Utc => Some(Utc.from_utc_datetime(&parsed).timestamp_micros()),
-            NaiveTime::Local => Local.from_local_datetime(&parsed).earliest().map(|t| t.timestamp_micros()),
-        };
-        at.map(|at| (at, false))
+        naive_micros(&parsed, naive).map(|at| (at, false))
     }
 
     #[test]

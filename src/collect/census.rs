@@ -53,11 +53,11 @@ pub struct LightReads<'a> {
 
 impl LightReads<'_> {
     /// A pass begins: whether it may read sessions light (both the record and the carried
-    /// findings are whole).
-    fn turn(&mut self) -> bool {
+    /// findings are whole, and the server's setting makes the record proof).
+    async fn turn(&mut self, router: &Router, layout: &Layout) -> bool {
         let kept = self.carried.turn();
         let heard = self.changes.turn();
-        kept && heard
+        kept && heard && self.changes.confirmed(router, layout).await
     }
 
     /// For each of `ids`, whether to read it light: events heard nothing of it since it was
@@ -225,7 +225,10 @@ pub async fn run_pass(
     mut on_batch: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let light_ok = light.as_mut().is_some_and(|l| l.turn());
+    let light_ok = match light.as_mut() {
+        Some(l) => l.turn(&links.reads, layout).await,
+        None => false,
+    };
     let read = ReadOptions { page: false, max_value_bytes: options.max_value_bytes, thresholds: options.thresholds };
     let (walks, index_size) = start_walks(&links.reads, layout).await?;
     let mut pass = Pass::new(layout, index_size);

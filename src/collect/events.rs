@@ -170,6 +170,9 @@ struct ChangesInner {
     unbroken: bool,
     /// Light reads allowed in the pass under way.
     usable: bool,
+    /// `CONFIG` was refused: the server's setting cannot be known, so nothing heard proves
+    /// nothing written, and it is not asked again.
+    refused: bool,
 }
 
 /// The most written sessions held between two turns; more break the record (it is cleared),
@@ -215,6 +218,27 @@ impl Changes {
         c.usable
     }
 
+    /// Whether the server's setting, read now, makes the record proof: every primary sends the
+    /// notifications of every write to the layout's keys. Without that a subscription hears
+    /// nothing and looks like a store nobody writes to (ElastiCache's default parameter group
+    /// has them off, and there `CONFIG` cannot read it). Asked at each pass that may read light,
+    /// so a setting turned off during a watch is seen at the next; where `CONFIG` is refused,
+    /// asked once, and never light.
+    pub async fn confirmed(&self, router: &Router, layout: &Layout) -> bool {
+        if self.inner.lock().map_or(true, |c| c.refused) {
+            return false;
+        }
+        match setting_holds(router, layout).await {
+            Some(holds) => holds,
+            None => {
+                if let Ok(mut c) = self.inner.lock() {
+                    c.refused = true;
+                }
+                false
+            }
+        }
+    }
+
     /// For each of `ids`, whether nothing was heard of it since it was last read (an empty list
     /// when light reads are not allowed now).
     pub fn unchanged(&self, ids: &[SessionId]) -> Vec<bool> {
@@ -229,6 +253,22 @@ impl Changes {
             })
             .collect()
     }
+}
+
+/// Whether every primary's `notify-keyspace-events` has every class `layout` needs (`false` when
+/// one cannot be asked now), or `None` where `CONFIG` is refused.
+async fn setting_holds(router: &Router, layout: &Layout) -> Option<bool> {
+    for node in router.topology().map().primaries() {
+        let Ok(mut link) = router.link(&node).await else { return Some(false) };
+        let ask = redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events").clone();
+        match link.query::<Vec<String>>(&ask).await {
+            Ok(pair) if missing(pair.get(1).map_or("", String::as_str), layout).is_empty() => {}
+            Ok(_) => return Some(false),
+            Err(f) if f.is_unavailable() => return None,
+            Err(_) => return Some(false),
+        }
+    }
+    Some(true)
 }
 
 /// The sessions a written key may be one of: its own key's or a part's session, or every

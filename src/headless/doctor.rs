@@ -505,7 +505,7 @@ async fn features(
             EventsState::On { flags: Some(flags) } => format!("on ({flags})"),
             EventsState::Off { how, .. } => format!("off: {how}"),
             _ => format!(
-                "cannot tell (CONFIG GET is not allowed; on ElastiCache, see the parameter group's notify-keyspace-events): {}",
+                "cannot tell (CONFIG GET is not allowed; on ElastiCache, see the parameter group's notify-keyspace-events), so a watch's census reads every session whole each pass: {}",
                 crate::collect::events::how_to_turn_on()
             ),
         },

@@ -173,85 +173,149 @@ fn exists_calls(con: &mut redis::Connection) -> u64 {
         .unwrap_or(0)
 }
 
+/// A watch's census as the dashboard runs it: subscribed to its layout's events, pass after
+/// pass with what it carries from one to the next.
+struct Watch {
+    setup: sessiontop::setup::Setup,
+    layout: std::sync::Arc<sessiontop::engine::layout::Layout>,
+    links: sessiontop::collect::census::CensusLinks,
+    changes: std::sync::Arc<sessiontop::collect::events::Changes>,
+    carried: sessiontop::collect::read::Carried,
+    generation: u64,
+    _subscription: sessiontop::collect::events::Subscription,
+}
+
+impl Watch {
+    async fn open(url: &str, dir: &tempfile::TempDir) -> Watch {
+        use sessiontop::collect::{census::CensusLinks, events};
+        let setup = setup_for(url, dir, &["--layout", "trt", "--budget", "0"]);
+        let store = sessiontop::headless::open(&setup).await.unwrap();
+        let layout = std::sync::Arc::new(store.layout.clone().unwrap());
+        let changes = std::sync::Arc::new(events::Changes::default());
+        let subscription = events::subscribe(&store.topology, &layout, 0, Some(changes.clone())).await.unwrap();
+        changes.subscribed();
+        let links = CensusLinks::open(&store.topology).await.unwrap();
+        let carried = Default::default();
+        Watch { setup, layout, links, changes, carried, generation: 0, _subscription: subscription }
+    }
+
+    /// One pass: the `EXISTS` it sent, and what it counted.
+    async fn pass(&mut self, con: &mut redis::Connection) -> (u64, sessiontop::engine::domain::CensusTally) {
+        use sessiontop::collect::census::{self, LightReads};
+        self.generation += 1;
+        let before = exists_calls(con);
+        let light = LightReads { changes: &self.changes, carried: &mut self.carried };
+        let census = self.setup.collect.census;
+        let outcome =
+            census::run_pass(&mut self.links, &self.layout, census, self.generation, None, Some(light), |_| {})
+                .await
+                .unwrap();
+        (exists_calls(con) - before, outcome.tally)
+    }
+
+    /// Waits until events have told of a write to `id`.
+    async fn heard(&self, id: &str) {
+        let ids = [sessiontop::engine::names::SessionId::from(id)];
+        let since = Instant::now();
+        while self.changes.unchanged(&ids) != [false] {
+            assert!(since.elapsed() < Duration::from_secs(5), "the write to {id} was never heard");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// TRT sessions `user_0`… last active a minute ago.
+fn trt_sessions(con: &mut redis::Connection, n: u64) {
+    let now = now_epoch();
+    for i in 0..n {
+        trt_turn(con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - 60.0 - i as f64, true);
+    }
+}
+
 /// With events heard without a break since its last pass, a watch's census reads the sessions
 /// nothing wrote to since without their parts' `PTTL` and their related keys' `EXISTS`, and
 /// still counts what those found; a lock set on such a session is heard and read whole at the
-/// next pass (and from then on); a break in the events makes the next pass read every session
-/// whole.
+/// next pass (and from then on); a break in the events, or the server's setting turned off,
+/// makes the next pass read every session whole.
 #[test]
 fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
-    use sessiontop::collect::census::{self, CensusLinks, LightReads};
-    use sessiontop::collect::events::{self, Changes};
-    use sessiontop::collect::read::Carried;
     use sessiontop::engine::domain::{CensusTally, FindingKind};
-    use sessiontop::engine::names::SessionId;
-    use std::sync::Arc;
 
     const SESSIONS: u64 = 40;
     let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
     let mut con = conn(&server);
-    let now = now_epoch();
-    for i in 0..SESSIONS {
-        trt_turn(&mut con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - 60.0 - i as f64, true);
-    }
+    trt_sessions(&mut con, SESSIONS);
     // A history that never expires, from before the watch.
     let _: bool = con.persist("trt:session:user_1:history").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let setup = setup_for(&server.socket_url(), &dir, &["--layout", "trt", "--budget", "0"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = sessiontop::headless::open(&setup).await.unwrap();
-        let layout = Arc::new(store.layout.clone().unwrap());
-        let changes = Arc::new(Changes::default());
-        let _subscription = events::subscribe(&store.topology, &layout, 0, Some(changes.clone())).await.unwrap();
-        changes.subscribed();
-        let mut links = CensusLinks::open(&store.topology).await.unwrap();
-        let mut carried = Carried::default();
-        let mut generation = 0;
-        // One pass: the `EXISTS` it sent, and what it counted.
-        let mut pass = async |con: &mut redis::Connection| -> (u64, CensusTally) {
-            generation += 1;
-            let before = exists_calls(con);
-            let light = LightReads { changes: &changes, carried: &mut carried };
-            let outcome =
-                census::run_pass(&mut links, &layout, setup.collect.census, generation, None, Some(light), |_| {})
-                    .await
-                    .unwrap();
-            (exists_calls(con) - before, outcome.tally)
-        };
+        let mut watch = Watch::open(&server.socket_url(), &dir).await;
         let count = |t: &CensusTally, kind| t.evidence.count(kind);
 
-        let (exists, tally) = pass(&mut con).await;
+        let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!((exists, tally.total), (SESSIONS, SESSIONS), "the first pass reads every session whole");
         assert_eq!(count(&tally, FindingKind::NoTtl), 1);
 
-        let (exists, tally) = pass(&mut con).await;
+        let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!((exists, tally.total), (0, SESSIONS), "nothing was written: every session read light");
         assert_eq!(count(&tally, FindingKind::NoTtl), 1, "the history without a TTL is still counted");
 
         // A lock that never expires, on a session otherwise left alone.
         let _: () = con.set("trt:lock:user_5", "worker-3").unwrap();
-        let user_5 = [SessionId::from("user_5")];
-        let heard = Instant::now();
-        while changes.unchanged(&user_5) != [false] {
-            assert!(heard.elapsed() < Duration::from_secs(5), "the lock was never heard");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let (exists, tally) = pass(&mut con).await;
+        watch.heard("user_5").await;
+        let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!(exists, 1, "only the session written to is read whole");
         assert_eq!(count(&tally, FindingKind::StaleLock), 1);
         assert_eq!(count(&tally, FindingKind::NoTtl), 2, "the history and the lock");
 
         // Events missed: the next pass cannot know what changed.
-        changes.broken();
-        changes.subscribed();
-        let (exists, tally) = pass(&mut con).await;
+        watch.changes.broken();
+        watch.changes.subscribed();
+        let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!(exists, SESSIONS, "after a break every session is read whole");
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
 
         // Heard again without a break; a session with a lock is always read whole.
-        let (exists, tally) = pass(&mut con).await;
+        let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!(exists, 1);
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
+
+        // The setting turned off during the watch: the subscription hears nothing from now on,
+        // which proves nothing; a lock set now is found at the next pass all the same.
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("").query(&mut con).unwrap();
+        let _: () = con.set("trt:lock:user_7", "worker-4").unwrap();
+        let (exists, tally) = watch.pass(&mut con).await;
+        assert_eq!(exists, SESSIONS, "with the setting off every session is read whole");
+        assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (2, 3));
+    });
+}
+
+/// Where the server's setting cannot be read (`CONFIG` refused, as on ElastiCache) a
+/// subscription that hears nothing may be one to a server that sends nothing: every pass reads
+/// whole, and a lock set between two passes is found.
+#[test]
+fn a_watch_that_cannot_read_the_setting_reads_every_pass_whole() {
+    use sessiontop::engine::domain::FindingKind;
+
+    const SESSIONS: u64 = 20;
+    // Events off, as ElastiCache's default parameter group has them.
+    let server = server();
+    let mut con = conn(&server);
+    trt_sessions(&mut con, SESSIONS);
+    let rules = ["SETUSER", "watcher", "on", ">pw", "~*", "&*", "+@all", "-config"];
+    let _: () = redis::cmd("ACL").arg(&rules[..]).query(&mut con).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut watch = Watch::open(&format!("{}?user=watcher&pass=pw", server.socket_url()), &dir).await;
+        let (exists, _) = watch.pass(&mut con).await;
+        assert_eq!(exists, SESSIONS);
+        let _: () = con.set("trt:lock:user_3", "worker-1").unwrap();
+        for _ in 0..2 {
+            let (exists, tally) = watch.pass(&mut con).await;
+            assert_eq!(exists, SESSIONS, "nothing heard proves nothing written: every session read whole");
+            assert_eq!(tally.evidence.count(FindingKind::StaleLock), 1, "the lock set between passes is found");
+        }
     });
 }

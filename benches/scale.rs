@@ -433,9 +433,9 @@ const SCAN_COUNT: usize = 1000;
 /// heard throughout reads light the sessions nothing wrote to (here: all of them). Three pairs,
 /// each whole pass followed by a light one: wall time and the commandstats floor of each.
 fn watch_passes(store: &mut Store) {
+    use sessiontop::collect::carry::Carried;
     use sessiontop::collect::census::{self, CensusLinks, LightReads};
     use sessiontop::collect::events::{self, Changes};
-    use sessiontop::collect::read::Carried;
     use std::sync::Arc;
 
     let _: Vec<()> = store.each(&["CONFIG", "SET", "notify-keyspace-events", "Kg$hlzxen"]);

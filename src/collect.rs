@@ -16,6 +16,7 @@
 //!
 //! [`LinkState::Reconnecting`]: crate::engine::domain::LinkState::Reconnecting
 
+pub mod carry;
 pub mod census;
 pub mod clients;
 pub mod detect;

@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
+use super::carry::{Carried, Read};
 use super::events::Changes;
-use super::read::{Carried, Interner, Prepared, Probe, ReadOptions};
+use super::read::{Interner, Prepared, Probe, ReadOptions};
 use super::stages::Stages;
 use super::walk::{Count, KeyWalk, Pacing};
 use crate::conn::link::{Failure, Link};
@@ -60,14 +61,16 @@ impl LightReads<'_> {
         kept && heard && self.changes.confirmed(router, layout).await
     }
 
-    /// For each of `ids`, whether to read it light: events heard nothing of it since it was
-    /// last read, and no related key of it existed then.
-    fn which(&self, ids: &[SessionId]) -> Vec<bool> {
-        let mut unchanged = self.changes.unchanged(ids);
-        for (quiet, id) in unchanged.iter_mut().zip(ids) {
-            *quiet = *quiet && self.carried.may_read_light(id);
-        }
+    /// How to read each of `ids`: whole, unless events heard nothing of it since it was last
+    /// read (then as [`Carried::read`] says).
+    fn which(&self, ids: &[SessionId]) -> Vec<Read> {
+        let now = super::now_millis();
+        let unchanged = self.changes.unchanged(ids);
         unchanged
+            .into_iter()
+            .zip(ids)
+            .map(|(quiet, id)| if quiet { self.carried.read(id, now) } else { Read::Whole })
+            .collect()
     }
 }
 
@@ -248,11 +251,11 @@ pub async fn run_pass(
             let mut page = page?;
             walks.progressed(&page);
             pass.admit(&mut page);
-            let light_ids = match &light {
+            let reads = match &light {
                 Some(l) if light_ok => l.which(&page.ids),
                 _ => Vec::new(),
             };
-            let task = send_batch(links, &shared_layout, &mut page, read, light_ids).await?;
+            let task = send_batch(links, &shared_layout, &mut page, read, reads).await?;
             in_flight.push_back(task);
         }
         if let Some(task) = in_flight.pop_front() {
@@ -444,13 +447,13 @@ async fn send_batch(
     layout: &Arc<Layout>,
     page: &mut Page,
     read: ReadOptions,
-    light: Vec<bool>,
+    reads: Vec<Read>,
 ) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
-    let (prepared, batch) = Prepared::new_light(&links.reads, layout, &page.ids, page.scores.is_none(), read, light);
+    let (prepared, batch) = Prepared::new_light(&links.reads, layout, &page.ids, page.scores.is_none(), read, reads);
     // The batch's cost to each node: its first round trip, and the fields its second will read
     // (shared out as the first round trip is).
     let costs = links.reads.costs(&batch);
-    let fields = if prepared.reads_fields() { page.ids.len() as u64 } else { 0 };
+    let fields = prepared.fields_read_later(page.ids.len()) as u64;
     for (node, cost, commands) in &costs {
         let share = fields * commands / batch.len().max(1) as u64;
         let field_cost = node.pacer().lock().map(|p| p.cost_us(Kind::Hmget, share, 1)).unwrap_or(0.0);

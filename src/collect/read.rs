@@ -14,9 +14,9 @@
 //! substate, status) are cut to [`LABEL_MAX_CHARS`], with their size.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use super::carry::{Carried, Kept, Read};
 use crate::conn::link::{Failure, Reply, reply};
 use crate::conn::pace::Kind;
 use crate::conn::route::{Commands, Router};
@@ -115,75 +115,6 @@ struct KeyBuffers {
     ends: Vec<usize>,
 }
 
-/// What a census keeps of each session's last whole read for reading it light later: the
-/// findings of the reads a light read leaves out (a part's `PTTL`: no TTL, outliving the
-/// session), which hold exactly while nothing writes to its keys; and whether any of its
-/// related keys existed (a lock, a rate-limit counter: their findings change with time alone,
-/// so such a session is always read whole). Bounded: sessions with either are few; past
-/// [`CARRIED_MAX`] none more is kept and the next pass reads every session whole. Only a pass
-/// that ended lets go of what it did not meet, and only after one may the next read light.
-#[derive(Debug, Default)]
-pub struct Carried {
-    hasher: std::hash::RandomState,
-    /// By the id's hash: the pass that last read it, its findings, and whether a related key
-    /// of it existed.
-    by_id: HashMap<u64, (u64, Vec<RowFinding>, bool)>,
-    pass: u64,
-    /// The last pass ended, and nothing had to be let go for want of room.
-    whole: bool,
-    overflowed: bool,
-}
-
-/// The most sessions whose findings [`Carried`] keeps.
-pub const CARRIED_MAX: usize = 50_000;
-
-impl Carried {
-    /// A pass begins. Returns whether it may read sessions light.
-    pub fn turn(&mut self) -> bool {
-        self.pass += 1;
-        let ended = std::mem::take(&mut self.whole);
-        let overflowed = std::mem::take(&mut self.overflowed);
-        ended && !overflowed
-    }
-
-    /// The pass ended: what it did not meet is let go (ended sessions), and the next may read
-    /// light.
-    pub fn pass_done(&mut self) {
-        let pass = self.pass;
-        self.by_id.retain(|_, (seen, _, _)| *seen == pass);
-        self.whole = true;
-    }
-
-    /// Whether `id` may be read light (no related key of it existed at its last whole read).
-    pub fn may_read_light(&self, id: &SessionId) -> bool {
-        self.by_id.get(&self.hasher.hash_one(id.as_bytes())).is_none_or(|(_, _, related)| !related)
-    }
-
-    /// The findings kept for a session read light.
-    fn of(&mut self, id: &SessionId) -> Vec<RowFinding> {
-        let pass = self.pass;
-        match self.by_id.get_mut(&self.hasher.hash_one(id.as_bytes())) {
-            Some((seen, findings, _)) => {
-                *seen = pass;
-                findings.clone()
-            }
-            None => Vec::new(),
-        }
-    }
-
-    /// A session read whole: what its left-out reads found, and whether a related key existed.
-    fn keep(&mut self, id: &SessionId, findings: Vec<RowFinding>, related: bool) {
-        let key = self.hasher.hash_one(id.as_bytes());
-        if findings.is_empty() && !related {
-            self.by_id.remove(&key);
-        } else if self.by_id.len() < CARRIED_MAX || self.by_id.contains_key(&key) {
-            self.by_id.insert(key, (self.pass, findings, related));
-        } else {
-            self.overflowed = true;
-        }
-    }
-}
-
 /// Options for reading rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -224,8 +155,8 @@ pub async fn read_rows(
 pub struct Prepared {
     plan: Arc<ReadPlan>,
     options: ReadOptions,
-    /// Which sessions are read light (see [`Prepared::new_light`]); empty when none are.
-    light: Vec<bool>,
+    /// How each session is read (see [`Prepared::new_light`]); empty when every one is whole.
+    reads: Vec<Read>,
 }
 
 impl Prepared {
@@ -240,32 +171,37 @@ impl Prepared {
         Prepared::new_light(router, layout, ids, need_score, options, Vec::new())
     }
 
-    /// [`Prepared::new`], reading the sessions `light` marks without the reads that find only
-    /// what a session keeps while nothing writes to it: the `PTTL` of its parts but the one that
-    /// dates its creation, and the `EXISTS` of its related keys. A census reads so the sessions
-    /// keyspace events have heard nothing of since it last read them whole, and carries their
-    /// findings of those reads over ([`Carried`]).
+    /// [`Prepared::new`], reading each session as `reads` says: light, without the reads that
+    /// find only what a session keeps while nothing writes to it (the `PTTL` of its parts but
+    /// the one that dates its creation, and the `EXISTS` of its related keys); or settled, only
+    /// its hash fields or payload, the rest taken from its last whole read. A census reads so
+    /// the sessions keyspace events have heard nothing of since it last read them whole, and
+    /// carries over what those reads found ([`Carried`]).
     pub fn new_light(
         router: &Router,
         layout: &Layout,
         ids: &[SessionId],
         need_score: bool,
         options: ReadOptions,
-        light: Vec<bool>,
+        reads: Vec<Read>,
     ) -> (Prepared, crate::conn::route::Batch) {
         let plan = ReadPlan::new(layout, options, need_score);
         let mut pipe = router.batch();
         let mut bufs = KeyBuffers::default();
         for (i, id) in ids.iter().enumerate() {
-            plan.add(&mut pipe, layout, id, options, light.get(i).copied().unwrap_or(false), &mut bufs);
+            plan.add(&mut pipe, layout, id, options, reads.get(i).copied().unwrap_or(Read::Whole), &mut bufs);
         }
-        (Prepared { plan: Arc::new(plan), options, light }, pipe)
+        (Prepared { plan: Arc::new(plan), options, reads }, pipe)
     }
 
-    /// Whether a second round trip reads hash fields (payloads longer than the peek are rare
-    /// and are not counted here).
-    pub fn reads_fields(&self) -> bool {
-        self.plan.primary == Primary::Hash && !self.plan.fields.is_empty()
+    /// How many sessions a second round trip reads the hash fields of (payloads longer than
+    /// the peek are rare and are not counted here): all but those read settled, whose fields
+    /// the first reads.
+    pub fn fields_read_later(&self, sessions: usize) -> usize {
+        if self.plan.primary != Primary::Hash || self.plan.fields.is_empty() {
+            return 0;
+        }
+        sessions - self.reads.iter().filter(|r| matches!(r, Read::Settled(_))).count()
     }
 
     /// Reads the first round trip's replies: TTLs, lengths, sizes, and any payloads (decoded).
@@ -277,9 +213,12 @@ impl Prepared {
         mut replies: Vec<Reply>,
     ) -> Result<Probe, Failure> {
         // A denied read of the session's own keys makes every row meaningless; only the sizes
-        // (`MEMORY USAGE`, and `HLEN`, which `HSTRLEN` stands in for) may be denied.
+        // (`MEMORY USAGE`, and `HLEN`, which `HSTRLEN` stands in for) may be denied, and the
+        // fields of a session read settled, which cost their labels as in a second round trip.
         if let Some(failure) = replies.iter().find_map(|r| match r {
-            Err(f @ Failure::Denied { command, .. }) if command != "MEMORY USAGE" && command != "HLEN" => {
+            Err(f @ Failure::Denied { command, .. })
+                if command != "MEMORY USAGE" && command != "HLEN" && command != "HMGET" =>
+            {
                 Some(f.clone())
             }
             _ => None,
@@ -302,8 +241,13 @@ impl Prepared {
             finals: layout.finals.clone(),
             memo: PayloadMemo::default(),
         };
-        let light = |i: usize| self.light.get(i).copied().unwrap_or(false);
-        let width = |i: usize| if light(i) { plan.per_light } else { plan.per_session };
+        let read = |i: usize| self.reads.get(i).copied().unwrap_or(Read::Whole);
+        let width = |i: usize| match read(i) {
+            Read::Whole => plan.per_session,
+            Read::Light => plan.per_light,
+            Read::Settled(_) => plan.per_settled,
+        };
+        let now = super::now_millis();
         if replies.len() < (0..ids.len()).map(width).sum::<usize>() {
             return Err(Failure::Protocol("pipeline".into()));
         }
@@ -312,7 +256,7 @@ impl Prepared {
             let (own, tail) = std::mem::take(&mut rest).split_at_mut(width(i));
             rest = tail;
             let known_score = scores.as_ref().and_then(|s| s.get(i).copied().flatten());
-            let probed = plan.probe(id, own, known_score, self.options, light(i), &mut probe);
+            let probed = plan.probe(id, own, known_score, self.options, (read(i), now), &mut probe);
             probe.sessions.push(probed);
         }
         Ok(probe)
@@ -369,6 +313,8 @@ struct Probed {
     id: SessionId,
     /// Read light: its findings of the reads left out are carried over.
     light: bool,
+    /// Read settled: what it took from its last whole read (its fields or payload were read).
+    settled: Option<Kept>,
     pttl: Option<i64>,
     score: Option<f64>,
     history_len: Option<u64>,
@@ -406,6 +352,7 @@ impl Probed {
         Probed {
             id,
             light: false,
+            settled: None,
             pttl,
             score,
             history_len: None,
@@ -492,6 +439,7 @@ impl Probe {
         let t = self.options.thresholds;
         let cap = self.options.max_value_bytes;
         let large: Vec<usize> = (0..self.sessions.len())
+            .filter(|i| self.sessions[*i].settled.is_none())
             .filter(|i| self.sessions[*i].payload_bytes.is_some_and(|b| b > t.large_session_bytes))
             .collect();
         if large.is_empty() {
@@ -561,7 +509,11 @@ impl Probe {
         let unmeasured: Vec<usize> = (0..self.sessions.len())
             .filter(|i| {
                 let s = &self.sessions[*i];
-                s.pttl != Some(-2) && s.decode_error.is_none() && s.hash_len != Some(0) && !self.fits_whole(s)
+                s.pttl != Some(-2)
+                    && s.decode_error.is_none()
+                    && s.hash_len != Some(0)
+                    && s.settled.is_none()
+                    && !self.fits_whole(s)
             })
             .collect();
         if unmeasured.is_empty() {
@@ -600,7 +552,7 @@ impl Probe {
         for i in 0..self.sessions.len() {
             let whole = self.fits_whole(&self.sessions[i]);
             let s = &mut self.sessions[i];
-            if s.pttl == Some(-2) || s.decode_error.is_some() || s.hash_len == Some(0) {
+            if s.pttl == Some(-2) || s.decode_error.is_some() || s.hash_len == Some(0) || s.settled.is_some() {
                 continue;
             }
             if whole {
@@ -655,18 +607,8 @@ impl Probe {
             }
             let replies = router.pipeline(&pipe).await?;
             for ((i, fields, _), r) in wanted[start..end].iter().zip(replies) {
-                if let Err(Failure::Server { code, .. }) = &r
-                    && code == "WRONGTYPE"
-                {
-                    // Rewritten as another type since its size was read.
-                    self.sessions[*i].decode_error.get_or_insert_with(|| "the session key is not a hash".into());
-                    continue;
-                }
-                let values = reply::byte_list(r).unwrap_or_default();
                 let names: Vec<&str> = fields.iter().map(|f| plan.fields[*f].as_str()).collect();
-                let source = Source::Hash { names: &names, values };
-                let s = &mut self.sessions[*i];
-                s.labels = labels(&source, &self.fields, self.options.page);
+                take_fields(&mut self.sessions[*i], r, &names, &self.fields, self.options.page);
             }
             start = end;
         }
@@ -746,7 +688,8 @@ impl Probe {
     }
 
     /// [`Probe::finish`] for a census: a session read light is given the findings its last
-    /// whole read found in the reads left out, and one read whole leaves its own in `carried`.
+    /// whole read found in the reads left out, and one read whole or settled leaves its own in
+    /// `carried`, with what a settled read may take as it is.
     pub fn finish_carrying(mut self, interner: &mut Interner, now: Millis, mut carried: Option<&mut Carried>) -> Batch {
         let sessions = std::mem::take(&mut self.sessions);
         let mut batch = Batch {
@@ -768,7 +711,9 @@ impl Probe {
                 if s.light {
                     findings.extend(carried.of(&s.id));
                 } else {
-                    carried.keep(&s.id, left_out, s.ephemeral_present);
+                    // A session read settled keeps what it took (its ends as they were).
+                    let kept = s.settled.or_else(|| self.kept_of(&s, now));
+                    carried.keep(&s.id, left_out, s.ephemeral_present, kept);
                 }
             }
             let mut row = SessionRow::new(s.id);
@@ -793,6 +738,27 @@ impl Probe {
             batch.rows.push(row);
         }
         batch
+    }
+
+    /// What a settled read of a session read whole may take as it is ([`Kept`]): for a census
+    /// read (not a page's), of a session whose related keys did not exist and whose payload or
+    /// fields read and decoded whole; for a hash, only when its size says its fields fit the
+    /// cap (so that they may be read without measuring them first) and it is not large (whose
+    /// largest fields are listed afresh). The index score, where read per session, is not kept:
+    /// such a session is not either.
+    fn kept_of(&self, s: &Probed, now: Millis) -> Option<Kept> {
+        let plan = &self.plan;
+        let read_whole = !s.light && s.settled.is_none() && !s.ephemeral_present && s.counter.is_none();
+        let sound = s.decode_error.is_none() && !s.over_cap && s.largest_fields.is_none();
+        let hash_fits = plan.primary != Primary::Hash
+            || (self.fits_whole(s)
+                && s.payload_bytes.is_some_and(|b| b <= self.options.thresholds.large_session_bytes));
+        let lengths = !plan.history || s.history_len.is_some();
+        if !read_whole || !sound || !hash_fits || !lengths || plan.zscore || self.options.page {
+            return None;
+        }
+        let pttls = std::iter::once(s.pttl).chain(s.other_ttls.iter().copied());
+        Kept::new(now, pttls, s.history_len, s.hash_len, s.payload_bytes)
     }
 
     /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read, each
@@ -1007,8 +973,9 @@ struct ReadPlan {
     /// The epoch minute the counter is read for.
     minute: Vec<u8>,
     per_session: usize,
-    /// The commands of a session read light.
+    /// The commands of a session read light, and settled.
     per_light: usize,
+    per_settled: usize,
     /// Which of `other_keys` is written once at creation with the session's lifetime (the
     /// layout's meta): when it expires says when the session was created.
     meta: Option<usize>,
@@ -1077,8 +1044,11 @@ impl ReadPlan {
         let per_light = per_session
             - other_keys.iter().enumerate().filter(|(i, _)| Some(*i) != meta).count()
             - usize::from(probe_ephemeral);
+        // Its hash fields (`HMGET`), or its payload's peek (`GETRANGE`).
+        let per_settled = usize::from(primary != Primary::TtlOnly);
         ReadPlan {
             per_light,
+            per_settled,
             fields,
             primary,
             zscore,
@@ -1100,13 +1070,27 @@ impl ReadPlan {
         layout: &Layout,
         id: &SessionId,
         options: ReadOptions,
-        light: bool,
+        read: Read,
         bufs: &mut KeyBuffers,
     ) {
         let KeyBuffers { key, other, related, ends } = bufs;
         key.clear();
         layout.session_key.write_key(key, &layout.prefix, id.as_bytes());
         let key = key.as_slice();
+        if let Read::Settled(_) = read {
+            // Its size said, when it was last read whole, that its fields fit the cap; nothing
+            // wrote to it since.
+            match self.primary {
+                Primary::Hash => {
+                    let fields: Vec<&[u8]> = self.fields.iter().map(|f| f.as_bytes()).collect();
+                    pipe.push_read(read_cmd(&[b"HMGET"], key, &fields), key, Kind::Hmget);
+                }
+                Primary::String => push_peek(pipe, key, options),
+                Primary::TtlOnly => {}
+            }
+            return;
+        }
+        let light = read == Read::Light;
         // Each read names its one key and its kind, so that a cluster places it by the key.
         pipe.push_read(read_cmd(&[b"PTTL"], key, &[]), key, Kind::Pttl);
         match self.primary {
@@ -1118,11 +1102,7 @@ impl ReadPlan {
                 let usage = read_cmd(&[b"MEMORY", b"USAGE"], key, &[b"SAMPLES", samples.as_bytes()]);
                 pipe.push_read(usage, key, Kind::MemoryUsage);
             }
-            Primary::String => {
-                // One byte past the peek tells a payload that fits it from one that does not.
-                let end = peek_bytes(options).to_string();
-                pipe.push_read(read_cmd(&[b"GETRANGE"], key, &[b"0", end.as_bytes()]), key, Kind::Getrange);
-            }
+            Primary::String => push_peek(pipe, key, options),
             Primary::TtlOnly => {}
         }
         if self.zscore
@@ -1193,11 +1173,29 @@ impl ReadPlan {
         replies: &mut [Reply],
         known_score: Option<f64>,
         options: ReadOptions,
-        light: bool,
+        (read, now): (Read, Millis),
         batch: &mut Probe,
     ) -> Probed {
         let mut replies = replies.iter_mut();
         let mut next = || replies.next().map_or_else(|| Err(Failure::Protocol("pipeline".into())), take_reply);
+        if let Read::Settled(kept) = read {
+            let mut probed = Probed::new(id, kept.pttl(0, now), known_score);
+            probed.settled = Some(kept);
+            probed.history_len = kept.history_len();
+            probed.hash_len = kept.hash_len();
+            probed.payload_bytes = kept.payload_bytes();
+            probed.other_ttls = (0..self.other_keys.len()).map(|i| kept.pttl(i + 1, now)).collect();
+            match self.primary {
+                Primary::Hash => {
+                    let names: Vec<&str> = self.fields.iter().map(String::as_str).collect();
+                    take_fields(&mut probed, next(), &names, &batch.fields, options.page);
+                }
+                Primary::String => take_peek(&mut probed, next(), options, batch),
+                Primary::TtlOnly => {}
+            }
+            return probed;
+        }
+        let light = read == Read::Light;
         let pttl = reply::int(&next());
         let mut probed = Probed::new(id, pttl, known_score);
         match self.primary {
@@ -1220,16 +1218,7 @@ impl ReadPlan {
                 probed.hash_len = reply::int(&len).map(|n| n.max(0) as u64);
                 probed.payload_bytes = reply::int(&memory).map(|n| n.max(0) as u64);
             }
-            Primary::String => {
-                let bytes = reply::bytes(next()).unwrap_or_default();
-                if pttl != Some(-2) {
-                    if bytes.len() as u64 > peek_bytes(options) {
-                        probed.long_payload = true;
-                    } else if !decode_payload_into(&mut probed, &bytes, &batch.fields, options, None) {
-                        batch.undecodable += 1;
-                    }
-                }
-            }
+            Primary::String => take_peek(&mut probed, next(), options, batch),
             Primary::TtlOnly => {}
         }
         if self.zscore {
@@ -1262,6 +1251,32 @@ impl ReadPlan {
         }
         probed
     }
+}
+
+/// A string session's payload as far as the peek: decoded when it is all there, else left for
+/// a later round trip.
+fn take_peek(probed: &mut Probed, r: Reply, options: ReadOptions, batch: &mut Probe) {
+    let bytes = reply::bytes(r).unwrap_or_default();
+    if probed.pttl != Some(-2) {
+        if bytes.len() as u64 > peek_bytes(options) {
+            probed.long_payload = true;
+        } else if !decode_payload_into(probed, &bytes, &batch.fields, options, None) {
+            batch.undecodable += 1;
+        }
+    }
+}
+
+/// A hash session's fields `names`, read (`HMGET`), into its labels.
+fn take_fields(probed: &mut Probed, r: Reply, names: &[&str], fields: &Fields, page: bool) {
+    if let Err(Failure::Server { code, .. }) = &r
+        && code == "WRONGTYPE"
+    {
+        // Rewritten as another type since its size was read.
+        probed.decode_error.get_or_insert_with(|| "the session key is not a hash".into());
+        return;
+    }
+    let values = reply::byte_list(r).unwrap_or_default();
+    probed.labels = labels(&Source::Hash { names, values }, fields, page);
 }
 
 /// Decodes a whole payload into a session's labels; `false` (and the reason in the session)
@@ -1307,6 +1322,13 @@ fn decode_payload_into(
 }
 
 /// How far the first round trip reads a string payload: the peek, or less under a smaller cap.
+/// A string session's payload, as far as the peek and one byte past it, which tells a payload
+/// that fits it from one that does not.
+fn push_peek(pipe: &mut impl Commands, key: &[u8], options: ReadOptions) {
+    let end = peek_bytes(options).to_string();
+    pipe.push_read(read_cmd(&[b"GETRANGE"], key, &[b"0", end.as_bytes()]), key, Kind::Getrange);
+}
+
 fn peek_bytes(options: ReadOptions) -> u64 {
     PAYLOAD_PEEK_BYTES.min(options.max_value_bytes)
 }

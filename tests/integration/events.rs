@@ -163,14 +163,30 @@ fn after_a_failover_session_events_come_from_the_new_primary() {
     assert!(done, "no expiry heard from the new primary; heard: {said:?} ({:?})", model.events_state);
 }
 
-/// The calls of `EXISTS` the server has answered.
-fn exists_calls(con: &mut redis::Connection) -> u64 {
+/// The calls of each command the server has answered (`pttl`, `memory|usage`).
+fn calls(con: &mut redis::Connection) -> std::collections::HashMap<String, u64> {
     let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What one census pass sent and found.
+struct Passed {
+    /// The calls of each command it sent.
+    sent: std::collections::HashMap<String, u64>,
+    tally: sessiontop::engine::domain::CensusTally,
+    rows: Vec<sessiontop::engine::domain::SessionRow>,
+}
+
+impl Passed {
+    fn sent(&self, command: &str) -> u64 {
+        self.sent.get(command).copied().unwrap_or(0)
+    }
 }
 
 /// A watch's census as the dashboard runs it: subscribed to its layout's events, pass after
@@ -180,7 +196,7 @@ struct Watch {
     layout: std::sync::Arc<sessiontop::engine::layout::Layout>,
     links: sessiontop::collect::census::CensusLinks,
     changes: std::sync::Arc<sessiontop::collect::events::Changes>,
-    carried: sessiontop::collect::read::Carried,
+    carried: sessiontop::collect::carry::Carried,
     generation: u64,
     _subscription: sessiontop::collect::events::Subscription,
 }
@@ -201,16 +217,33 @@ impl Watch {
 
     /// One pass: the `EXISTS` it sent, and what it counted.
     async fn pass(&mut self, con: &mut redis::Connection) -> (u64, sessiontop::engine::domain::CensusTally) {
+        let passed = self.pass_sending(con).await;
+        (passed.sent("exists"), passed.tally)
+    }
+
+    /// One pass: what it sent, counted, and read of each session.
+    async fn pass_sending(&mut self, con: &mut redis::Connection) -> Passed {
         use sessiontop::collect::census::{self, LightReads};
         self.generation += 1;
-        let before = exists_calls(con);
+        let before = calls(con);
         let light = LightReads { changes: &self.changes, carried: &mut self.carried };
         let census = self.setup.collect.census;
+        let mut rows = Vec::new();
         let outcome =
-            census::run_pass(&mut self.links, &self.layout, census, self.generation, None, Some(light), |_| {})
-                .await
-                .unwrap();
-        (exists_calls(con) - before, outcome.tally)
+            census::run_pass(&mut self.links, &self.layout, census, self.generation, None, Some(light), |p| {
+                rows.extend(p.rows)
+            })
+            .await
+            .unwrap();
+        let mut sent = calls(con);
+        for (command, n) in sent.iter_mut() {
+            *n -= before.get(command).copied().unwrap_or(0);
+        }
+        // The question asked of the counts is not the census's.
+        *sent.entry("info".into()).or_default() -= 1;
+        sent.retain(|_, n| *n > 0);
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Passed { sent, tally: outcome.tally, rows }
     }
 
     /// Waits until events have told of a write to `id`.
@@ -288,6 +321,74 @@ fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
         let (exists, tally) = watch.pass(&mut con).await;
         assert_eq!(exists, SESSIONS, "with the setting off every session is read whole");
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (2, 3));
+    });
+}
+
+/// A session nothing wrote to since its last whole read is read settled: its fields alone
+/// (`HMGET`), its TTLs counted down and its lengths and size as that read found them, and its
+/// row is the one a whole read makes. A session written to is read whole again: a field grown
+/// past the read cap is measured and not read, a new turn shows.
+#[test]
+fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
+    use sessiontop::engine::domain::{FindingKind, SessionRow, Ttl};
+
+    const SESSIONS: u64 = 30;
+    let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
+    let mut con = conn(&server);
+    trt_sessions(&mut con, SESSIONS);
+    let _: bool = con.persist("trt:session:user_1:history").unwrap();
+    let _: bool = con.expire("trt:session:user_2:meta", 3_600).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut watch = Watch::open(&server.socket_url(), &dir).await;
+        let whole = watch.pass_sending(&mut con).await;
+        assert_eq!(whole.sent("pttl"), 3 * SESSIONS, "the first pass reads every session whole");
+        let settled = watch.pass_sending(&mut con).await;
+        for command in ["pttl", "hlen", "llen", "memory|usage", "exists", "hstrlen"] {
+            assert_eq!(settled.sent(command), 0, "{command} sent in a settled pass: {:?}", settled.sent);
+        }
+        assert_eq!(settled.sent("hmget"), SESSIONS, "{:?}", settled.sent);
+        // The same rows, their TTLs counted down by the time between the two.
+        let near = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1_000,
+            (a, b) => a == b,
+        };
+        let end = |t: Ttl| match t {
+            Ttl::ExpiresAt(at) => Some(at),
+            _ => None,
+        };
+        let shown = |r: &SessionRow| {
+            let findings: Vec<String> = r.findings.iter().map(|f| format!("{f:?}")).collect();
+            let labels = (r.stage.clone(), r.substate.clone(), r.status.clone(), r.decode_error.clone());
+            (r.id.clone(), labels, r.last_interaction, r.history_len, findings, r.markers, r.app_ids)
+        };
+        assert_eq!(whole.rows.len(), settled.rows.len());
+        for (w, s) in whole.rows.iter().zip(&settled.rows) {
+            assert_eq!(shown(w), shown(s));
+            assert!(near(end(w.ttl), end(s.ttl)) && near(w.created_expiry, s.created_expiry), "{w:?}\n{s:?}");
+            assert!(matches!(s.ttl, Ttl::ExpiresAt(_)), "{s:?}");
+        }
+        assert_eq!(settled.tally.evidence.count(FindingKind::NoTtl), 1, "the history without a TTL");
+
+        // A field grown past the read cap, and a new turn.
+        let huge = "x".repeat(2 << 20);
+        let _: () = con.hset("trt:session:user_3:state", "current_stage", huge).unwrap();
+        trt_turn(&mut con, "trt:", "user_4", "1.2_body_awareness", now_epoch(), false);
+        watch.heard("user_3").await;
+        watch.heard("user_4").await;
+        // Then read whole; at the pass after, the one over the cap light (a session whose fields
+        // were not all read is not kept), the other settled.
+        for pttls in [2 * 3, 2] {
+            let after = watch.pass_sending(&mut con).await;
+            assert_eq!(after.sent("pttl"), pttls, "{:?}", after.sent);
+            let row = |id: &str| after.rows.iter().find(|r| r.id.escaped() == id).unwrap();
+            let why = row("user_3").decode_error.clone().unwrap_or_default();
+            assert!(why.contains("over the read cap"), "{why}");
+            assert_eq!(after.tally.oversized, 1);
+            assert_eq!(row("user_4").substate.as_deref(), Some("1.2_body_awareness"));
+            assert_eq!(row("user_4").history_len, Some(2));
+        }
     });
 }
 

@@ -428,10 +428,12 @@ fn census_beside_scan(store: &mut Store) {
 /// The `COUNT` of a bare `SCAN` walk.
 const SCAN_COUNT: usize = 1000;
 
-/// A watch's census passes with keyspace events on, as the dashboard and `serve` run them: a
-/// pass after a break in the events reads every session whole, one after a pass with the events
-/// heard throughout reads light the sessions nothing wrote to (here: all of them). Three pairs,
-/// each whole pass followed by a light one: wall time and the commandstats floor of each.
+/// A watch's census passes with keyspace events on, as the dashboard and `serve` run them, each
+/// beside a bare `SCAN` walk run just before it: a pass after a break in the events reads every
+/// session whole; one after a pass with the events heard throughout reads settled (or light,
+/// past what it keeps) the sessions nothing wrote to: here all of them, then all but a tenth
+/// written as the application writes a turn. Three rounds; wall time, the commandstats floor and
+/// the ratio to the walk of each, and the median ratio of each kind.
 fn watch_passes(store: &mut Store) {
     use sessiontop::collect::carry::Carried;
     use sessiontop::collect::census::{self, CensusLinks, LightReads};
@@ -444,7 +446,9 @@ fn watch_passes(store: &mut Store) {
     let cli = <sessiontop::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
     let setup = sessiontop::setup::Setup::new(&cli.global).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kinds = ["whole", "settled", "a tenth written"];
     let mut shown = Vec::new();
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     runtime.block_on(async {
         let opened = sessiontop::headless::open(&setup).await.unwrap();
         let layout = Arc::new(opened.layout.clone().unwrap());
@@ -453,32 +457,76 @@ fn watch_passes(store: &mut Store) {
         changes.subscribed();
         let mut links = CensusLinks::open(&opened.topology).await.unwrap();
         let mut carried = Carried::default();
-        for generation in 1..=7u64 {
-            // The first pass, and every other after it, follows a break.
-            if generation % 2 == 1 {
-                changes.broken();
-                changes.subscribed();
-            }
-            store.reset_stats();
-            let started = Instant::now();
-            let light = LightReads { changes: &changes, carried: &mut carried };
-            let outcome =
-                census::run_pass(&mut links, &layout, setup.collect.census, generation, None, Some(light), |_| {})
-                    .await
-                    .unwrap();
-            let took = started.elapsed();
-            assert_eq!(outcome.tally.total, store.sessions as u64, "the pass counted every session");
-            if generation > 1 {
+        let mut generation = 0;
+        for round in 0..3 {
+            for (k, kind) in kinds.iter().enumerate() {
+                match k {
+                    0 => {
+                        changes.broken();
+                        changes.subscribed();
+                    }
+                    2 => {
+                        let written = write_a_tenth(store, round);
+                        let since = Instant::now();
+                        while changes.unchanged(&written).iter().any(|quiet| *quiet) {
+                            assert!(since.elapsed() < Duration::from_secs(60), "the writes were never all heard");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    _ => {}
+                }
+                let walk = store.scan_walk();
+                store.reset_stats();
+                generation += 1;
+                let started = Instant::now();
+                let light = LightReads { changes: &changes, carried: &mut carried };
+                let outcome =
+                    census::run_pass(&mut links, &layout, setup.collect.census, generation, None, Some(light), |_| {})
+                        .await
+                        .unwrap();
+                let took = started.elapsed();
+                assert_eq!(outcome.tally.total, store.sessions as u64, "the pass counted every session");
+                let ratio = took.as_secs_f64() / walk.as_secs_f64();
+                ratios[k].push(ratio);
                 shown.push(format!(
-                    "{} {:.0} ms (floor {:.0} ms)",
-                    if generation % 2 == 1 { "whole" } else { "light" },
+                    "{kind} {:.0}/{:.0} ms = {ratio:.2}x (floor {:.0} ms)",
                     ms(took),
+                    ms(walk),
                     store.floor_us() as f64 / 1e3
                 ));
             }
         }
     });
-    println!("watch passes    --budget 0, events on: {}", shown.join(", "));
+    let medians: Vec<String> = kinds
+        .iter()
+        .zip(&mut ratios)
+        .map(|(kind, r)| {
+            r.sort_by(f64::total_cmp);
+            format!("{kind} {:.2}x", r[r.len() / 2])
+        })
+        .collect();
+    println!("watch passes    --budget 0, events on, pass/walk: {}", shown.join(", "));
+    println!("                medians: {} (target <= 1.5x)", medians.join(", "));
+}
+
+/// A turn of every tenth session (a different tenth each round), as the application writes it;
+/// the ids written.
+fn write_a_tenth(store: &mut Store, round: usize) -> Vec<sessiontop::engine::names::SessionId> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let written: Vec<usize> = (0..store.sessions).filter(|n| n % 10 == round).collect();
+    let mut pipe = redis::pipe();
+    for n in &written {
+        let mut add = |args: &[&[u8]]| {
+            let mut c = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+            for a in &args[1..] {
+                c.arg(*a);
+            }
+            pipe.add_command(c).ignore();
+        };
+        load::session_with(&mut add, store.kind, *n, now);
+    }
+    let _: () = pipe.query(&mut store.cons[0]).unwrap();
+    written.into_iter().map(|n| format!("user_{n}").into()).collect()
 }
 
 /// The dearest commands seen over the runs on one store.

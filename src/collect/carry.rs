@@ -1,5 +1,5 @@
 //! What a watch's census carries from one pass to the next, so that it reads again only what
-//! keyspace events say was written ([`crate::collect::events::Changes`]).
+//! keyspace events say was written (the events' record of it, `Changes`).
 //!
 //! A session nothing wrote to since its last whole read holds exactly what that read found,
 //! but for its TTLs, which count down. So a census may read it *light* (without the reads whose

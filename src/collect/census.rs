@@ -449,7 +449,7 @@ async fn send_batch(
     read: ReadOptions,
     reads: Vec<Read>,
 ) -> Result<JoinHandle<Result<Probe, Failure>>, Failure> {
-    let (prepared, batch) = Prepared::new_light(&links.reads, layout, &page.ids, page.scores.is_none(), read, reads);
+    let (prepared, batch) = Prepared::with_reads(&links.reads, layout, &page.ids, page.scores.is_none(), read, reads);
     // The batch's cost to each node: its first round trip, and the fields its second will read
     // (shared out as the first round trip is).
     let costs = links.reads.costs(&batch);

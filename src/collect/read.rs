@@ -155,7 +155,7 @@ pub async fn read_rows(
 pub struct Prepared {
     plan: Arc<ReadPlan>,
     options: ReadOptions,
-    /// How each session is read (see [`Prepared::new_light`]); empty when every one is whole.
+    /// How each session is read (see [`Prepared::with_reads`]); empty when every one is whole.
     reads: Vec<Read>,
 }
 
@@ -168,7 +168,7 @@ impl Prepared {
         need_score: bool,
         options: ReadOptions,
     ) -> (Prepared, crate::conn::route::Batch) {
-        Prepared::new_light(router, layout, ids, need_score, options, Vec::new())
+        Prepared::with_reads(router, layout, ids, need_score, options, Vec::new())
     }
 
     /// [`Prepared::new`], reading each session as `reads` says: light, without the reads that
@@ -177,7 +177,7 @@ impl Prepared {
     /// its hash fields or payload, the rest taken from its last whole read. A census reads so
     /// the sessions keyspace events have heard nothing of since it last read them whole, and
     /// carries over what those reads found ([`Carried`]).
-    pub fn new_light(
+    pub fn with_reads(
         router: &Router,
         layout: &Layout,
         ids: &[SessionId],
@@ -763,7 +763,7 @@ impl Probe {
 
     /// What is wrong with one session, as [`diagnose::row_findings`] judges what was read, each
     /// naming the key it is about (worked out only for the few sessions with a finding); and,
-    /// apart, those of them that a light read would not find (see [`Prepared::new_light`]).
+    /// apart, those of them that a light read would not find (see [`Prepared::with_reads`]).
     fn findings(&self, s: &Probed, last: Option<Micros>, now: Millis) -> (Vec<RowFinding>, Vec<RowFinding>) {
         let found = self.judge(s, last, now);
         if found.is_empty() {

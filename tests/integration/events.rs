@@ -163,16 +163,18 @@ fn after_a_failover_session_events_come_from_the_new_primary() {
     assert!(done, "no expiry heard from the new primary; heard: {said:?} ({:?})", model.events_state);
 }
 
-/// The calls of each command the server has answered (`pttl`, `memory|usage`).
-fn calls(con: &mut redis::Connection) -> std::collections::HashMap<String, u64> {
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
-    stats
-        .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
-        })
-        .collect()
+/// The calls of each command the servers have answered (`pttl`, `memory|usage`), summed.
+fn calls(cons: &mut [redis::Connection]) -> std::collections::HashMap<String, u64> {
+    let mut sum = std::collections::HashMap::new();
+    for con in cons {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+        for l in stats.lines() {
+            let Some((name, rest)) = l.strip_prefix("cmdstat_").and_then(|l| l.split_once(":calls=")) else { continue };
+            let n: u64 = rest.split(',').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            *sum.entry(name.to_string()).or_default() += n;
+        }
+    }
+    sum
 }
 
 /// What one census pass sent and found.
@@ -199,10 +201,12 @@ struct Watch {
     carried: sessiontop::collect::carry::Carried,
     generation: u64,
     _subscription: sessiontop::collect::events::Subscription,
+    /// A connection to each primary, for the commands a pass sends.
+    stats: Vec<redis::Connection>,
 }
 
 impl Watch {
-    async fn open(url: &str, dir: &tempfile::TempDir) -> Watch {
+    async fn open(url: &str, dir: &tempfile::TempDir, stats: Vec<redis::Connection>) -> Watch {
         use sessiontop::collect::{census::CensusLinks, events};
         let setup = setup_for(url, dir, &["--layout", "trt", "--budget", "0"]);
         let store = sessiontop::headless::open(&setup).await.unwrap();
@@ -212,20 +216,20 @@ impl Watch {
         changes.subscribed();
         let links = CensusLinks::open(&store.topology).await.unwrap();
         let carried = Default::default();
-        Watch { setup, layout, links, changes, carried, generation: 0, _subscription: subscription }
+        Watch { setup, layout, links, changes, carried, generation: 0, _subscription: subscription, stats }
     }
 
     /// One pass: the `EXISTS` it sent, and what it counted.
-    async fn pass(&mut self, con: &mut redis::Connection) -> (u64, sessiontop::engine::domain::CensusTally) {
-        let passed = self.pass_sending(con).await;
+    async fn pass(&mut self) -> (u64, sessiontop::engine::domain::CensusTally) {
+        let passed = self.pass_sending().await;
         (passed.sent("exists"), passed.tally)
     }
 
     /// One pass: what it sent, counted, and read of each session.
-    async fn pass_sending(&mut self, con: &mut redis::Connection) -> Passed {
+    async fn pass_sending(&mut self) -> Passed {
         use sessiontop::collect::census::{self, LightReads};
         self.generation += 1;
-        let before = calls(con);
+        let before = calls(&mut self.stats);
         let light = LightReads { changes: &self.changes, carried: &mut self.carried };
         let census = self.setup.collect.census;
         let mut rows = Vec::new();
@@ -235,12 +239,12 @@ impl Watch {
             })
             .await
             .unwrap();
-        let mut sent = calls(con);
+        let mut sent = calls(&mut self.stats);
         for (command, n) in sent.iter_mut() {
             *n -= before.get(command).copied().unwrap_or(0);
         }
-        // The question asked of the counts is not the census's.
-        *sent.entry("info".into()).or_default() -= 1;
+        // The questions asked of the counts are not the census's.
+        *sent.entry("info".into()).or_default() -= self.stats.len() as u64;
         sent.retain(|_, n| *n > 0);
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         Passed { sent, tally: outcome.tally, rows }
@@ -258,7 +262,7 @@ impl Watch {
 }
 
 /// TRT sessions `user_0`… last active a minute ago.
-fn trt_sessions(con: &mut redis::Connection, n: u64) {
+fn trt_sessions(con: &mut impl redis::ConnectionLike, n: u64) {
     let now = now_epoch();
     for i in 0..n {
         trt_turn(con, "trt:", &format!("user_{i}"), "1.1_goal_and_vision", now - 60.0 - i as f64, true);
@@ -283,21 +287,21 @@ fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut watch = Watch::open(&server.socket_url(), &dir).await;
+        let mut watch = Watch::open(&server.socket_url(), &dir, vec![conn(&server)]).await;
         let count = |t: &CensusTally, kind| t.evidence.count(kind);
 
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!((exists, tally.total), (SESSIONS, SESSIONS), "the first pass reads every session whole");
         assert_eq!(count(&tally, FindingKind::NoTtl), 1);
 
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!((exists, tally.total), (0, SESSIONS), "nothing was written: every session read light");
         assert_eq!(count(&tally, FindingKind::NoTtl), 1, "the history without a TTL is still counted");
 
         // A lock that never expires, on a session otherwise left alone.
         let _: () = con.set("trt:lock:user_5", "worker-3").unwrap();
         watch.heard("user_5").await;
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!(exists, 1, "only the session written to is read whole");
         assert_eq!(count(&tally, FindingKind::StaleLock), 1);
         assert_eq!(count(&tally, FindingKind::NoTtl), 2, "the history and the lock");
@@ -305,12 +309,12 @@ fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
         // Events missed: the next pass cannot know what changed.
         watch.changes.broken();
         watch.changes.subscribed();
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!(exists, SESSIONS, "after a break every session is read whole");
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
 
         // Heard again without a break; a session with a lock is always read whole.
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!(exists, 1);
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (1, 2));
 
@@ -318,10 +322,35 @@ fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
         // which proves nothing; a lock set now is found at the next pass all the same.
         let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("").query(&mut con).unwrap();
         let _: () = con.set("trt:lock:user_7", "worker-4").unwrap();
-        let (exists, tally) = watch.pass(&mut con).await;
+        let (exists, tally) = watch.pass().await;
         assert_eq!(exists, SESSIONS, "with the setting off every session is read whole");
         assert_eq!((count(&tally, FindingKind::StaleLock), count(&tally, FindingKind::NoTtl)), (2, 3));
     });
+}
+
+/// The rows of a pass that read sessions settled are those of a whole pass before it, their TTLs
+/// counted down by the time between the two (within a second).
+fn assert_rows_as_read_whole(whole: &Passed, settled: &Passed) {
+    use sessiontop::engine::domain::{SessionRow, Ttl};
+    let near = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1_000,
+        (a, b) => a == b,
+    };
+    let end = |t: Ttl| match t {
+        Ttl::ExpiresAt(at) => Some(at),
+        _ => None,
+    };
+    let shown = |r: &SessionRow| {
+        let findings: Vec<String> = r.findings.iter().map(|f| format!("{f:?}")).collect();
+        let labels = (r.stage.clone(), r.substate.clone(), r.status.clone(), r.decode_error.clone());
+        (r.id.clone(), labels, r.last_interaction, r.history_len, findings, r.markers, r.app_ids)
+    };
+    assert_eq!(whole.rows.len(), settled.rows.len());
+    for (w, s) in whole.rows.iter().zip(&settled.rows) {
+        assert_eq!(shown(w), shown(s));
+        assert!(near(end(w.ttl), end(s.ttl)) && near(w.created_expiry, s.created_expiry), "{w:?}\n{s:?}");
+        assert!(matches!(s.ttl, Ttl::ExpiresAt(_)), "{s:?}");
+    }
 }
 
 /// A session nothing wrote to since its last whole read is read settled: its fields alone
@@ -330,7 +359,7 @@ fn a_watch_reads_unwritten_sessions_light_and_loses_no_finding() {
 /// past the read cap is measured and not read, a new turn shows.
 #[test]
 fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
-    use sessiontop::engine::domain::{FindingKind, SessionRow, Ttl};
+    use sessiontop::engine::domain::FindingKind;
 
     const SESSIONS: u64 = 30;
     let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
@@ -341,34 +370,15 @@ fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut watch = Watch::open(&server.socket_url(), &dir).await;
-        let whole = watch.pass_sending(&mut con).await;
+        let mut watch = Watch::open(&server.socket_url(), &dir, vec![conn(&server)]).await;
+        let whole = watch.pass_sending().await;
         assert_eq!(whole.sent("pttl"), 3 * SESSIONS, "the first pass reads every session whole");
-        let settled = watch.pass_sending(&mut con).await;
+        let settled = watch.pass_sending().await;
         for command in ["pttl", "hlen", "llen", "memory|usage", "exists", "hstrlen"] {
             assert_eq!(settled.sent(command), 0, "{command} sent in a settled pass: {:?}", settled.sent);
         }
         assert_eq!(settled.sent("hmget"), SESSIONS, "{:?}", settled.sent);
-        // The same rows, their TTLs counted down by the time between the two.
-        let near = |a: Option<i64>, b: Option<i64>| match (a, b) {
-            (Some(a), Some(b)) => (a - b).abs() < 1_000,
-            (a, b) => a == b,
-        };
-        let end = |t: Ttl| match t {
-            Ttl::ExpiresAt(at) => Some(at),
-            _ => None,
-        };
-        let shown = |r: &SessionRow| {
-            let findings: Vec<String> = r.findings.iter().map(|f| format!("{f:?}")).collect();
-            let labels = (r.stage.clone(), r.substate.clone(), r.status.clone(), r.decode_error.clone());
-            (r.id.clone(), labels, r.last_interaction, r.history_len, findings, r.markers, r.app_ids)
-        };
-        assert_eq!(whole.rows.len(), settled.rows.len());
-        for (w, s) in whole.rows.iter().zip(&settled.rows) {
-            assert_eq!(shown(w), shown(s));
-            assert!(near(end(w.ttl), end(s.ttl)) && near(w.created_expiry, s.created_expiry), "{w:?}\n{s:?}");
-            assert!(matches!(s.ttl, Ttl::ExpiresAt(_)), "{s:?}");
-        }
+        assert_rows_as_read_whole(&whole, &settled);
         assert_eq!(settled.tally.evidence.count(FindingKind::NoTtl), 1, "the history without a TTL");
 
         // A field grown past the read cap, and a new turn.
@@ -380,7 +390,7 @@ fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
         // Then read whole; at the pass after, the one over the cap light (a session whose fields
         // were not all read is not kept), the other settled.
         for pttls in [2 * 3, 2] {
-            let after = watch.pass_sending(&mut con).await;
+            let after = watch.pass_sending().await;
             assert_eq!(after.sent("pttl"), pttls, "{:?}", after.sent);
             let row = |id: &str| after.rows.iter().find(|r| r.id.escaped() == id).unwrap();
             let why = row("user_3").decode_error.clone().unwrap_or_default();
@@ -409,14 +419,40 @@ fn a_watch_that_cannot_read_the_setting_reads_every_pass_whole() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut watch = Watch::open(&format!("{}?user=watcher&pass=pw", server.socket_url()), &dir).await;
-        let (exists, _) = watch.pass(&mut con).await;
+        let url = format!("{}?user=watcher&pass=pw", server.socket_url());
+        let mut watch = Watch::open(&url, &dir, vec![conn(&server)]).await;
+        let (exists, _) = watch.pass().await;
         assert_eq!(exists, SESSIONS);
         let _: () = con.set("trt:lock:user_3", "worker-1").unwrap();
         for _ in 0..2 {
-            let (exists, tally) = watch.pass(&mut con).await;
+            let (exists, tally) = watch.pass().await;
             assert_eq!(exists, SESSIONS, "nothing heard proves nothing written: every session read whole");
             assert_eq!(tally.evidence.count(FindingKind::StaleLock), 1, "the lock set between passes is found");
         }
+    });
+}
+
+/// On a cluster, sessions spread over three primaries are read settled as on one server, every
+/// primary's setting confirmed first.
+#[test]
+fn on_a_cluster_a_watch_reads_unwritten_sessions_settled() {
+    use sessiontop::demo::local_cluster::{ClusterOptions, LocalCluster};
+    const SESSIONS: u64 = 30;
+    let flags = vec!["--notify-keyspace-events".to_string(), "Kg$hlzxen".to_string()];
+    let c = LocalCluster::start(ClusterOptions { extra_args: flags, ..ClusterOptions::default() }).unwrap();
+    let mut con = crate::cluster::cluster_client(&c);
+    trt_sessions(&mut con, SESSIONS);
+    let _: bool = con.persist("trt:session:user_1:history").unwrap();
+    let stats = (0..c.primaries()).map(|i| c.connection(i).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut watch = Watch::open(&c.url(), &dir, stats).await;
+        let whole = watch.pass_sending().await;
+        assert_eq!(whole.sent("pttl"), 3 * SESSIONS, "{:?}", whole.sent);
+        let settled = watch.pass_sending().await;
+        assert_eq!((settled.sent("pttl"), settled.sent("hmget")), (0, SESSIONS), "{:?}", settled.sent);
+        assert_eq!(settled.sent("config|get"), c.primaries() as u64, "each primary's setting read");
+        assert_rows_as_read_whole(&whole, &settled);
     });
 }

@@ -255,6 +255,13 @@ pub async fn run_pass(
                 Some(l) if light_ok => l.which(&page.ids),
                 _ => Vec::new(),
             };
+            for read in &reads {
+                match read {
+                    Read::Settled(_) => pass.tally.read_settled += 1,
+                    Read::Light => pass.tally.read_light += 1,
+                    Read::Whole => {}
+                }
+            }
             let task = send_batch(links, &shared_layout, &mut page, read, reads).await?;
             in_flight.push_back(task);
         }

@@ -152,6 +152,10 @@ pub struct CensusTally {
     /// A cluster's hash slots the pass could not count: served by no primary, or still moving
     /// after the pass had walked their new primaries again.
     pub uncovered_slots: Vec<(u16, u16)>,
+    /// Sessions the pass read settled and light, which keyspace events proved unwritten since
+    /// their last read (a watch's census); the rest of those examined were read whole.
+    pub read_settled: u64,
+    pub read_light: u64,
     /// How sessions arrive and move through their stages, as watched up to the pass's end
     /// (`None` where nothing watches them).
     pub flow: Option<FlowSummary>,

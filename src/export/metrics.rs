@@ -137,7 +137,7 @@ fn label(value: &str) -> String {
 }
 
 /// The metric names, their type and help, in the order the page lists them.
-pub const METRICS: [(&str, &str, &str); 38] = [
+pub const METRICS: [(&str, &str, &str); 39] = [
     ("sessiontop_up", "gauge", "1 while sessiontop is connected to the target"),
     ("sessiontop_live_sessions", "gauge", "live sessions counted by the last census pass"),
     (
@@ -152,6 +152,11 @@ pub const METRICS: [(&str, &str, &str); 38] = [
     ("sessiontop_findings", "gauge", "what a finding counts, by kind and severity"),
     ("sessiontop_census_duration_seconds", "gauge", "how long the last census pass took"),
     ("sessiontop_census_completed_timestamp_seconds", "gauge", "when the last census pass ended"),
+    (
+        "sessiontop_census_sessions_read",
+        "gauge",
+        "sessions the last census pass read, by how: whole, or settled and light where keyspace events proved them unwritten",
+    ),
     ("sessiontop_redis_used_memory_bytes", "gauge", "INFO used_memory"),
     ("sessiontop_redis_maxmemory_bytes", "gauge", "INFO maxmemory (0: no limit)"),
     ("sessiontop_redis_rss_bytes", "gauge", "INFO used_memory_rss"),
@@ -244,6 +249,12 @@ fn samples(model: &Model, t: &str, values: &mut Vec<(&'static str, String, f64)>
         String::new(),
         model.census.completed_at.map(|ms| ms as f64 / 1000.0),
     );
+    if let Some(c) = model.census.complete.as_ref() {
+        let whole = c.examined.saturating_sub(c.read_settled + c.read_light);
+        for (how, n) in [("whole", whole), ("settled", c.read_settled), ("light", c.read_light)] {
+            one("sessiontop_census_sessions_read", format!(",how=\"{how}\""), Some(n as f64));
+        }
+    }
     if let Some(s) = model.server.as_ref() {
         let n = |v: Option<u64>| v.map(|v| v as f64);
         one("sessiontop_redis_used_memory_bytes", String::new(), n(s.used_memory_bytes));
@@ -325,7 +336,13 @@ mod tests {
         m.apply(crate::engine::msg::Update::Link(LinkState::Connected { since: 0 }));
         let stats = crate::conn::info::ServerStats::from_info("used_memory:1024\r\nmaxmemory:0\r\nevicted_keys:3\r\n");
         m.apply(crate::engine::msg::Update::Server { stats: Box::new(stats), unavailable: vec![] });
-        let mut tally = crate::engine::domain::CensusTally { total: 5, ..Default::default() };
+        let mut tally = crate::engine::domain::CensusTally {
+            total: 5,
+            examined: 6,
+            read_settled: 3,
+            read_light: 1,
+            ..Default::default()
+        };
         tally.by_stage.insert("odd \"stage\"".into(), 5);
         m.apply(crate::engine::msg::Update::CensusDone { generation: 1, tally, duration_ms: 1500, orphan_ids: vec![] });
         let page = exposition(&[(&m, "prod \"eu\""), (&m, "staging")]);
@@ -337,6 +354,10 @@ mod tests {
         assert!(page.contains("# TYPE sessiontop_redis_evicted_keys_total counter\n"), "{page}");
         assert!(page.contains("sessiontop_redis_used_memory_bytes{target=\"prod \\\"eu\\\"\"} 1024\n"), "{page}");
         assert!(page.contains("sessiontop_census_duration_seconds{target=\"prod \\\"eu\\\"\"} 1.5\n"), "{page}");
+        for (how, n) in [("whole", 2), ("settled", 3), ("light", 1)] {
+            let line = format!("sessiontop_census_sessions_read{{target=\"staging\",how=\"{how}\"}} {n}\n");
+            assert!(page.contains(&line), "{line} not in {page}");
+        }
         assert!(!page.contains("sessiontop_redis_rss_bytes"), "unknown figures are left out");
         // A cluster's nodes, labelled by node and role.
         let mut node = crate::engine::domain::NodeStatus {

@@ -378,6 +378,7 @@ fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
             assert_eq!(settled.sent(command), 0, "{command} sent in a settled pass: {:?}", settled.sent);
         }
         assert_eq!(settled.sent("hmget"), SESSIONS, "{:?}", settled.sent);
+        assert_eq!((whole.tally.read_settled, settled.tally.read_settled, settled.tally.read_light), (0, SESSIONS, 0));
         assert_rows_as_read_whole(&whole, &settled);
         assert_eq!(settled.tally.evidence.count(FindingKind::NoTtl), 1, "the history without a TTL");
 
@@ -392,6 +393,8 @@ fn a_watch_reads_unwritten_sessions_settled_and_their_rows_are_as_read_whole() {
         for pttls in [2 * 3, 2] {
             let after = watch.pass_sending().await;
             assert_eq!(after.sent("pttl"), pttls, "{:?}", after.sent);
+            let settled = if pttls == 2 { SESSIONS - 1 } else { SESSIONS - 2 };
+            assert_eq!((after.tally.read_settled, after.tally.read_light), (settled, u64::from(pttls == 2)));
             let row = |id: &str| after.rows.iter().find(|r| r.id.escaped() == id).unwrap();
             let why = row("user_3").decode_error.clone().unwrap_or_default();
             assert!(why.contains("over the read cap"), "{why}");

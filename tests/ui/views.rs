@@ -586,6 +586,19 @@ fn slowlog_view() {
 }
 
 #[test]
+fn the_census_panel_says_how_much_of_its_pass_events_let_it_read_settled_or_light() {
+    let mut m = connected(300, 900 << 20, 1 << 30);
+    // Wide enough for the panel's whole head line.
+    let (text, _) = render(&app(m.clone(), (260, 60)), &theme());
+    assert!(text.contains("· pass 0.2s, ") && !text.contains("settled"), "a pass read whole says nothing:\n{text}");
+    let mut tally = m.census.complete.clone().unwrap();
+    (tally.examined, tally.read_settled, tally.read_light) = (1000, 970, 20);
+    m.apply(Update::CensusDone { generation: 2, tally, duration_ms: 412, orphan_ids: vec![] });
+    let (text, _) = render(&app(m, (260, 60)), &theme());
+    assert!(text.contains("· pass 0.4s (97% settled, 2% light), "), "{text}");
+}
+
+#[test]
 fn the_census_panel_says_the_count_events_keep_current() {
     use sessiontop::engine::domain::{EventKind, EventsState, SessionEvent};
     let event =

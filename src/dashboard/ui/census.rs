@@ -10,6 +10,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::{bar, fit, spark};
 use crate::dashboard::theme::{Role, Theme};
+use crate::engine::domain::CensusTally;
 use crate::engine::model::Model;
 use crate::util::text;
 
@@ -94,7 +95,8 @@ impl CensusPanel<'_> {
                     .unwrap_or_default();
                 let took =
                     m.census.last_duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
-                head.push((1, vec![Span::styled(format!("· pass {took}, {ago} ago"), t.style(Role::Muted))]));
+                let how = m.census.complete.as_ref().map(read_how).unwrap_or_default();
+                head.push((1, vec![Span::styled(format!("· pass {took}{how}, {ago} ago"), t.style(Role::Muted))]));
             }
             (None, Some(p)) => {
                 head.insert(
@@ -198,6 +200,20 @@ impl Widget for CensusPanel<'_> {
         }
         Paragraph::new(lines).render(inner, buf);
     }
+}
+
+/// How a pass read its sessions, where events let it read some of them settled or light:
+/// ` (97% settled)`, ` (70% settled, 27% light)`; nothing where it read all whole.
+fn read_how(t: &CensusTally) -> String {
+    let share = |n: u64| (n as f64 * 100.0 / t.examined.max(1) as f64).round();
+    let mut parts = Vec::new();
+    if t.read_settled > 0 {
+        parts.push(format!("{:.0}% settled", share(t.read_settled)));
+    }
+    if t.read_light > 0 {
+        parts.push(format!("{:.0}% light", share(t.read_light)));
+    }
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }
 
 /// `counts` with the stages that sessions entered within the flow window but none is in now

@@ -594,8 +594,13 @@ fn the_census_panel_says_how_much_of_its_pass_events_let_it_read_settled_or_ligh
     let mut tally = m.census.complete.clone().unwrap();
     (tally.examined, tally.read_settled, tally.read_light) = (1000, 970, 20);
     m.apply(Update::CensusDone { generation: 2, tally, duration_ms: 412, orphan_ids: vec![] });
-    let (text, _) = render(&app(m, (260, 60)), &theme());
+    let (text, _) = render(&app(m.clone(), (260, 60)), &theme());
     assert!(text.contains("· pass 0.4s (97% settled, 2% light), "), "{text}");
+    let mut tally = m.census.complete.clone().unwrap();
+    (tally.examined, tally.read_settled, tally.read_light) = (1000, 996, 4);
+    m.apply(Update::CensusDone { generation: 3, tally, duration_ms: 412, orphan_ids: vec![] });
+    let (text, _) = render(&app(m, (260, 60)), &theme());
+    assert!(text.contains("· pass 0.4s (99% settled, <1% light), "), "{text}");
 }
 
 #[test]

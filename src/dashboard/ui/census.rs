@@ -96,7 +96,8 @@ impl CensusPanel<'_> {
                 let took =
                     m.census.last_duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
                 let how = m.census.complete.as_ref().map(read_how).unwrap_or_default();
-                head.push((1, vec![Span::styled(format!("· pass {took}{how}, {ago} ago"), t.style(Role::Muted))]));
+                // Before the counts that are zero: how fresh the counts are, and what the pass cost.
+                head.push((3, vec![Span::styled(format!("· pass {took}{how}, {ago} ago"), t.style(Role::Muted))]));
             }
             (None, Some(p)) => {
                 head.insert(
@@ -205,13 +206,15 @@ impl Widget for CensusPanel<'_> {
 /// How a pass read its sessions, where events let it read some of them settled or light:
 /// ` (97% settled)`, ` (70% settled, 27% light)`; nothing where it read all whole.
 fn read_how(t: &CensusTally) -> String {
-    let share = |n: u64| (n as f64 * 100.0 / t.examined.max(1) as f64).round();
+    let share = |n: u64| match (n as f64 * 100.0 / t.examined.max(1) as f64).floor() {
+        0.0 => "<1%".to_string(),
+        p => format!("{p:.0}%"),
+    };
     let mut parts = Vec::new();
-    if t.read_settled > 0 {
-        parts.push(format!("{:.0}% settled", share(t.read_settled)));
-    }
-    if t.read_light > 0 {
-        parts.push(format!("{:.0}% light", share(t.read_light)));
+    for (n, how) in [(t.read_settled, "settled"), (t.read_light, "light")] {
+        if n > 0 {
+            parts.push(format!("{} {how}", share(n)));
+        }
     }
     if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }

@@ -147,8 +147,8 @@ pub fn collapse(events: Vec<SessionEvent>) -> Vec<SessionEvent> {
 }
 
 /// Which sessions keyspace events have heard written (their key, a part or a related key)
-/// since the census last began a pass, so that a watch's census can read the others settled or light
-/// ([`crate::collect::carry::Read`]). Filled by the subscription as each
+/// since the census last began a pass, so that a watch's census can read the others settled
+/// or light ([`crate::collect::carry::Read`]). Filled by the subscription as each
 /// notification comes, turned by the census at the start of each pass. Only an unbroken record
 /// counts: light reads are allowed in a pass only when events were heard on every primary
 /// without a break since before the pass before began (when each session was last read), and

@@ -207,8 +207,13 @@ struct Watch {
 
 impl Watch {
     async fn open(url: &str, dir: &tempfile::TempDir, stats: Vec<redis::Connection>) -> Watch {
+        Watch::open_layout(url, dir, stats, &["--layout", "trt"]).await
+    }
+
+    /// [`Watch::open`] of the layout `args` name.
+    async fn open_layout(url: &str, dir: &tempfile::TempDir, stats: Vec<redis::Connection>, args: &[&str]) -> Watch {
         use sessiontop::collect::{census::CensusLinks, events};
-        let setup = setup_for(url, dir, &["--layout", "trt", "--budget", "0"]);
+        let setup = setup_for(url, dir, &[args, &["--budget", "0"]].concat());
         let store = sessiontop::headless::open(&setup).await.unwrap();
         let layout = std::sync::Arc::new(store.layout.clone().unwrap());
         let changes = std::sync::Arc::new(events::Changes::default());
@@ -457,5 +462,40 @@ fn on_a_cluster_a_watch_reads_unwritten_sessions_settled() {
         assert_eq!((settled.sent("pttl"), settled.sent("hmget")), (0, SESSIONS), "{:?}", settled.sent);
         assert_eq!(settled.sent("config|get"), c.primaries() as u64, "each primary's setting read");
         assert_rows_as_read_whole(&whole, &settled);
+    });
+}
+
+/// Flask-Session's string sessions are read settled too: their payload alone (`GETRANGE`),
+/// decoded afresh, their TTL counted down; a payload that does not decode is never kept, and is
+/// read light.
+#[test]
+fn a_watch_reads_unwritten_flask_sessions_settled() {
+    const SESSIONS: u64 = 20;
+    let server = server_with(&["--notify-keyspace-events", "Kg$hlzxen"]);
+    let mut con = conn(&server);
+    for n in 0..SESSIONS as u32 {
+        let payload = if n % 2 == 0 {
+            chatmrpt_msgpack(Some("tpr_analysis"), i64::from(n))
+        } else {
+            chatmrpt_pickle(Some("risk_analysis"), i64::from(n))
+        };
+        flask_set(&mut con, "chatmrpt:", &sid(n), &payload, 86_400 - u64::from(n));
+    }
+    flask_set(&mut con, "chatmrpt:", &sid(99), b"\x00not a session", 86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let args = ["--layout", "flask", "--prefix", "chatmrpt:"];
+        let mut watch = Watch::open_layout(&server.socket_url(), &dir, vec![conn(&server)], &args).await;
+        let whole = watch.pass_sending().await;
+        assert_eq!((whole.sent("pttl"), whole.tally.undecodable), (SESSIONS + 1, 1), "{:?}", whole.sent);
+        let settled = watch.pass_sending().await;
+        assert_eq!(settled.sent("pttl"), 1, "only the undecodable one is read light: {:?}", settled.sent);
+        assert_eq!(settled.sent("getrange"), SESSIONS + 1, "{:?}", settled.sent);
+        assert_eq!((settled.tally.read_settled, settled.tally.read_light), (SESSIONS, 1));
+        assert_eq!(settled.tally.undecodable, 1);
+        assert_rows_as_read_whole(&whole, &settled);
+        let stages: Vec<_> = settled.rows.iter().filter_map(|r| r.stage.as_deref()).collect();
+        assert_eq!(stages.len() as u64, SESSIONS, "every decodable payload decoded: {stages:?}");
     });
 }

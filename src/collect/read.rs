@@ -1468,18 +1468,20 @@ mod tests {
         assert_eq!(going_round(&decided, &stage_only, 3, &finals).as_deref(), Some("the last 3 turns stayed in tpr"));
     }
 
+    /// A built-in layout with no overrides.
+    fn builtin(kind: crate::engine::layout::LayoutKind) -> Layout {
+        Layout::builtin(kind, &crate::engine::layout::Overrides::default()).unwrap()
+    }
+
+    /// Options with the default cap and thresholds, for a page read or not.
+    fn read_options(page: bool) -> ReadOptions {
+        ReadOptions { page, max_value_bytes: 1 << 20, thresholds: Thresholds::default() }
+    }
+
     #[test]
     fn a_batch_names_the_same_related_keys_in_its_buffer_as_one_by_one() {
-        let layout = crate::engine::layout::Layout::builtin(
-            crate::engine::layout::LayoutKind::Trt,
-            &crate::engine::layout::Overrides::default(),
-        )
-        .unwrap();
-        let options = ReadOptions {
-            page: false,
-            max_value_bytes: 1 << 20,
-            thresholds: crate::engine::domain::Thresholds::default(),
-        };
+        let layout = builtin(crate::engine::layout::LayoutKind::Trt);
+        let options = read_options(false);
         let plan = ReadPlan::new(&layout, options, false);
         assert!(plan.probe_ephemeral, "the TRT layout names a lock and a rate-limit counter");
         let (mut out, mut ends) = (Vec::new(), Vec::new());
@@ -1498,16 +1500,8 @@ mod tests {
 
     #[test]
     fn a_large_payload_read_again_unchanged_is_not_decoded_again() {
-        let layout = crate::engine::layout::Layout::builtin(
-            crate::engine::layout::LayoutKind::Flask,
-            &crate::engine::layout::Overrides::default(),
-        )
-        .unwrap();
-        let options = ReadOptions {
-            page: true,
-            max_value_bytes: 1 << 20,
-            thresholds: crate::engine::domain::Thresholds::default(),
-        };
+        let layout = builtin(crate::engine::layout::LayoutKind::Flask);
+        let options = read_options(true);
         let payload =
             |stage: &str| format!(r#"{{"stage": "{stage}", "data": [{}1]}}"#, "1,".repeat(20_000)).into_bytes();
         let read = |memo: &mut PayloadMemo, bytes: &[u8]| {
@@ -1557,11 +1551,7 @@ mod tests {
 
     #[test]
     fn labels_are_cut_with_their_size() {
-        let layout = crate::engine::layout::Layout::builtin(
-            crate::engine::layout::LayoutKind::Trt,
-            &crate::engine::layout::Overrides::default(),
-        )
-        .unwrap();
+        let layout = builtin(crate::engine::layout::LayoutKind::Trt);
         let names = ["current_stage", "current_substate"];
         let long = "s".repeat(70_000).into_bytes();
         let source = Source::Hash { names: &names, values: vec![Some(b"stage".to_vec()), Some(long)] };

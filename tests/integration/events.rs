@@ -167,11 +167,9 @@ fn after_a_failover_session_events_come_from_the_new_primary() {
 fn calls(cons: &mut [redis::Connection]) -> std::collections::HashMap<String, u64> {
     let mut sum = std::collections::HashMap::new();
     for con in cons {
-        let stats: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
-        for l in stats.lines() {
-            let Some((name, rest)) = l.strip_prefix("cmdstat_").and_then(|l| l.split_once(":calls=")) else { continue };
-            let n: u64 = rest.split(',').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            *sum.entry(name.to_string()).or_default() += n;
+        let text: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+        for (name, (calls, _)) in sessiontop::conn::pace::parse_commandstats(&text) {
+            *sum.entry(name).or_default() += calls;
         }
     }
     sum
